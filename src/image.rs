@@ -1,0 +1,486 @@
+//! Image references and digests, normalised the way the container runtime normalises them.
+//!
+//! `nginx` means `docker.io/library/nginx:latest` to containerd and CRI-O, so it must mean the
+//! same here: a policy written for `docker.io/library/**` has to cover it. Pure: no I/O, no
+//! imports from the rest of the crate.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The registry host that short names resolve to.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
+const DEFAULT_TAG: &str = "latest";
+const MAX_REFERENCE_LEN: usize = 4096;
+
+/// Why a string is not an image reference or a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty image reference")]
+    Empty,
+    #[error("image reference is longer than {MAX_REFERENCE_LEN} characters")]
+    TooLong,
+    #[error("image reference contains whitespace or a control character")]
+    Whitespace,
+    #[error("invalid registry host {0:?}")]
+    Host(String),
+    #[error(
+        "invalid repository path {0:?}: components are lowercase letters, digits and . _ - separators"
+    )]
+    Repository(String),
+    #[error(
+        "invalid tag {0:?}: at most 128 of letters, digits, _ . - and not starting with . or -"
+    )]
+    Tag(String),
+    #[error("invalid digest {0:?}: {1}")]
+    Digest(String, &'static str),
+}
+
+/// A content digest such as `sha256:<64 hex>`. Only `sha256` and `sha512` are accepted: they
+/// are the algorithms OCI registries use, and the only ones signet can recompute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+/// Digest algorithms signet can recompute from bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Digest {
+    /// The SHA-256 digest of `bytes`.
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        Digest(format!("sha256:{}", hex::encode(d.as_ref())))
+    }
+
+    /// The digest of `bytes` with this digest's algorithm, for checking content we received.
+    pub fn recompute(&self, bytes: &[u8]) -> Digest {
+        match self.algorithm() {
+            DigestAlgorithm::Sha256 => Digest::sha256_of(bytes),
+            DigestAlgorithm::Sha512 => {
+                let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, bytes);
+                Digest(format!("sha512:{}", hex::encode(d.as_ref())))
+            }
+        }
+    }
+
+    /// Whether `bytes` hash to this digest.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        self.recompute(bytes) == *self
+    }
+
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        if self.0.starts_with("sha512:") {
+            DigestAlgorithm::Sha512
+        } else {
+            DigestAlgorithm::Sha256
+        }
+    }
+
+    /// The hex part after `algorithm:`.
+    pub fn hex(&self) -> &str {
+        self.0.split_once(':').map(|(_, h)| h).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tag the OCI 1.1 referrers tag schema and Cosign derive from a digest:
+    /// `sha256:abc` becomes `sha256-abc`.
+    pub fn tag_form(&self) -> String {
+        self.0.replacen(':', "-", 1)
+    }
+
+    /// A short form for messages: `sha256:0123456789ab`.
+    pub fn short(&self) -> &str {
+        let end = self.0.find(':').map_or(0, |i| i + 1) + 12;
+        &self.0[..end.min(self.0.len())]
+    }
+}
+
+impl FromStr for Digest {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why| ParseError::Digest(s.to_string(), why);
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| bad("missing algorithm prefix"))?;
+        let want = match alg {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return Err(bad("algorithm must be sha256 or sha512")),
+        };
+        if hex.len() != want {
+            return Err(bad("wrong length for the algorithm"));
+        }
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad("not lowercase hexadecimal"));
+        }
+        Ok(Digest(s.to_string()))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A normalised image reference: registry host (with port), repository path, and a tag, a
+/// digest, or both. A reference with neither gets the tag `latest`, as the runtime does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl ImageRef {
+    /// The registry host, with port when one was given (`docker.io`, `localhost:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path inside the registry (`library/nginx`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// `registry/repository`, what policies' `images` globs are matched against.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository pinned to `digest` (the tag is kept for messages).
+    pub fn with_digest(&self, digest: Digest) -> ImageRef {
+        ImageRef {
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    /// The same repository at another tag, without digest: how signature tags are addressed.
+    pub fn with_tag(&self, tag: &str) -> ImageRef {
+        ImageRef {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    /// What to ask the registry for: the digest when pinned, the tag otherwise.
+    pub fn reference(&self) -> &str {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.as_str(),
+            (None, Some(t)) => t,
+            (None, None) => DEFAULT_TAG,
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ParseError;
+
+    /// Parses an image reference as the kubelet hands it to the runtime, and normalises it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if s.len() > MAX_REFERENCE_LEN {
+            return Err(ParseError::TooLong);
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ParseError::Whitespace);
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, d)) => (rest, Some(d.parse::<Digest>()?)),
+            None => (s, None),
+        };
+        // A tag is after the last ':' that comes after the last '/'; a ':' before that is a port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let at = last_slash + i;
+                (&rest[..at], Some(rest[at + 1..].to_string()))
+            }
+            None => (rest, None),
+        };
+        if let Some(t) = &tag {
+            validate_tag(t)?;
+        }
+        let (registry, repository) = split_registry(name)?;
+        validate_repository(&repository)?;
+        let tag = match (&tag, &digest) {
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            _ => tag,
+        };
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+/// Splits `name` into registry host and repository the way the docker reference grammar does:
+/// the first component is a host only when it contains `.` or `:` or is `localhost`.
+fn split_registry(name: &str) -> Result<(String, String), ParseError> {
+    let (registry, repository) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            validate_host(first)?;
+            let host = if first == LEGACY_DEFAULT_REGISTRY {
+                DEFAULT_REGISTRY.to_string()
+            } else {
+                first.to_string()
+            };
+            (host, rest.to_string())
+        }
+        _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
+    };
+    let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository
+    };
+    Ok((registry, repository))
+}
+
+fn validate_host(host: &str) -> Result<(), ParseError> {
+    let bad = || ParseError::Host(host.to_string());
+    let (name, port) = match host.rsplit_once(':') {
+        // An IPv6 literal is `[..]` and may contain ':' itself.
+        Some((n, p)) if !p.contains(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+    }
+    if name.starts_with('[') {
+        let inner = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
+        return match inner {
+            Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(()),
+            _ => Err(bad()),
+        };
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn validate_repository(repo: &str) -> Result<(), ParseError> {
+    let bad = || ParseError::Repository(repo.to_string());
+    if repo.is_empty() || repo.len() > 255 {
+        return Err(bad());
+    }
+    for component in repo.split('/') {
+        if !component_ok(component) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+fn component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn validate_tag(tag: &str) -> Result<(), ParseError> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && !tag.starts_with('.')
+        && !tag.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::Tag(tag.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn normalises_like_the_runtime() {
+        let cases = [
+            ("nginx", "docker.io/library/nginx:latest"),
+            ("nginx:1.27", "docker.io/library/nginx:1.27"),
+            ("library/nginx", "docker.io/library/nginx:latest"),
+            ("bitnami/redis:7", "docker.io/bitnami/redis:7"),
+            (
+                "index.docker.io/library/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            ("docker.io/nginx", "docker.io/library/nginx:latest"),
+            ("localhost/app", "localhost/app:latest"),
+            ("localhost:5000/x/y:1", "localhost:5000/x/y:1"),
+            ("127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/team/app:v1"),
+            ("ghcr.io/example/app:v1.2.3", "ghcr.io/example/app:v1.2.3"),
+            ("[::1]:5000/app:1", "[::1]:5000/app:1"),
+        ];
+        for (input, want) in cases {
+            let r: ImageRef = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.to_string(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn digest_and_tag_plus_digest() {
+        let r: ImageRef = format!("registry.example.com/team/init@{D}")
+            .parse()
+            .unwrap();
+        assert_eq!(r.tag(), None);
+        assert_eq!(r.digest().unwrap().as_str(), D);
+        assert_eq!(r.reference(), D);
+        let r: ImageRef = format!("nginx:1.27@{D}").parse().unwrap();
+        assert_eq!(r.tag(), Some("1.27"));
+        assert_eq!(r.reference(), D, "the digest wins over the tag");
+        assert_eq!(r.to_string(), format!("docker.io/library/nginx:1.27@{D}"));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let cases = [
+            "",
+            " ",
+            "nginx latest",
+            "Nginx",
+            "nginx:",
+            "nginx:-bad",
+            "nginx@sha256:abc",
+            "nginx@md5:0123",
+            "registry.example.com//x",
+            "-x.com/a",
+            "host:99999999/a",
+            "a\nb",
+            "nginx@sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+        ];
+        for input in cases {
+            assert!(input.parse::<ImageRef>().is_err(), "{input:?} should fail");
+        }
+    }
+
+    #[test]
+    fn digest_helpers() {
+        let d: Digest = D.parse().unwrap();
+        assert_eq!(d.tag_form(), format!("sha256-{}", d.hex()));
+        assert_eq!(d.short(), "sha256:0123456789ab");
+        let of = Digest::sha256_of(b"");
+        assert_eq!(
+            of.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(of.matches(b""));
+        assert!(!of.matches(b"x"));
+    }
+
+    fn component() -> impl Strategy<Value = String> {
+        "[a-z0-9]{1,8}([_-][a-z0-9]{1,8}){0,2}"
+    }
+
+    proptest! {
+        #[test]
+        fn parse_display_round_trip(
+            host in prop::option::of("[a-z]{1,8}\\.(com|io)(:[0-9]{2,5})?"),
+            comps in prop::collection::vec(component(), 1..4),
+            tag in prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+        ) {
+            let mut s = String::new();
+            if let Some(h) = &host { s.push_str(h); s.push('/'); }
+            s.push_str(&comps.join("/"));
+            if let Some(t) = &tag { s.push(':'); s.push_str(t); }
+            let parsed: ImageRef = s.parse().unwrap();
+            let again: ImageRef = parsed.to_string().parse().unwrap();
+            prop_assert_eq!(&parsed, &again, "normalising is idempotent");
+            prop_assert!(parsed.tag().is_some());
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,80}") {
+            let _ = s.parse::<ImageRef>();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Image policies: the model, loading from YAML files, and scope matching.
+//!
+//! A [`PolicySet`] is immutable once loaded; reloading builds a new one. Every policy carries a
+//! generation hash of everything that can change its verdicts (spec and referenced key files),
+//! so cached verdicts of an edited policy are never reused. Must not import `registry`,
+//! `verify` or `decision`: keys are parsed here into plain DER, verifiers build from that.
+
+pub mod cosign;
+mod glob;
+mod load;
+pub mod notation;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use glob::{GlobError, ImageGlob};
+pub use load::{LoadError, load_dir, load_str};
+
+use crate::image::ImageRef;
+
+/// What a failing image does to the admission.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the request.
+    #[default]
+    Enforce,
+    /// Allow, with a warning kubectl prints.
+    Warn,
+    /// Allow, with an audit annotation and a log line.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// What an image gets when verification cannot complete (registry down, deadline).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Treat it as untrusted: the policy's mode decides.
+    #[default]
+    Deny,
+    /// Admit it, with a warning that it could not be verified.
+    Allow,
+}
+
+/// What an image that no policy matches gets.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NoMatch {
+    #[default]
+    Deny,
+    Warn,
+    Allow,
+}
+
+impl std::str::FromStr for NoMatch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deny" => Ok(NoMatch::Deny),
+            "warn" => Ok(NoMatch::Warn),
+            "allow" => Ok(NoMatch::Allow),
+            _ => Err(format!("{s:?} is not one of deny, warn, allow")),
+        }
+    }
+}
+
+/// A policy's name; `namespace/name` for a namespaced `ImagePolicy`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct PolicyName(String);
+
+impl PolicyName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One loaded, validated policy.
+#[derive(Debug)]
+pub struct Policy {
+    pub name: PolicyName,
+    /// `Some(ns)` for an `ImagePolicy`: it applies to requests in that namespace only.
+    pub namespace: Option<String>,
+    pub images: Vec<ImageGlob>,
+    pub mode: Mode,
+    pub on_error: OnError,
+    pub authorities: Vec<Authority>,
+    /// Hash of the spec and every file it references: part of every verdict cache key.
+    pub generation: String,
+    /// Where it came from, for messages: `file:line`.
+    pub source: String,
+}
+
+impl Policy {
+    /// Whether this policy covers `image` in a request from `namespace`.
+    pub fn matches(&self, image: &ImageRef, namespace: Option<&str>) -> bool {
+        if let Some(ns) = &self.namespace {
+            if namespace != Some(ns.as_str()) {
+                return false;
+            }
+        }
+        self.images.iter().any(|g| g.matches(image))
+    }
+
+    /// Whether any authority needs Notation signatures (referrers discovery).
+    pub fn wants_notation(&self) -> bool {
+        self.authorities
+            .iter()
+            .any(|a| matches!(a.verifier, Verifier::Notation(_)))
+    }
+
+    /// Whether any authority needs Cosign signatures.
+    pub fn wants_cosign(&self) -> bool {
+        self.authorities
+            .iter()
+            .any(|a| matches!(a.verifier, Verifier::Cosign(_)))
+    }
+}
+
+/// One way an image can be trusted under a policy; any authority suffices.
+#[derive(Debug)]
+pub struct Authority {
+    pub name: String,
+    pub verifier: Verifier,
+}
+
+/// The verifier an authority configures.
+#[derive(Debug)]
+pub enum Verifier {
+    Cosign(cosign::CosignAuthority),
+    Notation(Box<notation::NotationAuthority>),
+}
+
+/// Every policy loaded from one source, with the global settings.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    pub policies: Vec<Arc<Policy>>,
+    pub no_match: NoMatch,
+}
+
+impl PolicySet {
+    /// The policies that cover `image` for a request in `namespace`. All of them must pass.
+    pub fn matching<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Policy>> + 'a {
+        self.policies
+            .iter()
+            .filter(move |p| p.matches(image, namespace))
+    }
+}

@@ -1,0 +1,258 @@
+//! Anchored globs over normalised repository names.
+//!
+//! The host and the path are matched separately, both anchored at both ends: `*` in the host
+//! matches any characters but `/`; in the path a segment `*` is exactly one segment, `**` is any
+//! number of segments (zero included), and `*` inside a segment matches within that segment.
+//! So `registry.example.com/prod/**` never matches `evil.com/registry.example.com/prod/x`.
+
+use std::fmt;
+
+use crate::image::{DEFAULT_REGISTRY, ImageRef};
+
+/// Why an `images` entry is not a valid glob.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("empty image glob")]
+    Empty,
+    #[error(
+        "image glob {0:?} names a tag or digest: globs match repositories, drop the ':tag' or '@digest'"
+    )]
+    TagOrDigest(String),
+    #[error("image glob {0:?} has an empty path segment")]
+    EmptySegment(String),
+    #[error("image glob {0:?}: '**' must be a whole path segment")]
+    DoubleStar(String),
+}
+
+/// A compiled `images` entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageGlob {
+    source: String,
+    host: String,
+    path: Vec<String>,
+}
+
+impl fmt::Debug for ImageGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageGlob({:?})", self.source)
+    }
+}
+
+impl fmt::Display for ImageGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl ImageGlob {
+    /// Compiles a glob. Short forms are normalised like image references: `nginx` means
+    /// `docker.io/library/nginx`, `bitnami/*` means `docker.io/bitnami/*`; `**` alone matches
+    /// every image.
+    pub fn parse(source: &str) -> Result<Self, GlobError> {
+        if source.is_empty() {
+            return Err(GlobError::Empty);
+        }
+        if source.contains('@') {
+            return Err(GlobError::TagOrDigest(source.to_string()));
+        }
+        let segments: Vec<&str> = source.split('/').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(GlobError::EmptySegment(source.to_string()));
+        }
+        if segments.iter().skip(1).any(|s| s.contains(':')) {
+            return Err(GlobError::TagOrDigest(source.to_string()));
+        }
+        if segments.iter().any(|s| s.contains("**") && *s != "**") {
+            return Err(GlobError::DoubleStar(source.to_string()));
+        }
+        let first = segments[0];
+        if let Some((_, port)) = first.rsplit_once(':') {
+            if port != "*" && !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(GlobError::TagOrDigest(source.to_string()));
+            }
+        }
+        let (host, path): (String, Vec<String>) = if source == "**" {
+            ("*".into(), vec!["**".into()])
+        } else if first == "*" || first.contains('.') || first.contains(':') || first == "localhost"
+        {
+            if segments.len() == 1 {
+                // A host alone: everything on it.
+                (first.to_string(), vec!["**".into()])
+            } else {
+                (
+                    first.to_string(),
+                    segments[1..].iter().map(|s| s.to_string()).collect(),
+                )
+            }
+        } else {
+            if first.contains(':') {
+                return Err(GlobError::TagOrDigest(source.to_string()));
+            }
+            let mut path: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+            if path.len() == 1 && path[0] != "**" {
+                path.insert(0, "library".into());
+            }
+            (DEFAULT_REGISTRY.to_string(), path)
+        };
+        let host = if host == "index.docker.io" {
+            DEFAULT_REGISTRY.to_string()
+        } else {
+            host
+        };
+        Ok(ImageGlob {
+            source: source.to_string(),
+            host,
+            path,
+        })
+    }
+
+    /// Whether the image's repository is covered.
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        if !wildcard(&self.host, image.registry()) {
+            return false;
+        }
+        let segs: Vec<&str> = image.repository().split('/').collect();
+        match_path(&self.path, &segs)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+fn match_path(pattern: &[String], segs: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => segs.is_empty(),
+        Some((p, rest)) if p == "**" => {
+            (0..=segs.len()).any(|skip| match_path(rest, &segs[skip..]))
+        }
+        Some((p, rest)) => match segs.split_first() {
+            Some((s, srest)) => wildcard(p, s) && match_path(rest, srest),
+            None => false,
+        },
+    }
+}
+
+/// `*` matches any run of characters (the caller has already split on `/`).
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(glob: &str, image: &str) -> bool {
+        ImageGlob::parse(glob)
+            .unwrap()
+            .matches(&image.parse().unwrap())
+    }
+
+    #[test]
+    fn table() {
+        let cases = [
+            (
+                "registry.example.com/prod/**",
+                "registry.example.com/prod/app:1",
+                true,
+            ),
+            (
+                "registry.example.com/prod/**",
+                "registry.example.com/prod/a/b/c",
+                true,
+            ),
+            (
+                "registry.example.com/prod/**",
+                "registry.example.com/production/app",
+                false,
+            ),
+            (
+                "registry.example.com/prod/**",
+                "evil.com/registry.example.com/prod/x",
+                false,
+            ),
+            (
+                "registry.example.com/prod/*",
+                "registry.example.com/prod/a/b",
+                false,
+            ),
+            (
+                "registry.example.com/prod/*",
+                "registry.example.com/prod/a",
+                true,
+            ),
+            (
+                "registry.example.com/prod/app-*",
+                "registry.example.com/prod/app-web",
+                true,
+            ),
+            (
+                "registry.example.com/prod/app-*",
+                "registry.example.com/prod/db",
+                false,
+            ),
+            ("*.example.com/**", "registry.example.com/x", true),
+            ("*.example.com/**", "example.com/x", false),
+            ("*.example.com/**", "registry.example.com.evil.io/x", false),
+            ("nginx", "nginx:1.27", true),
+            ("nginx", "docker.io/library/nginx", true),
+            ("nginx", "docker.io/bitnami/nginx", false),
+            ("bitnami/*", "bitnami/redis", true),
+            ("docker.io/**", "busybox", true),
+            ("**", "anything.io/x/y/z", true),
+            ("*/**", "ghcr.io/a", true),
+            ("localhost:5000/**", "localhost:5000/x/y:1", true),
+            ("localhost:5000/**", "localhost:5001/x/y:1", false),
+            ("127.0.0.1:5000", "127.0.0.1:5000/a/b", true),
+            (
+                "registry.example.com/**/base",
+                "registry.example.com/a/b/base",
+                true,
+            ),
+            (
+                "registry.example.com/**/base",
+                "registry.example.com/a/b/base2",
+                false,
+            ),
+        ];
+        for (glob, image, want) in cases {
+            assert_eq!(m(glob, image), want, "{glob} vs {image}");
+        }
+    }
+
+    #[test]
+    fn invalid_globs() {
+        for g in [
+            "",
+            "nginx:1.27",
+            "registry.example.com/app:1",
+            "a//b",
+            "x.io/a**",
+            "x.io/a@sha256:00",
+        ] {
+            assert!(ImageGlob::parse(g).is_err(), "{g:?} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! Loading policies from YAML: one directory, any number of files, any number of documents per
+//! file. Every error names the file, the line and the field; all errors are collected, so one
+//! run of `signet policy check` shows them all.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::cosign::{CosignAuthority, CosignSpec};
+use super::notation::{NotationAuthority, NotationSpec};
+use super::{
+    Authority, ImageGlob, Mode, NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier,
+};
+use crate::image::Digest;
+
+const API_VERSION: &str = "signet.dev/v1alpha1";
+const KINDS: &str = "ClusterImagePolicy, ImagePolicy, SignetConfig";
+
+/// One problem in one policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: PathBuf,
+    /// 1-based; `None` when the problem is with the file as a whole.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicyDoc {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    spec: PolicySpec,
+}
+
+/// Kubernetes object metadata: only name and namespace matter; other fields (labels, or those a
+/// cluster adds when a policy is exported) are accepted and ignored.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Metadata {
+    name: String,
+    namespace: Option<String>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicySpec {
+    images: Vec<ImageGlob>,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    on_error: OnError,
+    authorities: Vec<AuthoritySpec>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct AuthoritySpec {
+    name: String,
+    cosign: Option<CosignSpec>,
+    notation: Option<NotationSpec>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ConfigDoc {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    #[allow(dead_code)]
+    metadata: Option<Metadata>,
+    spec: ConfigSpec,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ConfigSpec {
+    #[serde(default)]
+    no_match: NoMatch,
+}
+
+impl<'de> serde::Deserialize<'de> for ImageGlob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImageGlob::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ImageGlob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Loads every `*.yaml` / `*.yml` file directly in `dir` (hidden entries, such as the `..data`
+/// links of a mounted ConfigMap, are skipped; subdirectories may hold key files). Files are read
+/// in name order, so the result does not depend on the file system.
+pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
+    let whole = |message: String| {
+        vec![LoadError {
+            file: dir.to_path_buf(),
+            line: None,
+            message,
+        }]
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| whole(format!("cannot read directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    let mut sources = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => errors.push(LoadError {
+                file,
+                line: None,
+                message: format!("cannot read file: {e}"),
+            }),
+        }
+    }
+    let borrowed: Vec<(&Path, &str)> = sources
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_str()))
+        .collect();
+    match load_sources(&borrowed) {
+        Ok(set) if errors.is_empty() => Ok(set),
+        Ok(_) => Err(errors),
+        Err(mut more) => {
+            errors.append(&mut more);
+            Err(errors)
+        }
+    }
+}
+
+/// Loads policies from one YAML text (for tests and `signet review` with inline policies);
+/// `file` is used in messages and as the base for relative key paths.
+pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, Vec<LoadError>> {
+    load_sources(&[(file, text)])
+}
+
+fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let mut policies: BTreeMap<PolicyName, Arc<Policy>> = BTreeMap::new();
+    let mut no_match: Option<(NoMatch, String)> = None;
+    for (file, text) in sources {
+        let base = file.parent().unwrap_or(Path::new("."));
+        for (first_line, doc) in split_documents(text) {
+            let err = |line: Option<usize>, message: String| LoadError {
+                file: file.to_path_buf(),
+                line: line.map(|l| l + first_line + 1),
+                message,
+            };
+            if doc
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            {
+                continue;
+            }
+            let header: Header = match serde_yaml::from_str(doc) {
+                Ok(h) => h,
+                Err(e) => {
+                    errors.push(err(yaml_line(&e), yaml_message(&e)));
+                    continue;
+                }
+            };
+            match header.api_version.as_deref() {
+                Some(API_VERSION) => {}
+                Some(other) => {
+                    errors.push(err(
+                        locate(doc, "apiVersion"),
+                        format!("apiVersion {other:?} is not supported (expected {API_VERSION})"),
+                    ));
+                    continue;
+                }
+                None => {
+                    errors.push(err(
+                        Some(0),
+                        format!("missing apiVersion (expected {API_VERSION})"),
+                    ));
+                    continue;
+                }
+            }
+            match header.kind.as_deref() {
+                Some("ClusterImagePolicy") | Some("ImagePolicy") => {
+                    match load_policy(doc, base, file) {
+                        Ok(policy) => {
+                            if let Some(prev) = policies.get(&policy.name) {
+                                errors.push(err(
+                                    locate(doc, "name"),
+                                    format!(
+                                        "duplicate policy name {:?} (also defined at {})",
+                                        policy.name.as_str(),
+                                        prev.source
+                                    ),
+                                ));
+                            } else {
+                                let mut policy = policy;
+                                policy.source = format!("{}:{}", file.display(), first_line + 1);
+                                policies.insert(policy.name.clone(), Arc::new(policy));
+                            }
+                        }
+                        Err((line, message)) => errors.push(err(line, message)),
+                    }
+                }
+                Some("SignetConfig") => match serde_yaml::from_str::<ConfigDoc>(doc) {
+                    Ok(c) => {
+                        let here = format!("{}:{}", file.display(), first_line + 1);
+                        if let Some((_, prev)) = &no_match {
+                            errors.push(err(
+                                Some(0),
+                                format!("a second SignetConfig (the first is at {prev})"),
+                            ));
+                        } else {
+                            no_match = Some((c.spec.no_match, here));
+                        }
+                    }
+                    Err(e) => errors.push(err(yaml_line(&e), yaml_message(&e))),
+                },
+                Some(other) => errors.push(err(
+                    locate(doc, "kind"),
+                    format!("kind {other:?} is not one of {KINDS}"),
+                )),
+                None => errors.push(err(Some(0), format!("missing kind (one of {KINDS})"))),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(PolicySet {
+            policies: policies.into_values().collect(),
+            no_match: no_match.map(|(n, _)| n).unwrap_or_default(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+type DocError = (Option<usize>, String);
+
+fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> {
+    let parsed: PolicyDoc =
+        serde_yaml::from_str(doc).map_err(|e| (yaml_line(&e), yaml_message(&e)))?;
+    let PolicyDoc {
+        api_version: _,
+        kind,
+        metadata,
+        spec,
+    } = &parsed;
+    if metadata.name.is_empty() {
+        return Err((locate(doc, "name"), "metadata.name is empty".into()));
+    }
+    let namespace = match (kind.as_str(), &metadata.namespace) {
+        ("ImagePolicy", None) => {
+            return Err((
+                locate(doc, "metadata"),
+                "an ImagePolicy needs metadata.namespace (it applies in that namespace only)"
+                    .into(),
+            ));
+        }
+        ("ImagePolicy", Some(ns)) => Some(ns.clone()),
+        _ => None,
+    };
+    let name = match &namespace {
+        Some(ns) => PolicyName(format!("{ns}/{}", metadata.name)),
+        None => PolicyName(metadata.name.clone()),
+    };
+    if spec.images.is_empty() {
+        return Err((
+            locate(doc, "images"),
+            "spec.images is empty: list at least one glob".into(),
+        ));
+    }
+    if spec.authorities.is_empty() {
+        return Err((
+            locate(doc, "authorities"),
+            "spec.authorities is empty: list at least one cosign or notation authority".into(),
+        ));
+    }
+    let mut material =
+        serde_json::to_vec(&parsed).map_err(|e| (None, format!("cannot hash the policy: {e}")))?;
+    let mut authorities = Vec::with_capacity(spec.authorities.len());
+    let mut seen = std::collections::HashSet::new();
+    for a in &spec.authorities {
+        let at = locate_after(doc, "name", &a.name);
+        if !seen.insert(a.name.as_str()) {
+            return Err((at, format!("duplicate authority name {:?}", a.name)));
+        }
+        let verifier = match (&a.cosign, &a.notation) {
+            (Some(c), None) => {
+                let (auth, bytes) = CosignAuthority::load(c, base)
+                    .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
+                material.extend_from_slice(&bytes);
+                Verifier::Cosign(auth)
+            }
+            (None, Some(n)) => {
+                let (auth, bytes) = NotationAuthority::load(n, base)
+                    .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
+                material.extend_from_slice(&bytes);
+                Verifier::Notation(Box::new(auth))
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    at,
+                    format!(
+                        "authority {:?} has both cosign and notation: use two authorities",
+                        a.name
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    at,
+                    format!("authority {:?} needs cosign or notation", a.name),
+                ));
+            }
+        };
+        authorities.push(Authority {
+            name: a.name.clone(),
+            verifier,
+        });
+    }
+    Ok(Policy {
+        name,
+        namespace,
+        images: spec.images.clone(),
+        mode: spec.mode,
+        on_error: spec.on_error,
+        authorities,
+        generation: Digest::sha256_of(&material).hex()[..16].to_string(),
+        source: file.display().to_string(),
+    })
+}
+
+/// Splits a multi-document YAML text on `---` lines; yields (0-based first line, text).
+fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 0;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") {
+            docs.push((start_line, &text[start_byte..offset]));
+            start_byte = offset + line.len();
+            start_line = i + 1;
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &text[start_byte..]));
+    docs
+}
+
+fn yaml_line(e: &serde_yaml::Error) -> Option<usize> {
+    e.location().map(|l| l.line().saturating_sub(1))
+}
+
+/// serde's message without the location serde_norway appends (we print our own).
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let m = e.to_string();
+    match m.find(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m,
+    }
+}
+
+/// The 0-based line of the first `key:` in `doc`, for errors found after parsing.
+fn locate(doc: &str, key: &str) -> Option<usize> {
+    let pat = format!("{key}:");
+    doc.lines().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.starts_with(&pat)
+    })
+}
+
+/// The 0-based line of `key: value`.
+fn locate_after(doc: &str, key: &str, value: &str) -> Option<usize> {
+    doc.lines().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|r| r.trim().trim_matches('"').trim_matches('\'') == value)
+            .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_pem() -> String {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .public_key_pem()
+    }
+
+    fn policy_yaml(extra_spec: &str) -> String {
+        let key = key_pem().replace('\n', "\n              ");
+        format!(
+            "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: prod\nspec:\n  images: [\"registry.example.com/prod/**\"]\n{extra_spec}  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+        )
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        load_str(Path::new("p.yaml"), text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn loads_a_valid_policy_with_defaults() {
+        let set = load_str(Path::new("p.yaml"), &policy_yaml("")).unwrap();
+        assert_eq!(set.policies.len(), 1);
+        let p = &set.policies[0];
+        assert_eq!(p.name.as_str(), "prod");
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.on_error, OnError::Deny);
+        assert_eq!(set.no_match, NoMatch::Deny);
+        assert_eq!(p.generation.len(), 16);
+    }
+
+    #[test]
+    fn generation_changes_with_the_spec() {
+        let a = load_str(Path::new("p.yaml"), &policy_yaml("")).unwrap();
+        let b = load_str(Path::new("p.yaml"), &policy_yaml("  mode: warn\n")).unwrap();
+        assert_ne!(a.policies[0].generation, b.policies[0].generation);
+    }
+
+    #[test]
+    fn unknown_field_names_file_and_line() {
+        let errs = errors(&policy_yaml("  moed: warn\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("p.yaml:7: "), "{errs:?}");
+        assert!(errs[0].contains("unknown field `moed`"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_enum_and_bad_glob_are_located() {
+        let errs = errors(&policy_yaml("  mode: block\n"));
+        assert!(errs[0].starts_with("p.yaml:7: "), "{errs:?}");
+        assert!(errs[0].contains("unknown variant `block`"), "{errs:?}");
+        let text = policy_yaml("").replace("prod/**", "prod/app:1");
+        let errs = errors(&text);
+        assert!(errs[0].starts_with("p.yaml:6: "), "{errs:?}");
+        assert!(errs[0].contains("names a tag or digest"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_private_key_is_rejected_with_the_authority_line() {
+        let private = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem();
+        let text = policy_yaml("").replace(&key_pem()[..0], "");
+        // Replace the public key block with a private key.
+        let start = text.find("-----BEGIN").unwrap();
+        let indented = private.replace('\n', "\n              ");
+        let text = format!("{}{}\n", &text[..start], indented);
+        let errs = errors(&text);
+        assert!(errs[0].starts_with("p.yaml:8: "), "{errs:?}");
+        assert!(errs[0].contains("private key"), "{errs:?}");
+    }
+
+    #[test]
+    fn several_documents_and_errors_in_later_ones() {
+        let config =
+            "apiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  noMatch: allow\n";
+        let text = format!("{config}---\n{}", policy_yaml("  onError: sometimes\n"));
+        let errs = errors(&text);
+        // The policy document starts on line 6; its `onError` is its 7th line.
+        assert!(errs[0].starts_with("p.yaml:12: "), "{errs:?}");
+        let ok = format!("{config}---\n{}", policy_yaml(""));
+        let set = load_str(Path::new("p.yaml"), &ok).unwrap();
+        assert_eq!(set.no_match, NoMatch::Allow);
+    }
+
+    #[test]
+    fn wrong_kind_version_and_duplicates() {
+        let errs = errors(&policy_yaml("").replace("ClusterImagePolicy", "ImagePolicee"));
+        assert!(errs[0].contains("kind \"ImagePolicee\""), "{errs:?}");
+        assert!(errs[0].starts_with("p.yaml:2: "), "{errs:?}");
+        let errs = errors(&policy_yaml("").replace("v1alpha1", "v9"));
+        assert!(errs[0].starts_with("p.yaml:1: "), "{errs:?}");
+        let doc = policy_yaml("");
+        let errs = errors(&format!("{doc}---\n{doc}"));
+        assert!(errs[0].contains("duplicate policy name"), "{errs:?}");
+        let errs =
+            errors(&policy_yaml("").replace("kind: ClusterImagePolicy", "kind: ImagePolicy"));
+        assert!(errs[0].contains("needs metadata.namespace"), "{errs:?}");
+    }
+
+    #[test]
+    fn garbage_yaml_is_an_error_not_a_panic() {
+        for text in ["{", ": : :", "apiVersion: [", "- 1\n- 2", "\t\tx"] {
+            let _ = load_str(Path::new("p.yaml"), text);
+        }
+        assert!(!errors("kind: [").is_empty());
+    }
+
+    #[test]
+    fn examples_in_policies_dir_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        if dir.is_dir() {
+            if let Err(errs) = load_dir(&dir) {
+                panic!("policies/ does not load: {errs:?}");
+            }
+        }
+    }
+}

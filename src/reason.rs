@@ -1,0 +1,181 @@
+//! The closed set of reasons an image is not admitted as trusted.
+//!
+//! Every failure anywhere in the pipeline maps to one of these. They name the failure in deny
+//! messages (with [`Reason::describe`]) and label metrics (with [`Reason::as_str`]): never an
+//! error string, so metric cardinality stays bounded. A leaf module: imports nothing.
+
+use std::fmt;
+
+/// Why an image was not verified. `Trusted` is included so metrics can label successes too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Trusted,
+    /// No policy covers the image and `noMatch` is not `allow`.
+    NoPolicy,
+    /// The image string in the pod spec is not a valid reference.
+    InvalidReference,
+    /// No signature artifact of the kinds the policy accepts refers to the digest.
+    NoSignature,
+    /// Signatures exist, but none is valid for any authority of the policy.
+    SignatureInvalid,
+    /// A signature verified against a key or certificate the policy does not trust.
+    UntrustedSigner,
+    /// The signed payload names another image or digest.
+    PayloadMismatch,
+    /// The certificate chain does not lead to a trusted root, or violates a constraint.
+    CertificateInvalid,
+    /// The certificate's identity is not one the policy lists.
+    IdentityMismatch,
+    /// The signature or certificate expired.
+    Expired,
+    /// A certificate in the chain is revoked.
+    Revoked,
+    /// The timestamp could not be authenticated.
+    TimestampInvalid,
+    /// A transparency-log entry is missing or does not match.
+    TransparencyLog,
+    /// A signature artifact or envelope could not be parsed.
+    Malformed,
+    // Undecidable: these follow the policy's `onError`.
+    RegistryUnreachable,
+    Throttled,
+    Unauthorized,
+    NotFound,
+    DigestMismatch,
+    TooLarge,
+    TooManyReferrers,
+    DeadlineExceeded,
+    Internal,
+}
+
+impl Reason {
+    /// Every reason, for pre-registering metric label values and for tests.
+    pub const ALL: [Reason; 23] = [
+        Reason::Trusted,
+        Reason::NoPolicy,
+        Reason::InvalidReference,
+        Reason::NoSignature,
+        Reason::SignatureInvalid,
+        Reason::UntrustedSigner,
+        Reason::PayloadMismatch,
+        Reason::CertificateInvalid,
+        Reason::IdentityMismatch,
+        Reason::Expired,
+        Reason::Revoked,
+        Reason::TimestampInvalid,
+        Reason::TransparencyLog,
+        Reason::Malformed,
+        Reason::RegistryUnreachable,
+        Reason::Throttled,
+        Reason::Unauthorized,
+        Reason::NotFound,
+        Reason::DigestMismatch,
+        Reason::TooLarge,
+        Reason::TooManyReferrers,
+        Reason::DeadlineExceeded,
+        Reason::Internal,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Trusted => "trusted",
+            Reason::NoPolicy => "no_policy",
+            Reason::InvalidReference => "invalid_reference",
+            Reason::NoSignature => "no_signature",
+            Reason::SignatureInvalid => "signature_invalid",
+            Reason::UntrustedSigner => "untrusted_signer",
+            Reason::PayloadMismatch => "payload_mismatch",
+            Reason::CertificateInvalid => "certificate_invalid",
+            Reason::IdentityMismatch => "identity_mismatch",
+            Reason::Expired => "expired",
+            Reason::Revoked => "revoked",
+            Reason::TimestampInvalid => "timestamp_invalid",
+            Reason::TransparencyLog => "transparency_log",
+            Reason::Malformed => "malformed",
+            Reason::RegistryUnreachable => "registry_unreachable",
+            Reason::Throttled => "throttled",
+            Reason::Unauthorized => "unauthorized",
+            Reason::NotFound => "not_found",
+            Reason::DigestMismatch => "digest_mismatch",
+            Reason::TooLarge => "too_large",
+            Reason::TooManyReferrers => "too_many_referrers",
+            Reason::DeadlineExceeded => "deadline_exceeded",
+            Reason::Internal => "internal",
+        }
+    }
+
+    /// The reason in plain words, as the start of a deny message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Trusted => "trusted",
+            Reason::NoPolicy => "no image policy covers this image",
+            Reason::InvalidReference => "the image reference is not valid",
+            Reason::NoSignature => "no signature found",
+            Reason::SignatureInvalid => "no signature is valid",
+            Reason::UntrustedSigner => "signed, but not by a trusted key or certificate",
+            Reason::PayloadMismatch => "the signature is for another image",
+            Reason::CertificateInvalid => "the signing certificate is not valid",
+            Reason::IdentityMismatch => "the signer's identity is not trusted",
+            Reason::Expired => "the signature or its certificate has expired",
+            Reason::Revoked => "the signing certificate is revoked",
+            Reason::TimestampInvalid => "the signature's timestamp is not valid",
+            Reason::TransparencyLog => "the transparency-log entry is missing or does not match",
+            Reason::Malformed => "the signature is malformed",
+            Reason::RegistryUnreachable => "the registry is unreachable",
+            Reason::Throttled => "the registry is throttling requests",
+            Reason::Unauthorized => "the registry refused access",
+            Reason::NotFound => "the image was not found in the registry",
+            Reason::DigestMismatch => {
+                "the registry returned content that does not match its digest"
+            }
+            Reason::TooLarge => "a registry response is larger than allowed",
+            Reason::TooManyReferrers => "the image has more referrers than allowed",
+            Reason::DeadlineExceeded => "verification did not finish before the deadline",
+            Reason::Internal => "internal error",
+        }
+    }
+
+    /// Whether this reason means "could not decide" (the policy's `onError` applies) rather
+    /// than "decided: not trusted". Undecidable outcomes are never cached.
+    pub fn is_undecidable(self) -> bool {
+        matches!(
+            self,
+            Reason::RegistryUnreachable
+                | Reason::Throttled
+                | Reason::Unauthorized
+                | Reason::NotFound
+                | Reason::DigestMismatch
+                | Reason::TooLarge
+                | Reason::TooManyReferrers
+                | Reason::DeadlineExceeded
+                | Reason::Internal
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "duplicate label {}", r.as_str());
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            assert!(!r.describe().is_empty());
+        }
+    }
+}

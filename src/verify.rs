@@ -1,0 +1,116 @@
+//! Signature verification: pure functions of the fetched bytes, the policy and a clock.
+//!
+//! `cosign` checks Cosign signatures (keys; keyless later), `notation` checks Notary Project
+//! signatures. Both take the artifacts [`crate::discovery`] fetched and report, per authority, an
+//! [`AuthorityOutcome`]: trusted with evidence, or a [`Failure`] with a closed [`Reason`]. This
+//! module must not import `registry`, `decision` or hyper: everything it needs arrives as bytes.
+
+pub mod cosign;
+pub mod notation;
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::image::Digest;
+use crate::reason::Reason;
+
+/// The signed image as the registry described it: what a signature must name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A Cosign signature from the `sha256-<hex>.sig` tag: one layer of that manifest.
+#[derive(Clone, Debug)]
+pub struct CosignSignature {
+    /// The simple-signing payload (the layer blob), digest-checked by discovery.
+    pub payload: Bytes,
+    /// `dev.cosignproject.cosign/signature`, base64.
+    pub signature: String,
+    /// `dev.sigstore.cosign/certificate` (PEM), for keyless signatures.
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain` (PEM), for keyless signatures.
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle` (JSON), the Rekor bundle of keyless signatures.
+    pub bundle: Option<String>,
+}
+
+/// A Notary Project signature found through the referrers of the subject.
+#[derive(Clone, Debug)]
+pub struct NotationSignature {
+    /// The digest of the signature manifest (for messages).
+    pub manifest_digest: Digest,
+    /// `application/jose+json` or `application/cose`.
+    pub media_type: String,
+    /// The envelope bytes, digest-checked by discovery.
+    pub envelope: Bytes,
+}
+
+/// The verifier an authority uses; a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierKind {
+    Cosign,
+    Notation,
+}
+
+impl VerifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifierKind::Cosign => "cosign",
+            VerifierKind::Notation => "notation",
+        }
+    }
+}
+
+/// What made an image trusted under one authority.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Evidence {
+    /// Which key, certificate or identity verified, in plain words.
+    pub summary: String,
+    /// Checks that failed but that the verification level only logs (Notation audit/permissive).
+    pub logged: Vec<String>,
+}
+
+/// Why an image is not trusted under one authority.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub reason: Reason,
+    /// Plain words: what was expected and what was found.
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The result of one authority's check of one image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuthorityOutcome {
+    pub authority: String,
+    pub verifier: VerifierKind,
+    #[serde(flatten)]
+    pub result: Outcome,
+}
+
+/// Trusted with evidence, or not trusted with a reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Outcome {
+    Trusted(Evidence),
+    Failed(Failure),
+}
+
+/// What every verifier gets besides the artifacts: the time to check validity at.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    pub now: SystemTime,
+}
