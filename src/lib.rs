@@ -1,5 +1,38 @@
-//! signet: a Kubernetes validating admission webhook that admits only signed images.
+//! signet: a Kubernetes validating admission webhook that admits only signed container images.
+//!
+//! Request path: [`server`] (HTTPS, routes) → [`admission`] (AdmissionReview ↔ images) →
+//! [`decision`] (policies, caches, deadline) → [`discovery`] (signatures of a digest) and
+//! [`verify`] (Cosign, Notation) → [`registry`] (OCI distribution API) and [`policy`] →
+//! [`image`]. Dependencies point one way: only `admission` knows Kubernetes types, only
+//! `server` knows HTTP serving, only `registry` talks to registries, only `config` reads
+//! arguments. [`run`] is the one composition root.
+
+pub mod admission;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod discovery;
 pub mod image;
+pub mod metrics;
 pub mod policy;
 pub mod reason;
+pub mod registry;
+pub mod server;
+pub mod telemetry;
 pub mod verify;
+
+mod commands;
+
+use std::process::ExitCode;
+
+pub use commands::run;
+
+/// Exit code for "untrusted" (`signet verify`) or "errors found" (`signet policy check`).
+pub const EXIT_UNTRUSTED: u8 = 1;
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Maps an exit status number to an [`ExitCode`].
+pub fn exit(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}

@@ -1,1 +1,30 @@
-fn main() {}
+//! The `signet` binary: parse, configure, log, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS and signature path; install it before anything uses TLS.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = signet::cli::Args::parse();
+    let format = args.log_format;
+    signet::telemetry::init(format);
+    let config = match signet::config::Config::try_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("signet: {e}");
+            return signet::exit(signet::EXIT_USAGE);
+        }
+    };
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(signet::run(config)),
+        Err(e) => {
+            eprintln!("signet: cannot start the runtime: {e}");
+            signet::exit(signet::EXIT_USAGE)
+        }
+    }
+}

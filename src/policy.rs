@@ -85,6 +85,11 @@ impl std::str::FromStr for NoMatch {
 pub struct PolicyName(String);
 
 impl PolicyName {
+    /// A name as written (for tests and tools; the loader builds names from metadata).
+    pub fn new(name: impl Into<String>) -> Self {
+        PolicyName(name.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

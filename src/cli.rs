@@ -1,0 +1,153 @@
+//! The command line, as typed: strings, paths and numbers. [`crate::config`] validates it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+/// signet: admit only signed container images.
+#[derive(Debug, Parser)]
+#[command(name = "signet", version, about, propagate_version = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain, env = "SIGNET_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NoMatchArg {
+    Deny,
+    Warn,
+    Allow,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook.
+    Serve(ServeArgs),
+    /// Verify images against the policies, as the webhook would, and print why.
+    Verify(VerifyArgs),
+    /// Evaluate one AdmissionReview JSON (a file, or - for standard input) and print the response.
+    Review(ReviewArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check every policy file in a directory; print each error with file and line.
+    Check {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+}
+
+/// How signet reaches registries (shared by serve, verify and review).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RegistryArgs {
+    /// A registry reached over plain HTTP (host or host:port, exact). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// A PEM bundle of extra CAs trusted for registry TLS. Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+    /// A docker config.json whose `auths` give registry credentials.
+    #[arg(
+        long = "docker-config",
+        value_name = "FILE",
+        env = "SIGNET_DOCKER_CONFIG"
+    )]
+    pub docker_config: Option<PathBuf>,
+    /// Per-request registry timeout, in milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub registry_timeout_ms: u64,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// Address of the HTTPS webhook.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP admin port (/healthz, /readyz, /metrics).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate (PEM); re-read when it changes. Without it, a self-signed one is made.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Where to write the CA of the self-signed certificate.
+    #[arg(long, value_name = "FILE")]
+    pub self_signed_ca_out: Option<PathBuf>,
+    /// The policy directory; re-read when it changes.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    pub policies: PathBuf,
+    /// Override the policies' noMatch setting.
+    #[arg(long, value_enum)]
+    pub no_match: Option<NoMatchArg>,
+    /// Seconds to keep serving after SIGTERM before draining (endpoint removal lag).
+    #[arg(long, default_value_t = 0)]
+    pub shutdown_delay_secs: u64,
+    /// Seconds to wait for open connections to finish when draining.
+    #[arg(long, default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct VerifyArgs {
+    /// Images to verify.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// The policy directory.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    pub policies: PathBuf,
+    /// Evaluate as for a request in this namespace (for namespaced ImagePolicies).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Override the policies' noMatch setting.
+    #[arg(long, value_enum)]
+    pub no_match: Option<NoMatchArg>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Overall time limit, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ReviewArgs {
+    /// AdmissionReview JSON file, or - for standard input.
+    pub file: PathBuf,
+    /// The policy directory.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    pub policies: PathBuf,
+    /// Override the policies' noMatch setting.
+    #[arg(long, value_enum)]
+    pub no_match: Option<NoMatchArg>,
+    /// Overall time limit, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}

@@ -1,0 +1,319 @@
+//! The composition root: builds the metrics, registry client, engine and server from a
+//! [`Config`], and runs one command.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::Output;
+use crate::config::{CommandConfig, Config};
+use crate::decision::{CacheConfig, Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
+use crate::metrics::Metrics;
+use crate::policy::{self, NoMatch, PolicySet};
+use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::verify::Outcome;
+use crate::{EXIT_UNTRUSTED, EXIT_USAGE, admission, exit, server};
+
+/// Runs one command to completion.
+pub async fn run(config: Config) -> ExitCode {
+    let Config {
+        log_format: _,
+        command,
+    } = config;
+    match command {
+        CommandConfig::Serve { serve, registry } => serve_command(serve, registry).await,
+        CommandConfig::Verify {
+            images,
+            policies,
+            namespace,
+            no_match,
+            output,
+            timeout,
+            registry,
+        } => {
+            let Some(engine) = offline_engine(&policies, no_match, registry) else {
+                return exit(EXIT_USAGE);
+            };
+            let uses: Vec<ImageUse> = images
+                .iter()
+                .map(|i| ImageUse {
+                    image: i.clone(),
+                    containers: Vec::new(),
+                })
+                .collect();
+            let verdict = engine
+                .decide(&uses, namespace.as_deref(), Instant::now() + timeout)
+                .await;
+            let no_match = engine.policies().no_match;
+            let ok = verdict.images.iter().all(|r| admitted_clean(r, no_match));
+            let mut out = std::io::stdout().lock();
+            let _ = match output {
+                Output::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "trusted": ok,
+                        "images": verdict.images,
+                    }))
+                    .unwrap_or_default()
+                ),
+                Output::Text => write!(out, "{}", render_text(&verdict.images, no_match)),
+            };
+            exit(if ok { 0 } else { EXIT_UNTRUSTED })
+        }
+        CommandConfig::Review {
+            file,
+            policies,
+            no_match,
+            timeout,
+            registry,
+        } => {
+            let body = match read_input(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("signet review: {e}");
+                    return exit(EXIT_USAGE);
+                }
+            };
+            let review = match admission::decode(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("signet review: {e}");
+                    return exit(EXIT_USAGE);
+                }
+            };
+            let response = match &review.action {
+                admission::Action::Check(images) => {
+                    let Some(engine) = offline_engine(&policies, no_match, registry) else {
+                        return exit(EXIT_USAGE);
+                    };
+                    let v = engine
+                        .decide(images, review.namespace(), Instant::now() + timeout)
+                        .await;
+                    admission::respond(&review, &v)
+                }
+                _ => admission::respond_action(&review),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&response).unwrap_or_default()
+            );
+            exit(0)
+        }
+        CommandConfig::PolicyCheck { dir } => match policy::load_dir(&dir) {
+            Ok(set) => {
+                println!(
+                    "{}: {} polic{} valid; noMatch: {:?}",
+                    dir.display(),
+                    set.policies.len(),
+                    if set.policies.len() == 1 { "y" } else { "ies" },
+                    set.no_match
+                );
+                for p in &set.policies {
+                    println!(
+                        "  {} ({}, {} authorit{}) from {}",
+                        p.name,
+                        p.mode.as_str(),
+                        p.authorities.len(),
+                        if p.authorities.len() == 1 { "y" } else { "ies" },
+                        p.source
+                    );
+                }
+                exit(0)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s)", errors.len());
+                exit(EXIT_UNTRUSTED)
+            }
+        },
+    }
+}
+
+/// Whether an image would be admitted without any complaint.
+fn admitted_clean(r: &ImageReport, no_match: NoMatch) -> bool {
+    match &r.status {
+        ImageStatus::NoPolicy { .. } => no_match == NoMatch::Allow,
+        _ => r.trusted(),
+    }
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut body)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+    } else {
+        body = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    }
+    Ok(body)
+}
+
+fn load_policies(
+    dir: &Path,
+    no_match: Option<NoMatch>,
+) -> Result<PolicySet, Vec<policy::LoadError>> {
+    let mut set = policy::load_dir(dir)?;
+    if let Some(n) = no_match {
+        set.no_match = n;
+    }
+    Ok(set)
+}
+
+fn offline_engine(
+    policies: &Path,
+    no_match: Option<NoMatch>,
+    registry: RegistryConfig,
+) -> Option<Engine> {
+    let set = match load_policies(policies, no_match) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return None;
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let registry = match HttpRegistry::new(registry, metrics.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return None;
+        }
+    };
+    Some(Engine::new(
+        Arc::new(registry),
+        set,
+        CacheConfig::default(),
+        metrics,
+    ))
+}
+
+async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let (set, valid) = match load_policies(&serve.policies, serve.no_match_override) {
+        Ok(set) => {
+            metrics.policy_reloads.with_label_values(&["success"]).inc();
+            tracing::info!(policies = set.policies.len(), dir = %serve.policies.display(), "policies loaded");
+            (set, true)
+        }
+        Err(errors) => {
+            metrics.policy_reloads.with_label_values(&["failure"]).inc();
+            for e in &errors {
+                tracing::error!(error = %e, "invalid policy; not ready until the policies are fixed");
+            }
+            (PolicySet::default(), false)
+        }
+    };
+    let registry = match HttpRegistry::new(registry, metrics.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return exit(EXIT_USAGE);
+        }
+    };
+    let engine = Arc::new(Engine::new(
+        Arc::new(registry),
+        set,
+        CacheConfig::default(),
+        metrics.clone(),
+    ));
+    let self_signed = match &serve.tls {
+        server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
+        server::TlsSource::Files { .. } => None,
+    };
+    match server::start(serve, engine, metrics, valid).await {
+        Ok(handle) => {
+            tracing::info!(webhook = %handle.webhook_addr, admin = %handle.admin_addr, "signet is serving: POST https://{}/validate", handle.webhook_addr);
+            if let Some(ca) = self_signed {
+                tracing::info!(ca = %ca.display(), "self-signed serving certificate; trust this CA to call the webhook (curl --cacert)");
+            }
+            handle.wait().await;
+            exit(0)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            exit(EXIT_USAGE)
+        }
+    }
+}
+
+/// `signet verify` output for people.
+fn render_text(images: &[ImageReport], no_match: NoMatch) -> String {
+    let mut s = String::new();
+    for r in images {
+        let name = r.reference.as_deref().unwrap_or(&r.image);
+        let digest = r
+            .digest
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        match &r.status {
+            ImageStatus::InvalidReference { detail } => {
+                s.push_str(&format!(
+                    "UNTRUSTED  {:?}: not a valid image reference: {detail}\n",
+                    r.image
+                ));
+            }
+            ImageStatus::NoPolicy { .. } => {
+                let verdict = if no_match == NoMatch::Allow {
+                    "ALLOWED  "
+                } else {
+                    "UNTRUSTED"
+                };
+                s.push_str(&format!(
+                    "{verdict}  {name}: no policy covers this image (noMatch: {no_match:?})\n"
+                ));
+            }
+            ImageStatus::Checked { policies } => {
+                let verdict = if r.trusted() {
+                    "TRUSTED  "
+                } else {
+                    "UNTRUSTED"
+                };
+                s.push_str(&format!("{verdict}  {name}{digest}\n"));
+                for p in policies {
+                    match &p.verdict {
+                        PolicyVerdict::Trusted { authorities }
+                        | PolicyVerdict::Untrusted { authorities, .. } => {
+                            for a in authorities {
+                                let line = match &a.result {
+                                    Outcome::Trusted(e) => {
+                                        let mut l = format!("trusted: {}", e.summary);
+                                        for logged in &e.logged {
+                                            l.push_str(&format!(" [logged: {logged}]"));
+                                        }
+                                        l
+                                    }
+                                    Outcome::Failed(f) => {
+                                        format!("{}: {}", f.reason.describe(), f.detail)
+                                    }
+                                };
+                                s.push_str(&format!(
+                                    "    policy {:?} ({}), authority {:?} ({}): {line}\n",
+                                    p.policy.as_str(),
+                                    p.mode.as_str(),
+                                    a.authority,
+                                    a.verifier.as_str()
+                                ));
+                            }
+                        }
+                        PolicyVerdict::Undecided { reason, detail } => s.push_str(&format!(
+                            "    policy {:?} ({}): could not verify: {}: {detail}\n",
+                            p.policy.as_str(),
+                            p.mode.as_str(),
+                            reason.describe()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    s
+}

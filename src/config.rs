@@ -1,0 +1,204 @@
+//! Raw arguments become one validated [`Config`]: files are read and checked here, once, so
+//! nothing downstream re-checks. The only module that reads argv-derived values and the
+//! environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{self, Args, LogFormat, NoMatchArg, Output};
+use crate::policy::NoMatch;
+use crate::registry::{Limits, RegistryConfig};
+use crate::server::{ServeConfig, TlsSource};
+
+/// A configuration error: what was wrong, in words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The validated configuration of one `signet` invocation.
+#[derive(Debug)]
+pub struct Config {
+    pub log_format: LogFormat,
+    pub command: CommandConfig,
+}
+
+#[derive(Debug)]
+pub enum CommandConfig {
+    Serve {
+        serve: ServeConfig,
+        registry: RegistryConfig,
+    },
+    Verify {
+        images: Vec<String>,
+        policies: PathBuf,
+        namespace: Option<String>,
+        no_match: Option<NoMatch>,
+        output: Output,
+        timeout: Duration,
+        registry: RegistryConfig,
+    },
+    Review {
+        file: PathBuf,
+        policies: PathBuf,
+        no_match: Option<NoMatch>,
+        timeout: Duration,
+        registry: RegistryConfig,
+    },
+    PolicyCheck {
+        dir: PathBuf,
+    },
+}
+
+fn no_match(n: Option<NoMatchArg>) -> Option<NoMatch> {
+    n.map(|n| match n {
+        NoMatchArg::Deny => NoMatch::Deny,
+        NoMatchArg::Warn => NoMatch::Warn,
+        NoMatchArg::Allow => NoMatch::Allow,
+    })
+}
+
+impl TryFrom<cli::RegistryArgs> for RegistryConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: cli::RegistryArgs) -> Result<Self, ConfigError> {
+        let cli::RegistryArgs {
+            insecure_registry,
+            registry_ca,
+            docker_config,
+            registry_timeout_ms,
+        } = args;
+        let mut ca_pem = Vec::new();
+        for path in &registry_ca {
+            let pem = read(path, "--registry-ca")?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(ConfigError(format!(
+                    "--registry-ca {}: no PEM CERTIFICATE in the file",
+                    path.display()
+                )));
+            }
+            ca_pem.push(pem);
+        }
+        let credentials = match &docker_config {
+            Some(path) => {
+                let text = String::from_utf8(read(path, "--docker-config")?).map_err(|_| {
+                    ConfigError(format!("--docker-config {}: not UTF-8", path.display()))
+                })?;
+                let (creds, ignored) = RegistryConfig::docker_config(&text)
+                    .map_err(|e| ConfigError(format!("--docker-config {}: {e}", path.display())))?;
+                for helper in ignored {
+                    tracing::warn!(%helper, "credential helpers are not supported; ignoring");
+                }
+                creds
+            }
+            None => Default::default(),
+        };
+        if registry_timeout_ms == 0 {
+            return Err(ConfigError("--registry-timeout-ms must be positive".into()));
+        }
+        Ok(RegistryConfig {
+            insecure: insecure_registry,
+            ca_pem,
+            credentials,
+            limits: Limits {
+                request_timeout: Duration::from_millis(registry_timeout_ms),
+                ..Limits::default()
+            },
+        })
+    }
+}
+
+fn read(path: &Path, flag: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError(format!("{flag} {}: {e}", path.display())))
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, ConfigError> {
+        let Args {
+            command,
+            log_format,
+        } = args;
+        let command = match command {
+            cli::Command::Serve(s) => {
+                let cli::ServeArgs {
+                    listen,
+                    admin_listen,
+                    tls_cert,
+                    tls_key,
+                    self_signed_ca_out,
+                    policies,
+                    no_match: nm,
+                    shutdown_delay_secs,
+                    drain_timeout_secs,
+                    registry,
+                } = s;
+                let tls = match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+                    (None, None) => TlsSource::SelfSigned {
+                        ca_out: self_signed_ca_out
+                            .unwrap_or_else(|| std::env::temp_dir().join("signet-dev-ca.pem")),
+                    },
+                    _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
+                };
+                CommandConfig::Serve {
+                    serve: ServeConfig {
+                        listen,
+                        admin_listen,
+                        tls,
+                        policies,
+                        no_match_override: no_match(nm),
+                        policy_poll: Duration::from_secs(5),
+                        tls_poll: Duration::from_secs(10),
+                        shutdown_delay: Duration::from_secs(shutdown_delay_secs),
+                        drain_timeout: Duration::from_secs(drain_timeout_secs),
+                    },
+                    registry: registry.try_into()?,
+                }
+            }
+            cli::Command::Verify(v) => {
+                let cli::VerifyArgs {
+                    images,
+                    policies,
+                    namespace,
+                    no_match: nm,
+                    output,
+                    timeout_secs,
+                    registry,
+                } = v;
+                CommandConfig::Verify {
+                    images,
+                    policies,
+                    namespace,
+                    no_match: no_match(nm),
+                    output,
+                    timeout: Duration::from_secs(timeout_secs.max(1)),
+                    registry: registry.try_into()?,
+                }
+            }
+            cli::Command::Review(r) => {
+                let cli::ReviewArgs {
+                    file,
+                    policies,
+                    no_match: nm,
+                    timeout_secs,
+                    registry,
+                } = r;
+                CommandConfig::Review {
+                    file,
+                    policies,
+                    no_match: no_match(nm),
+                    timeout: Duration::from_secs(timeout_secs.max(1)),
+                    registry: registry.try_into()?,
+                }
+            }
+            cli::Command::Policy(cli::PolicyCommand::Check { dir }) => {
+                CommandConfig::PolicyCheck { dir }
+            }
+        };
+        Ok(Config {
+            log_format,
+            command,
+        })
+    }
+}

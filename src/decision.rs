@@ -1,0 +1,483 @@
+//! The decision engine: for each image of a review, which policies apply, what digest the tag
+//! names, whether that digest is trusted under each policy, and what the admission answer is.
+//!
+//! Verdicts are cached by (digest, policy name, policy generation) in moka caches; concurrent
+//! misses for one key run one verification (`try_get_with`). Only definitive verdicts are cached:
+//! a registry failure or a deadline is never remembered. Every image is evaluated against the
+//! review's deadline; what does not finish in time is undecided and follows `onError`. Must not
+//! import hyper or Kubernetes types: the admission module translates.
+
+mod message;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::discovery::{self, Wants};
+use crate::image::{Digest, ImageRef};
+use crate::metrics::Metrics;
+use crate::policy::{NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier};
+use crate::reason::Reason;
+use crate::registry::{Registry, RegistryError, Resolved};
+use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+
+pub use message::sanitize_warning;
+
+/// Cache sizes and lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    pub digest_ttl: Duration,
+    pub trusted_ttl: Duration,
+    pub untrusted_ttl: Duration,
+    pub max_verdicts: u64,
+    pub max_digests: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            digest_ttl: Duration::from_secs(30),
+            trusted_ttl: Duration::from_secs(300),
+            untrusted_ttl: Duration::from_secs(30),
+            max_verdicts: 100_000,
+            max_digests: 100_000,
+        }
+    }
+}
+
+/// One image as it appears in a workload, with the containers that use it (for messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageUse {
+    pub image: String,
+    pub containers: Vec<String>,
+}
+
+/// The verdict of one policy for one image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum PolicyVerdict {
+    /// At least one authority verified the image.
+    Trusted { authorities: Vec<AuthorityOutcome> },
+    /// Verification completed and no authority trusts the image.
+    Untrusted {
+        reason: Reason,
+        authorities: Vec<AuthorityOutcome>,
+    },
+    /// Verification could not complete; `onError` decides.
+    Undecided { reason: Reason, detail: String },
+}
+
+impl PolicyVerdict {
+    pub fn reason(&self) -> Reason {
+        match self {
+            PolicyVerdict::Trusted { .. } => Reason::Trusted,
+            PolicyVerdict::Untrusted { reason, .. } | PolicyVerdict::Undecided { reason, .. } => {
+                *reason
+            }
+        }
+    }
+}
+
+/// One policy's result for one image.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PolicyResult {
+    pub policy: PolicyName,
+    #[serde(serialize_with = "serialize_mode")]
+    pub mode: crate::policy::Mode,
+    #[serde(serialize_with = "serialize_on_error")]
+    pub on_error: OnError,
+    #[serde(flatten)]
+    pub verdict: PolicyVerdict,
+}
+
+fn serialize_mode<S: serde::Serializer>(m: &crate::policy::Mode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
+
+fn serialize_on_error<S: serde::Serializer>(m: &OnError, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match m {
+        OnError::Deny => "deny",
+        OnError::Allow => "allow",
+    })
+}
+
+/// Everything signet concluded about one image.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImageReport {
+    /// As written in the workload.
+    pub image: String,
+    /// Normalised, when it parses.
+    pub reference: Option<String>,
+    pub digest: Option<Digest>,
+    pub containers: Vec<String>,
+    #[serde(flatten)]
+    pub status: ImageStatus,
+}
+
+/// How an image fared.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ImageStatus {
+    InvalidReference { detail: String },
+    NoPolicy { no_match: NoMatch },
+    Checked { policies: Vec<PolicyResult> },
+}
+
+impl ImageReport {
+    /// Whether every policy that covers the image trusts it (and at least one covers it).
+    pub fn trusted(&self) -> bool {
+        match &self.status {
+            ImageStatus::Checked { policies } => policies
+                .iter()
+                .all(|p| matches!(p.verdict, PolicyVerdict::Trusted { .. })),
+            _ => false,
+        }
+    }
+}
+
+/// The admission answer for a whole review.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// One line per failing image under an enforcing policy; joined into the deny message.
+    pub denials: Vec<String>,
+    /// One short line per failing image under a warning policy.
+    pub warnings: Vec<String>,
+    pub audit_annotations: BTreeMap<String, String>,
+    pub images: Vec<ImageReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct VerdictKey {
+    digest: Digest,
+    policy: PolicyName,
+    generation: String,
+}
+
+struct VerdictExpiry {
+    trusted: Duration,
+    untrusted: Duration,
+}
+
+impl Expiry<VerdictKey, Arc<PolicyVerdict>> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _: &VerdictKey,
+        value: &Arc<PolicyVerdict>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(match **value {
+            PolicyVerdict::Trusted { .. } => self.trusted,
+            _ => self.untrusted,
+        })
+    }
+}
+
+/// The engine; one per process, shared as `Arc`.
+pub struct Engine {
+    registry: Arc<dyn Registry>,
+    policies: RwLock<Arc<PolicySet>>,
+    digests: Cache<String, Resolved>,
+    verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        policies: PolicySet,
+        caches: CacheConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.policies_loaded.set(policies.policies.len() as i64);
+        Engine {
+            registry,
+            policies: RwLock::new(Arc::new(policies)),
+            digests: Cache::builder()
+                .max_capacity(caches.max_digests)
+                .time_to_live(caches.digest_ttl)
+                .build(),
+            verdicts: Cache::builder()
+                .max_capacity(caches.max_verdicts)
+                .expire_after(VerdictExpiry {
+                    trusted: caches.trusted_ttl,
+                    untrusted: caches.untrusted_ttl,
+                })
+                .build(),
+            metrics,
+        }
+    }
+
+    /// The active policy set.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new policy set. Cached verdicts of changed policies become unreachable,
+    /// since their generation is part of the key.
+    pub fn replace_policies(&self, set: PolicySet) {
+        self.metrics.policies_loaded.set(set.policies.len() as i64);
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    /// Number of cached verdicts (for the benchmarks' memory figures).
+    pub async fn cached_verdicts(&self) -> u64 {
+        self.verdicts.run_pending_tasks().await;
+        self.verdicts.entry_count()
+    }
+
+    /// Decides a review: every image, under every policy that covers it, before `deadline`.
+    pub async fn decide(
+        &self,
+        images: &[ImageUse],
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Verdict {
+        let set = self.policies();
+        let reports = futures_util::future::join_all(
+            images
+                .iter()
+                .map(|u| self.evaluate(&set, u, namespace, deadline)),
+        )
+        .await;
+        message::aggregate(reports, set.no_match)
+    }
+
+    async fn evaluate(
+        &self,
+        set: &PolicySet,
+        usage: &ImageUse,
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> ImageReport {
+        let mut report = ImageReport {
+            image: usage.image.clone(),
+            reference: None,
+            digest: None,
+            containers: usage.containers.clone(),
+            status: ImageStatus::NoPolicy {
+                no_match: set.no_match,
+            },
+        };
+        let image: ImageRef = match usage.image.parse() {
+            Ok(i) => i,
+            Err(e) => {
+                report.status = ImageStatus::InvalidReference {
+                    detail: e.to_string(),
+                };
+                return report;
+            }
+        };
+        report.reference = Some(image.to_string());
+        let policies: Vec<Arc<Policy>> = set.matching(&image, namespace).cloned().collect();
+        if policies.is_empty() {
+            return report;
+        }
+        let undecided = |e: &RegistryError| PolicyVerdict::Undecided {
+            reason: e.reason,
+            detail: e.detail.clone(),
+        };
+        let resolved = match tokio::time::timeout_at(deadline.into(), self.resolve(&image)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(undecided(&e)),
+            Err(_) => Err(deadline_verdict()),
+        };
+        let results = match resolved {
+            Err(v) => policies.iter().map(|p| result(p, v.clone())).collect(),
+            Ok(resolved) => {
+                report.digest = Some(resolved.digest.clone());
+                let pinned = image.with_digest(resolved.digest.clone());
+                let checks = policies.iter().map(|p| {
+                    let pinned = &pinned;
+                    let resolved = &resolved;
+                    async move {
+                        let v = match tokio::time::timeout_at(
+                            deadline.into(),
+                            self.verdict(pinned, resolved, p),
+                        )
+                        .await
+                        {
+                            Ok(v) => v,
+                            Err(_) => deadline_verdict(),
+                        };
+                        result(p, v)
+                    }
+                });
+                futures_util::future::join_all(checks).await
+            }
+        };
+        report.status = ImageStatus::Checked { policies: results };
+        report
+    }
+
+    /// Tag (or digest) → manifest descriptor, cached briefly since tags move.
+    async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
+        let missed = AtomicBool::new(false);
+        let r = self
+            .digests
+            .try_get_with(image.to_string(), async {
+                missed.store(true, Ordering::Relaxed);
+                self.registry.resolve(image).await
+            })
+            .await
+            .map_err(|e| (*e).clone());
+        self.metrics
+            .cache("digest", !missed.load(Ordering::Relaxed));
+        r
+    }
+
+    /// The verdict of one policy for one digest, from the cache or by verifying.
+    async fn verdict(
+        &self,
+        image: &ImageRef,
+        resolved: &Resolved,
+        policy: &Policy,
+    ) -> PolicyVerdict {
+        let key = VerdictKey {
+            digest: resolved.digest.clone(),
+            policy: policy.name.clone(),
+            generation: policy.generation.clone(),
+        };
+        let missed = AtomicBool::new(false);
+        let r = self
+            .verdicts
+            .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
+                let v = self.verify(image, resolved, policy).await;
+                match v {
+                    PolicyVerdict::Undecided { .. } => Err(v),
+                    v => Ok(Arc::new(v)),
+                }
+            })
+            .await;
+        self.metrics
+            .cache("verdict", !missed.load(Ordering::Relaxed));
+        match r {
+            Ok(v) => (*v).clone(),
+            Err(e) => (*e).clone(),
+        }
+    }
+
+    /// Discovers the signatures the policy can use and checks each authority; any suffices.
+    async fn verify(
+        &self,
+        image: &ImageRef,
+        resolved: &Resolved,
+        policy: &Policy,
+    ) -> PolicyVerdict {
+        let subject = Subject {
+            digest: resolved.digest.clone(),
+            media_type: resolved.media_type.clone(),
+            size: resolved.size,
+        };
+        let wants = Wants {
+            cosign: policy.wants_cosign(),
+            notation: policy.wants_notation(),
+            bundles: false,
+        };
+        let found = match discovery::discover(self.registry.as_ref(), image, &subject, wants).await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                for a in &policy.authorities {
+                    self.metrics
+                        .verification(verifier_kind(&a.verifier).as_str(), e.reason);
+                }
+                return PolicyVerdict::Undecided {
+                    reason: e.reason,
+                    detail: e.detail,
+                };
+            }
+        };
+        let ctx = Context {
+            now: SystemTime::now(),
+        };
+        let mut outcomes = Vec::with_capacity(policy.authorities.len());
+        for a in &policy.authorities {
+            let result = match &a.verifier {
+                Verifier::Cosign(c) => {
+                    verify::cosign::verify_with_keys(c, &subject.digest, &found.cosign)
+                }
+                Verifier::Notation(n) => {
+                    verify::notation::verify(n, &subject, &found.notation, &ctx)
+                }
+            };
+            let kind = verifier_kind(&a.verifier);
+            self.metrics.verification(
+                kind.as_str(),
+                match &result {
+                    Outcome::Trusted(_) => Reason::Trusted,
+                    Outcome::Failed(f) => f.reason,
+                },
+            );
+            let trusted = matches!(result, Outcome::Trusted(_));
+            outcomes.push(AuthorityOutcome {
+                authority: a.name.clone(),
+                verifier: kind,
+                result,
+            });
+            if trusted {
+                return PolicyVerdict::Trusted {
+                    authorities: outcomes,
+                };
+            }
+        }
+        PolicyVerdict::Untrusted {
+            reason: most_specific(&outcomes),
+            authorities: outcomes,
+        }
+    }
+}
+
+fn verifier_kind(v: &Verifier) -> VerifierKind {
+    match v {
+        Verifier::Cosign(_) => VerifierKind::Cosign,
+        Verifier::Notation(_) => VerifierKind::Notation,
+    }
+}
+
+fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
+    PolicyResult {
+        policy: policy.name.clone(),
+        mode: policy.mode,
+        on_error: policy.on_error,
+        verdict,
+    }
+}
+
+fn deadline_verdict() -> PolicyVerdict {
+    PolicyVerdict::Undecided {
+        reason: Reason::DeadlineExceeded,
+        detail: "verification did not finish before the review deadline".into(),
+    }
+}
+
+/// The reason that says most about why no authority trusted the image: a signature that was
+/// found but failed says more than "no signature" from another authority.
+fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
+    outcomes
+        .iter()
+        .filter_map(|o| match &o.result {
+            Outcome::Failed(Failure { reason, .. }) => Some(*reason),
+            Outcome::Trusted(_) => None,
+        })
+        .max_by_key(|r| match r {
+            Reason::NoSignature => 0,
+            Reason::Malformed => 1,
+            _ => 2,
+        })
+        .unwrap_or(Reason::SignatureInvalid)
+}

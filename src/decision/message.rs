@@ -1,0 +1,310 @@
+//! From image reports to the admission answer and its words.
+//!
+//! A deny message names each failing image, its digest, the policy and the reason in plain
+//! words. Warnings are short (the API server cuts warnings beyond 4 KiB in total to 256
+//! characters each) and free of control characters (it silently drops those).
+
+use super::{ImageReport, ImageStatus, PolicyResult, PolicyVerdict, Verdict};
+use crate::policy::{Mode, NoMatch, OnError};
+use crate::verify::{AuthorityOutcome, Outcome};
+
+const MAX_WARNING_CHARS: usize = 240;
+const MAX_ANNOTATION_CHARS: usize = 1000;
+
+/// What one failing (image, policy) pair contributes to the answer.
+enum Effect {
+    Deny(String),
+    Warn(String),
+    Audit(String),
+}
+
+pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict {
+    let mut effects = Vec::new();
+    for report in &images {
+        let name = report.reference.as_deref().unwrap_or(&report.image);
+        match &report.status {
+            ImageStatus::InvalidReference { detail } => effects.push(Effect::Deny(format!(
+                "image {:?}{} is not a valid image reference: {detail}",
+                report.image,
+                containers(report)
+            ))),
+            ImageStatus::NoPolicy { .. } => {
+                let text = format!(
+                    "image {name} is not covered by any image policy (noMatch: {})",
+                    no_match_str(no_match)
+                );
+                match no_match {
+                    NoMatch::Deny => effects.push(Effect::Deny(text)),
+                    NoMatch::Warn => effects.push(Effect::Warn(text)),
+                    NoMatch::Allow => {}
+                }
+            }
+            ImageStatus::Checked { policies } => {
+                for p in policies {
+                    if let Some(e) = effect(report, name, p) {
+                        effects.push(e);
+                    }
+                }
+            }
+        }
+    }
+    let mut verdict = Verdict {
+        allowed: true,
+        ..Verdict::default()
+    };
+    for e in effects {
+        match e {
+            Effect::Deny(m) => {
+                verdict.allowed = false;
+                verdict.denials.push(m);
+            }
+            Effect::Warn(m) => verdict.warnings.push(sanitize_warning(&m)),
+            Effect::Audit(m) => {
+                let key = format!("image-{}", verdict.audit_annotations.len());
+                verdict
+                    .audit_annotations
+                    .insert(key, truncate(&sanitize_warning(&m), MAX_ANNOTATION_CHARS));
+            }
+        }
+    }
+    verdict.warnings.dedup();
+    verdict.images = images;
+    verdict
+}
+
+fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> {
+    let digest = report.digest.as_ref().map_or_else(
+        || "digest unknown".to_string(),
+        |d| d.short().to_string() + "…",
+    );
+    let (full, short) = match &p.verdict {
+        PolicyVerdict::Trusted { .. } => return None,
+        PolicyVerdict::Untrusted {
+            reason,
+            authorities,
+        } => (
+            format!(
+                "image {name} ({digest}) is not trusted by policy {:?}: {}",
+                p.policy.as_str(),
+                authority_details(authorities)
+            ),
+            format!(
+                "image {name} is not trusted by policy {:?}: {}",
+                p.policy.as_str(),
+                reason.describe()
+            ),
+        ),
+        PolicyVerdict::Undecided { reason, detail } => {
+            let full = format!(
+                "image {name} ({digest}) could not be verified for policy {:?}: {}: {detail}",
+                p.policy.as_str(),
+                reason.describe()
+            );
+            if p.on_error == OnError::Allow {
+                // Admitted, but never silently: the user and the audit log both hear of it.
+                return Some(Effect::Warn(format!(
+                    "image {name} could not be verified ({}); admitted because policy {:?} has onError: allow",
+                    reason.describe(),
+                    p.policy.as_str()
+                )));
+            }
+            let short = format!(
+                "image {name} could not be verified for policy {:?}: {}",
+                p.policy.as_str(),
+                reason.describe()
+            );
+            (full, short)
+        }
+    };
+    Some(match p.mode {
+        Mode::Enforce => Effect::Deny(full),
+        Mode::Warn => Effect::Warn(short),
+        Mode::Audit => Effect::Audit(format!(
+            "policy={} mode=audit image={name} digest={} reason={}",
+            p.policy.as_str(),
+            report.digest.as_ref().map_or("unknown", |d| d.as_str()),
+            p.verdict.reason().as_str()
+        )),
+    })
+}
+
+/// `authority "a": why; authority "b": why` — or just the why when there is one authority.
+fn authority_details(authorities: &[AuthorityOutcome]) -> String {
+    let failures: Vec<(&str, String)> = authorities
+        .iter()
+        .filter_map(|a| match &a.result {
+            Outcome::Failed(f) => Some((
+                a.authority.as_str(),
+                format!("{}: {}", f.reason.describe(), f.detail),
+            )),
+            Outcome::Trusted(_) => None,
+        })
+        .collect();
+    match failures.as_slice() {
+        [(_, only)] => only.clone(),
+        many => many
+            .iter()
+            .map(|(name, why)| format!("authority {name:?}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn containers(report: &ImageReport) -> String {
+    if report.containers.is_empty() {
+        String::new()
+    } else {
+        format!(" (in {})", report.containers.join(", "))
+    }
+}
+
+fn no_match_str(n: NoMatch) -> &'static str {
+    match n {
+        NoMatch::Deny => "deny",
+        NoMatch::Warn => "warn",
+        NoMatch::Allow => "allow",
+    }
+}
+
+/// Makes a warning kubectl will print: no control characters (the API server drops warnings
+/// with `\n` or `\t`), at most 240 characters (it cuts to 256 past 4 KiB in total).
+pub fn sanitize_warning(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    truncate(&clean, MAX_WARNING_CHARS)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyName;
+    use crate::reason::Reason;
+    use crate::verify::{Failure, VerifierKind};
+
+    fn report(verdict: PolicyVerdict, mode: Mode, on_error: OnError) -> ImageReport {
+        ImageReport {
+            image: "nginx:1.25".into(),
+            reference: Some("docker.io/library/nginx:1.25".into()),
+            digest: Some(
+                "sha256:ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
+                    .parse()
+                    .unwrap(),
+            ),
+            containers: vec!["web".into()],
+            status: ImageStatus::Checked {
+                policies: vec![PolicyResult {
+                    policy: PolicyName::new("production"),
+                    mode,
+                    on_error,
+                    verdict,
+                }],
+            },
+        }
+    }
+
+    fn unsigned() -> PolicyVerdict {
+        PolicyVerdict::Untrusted {
+            reason: Reason::NoSignature,
+            authorities: vec![AuthorityOutcome {
+                authority: "ci".into(),
+                verifier: VerifierKind::Cosign,
+                result: Outcome::Failed(Failure::new(
+                    Reason::NoSignature,
+                    "no Cosign signature (looked for the sha256-<hex>.sig tag)",
+                )),
+            }],
+        }
+    }
+
+    #[test]
+    fn enforce_denies_with_image_digest_policy_and_reason() {
+        let v = aggregate(
+            vec![report(unsigned(), Mode::Enforce, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(!v.allowed);
+        assert_eq!(
+            v.denials,
+            vec![
+                "image docker.io/library/nginx:1.25 (sha256:ab12ab12ab12…) is not trusted by policy \"production\": no signature found: no Cosign signature (looked for the sha256-<hex>.sig tag)"
+            ]
+        );
+    }
+
+    #[test]
+    fn warn_and_audit_allow() {
+        let v = aggregate(
+            vec![report(unsigned(), Mode::Warn, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(v.allowed);
+        assert_eq!(
+            v.warnings,
+            vec![
+                "image docker.io/library/nginx:1.25 is not trusted by policy \"production\": no signature found"
+            ]
+        );
+        let v = aggregate(
+            vec![report(unsigned(), Mode::Audit, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(v.allowed && v.warnings.is_empty());
+        assert!(v.audit_annotations["image-0"].contains("reason=no_signature"));
+    }
+
+    #[test]
+    fn on_error_allow_admits_with_a_warning_and_deny_denies() {
+        let down = PolicyVerdict::Undecided {
+            reason: Reason::RegistryUnreachable,
+            detail: "cannot connect to docker.io".into(),
+        };
+        let v = aggregate(
+            vec![report(down.clone(), Mode::Enforce, OnError::Allow)],
+            NoMatch::Deny,
+        );
+        assert!(v.allowed);
+        assert!(v.warnings[0].contains("onError: allow"), "{:?}", v.warnings);
+        let v = aggregate(
+            vec![report(down, Mode::Enforce, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(!v.allowed);
+        assert!(
+            v.denials[0].contains("the registry is unreachable: cannot connect"),
+            "{:?}",
+            v.denials
+        );
+    }
+
+    #[test]
+    fn no_match_actions() {
+        let mut r = report(unsigned(), Mode::Enforce, OnError::Deny);
+        r.status = ImageStatus::NoPolicy {
+            no_match: NoMatch::Deny,
+        };
+        assert!(!aggregate(vec![r.clone()], NoMatch::Deny).allowed);
+        let v = aggregate(vec![r.clone()], NoMatch::Warn);
+        assert!(v.allowed && v.warnings.len() == 1);
+        let v = aggregate(vec![r], NoMatch::Allow);
+        assert!(v.allowed && v.warnings.is_empty());
+    }
+
+    #[test]
+    fn warnings_have_no_control_characters_and_are_short() {
+        let w = sanitize_warning(&format!("a\nb\tc{}", "x".repeat(1000)));
+        assert!(!w.contains('\n') && !w.contains('\t'));
+        assert!(w.chars().count() <= 240);
+    }
+}

@@ -1,0 +1,146 @@
+//! The registry seam: resolve tags, fetch manifests, blobs and referrers.
+//!
+//! [`Registry`] is the trait the rest of signet uses (`&self`, `Send + Sync`, no global lock);
+//! [`HttpRegistry`] implements it over the OCI distribution API. The registry is untrusted: an
+//! image reference can name any host. So every body is size-capped while it streams, every
+//! digest is recomputed from the bytes received, and credentials go only to the host they were
+//! configured for. Must not import `policy` or `verify`.
+//!
+//! The transport is `reqwest` rather than `oci-client`'s client: oci-client re-probes `/v2/`
+//! before requests on open registries (doubling round trips), caps no response sizes, sends no
+//! credentials for referrers and has no referrers paging or filtering; each of those is a
+//! requirement here (see the README's architecture section).
+
+mod client;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use client::{Credentials, HttpRegistry, RegistryConfig};
+
+use crate::image::{Digest, ImageRef};
+use crate::reason::Reason;
+
+/// Media types signet asks for when reading manifests. Debian's docker-registry answers 404 to
+/// an OCI manifest unless `Accept` names the OCI types exactly.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Size and count limits, all enforced while data streams in.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_manifest_bytes: u64,
+    pub max_blob_bytes: u64,
+    pub max_referrers: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 << 20,
+            max_blob_bytes: 4 << 20,
+            max_referrers: 50,
+            request_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A registry failure: a [`Reason`] (closed, for metrics and `onError`) and plain-word detail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct RegistryError {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl RegistryError {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        RegistryError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A content descriptor, as in OCI manifests and indexes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// A manifest or index, as fetched: the verified bytes and the fields signet reads.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Bytes,
+    pub body: ManifestBody,
+}
+
+/// The fields of an image manifest or index that discovery needs.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestBody {
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// What a tag or digest resolves to: the descriptor of the manifest the runtime will pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// The operations signet needs from a registry.
+#[async_trait::async_trait]
+pub trait Registry: Send + Sync {
+    /// Resolves the image's tag (or digest) to the manifest descriptor.
+    async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError>;
+
+    /// Fetches a manifest by tag or digest in the image's repository; `Ok(None)` when absent.
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<Manifest>, RegistryError>;
+
+    /// Fetches a blob of the image's repository, capped at `limits.max_blob_bytes` and checked
+    /// against the descriptor's digest.
+    async fn blob(&self, image: &ImageRef, descriptor: &Descriptor)
+    -> Result<Bytes, RegistryError>;
+
+    /// The manifests that refer to `digest` (OCI 1.1 referrers API, or the referrers tag schema
+    /// where the registry has no API), at most `limits.max_referrers`.
+    async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<Descriptor>, RegistryError>;
+
+    /// The limits this registry client enforces.
+    fn limits(&self) -> Limits;
+}

@@ -1,0 +1,201 @@
+//! Serving TLS: a certificate resolver that re-reads its files when they change, and the
+//! self-signed development certificate `signet serve` makes when given none.
+//!
+//! Rotation is detected by polling and comparing bytes, not by inotify: Kubernetes updates a
+//! mounted Secret by swapping a symlink, which inotify watches on the files miss.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::crypto::aws_lc_rs;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::metrics::Metrics;
+
+/// A certificate and key, as PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemPair {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PemPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PemPair(<redacted>)")
+    }
+}
+
+/// Builds a signing key and chain from PEM.
+pub fn certified_key(pair: &PemPair) -> Result<CertifiedKey, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pair.cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read the certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no CERTIFICATE block".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pair.key)
+        .map_err(|e| format!("cannot read the private key PEM: {e}"))?;
+    let provider = aws_lc_rs::default_provider();
+    CertifiedKey::from_der(certs, key, &provider)
+        .map_err(|e| format!("certificate and key do not form a usable pair: {e}"))
+}
+
+/// Resolves every handshake to the current certificate.
+#[derive(Debug)]
+pub struct ReloadingResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ReloadingResolver {
+    pub fn new(key: CertifiedKey) -> Self {
+        ReloadingResolver {
+            current: RwLock::new(Arc::new(key)),
+        }
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for ReloadingResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// The rustls server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1 (the API server
+/// offers both; hyper-util serves whichever is chosen).
+pub fn server_config(resolver: Arc<ReloadingResolver>) -> Result<rustls::ServerConfig, String> {
+    let mut cfg =
+        rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Polls the certificate files and swaps them in when they change and parse; a bad pair keeps
+/// the previous one and is reported.
+pub fn spawn_reloader(
+    resolver: Arc<ReloadingResolver>,
+    cert: PathBuf,
+    key: PathBuf,
+    initial: PemPair,
+    every: Duration,
+    metrics: Arc<Metrics>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = initial;
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Ok(pair) = read_pair(&cert, &key) else {
+                continue;
+            };
+            if pair == last {
+                continue;
+            }
+            match certified_key(&pair) {
+                Ok(k) => {
+                    resolver.replace(k);
+                    metrics.tls_reloads.with_label_values(&["success"]).inc();
+                    tracing::info!(cert = %cert.display(), "serving certificate reloaded");
+                    last = pair;
+                }
+                Err(error) => {
+                    metrics.tls_reloads.with_label_values(&["failure"]).inc();
+                    tracing::warn!(cert = %cert.display(), %error, "new serving certificate rejected; keeping the previous one");
+                    last = pair;
+                }
+            }
+        }
+    })
+}
+
+/// Reads a certificate and key file.
+pub fn read_pair(cert: &Path, key: &Path) -> Result<PemPair, String> {
+    Ok(PemPair {
+        cert: std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?,
+        key: std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?,
+    })
+}
+
+/// A development CA and a serving certificate for `localhost`, `127.0.0.1`, `::1` and the
+/// given extra names. Returns (serving pair, CA certificate PEM).
+pub fn self_signed(extra_names: &[String]) -> Result<(PemPair, String), String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let err = |e: rcgen::Error| format!("cannot make the self-signed certificate: {e}");
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "signet development CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    names.extend(extra_names.iter().cloned());
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+    let mut leaf = CertificateParams::new(names).map_err(err)?;
+    leaf.distinguished_name.push(DnType::CommonName, "signet");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
+    Ok((
+        PemPair {
+            cert: leaf_cert.pem().into_bytes(),
+            key: leaf_key.serialize_pem().into_bytes(),
+        },
+        ca_cert.pem(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_pair_is_usable() {
+        let (pair, ca) = self_signed(&["signet.signet-system.svc".into()]).unwrap();
+        assert!(ca.contains("BEGIN CERTIFICATE"));
+        certified_key(&pair).unwrap();
+    }
+
+    #[test]
+    fn bad_pem_is_a_clear_error() {
+        let (pair, _) = self_signed(&[]).unwrap();
+        let err = certified_key(&PemPair {
+            cert: b"nope".to_vec(),
+            key: pair.key.clone(),
+        })
+        .unwrap_err();
+        assert!(err.contains("no CERTIFICATE"), "{err}");
+        let (other, _) = self_signed(&[]).unwrap();
+        let err = certified_key(&PemPair {
+            cert: pair.cert,
+            key: other.key,
+        })
+        .unwrap_err();
+        assert!(err.contains("do not form a usable pair"), "{err}");
+    }
+}
