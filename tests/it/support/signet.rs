@@ -1,0 +1,179 @@
+//! The real signet server, in process, over HTTPS: the same `server::start` `signet serve`
+//! runs, with its self-signed certificate, on ephemeral loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use signet::decision::{CacheConfig, Engine};
+use signet::metrics::Metrics;
+use signet::registry::{HttpRegistry, Limits, RegistryConfig};
+use signet::server::{self, Handle, ServeConfig, TlsSource};
+use tempfile::TempDir;
+
+use super::registry::TestRegistry;
+
+/// A running signet.
+pub struct Signet {
+    handle: Option<Handle>,
+    pub url: String,
+    pub admin: String,
+    pub metrics: Arc<Metrics>,
+    pub policy_dir: PathBuf,
+    ca_pem: String,
+    _dir: TempDir,
+}
+
+/// A `ClusterImagePolicy` trusting `key_pem` (Cosign) for `images`.
+pub fn cosign_policy(name: &str, images: &str, mode: &str, on_error: &str, key_pem: &str) -> String {
+    let key = key_pem.trim_end().replace('\n', "\n              ");
+    format!(
+        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images: [\"{images}\"]\n  mode: {mode}\n  onError: {on_error}\n  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+    )
+}
+
+/// A `SignetConfig` document.
+pub fn settings(no_match: &str) -> String {
+    format!("apiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  noMatch: {no_match}\n")
+}
+
+impl Signet {
+    /// Starts signet with `policies` (YAML documents joined by `---`), reaching `registries`
+    /// over plain HTTP (or HTTPS with their CA).
+    pub async fn start(policies: &str, registries: &[&TestRegistry]) -> Signet {
+        Self::start_with(policies, registries, Limits::default()).await
+    }
+
+    pub async fn start_with(policies: &str, registries: &[&TestRegistry], limits: Limits) -> Signet {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir(&policy_dir).expect("policy dir");
+        std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
+        let set = signet::policy::load_dir(&policy_dir).unwrap_or_else(|e| panic!("test policies do not load: {e:?}"));
+        let mut config = RegistryConfig {
+            limits,
+            ..RegistryConfig::default()
+        };
+        for r in registries {
+            match r.ca_pem() {
+                Some(ca) => config.ca_pem.push(ca.as_bytes().to_vec()),
+                None => config.insecure.push(r.addr()),
+            }
+        }
+        let metrics = Arc::new(Metrics::new());
+        let registry = HttpRegistry::new(config, metrics.clone()).expect("registry client");
+        let engine = Arc::new(Engine::new(Arc::new(registry), set, CacheConfig::default(), metrics.clone()));
+        let ca_out = dir.path().join("ca.pem");
+        let handle = server::start(
+            ServeConfig {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                admin_listen: "127.0.0.1:0".parse().expect("addr"),
+                tls: TlsSource::SelfSigned { ca_out: ca_out.clone() },
+                policies: policy_dir.clone(),
+                no_match_override: None,
+                policy_poll: Duration::from_millis(200),
+                tls_poll: Duration::from_secs(10),
+                shutdown_delay: Duration::ZERO,
+                drain_timeout: Duration::from_secs(2),
+            },
+            engine,
+            metrics.clone(),
+            true,
+        )
+        .await
+        .expect("signet starts");
+        let ca_pem = std::fs::read_to_string(&ca_out).expect("CA written");
+        Signet {
+            url: format!("https://localhost:{}/validate", handle.webhook_addr.port()),
+            admin: format!("http://{}", handle.admin_addr),
+            metrics,
+            policy_dir,
+            ca_pem,
+            handle: Some(handle),
+            _dir: dir,
+        }
+    }
+
+    pub fn ca_path(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// An HTTPS client trusting signet's CA; `http2` selects HTTP/2 through ALPN.
+    pub fn client(&self, http2: bool) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("CA");
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(30));
+        b = if http2 { b.http2_prior_knowledge() } else { b.http1_only() };
+        b.build().expect("client")
+    }
+
+    /// POSTs a review with `?timeout=10s` over HTTP/1.1 and returns the response review.
+    pub async fn review(&self, body: &Value) -> Value {
+        self.review_with(body, "timeout=10s", false).await
+    }
+
+    pub async fn review_with(&self, body: &Value, query: &str, http2: bool) -> Value {
+        let (status, text) = self.post(&serde_json::to_vec(body).expect("json"), query, http2).await;
+        assert_eq!(status, 200, "signet answered {status}: {text}");
+        serde_json::from_str(&text).expect("response is JSON")
+    }
+
+    /// POSTs raw bytes; returns the status and body.
+    pub async fn post(&self, body: &[u8], query: &str, http2: bool) -> (u16, String) {
+        let resp = self
+            .client(http2)
+            .post(format!("{}?{query}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("signet answers");
+        let status = resp.status().as_u16();
+        if http2 {
+            assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        }
+        (status, resp.text().await.expect("body"))
+    }
+
+    /// GET on the admin port.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin answers");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    }
+
+    /// The value of one metric line (exact name with labels), 0 when absent.
+    pub fn metric(&self, line_prefix: &str) -> f64 {
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// Registry requests made so far, all operations.
+    pub fn registry_requests(&self) -> f64 {
+        self.metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("signet_registry_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
