@@ -73,6 +73,10 @@ pub struct RegistryArgs {
         env = "SIGNET_DOCKER_CONFIG"
     )]
     pub docker_config: Option<PathBuf>,
+    /// An address range registries must never resolve to, added to the default deny-list
+    /// (link-local and cloud-metadata addresses), e.g. 10.0.0.0/8. Repeatable.
+    #[arg(long = "registry-deny-cidr", value_name = "CIDR")]
+    pub registry_deny_cidr: Vec<String>,
     /// Per-request registry timeout, in milliseconds.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub registry_timeout_ms: u64,

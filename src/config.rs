@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Args, LogFormat, NoMatchArg, Output};
 use crate::policy::NoMatch;
-use crate::registry::{Limits, RegistryConfig};
+use crate::registry::{Cidr, DenyList, Limits, RegistryConfig};
 use crate::server::{ServeConfig, TlsSource};
 
 /// A configuration error: what was wrong, in words.
@@ -65,6 +65,7 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
             insecure_registry,
             registry_ca,
             docker_config,
+            registry_deny_cidr,
             registry_timeout_ms,
         } = args;
         let mut ca_pem = Vec::new();
@@ -95,10 +96,19 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
         if registry_timeout_ms == 0 {
             return Err(ConfigError("--registry-timeout-ms must be positive".into()));
         }
+        let mut extra_deny = Vec::new();
+        for c in &registry_deny_cidr {
+            extra_deny.push(
+                c.parse::<Cidr>()
+                    .map_err(|e| ConfigError(format!("--registry-deny-cidr: {e}")))?,
+            );
+        }
         Ok(RegistryConfig {
             insecure: insecure_registry,
             ca_pem,
             credentials,
+            realm_hosts: Default::default(),
+            deny: DenyList::with(extra_deny),
             limits: Limits {
                 request_timeout: Duration::from_millis(registry_timeout_ms),
                 ..Limits::default()

@@ -22,7 +22,7 @@ use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
 use crate::policy::{NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier};
 use crate::reason::Reason;
-use crate::registry::{Registry, RegistryError, Resolved};
+use crate::registry::{self, Registry, RegistryError, Resolved};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
 pub use message::sanitize_warning;
@@ -290,7 +290,12 @@ impl Engine {
             reason: e.reason,
             detail: e.detail.clone(),
         };
-        let resolved = match tokio::time::timeout_at(deadline.into(), self.resolve(&image)).await {
+        let resolved = match tokio::time::timeout_at(
+            deadline.into(),
+            registry::with_deadline(deadline, self.resolve(&image)),
+        )
+        .await
+        {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(undecided(&e)),
             Err(_) => Err(deadline_verdict()),
@@ -306,7 +311,7 @@ impl Engine {
                     async move {
                         let v = match tokio::time::timeout_at(
                             deadline.into(),
-                            self.verdict(pinned, resolved, p),
+                            registry::with_deadline(deadline, self.verdict(pinned, resolved, p)),
                         )
                         .await
                         {

@@ -11,13 +11,19 @@
 //! credentials for referrers and has no referrers paging or filtering; each of those is a
 //! requirement here (see the README's architecture section).
 
+mod auth;
 mod client;
+pub mod ssrf;
+mod transport;
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use client::{Credentials, HttpRegistry, RegistryConfig};
+pub use auth::{CredentialSource, Credentials};
+pub use client::{HttpRegistry, RegistryConfig};
+pub use ssrf::{Cidr, DenyList};
 
 use crate::image::{Digest, ImageRef};
 use crate::reason::Reason;
@@ -27,6 +33,29 @@ use crate::reason::Reason;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+tokio::task_local! {
+    /// The review deadline of the registry calls running in this task (see [`with_deadline`]).
+    static DEADLINE: Instant;
+}
+
+/// Runs `f` with `deadline` as the review deadline of every registry call inside it.
+///
+/// The engine also cancels work at the deadline (`timeout_at`), so nothing outlives it; this
+/// lets the client do better than being cancelled: each attempt's timeout is cut to the time
+/// left, and a retry or a `Retry-After` wait that would not fit fails at once with its real
+/// reason (`throttled`, `registry unreachable`) instead of sleeping into `deadline exceeded`.
+/// A task-local rather than a parameter so the [`Registry`] trait stays as it is.
+pub async fn with_deadline<F: Future>(deadline: Instant, f: F) -> F::Output {
+    DEADLINE.scope(deadline, f).await
+}
+
+/// Time left before the current review deadline; `None` outside [`with_deadline`].
+pub(crate) fn remaining() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(Instant::now()))
+        .ok()
+}
 
 /// Size and count limits, all enforced while data streams in.
 #[derive(Clone, Copy, Debug)]

@@ -1,18 +1,30 @@
 //! [`HttpRegistry`]: the OCI distribution API over `reqwest`, with the limits of
-//! [`super::Limits`], Basic and Bearer authentication, and per-host concurrency bounds.
+//! [`super::Limits`], Basic and Bearer authentication ([`super::auth`]), egress rules
+//! ([`super::ssrf`]), per-host concurrency bounds, and retries that never outlive the review
+//! deadline ([`super::with_deadline`]).
+//!
+//! Every HTTP exchange, token fetches and retries included, goes through
+//! [`HttpRegistry::execute`], which records `signet_registry_requests_total{operation,status}`
+//! (status: the numeric code, `timeout` or `error`) and the duration histogram.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{Method, StatusCode};
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode, Url};
 use tokio::sync::Semaphore;
 
+use super::auth::{self, Bearer, CredentialSource, Credentials};
+use super::ssrf::{DenyList, FilteringResolver};
+use super::transport::{
+    backoff, header_str, is_transient, is_transient_status, link_next, read_capped,
+    redirect_policy, retry_after, status_error, transport_error,
+};
 use super::{
     Descriptor, Limits, MANIFEST_ACCEPT, Manifest, ManifestBody, OCI_INDEX, Registry,
-    RegistryError, Resolved,
+    RegistryError, Resolved, remaining,
 };
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
@@ -21,112 +33,62 @@ use crate::reason::Reason;
 /// How long to remember that a host has no referrers API (it answered 404), so later lookups
 /// go straight to the tag schema and save a round trip.
 const NO_REFERRERS_API_TTL: Duration = Duration::from_secs(600);
-/// The longest `Retry-After` signet waits for inside one request.
+/// The longest `Retry-After` signet waits for inside one request; longer ones fail at once
+/// as `throttled` (a webhook has seconds, not minutes).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// The wait when a 429 or 503 names none.
+const DEFAULT_RETRY_WAIT: Duration = Duration::from_millis(200);
+/// Retries of one idempotent request (so at most three attempts).
+const MAX_RETRIES: u32 = 2;
+/// A retry is only worth it if this much of the deadline is left after the wait.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 const MAX_CONCURRENT_PER_HOST: usize = 32;
-const MAX_REDIRECTS: usize = 3;
-
-/// Username and password for one registry host. The password never reaches `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({:?}, <redacted>)", self.username)
-    }
-}
+/// Pages of a referrers list followed through `Link: rel="next"`.
+const MAX_REFERRER_PAGES: usize = 10;
+/// Token responses are small JSON documents.
+const MAX_TOKEN_BYTES: u64 = 64 << 10;
 
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
-    /// Hosts (`host` or `host:port`, exact) reached over plain HTTP. Everything else is HTTPS.
+    /// Hosts (`host` or `host:port`, exact) reached over plain HTTP. Everything else is HTTPS,
+    /// and an HTTPS registry is never contacted over plain HTTP, redirects included.
     pub insecure: Vec<String>,
     /// Extra PEM CA certificates trusted for registry TLS, besides the system roots.
     pub ca_pem: Vec<Vec<u8>>,
     /// Credentials by exact registry host.
     pub credentials: HashMap<String, Credentials>,
+    /// Token-realm hosts allowed to receive a registry's credentials besides the registry's
+    /// own host name (e.g. `registry.gitlab.com` → `gitlab.com`), by exact registry host.
+    pub realm_hosts: HashMap<String, Vec<String>>,
+    /// Address ranges never connected to (checked on resolved addresses at connect time).
+    pub deny: DenyList,
     pub limits: Limits,
 }
 
 impl RegistryConfig {
-    /// Reads the `auths` of a docker `config.json`. `credHelpers` and `credsStore` cannot be
-    /// run here (no helper binaries in the image); they are reported so the caller can warn.
+    /// Reads the `auths` of a docker `config.json` (see [`auth::docker_config`]).
     pub fn docker_config(
         text: &str,
     ) -> Result<(HashMap<String, Credentials>, Vec<String>), String> {
-        use base64::Engine;
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct DockerConfig {
-            #[serde(default)]
-            auths: HashMap<String, AuthEntry>,
-            #[serde(default)]
-            cred_helpers: HashMap<String, String>,
-            #[serde(default)]
-            creds_store: Option<String>,
-        }
-        #[derive(serde::Deserialize)]
-        struct AuthEntry {
-            auth: Option<String>,
-            username: Option<String>,
-            password: Option<String>,
-        }
-        let cfg: DockerConfig =
-            serde_json::from_str(text).map_err(|e| format!("not a docker config.json: {e}"))?;
-        let mut creds = HashMap::new();
-        for (host, entry) in cfg.auths {
-            let host = normalise_config_host(&host);
-            let c = match (entry.auth, entry.username, entry.password) {
-                (Some(auth), _, _) => {
-                    let raw = base64::engine::general_purpose::STANDARD
-                        .decode(auth.trim())
-                        .map_err(|e| format!("auths[{host}].auth is not base64: {e}"))?;
-                    let raw = String::from_utf8(raw)
-                        .map_err(|_| format!("auths[{host}].auth is not UTF-8"))?;
-                    let (u, p) = raw
-                        .split_once(':')
-                        .ok_or_else(|| format!("auths[{host}].auth is not user:password"))?;
-                    Credentials {
-                        username: u.to_string(),
-                        password: p.to_string(),
-                    }
-                }
-                (None, Some(username), Some(password)) => Credentials { username, password },
-                _ => continue,
-            };
-            creds.insert(host, c);
-        }
-        let mut ignored: Vec<String> = cfg.cred_helpers.into_keys().collect();
-        if let Some(store) = cfg.creds_store {
-            ignored.push(format!("credsStore {store}"));
-        }
-        Ok((creds, ignored))
+        auth::docker_config(text)
     }
 }
 
-/// `https://index.docker.io/v1/` and friends become the host signet uses in references.
-fn normalise_config_host(key: &str) -> String {
-    let host = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        h => h.to_string(),
-    }
-}
+/// Cached Bearer tokens, by (registry host, scope, credentials identity).
+type TokenKey = (String, String, Option<String>);
 
 /// The registry client.
 pub struct HttpRegistry {
+    /// Registry requests: redirects followed under [`redirect_policy`].
     http: reqwest::Client,
+    /// Token requests: no redirects at all (checklist S3).
+    token_http: reqwest::Client,
     config: RegistryConfig,
+    credentials: Arc<dyn CredentialSource>,
+    deny: Arc<DenyList>,
     metrics: Arc<Metrics>,
-    tokens: Mutex<HashMap<(String, String), (String, Instant)>>,
+    tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
     no_referrers_api: Mutex<HashMap<String, Instant>>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -139,30 +101,38 @@ impl std::fmt::Debug for HttpRegistry {
     }
 }
 
-struct Bearer {
-    realm: String,
-    service: Option<String>,
-}
-
 impl HttpRegistry {
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.limits.request_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(redirect_policy());
-        for pem in &config.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("registry CA bundle: {e}"))?
-            {
-                builder = builder.add_root_certificate(cert);
+        let deny = Arc::new(config.deny.clone());
+        let insecure: Arc<HashSet<String>> = Arc::new(config.insecure.iter().cloned().collect());
+        let client = |redirect: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(config.limits.request_timeout)
+                .pool_idle_timeout(Duration::from_secs(60))
+                // A proxy would resolve registry names itself, out of reach of the
+                // connect-time deny-list: registries are reached directly.
+                .no_proxy()
+                .dns_resolver(Arc::new(FilteringResolver::new(deny.clone())))
+                .redirect(redirect);
+            for pem in &config.ca_pem {
+                for cert in reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| format!("registry CA bundle: {e}"))?
+                {
+                    builder = builder.add_root_certificate(cert);
+                }
             }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            builder
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        };
+        let http = client(redirect_policy(deny.clone(), insecure))?;
+        let token_http = client(reqwest::redirect::Policy::none())?;
         Ok(HttpRegistry {
             http,
+            token_http,
+            credentials: Arc::new(config.credentials.clone()),
+            deny,
             config,
             metrics,
             tokens: Mutex::new(HashMap::new()),
@@ -171,17 +141,25 @@ impl HttpRegistry {
         })
     }
 
+    fn is_insecure(&self, registry: &str) -> bool {
+        self.config.insecure.iter().any(|i| i == registry)
+    }
+
     fn base_url(&self, registry: &str) -> String {
         let host = match registry {
             "docker.io" => "registry-1.docker.io",
             h => h,
         };
-        let scheme = if self.config.insecure.iter().any(|i| i == registry) {
+        let scheme = if self.is_insecure(registry) {
             "http"
         } else {
             "https"
         };
         format!("{scheme}://{host}")
+    }
+
+    fn url(&self, registry: &str, path: &str) -> String {
+        format!("{}{path}", self.base_url(registry))
     }
 
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {
@@ -191,121 +169,222 @@ impl HttpRegistry {
             .clone()
     }
 
-    fn cached_token(&self, host: &str, scope: &str) -> Option<String> {
+    fn cached_token(&self, key: &TokenKey) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens
-            .get(&(host.to_string(), scope.to_string()))
+            .get(key)
             .filter(|(_, exp)| *exp > Instant::now())
             .map(|(t, _)| t.clone())
     }
 
-    /// Sends one request with authentication, one retry for a Bearer challenge and one for a
-    /// short `Retry-After`; records metrics. Redirects are followed by reqwest, which drops
-    /// `Authorization` when the host changes.
+    /// The time one attempt may take: the per-request timeout, cut to what is left of the
+    /// review deadline. `None` when the deadline has passed.
+    fn attempt_timeout(&self) -> Option<Duration> {
+        let t = self.config.limits.request_timeout;
+        match remaining() {
+            Some(r) if r.is_zero() => None,
+            Some(r) => Some(t.min(r)),
+            None => Some(t),
+        }
+    }
+
+    /// One HTTP exchange, counted in the metrics whatever its outcome. IP-literal hosts are
+    /// checked against the deny-list here, before any connection (names are checked by the
+    /// resolver). A failure says whether it is transient (worth a retry of a GET or HEAD).
+    async fn execute(
+        &self,
+        operation: &'static str,
+        host: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, (RegistryError, bool)> {
+        let started = Instant::now();
+        let record = |status: &str| {
+            self.metrics
+                .registry_requests
+                .with_label_values(&[operation, status])
+                .inc();
+            self.metrics
+                .registry_duration
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+        };
+        let Some(timeout) = self.attempt_timeout() else {
+            record("timeout");
+            return Err((deadline_error(host), false));
+        };
+        let req = req.timeout(timeout).build().map_err(|_| {
+            (
+                RegistryError::new(Reason::Internal, "cannot build a registry request"),
+                false,
+            )
+        })?;
+        if let Err(denied) = self.deny.check_url(req.url()) {
+            record("error");
+            return Err((
+                RegistryError::new(
+                    Reason::RegistryUnreachable,
+                    format!("{host} is not allowed: {denied}"),
+                ),
+                false,
+            ));
+        }
+        let client = if operation == "token" {
+            &self.token_http
+        } else {
+            &self.http
+        };
+        match client.execute(req).await {
+            Ok(resp) => {
+                record(resp.status().as_str());
+                Ok(resp)
+            }
+            Err(e) => {
+                record(if e.is_timeout() { "timeout" } else { "error" });
+                Err((transport_error(host, &e, timeout), is_transient(&e)))
+            }
+        }
+    }
+
+    /// Sleeps `wait` before a retry if that leaves time for the retry inside the deadline;
+    /// otherwise returns `false` and the caller fails now, with the real reason rather than a
+    /// later "deadline exceeded".
+    async fn wait_for_retry(&self, wait: Duration) -> bool {
+        if remaining().is_some_and(|r| wait + MIN_ATTEMPT_TIME > r) {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    /// Sends one idempotent (GET/HEAD) request with authentication. Handles one Bearer
+    /// challenge; retries 502/503/504 and broken connections with jittered backoff, and 429
+    /// after its `Retry-After` (at most [`MAX_RETRY_AFTER`]), at most [`MAX_RETRIES`] times and
+    /// only while the review deadline leaves room. Redirects are followed by reqwest under
+    /// [`redirect_policy`]; it drops `Authorization` when host, port or scheme change.
     async fn send(
         &self,
         operation: &'static str,
         image: &ImageRef,
         method: Method,
-        path: &str,
+        url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
         let host = image.registry();
-        let url = format!("{}{}", self.base_url(host), path);
         let scope = format!("repository:{}:pull", image.repository());
+        let creds = self.credentials.credentials(host);
+        let token_key: TokenKey = (
+            host.to_string(),
+            scope.clone(),
+            creds.as_ref().map(Credentials::identity),
+        );
         let permit = self.semaphore(host);
         let _permit = permit
             .acquire()
             .await
             .map_err(|_| RegistryError::new(Reason::Internal, "registry client shut down"))?;
         let mut challenged = false;
-        let mut throttled = false;
+        let mut retries = 0;
         loop {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .timeout(self.config.limits.request_timeout);
+            let mut req = self.http.request(method.clone(), url);
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
             }
-            if let Some(token) = self.cached_token(host, &scope) {
+            if let Some(token) = self.cached_token(&token_key) {
                 req = req.bearer_auth(token);
-            } else if let Some(c) = self.config.credentials.get(host) {
+            } else if let Some(c) = &creds {
                 req = req.basic_auth(&c.username, Some(&c.password));
             }
-            let started = Instant::now();
-            let result = req.send().await;
-            let status_label = match &result {
-                Ok(r) => r.status().as_u16().to_string(),
-                Err(e) if e.is_timeout() => "timeout".into(),
-                Err(_) => "error".into(),
-            };
-            self.metrics
-                .registry_requests
-                .with_label_values(&[operation, status_label.as_str()])
-                .inc();
-            self.metrics
-                .registry_duration
-                .with_label_values(&[operation])
-                .observe(started.elapsed().as_secs_f64());
-            let resp = result
-                .map_err(|e| transport_error(host, &e, self.config.limits.request_timeout))?;
-            match resp.status() {
-                StatusCode::UNAUTHORIZED if !challenged => {
-                    challenged = true;
-                    let Some(bearer) = parse_bearer(resp.headers()) else {
-                        return Err(RegistryError::new(
-                            Reason::Unauthorized,
-                            format!(
-                                "{host} requires authentication (401) and no usable credentials are configured"
-                            ),
-                        ));
-                    };
-                    self.fetch_token(host, &scope, &bearer).await?;
+            let resp = match self.execute(operation, host, req).await {
+                Ok(resp) => resp,
+                Err((e, transient)) if transient && retries < MAX_RETRIES => {
+                    retries += 1;
+                    if !self.wait_for_retry(backoff(retries - 1)).await {
+                        return Err(e);
+                    }
                     continue;
                 }
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE if !throttled => {
-                    throttled = true;
-                    let wait = retry_after(resp.headers()).unwrap_or(Duration::from_millis(200));
-                    if wait > MAX_RETRY_AFTER {
-                        return Err(status_error(host, resp.status()));
-                    }
-                    let jitter = Duration::from_millis(rand::random_range(0..50));
-                    tokio::time::sleep(wait + jitter).await;
+                Err((e, _)) => return Err(e),
+            };
+            let status = resp.status();
+            match status {
+                StatusCode::UNAUTHORIZED if !challenged => {
+                    challenged = true;
+                    let bearer = auth::parse_bearer(resp.headers(), self.is_insecure(host))
+                        .map_err(|why| {
+                            RegistryError::new(
+                                Reason::Unauthorized,
+                                format!(
+                                    "{host} requires authentication (401): {why}{}",
+                                    if creds.is_some() {
+                                        ""
+                                    } else {
+                                        " (no credentials are configured for it)"
+                                    }
+                                ),
+                            )
+                        })?;
+                    self.fetch_token(host, &token_key, creds.as_ref(), &bearer)
+                        .await?;
                     continue;
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(resp.headers()).unwrap_or(DEFAULT_RETRY_WAIT);
+                    if retries >= MAX_RETRIES || wait > MAX_RETRY_AFTER {
+                        return Err(throttled(host, wait));
+                    }
+                    retries += 1;
+                    let wait = wait + Duration::from_millis(rand::random_range(0..50));
+                    if !self.wait_for_retry(wait).await {
+                        return Err(throttled(host, wait));
+                    }
+                }
+                s if is_transient_status(s) && retries < MAX_RETRIES => {
+                    let wait = match retry_after(resp.headers()) {
+                        Some(w) if w <= MAX_RETRY_AFTER => w,
+                        Some(_) => return Err(status_error(host, s)),
+                        None => backoff(retries),
+                    };
+                    retries += 1;
+                    if !self.wait_for_retry(wait).await {
+                        return Err(status_error(host, s));
+                    }
                 }
                 _ => return Ok(resp),
             }
         }
     }
 
-    /// The Bearer token flow: ask the realm for a pull token for this repository, with the
-    /// host's credentials when configured, and cache it until it expires.
+    /// The Bearer token flow: ask the realm for a pull token for this repository and cache it
+    /// until shortly before it expires. Credentials go along only when the realm may receive
+    /// them ([`auth::realm_may_receive_credentials`]); otherwise the request is anonymous.
     async fn fetch_token(
         &self,
         host: &str,
-        scope: &str,
+        key: &TokenKey,
+        creds: Option<&Credentials>,
         bearer: &Bearer,
     ) -> Result<(), RegistryError> {
-        let mut req = self
-            .http
-            .get(&bearer.realm)
-            .timeout(self.config.limits.request_timeout)
-            .query(&[("scope", scope)]);
-        if let Some(s) = &bearer.service {
-            req = req.query(&[("service", s)]);
+        let mut url = bearer.realm.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("scope", &key.1);
+            if let Some(s) = &bearer.service {
+                q.append_pair("service", s);
+            }
         }
-        if let Some(c) = self.config.credentials.get(host) {
-            req = req.basic_auth(&c.username, Some(&c.password));
+        let mut req = self.token_http.get(url.clone());
+        if let Some(c) = creds {
+            if auth::realm_may_receive_credentials(host, &url, &self.config.realm_hosts) {
+                req = req.basic_auth(&c.username, Some(&c.password));
+            } else {
+                tracing::warn!(
+                    registry = host,
+                    realm_host = url.host_str().unwrap_or_default(),
+                    "token realm is on another host: asking it anonymously"
+                );
+            }
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| transport_error(host, &e, self.config.limits.request_timeout))?;
-        self.metrics
-            .registry_requests
-            .with_label_values(&["token", resp.status().as_str()])
-            .inc();
+        let resp = self.execute("token", host, req).await.map_err(|(e, _)| e)?;
         if !resp.status().is_success() {
             return Err(RegistryError::new(
                 Reason::Unauthorized,
@@ -321,27 +400,29 @@ impl HttpRegistry {
             access_token: Option<String>,
             expires_in: Option<u64>,
         }
-        let body = read_capped(resp, 64 << 10, host).await?;
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+        let body = read_capped(resp, MAX_TOKEN_BYTES, host).await?;
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
             RegistryError::new(
                 Reason::Unauthorized,
-                format!("the token service of {host} sent an unreadable answer: {e}"),
+                format!("the token service of {host} sent an unreadable answer"),
             )
         })?;
-        let token = t.token.or(t.access_token).ok_or_else(|| {
-            RegistryError::new(
-                Reason::Unauthorized,
-                format!("the token service of {host} sent no token"),
-            )
-        })?;
-        // Expire a little early so a token is never used at the edge of its lifetime.
+        let token = t
+            .token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                RegistryError::new(
+                    Reason::Unauthorized,
+                    format!("the token service of {host} sent no token"),
+                )
+            })?;
+        // The spec's default lifetime is 60 s. Expire a little early so a token is never used
+        // at the edge of its lifetime, and cap how long a token is trusted.
         let ttl = Duration::from_secs(t.expires_in.unwrap_or(60).clamp(10, 3600).saturating_sub(5));
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens.retain(|_, (_, exp)| *exp > Instant::now());
-        tokens.insert(
-            (host.to_string(), scope.to_string()),
-            (token, Instant::now() + ttl),
-        );
+        tokens.insert(key.clone(), (token, Instant::now() + ttl));
         Ok(())
     }
 
@@ -362,165 +443,121 @@ impl HttpRegistry {
         map.insert(host.to_string(), Instant::now());
     }
 
+    fn too_many_referrers(&self, digest: &Digest, count: usize) -> RegistryError {
+        RegistryError::new(
+            Reason::TooManyReferrers,
+            format!(
+                "{} has {}{count} referrers, more than the limit of {}",
+                digest.short(),
+                if count > self.config.limits.max_referrers {
+                    "at least "
+                } else {
+                    ""
+                },
+                self.config.limits.max_referrers
+            ),
+        )
+    }
+
     fn index_entries(
         &self,
         body: &ManifestBody,
         digest: &Digest,
     ) -> Result<Vec<Descriptor>, RegistryError> {
-        let max = self.config.limits.max_referrers;
-        if body.manifests.len() > max {
-            return Err(RegistryError::new(
-                Reason::TooManyReferrers,
-                format!(
-                    "{} has {} referrers, more than the limit of {max}",
-                    digest.short(),
-                    body.manifests.len()
-                ),
-            ));
+        if body.manifests.len() > self.config.limits.max_referrers {
+            return Err(self.too_many_referrers(digest, body.manifests.len()));
         }
         Ok(body.manifests.clone())
     }
-}
 
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-fn transport_error(host: &str, e: &reqwest::Error, timeout: Duration) -> RegistryError {
-    if e.is_timeout() {
-        RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("{host} did not answer within {}s", timeout.as_secs_f32()),
-        )
-    } else if e.is_redirect() {
-        RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("{host} redirected too many times"),
-        )
-    } else if e.is_connect() {
-        RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("cannot connect to {host}"),
-        )
-    } else {
-        // reqwest's error chain can name the URL; keep the message to the host.
-        RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("request to {host} failed"),
-        )
-    }
-}
-
-fn status_error(host: &str, status: StatusCode) -> RegistryError {
-    let reason = match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Reason::Unauthorized,
-        StatusCode::NOT_FOUND => Reason::NotFound,
-        StatusCode::TOO_MANY_REQUESTS => Reason::Throttled,
-        _ => Reason::RegistryUnreachable,
-    };
-    RegistryError::new(reason, format!("{host} answered {status}"))
-}
-
-fn parse_bearer(headers: &HeaderMap) -> Option<Bearer> {
-    let value = headers.get(WWW_AUTHENTICATE)?.to_str().ok()?;
-    let rest = value
-        .trim()
-        .strip_prefix("Bearer ")
-        .or_else(|| value.trim().strip_prefix("bearer "))?;
-    let mut realm = None;
-    let mut service = None;
-    for part in split_params(rest) {
-        let (k, v) = part.split_once('=')?;
-        let v = v.trim().trim_matches('"').to_string();
-        match k.trim() {
-            "realm" => realm = Some(v),
-            "service" => service = Some(v),
-            _ => {}
-        }
-    }
-    let realm = realm?;
-    if !(realm.starts_with("https://") || realm.starts_with("http://")) {
-        return None;
-    }
-    Some(Bearer { realm, service })
-}
-
-/// Splits `a="x,y",b=z` on commas outside quotes.
-fn split_params(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut quoted = false;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(&s[start..i]);
-                start = i + 1;
+    /// The referrers API, following `Link: rel="next"` pages on the same origin, at most
+    /// [`MAX_REFERRER_PAGES`] pages and `max_referrers` entries in total. `Ok(None)` when the
+    /// registry has no API (404 on the first page).
+    async fn referrers_api(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        let host = image.registry();
+        let first = format!(
+            "{}/v2/{}/referrers/{}",
+            self.base_url(host),
+            image.repository(),
+            digest
+        );
+        let mut url = Url::parse(&first)
+            .map_err(|_| RegistryError::new(Reason::InvalidReference, "bad registry URL"))?;
+        let mut entries = Vec::new();
+        for page in 0..MAX_REFERRER_PAGES {
+            let resp = self
+                .send(
+                    "referrers",
+                    image,
+                    Method::GET,
+                    url.as_str(),
+                    Some(OCI_INDEX),
+                )
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND && page == 0 {
+                return Ok(None);
             }
-            _ => {}
+            if !resp.status().is_success() {
+                return Err(status_error(host, resp.status()));
+            }
+            let next = link_next(resp.headers());
+            let bytes = read_capped(resp, self.config.limits.max_manifest_bytes, host).await?;
+            let body: ManifestBody = serde_json::from_slice(&bytes).map_err(|_| {
+                RegistryError::new(
+                    Reason::Malformed,
+                    format!("the referrers list from {host} is not valid"),
+                )
+            })?;
+            entries.extend(body.manifests);
+            if entries.len() > self.config.limits.max_referrers {
+                return Err(self.too_many_referrers(digest, entries.len()));
+            }
+            let Some(next) = next else {
+                return Ok(Some(entries));
+            };
+            let next_url = url.join(&next).map_err(|_| {
+                RegistryError::new(
+                    Reason::Malformed,
+                    format!("{host} sent an invalid referrers Link"),
+                )
+            })?;
+            if next_url.origin() != url.origin() {
+                return Err(RegistryError::new(
+                    Reason::Malformed,
+                    format!("{host} links its referrers list to another host"),
+                ));
+            }
+            url = next_url;
         }
+        Err(RegistryError::new(
+            Reason::TooManyReferrers,
+            format!(
+                "{host} lists the referrers of {} in more than {MAX_REFERRER_PAGES} pages",
+                digest.short()
+            ),
+        ))
     }
-    out.push(&s[start..]);
-    out.into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
+fn throttled(host: &str, wait: Duration) -> RegistryError {
+    RegistryError::new(
+        Reason::Throttled,
+        format!(
+            "{host} is throttling requests (429, retry after {}s)",
+            wait.as_secs()
+        ),
     )
 }
 
-/// Reads a body, failing as soon as it exceeds `cap` (before buffering more).
-async fn read_capped(
-    mut resp: reqwest::Response,
-    cap: u64,
-    host: &str,
-) -> Result<Bytes, RegistryError> {
-    let too_large = || {
-        RegistryError::new(
-            Reason::TooLarge,
-            format!("a response from {host} exceeds {cap} bytes"),
-        )
-    };
-    if resp.content_length().is_some_and(|l| l > cap) {
-        return Err(too_large());
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| {
-        RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("{host} broke off a response"),
-        )
-    })? {
-        if (buf.len() + chunk.len()) as u64 > cap {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn deadline_error(host: &str) -> RegistryError {
+    RegistryError::new(
+        Reason::DeadlineExceeded,
+        format!("no time left in the review deadline for a request to {host}"),
+    )
 }
 
 #[async_trait::async_trait]
@@ -529,7 +566,13 @@ impl Registry for HttpRegistry {
         let host = image.registry();
         let path = format!("/v2/{}/manifests/{}", image.repository(), image.reference());
         let resp = self
-            .send("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT))
+            .send(
+                "resolve",
+                image,
+                Method::HEAD,
+                &self.url(host, &path),
+                Some(MANIFEST_ACCEPT),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => {}
@@ -543,7 +586,10 @@ impl Registry for HttpRegistry {
         }
         let headers = resp.headers();
         let media_type = header_str(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
-        let size = resp.content_length().unwrap_or(0);
+        // Not `resp.content_length()`: for a HEAD that is the (empty) body's length.
+        let size = header_str(headers, "content-length")
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let claimed = header_str(headers, "docker-content-digest");
         match (image.digest(), claimed) {
             (Some(d), Some(c)) if c != d.as_str() => Err(RegistryError::new(
@@ -589,7 +635,13 @@ impl Registry for HttpRegistry {
         let host = image.registry();
         let path = format!("/v2/{}/manifests/{}", image.repository(), reference);
         let resp = self
-            .send("manifest", image, Method::GET, &path, Some(MANIFEST_ACCEPT))
+            .send(
+                "manifest",
+                image,
+                Method::GET,
+                &self.url(host, &path),
+                Some(MANIFEST_ACCEPT),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => {}
@@ -611,15 +663,15 @@ impl Registry for HttpRegistry {
             }
             Err(_) => {
                 let computed = Digest::sha256_of(&bytes);
-                if let Some(c) = claimed.as_deref().and_then(|c| c.parse::<Digest>().ok()) {
-                    if !c.matches(&bytes) {
-                        return Err(RegistryError::new(
-                            Reason::DigestMismatch,
-                            format!(
-                                "{host} claims {c} for {reference}, but the manifest hashes to {computed}"
-                            ),
-                        ));
-                    }
+                if let Some(c) = claimed.as_deref().and_then(|c| c.parse::<Digest>().ok())
+                    && !c.matches(&bytes)
+                {
+                    return Err(RegistryError::new(
+                        Reason::DigestMismatch,
+                        format!(
+                            "{host} claims {c} for {reference}, but the manifest hashes to {computed}"
+                        ),
+                    ));
                 }
                 computed
             }
@@ -657,7 +709,9 @@ impl Registry for HttpRegistry {
             ));
         }
         let path = format!("/v2/{}/blobs/{}", image.repository(), descriptor.digest);
-        let resp = self.send("blob", image, Method::GET, &path, None).await?;
+        let resp = self
+            .send("blob", image, Method::GET, &self.url(host, &path), None)
+            .await?;
         if !resp.status().is_success() {
             return Err(status_error(host, resp.status()));
         }
@@ -682,25 +736,11 @@ impl Registry for HttpRegistry {
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let host = image.registry();
         if !self.referrers_api_known_missing(host) {
-            let path = format!("/v2/{}/referrers/{}", image.repository(), digest);
-            let resp = self
-                .send("referrers", image, Method::GET, &path, Some(OCI_INDEX))
-                .await?;
-            if resp.status().is_success() {
-                let bytes = read_capped(resp, self.config.limits.max_manifest_bytes, host).await?;
-                let body: ManifestBody = serde_json::from_slice(&bytes).map_err(|e| {
-                    RegistryError::new(
-                        Reason::Malformed,
-                        format!("the referrers list from {host} is not valid: {e}"),
-                    )
-                })?;
-                return self.index_entries(&body, digest);
+            match self.referrers_api(image, digest).await? {
+                Some(entries) => return Ok(entries),
+                // A registry with the API answers 200 even for no referrers: 404 means no API.
+                None => self.mark_no_referrers_api(host),
             }
-            if resp.status() != StatusCode::NOT_FOUND {
-                return Err(status_error(host, resp.status()));
-            }
-            // A registry with the API answers 200 even for no referrers: 404 means no API.
-            self.mark_no_referrers_api(host);
         }
         match self.manifest(image, &digest.tag_form()).await? {
             Some(index) => self.index_entries(&index.body, digest),
@@ -722,60 +762,4 @@ fn claimed_digest(headers: &HeaderMap, host: &str) -> Result<Digest, RegistryErr
                 format!("{host} sent an invalid Docker-Content-Digest"),
             )
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_challenge_parsing() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            WWW_AUTHENTICATE,
-            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a,b:pull""#
-                .parse()
-                .unwrap(),
-        );
-        let b = parse_bearer(&h).unwrap();
-        assert_eq!(b.realm, "https://auth.example.com/token");
-        assert_eq!(b.service.as_deref(), Some("registry.example.com"));
-        h.insert(WWW_AUTHENTICATE, "Basic realm=\"x\"".parse().unwrap());
-        assert!(parse_bearer(&h).is_none());
-        h.insert(
-            WWW_AUTHENTICATE,
-            "Bearer realm=\"file:///etc/passwd\"".parse().unwrap(),
-        );
-        assert!(parse_bearer(&h).is_none(), "only http(s) realms");
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(
-            retry_after(&h),
-            Some(Duration::ZERO),
-            "a past date means now"
-        );
-        h.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn docker_config_auths() {
-        let text = r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},"r.example.com:5000":{"username":"u","password":"p"}},"credHelpers":{"gcr.io":"gcloud"}}"#;
-        let (creds, ignored) = RegistryConfig::docker_config(text).unwrap();
-        assert_eq!(creds["docker.io"].username, "user");
-        assert_eq!(creds["docker.io"].password, "pass");
-        assert_eq!(creds["r.example.com:5000"].username, "u");
-        assert_eq!(ignored, vec!["gcr.io".to_string()]);
-        assert!(!format!("{:?}", creds["docker.io"]).contains("pass"));
-        assert!(RegistryConfig::docker_config("{").is_err());
-    }
 }

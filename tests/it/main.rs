@@ -5,3 +5,5 @@
 mod support;
 
 mod harness;
+
+mod registry_faults;

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cosign;
+pub mod faulty;
 pub mod fixtures;
 pub mod oci;
 pub mod registry;

@@ -1,0 +1,277 @@
+//! Egress control: which addresses signet may connect to when an image reference (chosen by
+//! whoever writes a pod spec) names a registry host.
+//!
+//! The check runs on the **resolved IP at connect time** ([`FilteringResolver`] is reqwest's DNS
+//! resolver), never on the host string: a name that resolves to `169.254.169.254` is refused as
+//! surely as the literal. No resolver runs for IP-literal hosts, so [`DenyList::check_url`]
+//! checks those before every request, token fetch and redirect hop. IPv4-mapped IPv6 addresses
+//! (`::ffff:169.254.169.254`) are checked as the IPv4 address they are (Kyverno #16419).
+//!
+//! By default only link-local and cloud-metadata addresses are denied; loopback and private
+//! ranges are common homes of in-cluster registries, so denying them is a configuration choice
+//! (`--registry-deny-cidr`). Imports nothing from signet.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+/// An address range, `addr/prefix`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies in this range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    /// `10.0.0.0/8`, `fe80::/10`, or a bare address (a /32 or /128).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address range (want ADDR/PREFIX)"))?;
+        let addr = canonical(addr);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// `::ffff:a.b.c.d` is `a.b.c.d`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The address ranges signet never connects to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DenyList(Vec<Cidr>);
+
+impl Default for DenyList {
+    /// Link-local (where every cloud's metadata service lives: 169.254.169.254, AWS's
+    /// fd00:ec2::254), the remaining well-known metadata addresses, and 0.0.0.0 (which Linux
+    /// connects to loopback).
+    fn default() -> Self {
+        DenyList(vec![
+            cidr(IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+            cidr(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
+            // AWS IMDS over IPv6.
+            cidr(
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+                128,
+            ),
+            // Alibaba Cloud metadata.
+            cidr(IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)), 32),
+            // Azure WireServer.
+            cidr(IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)), 32),
+            cidr(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8),
+            cidr(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 128),
+        ])
+    }
+}
+
+const fn cidr(addr: IpAddr, prefix: u8) -> Cidr {
+    Cidr { addr, prefix }
+}
+
+/// Why an address was refused; found again in reqwest's error chain by
+/// [`denied_in`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("address {ip} is in the registry deny-list ({range})")]
+pub struct Denied {
+    pub ip: IpAddr,
+    pub range: Cidr,
+}
+
+impl DenyList {
+    /// The defaults plus `extra`.
+    pub fn with(extra: impl IntoIterator<Item = Cidr>) -> Self {
+        let mut list = DenyList::default();
+        list.0.extend(extra);
+        list
+    }
+
+    /// An empty list (tests of other behaviour only).
+    pub fn none() -> Self {
+        DenyList(Vec::new())
+    }
+
+    pub fn check(&self, ip: IpAddr) -> Result<(), Denied> {
+        match self.0.iter().find(|c| c.contains(ip)) {
+            Some(range) => Err(Denied {
+                ip: canonical(ip),
+                range: *range,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the host of `url` when it is an IP literal (names are checked when resolved).
+    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Denied> {
+        // The URL parser has already normalised decimal, octal and hex IPv4 forms.
+        let host = url.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self.check(ip),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// The [`Denied`] somewhere in an error's source chain, if any.
+pub fn denied_in(e: &(dyn std::error::Error + 'static)) -> Option<Denied> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(d) = err.downcast_ref::<Denied>() {
+            return Some(d.clone());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// reqwest's DNS resolver: the system resolver, then the deny-list on every answer. A name
+/// with any denied address is refused whole (a mixed answer is a rebinding attempt or a
+/// misconfiguration, and trying the allowed half would make the outcome depend on luck).
+#[derive(Clone, Debug)]
+pub struct FilteringResolver {
+    deny: Arc<DenyList>,
+}
+
+impl FilteringResolver {
+    pub fn new(deny: Arc<DenyList>) -> Self {
+        FilteringResolver { deny }
+    }
+}
+
+impl reqwest::dns::Resolve for FilteringResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let deny = self.deny.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for a in &addrs {
+                deny.check(a.ip())?;
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_list_denies_metadata_and_link_local() {
+        let d = DenyList::default();
+        for bad in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "::ffff:169.254.169.254",
+            "fe80::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "168.63.129.16",
+            "0.0.0.0",
+            "::",
+        ] {
+            assert!(d.check(ip(bad)).is_err(), "{bad} must be denied");
+        }
+        for good in ["127.0.0.1", "10.0.0.1", "192.168.1.1", "::1", "8.8.8.8"] {
+            assert!(d.check(ip(good)).is_ok(), "{good} is allowed by default");
+        }
+    }
+
+    #[test]
+    fn cidr_parsing_and_matching() {
+        let c: Cidr = "127.0.0.2/32".parse().unwrap();
+        assert!(c.contains(ip("127.0.0.2")));
+        assert!(!c.contains(ip("127.0.0.1")));
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains(ip("10.255.1.2")));
+        assert!(c.contains(ip("::ffff:10.1.2.3")), "mapped IPv6 is IPv4");
+        assert!(!c.contains(ip("11.0.0.0")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("1.2.3.4")));
+        assert!(!all.contains(ip("::2")));
+        assert_eq!(
+            "fe80::/10".parse::<Cidr>().unwrap().to_string(),
+            "fe80::/10"
+        );
+        assert_eq!("1.2.3.4".parse::<Cidr>().unwrap().to_string(), "1.2.3.4/32");
+        for bad in ["", "x/8", "10.0.0.0/33", "::/129", "10.0.0.0/-1"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn literal_urls_are_checked() {
+        let d = DenyList::with(["127.0.0.2/32".parse().unwrap()]);
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(d.check_url(&u("http://127.0.0.2:5000/v2/")).is_err());
+        assert!(d.check_url(&u("http://[::ffff:169.254.169.254]/")).is_err());
+        assert!(d.check_url(&u("http://[fe80::1]/")).is_err());
+        assert!(
+            d.check_url(&u("http://2852039166/")).is_err(),
+            "decimal 169.254.169.254"
+        );
+        assert!(
+            d.check_url(&u("http://0xa9.254.169.254/")).is_err(),
+            "hex octet"
+        );
+        assert!(d.check_url(&u("http://127.0.0.1:5000/v2/")).is_ok());
+        assert!(d.check_url(&u("https://registry.example.com/")).is_ok());
+    }
+}
