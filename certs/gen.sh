@@ -90,8 +90,16 @@ $ca_bundle
 
 Create the TLS Secret (namespace first if it does not exist yet):
   kubectl create namespace $namespace --dry-run=client -o yaml | kubectl apply -f -
-  kubectl -n $namespace create secret tls $service-tls --cert=$out_dir/tls.crt --key=$out_dir/tls.key
+  kubectl -n $namespace create secret tls signet-tls --cert=$out_dir/tls.crt --key=$out_dir/tls.key
 
 Apply the manifests with the caBundle filled in:
   kubectl kustomize manifests/ | sed "s|caBundle: .*|caBundle: $ca_bundle|" | kubectl apply -f -
 MSG
+if [ "$namespace" != signet-system ] || [ "$service" != signet ]; then
+  cat <<MSG
+
+Note: manifests/ uses namespace signet-system and Service signet. Before applying, change the
+objects' namespace, the webhook's clientConfig.service and namespaceSelector, and the Service
+name to match $service.$namespace.
+MSG
+fi
