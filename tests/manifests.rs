@@ -582,9 +582,9 @@ fn gen_sh_makes_a_serving_certificate_for_the_service() {
         .arg("-CAfile")
         .arg(out.path().join("ca.crt"))
         .arg(out.path().join("tls.crt"))
-        .status()
+        .output()
         .unwrap();
-    assert!(verify.success());
+    assert!(verify.status.success(), "{verify:?}");
     // The printed caBundle is the CA certificate.
     use base64::Engine;
     let ca = std::fs::read(out.path().join("ca.crt")).unwrap();
