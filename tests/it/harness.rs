@@ -419,3 +419,36 @@ fn admission_fixtures_load_and_images_can_be_replaced() {
     let review = fixtures::with_images(review.clone(), &[(pointer.as_str(), "example.com/new:1")]);
     assert_eq!(review.pointer(pointer).unwrap(), "example.com/new:1");
 }
+
+/// Run only by [`a_missing_registry_binary_fails_with_the_install_hint`], in a child process.
+#[test]
+#[ignore = "runs in a child process with a missing registry binary"]
+fn start_registry_in_child() {
+    let _registry = TestRegistry::start();
+}
+
+#[test]
+fn a_missing_registry_binary_fails_with_the_install_hint() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "harness::start_registry_in_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            crate::support::registry::BINARY_ENV,
+            "/nonexistent/docker-registry",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a missing registry must fail, not pass"
+    );
+    assert!(
+        stderr.contains("run scripts/install-test-deps.sh"),
+        "{stderr}"
+    );
+}

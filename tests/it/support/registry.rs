@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// Where the fix is when the registry binary is missing.
-const INSTALL_HINT: &str =
-    "docker-registry is not installed: run scripts/install-test-deps.sh (as root) first";
+const INSTALL_HINT: &str = "docker-registry is not installed (or SIGNET_TEST_DOCKER_REGISTRY \
+     names a missing file): run scripts/install-test-deps.sh (as root) first";
 
 /// How long a fresh registry may take to answer `GET /v2/` (it normally takes well under 1 s).
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -412,7 +412,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Environment variable naming another `docker-registry` binary (e.g. a newer distribution
+/// build); when set, only that path is tried.
+pub const BINARY_ENV: &str = "SIGNET_TEST_DOCKER_REGISTRY";
+
 fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_ENV) {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])
