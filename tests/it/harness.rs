@@ -12,11 +12,11 @@ use reqwest::{Method, StatusCode};
 use crate::support::cosign::{
     self, CosignKey, KeyKind, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer,
 };
-use crate::support::fixtures;
 use crate::support::oci::{
     self, MANIFEST_ACCEPT, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, annotations, sha256_digest,
 };
 use crate::support::registry::TestRegistry;
+use crate::support::{fixtures, layout};
 
 async fn get_status(pusher: &oci::Pusher, path: &str) -> StatusCode {
     pusher
@@ -451,4 +451,43 @@ fn a_missing_registry_binary_fails_with_the_install_hint() {
         stderr.contains("run scripts/install-test-deps.sh"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn notation_layout_pushes_with_a_rebuilt_referrers_index() {
+    let Some(dir) = layout::notation_layout("e2e-valid-multiple-signatures") else {
+        return;
+    };
+    let registry = TestRegistry::start();
+    let pusher = registry.pusher();
+    let pushed = layout::push_oci_layout(&pusher, "notation/multi", &dir).await;
+    let subject = pushed.subject("v1");
+    assert_eq!(
+        subject.digest,
+        "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
+    );
+    let fetched = pusher.get_manifest("notation/multi", "v1").await.unwrap();
+    assert_eq!(fetched.digest(), subject.digest);
+
+    // The layout's own index lists one signature (stale); the rebuilt one lists both.
+    let index = pusher
+        .get_referrers_index("notation/multi", &subject.digest)
+        .await
+        .unwrap();
+    let listed: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{index:#}");
+    for digest in &pushed.referrers {
+        assert!(listed.contains(&digest.as_str()), "{digest} in {listed:?}");
+    }
+    for entry in index["manifests"].as_array().unwrap() {
+        assert_eq!(
+            entry["artifactType"],
+            "application/vnd.cncf.notary.signature"
+        );
+    }
 }
