@@ -491,3 +491,83 @@ async fn notation_layout_pushes_with_a_rebuilt_referrers_index() {
         );
     }
 }
+
+#[tokio::test]
+async fn token_auth_registry_runs_the_bearer_challenge_flow() {
+    let registry = TestRegistry::builder().token_auth("bob", "hunter2").start();
+    let pusher = registry.pusher();
+    let image = pusher.push_image("team/app", "v1", 1).await;
+
+    // Anonymous: 401 with a Bearer challenge naming our token server and the scope.
+    let client = registry.client();
+    let url = format!("{}/v2/team/app/manifests/v1", registry.base_url());
+    let response = client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token_server = registry.token_server().unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains(&token_server.realm()), "{challenge}");
+    assert!(
+        challenge.contains("scope=\"repository:team/app:pull\""),
+        "{challenge}"
+    );
+
+    // The token request with the right credentials gets a token the registry accepts.
+    let token_url = format!(
+        "{}?service={}&scope=repository%3Ateam%2Fapp%3Apull",
+        token_server.realm(),
+        crate::support::token::SERVICE
+    );
+    let denied = client
+        .get(&token_url)
+        .basic_auth("bob", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = client
+        .get(&token_url)
+        .basic_auth("bob", Some("hunter2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["token"].as_str().unwrap();
+    let response = client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(sha256_digest(&bytes), image.digest);
+
+    // A pull-only token does not allow a push.
+    let response = client
+        .post(format!(
+            "{}/v2/team/app/blobs/uploads/",
+            registry.base_url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let requests = token_server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(!requests[0].granted && requests[1].granted);
+    assert_eq!(requests[1].scopes, ["repository:team/app:pull"]);
+}

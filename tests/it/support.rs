@@ -3,6 +3,7 @@
 //! - `oci`: pushes images, indexes and referrers (with the referrers tag schema);
 //! - `cosign`: a Cosign-style signer independent of signet's verifier;
 //! - `fixtures`: real AdmissionReview bodies and image substitution;
+//! - `token`: a Docker token server for Bearer-auth registries;
 //! - `layout`: pushes the shared Notation conformance OCI layouts (skips when absent).
 //!
 //! Each test module uses a different subset, so unused helpers are not dead code.
@@ -13,3 +14,4 @@ pub mod fixtures;
 pub mod layout;
 pub mod oci;
 pub mod registry;
+pub mod token;
