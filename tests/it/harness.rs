@@ -571,3 +571,55 @@ async fn token_auth_registry_runs_the_bearer_challenge_flow() {
     assert!(!requests[0].granted && requests[1].granted);
     assert_eq!(requests[1].scopes, ["repository:team/app:pull"]);
 }
+
+#[tokio::test]
+async fn fake_servers_hang_and_lie_on_request() {
+    use crate::support::fake::{BlackHole, Reply, ScriptedServer};
+    use std::time::Duration;
+
+    let hole = BlackHole::start();
+    let err = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .get(format!("http://{}/v2/", hole.addr()))
+        .send()
+        .await
+        .expect_err("a black hole never answers");
+    assert!(err.is_timeout(), "{err:?}");
+
+    let liar = ScriptedServer::start(|request| {
+        if request.target.starts_with("/v2/team/app/manifests/") {
+            Reply::new(200)
+                .header("Content-Type", OCI_MANIFEST)
+                .header("Docker-Content-Digest", &sha256_digest(b"something else"))
+                .body(&b"{\"schemaVersion\":2}"[..])
+        } else {
+            Reply::new(429).header("Retry-After", "1")
+        }
+    });
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("http://{}/v2/team/app/manifests/v1", liar.addr()))
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let claimed = response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.bytes().await.unwrap();
+    assert_ne!(claimed, sha256_digest(&body), "the liar lies");
+    let response = client
+        .get(format!("http://{}/v2/", liar.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let seen = liar.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("Accept"), Some(MANIFEST_ACCEPT));
+}

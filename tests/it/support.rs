@@ -4,12 +4,14 @@
 //! - `cosign`: a Cosign-style signer independent of signet's verifier;
 //! - `fixtures`: real AdmissionReview bodies and image substitution;
 //! - `token`: a Docker token server for Bearer-auth registries;
+//! - `fake`: misbehaving servers (a black hole, a scripted liar);
 //! - `layout`: pushes the shared Notation conformance OCI layouts (skips when absent).
 //!
 //! Each test module uses a different subset, so unused helpers are not dead code.
 #![allow(dead_code)]
 
 pub mod cosign;
+pub mod fake;
 pub mod fixtures;
 pub mod layout;
 pub mod oci;
