@@ -611,15 +611,15 @@ impl Registry for HttpRegistry {
             }
             Err(_) => {
                 let computed = Digest::sha256_of(&bytes);
-                if let Some(c) = claimed.as_deref().and_then(|c| c.parse::<Digest>().ok()) {
-                    if !c.matches(&bytes) {
-                        return Err(RegistryError::new(
-                            Reason::DigestMismatch,
-                            format!(
-                                "{host} claims {c} for {reference}, but the manifest hashes to {computed}"
-                            ),
-                        ));
-                    }
+                if let Some(c) = claimed.as_deref().and_then(|c| c.parse::<Digest>().ok())
+                    && !c.matches(&bytes)
+                {
+                    return Err(RegistryError::new(
+                        Reason::DigestMismatch,
+                        format!(
+                            "{host} claims {c} for {reference}, but the manifest hashes to {computed}"
+                        ),
+                    ));
                 }
                 computed
             }

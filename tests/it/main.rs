@@ -4,4 +4,6 @@
 
 mod support;
 
+mod cli;
 mod harness;
+mod webhook;

@@ -16,4 +16,5 @@ pub mod fixtures;
 pub mod layout;
 pub mod oci;
 pub mod registry;
+pub mod signet;
 pub mod token;
