@@ -1,10 +1,15 @@
-//! The `cosign` authority: which public keys are trusted.
+//! The `cosign` authority: which public keys and which keyless identities are trusted.
 //!
 //! Keys are parsed at load time so that a bad key is a load error naming the file and line, not
 //! a failure at admission time. What is kept is the DER `SubjectPublicKeyInfo` and its algorithm;
-//! `verify::cosign` builds verifiers from that.
+//! `verify::cosign` builds verifiers from that. Keyless identities are compiled once: regular
+//! expressions are always anchored (`^(?:…)$`), so `.*@example.com` can never match
+//! `evil@example.com.attacker`. The Sigstore trust root is read from a file, never fetched.
+
+pub mod trust_root;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use der::Decode;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
@@ -12,12 +17,76 @@ use rustls_pki_types::pem::PemObject;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::image::Digest;
+pub use trust_root::{TrustRoot, TrustRootError};
 
-/// The YAML form: `cosign: {keys: [{inline: PEM} | {file: path}]}`.
+/// The YAML form:
+///
+/// ```yaml
+/// cosign:
+///   keys: [{inline: PEM} | {file: path}]
+///   keyless:
+///     identities: [{issuer: …, subject: …} | {issuerRegExp: …, subjectRegExp: …}]
+///     trustRoot: {file: trusted_root.json}
+///     ctlog: {required: true}      # embedded SCT check (default true)
+///   tlog: {required: true}         # default: true with keyless, false with keys only
+/// ```
+///
+/// `keys` and `keyless` may both be present; any signature satisfying either suffices.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CosignSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeySource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlog: Option<TlogSpec>,
+}
+
+/// Keyless (Fulcio certificate) signatures: who may sign, and the trust root.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeylessSpec {
+    pub identities: Vec<IdentitySpec>,
+    pub trust_root: FileSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctlog: Option<CtlogSpec>,
+}
+
+/// One trusted signer identity. Both parts are required: an issuer (`issuer` exact or
+/// `issuerRegExp`) and a subject (`subject` exact or `subjectRegExp`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentitySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_reg_exp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
+}
+
+/// A file path, relative to the policy file.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct CosignSpec {
-    pub keys: Vec<KeySource>,
+pub struct FileSource {
+    pub file: String,
+}
+
+/// Transparency-log (Rekor) requirement.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlogSpec {
+    pub required: bool,
+}
+
+/// Certificate-transparency (SCT) requirement for keyless certificates.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CtlogSpec {
+    pub required: bool,
 }
 
 /// Where a public key comes from: `inline` PEM or a PEM `file` (relative to the policy file).
@@ -31,10 +100,141 @@ pub struct KeySource {
     pub file: Option<String>,
 }
 
-/// A trusted Cosign key, parsed.
+/// Why a `cosign` authority could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cosign needs keys or keyless (or both)")]
+    Empty,
+    #[error("cosign.keys[{index}]: cannot read {path}: {source}")]
+    KeyFile {
+        index: usize,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cosign.keys[{index}]: give exactly one of inline or file")]
+    KeySource { index: usize },
+    #[error("cosign.keys[{index}]: {detail}")]
+    Key { index: usize, detail: String },
+    #[error("cosign.keyless.identities is empty: list at least one issuer and subject")]
+    NoIdentities,
+    #[error("cosign.keyless.identities[{index}]: give exactly one of {a} or {b}")]
+    IdentityPart {
+        index: usize,
+        a: &'static str,
+        b: &'static str,
+    },
+    #[error("cosign.keyless.identities[{index}].{field}: invalid regular expression: {source}")]
+    Regex {
+        index: usize,
+        field: &'static str,
+        #[source]
+        source: Box<regex::Error>,
+    },
+    #[error("cosign.keyless.identities[{index}].{field} is empty")]
+    EmptyIdentity { index: usize, field: &'static str },
+    #[error("cosign.keyless.trustRoot: cannot read {path}: {source}")]
+    TrustRootFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cosign.keyless.trustRoot {path}: {source}")]
+    TrustRoot {
+        path: String,
+        #[source]
+        source: TrustRootError,
+    },
+    #[error(
+        "cosign.keyless.trustRoot {path}: no certificateAuthorities, so no certificate can be trusted"
+    )]
+    NoCertificateAuthorities { path: String },
+    #[error(
+        "cosign.keyless.trustRoot {path}: no tlogs, but keyless signatures need a Rekor entry for their signing time"
+    )]
+    NoTlogs { path: String },
+    #[error(
+        "cosign.keyless.trustRoot {path}: no ctlogs, but SCTs are required (set keyless.ctlog.required: false to skip them)"
+    )]
+    NoCtlogs { path: String },
+    #[error(
+        "cosign.tlog.required for key-based signatures needs the Rekor keys of a trust root: add keyless.trustRoot"
+    )]
+    TlogWithoutTrustRoot,
+}
+
+/// A trusted Cosign authority, parsed: keys, keyless identities, or both.
 #[derive(Debug, Clone)]
 pub struct CosignAuthority {
     pub keys: Vec<PublicKey>,
+    /// Keyless (Fulcio) verification, when configured.
+    pub keyless: Option<Keyless>,
+    /// Whether key-based signatures need a verified Rekor entry too. Keyless signatures always
+    /// need one: it is their only trusted signing time (RFC 3161 timestamps are not supported).
+    pub tlog_required: bool,
+    /// The trust root (Rekor keys for key-based tlog checks, Fulcio CAs for keyless).
+    pub trust_root: Option<Arc<TrustRoot>>,
+}
+
+/// Compiled keyless settings.
+#[derive(Debug, Clone)]
+pub struct Keyless {
+    pub identities: Vec<Identity>,
+    /// Whether the leaf must carry a valid embedded SCT from a `ctlogs` key.
+    pub ctlog_required: bool,
+}
+
+/// One trusted identity: an issuer and a subject matcher.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub issuer: Matcher,
+    pub subject: Matcher,
+}
+
+/// Exact string, or a regular expression anchored at both ends.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Exact(String),
+    /// Compiled from `^(?:…)$`; `source` is what the policy wrote.
+    Regex {
+        source: String,
+        regex: regex::Regex,
+    },
+}
+
+impl Matcher {
+    /// An anchored matcher for `pattern`. Wrapping in `^(?:…)$` anchors even patterns with a
+    /// top-level alternation (`a|b` must not become `^a|b$`).
+    pub fn regex(pattern: &str) -> Result<Self, regex::Error> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+        Ok(Matcher::Regex {
+            source: pattern.to_string(),
+            regex,
+        })
+    }
+
+    /// Whether `value` is matched in full.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(s) => s == value,
+            Matcher::Regex { regex, .. } => regex.is_match(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Exact(s) => write!(f, "{s:?}"),
+            Matcher::Regex { source, .. } => write!(f, "/{source}/"),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "issuer {} subject {}", self.issuer, self.subject)
+    }
 }
 
 /// Public-key algorithms signet verifies Cosign signatures with.
@@ -133,34 +333,130 @@ impl PublicKey {
 }
 
 impl CosignAuthority {
-    /// Resolves a spec, reading key files relative to `base`.
-    pub fn load(spec: &CosignSpec, base: &Path) -> Result<(Self, Vec<u8>), String> {
-        if spec.keys.is_empty() {
-            return Err("cosign.keys is empty: list at least one public key".into());
+    /// An authority of keys only, without a transparency-log requirement.
+    pub fn from_keys(keys: Vec<PublicKey>) -> Self {
+        CosignAuthority {
+            keys,
+            keyless: None,
+            tlog_required: false,
+            trust_root: None,
+        }
+    }
+
+    /// Resolves a spec, reading key and trust-root files relative to `base`. Returns the
+    /// authority and the bytes that identify it (for the policy generation hash).
+    pub fn load(spec: &CosignSpec, base: &Path) -> Result<(Self, Vec<u8>), LoadError> {
+        if spec.keys.is_empty() && spec.keyless.is_none() {
+            return Err(LoadError::Empty);
         }
         let mut keys = Vec::with_capacity(spec.keys.len());
         let mut material = Vec::new();
-        for (i, source) in spec.keys.iter().enumerate() {
+        for (index, source) in spec.keys.iter().enumerate() {
             let pem = match (&source.inline, &source.file) {
                 (Some(pem), None) => pem.clone(),
                 (None, Some(f)) => {
                     let path = base.join(f);
-                    std::fs::read_to_string(&path).map_err(|e| {
-                        format!("cosign.keys[{i}]: cannot read {}: {e}", path.display())
+                    std::fs::read_to_string(&path).map_err(|source| LoadError::KeyFile {
+                        index,
+                        path: path.display().to_string(),
+                        source,
                     })?
                 }
-                _ => {
-                    return Err(format!(
-                        "cosign.keys[{i}]: give exactly one of inline or file"
-                    ));
-                }
+                _ => return Err(LoadError::KeySource { index }),
             };
-            let key = PublicKey::from_pem(&pem).map_err(|e| format!("cosign.keys[{i}]: {e}"))?;
+            let key =
+                PublicKey::from_pem(&pem).map_err(|detail| LoadError::Key { index, detail })?;
             material.extend_from_slice(&key.der);
             keys.push(key);
         }
-        Ok((CosignAuthority { keys }, material))
+        let (keyless, trust_root) = match &spec.keyless {
+            None => (None, None),
+            Some(k) => {
+                let (keyless, root, bytes) = load_keyless(k, base)?;
+                material.extend_from_slice(&bytes);
+                (Some(keyless), Some(Arc::new(root)))
+            }
+        };
+        let tlog_required = spec.tlog.as_ref().map_or(keyless.is_some(), |t| t.required);
+        if tlog_required && !keys.is_empty() && trust_root.is_none() {
+            return Err(LoadError::TlogWithoutTrustRoot);
+        }
+        material.push(u8::from(tlog_required));
+        Ok((
+            CosignAuthority {
+                keys,
+                keyless,
+                tlog_required,
+                trust_root,
+            },
+            material,
+        ))
     }
+}
+
+fn load_keyless(
+    spec: &KeylessSpec,
+    base: &Path,
+) -> Result<(Keyless, TrustRoot, Vec<u8>), LoadError> {
+    if spec.identities.is_empty() {
+        return Err(LoadError::NoIdentities);
+    }
+    let mut identities = Vec::with_capacity(spec.identities.len());
+    for (index, id) in spec.identities.iter().enumerate() {
+        let part = |exact: &Option<String>,
+                    re: &Option<String>,
+                    a: &'static str,
+                    b: &'static str|
+         -> Result<Matcher, LoadError> {
+            match (exact, re) {
+                (Some(s), None) if s.is_empty() => {
+                    Err(LoadError::EmptyIdentity { index, field: a })
+                }
+                (Some(s), None) => Ok(Matcher::Exact(s.clone())),
+                (None, Some(r)) if r.is_empty() => {
+                    Err(LoadError::EmptyIdentity { index, field: b })
+                }
+                (None, Some(r)) => Matcher::regex(r).map_err(|source| LoadError::Regex {
+                    index,
+                    field: b,
+                    source: Box::new(source),
+                }),
+                _ => Err(LoadError::IdentityPart { index, a, b }),
+            }
+        };
+        identities.push(Identity {
+            issuer: part(&id.issuer, &id.issuer_reg_exp, "issuer", "issuerRegExp")?,
+            subject: part(&id.subject, &id.subject_reg_exp, "subject", "subjectRegExp")?,
+        });
+    }
+    let path = base.join(&spec.trust_root.file);
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|source| LoadError::TrustRootFile {
+        path: shown.clone(),
+        source,
+    })?;
+    let root = TrustRoot::from_json(&bytes).map_err(|source| LoadError::TrustRoot {
+        path: shown.clone(),
+        source,
+    })?;
+    if root.certificate_authorities.is_empty() {
+        return Err(LoadError::NoCertificateAuthorities { path: shown });
+    }
+    if root.tlogs.is_empty() {
+        return Err(LoadError::NoTlogs { path: shown });
+    }
+    let ctlog_required = spec.ctlog.as_ref().is_none_or(|c| c.required);
+    if ctlog_required && root.ctlogs.is_empty() {
+        return Err(LoadError::NoCtlogs { path: shown });
+    }
+    Ok((
+        Keyless {
+            identities,
+            ctlog_required,
+        },
+        root,
+        bytes,
+    ))
 }
 
 #[cfg(test)]

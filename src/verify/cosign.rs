@@ -1,21 +1,33 @@
-//! Cosign verification: key-based signatures from the `sha256-<hex>.sig` tag.
+//! Cosign verification: key-based and keyless (Fulcio) signatures from the `sha256-<hex>.sig`
+//! tag, and Sigstore bundles (cosign v3 referrers).
 //!
-//! A signature is trusted when (1) it verifies with one of the authority's keys over the exact
-//! payload bytes, and (2) that payload is a Cosign simple-signing document whose
-//! `critical.image.docker-manifest-digest` is the digest being admitted. Checking (2) is what
-//! stops a valid signature of another image being replayed. The only module that knows the
-//! `sigstore` crate; it is used for the key-type-aware signature check.
+//! A signature is trusted when (1) it verifies with one of the authority's keys, or with the
+//! key of a Fulcio certificate that chains to the trust root and names a trusted identity, over
+//! the exact payload bytes, and (2) that payload names the digest being admitted. Checking (2)
+//! is what stops a valid signature of another image being replayed. Keyless signatures (and
+//! key-based ones when `tlog.required`) also need a Rekor entry bound to the signature; see
+//! [`keyless`], [`rekor`] and [`bundle`]. The only module that knows the `sigstore` crate; it
+//! is used for the key-type-aware signature check only, because its keyless path skips checks.
 //!
 //! Hash choice: like cosign's CLI, ECDSA P-256 and P-384 signatures are checked over SHA-256 of
 //! the payload, and additionally P-384 over SHA-384 and P-521 over SHA-512 (what other signers
-//! pair with those curves). RSA signatures are PKCS#1 v1.5 with SHA-256; Ed25519 is pure.
+//! pair with those curves); both are accepted for P-384 because both are sound and signers
+//! differ. RSA signatures are PKCS#1 v1.5 with SHA-256 (and RSA-PSS with SHA-256, salt length
+//! 32, checked with aws-lc-rs); Ed25519 is pure.
+
+pub mod bundle;
+pub mod certificate;
+pub mod keyless;
+pub mod rekor;
+#[cfg(test)]
+mod testkit;
 
 use aws_lc_rs::signature as sig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use super::{CosignSignature, Evidence, Failure, Outcome};
+use super::{Context, CosignSignature, Evidence, Failure, Outcome};
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
@@ -135,8 +147,18 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
             .is_some_and(|k| k.verify_signature(Signature::Raw(raw), payload).is_ok())
     };
     match key.algorithm {
-        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Rsa | KeyAlgorithm::Ed25519 => {
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Ed25519 => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
+        }
+        // PKCS#1 v1.5 is what cosign makes; RSA-PSS (salt length = hash length) is what other
+        // signers make with the same key, and is as sound.
+        KeyAlgorithm::Rsa => {
+            via_sigstore(CosignVerificationKey::try_from_der(&key.der))
+                || ec_point(&key.der).is_some_and(|bits| {
+                    sig::UnparsedPublicKey::new(&sig::RSA_PSS_2048_8192_SHA256, &bits)
+                        .verify(payload, raw)
+                        .is_ok()
+                })
         }
         // cosign signs P-384 keys over SHA-256 by default; other signers use SHA-384.
         KeyAlgorithm::EcdsaP384 => {
@@ -150,7 +172,8 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
     }
 }
 
-/// The raw EC point of an SPKI, as aws-lc-rs wants it.
+/// The subject-public-key bits of an SPKI, as aws-lc-rs wants them: the EC point, the PKCS#1
+/// RSAPublicKey, or the raw Ed25519 key.
 fn ec_point(spki_der: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der).ok()?;
@@ -195,6 +218,190 @@ pub fn simple_signing_payload(repository: &str, digest: &Digest) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Decodes the base64 signature annotation.
+pub(crate) fn decode_signature(b64: &str) -> Result<Vec<u8>, Failure> {
+    STANDARD.decode(b64.trim()).map_err(|e| {
+        Failure::new(
+            Reason::Malformed,
+            format!("the signature annotation is not base64: {e}"),
+        )
+    })
+}
+
+/// Whether `raw` is a transparency log's (Rekor, CT) signature of `message` with `key`: the
+/// hash is the curve's own (SHA-256 for P-256, SHA-384 for P-384), RSA is PKCS#1 v1.5.
+pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]) -> bool {
+    let alg: &dyn sig::VerificationAlgorithm = match key.algorithm {
+        KeyAlgorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
+        KeyAlgorithm::EcdsaP384 => &sig::ECDSA_P384_SHA384_ASN1,
+        KeyAlgorithm::EcdsaP521 => &sig::ECDSA_P521_SHA512_ASN1,
+        KeyAlgorithm::Ed25519 => &sig::ED25519,
+        KeyAlgorithm::Rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
+    };
+    ec_point(&key.der).is_some_and(|bits| {
+        sig::UnparsedPublicKey::new(alg, &bits)
+            .verify(message, raw)
+            .is_ok()
+    })
+}
+
+/// Ranks failures so the most telling one is reported: a signature that verifies but names
+/// another image beats "no valid signature".
+#[derive(Default)]
+struct Best(Option<Failure>);
+
+impl Best {
+    fn rank(r: Reason) -> u8 {
+        match r {
+            Reason::PayloadMismatch => 7,
+            Reason::IdentityMismatch | Reason::Expired => 6,
+            Reason::TransparencyLog | Reason::TimestampInvalid | Reason::CertificateInvalid => 5,
+            Reason::SignatureInvalid => 4,
+            Reason::Malformed => 2,
+            Reason::UntrustedSigner => 1,
+            _ => 0,
+        }
+    }
+
+    fn keep(&mut self, f: Failure) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|b| Self::rank(f.reason) > Self::rank(b.reason))
+        {
+            self.0 = Some(f);
+        }
+    }
+}
+
+/// Keyless verification of `.sig`-tag signatures: any one signature whose certificate satisfies
+/// the authority's keyless settings suffices.
+pub fn verify_keyless(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    signatures: &[CosignSignature],
+    ctx: &Context,
+) -> Outcome {
+    verify(authority, digest, signatures, &[], ctx)
+}
+
+/// Verifies an image under one Cosign authority with everything discovery found: `.sig`-tag
+/// signatures (checked with the keys and, for those with a certificate, keyless) and Sigstore
+/// bundle referrers (raw bundle bytes). Any one valid signature suffices.
+pub fn verify(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    signatures: &[CosignSignature],
+    bundles: &[bytes::Bytes],
+    ctx: &Context,
+) -> Outcome {
+    let mut best = Best::default();
+    let mut skipped = Vec::new();
+    for (i, s) in signatures.iter().enumerate() {
+        match verify_one(authority, digest, s, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(f) => best.keep(Failure::new(
+                f.reason,
+                format!("signature {i}: {}", f.detail),
+            )),
+        }
+    }
+    for (i, b) in bundles.iter().enumerate() {
+        match bundle::verify_bundle(authority, digest, b, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(bundle::Skip::NotASignature(d)) => skipped.push(format!("bundle {i}: {d}")),
+            Err(bundle::Skip::Failed(f)) => {
+                best.keep(Failure::new(f.reason, format!("bundle {i}: {}", f.detail)))
+            }
+        }
+    }
+    Outcome::Failed(best.0.unwrap_or_else(|| {
+        let mut detail = String::from(
+            "no Cosign signature (looked for the sha256-<hex>.sig tag and Sigstore bundle referrers)",
+        );
+        if !skipped.is_empty() {
+            detail.push_str(&format!("; ignored: {}", skipped.join("; ")));
+        }
+        Failure::new(Reason::NoSignature, detail)
+    }))
+}
+
+/// One `.sig` layer: keys first, then keyless when it carries a certificate.
+fn verify_one(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    s: &CosignSignature,
+    ctx: &Context,
+) -> Result<Evidence, Failure> {
+    let raw = decode_signature(&s.signature)?;
+    if let Some(key) = authority
+        .keys
+        .iter()
+        .find(|k| key_verifies(k, &s.payload, &raw))
+    {
+        check_payload(&s.payload, digest)?;
+        let mut summary = format!(
+            "cosign signature verified with key {} ({})",
+            key.fingerprint.short(),
+            key.algorithm.as_str()
+        );
+        if authority.tlog_required {
+            summary.push_str(&key_tlog(authority, key, s, &raw, ctx)?);
+        }
+        return Ok(Evidence {
+            summary,
+            logged: Vec::new(),
+        });
+    }
+    match (&authority.keyless, &s.certificate) {
+        (Some(keyless), Some(_)) => keyless::verify_signature(authority, keyless, digest, s, ctx),
+        _ if authority.keys.is_empty() => Err(Failure::new(
+            Reason::UntrustedSigner,
+            "the signature has no certificate, and the authority trusts no keys",
+        )),
+        _ => Err(Failure::new(
+            Reason::UntrustedSigner,
+            format!(
+                "the signature verifies with none of the trusted key(s) {}",
+                key_names(authority)
+            ),
+        )),
+    }
+}
+
+/// The Rekor entry of a key-based signature: SET, then the body must record this signature,
+/// this key and this payload.
+fn key_tlog(
+    authority: &CosignAuthority,
+    key: &PublicKey,
+    s: &CosignSignature,
+    raw: &[u8],
+    ctx: &Context,
+) -> Result<String, Failure> {
+    let root = authority
+        .trust_root
+        .as_deref()
+        .ok_or_else(|| Failure::new(Reason::Internal, "tlog required without a trust root"))?;
+    let bundle = s.bundle.as_deref().ok_or_else(|| {
+        Failure::new(
+            Reason::TransparencyLog,
+            "the policy requires a Rekor entry, and the signature has no bundle annotation",
+        )
+    })?;
+    let entry = rekor::Entry::from_legacy_bundle(bundle)?;
+    entry.verify_set(root, ctx.now)?;
+    rekor::check_hashedrekord(
+        &entry.body()?,
+        raw,
+        &s.payload,
+        &rekor::Signer::Key(&key.der),
+    )?;
+    Ok(format!(
+        ", Rekor entry {} at {}",
+        entry.log_index, entry.integrated_time
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +428,7 @@ mod tests {
             let mut der =
                 hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
             der.extend_from_slice(self.0.public_key().as_ref());
-            CosignAuthority {
-                keys: vec![PublicKey::from_der(&der).unwrap()],
-            }
+            CosignAuthority::from_keys(vec![PublicKey::from_der(&der).unwrap()])
         }
         fn sign(&self, payload: &[u8]) -> CosignSignature {
             let s = self.0.sign(&SystemRandom::new(), payload).unwrap();
