@@ -462,6 +462,158 @@ fn load_keyless(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// A minimal trusted_root.json with one CA, one Rekor key and optionally one CT key.
+    fn trusted_root_json(with_ctlog: bool) -> String {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = STANDARD.encode(rcgen::PublicKeyData::subject_public_key_info(&kp));
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = STANDARD.encode(params.self_signed(&kp).unwrap().der());
+        let log = format!(
+            r#"{{"baseUrl": "https://log.test", "hashAlgorithm": "SHA2_256",
+                "publicKey": {{"rawBytes": "{key}", "keyDetails": "PKIX_ECDSA_P256_SHA_256"}},
+                "logId": {{"keyId": "AAEC"}}}}"#
+        );
+        let ctlogs = if with_ctlog {
+            log.clone()
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [{log}],
+                "certificateAuthorities": [{{"subject": {{"commonName": "ca"}},
+                    "certChain": {{"certificates": [{{"rawBytes": "{cert}"}}]}}}}],
+                "ctlogs": [{ctlogs}], "timestampAuthorities": []}}"#
+        )
+    }
+
+    fn spec(yaml: &str) -> CosignSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn dir_with_root(with_ctlog: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("trusted_root.json"),
+            trusted_root_json(with_ctlog),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn keyless_spec_loads_with_anchored_regexes_and_defaults() {
+        let dir = dir_with_root(true);
+        let s = spec(
+            "keyless:\n  identities:\n    - {issuer: https://accounts.example.com, subject: a@example.com}\n    - {issuerRegExp: 'https://token\\.actions\\..*', subjectRegExp: '.*@example\\.com'}\n  trustRoot: {file: trusted_root.json}\n",
+        );
+        let (auth, material) = CosignAuthority::load(&s, dir.path()).unwrap();
+        assert!(auth.keys.is_empty());
+        assert!(auth.tlog_required, "tlog defaults to required with keyless");
+        let keyless = auth.keyless.as_ref().unwrap();
+        assert!(keyless.ctlog_required, "SCTs default to required");
+        assert_eq!(keyless.identities.len(), 2);
+        let re = &keyless.identities[1].subject;
+        assert!(re.matches("x@example.com"));
+        assert!(!re.matches("evil@example.com.attacker"));
+        assert!(!re.matches("x@example.com\n"));
+        assert!(keyless.identities[0].subject.matches("a@example.com"));
+        assert!(!keyless.identities[0].subject.matches("A@example.com"));
+        assert!(!material.is_empty());
+    }
+
+    #[test]
+    fn keys_and_keyless_together_and_tlog_settings() {
+        let dir = dir_with_root(false);
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(dir.path().join("cosign.pub"), kp.public_key_pem()).unwrap();
+        let s = spec(
+            "keys: [{file: cosign.pub}]\nkeyless:\n  identities: [{issuer: i, subject: s}]\n  trustRoot: {file: trusted_root.json}\n  ctlog: {required: false}\ntlog: {required: false}\n",
+        );
+        let (auth, _) = CosignAuthority::load(&s, dir.path()).unwrap();
+        assert_eq!(auth.keys.len(), 1);
+        assert!(!auth.tlog_required);
+        assert!(!auth.keyless.unwrap().ctlog_required);
+        // Keys only: no tlog by default (compatible with existing key policies); asking for
+        // one without a trust root is an error.
+        let (auth, _) =
+            CosignAuthority::load(&spec("keys: [{file: cosign.pub}]\n"), dir.path()).unwrap();
+        assert!(!auth.tlog_required);
+        let err = CosignAuthority::load(
+            &spec("keys: [{file: cosign.pub}]\ntlog: {required: true}\n"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, LoadError::TlogWithoutTrustRoot), "{err}");
+    }
+
+    #[test]
+    fn keyless_spec_errors_are_precise() {
+        let dir = dir_with_root(false);
+        let load = |y: &str| {
+            CosignAuthority::load(&spec(y), dir.path())
+                .unwrap_err()
+                .to_string()
+        };
+        let root = "  trustRoot: {file: trusted_root.json}\n  ctlog: {required: false}\n";
+        let e = load(&format!(
+            "keyless:\n  identities: [{{issuer: i, subjectRegExp: 'a(b'}}]\n{root}"
+        ));
+        assert!(
+            e.contains("identities[0].subjectRegExp: invalid regular expression"),
+            "{e}"
+        );
+        let e = load(&format!("keyless:\n  identities: [{{issuer: i}}]\n{root}"));
+        assert!(e.contains("exactly one of subject or subjectRegExp"), "{e}");
+        let e = load(&format!(
+            "keyless:\n  identities: [{{issuer: i, issuerRegExp: j, subject: s}}]\n{root}"
+        ));
+        assert!(e.contains("exactly one of issuer or issuerRegExp"), "{e}");
+        let e = load(&format!(
+            "keyless:\n  identities: [{{issuer: '', subject: s}}]\n{root}"
+        ));
+        assert!(e.contains("identities[0].issuer is empty"), "{e}");
+        let e = load(&format!("keyless:\n  identities: []\n{root}"));
+        assert!(e.contains("identities is empty"), "{e}");
+        let e = load(
+            "keyless:\n  identities: [{issuer: i, subject: s}]\n  trustRoot: {file: missing.json}\n",
+        );
+        assert!(
+            e.contains("cannot read") && e.contains("missing.json"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("bad.json"), "{\"mediaType\": 1}").unwrap();
+        let e = load(
+            "keyless:\n  identities: [{issuer: i, subject: s}]\n  trustRoot: {file: bad.json}\n",
+        );
+        assert!(
+            e.contains("bad.json") && e.contains("trusted_root.json shape"),
+            "{e}"
+        );
+        // SCTs are required by default, and this trust root has no CT log.
+        let e = load(
+            "keyless:\n  identities: [{issuer: i, subject: s}]\n  trustRoot: {file: trusted_root.json}\n",
+        );
+        assert!(e.contains("no ctlogs"), "{e}");
+        assert!(load("{}").contains("keys or keyless"));
+        // Unknown fields are errors, not silently ignored.
+        assert!(
+            serde_yaml::from_str::<CosignSpec>(
+                "keyless: {identities: [], trustRoot: {file: x}, rekor: {}}"
+            )
+            .is_err()
+        );
+        assert!(
+            serde_yaml::from_str::<CosignSpec>(
+                "keyless: {identities: [{issuer: i, subject: s, sub: x}], trustRoot: {file: x}}"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn parses_generated_keys_and_rejects_wrong_pem() {
