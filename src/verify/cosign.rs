@@ -505,4 +505,260 @@ mod tests {
             Reason::Trusted
         );
     }
+
+    fn one(key: &PublicKey, payload: &[u8], raw: &[u8]) -> Reason {
+        let d1: Digest = D1.parse().unwrap();
+        let s = CosignSignature {
+            payload: payload.to_vec().into(),
+            signature: STANDARD.encode(raw),
+            certificate: None,
+            chain: None,
+            bundle: None,
+        };
+        reason(verify_with_keys(
+            &CosignAuthority::from_keys(vec![key.clone()]),
+            &d1,
+            &[s],
+        ))
+    }
+
+    fn pem_key(kp: &rcgen::KeyPair) -> PublicKey {
+        PublicKey::from_pem(&kp.public_key_pem()).unwrap()
+    }
+
+    #[test]
+    fn p384_accepts_sha256_and_sha384_only() {
+        use rcgen::SigningKey;
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let key = pem_key(&kp);
+        // rcgen signs P-384 over SHA-384 (what most signers do).
+        assert_eq!(
+            one(&key, &payload, &kp.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        // cosign's CLI signs P-384 keys over SHA-256 (aws-lc-rs has no such signer: the
+        // openssl test below covers it, and that SHA-512 is refused).
+        let mut raw = kp.sign(&payload).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+    }
+
+    #[test]
+    fn rsa_pkcs1_and_pss_and_ed25519_keys_verify() {
+        use rcgen::SigningKey;
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        let rsa =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let key = pem_key(&rsa);
+        assert_eq!(key.algorithm, KeyAlgorithm::Rsa);
+        // PKCS#1 v1.5 with SHA-256, what cosign makes.
+        assert_eq!(
+            one(&key, &payload, &rsa.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        // RSA-PSS with SHA-256.
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&rsa.serialize_der()).unwrap();
+        let mut pss = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &sig::RSA_PSS_SHA256,
+            &SystemRandom::new(),
+            &payload,
+            &mut pss,
+        )
+        .unwrap();
+        assert_eq!(one(&key, &payload, &pss), Reason::Trusted);
+        // PKCS#1 over SHA-512 is not accepted.
+        let mut sha512 = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &sig::RSA_PKCS1_SHA512,
+            &SystemRandom::new(),
+            &payload,
+            &mut sha512,
+        )
+        .unwrap();
+        assert_eq!(one(&key, &payload, &sha512), Reason::UntrustedSigner);
+
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let key = pem_key(&ed);
+        assert_eq!(
+            one(&key, &payload, &ed.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        let mut raw = ed.sign(&payload).unwrap();
+        raw[0] ^= 1;
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+    }
+
+    #[test]
+    fn any_of_several_keys_verifies() {
+        let d1: Digest = D1.parse().unwrap();
+        let a = Signer::new();
+        let b = Signer::new();
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut keys = a.authority().keys;
+        keys.push(pem_key(&ed));
+        keys.extend(b.authority().keys);
+        let auth = CosignAuthority::from_keys(keys);
+        let good = b.sign(&simple_signing_payload("r.io/a", &d1));
+        match verify_with_keys(&auth, &d1, std::slice::from_ref(&good)) {
+            Outcome::Trusted(e) => assert!(
+                e.summary
+                    .contains(b.authority().keys[0].fingerprint.short()),
+                "{}",
+                e.summary
+            ),
+            o => panic!("{o:?}"),
+        }
+        let ctx = Context {
+            now: std::time::SystemTime::now(),
+        };
+        assert_eq!(
+            reason(verify(&auth, &d1, &[good], &[], &ctx)),
+            Reason::Trusted
+        );
+    }
+
+    /// The `openssl` CLI signs (and checks our signatures), so that signer and verifier share
+    /// no code. Skipped with a message where openssl is absent.
+    #[test]
+    fn openssl_made_signatures_verify_and_ours_verify_with_openssl() {
+        use std::process::Command;
+        let Ok(v) = Command::new("openssl").arg("version").output() else {
+            eprintln!("skipping: no openssl CLI");
+            return;
+        };
+        assert!(v.status.success());
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        std::fs::write(p("payload"), &payload).unwrap();
+        let p384: &[&str] = &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "secp384r1",
+            "-noout",
+            "-out",
+            "p384.key",
+        ];
+        let cases: [(&str, &[&str], &[&str]); 5] = [
+            (
+                "p256",
+                &[
+                    "ecparam",
+                    "-genkey",
+                    "-name",
+                    "prime256v1",
+                    "-noout",
+                    "-out",
+                    "p256.key",
+                ],
+                &["-sha256"],
+            ),
+            ("p384", p384, &["-sha384"]),
+            ("p384", &["version"], &["-sha256"]),
+            (
+                "rsa",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    "rsa.key",
+                ],
+                &["-sha256"],
+            ),
+            (
+                "pss",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    "pss.key",
+                ],
+                &[
+                    "-sha256",
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                ],
+            ),
+        ];
+        for (name, genkey, dgst) in cases {
+            run(genkey);
+            let (k, pubf, sigf) = (
+                format!("{name}.key"),
+                format!("{name}.pub"),
+                format!("{name}.sig"),
+            );
+            run(&["pkey", "-in", &k, "-pubout", "-out", &pubf]);
+            let mut args = vec!["dgst"];
+            args.extend_from_slice(dgst);
+            args.extend_from_slice(&["-sign", &k, "-out", &sigf, "payload"]);
+            run(&args);
+            // cosign.pub as openssl writes it, loaded as a policy would.
+            let key = PublicKey::from_pem(&std::fs::read_to_string(p(&pubf)).unwrap()).unwrap();
+            let raw = std::fs::read(p(&sigf)).unwrap();
+            assert_eq!(one(&key, &payload, &raw), Reason::Trusted, "{name}");
+            let mut bad = payload.clone();
+            bad[10] ^= 1;
+            assert_ne!(one(&key, &bad, &raw), Reason::Trusted, "{name}");
+        }
+        // P-384 over SHA-512: a valid signature, but not a hash signet accepts for P-384.
+        run(&[
+            "dgst",
+            "-sha512",
+            "-sign",
+            "p384.key",
+            "-out",
+            "p384-512.sig",
+            "payload",
+        ]);
+        let key = PublicKey::from_pem(&std::fs::read_to_string(p("p384.pub")).unwrap()).unwrap();
+        let raw = std::fs::read(p("p384-512.sig")).unwrap();
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+        // The other direction: our P-256 signer, openssl's verifier.
+        let signer = Signer::new();
+        let s = signer.sign(&payload);
+        std::fs::write(p("ours.sig"), STANDARD.decode(&s.signature).unwrap()).unwrap();
+        let spki = &signer.authority().keys[0].der;
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(spki)
+        );
+        std::fs::write(p("ours.pub"), pem).unwrap();
+        run(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ours.pub",
+            "-signature",
+            "ours.sig",
+            "payload",
+        ]);
+    }
 }
