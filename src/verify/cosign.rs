@@ -761,4 +761,56 @@ mod tests {
             "payload",
         ]);
     }
+
+    /// Key-based signatures with `tlog.required`: the Rekor entry must carry a valid SET and
+    /// record this signature, this key and this payload.
+    #[test]
+    fn key_signature_with_required_tlog_needs_a_bound_rekor_entry() {
+        use super::testkit::{T0, World, at};
+        let w = World::new();
+        let d1: Digest = D1.parse().unwrap();
+        let signer = Signer::new();
+        let mut auth = signer.authority();
+        auth.tlog_required = true;
+        auth.trust_root = Some(std::sync::Arc::new(w.trust_root()));
+        let ctx = Context { now: at(T0 + 3600) };
+        let key_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(&auth.keys[0].der)
+        );
+        let mut s = signer.sign(&simple_signing_payload("r.io/a", &d1));
+        let raw = STANDARD.decode(&s.signature).unwrap();
+        let run =
+            |s: &CosignSignature| reason(verify(&auth, &d1, std::slice::from_ref(s), &[], &ctx));
+
+        assert_eq!(run(&s), Reason::TransparencyLog, "no bundle");
+        let body = World::hashedrekord(&raw, &s.payload, &key_pem);
+        s.bundle = Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 9));
+        assert_eq!(run(&s), Reason::Trusted);
+
+        // The entry of another key's signature over the same payload.
+        let other = Signer::new();
+        let o = other.sign(&s.payload);
+        let other_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(&other.authority().keys[0].der)
+        );
+        let body = World::hashedrekord(
+            &STANDARD.decode(&o.signature).unwrap(),
+            &s.payload,
+            &other_pem,
+        );
+        let mut grafted = s.clone();
+        grafted.bundle = Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 10));
+        assert_eq!(run(&grafted), Reason::TransparencyLog);
+
+        // Without the requirement, the same signature passes with no bundle at all.
+        auth.tlog_required = false;
+        let mut bare = s.clone();
+        bare.bundle = None;
+        assert_eq!(
+            reason(verify(&auth, &d1, &[bare], &[], &ctx)),
+            Reason::Trusted
+        );
+    }
 }
