@@ -75,7 +75,10 @@ pub struct FileSource {
     pub file: String,
 }
 
-/// Transparency-log (Rekor) requirement.
+/// Transparency-log (Rekor) requirement for key-based signatures. Keyless signatures always
+/// need a verified Rekor entry whatever this says: it is their only trusted signing time, and
+/// the alternative (RFC 3161 timestamps) is not supported, so relaxing it could only make them
+/// all fail or, worse, fall back to "now".
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlogSpec {

@@ -274,15 +274,36 @@ impl Best {
     }
 }
 
-/// Keyless verification of `.sig`-tag signatures: any one signature whose certificate satisfies
-/// the authority's keyless settings suffices.
+/// Keyless verification of `.sig`-tag signatures only (the authority's keys are not tried):
+/// any one signature whose certificate satisfies the authority's keyless settings suffices.
 pub fn verify_keyless(
     authority: &CosignAuthority,
     digest: &Digest,
     signatures: &[CosignSignature],
     ctx: &Context,
 ) -> Outcome {
-    verify(authority, digest, signatures, &[], ctx)
+    let Some(keyless) = authority.keyless.as_ref() else {
+        return Outcome::Failed(Failure::new(
+            Reason::UntrustedSigner,
+            "this authority has no keyless identities",
+        ));
+    };
+    let mut best = Best::default();
+    for (i, s) in signatures.iter().enumerate() {
+        match keyless::verify_signature(authority, keyless, digest, s, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(f) => best.keep(Failure::new(
+                f.reason,
+                format!("signature {i}: {}", f.detail),
+            )),
+        }
+    }
+    Outcome::Failed(best.0.unwrap_or_else(|| {
+        Failure::new(
+            Reason::NoSignature,
+            "no Cosign signature (looked for the sha256-<hex>.sig tag)",
+        )
+    }))
 }
 
 /// Verifies an image under one Cosign authority with everything discovery found: `.sig`-tag

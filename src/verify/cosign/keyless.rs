@@ -445,4 +445,25 @@ mod tests {
         auth.keyless.as_mut().unwrap().ctlog_required = false;
         assert_eq!(reason_of(outcome(&auth, &d1(), &s.sig)), Reason::Trusted);
     }
+
+    #[test]
+    fn verify_keyless_uses_certificates_only() {
+        use super::super::verify_keyless;
+        let w = World::new();
+        let s = w.keyless_signature(&d1(), &LeafSpec::default());
+        let auth = w.default_authority();
+        assert!(matches!(
+            verify_keyless(&auth, &d1(), std::slice::from_ref(&s.sig), &ctx()),
+            Outcome::Trusted(_)
+        ));
+        assert_eq!(
+            reason_of(verify_keyless(&auth, &d1(), &[], &ctx())),
+            Reason::NoSignature
+        );
+        let keys_only = crate::policy::cosign::CosignAuthority::from_keys(Vec::new());
+        assert_eq!(
+            reason_of(verify_keyless(&keys_only, &d1(), &[s.sig], &ctx())),
+            Reason::UntrustedSigner
+        );
+    }
 }
