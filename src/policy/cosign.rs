@@ -643,4 +643,34 @@ mod tests {
                 .unwrap_err();
         assert!(err.contains("SubjectPublicKeyInfo"), "{err}");
     }
+
+    /// The whole policy loader with a keyless authority: camelCase fields, the trust root read
+    /// relative to the policy file, and a precise error with the authority name otherwise.
+    #[test]
+    fn keyless_policy_loads_through_the_policy_loader() {
+        let dir = dir_with_root(true);
+        let yaml = |identity: &str| {
+            format!(
+                "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: prod\nspec:\n  images: [\"registry.example.com/**\"]\n  authorities:\n    - name: release\n      cosign:\n        keyless:\n          identities:\n            - {identity}\n          trustRoot: {{file: trusted_root.json}}\n"
+            )
+        };
+        let file = dir.path().join("p.yaml");
+        let set = crate::policy::load_str(
+            &file,
+            &yaml("{issuer: https://token.actions.githubusercontent.com, subjectRegExp: 'https://github\\.com/org/.*'}"),
+        )
+        .unwrap();
+        assert_eq!(set.policies.len(), 1);
+        let errs =
+            crate::policy::load_str(&file, &yaml("{issuer: i, subjectRegExp: '(('}")).unwrap_err();
+        let msg = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            msg.contains("release") && msg.contains("subjectRegExp: invalid regular expression"),
+            "{msg}"
+        );
+    }
 }

@@ -693,4 +693,63 @@ mod tests {
         ]);
         assert_eq!(failed(run(&auth, D1, &b)).reason, Reason::UntrustedSigner);
     }
+
+    #[test]
+    fn message_signature_bundles_are_not_image_signatures() {
+        let w = World::new();
+        let mut b = keyless_bundle(&w, &statement(&D1[7..], SIGN_PREDICATE));
+        let obj = b.json.as_object_mut().unwrap();
+        obj.remove("dsseEnvelope");
+        obj.insert(
+            "messageSignature".into(),
+            serde_json::json!({"messageDigest": {"algorithm": "SHA2_256", "digest": "AA=="}, "signature": "AA=="}),
+        );
+        let f = failed(run(&w.default_authority(), D1, &b));
+        assert_eq!(f.reason, Reason::NoSignature);
+        assert!(f.detail.contains("message-signature"), "{}", f.detail);
+    }
+
+    #[test]
+    fn key_based_bundle_without_log_entry_fails_when_tlog_required() {
+        let w = World::new();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut b = make(&w, &key, None, &statement(&D1[7..], SIGN_PREDICATE));
+        b.json["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+        let pk = crate::policy::cosign::PublicKey::from_pem(&key.public_key_pem()).unwrap();
+        let mut auth = CosignAuthority::from_keys(vec![pk]);
+        auth.tlog_required = true;
+        auth.trust_root = Some(std::sync::Arc::new(w.trust_root()));
+        assert_eq!(failed(run(&auth, D1, &b)).reason, Reason::TransparencyLog);
+    }
+
+    #[test]
+    fn bundle_signed_by_wrong_identity_or_outside_the_trust_root() {
+        let w = World::new();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let spec = LeafSpec {
+            san: "evil@example.com.attacker",
+            ..LeafSpec::default()
+        };
+        let cert = w.fulcio.leaf(&key, &spec, Some(&w.ct));
+        let b = make(&w, &key, Some(&cert), &statement(&D1[7..], SIGN_PREDICATE));
+        assert_eq!(
+            failed(run(&w.default_authority(), D1, &b)).reason,
+            Reason::IdentityMismatch
+        );
+        let foreign = Fulcio::new();
+        let cert = foreign.leaf(&key, &LeafSpec::default(), Some(&w.ct));
+        let b = make(&w, &key, Some(&cert), &statement(&D1[7..], SIGN_PREDICATE));
+        assert_eq!(
+            failed(run(&w.default_authority(), D1, &b)).reason,
+            Reason::CertificateInvalid
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bundle_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let w = World::new();
+            let _ = verify_bundle(&w.default_authority(), &D1.parse().unwrap(), &bytes, &ctx());
+        }
+    }
 }

@@ -437,3 +437,31 @@ pub fn precert_tbs(cert: &Certificate) -> Result<Vec<u8>, der::Error> {
     }
     out.to_der()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn sct_list_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_sct_list(&bytes);
+        }
+    }
+
+    #[test]
+    fn sct_list_parses_one_v1_entry_and_rejects_truncation() {
+        let mut sct = vec![0u8];
+        sct.extend_from_slice(&[7u8; 32]);
+        sct.extend_from_slice(&1234u64.to_be_bytes());
+        sct.extend_from_slice(&[0, 0, 4, 3, 0, 2, 0xaa, 0xbb]);
+        let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
+        list.extend_from_slice(&(sct.len() as u16).to_be_bytes());
+        list.extend_from_slice(&sct);
+        let parsed = parse_sct_list(&list).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].timestamp, 1234);
+        assert_eq!(parsed[0].signature, vec![0xaa, 0xbb]);
+        assert!(parse_sct_list(&list[..list.len() - 1]).is_none());
+    }
+}

@@ -466,4 +466,83 @@ mod tests {
             Reason::UntrustedSigner
         );
     }
+
+    #[test]
+    fn legacy_issuer_extension_is_read() {
+        let w = World::new();
+        let spec = LeafSpec {
+            legacy_issuer: true,
+            ..LeafSpec::default()
+        };
+        let s = w.keyless_signature(&d1(), &spec);
+        assert_eq!(
+            reason_of(outcome(&w.default_authority(), &d1(), &s.sig)),
+            Reason::Trusted
+        );
+    }
+
+    #[test]
+    fn trust_root_validity_windows_are_honoured() {
+        use crate::policy::cosign::trust_root::ValidFor;
+        let w = World::new();
+        let s = w.keyless_signature(&d1(), &LeafSpec::default());
+        // The CA's window closed before the signing time.
+        let mut root = w.trust_root();
+        root.certificate_authorities[0].valid_for = ValidFor {
+            start: None,
+            end: Some(at(T0)),
+        };
+        let mut auth = w.default_authority();
+        auth.trust_root = Some(std::sync::Arc::new(root));
+        assert_eq!(
+            reason_of(outcome(&auth, &d1(), &s.sig)),
+            Reason::CertificateInvalid
+        );
+        // The Rekor key's window opened after the signing time.
+        let mut root = w.trust_root();
+        root.tlogs[0].valid_for = ValidFor {
+            start: Some(at(T0 + 3600)),
+            end: None,
+        };
+        auth.trust_root = Some(std::sync::Arc::new(root));
+        assert_eq!(
+            reason_of(outcome(&auth, &d1(), &s.sig)),
+            Reason::TransparencyLog
+        );
+    }
+
+    #[test]
+    fn rekord_entries_of_another_kind_are_rejected() {
+        let w = World::new();
+        let mut s = w.keyless_signature(&d1(), &LeafSpec::default());
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1", "kind": "rekord",
+            "spec": {"data": {}, "signature": {}}
+        });
+        let body = STANDARD.encode(body.to_string());
+        s.sig.bundle = Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 5));
+        assert_eq!(
+            reason_of(outcome(&w.default_authority(), &d1(), &s.sig)),
+            Reason::TransparencyLog
+        );
+    }
+
+    #[test]
+    fn garbage_annotations_are_malformed_not_panics() {
+        let w = World::new();
+        let good = w.keyless_signature(&d1(), &LeafSpec::default());
+        let mut s = good.sig.clone();
+        s.certificate =
+            Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into());
+        assert_eq!(
+            reason_of(outcome(&w.default_authority(), &d1(), &s)),
+            Reason::Malformed
+        );
+        let mut s = good.sig.clone();
+        s.bundle = Some("{\"Payload\": 1}".into());
+        assert_eq!(
+            reason_of(outcome(&w.default_authority(), &d1(), &s)),
+            Reason::Malformed
+        );
+    }
 }

@@ -146,14 +146,24 @@ impl Fulcio {
                 p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             }
             p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            if let Some(issuer) = spec.issuer {
+            match (spec.issuer, spec.legacy_issuer) {
                 // DER UTF8String, as Fulcio writes extension .1.8.
-                let mut v = vec![0x0c, issuer.len() as u8];
-                v.extend_from_slice(issuer.as_bytes());
-                p.custom_extensions = vec![CustomExtension::from_oid_content(
-                    &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
-                    v,
-                )];
+                (Some(issuer), false) => {
+                    let mut v = vec![0x0c, issuer.len() as u8];
+                    v.extend_from_slice(issuer.as_bytes());
+                    p.custom_extensions = vec![CustomExtension::from_oid_content(
+                        &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
+                        v,
+                    )];
+                }
+                // Raw bytes, as certificates from before 2023 carry extension .1.1.
+                (Some(issuer), true) => {
+                    p.custom_extensions = vec![CustomExtension::from_oid_content(
+                        &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
+                        issuer.as_bytes().to_vec(),
+                    )];
+                }
+                (None, _) => {}
             }
             p
         };
@@ -217,6 +227,7 @@ pub struct LeafSpec<'a> {
     pub issuer: Option<&'a str>,
     pub from: u64,
     pub code_signing: bool,
+    pub legacy_issuer: bool,
 }
 
 pub const EMAIL: &str = "signer@example.com";
@@ -229,6 +240,7 @@ impl Default for LeafSpec<'_> {
             issuer: Some(ISSUER),
             from: T0,
             code_signing: true,
+            legacy_issuer: false,
         }
     }
 }
