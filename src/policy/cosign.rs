@@ -207,8 +207,11 @@ pub enum Matcher {
 
 impl Matcher {
     /// An anchored matcher for `pattern`. Wrapping in `^(?:…)$` anchors even patterns with a
-    /// top-level alternation (`a|b` must not become `^a|b$`).
+    /// top-level alternation (`a|b` must not become `^a|b$`). The pattern is first compiled on
+    /// its own: a pattern with unbalanced parentheses such as `x)|(.*` would otherwise close the
+    /// wrapper group and turn into `^(?:x)|(.*)$`, which matches everything.
     pub fn regex(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(pattern)?;
         let regex = regex::Regex::new(&format!("^(?:{pattern})$"))?;
         Ok(Matcher::Regex {
             source: pattern.to_string(),
@@ -525,6 +528,18 @@ mod tests {
         assert!(!re.matches("evil@example.com.attacker"));
         assert!(!re.matches("x@example.com\n"));
         assert!(keyless.identities[0].subject.matches("a@example.com"));
+        // A pattern that tries to close the anchoring group is refused, not widened.
+        assert!(Matcher::regex("x)|(.*").is_err());
+        assert!(
+            Matcher::regex("(?m).*@example\\.com")
+                .unwrap()
+                .matches("a@example.com")
+        );
+        assert!(
+            !Matcher::regex("(?m).*@example\\.com")
+                .unwrap()
+                .matches("a@example.com\nb")
+        );
         assert!(!keyless.identities[0].subject.matches("A@example.com"));
         assert!(!material.is_empty());
     }
