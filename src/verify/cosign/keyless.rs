@@ -545,4 +545,33 @@ mod tests {
             Reason::Malformed
         );
     }
+
+    #[test]
+    fn missing_sct_fails_only_when_required() {
+        use base64::Engine;
+        let w = World::new();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = w.fulcio.leaf(&key, &LeafSpec::default(), None);
+        let pem = pem_cert(&cert);
+        let payload = simple_signing_payload("registry.test/app", &d1());
+        let raw = key.sign(&payload).unwrap();
+        let body = World::hashedrekord(&raw, &payload, &pem);
+        let s = CosignSignature {
+            payload: payload.into(),
+            signature: STANDARD.encode(&raw),
+            certificate: Some(pem),
+            chain: None,
+            bundle: Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 1)),
+        };
+        let mut auth = w.default_authority();
+        match outcome(&auth, &d1(), &s) {
+            Outcome::Failed(f) => {
+                assert_eq!(f.reason, Reason::CertificateInvalid);
+                assert!(f.detail.contains("no embedded SCT"), "{}", f.detail);
+            }
+            o => panic!("{o:?}"),
+        }
+        auth.keyless.as_mut().unwrap().ctlog_required = false;
+        assert_eq!(reason_of(outcome(&auth, &d1(), &s)), Reason::Trusted);
+    }
 }
