@@ -36,6 +36,15 @@ use crate::reason::Reason;
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The annotation holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The annotation holding the PEM Fulcio certificate of a keyless signature.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation holding the PEM chain a keyless signer attached (not used for trust: only
+/// the trust root's intermediates are).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// The annotation holding the Rekor bundle (SET and entry) of a signature.
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// The `artifactType` of a cosign v3 signature referrer (a Sigstore bundle).
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 /// The parts of the simple-signing payload signet relies on. Unknown fields are allowed (the
 /// format lets signers add `optional` claims); the `critical` section must be exact.
