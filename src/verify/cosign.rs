@@ -21,6 +21,7 @@ pub mod keyless;
 pub mod rekor;
 #[cfg(test)]
 mod testkit;
+pub mod timestamp;
 
 use aws_lc_rs::signature as sig;
 use base64::Engine;
@@ -163,7 +164,7 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
         // signers make with the same key, and is as sound.
         KeyAlgorithm::Rsa => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
-                || ec_point(&key.der).is_some_and(|bits| {
+                || spki_bits(&key.der).is_some_and(|bits| {
                     sig::UnparsedPublicKey::new(&sig::RSA_PSS_2048_8192_SHA256, &bits)
                         .verify(payload, raw)
                         .is_ok()
@@ -171,7 +172,7 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
         }
         // cosign signs P-384 keys over SHA-256 by default; other signers use SHA-384.
         KeyAlgorithm::EcdsaP384 => {
-            ec_point(&key.der).is_some_and(|point| {
+            spki_bits(&key.der).is_some_and(|point| {
                 sig::UnparsedPublicKey::new(&sig::ECDSA_P384_SHA256_ASN1, &point)
                     .verify(payload, raw)
                     .is_ok()
@@ -183,7 +184,7 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
 
 /// The subject-public-key bits of an SPKI, as aws-lc-rs wants them: the EC point, the PKCS#1
 /// RSAPublicKey, or the raw Ed25519 key.
-fn ec_point(spki_der: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn spki_bits(spki_der: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der).ok()?;
     spki.subject_public_key.as_bytes().map(|b| b.to_vec())
@@ -247,7 +248,7 @@ pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]
         KeyAlgorithm::Ed25519 => &sig::ED25519,
         KeyAlgorithm::Rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
     };
-    ec_point(&key.der).is_some_and(|bits| {
+    spki_bits(&key.der).is_some_and(|bits| {
         sig::UnparsedPublicKey::new(alg, &bits)
             .verify(message, raw)
             .is_ok()
