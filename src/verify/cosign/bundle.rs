@@ -75,6 +75,21 @@ struct Material {
     public_key: Option<serde_json::Value>,
     #[serde(default)]
     tlog_entries: Vec<TlogEntry>,
+    #[serde(default)]
+    timestamp_verification_data: Option<TimestampData>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimestampData {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<SignedTimestamp>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedTimestamp {
+    signed_timestamp: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -351,7 +366,7 @@ pub fn verify_bundle(
             (None, Some(k)) => Signer::Key(k),
             (None, None) => return Err(malformed("no signer").into()),
         };
-        let (entry, at) = verify_entries(
+        let (entry, set_time) = verify_entries(
             &b.verification_material.tlog_entries,
             root,
             ctx,
@@ -359,20 +374,67 @@ pub fn verify_bundle(
             &payload,
             &signer,
         )?;
+        // Every established time: the SET's integrated time and each RFC 3161 timestamp.
+        let mut times = Vec::new();
+        if let Some(t) = set_time {
+            times.push((
+                t,
+                format!(
+                    "Rekor entry {} at {}",
+                    entry.log_index, entry.integrated_time
+                ),
+            ));
+        } else {
+            log_note.push_str(&format!(
+                ", Rekor entry {} (inclusion proof)",
+                entry.log_index
+            ));
+        }
+        for (i, ts) in b
+            .verification_material
+            .timestamp_verification_data
+            .iter()
+            .flat_map(|d| &d.rfc3161_timestamps)
+            .enumerate()
+        {
+            let token = STANDARD.decode(ts.signed_timestamp.trim()).map_err(|_| {
+                Failure::new(Reason::Malformed, format!("timestamp {i} is not base64"))
+            })?;
+            let (t, tsa) = super::timestamp::verify(&token, &raw, root)?;
+            if t > ctx.now {
+                return Err(
+                    Failure::new(Reason::TimestampInvalid, "a timestamp is in the future").into(),
+                );
+            }
+            times.push((t, format!("timestamp from {tsa:?}")));
+        }
+        if times.is_empty() {
+            return Err(Failure::new(
+                Reason::TimestampInvalid,
+                "no trusted time: the log entry has no inclusion promise and there is no RFC 3161 timestamp",
+            )
+            .into());
+        }
         if let Some((leaf, keyless)) = &leaf {
-            let (ca, issuer) = leaf.verify_chain(root, at)?;
+            // The certificate must be valid at every established time.
+            let mut ca_name = String::new();
+            let mut issuer_der: &[u8] = &[];
+            for (t, _) in &times {
+                let (ca, issuer) = leaf.verify_chain(root, *t)?;
+                ca_name = ca.name.clone();
+                issuer_der = issuer;
+            }
             leaf.check_usage()?;
             let sct = if keyless.ctlog_required {
-                format!(", SCT from {}", leaf.verify_sct(root, issuer)?)
+                format!(", SCT from {}", leaf.verify_sct(root, issuer_der)?)
             } else {
                 String::new()
             };
-            log_note = format!(", certificate from {:?}{sct}", ca.name);
+            log_note = format!(", certificate from {ca_name:?}{sct}{log_note}");
         }
-        log_note.push_str(&format!(
-            ", Rekor entry {} at {}",
-            entry.log_index, entry.integrated_time
-        ));
+        for (_, what) in &times {
+            log_note.push_str(&format!(", {what}"));
+        }
     }
     Ok(Evidence {
         summary: format!("cosign bundle signed by {who}{log_note}"),
@@ -380,8 +442,9 @@ pub fn verify_bundle(
     })
 }
 
-/// The first tlog entry that verifies fully: a `dsse` entry with a valid SET, a valid
-/// inclusion proof when one is present, and a body recording this signature.
+/// The first tlog entry that verifies fully: a `dsse` entry with a valid SET or a valid
+/// inclusion proof (both checked when both are present), and a body recording this signature.
+/// The time is the SET's integrated time; without a SET the entry proves inclusion only.
 fn verify_entries(
     entries: &[TlogEntry],
     root: &crate::policy::cosign::TrustRoot,
@@ -389,7 +452,7 @@ fn verify_entries(
     raw: &[u8],
     payload: &[u8],
     signer: &Signer<'_>,
-) -> Result<(Entry, std::time::SystemTime), Failure> {
+) -> Result<(Entry, Option<std::time::SystemTime>), Failure> {
     let mut last = Failure::new(
         Reason::TransparencyLog,
         "the bundle has no transparency-log entry",
@@ -410,7 +473,7 @@ fn verify_entry(
     raw: &[u8],
     payload: &[u8],
     signer: &Signer<'_>,
-) -> Result<(Entry, std::time::SystemTime), Failure> {
+) -> Result<(Entry, Option<std::time::SystemTime>), Failure> {
     let tlog = |d: &str| Failure::new(Reason::TransparencyLog, d.to_string());
     if e.kind_version.kind != "dsse" || e.kind_version.version != "0.0.1" {
         return Err(Failure::new(
@@ -427,9 +490,9 @@ fn verify_entry(
         .map(|p| STANDARD.decode(p.signed_entry_timestamp.trim()))
         .transpose()
         .map_err(|_| tlog("the signed entry timestamp is not base64"))?;
-    if set.is_none() {
+    if set.is_none() && e.inclusion_proof.is_none() {
         return Err(tlog(
-            "the log entry has no inclusion promise: its integratedTime is unsigned, and RFC 3161 timestamps are not supported",
+            "the log entry has neither an inclusion promise nor an inclusion proof",
         ));
     }
     let entry = Entry {
@@ -441,7 +504,13 @@ fn verify_entry(
             .map_err(|_| tlog("the log id is not base64"))?,
         set,
     };
-    let (log, at) = entry.verify_set(root, ctx.now)?;
+    let (log, at) = match entry.set {
+        Some(_) => {
+            let (log, at) = entry.verify_set(root, ctx.now)?;
+            (log, Some(at))
+        }
+        None => (entry.log(root)?, None),
+    };
     let body = entry.body()?;
     if let Some(p) = &e.inclusion_proof {
         let proof = InclusionProof {
@@ -655,9 +724,10 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("inclusionPromise");
+        // Inclusion is still proven, but nothing vouches for the signing time.
         assert_eq!(
             failed(run(&w.default_authority(), D1, &b)).reason,
-            Reason::TransparencyLog
+            Reason::TimestampInvalid
         );
     }
 
@@ -751,5 +821,83 @@ mod tests {
             let w = World::new();
             let _ = verify_bundle(&w.default_authority(), &D1.parse().unwrap(), &bytes, &ctx());
         }
+    }
+
+    /// A bundle whose log entry has an inclusion proof but no promise, with an RFC 3161
+    /// timestamp over the signature for its time (the shape of newer Sigstore bundles).
+    #[test]
+    fn bundle_with_inclusion_proof_and_rfc3161_timestamp_is_trusted() {
+        let Some(tsa) = Tsa::new() else {
+            return;
+        };
+        let w = World::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let spec = LeafSpec {
+            from: now - 60,
+            ..LeafSpec::default()
+        };
+        let cert = w.fulcio.leaf(&key, &spec, Some(&w.ct));
+        let mut b = make(&w, &key, Some(&cert), &statement(&D1[7..], SIGN_PREDICATE));
+        b.json["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionPromise");
+        let sig = STANDARD
+            .decode(
+                b.json["dsseEnvelope"]["signatures"][0]["sig"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        b.json["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
+            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(tsa.stamp(&sig))}]
+        });
+        let mut root = w.trust_root();
+        root.timestamp_authorities =
+            vec![tsa.authority(vec![tsa.leaf_der.clone(), tsa.root_der.clone()])];
+        let mut auth = w.default_authority();
+        auth.trust_root = Some(std::sync::Arc::new(root));
+        let later = Context {
+            now: at(now + 3600),
+        };
+        let run = |b: &Made| verify(&auth, &D1.parse().unwrap(), &[], &[b.bytes()], &later);
+        match run(&b) {
+            Outcome::Trusted(e) => assert!(e.summary.contains("timestamp from"), "{}", e.summary),
+            Outcome::Failed(f) => panic!("{f:?}"),
+        }
+        // The same timestamp over another signature does not count.
+        let mut other = Made {
+            json: b.json.clone(),
+        };
+        other.json["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
+            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(tsa.stamp(b"other"))}]
+        });
+        assert_eq!(failed(run(&other)).reason, Reason::TimestampInvalid);
+        // A certificate that had expired at the timestamp's time.
+        let old = LeafSpec {
+            from: now - 3600,
+            ..LeafSpec::default()
+        };
+        let cert = w.fulcio.leaf(&key, &old, Some(&w.ct));
+        let mut expired = make(&w, &key, Some(&cert), &statement(&D1[7..], SIGN_PREDICATE));
+        expired.json["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionPromise");
+        let sig = STANDARD
+            .decode(
+                expired.json["dsseEnvelope"]["signatures"][0]["sig"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        expired.json["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
+            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(tsa.stamp(&sig))}]
+        });
+        assert_eq!(failed(run(&expired)).reason, Reason::Expired);
     }
 }

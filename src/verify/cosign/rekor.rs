@@ -146,7 +146,8 @@ impl Entry {
         Ok((log, t))
     }
 
-    fn log<'r>(&self, root: &'r TrustRoot) -> Result<&'r LogKey, Failure> {
+    /// The trust root's log this entry names.
+    pub fn log<'r>(&self, root: &'r TrustRoot) -> Result<&'r LogKey, Failure> {
         root.tlogs
             .iter()
             .find(|l| l.log_id == self.log_id)

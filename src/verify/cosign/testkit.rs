@@ -372,3 +372,107 @@ pub fn ctx() -> Context {
         now: at(T0 + 86400),
     }
 }
+
+/// A throwaway RFC 3161 timestamp authority: certificates from rcgen, tokens from `openssl ts`
+/// (an independent implementation of the format). `None` where the openssl CLI is absent.
+pub struct Tsa {
+    dir: tempfile::TempDir,
+    pub root_der: Vec<u8>,
+    pub leaf_der: Vec<u8>,
+}
+
+impl Tsa {
+    pub fn new() -> Option<Self> {
+        use std::process::Command;
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("skipping the timestamp part: no openssl CLI");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut rp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        rp.distinguished_name.push(DnType::CommonName, "tsa root");
+        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let root_cert = rp.self_signed(&root_key).unwrap();
+        let root = Issuer::new(rp, root_key);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        lp.distinguished_name.push(DnType::CommonName, "tsa");
+        // openssl signs only with a critical EKU of exactly timeStamping; rcgen writes EKUs
+        // non-critical, so the extension is written by hand.
+        let mut eku = CustomExtension::from_oid_content(
+            &[2, 5, 29, 37],
+            vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+            ],
+        );
+        eku.set_criticality(true);
+        lp.custom_extensions = vec![eku];
+        lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let leaf = lp.signed_by(&key, &root).unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("tsa.key"), key.serialize_pem()).unwrap();
+        std::fs::write(p("tsa.pem"), leaf.pem()).unwrap();
+        std::fs::write(
+            p("ts.cnf"),
+            "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = ./serial\ncrypto_device = builtin\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\nother_policies = 1.2.3.4.2\ndigests = sha256, sha384\naccuracy = secs:1\nordering = yes\ntsa_name = no\ness_cert_id_chain = no\ness_cert_id_alg = sha256\ncerts = ./tsa.pem\n",
+        )
+        .unwrap();
+        std::fs::write(p("serial"), "01\n").unwrap();
+        Some(Tsa {
+            dir,
+            root_der: root_cert.der().to_vec(),
+            leaf_der: leaf.der().to_vec(),
+        })
+    }
+
+    /// A timestamp token (DER TimeStampToken) over `data`, at the current time.
+    pub fn stamp(&self, data: &[u8]) -> Vec<u8> {
+        let p = |n: &str| self.dir.path().join(n);
+        std::fs::write(p("data.bin"), data).unwrap();
+        for args in [
+            &[
+                "ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "req.tsq",
+            ][..],
+            &[
+                "ts",
+                "-reply",
+                "-queryfile",
+                "req.tsq",
+                "-signer",
+                "tsa.pem",
+                "-inkey",
+                "tsa.key",
+                "-config",
+                "ts.cnf",
+                "-token_out",
+                "-out",
+                "token.der",
+            ],
+        ] {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::read(p("token.der")).unwrap()
+    }
+
+    pub fn authority(&self, chain: Vec<Vec<u8>>) -> CertificateAuthority {
+        CertificateAuthority {
+            name: "test tsa".into(),
+            chain,
+            valid_for: ValidFor {
+                start: None,
+                end: None,
+            },
+        }
+    }
+}

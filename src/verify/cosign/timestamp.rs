@@ -370,7 +370,6 @@ fn verify_with(t: &Token<'_>, tsa: &CertificateAuthority) -> Result<(), Failure>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::cosign::trust_root::ValidFor;
 
     #[test]
     fn generalized_time_with_and_without_fractions() {
@@ -397,108 +396,26 @@ mod tests {
         }
     }
 
-    /// A throwaway TSA made with rcgen, tokens made by `openssl ts` (an independent
-    /// implementation). Skipped with a message where openssl is absent.
+    /// Tokens made by `openssl ts` for a throwaway TSA verify; forgeries do not.
     #[test]
     fn openssl_timestamps_verify_and_forgeries_do_not() {
-        use std::process::Command;
-        if Command::new("openssl").arg("version").output().is_err() {
-            eprintln!("skipping: no openssl CLI");
+        let Some(tsa) = super::super::testkit::Tsa::new() else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n);
-        let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let mut rp = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        rp.distinguished_name
-            .push(rcgen::DnType::CommonName, "tsa root");
-        rp.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        rp.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-        let root_cert = rp.self_signed(&root_key).unwrap();
-        let root_issuer = rcgen::Issuer::new(rp, root_key);
-        let make_leaf = |eku: u8| {
-            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-            let mut lp = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            lp.distinguished_name.push(rcgen::DnType::CommonName, "tsa");
-            // openssl only signs with a critical EKU of exactly timeStamping; rcgen writes
-            // EKUs non-critical, so the extension is written by hand.
-            let mut ext = rcgen::CustomExtension::from_oid_content(
-                &[2, 5, 29, 37],
-                vec![
-                    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, eku,
-                ],
-            );
-            ext.set_criticality(true);
-            lp.custom_extensions = vec![ext];
-            lp.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-            let cert = lp.signed_by(&key, &root_issuer).unwrap();
-            (key, cert)
         };
-        let (key, leaf) = make_leaf(8);
-        std::fs::write(p("tsa.key"), key.serialize_pem()).unwrap();
-        std::fs::write(p("tsa.pem"), leaf.pem()).unwrap();
-        std::fs::write(
-            p("ts.cnf"),
-            "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = ./serial\ncrypto_device = builtin\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\nother_policies = 1.2.3.4.2\ndigests = sha256, sha384\naccuracy = secs:1\nordering = yes\ntsa_name = no\ness_cert_id_chain = no\ness_cert_id_alg = sha256\ncerts = ./tsa.pem\n",
-        )
-        .unwrap();
-        std::fs::write(p("serial"), "01\n").unwrap();
         let signature = b"the DSSE signature bytes";
-        std::fs::write(p("sig.bin"), signature).unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "ts", "-query", "-data", "sig.bin", "-sha256", "-cert", "-out", "req.tsq",
-        ]);
-        run(&[
-            "ts",
-            "-reply",
-            "-queryfile",
-            "req.tsq",
-            "-signer",
-            "tsa.pem",
-            "-inkey",
-            "tsa.key",
-            "-config",
-            "ts.cnf",
-            "-token_out",
-            "-out",
-            "token.der",
-        ]);
-        let token = std::fs::read(p("token.der")).unwrap();
+        let token = tsa.stamp(signature);
+        let (leaf, root_cert) = (tsa.leaf_der.clone(), tsa.root_der.clone());
         let authority = |chain: Vec<Vec<u8>>| TrustRoot {
-            timestamp_authorities: vec![CertificateAuthority {
-                name: "test tsa".into(),
-                chain,
-                valid_for: ValidFor {
-                    start: None,
-                    end: None,
-                },
-            }],
+            timestamp_authorities: vec![tsa.authority(chain)],
             ..TrustRoot::default()
         };
-        let root = authority(vec![leaf.der().to_vec(), root_cert.der().to_vec()]);
+        let root = authority(vec![leaf.clone(), root_cert.clone()]);
         let (at, name) = verify(&token, signature, &root).unwrap();
         assert_eq!(name, "test tsa");
         let now = SystemTime::now();
         assert!(at <= now + Duration::from_secs(5) && at + Duration::from_secs(600) > now);
         // Also with only the root in the trust root: the token carries the TSA certificate.
-        verify(
-            &token,
-            signature,
-            &authority(vec![root_cert.der().to_vec()]),
-        )
-        .unwrap();
+        verify(&token, signature, &authority(vec![root_cert.clone()])).unwrap();
 
         // For another signature.
         assert_eq!(
