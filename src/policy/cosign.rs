@@ -76,9 +76,9 @@ pub struct FileSource {
 }
 
 /// Transparency-log (Rekor) requirement for key-based signatures. Keyless signatures always
-/// need a verified Rekor entry whatever this says: it is their only trusted signing time, and
-/// the alternative (RFC 3161 timestamps) is not supported, so relaxing it could only make them
-/// all fail or, worse, fall back to "now".
+/// need a verified Rekor entry whatever this says: it binds the signature to the public log
+/// and, for `.sig` signatures, is their only trusted signing time (bundles may add RFC 3161
+/// timestamps). Relaxing it for keyless would mean trusting certificates nobody can audit.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlogSpec {
@@ -173,7 +173,7 @@ pub struct CosignAuthority {
     /// Keyless (Fulcio) verification, when configured.
     pub keyless: Option<Keyless>,
     /// Whether key-based signatures need a verified Rekor entry too. Keyless signatures always
-    /// need one: it is their only trusted signing time (RFC 3161 timestamps are not supported).
+    /// need one: it binds the signature to the public log and gives `.sig` signatures their time.
     pub tlog_required: bool,
     /// The trust root (Rekor keys for key-based tlog checks, Fulcio CAs for keyless).
     pub trust_root: Option<Arc<TrustRoot>>,

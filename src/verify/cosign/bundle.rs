@@ -6,12 +6,14 @@
 //! payload. Bundles with other predicate types are attestations (SBOMs, provenance), not
 //! signatures: they are skipped with a detail saying so, and never count as a pass.
 //!
-//! Verified: the DSSE signature (certificate key or a trusted key), the certificate chain,
-//! usage, SCT and identity at the integrated time, the SET (inclusion promise), the inclusion
-//! proof and its checkpoint signature when present, and that the `dsse` log entry records this
-//! signature, signer and payload hash. Not verified: RFC 3161 timestamps (a bundle without a
-//! SET has no trusted time for its certificate and fails), `envelopeHash` of the log entry, and
-//! `messageSignature` bundles (blob signatures, which name no image).
+//! Verified: the DSSE signature (certificate key or a trusted key); the identity; the log
+//! entry (a `dsse` 0.0.1 entry recording this signature, signer and payload hash, with a SET,
+//! an inclusion proof plus signed checkpoint, or both, each checked when present); the trusted
+//! times (the SET's integrated time and every RFC 3161 timestamp over the signature, at least
+//! one required); and the certificate chain, usage and SCT at every one of those times. Not
+//! verified: `envelopeHash` of the log entry (the log's re-serialisation of the envelope),
+//! Rekor v2 entries (`dsse` 0.0.2), checkpoint consistency with other views of the log
+//! (offline), and `messageSignature` bundles (blob signatures, which name no image).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

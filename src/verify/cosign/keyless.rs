@@ -4,7 +4,8 @@
 //! checks the payload signature with the certificate's key nor binds the Rekor entry to the
 //! signature): (1) the Rekor SET establishes the signing time, since a Fulcio certificate lives
 //! ten minutes and "now" proves nothing; without a verified entry there is no trusted time and
-//! the signature fails (RFC 3161 timestamps are not supported); (2) the certificate must chain
+//! the signature fails (the legacy `.sig` layout's RFC 3161 annotation is not read; bundles'
+//! timestamps are, see [`super::bundle`]); (2) the certificate must chain
 //! to a Fulcio CA of the trust root at that time; (3) its EKU/KeyUsage and, when required, its
 //! embedded SCT; (4) its identity must match the policy; (5) the payload signature must verify
 //! with the certificate's key; (6) the log entry must record this signature, certificate and
