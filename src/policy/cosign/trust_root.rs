@@ -114,7 +114,10 @@ struct RawLog {
     #[serde(default)]
     base_url: String,
     public_key: RawPublicKey,
-    log_id: RawLogId,
+    /// Optional in practice (some roots carry only a `checkpointKeyId`); the default is what
+    /// the log id means for Rekor and CT logs, the SHA-256 of the key.
+    #[serde(default)]
+    log_id: Option<RawLogId>,
 }
 
 #[derive(serde::Deserialize)]
@@ -205,9 +208,15 @@ fn logs(raw: &[RawLog], field: &str) -> Result<Vec<LogKey>, TrustRootError> {
                 at: format!("{at}.publicKey"),
                 detail,
             })?;
+            let log_id = match &l.log_id {
+                Some(id) => b64(&id.key_id, &format!("{at}.logId.keyId"))?,
+                None => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der)
+                    .as_ref()
+                    .to_vec(),
+            };
             Ok(LogKey {
                 name: l.base_url.clone(),
-                log_id: b64(&l.log_id.key_id, &format!("{at}.logId.keyId"))?,
+                log_id,
                 key,
                 valid_for: valid_for(l.public_key.valid_for.as_ref(), &at)?,
             })
@@ -328,6 +337,20 @@ mod tests {
         assert!(ca.valid_for.contains(t("2023-01-01T00:00:00Z")));
         assert!(!ca.valid_for.contains(t("2032-01-01T00:00:00Z")));
         assert!(!ca.valid_for.contains(t("2022-04-13T20:06:14Z")));
+
+        // What real roots carry: explicit nulls, a checkpointKeyId, and logs without logId.
+        let mut v: serde_json::Value =
+            serde_json::from_str(&sample(MEDIA_TYPES[0], &key, &cert)).unwrap();
+        v["tlogs"][0]["publicKey"]["validFor"]["end"] = serde_json::Value::Null;
+        v["tlogs"][0]["checkpointKeyId"] = serde_json::Value::Null;
+        v["tlogs"][0].as_object_mut().unwrap().remove("logId");
+        let root = TrustRoot::from_json(v.to_string().as_bytes()).unwrap();
+        let der = STANDARD.decode(&key).unwrap();
+        assert_eq!(
+            root.tlogs[0].log_id,
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref()
+        );
+        assert_eq!(root.tlogs[0].valid_for.end, None);
 
         let err = TrustRoot::from_json(sample("application/json", &key, &cert).as_bytes());
         assert!(matches!(err, Err(TrustRootError::MediaType(_))), "{err:?}");
