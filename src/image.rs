@@ -297,10 +297,10 @@ fn validate_host(host: &str) -> Result<(), ParseError> {
         Some((n, p)) if !p.contains(']') => (n, Some(p)),
         _ => (host, None),
     };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
+    if let Some(p) = port
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
     }
     if name.starts_with('[') {
         let inner = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));

@@ -120,10 +120,10 @@ pub struct Policy {
 impl Policy {
     /// Whether this policy covers `image` in a request from `namespace`.
     pub fn matches(&self, image: &ImageRef, namespace: Option<&str>) -> bool {
-        if let Some(ns) = &self.namespace {
-            if namespace != Some(ns.as_str()) {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && namespace != Some(ns.as_str())
+        {
+            return false;
         }
         self.images.iter().any(|g| g.matches(image))
     }

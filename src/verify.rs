@@ -1,6 +1,6 @@
 //! Signature verification: pure functions of the fetched bytes, the policy and a clock.
 //!
-//! `cosign` checks Cosign signatures (keys; keyless later), `notation` checks Notary Project
+//! `cosign` checks Cosign signatures (keys, keyless, bundles), `notation` checks Notary Project
 //! signatures. Both take the artifacts [`crate::discovery`] fetched and report, per authority, an
 //! [`AuthorityOutcome`]: trusted with evidence, or a [`Failure`] with a closed [`Reason`]. This
 //! module must not import `registry`, `decision` or hyper: everything it needs arrives as bytes.

@@ -66,10 +66,11 @@ impl ImageGlob {
             return Err(GlobError::DoubleStar(source.to_string()));
         }
         let first = segments[0];
-        if let Some((_, port)) = first.rsplit_once(':') {
-            if port != "*" && !port.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(GlobError::TagOrDigest(source.to_string()));
-            }
+        if let Some((_, port)) = first.rsplit_once(':')
+            && port != "*"
+            && !port.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(GlobError::TagOrDigest(source.to_string()));
         }
         let (host, path): (String, Vec<String>) = if source == "**" {
             ("*".into(), vec!["**".into()])

@@ -528,10 +528,10 @@ mod tests {
 
     #[test]
     fn examples_in_policies_dir_load() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        if dir.is_dir() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for dir in [root.clone(), root.join("examples")] {
             if let Err(errs) = load_dir(&dir) {
-                panic!("policies/ does not load: {errs:?}");
+                panic!("{} does not load: {errs:?}", dir.display());
             }
         }
     }

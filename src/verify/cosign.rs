@@ -1,21 +1,34 @@
-//! Cosign verification: key-based signatures from the `sha256-<hex>.sig` tag.
+//! Cosign verification: key-based and keyless (Fulcio) signatures from the `sha256-<hex>.sig`
+//! tag, and Sigstore bundles (cosign v3 referrers).
 //!
-//! A signature is trusted when (1) it verifies with one of the authority's keys over the exact
-//! payload bytes, and (2) that payload is a Cosign simple-signing document whose
-//! `critical.image.docker-manifest-digest` is the digest being admitted. Checking (2) is what
-//! stops a valid signature of another image being replayed. The only module that knows the
-//! `sigstore` crate; it is used for the key-type-aware signature check.
+//! A signature is trusted when (1) it verifies with one of the authority's keys, or with the
+//! key of a Fulcio certificate that chains to the trust root and names a trusted identity, over
+//! the exact payload bytes, and (2) that payload names the digest being admitted. Checking (2)
+//! is what stops a valid signature of another image being replayed. Keyless signatures (and
+//! key-based ones when `tlog.required`) also need a Rekor entry bound to the signature; see
+//! [`keyless`], [`rekor`] and [`bundle`]. The only module that knows the `sigstore` crate; it
+//! is used for the key-type-aware signature check only, because its keyless path skips checks.
 //!
 //! Hash choice: like cosign's CLI, ECDSA P-256 and P-384 signatures are checked over SHA-256 of
 //! the payload, and additionally P-384 over SHA-384 and P-521 over SHA-512 (what other signers
-//! pair with those curves). RSA signatures are PKCS#1 v1.5 with SHA-256; Ed25519 is pure.
+//! pair with those curves); both are accepted for P-384 because both are sound and signers
+//! differ. RSA signatures are PKCS#1 v1.5 with SHA-256 (and RSA-PSS with SHA-256, salt length
+//! 32, checked with aws-lc-rs); Ed25519 is pure.
+
+pub mod bundle;
+pub mod certificate;
+pub mod keyless;
+pub mod rekor;
+#[cfg(test)]
+mod testkit;
+pub mod timestamp;
 
 use aws_lc_rs::signature as sig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use super::{CosignSignature, Evidence, Failure, Outcome};
+use super::{Context, CosignSignature, Evidence, Failure, Outcome};
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
@@ -24,6 +37,15 @@ use crate::reason::Reason;
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The annotation holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The annotation holding the PEM Fulcio certificate of a keyless signature.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation holding the PEM chain a keyless signer attached (not used for trust: only
+/// the trust root's intermediates are).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// The annotation holding the Rekor bundle (SET and entry) of a signature.
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// The `artifactType` of a cosign v3 signature referrer (a Sigstore bundle).
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 /// The parts of the simple-signing payload signet relies on. Unknown fields are allowed (the
 /// format lets signers add `optional` claims); the `critical` section must be exact.
@@ -135,12 +157,22 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
             .is_some_and(|k| k.verify_signature(Signature::Raw(raw), payload).is_ok())
     };
     match key.algorithm {
-        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Rsa | KeyAlgorithm::Ed25519 => {
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Ed25519 => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
+        }
+        // PKCS#1 v1.5 is what cosign makes; RSA-PSS (salt length = hash length) is what other
+        // signers make with the same key, and is as sound.
+        KeyAlgorithm::Rsa => {
+            via_sigstore(CosignVerificationKey::try_from_der(&key.der))
+                || spki_bits(&key.der).is_some_and(|bits| {
+                    sig::UnparsedPublicKey::new(&sig::RSA_PSS_2048_8192_SHA256, &bits)
+                        .verify(payload, raw)
+                        .is_ok()
+                })
         }
         // cosign signs P-384 keys over SHA-256 by default; other signers use SHA-384.
         KeyAlgorithm::EcdsaP384 => {
-            ec_point(&key.der).is_some_and(|point| {
+            spki_bits(&key.der).is_some_and(|point| {
                 sig::UnparsedPublicKey::new(&sig::ECDSA_P384_SHA256_ASN1, &point)
                     .verify(payload, raw)
                     .is_ok()
@@ -150,8 +182,9 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
     }
 }
 
-/// The raw EC point of an SPKI, as aws-lc-rs wants it.
-fn ec_point(spki_der: &[u8]) -> Option<Vec<u8>> {
+/// The subject-public-key bits of an SPKI, as aws-lc-rs wants them: the EC point, the PKCS#1
+/// RSAPublicKey, or the raw Ed25519 key.
+pub(crate) fn spki_bits(spki_der: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der).ok()?;
     spki.subject_public_key.as_bytes().map(|b| b.to_vec())
@@ -195,6 +228,211 @@ pub fn simple_signing_payload(repository: &str, digest: &Digest) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Decodes the base64 signature annotation.
+pub(crate) fn decode_signature(b64: &str) -> Result<Vec<u8>, Failure> {
+    STANDARD.decode(b64.trim()).map_err(|e| {
+        Failure::new(
+            Reason::Malformed,
+            format!("the signature annotation is not base64: {e}"),
+        )
+    })
+}
+
+/// Whether `raw` is a transparency log's (Rekor, CT) signature of `message` with `key`: the
+/// hash is the curve's own (SHA-256 for P-256, SHA-384 for P-384), RSA is PKCS#1 v1.5.
+pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]) -> bool {
+    let alg: &dyn sig::VerificationAlgorithm = match key.algorithm {
+        KeyAlgorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
+        KeyAlgorithm::EcdsaP384 => &sig::ECDSA_P384_SHA384_ASN1,
+        KeyAlgorithm::EcdsaP521 => &sig::ECDSA_P521_SHA512_ASN1,
+        KeyAlgorithm::Ed25519 => &sig::ED25519,
+        KeyAlgorithm::Rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
+    };
+    spki_bits(&key.der).is_some_and(|bits| {
+        sig::UnparsedPublicKey::new(alg, &bits)
+            .verify(message, raw)
+            .is_ok()
+    })
+}
+
+/// Ranks failures so the most telling one is reported: a signature that verifies but names
+/// another image beats "no valid signature".
+#[derive(Default)]
+struct Best(Option<Failure>);
+
+impl Best {
+    fn rank(r: Reason) -> u8 {
+        match r {
+            Reason::PayloadMismatch => 7,
+            Reason::IdentityMismatch | Reason::Expired => 6,
+            Reason::TransparencyLog | Reason::TimestampInvalid | Reason::CertificateInvalid => 5,
+            Reason::SignatureInvalid => 4,
+            Reason::Malformed => 2,
+            Reason::UntrustedSigner => 1,
+            _ => 0,
+        }
+    }
+
+    fn keep(&mut self, f: Failure) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|b| Self::rank(f.reason) > Self::rank(b.reason))
+        {
+            self.0 = Some(f);
+        }
+    }
+}
+
+/// Keyless verification of `.sig`-tag signatures only (the authority's keys are not tried):
+/// any one signature whose certificate satisfies the authority's keyless settings suffices.
+pub fn verify_keyless(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    signatures: &[CosignSignature],
+    ctx: &Context,
+) -> Outcome {
+    let Some(keyless) = authority.keyless.as_ref() else {
+        return Outcome::Failed(Failure::new(
+            Reason::UntrustedSigner,
+            "this authority has no keyless identities",
+        ));
+    };
+    let mut best = Best::default();
+    for (i, s) in signatures.iter().enumerate() {
+        match keyless::verify_signature(authority, keyless, digest, s, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(f) => best.keep(Failure::new(
+                f.reason,
+                format!("signature {i}: {}", f.detail),
+            )),
+        }
+    }
+    Outcome::Failed(best.0.unwrap_or_else(|| {
+        Failure::new(
+            Reason::NoSignature,
+            "no Cosign signature (looked for the sha256-<hex>.sig tag)",
+        )
+    }))
+}
+
+/// Verifies an image under one Cosign authority with everything discovery found: `.sig`-tag
+/// signatures (checked with the keys and, for those with a certificate, keyless) and Sigstore
+/// bundle referrers (raw bundle bytes). Any one valid signature suffices.
+pub fn verify(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    signatures: &[CosignSignature],
+    bundles: &[bytes::Bytes],
+    ctx: &Context,
+) -> Outcome {
+    let mut best = Best::default();
+    let mut skipped = Vec::new();
+    for (i, s) in signatures.iter().enumerate() {
+        match verify_one(authority, digest, s, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(f) => best.keep(Failure::new(
+                f.reason,
+                format!("signature {i}: {}", f.detail),
+            )),
+        }
+    }
+    for (i, b) in bundles.iter().enumerate() {
+        match bundle::verify_bundle(authority, digest, b, ctx) {
+            Ok(e) => return Outcome::Trusted(e),
+            Err(bundle::Skip::NotASignature(d)) => skipped.push(format!("bundle {i}: {d}")),
+            Err(bundle::Skip::Failed(f)) => {
+                best.keep(Failure::new(f.reason, format!("bundle {i}: {}", f.detail)))
+            }
+        }
+    }
+    Outcome::Failed(best.0.unwrap_or_else(|| {
+        let mut detail = String::from(
+            "no Cosign signature (looked for the sha256-<hex>.sig tag and Sigstore bundle referrers)",
+        );
+        if !skipped.is_empty() {
+            detail.push_str(&format!("; ignored: {}", skipped.join("; ")));
+        }
+        Failure::new(Reason::NoSignature, detail)
+    }))
+}
+
+/// One `.sig` layer: keys first, then keyless when it carries a certificate.
+fn verify_one(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    s: &CosignSignature,
+    ctx: &Context,
+) -> Result<Evidence, Failure> {
+    let raw = decode_signature(&s.signature)?;
+    if let Some(key) = authority
+        .keys
+        .iter()
+        .find(|k| key_verifies(k, &s.payload, &raw))
+    {
+        check_payload(&s.payload, digest)?;
+        let mut summary = format!(
+            "cosign signature verified with key {} ({})",
+            key.fingerprint.short(),
+            key.algorithm.as_str()
+        );
+        if authority.tlog_required {
+            summary.push_str(&key_tlog(authority, key, s, &raw, ctx)?);
+        }
+        return Ok(Evidence {
+            summary,
+            logged: Vec::new(),
+        });
+    }
+    match (&authority.keyless, &s.certificate) {
+        (Some(keyless), Some(_)) => keyless::verify_signature(authority, keyless, digest, s, ctx),
+        _ if authority.keys.is_empty() => Err(Failure::new(
+            Reason::UntrustedSigner,
+            "the signature has no certificate, and the authority trusts no keys",
+        )),
+        _ => Err(Failure::new(
+            Reason::UntrustedSigner,
+            format!(
+                "the signature verifies with none of the trusted key(s) {}",
+                key_names(authority)
+            ),
+        )),
+    }
+}
+
+/// The Rekor entry of a key-based signature: SET, then the body must record this signature,
+/// this key and this payload.
+fn key_tlog(
+    authority: &CosignAuthority,
+    key: &PublicKey,
+    s: &CosignSignature,
+    raw: &[u8],
+    ctx: &Context,
+) -> Result<String, Failure> {
+    let root = authority
+        .trust_root
+        .as_deref()
+        .ok_or_else(|| Failure::new(Reason::Internal, "tlog required without a trust root"))?;
+    let bundle = s.bundle.as_deref().ok_or_else(|| {
+        Failure::new(
+            Reason::TransparencyLog,
+            "the policy requires a Rekor entry, and the signature has no bundle annotation",
+        )
+    })?;
+    let entry = rekor::Entry::from_legacy_bundle(bundle)?;
+    entry.verify_set(root, ctx.now)?;
+    rekor::check_hashedrekord(
+        &entry.body()?,
+        raw,
+        &s.payload,
+        &rekor::Signer::Key(&key.der),
+    )?;
+    Ok(format!(
+        ", Rekor entry {} at {}",
+        entry.log_index, entry.integrated_time
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +459,7 @@ mod tests {
             let mut der =
                 hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
             der.extend_from_slice(self.0.public_key().as_ref());
-            CosignAuthority {
-                keys: vec![PublicKey::from_der(&der).unwrap()],
-            }
+            CosignAuthority::from_keys(vec![PublicKey::from_der(&der).unwrap()])
         }
         fn sign(&self, payload: &[u8]) -> CosignSignature {
             let s = self.0.sign(&SystemRandom::new(), payload).unwrap();
@@ -297,6 +533,314 @@ mod tests {
         let bad = other.sign(&simple_signing_payload("r.io/a", &d1));
         assert_eq!(
             reason(verify_with_keys(&auth, &d1, &[bad, good])),
+            Reason::Trusted
+        );
+    }
+
+    fn one(key: &PublicKey, payload: &[u8], raw: &[u8]) -> Reason {
+        let d1: Digest = D1.parse().unwrap();
+        let s = CosignSignature {
+            payload: payload.to_vec().into(),
+            signature: STANDARD.encode(raw),
+            certificate: None,
+            chain: None,
+            bundle: None,
+        };
+        reason(verify_with_keys(
+            &CosignAuthority::from_keys(vec![key.clone()]),
+            &d1,
+            &[s],
+        ))
+    }
+
+    fn pem_key(kp: &rcgen::KeyPair) -> PublicKey {
+        PublicKey::from_pem(&kp.public_key_pem()).unwrap()
+    }
+
+    #[test]
+    fn p384_accepts_sha256_and_sha384_only() {
+        use rcgen::SigningKey;
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let key = pem_key(&kp);
+        // rcgen signs P-384 over SHA-384 (what most signers do).
+        assert_eq!(
+            one(&key, &payload, &kp.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        // cosign's CLI signs P-384 keys over SHA-256 (aws-lc-rs has no such signer: the
+        // openssl test below covers it, and that SHA-512 is refused).
+        let mut raw = kp.sign(&payload).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+    }
+
+    #[test]
+    fn rsa_pkcs1_and_pss_and_ed25519_keys_verify() {
+        use rcgen::SigningKey;
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        let rsa =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let key = pem_key(&rsa);
+        assert_eq!(key.algorithm, KeyAlgorithm::Rsa);
+        // PKCS#1 v1.5 with SHA-256, what cosign makes.
+        assert_eq!(
+            one(&key, &payload, &rsa.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        // RSA-PSS with SHA-256.
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&rsa.serialize_der()).unwrap();
+        let mut pss = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &sig::RSA_PSS_SHA256,
+            &SystemRandom::new(),
+            &payload,
+            &mut pss,
+        )
+        .unwrap();
+        assert_eq!(one(&key, &payload, &pss), Reason::Trusted);
+        // PKCS#1 over SHA-512 is not accepted.
+        let mut sha512 = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &sig::RSA_PKCS1_SHA512,
+            &SystemRandom::new(),
+            &payload,
+            &mut sha512,
+        )
+        .unwrap();
+        assert_eq!(one(&key, &payload, &sha512), Reason::UntrustedSigner);
+
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let key = pem_key(&ed);
+        assert_eq!(
+            one(&key, &payload, &ed.sign(&payload).unwrap()),
+            Reason::Trusted
+        );
+        let mut raw = ed.sign(&payload).unwrap();
+        raw[0] ^= 1;
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+    }
+
+    #[test]
+    fn any_of_several_keys_verifies() {
+        let d1: Digest = D1.parse().unwrap();
+        let a = Signer::new();
+        let b = Signer::new();
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut keys = a.authority().keys;
+        keys.push(pem_key(&ed));
+        keys.extend(b.authority().keys);
+        let auth = CosignAuthority::from_keys(keys);
+        let good = b.sign(&simple_signing_payload("r.io/a", &d1));
+        match verify_with_keys(&auth, &d1, std::slice::from_ref(&good)) {
+            Outcome::Trusted(e) => assert!(
+                e.summary
+                    .contains(b.authority().keys[0].fingerprint.short()),
+                "{}",
+                e.summary
+            ),
+            o => panic!("{o:?}"),
+        }
+        let ctx = Context {
+            now: std::time::SystemTime::now(),
+        };
+        assert_eq!(
+            reason(verify(&auth, &d1, &[good], &[], &ctx)),
+            Reason::Trusted
+        );
+    }
+
+    /// The `openssl` CLI signs (and checks our signatures), so that signer and verifier share
+    /// no code. Skipped with a message where openssl is absent.
+    #[test]
+    fn openssl_made_signatures_verify_and_ours_verify_with_openssl() {
+        use std::process::Command;
+        let Ok(v) = Command::new("openssl").arg("version").output() else {
+            eprintln!("skipping: no openssl CLI");
+            return;
+        };
+        assert!(v.status.success());
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d1: Digest = D1.parse().unwrap();
+        let payload = simple_signing_payload("r.io/a", &d1);
+        std::fs::write(p("payload"), &payload).unwrap();
+        let p384: &[&str] = &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "secp384r1",
+            "-noout",
+            "-out",
+            "p384.key",
+        ];
+        let cases: [(&str, &[&str], &[&str]); 5] = [
+            (
+                "p256",
+                &[
+                    "ecparam",
+                    "-genkey",
+                    "-name",
+                    "prime256v1",
+                    "-noout",
+                    "-out",
+                    "p256.key",
+                ],
+                &["-sha256"],
+            ),
+            ("p384", p384, &["-sha384"]),
+            ("p384", &["version"], &["-sha256"]),
+            (
+                "rsa",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    "rsa.key",
+                ],
+                &["-sha256"],
+            ),
+            (
+                "pss",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    "pss.key",
+                ],
+                &[
+                    "-sha256",
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                ],
+            ),
+        ];
+        for (name, genkey, dgst) in cases {
+            run(genkey);
+            let (k, pubf, sigf) = (
+                format!("{name}.key"),
+                format!("{name}.pub"),
+                format!("{name}.sig"),
+            );
+            run(&["pkey", "-in", &k, "-pubout", "-out", &pubf]);
+            let mut args = vec!["dgst"];
+            args.extend_from_slice(dgst);
+            args.extend_from_slice(&["-sign", &k, "-out", &sigf, "payload"]);
+            run(&args);
+            // cosign.pub as openssl writes it, loaded as a policy would.
+            let key = PublicKey::from_pem(&std::fs::read_to_string(p(&pubf)).unwrap()).unwrap();
+            let raw = std::fs::read(p(&sigf)).unwrap();
+            assert_eq!(one(&key, &payload, &raw), Reason::Trusted, "{name}");
+            let mut bad = payload.clone();
+            bad[10] ^= 1;
+            assert_ne!(one(&key, &bad, &raw), Reason::Trusted, "{name}");
+        }
+        // P-384 over SHA-512: a valid signature, but not a hash signet accepts for P-384.
+        run(&[
+            "dgst",
+            "-sha512",
+            "-sign",
+            "p384.key",
+            "-out",
+            "p384-512.sig",
+            "payload",
+        ]);
+        let key = PublicKey::from_pem(&std::fs::read_to_string(p("p384.pub")).unwrap()).unwrap();
+        let raw = std::fs::read(p("p384-512.sig")).unwrap();
+        assert_eq!(one(&key, &payload, &raw), Reason::UntrustedSigner);
+        // The other direction: our P-256 signer, openssl's verifier.
+        let signer = Signer::new();
+        let s = signer.sign(&payload);
+        std::fs::write(p("ours.sig"), STANDARD.decode(&s.signature).unwrap()).unwrap();
+        let spki = &signer.authority().keys[0].der;
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(spki)
+        );
+        std::fs::write(p("ours.pub"), pem).unwrap();
+        run(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ours.pub",
+            "-signature",
+            "ours.sig",
+            "payload",
+        ]);
+    }
+
+    /// Key-based signatures with `tlog.required`: the Rekor entry must carry a valid SET and
+    /// record this signature, this key and this payload.
+    #[test]
+    fn key_signature_with_required_tlog_needs_a_bound_rekor_entry() {
+        use super::testkit::{T0, World, at};
+        let w = World::new();
+        let d1: Digest = D1.parse().unwrap();
+        let signer = Signer::new();
+        let mut auth = signer.authority();
+        auth.tlog_required = true;
+        auth.trust_root = Some(std::sync::Arc::new(w.trust_root()));
+        let ctx = Context { now: at(T0 + 3600) };
+        let key_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(&auth.keys[0].der)
+        );
+        let mut s = signer.sign(&simple_signing_payload("r.io/a", &d1));
+        let raw = STANDARD.decode(&s.signature).unwrap();
+        let run =
+            |s: &CosignSignature| reason(verify(&auth, &d1, std::slice::from_ref(s), &[], &ctx));
+
+        assert_eq!(run(&s), Reason::TransparencyLog, "no bundle");
+        let body = World::hashedrekord(&raw, &s.payload, &key_pem);
+        s.bundle = Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 9));
+        assert_eq!(run(&s), Reason::Trusted);
+
+        // The entry of another key's signature over the same payload.
+        let other = Signer::new();
+        let o = other.sign(&s.payload);
+        let other_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(&other.authority().keys[0].der)
+        );
+        let body = World::hashedrekord(
+            &STANDARD.decode(&o.signature).unwrap(),
+            &s.payload,
+            &other_pem,
+        );
+        let mut grafted = s.clone();
+        grafted.bundle = Some(World::legacy_bundle(&w.rekor, &body, T0 + 60, 10));
+        assert_eq!(run(&grafted), Reason::TransparencyLog);
+
+        // Without the requirement, the same signature passes with no bundle at all.
+        auth.tlog_required = false;
+        let mut bare = s.clone();
+        bare.bundle = None;
+        assert_eq!(
+            reason(verify(&auth, &d1, &[bare], &[], &ctx)),
             Reason::Trusted
         );
     }

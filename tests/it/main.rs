@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cli;
 mod harness;
-
 mod registry_faults;
+mod webhook;

@@ -22,7 +22,10 @@ fn response(v: &Value) -> &Value {
 }
 
 fn message(v: &Value) -> String {
-    v["response"]["status"]["message"].as_str().unwrap_or_default().to_string()
+    v["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn assert_denied(v: &Value) {
@@ -58,9 +61,15 @@ async fn signed_image_is_allowed_and_unsigned_is_denied_with_the_reason() {
     cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
     let unsigned = pusher.push_image("team/app", "2.0", 2).await;
     let glob = format!("{}/team/**", w.registry.addr());
-    let signet = Signet::start(&cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()), &[&w.registry]).await;
+    let signet = Signet::start(
+        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
 
-    let ok = signet.review(&pod_with(&signed.reference_by_tag(&w.registry.addr()))).await;
+    let ok = signet
+        .review(&pod_with(&signed.reference_by_tag(&w.registry.addr())))
+        .await;
     assert_allowed_clean(&ok);
 
     let bad_ref = unsigned.reference_by_tag(&w.registry.addr());
@@ -68,11 +77,17 @@ async fn signed_image_is_allowed_and_unsigned_is_denied_with_the_reason() {
     assert_denied(&denied);
     let msg = message(&denied);
     assert!(msg.contains(&format!("image {bad_ref}")), "{msg}");
-    assert!(msg.contains(&unsigned.digest[..19]), "names the digest: {msg}");
+    assert!(
+        msg.contains(&unsigned.digest[..19]),
+        "names the digest: {msg}"
+    );
     assert!(msg.contains("policy \"prod\""), "{msg}");
     assert!(msg.contains("no signature found"), "{msg}");
     // The uid is echoed.
-    assert_eq!(denied["response"]["uid"], load_review(POD)["request"]["uid"]);
+    assert_eq!(
+        denied["response"]["uid"],
+        load_review(POD)["request"]["uid"]
+    );
     signet.stop().await;
 }
 
@@ -90,13 +105,29 @@ async fn wrong_key_and_replayed_signature_are_denied() {
     cosign::sign_payload(&w.registry, "team/app", &victim, &w.key, payload).await;
 
     let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(&cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()), &[&w.registry]).await;
-    let v = signet.review(&pod_with(&by_other.reference_by_tag(&w.registry.addr()))).await;
+    let signet = Signet::start(
+        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
+    let v = signet
+        .review(&pod_with(&by_other.reference_by_tag(&w.registry.addr())))
+        .await;
     assert_denied(&v);
-    assert!(message(&v).contains("not by a trusted key"), "{}", message(&v));
-    let v = signet.review(&pod_with(&victim.reference_by_tag(&w.registry.addr()))).await;
+    assert!(
+        message(&v).contains("not by a trusted key"),
+        "{}",
+        message(&v)
+    );
+    let v = signet
+        .review(&pod_with(&victim.reference_by_tag(&w.registry.addr())))
+        .await;
     assert_denied(&v);
-    assert!(message(&v).contains("the signature is for another image"), "{}", message(&v));
+    assert!(
+        message(&v).contains("the signature is for another image"),
+        "{}",
+        message(&v)
+    );
     assert!(message(&v).contains(&donor.digest), "{}", message(&v));
     signet.stop().await;
 }
@@ -108,14 +139,32 @@ async fn multi_arch_index_is_verified_at_the_index_digest() {
     let index = pusher.push_multiarch("team/multi", "1.0", 7).await;
     cosign::sign_image(&w.registry, "team/multi", &index, &w.key).await;
     let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(&cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()), &[&w.registry]).await;
-    assert_allowed_clean(&signet.review(&pod_with(&index.reference_by_tag(&w.registry.addr()))).await);
-    assert_allowed_clean(&signet.review(&pod_with(&index.reference_by_digest(&w.registry.addr()))).await);
+    let signet = Signet::start(
+        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
+    assert_allowed_clean(
+        &signet
+            .review(&pod_with(&index.reference_by_tag(&w.registry.addr())))
+            .await,
+    );
+    assert_allowed_clean(
+        &signet
+            .review(&pod_with(&index.reference_by_digest(&w.registry.addr())))
+            .await,
+    );
     // A platform manifest by digest carries no signature of its own.
     let child = &index.children[0];
-    let v = signet.review(&pod_with(&child.reference_by_digest(&w.registry.addr()))).await;
+    let v = signet
+        .review(&pod_with(&child.reference_by_digest(&w.registry.addr())))
+        .await;
     assert_denied(&v);
-    assert!(message(&v).contains("no signature found"), "{}", message(&v));
+    assert!(
+        message(&v).contains("no signature found"),
+        "{}",
+        message(&v)
+    );
     signet.stop().await;
 }
 
@@ -123,41 +172,88 @@ async fn multi_arch_index_is_verified_at_the_index_digest() {
 async fn warn_and_audit_modes_allow_with_a_warning_or_an_annotation() {
     let w = world().await;
     let unsigned = w.registry.pusher().push_image("team/app", "1.0", 8).await;
-    let warn = cosign_policy("soft", &format!("{}/team/**", w.registry.addr()), "warn", "deny", &w.key.public_key_pem());
-    let audit = cosign_policy("watch", &format!("{}/audit/**", w.registry.addr()), "audit", "deny", &w.key.public_key_pem());
+    let warn = cosign_policy(
+        "soft",
+        &format!("{}/team/**", w.registry.addr()),
+        "warn",
+        "deny",
+        &w.key.public_key_pem(),
+    );
+    let audit = cosign_policy(
+        "watch",
+        &format!("{}/audit/**", w.registry.addr()),
+        "audit",
+        "deny",
+        &w.key.public_key_pem(),
+    );
     let audited = w.registry.pusher().push_image("audit/app", "1.0", 9).await;
     let signet = Signet::start(&format!("{warn}---\n{audit}"), &[&w.registry]).await;
 
-    let v = signet.review(&pod_with(&unsigned.reference_by_tag(&w.registry.addr()))).await;
+    let v = signet
+        .review(&pod_with(&unsigned.reference_by_tag(&w.registry.addr())))
+        .await;
     assert_eq!(v["response"]["allowed"], true);
     let warnings = v["response"]["warnings"].as_array().expect("warnings");
     assert_eq!(warnings.len(), 1);
     let w0 = warnings[0].as_str().unwrap();
-    assert!(w0.contains("policy \"soft\"") && w0.contains("no signature found"), "{w0}");
+    assert!(
+        w0.contains("policy \"soft\"") && w0.contains("no signature found"),
+        "{w0}"
+    );
     assert!(!w0.contains('\n') && w0.len() <= 256);
 
-    let v = signet.review(&pod_with(&audited.reference_by_tag(&w.registry.addr()))).await;
+    let v = signet
+        .review(&pod_with(&audited.reference_by_tag(&w.registry.addr())))
+        .await;
     assert_eq!(v["response"]["allowed"], true);
     assert!(v["response"].get("warnings").is_none());
-    let ann = v["response"]["auditAnnotations"]["image-0"].as_str().expect("audit annotation");
-    assert!(ann.contains("policy=watch") && ann.contains("reason=no_signature"), "{ann}");
+    let ann = v["response"]["auditAnnotations"]["image-0"]
+        .as_str()
+        .expect("audit annotation");
+    assert!(
+        ann.contains("policy=watch") && ann.contains("reason=no_signature"),
+        "{ann}"
+    );
     signet.stop().await;
 }
 
 #[tokio::test]
 async fn no_match_deny_warn_allow() {
     let w = world().await;
-    let img = w.registry.pusher().push_image("elsewhere/app", "1.0", 10).await;
+    let img = w
+        .registry
+        .pusher()
+        .push_image("elsewhere/app", "1.0", 10)
+        .await;
     let covered = format!("{}/team/**", w.registry.addr());
     let policy = cosign_policy("prod", &covered, "enforce", "deny", &w.key.public_key_pem());
     let reference = img.reference_by_tag(&w.registry.addr());
-    for (no_match, allowed, warned) in [("deny", false, false), ("warn", true, true), ("allow", true, false)] {
-        let signet = Signet::start(&format!("{}---\n{policy}", settings(no_match)), &[&w.registry]).await;
+    for (no_match, allowed, warned) in [
+        ("deny", false, false),
+        ("warn", true, true),
+        ("allow", true, false),
+    ] {
+        let signet = Signet::start(
+            &format!("{}---\n{policy}", settings(no_match)),
+            &[&w.registry],
+        )
+        .await;
         let v = signet.review(&pod_with(&reference)).await;
-        assert_eq!(v["response"]["allowed"], allowed, "noMatch {no_match}: {v:#}");
-        assert_eq!(v["response"].get("warnings").is_some(), warned, "noMatch {no_match}: {v:#}");
+        assert_eq!(
+            v["response"]["allowed"], allowed,
+            "noMatch {no_match}: {v:#}"
+        );
+        assert_eq!(
+            v["response"].get("warnings").is_some(),
+            warned,
+            "noMatch {no_match}: {v:#}"
+        );
         if !allowed {
-            assert!(message(&v).contains("not covered by any image policy"), "{}", message(&v));
+            assert!(
+                message(&v).contains("not covered by any image policy"),
+                "{}",
+                message(&v)
+            );
         }
         signet.stop().await;
     }
@@ -174,11 +270,25 @@ async fn registry_down_follows_on_error() {
     let signet = Signet::start(&deny, &[&w.registry]).await;
     let v = signet.review(&pod_with(&reference)).await;
     assert_denied(&v);
-    assert!(message(&v).contains("could not be verified"), "{}", message(&v));
-    assert!(message(&v).contains("registry is unreachable"), "{}", message(&v));
+    assert!(
+        message(&v).contains("could not be verified"),
+        "{}",
+        message(&v)
+    );
+    assert!(
+        message(&v).contains("registry is unreachable"),
+        "{}",
+        message(&v)
+    );
     signet.stop().await;
 
-    let allow = cosign_policy("lenient", &glob, "enforce", "allow", &w.key.public_key_pem());
+    let allow = cosign_policy(
+        "lenient",
+        &glob,
+        "enforce",
+        "allow",
+        &w.key.public_key_pem(),
+    );
     let signet = Signet::start(&allow, &[&w.registry]).await;
     let v = signet.review(&pod_with(&reference)).await;
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
@@ -188,7 +298,11 @@ async fn registry_down_follows_on_error() {
     w.registry.restart();
     let v = signet.review(&pod_with(&reference)).await;
     assert_denied(&v);
-    assert!(message(&v).contains("no signature found"), "{}", message(&v));
+    assert!(
+        message(&v).contains("no signature found"),
+        "{}",
+        message(&v)
+    );
     signet.stop().await;
 }
 
@@ -203,23 +317,45 @@ async fn every_workload_kind_and_container_kind_is_checked() {
     let bad = unsigned.reference_by_tag(&w.registry.addr());
     let glob = format!("{}/**", w.registry.addr());
     let signet = Signet::start(
-        &format!("{}---\n{}", settings("allow"), cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem())),
+        &format!(
+            "{}---\n{}",
+            settings("allow"),
+            cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem())
+        ),
         &[&w.registry],
     )
     .await;
     let cases = [
-        ("deployment-create.json", "registry.example.com/team/web:1.0"),
-        ("replicaset-create.json", "registry.example.com/team/rs-app:1.0"),
+        (
+            "deployment-create.json",
+            "registry.example.com/team/web:1.0",
+        ),
+        (
+            "replicaset-create.json",
+            "registry.example.com/team/rs-app:1.0",
+        ),
         ("daemonset-create.json", "localhost:5000/infra/agent:2.3"),
         ("job-create.json", "registry.example.com/team/task:0.9"),
-        ("cronjob-create.json", "registry.example.com/team/report:2024.1"),
-        ("replicationcontroller-create.json", "quay.io/example/legacy:3"),
+        (
+            "cronjob-create.json",
+            "registry.example.com/team/report:2024.1",
+        ),
+        (
+            "replicationcontroller-create.json",
+            "quay.io/example/legacy:3",
+        ),
         ("statefulset-create.json", "registry.example.com/team/db:15"),
-        ("pod-ephemeral-debug.json", "registry.example.com/debug/tools:1.0"),
+        (
+            "pod-ephemeral-debug.json",
+            "registry.example.com/debug/tools:1.0",
+        ),
     ];
     for (fixture, original) in cases {
         let mut review = load_review(fixture);
-        assert!(replace_image(&mut review, original, &good) >= 1, "{fixture}");
+        assert!(
+            replace_image(&mut review, original, &good) >= 1,
+            "{fixture}"
+        );
         let v = signet.review(&review).await;
         assert_eq!(v["response"]["allowed"], true, "{fixture}: {v:#}");
         let mut review = load_review(fixture);
@@ -231,7 +367,11 @@ async fn every_workload_kind_and_container_kind_is_checked() {
     // Init containers: the digest-pinned one is checked too.
     let mut review = load_review("pod-create-init-digest-tag.json");
     let init = "registry.example.com/team/init@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    replace_image(&mut review, init, &unsigned.reference_by_digest(&w.registry.addr()));
+    replace_image(
+        &mut review,
+        init,
+        &unsigned.reference_by_digest(&w.registry.addr()),
+    );
     let v = signet.review(&review).await;
     assert_denied(&v);
     assert!(message(&v).contains(&unsigned.digest), "{}", message(&v));
@@ -242,7 +382,11 @@ async fn every_workload_kind_and_container_kind_is_checked() {
 async fn ungoverned_requests_are_allowed_untouched() {
     let w = world().await;
     let signet = Signet::start(&settings("deny"), &[&w.registry]).await;
-    for fixture in ["pod-delete.json", "pod-delete-2nd-call.json", "deployment-scale-subresource.json"] {
+    for fixture in [
+        "pod-delete.json",
+        "pod-delete-2nd-call.json",
+        "deployment-scale-subresource.json",
+    ] {
         let v = signet.review(&load_review(fixture)).await;
         assert_allowed_clean(&v);
     }
@@ -257,16 +401,23 @@ async fn bad_input_gets_400_or_a_reasoned_denial_and_the_server_keeps_serving() 
     let (status, body) = signet.post(b"{not json", "timeout=10s", false).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not a valid AdmissionReview"), "{body}");
-    let (status, body) = signet.post(br#"{"kind":"Pod","apiVersion":"v1"}"#, "", false).await;
+    let (status, body) = signet
+        .post(br#"{"kind":"Pod","apiVersion":"v1"}"#, "", false)
+        .await;
     assert_eq!(status, 400);
     assert!(body.contains("expected kind AdmissionReview"), "{body}");
     let mut no_uid = load_review(POD);
     no_uid["request"].as_object_mut().unwrap().remove("uid");
-    let (status, body) = signet.post(&serde_json::to_vec(&no_uid).unwrap(), "", false).await;
+    let (status, body) = signet
+        .post(&serde_json::to_vec(&no_uid).unwrap(), "", false)
+        .await;
     assert_eq!(status, 400);
     assert!(body.contains("uid"), "{body}");
     // Reviews that cannot be evaluated are denied with the reason.
-    for (image, expect) in [("", "empty image reference"), ("Not A Valid::Image", "not a valid image reference")] {
+    for (image, expect) in [
+        ("", "empty image reference"),
+        ("Not A Valid::Image", "not a valid image reference"),
+    ] {
         let v = signet.review(&pod_with(image)).await;
         assert_denied(&v);
         assert!(message(&v).contains(expect), "{image:?}: {}", message(&v));
@@ -294,19 +445,33 @@ async fn http2_and_http1_and_cache_hits_make_no_registry_requests() {
     let signed = w.registry.pusher().push_image("team/app", "1.0", 14).await;
     cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
     let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(&cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()), &[&w.registry]).await;
+    let signet = Signet::start(
+        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
     let review = pod_with(&signed.reference_by_tag(&w.registry.addr()));
     assert_allowed_clean(&signet.review_with(&review, "timeout=10s", true).await);
     let cold = signet.registry_requests();
-    assert!(cold >= 3.0 && cold <= 4.0, "cold verification took {cold} registry requests");
+    assert!(
+        (3.0..=4.0).contains(&cold),
+        "cold verification took {cold} registry requests"
+    );
     for http2 in [false, true, false] {
         assert_allowed_clean(&signet.review_with(&review, "timeout=10s", http2).await);
     }
-    assert_eq!(signet.registry_requests(), cold, "cache hits go to no registry");
+    assert_eq!(
+        signet.registry_requests(),
+        cold,
+        "cache hits go to no registry"
+    );
     assert!(signet.metric("signet_cache_requests_total{cache=\"verdict\",result=\"hit\"}") >= 3.0);
     let (status, metrics) = signet.admin_get("/metrics").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("signet_admission_reviews_total{decision=\"allowed\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("signet_admission_reviews_total{decision=\"allowed\"} 4"),
+        "{metrics}"
+    );
     assert!(metrics.contains("signet_verifications_total{reason=\"trusted\",result=\"trusted\",verifier=\"cosign\"} 1"), "{metrics}");
     let (status, _) = signet.admin_get("/readyz").await;
     assert_eq!(status, 200);
@@ -319,13 +484,22 @@ async fn concurrent_reviews_of_one_new_image_verify_once() {
     let signed = w.registry.pusher().push_image("team/app", "1.0", 15).await;
     cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
     let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(&cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()), &[&w.registry]).await;
+    let signet = Signet::start(
+        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
     let review = pod_with(&signed.reference_by_digest(&w.registry.addr()));
     let all = futures_util::future::join_all((0..50).map(|_| signet.review(&review))).await;
     for v in &all {
         assert_allowed_clean(v);
     }
-    assert_eq!(signet.metric("signet_verifications_total{reason=\"trusted\",result=\"trusted\",verifier=\"cosign\"}"), 1.0);
+    assert_eq!(
+        signet.metric(
+            "signet_verifications_total{reason=\"trusted\",result=\"trusted\",verifier=\"cosign\"}"
+        ),
+        1.0
+    );
     signet.stop().await;
 }
 
@@ -341,19 +515,31 @@ async fn a_hanging_registry_is_answered_before_the_review_deadline() {
         }
     });
     let w = world().await;
-    let policy = cosign_policy("prod", &format!("{addr}/**"), "enforce", "deny", &w.key.public_key_pem());
-    let mut limits = signet::registry::Limits::default();
-    limits.request_timeout = std::time::Duration::from_secs(10);
+    let policy = cosign_policy(
+        "prod",
+        &format!("{addr}/**"),
+        "enforce",
+        "deny",
+        &w.key.public_key_pem(),
+    );
+    let limits = signet::registry::Limits {
+        request_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
     let signet = Signet::start_with(&policy, &[&w.registry], limits).await;
     // Not configured as insecure, so signet speaks TLS to it and the handshake hangs.
     let review = pod_with(&format!("{addr}/team/app:1.0"));
     let started = std::time::Instant::now();
     let v = signet.review_with(&review, "timeout=2s", false).await;
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(2), "answered after {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "answered after {took:?}"
+    );
     assert_denied(&v);
     assert!(
-        message(&v).contains("did not finish before the deadline") || message(&v).contains("unreachable"),
+        message(&v).contains("did not finish before the deadline")
+            || message(&v).contains("unreachable"),
         "{}",
         message(&v)
     );

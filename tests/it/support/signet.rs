@@ -26,7 +26,13 @@ pub struct Signet {
 }
 
 /// A `ClusterImagePolicy` trusting `key_pem` (Cosign) for `images`.
-pub fn cosign_policy(name: &str, images: &str, mode: &str, on_error: &str, key_pem: &str) -> String {
+pub fn cosign_policy(
+    name: &str,
+    images: &str,
+    mode: &str,
+    on_error: &str,
+    key_pem: &str,
+) -> String {
     let key = key_pem.trim_end().replace('\n', "\n              ");
     format!(
         "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images: [\"{images}\"]\n  mode: {mode}\n  onError: {on_error}\n  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
@@ -45,13 +51,18 @@ impl Signet {
         Self::start_with(policies, registries, Limits::default()).await
     }
 
-    pub async fn start_with(policies: &str, registries: &[&TestRegistry], limits: Limits) -> Signet {
+    pub async fn start_with(
+        policies: &str,
+        registries: &[&TestRegistry],
+        limits: Limits,
+    ) -> Signet {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).expect("policy dir");
         std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
-        let set = signet::policy::load_dir(&policy_dir).unwrap_or_else(|e| panic!("test policies do not load: {e:?}"));
+        let set = signet::policy::load_dir(&policy_dir)
+            .unwrap_or_else(|e| panic!("test policies do not load: {e:?}"));
         let mut config = RegistryConfig {
             limits,
             ..RegistryConfig::default()
@@ -64,13 +75,20 @@ impl Signet {
         }
         let metrics = Arc::new(Metrics::new());
         let registry = HttpRegistry::new(config, metrics.clone()).expect("registry client");
-        let engine = Arc::new(Engine::new(Arc::new(registry), set, CacheConfig::default(), metrics.clone()));
+        let engine = Arc::new(Engine::new(
+            Arc::new(registry),
+            set,
+            CacheConfig::default(),
+            metrics.clone(),
+        ));
         let ca_out = dir.path().join("ca.pem");
         let handle = server::start(
             ServeConfig {
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 admin_listen: "127.0.0.1:0".parse().expect("addr"),
-                tls: TlsSource::SelfSigned { ca_out: ca_out.clone() },
+                tls: TlsSource::SelfSigned {
+                    ca_out: ca_out.clone(),
+                },
                 policies: policy_dir.clone(),
                 no_match_override: None,
                 policy_poll: Duration::from_millis(200),
@@ -107,7 +125,11 @@ impl Signet {
             .no_proxy()
             .tls_certs_only([ca])
             .timeout(Duration::from_secs(30));
-        b = if http2 { b.http2_prior_knowledge() } else { b.http1_only() };
+        b = if http2 {
+            b.http2_prior_knowledge()
+        } else {
+            b.http1_only()
+        };
         b.build().expect("client")
     }
 
@@ -117,7 +139,9 @@ impl Signet {
     }
 
     pub async fn review_with(&self, body: &Value, query: &str, http2: bool) -> Value {
-        let (status, text) = self.post(&serde_json::to_vec(body).expect("json"), query, http2).await;
+        let (status, text) = self
+            .post(&serde_json::to_vec(body).expect("json"), query, http2)
+            .await;
         assert_eq!(status, 200, "signet answered {status}: {text}");
         serde_json::from_str(&text).expect("response is JSON")
     }
@@ -157,7 +181,10 @@ impl Signet {
         self.metrics
             .encode()
             .lines()
-            .find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(line_prefix)
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 
