@@ -126,11 +126,12 @@ pub(crate) struct Bearer {
     pub service: Option<String>,
 }
 
-/// Parses a Bearer challenge. The realm must be an absolute `https` URL (or `http` when the
-/// registry itself is reached over plain HTTP), with no user information.
+/// Parses a Bearer challenge. The realm must be an absolute `https` URL (or `http` where
+/// `allow_http` says so: the registry or the realm's host is a configured insecure host), with
+/// no user information.
 pub(crate) fn parse_bearer(
     headers: &reqwest::header::HeaderMap,
-    allow_http: bool,
+    allow_http: impl Fn(&reqwest::Url) -> bool,
 ) -> Result<Bearer, String> {
     let value = headers
         .get(reqwest::header::WWW_AUTHENTICATE)
@@ -158,7 +159,7 @@ pub(crate) fn parse_bearer(
     let url = reqwest::Url::parse(&realm).map_err(|_| "a Bearer realm that is not a URL")?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_http => {}
+        "http" if allow_http(&url) => {}
         _ => return Err("a Bearer realm that is not https".into()),
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -241,7 +242,7 @@ mod tests {
         let h = challenge(
             r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a,b:pull""#,
         );
-        let b = parse_bearer(&h, false).unwrap();
+        let b = parse_bearer(&h, |_| false).unwrap();
         assert_eq!(b.realm.as_str(), "https://auth.example.com/token");
         assert_eq!(b.service.as_deref(), Some("registry.example.com"));
         for bad in [
@@ -252,13 +253,13 @@ mod tests {
             "Bearer service=\"x\"",
             "Bearer realm=\"not a url\"",
         ] {
-            assert!(parse_bearer(&challenge(bad), false).is_err(), "{bad}");
+            assert!(parse_bearer(&challenge(bad), |_| false).is_err(), "{bad}");
         }
         assert!(
-            parse_bearer(&challenge("bearer realm=\"http://a/token\""), true).is_ok(),
+            parse_bearer(&challenge("bearer realm=\"http://a/token\""), |_| true).is_ok(),
             "http realms for plain-HTTP registries"
         );
-        assert!(parse_bearer(&HeaderMap::new(), false).is_err());
+        assert!(parse_bearer(&HeaderMap::new(), |_| false).is_err());
     }
 
     #[test]

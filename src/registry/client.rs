@@ -20,7 +20,7 @@ use super::auth::{self, Bearer, CredentialSource, Credentials};
 use super::ssrf::{DenyList, FilteringResolver};
 use super::transport::{
     backoff, header_str, is_transient, is_transient_status, link_next, read_capped,
-    redirect_policy, retry_after, status_error, transport_error,
+    redirect_policy, retry_after, status_error, transport_error, url_host,
 };
 use super::{
     Descriptor, Limits, MANIFEST_ACCEPT, Manifest, ManifestBody, OCI_INDEX, Registry,
@@ -309,20 +309,22 @@ impl HttpRegistry {
             match status {
                 StatusCode::UNAUTHORIZED if !challenged => {
                     challenged = true;
-                    let bearer = auth::parse_bearer(resp.headers(), self.is_insecure(host))
-                        .map_err(|why| {
-                            RegistryError::new(
-                                Reason::Unauthorized,
-                                format!(
-                                    "{host} requires authentication (401): {why}{}",
-                                    if creds.is_some() {
-                                        ""
-                                    } else {
-                                        " (no credentials are configured for it)"
-                                    }
-                                ),
-                            )
-                        })?;
+                    let bearer = auth::parse_bearer(resp.headers(), |realm| {
+                        self.is_insecure(host) || self.is_insecure(&url_host(realm))
+                    })
+                    .map_err(|why| {
+                        RegistryError::new(
+                            Reason::Unauthorized,
+                            format!(
+                                "{host} requires authentication (401): {why}{}",
+                                if creds.is_some() {
+                                    ""
+                                } else {
+                                    " (no credentials are configured for it)"
+                                }
+                            ),
+                        )
+                    })?;
                     self.fetch_token(host, &token_key, creds.as_ref(), &bearer)
                         .await?;
                     continue;

@@ -6,5 +6,6 @@ mod support;
 
 mod cli;
 mod harness;
+mod registry_auth;
 mod registry_faults;
 mod webhook;

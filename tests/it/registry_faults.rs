@@ -777,7 +777,7 @@ async fn flipping_tag_cannot_substitute_content() {
     let n = AtomicUsize::new(0);
     let (a2, b2) = (a.clone(), b.clone());
     let server = FaultyServer::start(move |_| {
-        if n.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if n.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             manifest_reply(&a2)
         } else {
             manifest_reply(&b2)
