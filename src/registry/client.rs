@@ -178,13 +178,14 @@ impl HttpRegistry {
     }
 
     /// The time one attempt may take: the per-request timeout, cut to what is left of the
-    /// review deadline. `None` when the deadline has passed.
-    fn attempt_timeout(&self) -> Option<Duration> {
+    /// review deadline (then `true`: a timeout is the deadline's). `None` when the deadline
+    /// has passed.
+    fn attempt_timeout(&self) -> Option<(Duration, bool)> {
         let t = self.config.limits.request_timeout;
         match remaining() {
             Some(r) if r.is_zero() => None,
-            Some(r) => Some(t.min(r)),
-            None => Some(t),
+            Some(r) if r < t => Some((r, true)),
+            _ => Some((t, false)),
         }
     }
 
@@ -208,7 +209,7 @@ impl HttpRegistry {
                 .with_label_values(&[operation])
                 .observe(started.elapsed().as_secs_f64());
         };
-        let Some(timeout) = self.attempt_timeout() else {
+        let Some((timeout, deadline_bound)) = self.attempt_timeout() else {
             record("timeout");
             return Err((deadline_error(host), false));
         };
@@ -240,6 +241,9 @@ impl HttpRegistry {
             }
             Err(e) => {
                 record(if e.is_timeout() { "timeout" } else { "error" });
+                if e.is_timeout() && deadline_bound {
+                    return Err((deadline_error(host), false));
+                }
                 Err((transport_error(host, &e, timeout), is_transient(&e)))
             }
         }
@@ -558,7 +562,7 @@ fn throttled(host: &str, wait: Duration) -> RegistryError {
 fn deadline_error(host: &str) -> RegistryError {
     RegistryError::new(
         Reason::DeadlineExceeded,
-        format!("no time left in the review deadline for a request to {host}"),
+        format!("{host} did not answer before the review deadline"),
     )
 }
 

@@ -101,7 +101,7 @@ pub(crate) fn transport_error(host: &str, e: &reqwest::Error, timeout: Duration)
     if e.is_timeout() {
         return RegistryError::new(
             Reason::RegistryUnreachable,
-            format!("{host} did not answer within {}s", timeout.as_secs_f32()),
+            format!("{host} did not answer within {:.1}s", timeout.as_secs_f32()),
         );
     }
     if e.is_redirect() {
@@ -183,8 +183,14 @@ pub(crate) async fn read_capped(
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(e) if e.is_timeout() => {
+                // The attempt's timeout was the review deadline when that has (all but) passed.
+                let reason = if super::remaining().is_some_and(|r| r < Duration::from_millis(50)) {
+                    Reason::DeadlineExceeded
+                } else {
+                    Reason::RegistryUnreachable
+                };
                 return Err(RegistryError::new(
-                    Reason::RegistryUnreachable,
+                    reason,
                     format!("{host} did not finish a response in time"),
                 ));
             }

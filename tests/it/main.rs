@@ -8,4 +8,5 @@ mod cli;
 mod harness;
 mod registry_auth;
 mod registry_faults;
+mod registry_review;
 mod webhook;
