@@ -15,6 +15,9 @@ use crate::support::cosign::CosignKey;
 use crate::support::faulty::{FaultyServer, Reply, Seen};
 use crate::support::signet::cosign_policy;
 
+/// One scripted fault.
+type Handler = Box<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 async fn decide(
@@ -77,7 +80,7 @@ fn assert_denied_for(v: &Verdict, words: &str) {
 #[tokio::test]
 async fn registry_faults_deny_with_the_reason_before_the_deadline() {
     let other = format!("sha256:{}", "0".repeat(64));
-    let cases: Vec<(&str, Box<dyn Fn(&Seen) -> Reply + Send + Sync>, &str)> = vec![
+    let cases: Vec<(&str, Handler, &str)> = vec![
         (
             "throttled",
             Box::new(|_: &Seen| Reply::with(429, &[("Retry-After", "3600")], "")),
