@@ -20,9 +20,20 @@ use moka::future::Cache;
 use crate::discovery::{self, Wants};
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
-use crate::policy::{NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier};
+use crate::policy::{
+    NoMatch, OnError, PlatformSignatures, Policy, PolicyName, PolicySet, Verifier,
+};
 use crate::reason::Reason;
-use crate::registry::{self, Registry, RegistryError, Resolved};
+use crate::registry::{self, OCI_INDEX, Registry, RegistryError, Resolved};
+
+/// The most platform manifests `platformSignatures: accept` verifies in one index.
+const MAX_PLATFORMS: usize = 16;
+
+/// Whether a media type is a multi-platform index (OCI or Docker).
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
 pub use message::sanitize_warning;
@@ -388,6 +399,75 @@ impl Engine {
             media_type: resolved.media_type.clone(),
             size: resolved.size,
         };
+        let verdict = self.verify_subject(image, subject, policy).await;
+        if !matches!(verdict, PolicyVerdict::Untrusted { .. })
+            || policy.platform_signatures != PlatformSignatures::Accept
+            || !is_index(&resolved.media_type)
+        {
+            return verdict;
+        }
+        self.verify_platforms(image, resolved, policy)
+            .await
+            .unwrap_or(verdict)
+    }
+
+    /// `platformSignatures: accept` (see [`PlatformSignatures`] for the semantics and the
+    /// risk): the index is trusted when every platform manifest it lists is. `None` keeps the
+    /// index's own verdict (some platform is untrusted, or the index is not usable).
+    async fn verify_platforms(
+        &self,
+        image: &ImageRef,
+        resolved: &Resolved,
+        policy: &Policy,
+    ) -> Option<PolicyVerdict> {
+        let index = match self
+            .registry
+            .manifest(image, resolved.digest.as_str())
+            .await
+        {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(e) => {
+                return Some(PolicyVerdict::Undecided {
+                    reason: e.reason,
+                    detail: e.detail,
+                });
+            }
+        };
+        let platforms: Vec<_> = index
+            .body
+            .manifests
+            .iter()
+            // Build attestations (buildx) sit in the index beside the platforms; they are not
+            // images the runtime can pull.
+            .filter(|d| !d.annotations.contains_key("vnd.docker.reference.type"))
+            .collect();
+        if platforms.is_empty() || platforms.len() > MAX_PLATFORMS {
+            return None;
+        }
+        let mut last = None;
+        for d in platforms {
+            let child = Subject {
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                size: d.size,
+            };
+            let pinned = image.with_digest(d.digest.clone());
+            match self.verify_subject(&pinned, child, policy).await {
+                v @ PolicyVerdict::Trusted { .. } => last = Some(v),
+                v @ PolicyVerdict::Undecided { .. } => return Some(v),
+                PolicyVerdict::Untrusted { .. } => return None,
+            }
+        }
+        last
+    }
+
+    async fn verify_subject(
+        &self,
+        image: &ImageRef,
+        subject: Subject,
+        policy: &Policy,
+    ) -> PolicyVerdict {
         let wants = Wants {
             cosign: policy.wants_cosign(),
             notation: policy.wants_notation(),

@@ -101,6 +101,31 @@ impl fmt::Display for PolicyName {
     }
 }
 
+/// Whether signatures on the platform manifests of a multi-arch index may stand in for a
+/// signature on the index itself (`spec.platformSignatures`).
+///
+/// The runtime pulls the index the pod names and then one platform manifest from it, so the
+/// index digest is what signet verifies (FACTS.md: signers sign the index). Some pipelines sign
+/// only the per-platform images. With `accept`, an index with no valid signature of its own is
+/// trusted when **every** platform manifest it lists has a valid signature under the policy.
+/// The index bytes are still pinned by digest, so its list of children cannot change.
+///
+/// The risk: nobody vouched for the combination. Anyone who can push to the repository can
+/// assemble a new index from individually signed manifests, for example an old, vulnerable
+/// build for one platform next to a current one for another, and it will be admitted. Use it
+/// only where every signed platform image is acceptable on its own.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformSignatures {
+    /// Only a signature on the digest the pod names counts (the default).
+    #[default]
+    Ignore,
+    /// An index is also trusted when every platform manifest in it is.
+    Accept,
+}
+
 /// One loaded, validated policy.
 #[derive(Debug)]
 pub struct Policy {
@@ -110,6 +135,7 @@ pub struct Policy {
     pub images: Vec<ImageGlob>,
     pub mode: Mode,
     pub on_error: OnError,
+    pub platform_signatures: PlatformSignatures,
     pub authorities: Vec<Authority>,
     /// Hash of the spec and every file it references: part of every verdict cache key.
     pub generation: String,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::cosign::{CosignAuthority, CosignSpec};
 use super::notation::{NotationAuthority, NotationSpec};
 use super::{
-    Authority, ImageGlob, Mode, NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier,
+    Authority, ImageGlob, Mode, NoMatch, OnError, PlatformSignatures, Policy, PolicyName,
+    PolicySet, Verifier,
 };
 use crate::image::Digest;
 
@@ -69,7 +70,15 @@ struct PolicySpec {
     mode: Mode,
     #[serde(default)]
     on_error: OnError,
+    #[serde(default, skip_serializing_if = "is_default")]
+    platform_signatures: PlatformSignatures,
     authorities: Vec<AuthoritySpec>,
+}
+
+/// Leaves an unset option out of the generation hash, so adding the option did not change the
+/// generation (and cache keys) of existing policies.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(serde::Deserialize, serde::Serialize)]
@@ -354,6 +363,7 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
         images: spec.images.clone(),
         mode: spec.mode,
         on_error: spec.on_error,
+        platform_signatures: spec.platform_signatures,
         authorities,
         generation: Digest::sha256_of(&material).hex()[..16].to_string(),
         source: file.display().to_string(),
@@ -454,6 +464,36 @@ mod tests {
         let a = load_str(Path::new("p.yaml"), &policy_yaml("")).unwrap();
         let b = load_str(Path::new("p.yaml"), &policy_yaml("  mode: warn\n")).unwrap();
         assert_ne!(a.policies[0].generation, b.policies[0].generation);
+    }
+
+    #[test]
+    fn platform_signatures_option() {
+        let a = load_str(Path::new("p.yaml"), &policy_yaml("")).unwrap();
+        assert_eq!(
+            a.policies[0].platform_signatures,
+            PlatformSignatures::Ignore
+        );
+        let b = load_str(
+            Path::new("p.yaml"),
+            &policy_yaml("  platformSignatures: accept\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            b.policies[0].platform_signatures,
+            PlatformSignatures::Accept
+        );
+        assert_ne!(a.policies[0].generation, b.policies[0].generation);
+        let c = load_str(
+            Path::new("p.yaml"),
+            &policy_yaml("  platformSignatures: ignore\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.policies[0].platform_signatures,
+            PlatformSignatures::Ignore
+        );
+        let errs = errors(&policy_yaml("  platformSignatures: sometimes\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
     }
 
     #[test]

@@ -8,5 +8,6 @@ mod cli;
 mod harness;
 mod registry_auth;
 mod registry_faults;
+mod registry_multiarch;
 mod registry_review;
 mod webhook;
