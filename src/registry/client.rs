@@ -43,6 +43,8 @@ const MAX_RETRIES: u32 = 2;
 /// A retry is only worth it if this much of the deadline is left after the wait.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 const MAX_CONCURRENT_PER_HOST: usize = 32;
+/// The longest a registry's own `Retry-After` keeps signet away from it.
+const MAX_THROTTLE_MEMORY: Duration = Duration::from_secs(60);
 /// Pages of a referrers list followed through `Link: rel="next"`.
 const MAX_REFERRER_PAGES: usize = 10;
 /// Token responses are small JSON documents.
@@ -90,6 +92,10 @@ pub struct HttpRegistry {
     metrics: Arc<Metrics>,
     tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
     no_referrers_api: Mutex<HashMap<String, Instant>>,
+    /// Hosts that answered 429 with a `Retry-After` too long to wait inside a review: until
+    /// then every request to them fails at once as `throttled`, for all reviews, instead of
+    /// adding load to a registry that asked for less (checklist R5).
+    throttled_until: Mutex<HashMap<String, Instant>>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -137,6 +143,7 @@ impl HttpRegistry {
             metrics,
             tokens: Mutex::new(HashMap::new()),
             no_referrers_api: Mutex::new(HashMap::new()),
+            throttled_until: Mutex::new(HashMap::new()),
             per_host: Mutex::new(HashMap::new()),
         })
     }
@@ -281,6 +288,9 @@ impl HttpRegistry {
             scope.clone(),
             creds.as_ref().map(Credentials::identity),
         );
+        if let Some(left) = self.throttled_for(host) {
+            return Err(throttled(host, left));
+        }
         let permit = self.semaphore(host);
         let _permit = permit
             .acquire()
@@ -336,6 +346,7 @@ impl HttpRegistry {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers()).unwrap_or(DEFAULT_RETRY_WAIT);
                     if retries >= MAX_RETRIES || wait > MAX_RETRY_AFTER {
+                        self.throttle(host, wait);
                         return Err(throttled(host, wait));
                     }
                     retries += 1;
@@ -430,6 +441,27 @@ impl HttpRegistry {
         tokens.retain(|_, (_, exp)| *exp > Instant::now());
         tokens.insert(key.clone(), (token, Instant::now() + ttl));
         Ok(())
+    }
+
+    /// How much longer `host` asked to be left alone, if it did.
+    fn throttled_for(&self, host: &str) -> Option<Duration> {
+        let map = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(host)
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
+    fn throttle(&self, host: &str, wait: Duration) {
+        let mut map = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, until| *until > now);
+        map.insert(host.to_string(), now + wait.min(MAX_THROTTLE_MEMORY));
     }
 
     fn referrers_api_known_missing(&self, host: &str) -> bool {

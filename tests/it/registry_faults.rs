@@ -277,6 +277,61 @@ async fn transient_503_then_success() {
     );
 }
 
+// A connection broken before the answer is retried (GET/HEAD are idempotent).
+#[tokio::test]
+async fn broken_connection_then_success() {
+    let body = manifest(11);
+    let n = AtomicUsize::new(0);
+    let server = FaultyServer::start(move |_| {
+        if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::Close
+        } else {
+            manifest_reply(&body)
+        }
+    })
+    .await;
+    let c = client(&server, Limits::default());
+    let (r, _) = within(
+        Duration::from_secs(3),
+        c.registry.resolve(&image(&server, "a:v1")),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(server.seen().len(), 2);
+    assert_eq!(
+        metric(
+            &c,
+            "signet_registry_requests_total{operation=\"resolve\",status=\"error\"}"
+        ),
+        1.0
+    );
+    // No compression is negotiated, so no decompression bomb can arrive (checklist R9).
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|s| s.header("accept-encoding").is_none())
+    );
+}
+
+// R5: a Retry-After too long to wait is remembered for the host (at most 60 s): later
+// requests fail at once as throttled, without adding load.
+#[tokio::test]
+async fn a_long_retry_after_keeps_signet_away_from_the_host() {
+    let server = FaultyServer::start(|_| Reply::with(429, &[("Retry-After", "30")], "")).await;
+    let c = client(&server, Limits::default());
+    for _ in 0..3 {
+        let (r, took) = within(
+            Duration::from_secs(3),
+            c.registry.resolve(&image(&server, "a:v1")),
+        )
+        .await;
+        assert_eq!(reason(&r), Reason::Throttled, "{r:?}");
+        assert!(took < Duration::from_millis(300));
+    }
+    assert_eq!(server.seen().len(), 1, "the registry was asked once");
+}
+
 // Retries never sleep past the deadline: with 250 ms left, a 503 is final.
 #[tokio::test]
 async fn no_retry_when_the_deadline_leaves_no_room() {

@@ -44,6 +44,8 @@ pub enum Reply {
     },
     /// Read the request and never answer (the connection stays open).
     Hang,
+    /// Read the request and close the connection without a byte of answer (a reset).
+    Close,
     /// Send the status line and headers, then the body one byte per `every`.
     Trickle {
         headers: Vec<(String, String)>,
@@ -232,6 +234,7 @@ async fn serve(
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return Ok(());
             }
+            Reply::Close => return Ok(()),
             Reply::Trickle {
                 headers,
                 body,
