@@ -64,6 +64,7 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
         let cli::RegistryArgs {
             insecure_registry,
             registry_ca,
+            registry_ca_for,
             docker_config,
             registry_deny_cidr,
             registry_timeout_ms,
@@ -96,6 +97,22 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
         if registry_timeout_ms == 0 {
             return Err(ConfigError("--registry-timeout-ms must be positive".into()));
         }
+        let mut registry_ca_pem = std::collections::HashMap::new();
+        for entry in &registry_ca_for {
+            let (host, path) = entry
+                .split_once('=')
+                .filter(|(h, p)| !h.is_empty() && !p.is_empty())
+                .ok_or_else(|| {
+                    ConfigError(format!("--registry-ca-for {entry:?}: want HOST=FILE"))
+                })?;
+            let pem = read(Path::new(path), "--registry-ca-for")?;
+            if !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE") {
+                return Err(ConfigError(format!(
+                    "--registry-ca-for {host}: no PEM CERTIFICATE in {path}"
+                )));
+            }
+            registry_ca_pem.insert(host.to_string(), pem);
+        }
         let mut extra_deny = Vec::new();
         for c in &registry_deny_cidr {
             extra_deny.push(
@@ -106,6 +123,7 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
         Ok(RegistryConfig {
             insecure: insecure_registry,
             ca_pem,
+            registry_ca_pem,
             credentials,
             realm_hosts: Default::default(),
             deny: DenyList::with(extra_deny),

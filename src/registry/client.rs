@@ -58,6 +58,10 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Extra PEM CA certificates trusted for registry TLS, besides the system roots.
     pub ca_pem: Vec<Vec<u8>>,
+    /// PEM CA bundles trusted for one registry only (exact `host` or `host:port`), besides the
+    /// system roots and `ca_pem`: a private registry's CA does not vouch for other hosts. It
+    /// also covers that registry's token realm and redirects (same client).
+    pub registry_ca_pem: HashMap<String, Vec<u8>>,
     /// Credentials by exact registry host.
     pub credentials: HashMap<String, Credentials>,
     /// Token-realm hosts allowed to receive a registry's credentials besides the registry's
@@ -77,15 +81,22 @@ impl RegistryConfig {
     }
 }
 
+/// The HTTP clients for one trust configuration.
+struct Clients {
+    /// Registry requests: redirects followed under [`redirect_policy`].
+    http: reqwest::Client,
+    /// Token requests: no redirects at all (checklist S3).
+    token: reqwest::Client,
+}
+
 /// Cached Bearer tokens, by (registry host, scope, credentials identity).
 type TokenKey = (String, String, Option<String>);
 
 /// The registry client.
 pub struct HttpRegistry {
-    /// Registry requests: redirects followed under [`redirect_policy`].
-    http: reqwest::Client,
-    /// Token requests: no redirects at all (checklist S3).
-    token_http: reqwest::Client,
+    default_clients: Clients,
+    /// Clients that also trust a registry's own CA, by exact registry host.
+    per_registry: HashMap<String, Clients>,
     config: RegistryConfig,
     credentials: Arc<dyn CredentialSource>,
     deny: Arc<DenyList>,
@@ -111,7 +122,7 @@ impl HttpRegistry {
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
         let deny = Arc::new(config.deny.clone());
         let insecure: Arc<HashSet<String>> = Arc::new(config.insecure.iter().cloned().collect());
-        let client = |redirect: reqwest::redirect::Policy| {
+        let build = |redirect: reqwest::redirect::Policy, extra_ca: Option<&Vec<u8>>| {
             let mut builder = reqwest::Client::builder()
                 .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(config.limits.request_timeout)
@@ -121,7 +132,7 @@ impl HttpRegistry {
                 .no_proxy()
                 .dns_resolver(Arc::new(FilteringResolver::new(deny.clone())))
                 .redirect(redirect);
-            for pem in &config.ca_pem {
+            for pem in config.ca_pem.iter().chain(extra_ca) {
                 for cert in reqwest::Certificate::from_pem_bundle(pem)
                     .map_err(|e| format!("registry CA bundle: {e}"))?
                 {
@@ -132,11 +143,20 @@ impl HttpRegistry {
                 .build()
                 .map_err(|e| format!("cannot build the HTTP client: {e}"))
         };
-        let http = client(redirect_policy(deny.clone(), insecure))?;
-        let token_http = client(reqwest::redirect::Policy::none())?;
+        let clients = |extra_ca: Option<&Vec<u8>>| -> Result<Clients, String> {
+            Ok(Clients {
+                http: build(redirect_policy(deny.clone(), insecure.clone()), extra_ca)?,
+                token: build(reqwest::redirect::Policy::none(), extra_ca)?,
+            })
+        };
+        let default_clients = clients(None)?;
+        let mut per_registry = HashMap::new();
+        for (host, pem) in &config.registry_ca_pem {
+            per_registry.insert(host.clone(), clients(Some(pem))?);
+        }
         Ok(HttpRegistry {
-            http,
-            token_http,
+            default_clients,
+            per_registry,
             credentials: Arc::new(config.credentials.clone()),
             deny,
             config,
@@ -236,10 +256,11 @@ impl HttpRegistry {
                 false,
             ));
         }
+        let clients = self.per_registry.get(host).unwrap_or(&self.default_clients);
         let client = if operation == "token" {
-            &self.token_http
+            &clients.token
         } else {
-            &self.http
+            &clients.http
         };
         match client.execute(req).await {
             Ok(resp) => {
@@ -299,7 +320,8 @@ impl HttpRegistry {
         let mut challenged = false;
         let mut retries = 0;
         loop {
-            let mut req = self.http.request(method.clone(), url);
+            // Which client sends it is decided in `execute`; the builder only holds the request.
+            let mut req = self.default_clients.http.request(method.clone(), url);
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
             }
@@ -389,7 +411,7 @@ impl HttpRegistry {
                 q.append_pair("service", s);
             }
         }
-        let mut req = self.token_http.get(url.clone());
+        let mut req = self.default_clients.token.get(url.clone());
         if let Some(c) = creds {
             if auth::realm_may_receive_credentials(host, &url, &self.config.realm_hosts) {
                 req = req.basic_auth(&c.username, Some(&c.password));

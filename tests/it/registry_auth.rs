@@ -243,3 +243,46 @@ async fn docker_config_credentials_end_to_end() {
         .expect("resolves with config.json credentials");
     assert_eq!(resolved.digest.as_str(), pushed.digest);
 }
+
+#[tokio::test]
+async fn a_per_registry_ca_is_trusted_for_that_registry_only() {
+    // Two registries with certificates from the same CA; only the first is configured with it.
+    let tls = crate::support::registry::TestTls::generate();
+    let start = || {
+        TestRegistry::builder()
+            .tls(&tls.cert_pem, &tls.key_pem)
+            .ca(&tls.ca_pem)
+            .start()
+    };
+    let (a, b) = (start(), start());
+    let img_a = a.pusher().push_image("team/app", "v1", 5).await;
+    let img_b = b.pusher().push_image("team/app", "v1", 6).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).expect("write ca");
+    let args = signet::cli::Args::try_parse_from([
+        "signet".to_string(),
+        "verify".into(),
+        "--registry-ca-for".into(),
+        format!("{}={}", a.addr(), ca.display()),
+        "x".into(),
+    ])
+    .expect("flags parse");
+    let CommandConfig::Verify {
+        registry: config, ..
+    } = Config::try_from(args).expect("config").command
+    else {
+        panic!("not verify");
+    };
+    let c = HttpRegistry::new(config, Arc::new(Metrics::new())).expect("client");
+    let ref_a: ImageRef = img_a.reference_by_tag(&a.addr()).parse().expect("ref");
+    let ref_b: ImageRef = img_b.reference_by_tag(&b.addr()).parse().expect("ref");
+    let resolved = with_deadline(deadline(), c.resolve(&ref_a))
+        .await
+        .expect("trusted for a");
+    assert_eq!(resolved.digest.as_str(), img_a.digest);
+    let e = with_deadline(deadline(), c.resolve(&ref_b))
+        .await
+        .expect_err("not trusted for b");
+    assert_eq!(e.reason, Reason::RegistryUnreachable);
+}
