@@ -312,7 +312,13 @@ impl Engine {
             Err(_) => Err(deadline_verdict()),
         };
         let results = match resolved {
-            Err(v) => policies.iter().map(|p| result(p, v.clone())).collect(),
+            Err(v) => {
+                // Verification never started, but the failure still counts, with its reason.
+                for p in &policies {
+                    self.record_undecided(p, v.reason());
+                }
+                policies.iter().map(|p| result(p, v.clone())).collect()
+            }
             Ok(resolved) => {
                 report.digest = Some(resolved.digest.clone());
                 let pinned = image.with_digest(resolved.digest.clone());
@@ -327,7 +333,10 @@ impl Engine {
                         .await
                         {
                             Ok(v) => v,
-                            Err(_) => deadline_verdict(),
+                            Err(_) => {
+                                self.record_undecided(p, Reason::DeadlineExceeded);
+                                deadline_verdict()
+                            }
                         };
                         result(p, v)
                     }
@@ -337,6 +346,14 @@ impl Engine {
         };
         report.status = ImageStatus::Checked { policies: results };
         report
+    }
+
+    /// Counts an undecided verification for each authority of `policy`.
+    fn record_undecided(&self, policy: &Policy, reason: Reason) {
+        for a in &policy.authorities {
+            self.metrics
+                .verification(verifier_kind(&a.verifier).as_str(), reason);
+        }
     }
 
     /// Tag (or digest) → manifest descriptor, cached briefly since tags move.

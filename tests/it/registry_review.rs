@@ -132,7 +132,7 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
         } else {
             "team/app:v1".to_string()
         };
-        let (v, _) = decide(
+        let (v, metrics) = decide(
             &server,
             &image,
             DenyList::default(),
@@ -140,6 +140,20 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
         )
         .await;
         assert_denied_for(&v, words);
+        let label = match name {
+            "throttled" => "throttled",
+            "unreachable" => "registry_unreachable",
+            "unauthorized" => "unauthorized",
+            "not found" => "not_found",
+            "too large" => "too_large",
+            "digest mismatch" => "digest_mismatch",
+            _ => "deadline_exceeded",
+        };
+        let line = format!(
+            "signet_verifications_total{{reason=\"{label}\",result=\"error\",verifier=\"cosign\"}} 1"
+        );
+        let text = metrics.encode();
+        assert!(text.contains(&line), "{name}: no {line} in\n{text}");
     }
 }
 
