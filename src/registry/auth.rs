@@ -262,6 +262,22 @@ mod tests {
         assert!(parse_bearer(&HeaderMap::new(), |_| false).is_err());
     }
 
+    proptest::proptest! {
+        /// A hostile `WWW-Authenticate` never panics the parser, and whatever it accepts is an
+        /// http(s) realm without user information.
+        #[test]
+        fn challenge_parser_takes_any_input(v in "(Bearer |bearer |Basic )?[ -~]{0,200}") {
+            if let Ok(value) = v.parse() {
+                let mut h = HeaderMap::new();
+                h.insert(WWW_AUTHENTICATE, value);
+                if let Ok(b) = parse_bearer(&h, |_| true) {
+                    proptest::prop_assert!(matches!(b.realm.scheme(), "http" | "https"));
+                    proptest::prop_assert!(b.realm.username().is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn credentials_go_only_to_the_registrys_own_realm() {
         let none = HashMap::new();

@@ -256,6 +256,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any IPv4 address, and its IPv4-mapped IPv6 form, get the same answer.
+        #[test]
+        fn mapped_addresses_are_checked_as_ipv4(a: u32) {
+            let d = DenyList::with(["10.0.0.0/8".parse().unwrap()]);
+            let v4 = Ipv4Addr::from(a);
+            proptest::prop_assert_eq!(
+                d.check(IpAddr::V4(v4)).is_ok(),
+                d.check(IpAddr::V6(v4.to_ipv6_mapped())).is_ok()
+            );
+        }
+
+        #[test]
+        fn cidr_parser_takes_any_input(s in "[0-9a-f:./]{0,45}") {
+            let _ = s.parse::<Cidr>();
+        }
+    }
+
     #[test]
     fn literal_urls_are_checked() {
         let d = DenyList::with(["127.0.0.2/32".parse().unwrap()]);

@@ -287,6 +287,22 @@ mod tests {
         assert_eq!(link_next(&h), None);
     }
 
+    proptest::proptest! {
+        /// Hostile header values never panic the parsers.
+        #[test]
+        fn header_parsers_take_any_input(v in "[ -~]{0,200}") {
+            let mut h = HeaderMap::new();
+            if let Ok(value) = v.parse() {
+                h.insert(reqwest::header::LINK, value);
+            }
+            if let Ok(value) = v.parse() {
+                h.insert(RETRY_AFTER, value);
+            }
+            let _ = link_next(&h);
+            let _ = retry_after(&h);
+        }
+    }
+
     #[test]
     fn backoff_grows_and_is_bounded() {
         for a in 0..10 {
