@@ -126,21 +126,38 @@ pub(crate) struct Bearer {
     pub service: Option<String>,
 }
 
+/// Why a 401 challenge cannot be answered.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ChallengeError {
+    /// No challenge, or a scheme other than Bearer (Basic: the credentials sent, if any, were
+    /// refused).
+    #[error("{0} authentication is required")]
+    NotBearer(String),
+    /// A Bearer challenge signet will not follow.
+    #[error("{0}")]
+    Unusable(&'static str),
+}
+
 /// Parses a Bearer challenge. The realm must be an absolute `https` URL (or `http` where
 /// `allow_http` says so: the registry or the realm's host is a configured insecure host), with
 /// no user information.
 pub(crate) fn parse_bearer(
     headers: &reqwest::header::HeaderMap,
     allow_http: impl Fn(&reqwest::Url) -> bool,
-) -> Result<Bearer, String> {
+) -> Result<Bearer, ChallengeError> {
     let value = headers
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
-        .ok_or("no WWW-Authenticate challenge")?
+        .ok_or_else(|| ChallengeError::NotBearer("some".into()))?
         .trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(format!("a {scheme} challenge and no credentials for it"));
+        let scheme: String = scheme
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect();
+        return Err(ChallengeError::NotBearer(scheme));
     }
     let mut realm = None;
     let mut service = None;
@@ -155,15 +172,17 @@ pub(crate) fn parse_bearer(
             _ => {}
         }
     }
-    let realm = realm.ok_or("a Bearer challenge without a realm")?;
-    let url = reqwest::Url::parse(&realm).map_err(|_| "a Bearer realm that is not a URL")?;
+    let unusable = ChallengeError::Unusable;
+    let realm = realm.ok_or(unusable("a Bearer challenge without a realm"))?;
+    let url =
+        reqwest::Url::parse(&realm).map_err(|_| unusable("a Bearer realm that is not a URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_http(&url) => {}
-        _ => return Err("a Bearer realm that is not https".into()),
+        _ => return Err(unusable("a Bearer realm that is not https")),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("a Bearer realm with user information".into());
+        return Err(unusable("a Bearer realm with user information"));
     }
     Ok(Bearer {
         realm: url,

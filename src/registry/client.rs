@@ -16,7 +16,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::Semaphore;
 
-use super::auth::{self, Bearer, CredentialSource, Credentials};
+use super::auth::{self, Bearer, ChallengeError, CredentialSource, Credentials};
 use super::ssrf::{DenyList, FilteringResolver};
 use super::transport::{
     backoff, header_str, is_transient, is_transient_status, link_next, read_capped,
@@ -349,16 +349,18 @@ impl HttpRegistry {
                         self.is_insecure(host) || self.is_insecure(&url_host(realm))
                     })
                     .map_err(|why| {
+                        let hint = match (&why, creds.is_some()) {
+                            (ChallengeError::NotBearer(_), true) => {
+                                " (the configured credentials were not accepted)"
+                            }
+                            (ChallengeError::NotBearer(_), false) => {
+                                " (no credentials are configured for it)"
+                            }
+                            (ChallengeError::Unusable(_), _) => "",
+                        };
                         RegistryError::new(
                             Reason::Unauthorized,
-                            format!(
-                                "{host} requires authentication (401): {why}{}",
-                                if creds.is_some() {
-                                    ""
-                                } else {
-                                    " (no credentials are configured for it)"
-                                }
-                            ),
+                            format!("{host} answered 401: {why}{hint}"),
                         )
                     })?;
                     self.fetch_token(host, &token_key, creds.as_ref(), &bearer)
