@@ -372,6 +372,11 @@ impl Engine {
     }
 
     /// Discovers the signatures the policy can use and checks each authority; any suffices.
+    ///
+    /// Discovery is staged to keep registry round trips low: Cosign's `.sig` tag and (when a
+    /// Notation authority asks) the referrers first; Sigstore bundles in the referrers only when
+    /// no authority was satisfied by those, since legacy `.sig` signatures are still the common
+    /// case and cost one request less.
     async fn verify(
         &self,
         image: &ImageRef,
@@ -383,63 +388,97 @@ impl Engine {
             media_type: resolved.media_type.clone(),
             size: resolved.size,
         };
-        let wants = Wants {
+        let first = Wants {
             cosign: policy.wants_cosign(),
             notation: policy.wants_notation(),
             bundles: false,
         };
-        let found = match discovery::discover(self.registry.as_ref(), image, &subject, wants).await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                for a in &policy.authorities {
-                    self.metrics
-                        .verification(verifier_kind(&a.verifier).as_str(), e.reason);
-                }
-                return PolicyVerdict::Undecided {
-                    reason: e.reason,
-                    detail: e.detail,
-                };
-            }
-        };
+        let mut found =
+            match discovery::discover(self.registry.as_ref(), image, &subject, first).await {
+                Ok(f) => f,
+                Err(e) => return self.undecided(policy, e),
+            };
         let ctx = Context {
             now: SystemTime::now(),
         };
-        let mut outcomes = Vec::with_capacity(policy.authorities.len());
-        for a in &policy.authorities {
-            let result = match &a.verifier {
-                Verifier::Cosign(c) => {
-                    verify::cosign::verify_with_keys(c, &subject.digest, &found.cosign)
-                }
-                Verifier::Notation(n) => {
-                    verify::notation::verify(n, &subject, &found.notation, &ctx)
-                }
+        let mut outcomes = check_authorities(policy, &subject, &found, &ctx);
+        if !outcomes.iter().any(trusted) && policy.wants_cosign() {
+            let bundles = Wants {
+                bundles: true,
+                ..Wants::default()
             };
-            let kind = verifier_kind(&a.verifier);
-            self.metrics.verification(
-                kind.as_str(),
-                match &result {
-                    Outcome::Trusted(_) => Reason::Trusted,
-                    Outcome::Failed(f) => f.reason,
-                },
-            );
-            let trusted = matches!(result, Outcome::Trusted(_));
-            outcomes.push(AuthorityOutcome {
-                authority: a.name.clone(),
-                verifier: kind,
-                result,
-            });
-            if trusted {
-                return PolicyVerdict::Trusted {
-                    authorities: outcomes,
-                };
+            match discovery::discover(self.registry.as_ref(), image, &subject, bundles).await {
+                Ok(more) if !more.bundles.is_empty() => {
+                    found.bundles = more.bundles;
+                    outcomes = check_authorities(policy, &subject, &found, &ctx);
+                }
+                Ok(_) => {}
+                // Signatures were found and judged; a failure to list bundles leaves that
+                // judgement incomplete, so it is undecided rather than untrusted.
+                Err(e) => return self.undecided(policy, e),
             }
         }
-        PolicyVerdict::Untrusted {
-            reason: most_specific(&outcomes),
-            authorities: outcomes,
+        for o in &outcomes {
+            let reason = match &o.result {
+                Outcome::Trusted(_) => Reason::Trusted,
+                Outcome::Failed(f) => f.reason,
+            };
+            self.metrics.verification(o.verifier.as_str(), reason);
+        }
+        if outcomes.iter().any(trusted) {
+            PolicyVerdict::Trusted {
+                authorities: outcomes,
+            }
+        } else {
+            PolicyVerdict::Untrusted {
+                reason: most_specific(&outcomes),
+                authorities: outcomes,
+            }
         }
     }
+
+    fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
+        for a in &policy.authorities {
+            self.metrics
+                .verification(verifier_kind(&a.verifier).as_str(), e.reason);
+        }
+        PolicyVerdict::Undecided {
+            reason: e.reason,
+            detail: e.detail,
+        }
+    }
+}
+
+/// Checks every authority of the policy against what was found; stops at the first that trusts.
+fn check_authorities(
+    policy: &Policy,
+    subject: &Subject,
+    found: &discovery::Discovered,
+    ctx: &Context,
+) -> Vec<AuthorityOutcome> {
+    let mut outcomes = Vec::with_capacity(policy.authorities.len());
+    for a in &policy.authorities {
+        let result = match &a.verifier {
+            Verifier::Cosign(c) => {
+                verify::cosign::verify(c, &subject.digest, &found.cosign, &found.bundles, ctx)
+            }
+            Verifier::Notation(n) => verify::notation::verify(n, subject, &found.notation, ctx),
+        };
+        let done = matches!(result, Outcome::Trusted(_));
+        outcomes.push(AuthorityOutcome {
+            authority: a.name.clone(),
+            verifier: verifier_kind(&a.verifier),
+            result,
+        });
+        if done {
+            break;
+        }
+    }
+    outcomes
+}
+
+fn trusted(o: &AuthorityOutcome) -> bool {
+    matches!(o.result, Outcome::Trusted(_))
 }
 
 fn verifier_kind(v: &Verifier) -> VerifierKind {

@@ -545,3 +545,52 @@ async fn a_hanging_registry_is_answered_before_the_review_deadline() {
     );
     signet.stop().await;
 }
+
+#[tokio::test]
+async fn policies_reload_on_change_and_a_bad_reload_keeps_the_last_good_set() {
+    let w = world().await;
+    let img = w.registry.pusher().push_image("team/app", "1.0", 16).await;
+    let review = pod_with(&img.reference_by_tag(&w.registry.addr()));
+    let signet = Signet::start(&settings("deny"), &[&w.registry]).await;
+    assert_denied(&signet.review(&review).await);
+
+    let file = signet.policy_dir.join("policies.yaml");
+    std::fs::write(&file, settings("allow")).unwrap();
+    let mut allowed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if signet.review(&review).await["response"]["allowed"] == true {
+            allowed = true;
+            break;
+        }
+    }
+    assert!(allowed, "the new policy set was not picked up");
+    assert_eq!(
+        signet.metric("signet_policy_reloads_total{result=\"success\"}"),
+        1.0
+    );
+
+    std::fs::write(
+        &file,
+        "apiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  noMatch: maybe\n",
+    )
+    .unwrap();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if signet.metric("signet_policy_reloads_total{result=\"failure\"}") >= 1.0 {
+            break;
+        }
+    }
+    assert_eq!(
+        signet.metric("signet_policy_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+    assert_eq!(
+        signet.review(&review).await["response"]["allowed"],
+        true,
+        "the last good set stays"
+    );
+    let (status, _) = signet.admin_get("/readyz").await;
+    assert_eq!(status, 200);
+    signet.stop().await;
+}
