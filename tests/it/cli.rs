@@ -24,6 +24,15 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A policy directory with one enforcing policy trusting `key` for the whole registry.
+fn policy_dir(registry: &TestRegistry, key: &CosignKey) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let glob = format!("{}/**", registry.addr());
+    let policy = cosign_policy("prod", &glob, "enforce", "deny", &key.public_key_pem());
+    std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn verify_exit_codes_and_output() {
     let registry = TestRegistry::start();
@@ -32,13 +41,7 @@ async fn verify_exit_codes_and_output() {
     let signed = pusher.push_image("team/app", "1.0", 21).await;
     cosign::sign_image(&registry, "team/app", &signed, &key).await;
     let unsigned = pusher.push_image("team/app", "2.0", 22).await;
-    let dir = tempfile::tempdir().unwrap();
-    let glob = format!("{}/**", registry.addr());
-    std::fs::write(
-        dir.path().join("p.yaml"),
-        cosign_policy("prod", &glob, "enforce", "deny", &key.public_key_pem()),
-    )
-    .unwrap();
+    let dir = policy_dir(&registry, &key);
     let policies = dir.path().to_str().unwrap();
     let addr = registry.addr();
     let good = signed.reference_by_tag(&addr);
@@ -100,13 +103,7 @@ async fn review_prints_the_admission_response() {
     let registry = TestRegistry::start();
     let key = CosignKey::p256();
     let unsigned = registry.pusher().push_image("team/app", "1.0", 23).await;
-    let dir = tempfile::tempdir().unwrap();
-    let glob = format!("{}/**", registry.addr());
-    std::fs::write(
-        dir.path().join("p.yaml"),
-        cosign_policy("prod", &glob, "enforce", "deny", &key.public_key_pem()),
-    )
-    .unwrap();
+    let dir = policy_dir(&registry, &key);
     let mut review = load_review("pod-create.json");
     replace_image(
         &mut review,

@@ -53,12 +53,32 @@ async fn world() -> World {
     }
 }
 
+impl World {
+    /// Pushes an image and signs it with the trusted key.
+    async fn push_signed(
+        &self,
+        repo: &str,
+        tag: &str,
+        seed: u64,
+    ) -> crate::support::oci::PushedImage {
+        let image = self.registry.pusher().push_image(repo, tag, seed).await;
+        cosign::sign_image(&self.registry, repo, &image, &self.key).await;
+        image
+    }
+
+    /// signet with one enforcing policy "prod" trusting the key for the whole registry.
+    async fn enforcing_signet(&self) -> Signet {
+        let glob = format!("{}/**", self.registry.addr());
+        let policy = cosign_policy("prod", &glob, "enforce", "deny", &self.key.public_key_pem());
+        Signet::start(&policy, &[&self.registry]).await
+    }
+}
+
 #[tokio::test]
 async fn signed_image_is_allowed_and_unsigned_is_denied_with_the_reason() {
     let w = world().await;
     let pusher = w.registry.pusher();
-    let signed = pusher.push_image("team/app", "1.0", 1).await;
-    cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
+    let signed = w.push_signed("team/app", "1.0", 1).await;
     let unsigned = pusher.push_image("team/app", "2.0", 2).await;
     let glob = format!("{}/team/**", w.registry.addr());
     let signet = Signet::start(
@@ -104,12 +124,7 @@ async fn wrong_key_and_replayed_signature_are_denied() {
     let payload = cosign::simple_signing_payload(&w.registry.repo_ref("team/app"), &donor.digest);
     cosign::sign_payload(&w.registry, "team/app", &victim, &w.key, payload).await;
 
-    let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(
-        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
-        &[&w.registry],
-    )
-    .await;
+    let signet = w.enforcing_signet().await;
     let v = signet
         .review(&pod_with(&by_other.reference_by_tag(&w.registry.addr())))
         .await;
@@ -138,12 +153,7 @@ async fn multi_arch_index_is_verified_at_the_index_digest() {
     let pusher = w.registry.pusher();
     let index = pusher.push_multiarch("team/multi", "1.0", 7).await;
     cosign::sign_image(&w.registry, "team/multi", &index, &w.key).await;
-    let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(
-        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
-        &[&w.registry],
-    )
-    .await;
+    let signet = w.enforcing_signet().await;
     assert_allowed_clean(
         &signet
             .review(&pod_with(&index.reference_by_tag(&w.registry.addr())))
@@ -310,8 +320,7 @@ async fn registry_down_follows_on_error() {
 async fn every_workload_kind_and_container_kind_is_checked() {
     let w = world().await;
     let pusher = w.registry.pusher();
-    let signed = pusher.push_image("team/app", "1.0", 12).await;
-    cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
+    let signed = w.push_signed("team/app", "1.0", 12).await;
     let unsigned = pusher.push_image("team/app", "2.0", 13).await;
     let good = signed.reference_by_tag(&w.registry.addr());
     let bad = unsigned.reference_by_tag(&w.registry.addr());
@@ -442,14 +451,8 @@ async fn bad_input_gets_400_or_a_reasoned_denial_and_the_server_keeps_serving() 
 #[tokio::test]
 async fn http2_and_http1_and_cache_hits_make_no_registry_requests() {
     let w = world().await;
-    let signed = w.registry.pusher().push_image("team/app", "1.0", 14).await;
-    cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
-    let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(
-        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
-        &[&w.registry],
-    )
-    .await;
+    let signed = w.push_signed("team/app", "1.0", 14).await;
+    let signet = w.enforcing_signet().await;
     let review = pod_with(&signed.reference_by_tag(&w.registry.addr()));
     assert_allowed_clean(&signet.review_with(&review, "timeout=10s", true).await);
     let cold = signet.registry_requests();
@@ -481,14 +484,8 @@ async fn http2_and_http1_and_cache_hits_make_no_registry_requests() {
 #[tokio::test]
 async fn concurrent_reviews_of_one_new_image_verify_once() {
     let w = world().await;
-    let signed = w.registry.pusher().push_image("team/app", "1.0", 15).await;
-    cosign::sign_image(&w.registry, "team/app", &signed, &w.key).await;
-    let glob = format!("{}/**", w.registry.addr());
-    let signet = Signet::start(
-        &cosign_policy("prod", &glob, "enforce", "deny", &w.key.public_key_pem()),
-        &[&w.registry],
-    )
-    .await;
+    let signed = w.push_signed("team/app", "1.0", 15).await;
+    let signet = w.enforcing_signet().await;
     let review = pod_with(&signed.reference_by_digest(&w.registry.addr()));
     let all = futures_util::future::join_all((0..50).map(|_| signet.review(&review))).await;
     for v in &all {
