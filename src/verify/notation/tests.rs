@@ -1,0 +1,551 @@
+//! signet's own Notation test signer: certificates made with rcgen at test time, JWS and COSE
+//! envelopes signed with aws-lc-rs, one case per rule. Every case runs in both formats.
+
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair as _};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use coset::{CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable, iana};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use serde_json::json;
+
+use super::*;
+use crate::image::Digest;
+use crate::policy::notation::{NotationAuthority, NotationSpec};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn odt(t: SystemTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from(t)
+}
+
+/// What to vary in the test PKI.
+#[derive(Clone)]
+struct Pki {
+    leaf_eku: Vec<ExtendedKeyUsagePurpose>,
+    leaf_org: &'static str,
+    /// The intermediate's notAfter relative to now (negative: already expired).
+    intermediate_ends_in_days: i64,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki {
+            leaf_eku: vec![ExtendedKeyUsagePurpose::CodeSigning],
+            leaf_org: "Example",
+            intermediate_ends_in_days: 365,
+        }
+    }
+}
+
+/// A chain root → intermediate → leaf (P-256), and the leaf's PKCS#8 key.
+struct Chain {
+    leaf_pkcs8: Vec<u8>,
+    ders: Vec<Vec<u8>>,
+    root_pem: String,
+}
+
+fn name(params: &mut CertificateParams, org: &str, cn: &str) {
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CountryName, "US");
+    params
+        .distinguished_name
+        .push(DnType::StateOrProvinceName, "WA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
+    params.distinguished_name.push(DnType::CommonName, cn);
+}
+
+fn make_chain(pki: &Pki) -> Chain {
+    let t = now();
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
+    name(&mut root, "Example", "root");
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    root.not_before = odt(t - 3650 * DAY);
+    root.not_after = odt(t + 3650 * DAY);
+    let root_cert = root.self_signed(&root_key).unwrap();
+
+    let inter_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut inter = CertificateParams::new(Vec::<String>::new()).unwrap();
+    name(&mut inter, "Example", "intermediate");
+    inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    inter.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    inter.not_before = odt(t - 3000 * DAY);
+    let ends = pki.intermediate_ends_in_days;
+    inter.not_after = if ends >= 0 {
+        odt(t + DAY * ends.unsigned_abs() as u32)
+    } else {
+        odt(t - DAY * ends.unsigned_abs() as u32)
+    };
+    let root_issuer = Issuer::from_params(&root, &root_key);
+    let inter_cert = inter.signed_by(&inter_key, &root_issuer).unwrap();
+
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    name(&mut leaf, pki.leaf_org, "signer");
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = pki.leaf_eku.clone();
+    leaf.not_before = odt(t - 2000 * DAY);
+    leaf.not_after = odt(t + 365 * DAY);
+    let inter_issuer = Issuer::from_params(&inter, &inter_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &inter_issuer).unwrap();
+
+    Chain {
+        leaf_pkcs8: leaf_key.serialize_der(),
+        ders: vec![
+            leaf_cert.der().to_vec(),
+            inter_cert.der().to_vec(),
+            root_cert.der().to_vec(),
+        ],
+        root_pem: root_cert.pem(),
+    }
+}
+
+fn subject() -> Subject {
+    let manifest = br#"{"schemaVersion":2}"#;
+    Subject {
+        digest: Digest::sha256_of(manifest),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: manifest.len() as u64,
+    }
+}
+
+fn payload_for(s: &Subject) -> Vec<u8> {
+    serde_json::to_vec(&json!({"targetArtifact": {
+        "mediaType": s.media_type, "digest": s.digest.as_str(), "size": s.size,
+    }}))
+    .unwrap()
+}
+
+/// What to vary in the envelope.
+#[derive(Clone, Default)]
+struct Env {
+    payload: Option<Vec<u8>>,
+    expiry: Option<SystemTime>,
+    unknown_critical: bool,
+    tamper: bool,
+    alg_override: Option<&'static str>,
+}
+
+fn sign(pkcs8: &[u8], msg: &[u8]) -> Vec<u8> {
+    let kp = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).unwrap();
+    let _ = kp.public_key();
+    kp.sign(&SystemRandom::new(), msg)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn jws(chain: &Chain, e: &Env) -> NotationSignature {
+    let signing_time = now() - DAY;
+    let mut header = json!({
+        "alg": e.alg_override.unwrap_or("ES256"),
+        "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "crit": ["io.cncf.notary.signingScheme"],
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": fmt_time(signing_time),
+    });
+    if let Some(x) = e.expiry {
+        header["io.cncf.notary.expiry"] = json!(fmt_time(x));
+        header["crit"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("io.cncf.notary.expiry"));
+    }
+    if e.unknown_critical {
+        header["com.example.unknown"] = json!("x");
+        header["crit"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("com.example.unknown"));
+    }
+    let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+    let payload_bytes = e.payload.clone().unwrap_or_else(|| payload_for(&subject()));
+    let payload = URL_SAFE_NO_PAD.encode(&payload_bytes);
+    let signature = sign(
+        &chain.leaf_pkcs8,
+        format!("{protected}.{payload}").as_bytes(),
+    );
+    let payload = if e.tamper {
+        let mut p = payload_bytes.clone();
+        p.extend_from_slice(b" ");
+        URL_SAFE_NO_PAD.encode(p)
+    } else {
+        payload
+    };
+    let envelope = json!({
+        "payload": payload,
+        "protected": protected,
+        "header": {
+            "x5c": chain.ders.iter().map(|d| STANDARD.encode(d)).collect::<Vec<_>>(),
+            "io.cncf.notary.signingAgent": "signet-test/1",
+        },
+        "signature": URL_SAFE_NO_PAD.encode(signature),
+    });
+    let bytes = serde_json::to_vec(&envelope).unwrap();
+    NotationSignature {
+        manifest_digest: Digest::sha256_of(&bytes),
+        media_type: MEDIA_TYPE_JWS.into(),
+        envelope: bytes.into(),
+    }
+}
+
+fn cose(chain: &Chain, e: &Env) -> NotationSignature {
+    let epoch = |t: SystemTime| {
+        coset::cbor::Value::Tag(
+            1,
+            Box::new(coset::cbor::Value::Integer(
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    .into(),
+            )),
+        )
+    };
+    let text = |s: &str| coset::cbor::Value::Text(s.into());
+    let alg = match e.alg_override {
+        Some("ES384") => iana::Algorithm::ES384,
+        _ => iana::Algorithm::ES256,
+    };
+    let mut protected = HeaderBuilder::new()
+        .algorithm(alg)
+        .content_type("application/vnd.cncf.notary.payload.v1+json".into())
+        .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
+            "io.cncf.notary.signingScheme".into(),
+        ))
+        .text_value("io.cncf.notary.signingScheme".into(), text("notary.x509"))
+        .text_value("io.cncf.notary.signingTime".into(), epoch(now() - DAY));
+    if let Some(x) = e.expiry {
+        protected = protected
+            .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
+                "io.cncf.notary.expiry".into(),
+            ))
+            .text_value("io.cncf.notary.expiry".into(), epoch(x));
+    }
+    if e.unknown_critical {
+        protected = protected
+            .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
+                "com.example.unknown".into(),
+            ))
+            .text_value("com.example.unknown".into(), text("x"));
+    }
+    let mut unprotected = HeaderBuilder::new().build();
+    unprotected.rest.push((
+        Label::Int(33),
+        coset::cbor::Value::Array(
+            chain
+                .ders
+                .iter()
+                .map(|d| coset::cbor::Value::Bytes(d.clone()))
+                .collect(),
+        ),
+    ));
+    let payload = e.payload.clone().unwrap_or_else(|| payload_for(&subject()));
+    let mut sign1 = CoseSign1Builder::new()
+        .protected(protected.build())
+        .unprotected(unprotected)
+        .payload(payload)
+        .create_signature(b"", |m| sign(&chain.leaf_pkcs8, m))
+        .build();
+    if e.tamper
+        && let Some(p) = sign1.payload.as_mut()
+    {
+        p.push(b' ');
+    }
+    let bytes = sign1.to_tagged_vec().unwrap();
+    NotationSignature {
+        manifest_digest: Digest::sha256_of(&bytes),
+        media_type: MEDIA_TYPE_COSE.into(),
+        envelope: bytes.into(),
+    }
+}
+
+fn authority_yaml(yaml: &str) -> NotationAuthority {
+    let spec: NotationSpec = serde_yaml::from_str(yaml).unwrap();
+    NotationAuthority::load(&spec, std::path::Path::new("."))
+        .unwrap()
+        .0
+}
+
+fn authority(root_pem: &str, level: &str, identity: &str) -> NotationAuthority {
+    let pem = root_pem.replace('\n', "\n      ");
+    authority_yaml(&format!(
+        "signatureVerification: {{level: {level}}}\n\
+         trustStores:\n\
+         - type: ca\n  name: test\n  certificates:\n  - inline: |\n      {pem}\n\
+         trustedIdentities: [\"{identity}\"]\n"
+    ))
+}
+
+fn run(auth: &NotationAuthority, sig: NotationSignature) -> Outcome {
+    verify(auth, &subject(), &[sig], &Context { now: now() })
+}
+
+type Builder = fn(&Chain, &Env) -> NotationSignature;
+const FORMATS: [(&str, Builder); 2] = [("JWS", jws), ("COSE", cose)];
+
+#[track_caller]
+fn assert_failed(o: &Outcome, reason: Reason, needle: &str) {
+    match o {
+        Outcome::Failed(f) => {
+            assert_eq!(f.reason, reason, "{f:?}");
+            assert!(
+                f.detail.contains(needle),
+                "{needle:?} not in {:?}",
+                f.detail
+            );
+        }
+        Outcome::Trusted(e) => panic!("expected {reason:?}, trusted: {e:?}"),
+    }
+}
+
+#[test]
+fn valid_signature_passes_in_both_formats() {
+    let chain = make_chain(&Pki::default());
+    let auth = authority(&chain.root_pem, "strict", "*");
+    let by_identity = authority(
+        &chain.root_pem,
+        "strict",
+        "x509.subject: C=US, ST=WA, O=Example",
+    );
+    for (fmt, build) in FORMATS {
+        for a in [&auth, &by_identity] {
+            match run(a, build(&chain, &Env::default())) {
+                Outcome::Trusted(e) => {
+                    assert!(e.logged.is_empty(), "{fmt}: {e:?}");
+                    assert!(e.summary.contains(fmt), "{e:?}");
+                    assert!(e.summary.contains("CN=signer"), "{e:?}");
+                }
+                Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn certificate_requirements_are_integrity_at_every_level() {
+    for (eku, needle) in [
+        (ExtendedKeyUsagePurpose::ServerAuth, "contains serverAuth"),
+        (
+            ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 99999]),
+            "lacks codeSigning",
+        ),
+        (ExtendedKeyUsagePurpose::Any, "anyExtendedKeyUsage"),
+    ] {
+        let chain = make_chain(&Pki {
+            leaf_eku: vec![eku],
+            ..Pki::default()
+        });
+        for level in ["strict", "audit"] {
+            let auth = authority(&chain.root_pem, level, "*");
+            for (fmt, build) in FORMATS {
+                let o = run(&auth, build(&chain, &Env::default()));
+                assert_failed(&o, Reason::CertificateInvalid, needle);
+                assert_failed(&o, Reason::CertificateInvalid, "integrity");
+                let _ = fmt;
+            }
+        }
+    }
+}
+
+#[test]
+fn expired_intermediate_is_authentic_timestamp() {
+    let chain = make_chain(&Pki {
+        intermediate_ends_in_days: -10,
+        ..Pki::default()
+    });
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let permissive = authority(&chain.root_pem, "permissive", "*");
+    for (_, build) in FORMATS {
+        let o = run(&strict, build(&chain, &Env::default()));
+        assert_failed(&o, Reason::Expired, "authenticTimestamp: certificate");
+        match run(&permissive, build(&chain, &Env::default())) {
+            Outcome::Trusted(e) => assert!(e.logged[0].contains("CN=intermediate"), "{e:?}"),
+            Outcome::Failed(f) => panic!("{f:?}"),
+        }
+    }
+}
+
+#[test]
+fn untrusted_root_and_identity_mismatch_are_authenticity() {
+    let chain = make_chain(&Pki::default());
+    let other = make_chain(&Pki::default());
+    let untrusted = authority(&other.root_pem, "strict", "*");
+    let wrong_identity = authority(
+        &chain.root_pem,
+        "strict",
+        "x509.subject: C=US, ST=WA, O=Other",
+    );
+    let audit = authority(&other.root_pem, "audit", "*");
+    for (_, build) in FORMATS {
+        assert_failed(
+            &run(&untrusted, build(&chain, &Env::default())),
+            Reason::UntrustedSigner,
+            "authenticity: the signature's certificate chain does not contain any trusted",
+        );
+        assert_failed(
+            &run(&wrong_identity, build(&chain, &Env::default())),
+            Reason::IdentityMismatch,
+            "O=Example",
+        );
+        match run(&audit, build(&chain, &Env::default())) {
+            Outcome::Trusted(e) => assert!(e.logged[0].contains("authenticity (logged)")),
+            Outcome::Failed(f) => panic!("{f:?}"),
+        }
+    }
+}
+
+#[test]
+fn envelope_integrity_failures() {
+    let chain = make_chain(&Pki::default());
+    let auth = authority(&chain.root_pem, "audit", "*");
+    let other = Subject {
+        digest: Digest::sha256_of(b"another"),
+        ..subject()
+    };
+    for (fmt, build) in FORMATS {
+        let tampered = Env {
+            tamper: true,
+            ..Env::default()
+        };
+        assert_failed(
+            &run(&auth, build(&chain, &tampered)),
+            Reason::SignatureInvalid,
+            "does not verify",
+        );
+        let crit = Env {
+            unknown_critical: true,
+            ..Env::default()
+        };
+        assert_failed(
+            &run(&auth, build(&chain, &crit)),
+            Reason::Malformed,
+            "\"com.example.unknown\" is not understood",
+        );
+        let wrong_target = Env {
+            payload: Some(payload_for(&other)),
+            ..Env::default()
+        };
+        assert_failed(
+            &run(&auth, build(&chain, &wrong_target)),
+            Reason::PayloadMismatch,
+            "the signature is for",
+        );
+        let wrong_alg = Env {
+            alg_override: Some("ES384"),
+            ..Env::default()
+        };
+        assert_failed(
+            &run(&auth, build(&chain, &wrong_alg)),
+            Reason::SignatureInvalid,
+            "requires ES256",
+        );
+        let _ = fmt;
+    }
+}
+
+#[test]
+fn expired_signature_follows_the_level() {
+    let chain = make_chain(&Pki::default());
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let permissive = authority(&chain.root_pem, "permissive", "*");
+    let env = Env {
+        expiry: Some(now() - Duration::from_secs(60)),
+        ..Env::default()
+    };
+    let future = Env {
+        expiry: Some(now() + DAY),
+        ..Env::default()
+    };
+    for (_, build) in FORMATS {
+        assert_failed(
+            &run(&strict, build(&chain, &env)),
+            Reason::Expired,
+            "expiry: the digital signature has expired",
+        );
+        assert!(matches!(
+            run(&permissive, build(&chain, &env)),
+            Outcome::Trusted(_)
+        ));
+        assert!(matches!(
+            run(&strict, build(&chain, &future)),
+            Outcome::Trusted(_)
+        ));
+    }
+}
+
+#[test]
+fn any_valid_signature_suffices_and_at_most_ten_are_tried() {
+    let chain = make_chain(&Pki::default());
+    let auth = authority(&chain.root_pem, "strict", "*");
+    let bad = jws(
+        &chain,
+        &Env {
+            tamper: true,
+            ..Env::default()
+        },
+    );
+    let good = cose(&chain, &Env::default());
+    let mut sigs = vec![bad.clone(); 9];
+    sigs.push(good.clone());
+    assert!(matches!(
+        verify(&auth, &subject(), &sigs, &Context { now: now() }),
+        Outcome::Trusted(_)
+    ));
+    let mut sigs = vec![bad; 10];
+    sigs.push(good);
+    assert_failed(
+        &verify(&auth, &subject(), &sigs, &Context { now: now() }),
+        Reason::SignatureInvalid,
+        "only the first 10 of 11",
+    );
+    assert_failed(
+        &verify(&auth, &subject(), &[], &Context { now: now() }),
+        Reason::NoSignature,
+        "no Notation signature",
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    let chain = make_chain(&Pki::default());
+    let auth = authority(&chain.root_pem, "audit", "*");
+    let valid = jws(&chain, &Env::default()).envelope.to_vec();
+    let valid_cose = cose(&chain, &Env::default()).envelope.to_vec();
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![
+        (MEDIA_TYPE_JWS.into(), b"{}".to_vec()),
+        (MEDIA_TYPE_JWS.into(), b"null".to_vec()),
+        (MEDIA_TYPE_COSE.into(), vec![0xd2, 0x84]),
+        ("text/plain".into(), b"x".to_vec()),
+    ];
+    // Truncations and single-byte flips of valid envelopes.
+    for (mt, v) in [(MEDIA_TYPE_JWS, &valid), (MEDIA_TYPE_COSE, &valid_cose)] {
+        for cut in (0..v.len()).step_by(37) {
+            inputs.push((mt.into(), v[..cut].to_vec()));
+            let mut f = v.clone();
+            f[cut] ^= 0x5a;
+            inputs.push((mt.into(), f));
+        }
+    }
+    for (mt, bytes) in inputs {
+        let s = NotationSignature {
+            manifest_digest: Digest::sha256_of(&bytes),
+            media_type: mt,
+            envelope: bytes.into(),
+        };
+        // Some flips land in unsigned fields (the signing agent), so only "no panic" holds.
+        let _ = run(&auth, s);
+    }
+}
