@@ -452,10 +452,20 @@ fn check_revocation(chain: &[chain::ChainCert]) -> Result<(), CheckError> {
 }
 
 /// RFC 3339 UTC, for messages.
+/// Never panics: `OffsetDateTime::from(SystemTime)` would for times past year 9999, which a
+/// hostile COSE envelope can carry.
 pub(crate) fn fmt_time(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| format!("{t}"))
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{secs} seconds after 1970"))
 }
 
 fn short(digest: &str) -> &str {

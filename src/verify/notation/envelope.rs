@@ -514,7 +514,11 @@ fn cose_time(name: &str, v: &coset::cbor::Value) -> Result<SystemTime, CheckErro
         coset::cbor::Value::Float(f) if f.is_finite() => *f as i128,
         _ => return Err(bad()),
     };
-    let secs = u64::try_from(secs).map_err(|_| bad())?;
+    // Up to 9999-12-31T23:59:59Z, like RFC 3339 times: later values are nonsense.
+    let secs = u64::try_from(secs)
+        .ok()
+        .filter(|s| *s <= 253_402_300_799)
+        .ok_or_else(bad)?;
     SystemTime::UNIX_EPOCH
         .checked_add(Duration::from_secs(secs))
         .ok_or_else(bad)

@@ -137,6 +137,109 @@ struct Env {
     unknown_critical: bool,
     tamper: bool,
     alg_override: Option<&'static str>,
+    /// Sign with the notary.x509.signingAuthority scheme and this authentic signing time.
+    authentic_time: Option<SystemTime>,
+    /// Countersign with this TSA; `true` stamps other bytes than the signature.
+    timestamp: Option<(std::rc::Rc<Tsa>, bool)>,
+}
+
+impl Env {
+    fn token(&self, signature: &[u8]) -> Option<Vec<u8>> {
+        let (tsa, wrong) = self.timestamp.as_ref()?;
+        Some(if *wrong {
+            tsa.stamp(b"some other bytes")
+        } else {
+            tsa.stamp(signature)
+        })
+    }
+}
+
+/// A throwaway RFC 3161 TSA: rcgen certificates, `openssl ts -reply` tokens.
+struct Tsa {
+    dir: tempfile::TempDir,
+    root_pem: String,
+}
+
+impl Tsa {
+    fn new() -> Tsa {
+        let t = now();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
+        name(&mut root, "Example", "tsa root");
+        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        root.not_before = odt(t - 3650 * DAY);
+        root.not_after = odt(t + 3650 * DAY);
+        let root_cert = root.self_signed(&root_key).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        name(&mut leaf, "Example", "tsa");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.not_before = odt(t - 365 * DAY);
+        leaf.not_after = odt(t + 365 * DAY);
+        // RFC 3161 wants the EKU critical, which rcgen's own EKU field is not.
+        let mut eku = rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 37],
+            vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+            ],
+        );
+        eku.set_criticality(true);
+        leaf.custom_extensions = vec![eku];
+        let issuer = Issuer::from_params(&root, &root_key);
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("tsa.pem"), cert.pem()).unwrap();
+        std::fs::write(d.join("tsa.key"), key.serialize_pem()).unwrap();
+        std::fs::write(d.join("serial"), "01\n").unwrap();
+        std::fs::write(
+            d.join("ts.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = {}/serial\nsigner_digest = sha256\n\
+                 default_policy = 1.2.3.4.1\ndigests = sha256, sha384, sha512\n\
+                 accuracy = secs:1, millisecs:500\ness_cert_id_alg = sha256\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        Tsa {
+            dir,
+            root_pem: root_cert.pem(),
+        }
+    }
+
+    fn stamp(&self, data: &[u8]) -> Vec<u8> {
+        let d = self.dir.path();
+        std::fs::write(d.join("data"), data).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl is installed");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        run(&[
+            "ts", "-query", "-data", "data", "-sha256", "-cert", "-out", "req.tsq",
+        ]);
+        run(&[
+            "ts",
+            "-reply",
+            "-config",
+            "ts.cnf",
+            "-queryfile",
+            "req.tsq",
+            "-signer",
+            "tsa.pem",
+            "-inkey",
+            "tsa.key",
+            "-token_out",
+            "-out",
+            "token.der",
+        ]);
+        std::fs::read(d.join("token.der")).unwrap()
+    }
 }
 
 fn sign(pkcs8: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -157,6 +260,22 @@ fn jws(chain: &Chain, e: &Env) -> NotationSignature {
         "io.cncf.notary.signingScheme": "notary.x509",
         "io.cncf.notary.signingTime": fmt_time(signing_time),
     });
+    if let Some(at) = e.authentic_time {
+        let h = header.as_object_mut().unwrap();
+        h.remove("io.cncf.notary.signingTime");
+        h.insert(
+            "io.cncf.notary.signingScheme".into(),
+            json!("notary.x509.signingAuthority"),
+        );
+        h.insert(
+            "io.cncf.notary.authenticSigningTime".into(),
+            json!(fmt_time(at)),
+        );
+        header["crit"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("io.cncf.notary.authenticSigningTime"));
+    }
     if let Some(x) = e.expiry {
         header["io.cncf.notary.expiry"] = json!(fmt_time(x));
         header["crit"]
@@ -185,15 +304,18 @@ fn jws(chain: &Chain, e: &Env) -> NotationSignature {
     } else {
         payload
     };
-    let envelope = json!({
+    let mut envelope = json!({
         "payload": payload,
         "protected": protected,
         "header": {
             "x5c": chain.ders.iter().map(|d| STANDARD.encode(d)).collect::<Vec<_>>(),
             "io.cncf.notary.signingAgent": "signet-test/1",
         },
-        "signature": URL_SAFE_NO_PAD.encode(signature),
+        "signature": URL_SAFE_NO_PAD.encode(&signature),
     });
+    if let Some(token) = e.token(&signature) {
+        envelope["header"]["io.cncf.notary.timestampSignature"] = json!(STANDARD.encode(token));
+    }
     let bytes = serde_json::to_vec(&envelope).unwrap();
     NotationSignature {
         manifest_digest: Digest::sha256_of(&bytes),
@@ -224,9 +346,21 @@ fn cose(chain: &Chain, e: &Env) -> NotationSignature {
         .content_type("application/vnd.cncf.notary.payload.v1+json".into())
         .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
             "io.cncf.notary.signingScheme".into(),
-        ))
-        .text_value("io.cncf.notary.signingScheme".into(), text("notary.x509"))
-        .text_value("io.cncf.notary.signingTime".into(), epoch(now() - DAY));
+        ));
+    protected = match e.authentic_time {
+        None => protected
+            .text_value("io.cncf.notary.signingScheme".into(), text("notary.x509"))
+            .text_value("io.cncf.notary.signingTime".into(), epoch(now() - DAY)),
+        Some(at) => protected
+            .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
+                "io.cncf.notary.authenticSigningTime".into(),
+            ))
+            .text_value(
+                "io.cncf.notary.signingScheme".into(),
+                text("notary.x509.signingAuthority"),
+            )
+            .text_value("io.cncf.notary.authenticSigningTime".into(), epoch(at)),
+    };
     if let Some(x) = e.expiry {
         protected = protected
             .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
@@ -263,6 +397,12 @@ fn cose(chain: &Chain, e: &Env) -> NotationSignature {
         && let Some(p) = sign1.payload.as_mut()
     {
         p.push(b' ');
+    }
+    if let Some(token) = e.token(&sign1.signature) {
+        sign1.unprotected.rest.push((
+            Label::Text("io.cncf.notary.timestampSignature".into()),
+            coset::cbor::Value::Bytes(token),
+        ));
     }
     let bytes = sign1.to_tagged_vec().unwrap();
     NotationSignature {
@@ -547,6 +687,118 @@ fn garbage_never_panics() {
         };
         // Some flips land in unsigned fields (the signing agent), so only "no panic" holds.
         let _ = run(&auth, s);
+    }
+}
+
+fn authority_with(
+    root_pem: &str,
+    store_type: &str,
+    extra: &str,
+    verify_timestamp: &str,
+) -> NotationAuthority {
+    let indent = |p: &str| p.replace('\n', "\n      ");
+    authority_yaml(&format!(
+        "signatureVerification: {{level: strict{verify_timestamp}}}\n\
+         trustStores:\n\
+         - type: {store_type}\n  name: test\n  certificates:\n  - inline: |\n      {}\n\
+         {extra}\
+         trustedIdentities: ['*']\n",
+        indent(root_pem)
+    ))
+}
+
+fn tsa_store(tsa: &Tsa) -> String {
+    format!(
+        "- type: tsa\n  name: tsa\n  certificates:\n  - inline: |\n      {}\n",
+        tsa.root_pem.replace('\n', "\n      ")
+    )
+}
+
+#[test]
+fn rfc3161_timestamps_from_an_openssl_tsa() {
+    let chain = make_chain(&Pki::default());
+    let tsa = std::rc::Rc::new(Tsa::new());
+    let other_tsa = Tsa::new();
+    let trusting = authority_with(&chain.root_pem, "ca", &tsa_store(&tsa), "");
+    let other = authority_with(&chain.root_pem, "ca", &tsa_store(&other_tsa), "");
+    let after_expiry = authority_with(
+        &chain.root_pem,
+        "ca",
+        &tsa_store(&tsa),
+        ", verifyTimestamp: afterCertExpiry",
+    );
+    let stamped = Env {
+        timestamp: Some((tsa.clone(), false)),
+        ..Env::default()
+    };
+    let wrong = Env {
+        timestamp: Some((tsa.clone(), true)),
+        ..Env::default()
+    };
+    for (fmt, build) in FORMATS {
+        match run(&trusting, build(&chain, &stamped)) {
+            Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{fmt}: {e:?}"),
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        assert_failed(
+            &run(&other, build(&chain, &stamped)),
+            Reason::TimestampInvalid,
+            "does not chain to a tsa trust store",
+        );
+        assert_failed(
+            &run(&trusting, build(&chain, &wrong)),
+            Reason::TimestampInvalid,
+            "does not timestamp this signature",
+        );
+        assert_failed(
+            &run(&trusting, build(&chain, &Env::default())),
+            Reason::TimestampInvalid,
+            "no timestamp countersignature",
+        );
+        // afterCertExpiry: an unexpired chain needs no timestamp.
+        assert!(matches!(
+            run(&after_expiry, build(&chain, &Env::default())),
+            Outcome::Trusted(_)
+        ));
+    }
+}
+
+#[test]
+fn signing_authority_scheme() {
+    let chain = make_chain(&Pki::default());
+    let sa = authority_with(&chain.root_pem, "signingAuthority", "", "");
+    let ca_only = authority_with(&chain.root_pem, "ca", "", "");
+    let signed = Env {
+        authentic_time: Some(now() - DAY),
+        ..Env::default()
+    };
+    let before_leaf = Env {
+        authentic_time: Some(now() - 3000 * DAY),
+        ..Env::default()
+    };
+    for (fmt, build) in FORMATS {
+        match run(&sa, build(&chain, &signed)) {
+            Outcome::Trusted(e) => {
+                assert!(e.summary.contains("notary.x509.signingAuthority"), "{e:?}")
+            }
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        // A signingAuthority signature is never trusted through a ca store (and vice versa).
+        assert_failed(
+            &run(&ca_only, build(&chain, &signed)),
+            Reason::UntrustedSigner,
+            "signingAuthority trust store",
+        );
+        assert_failed(
+            &run(&sa, build(&chain, &Env::default())),
+            Reason::UntrustedSigner,
+            "of a ca trust store",
+        );
+        assert_failed(
+            &run(&sa, build(&chain, &before_leaf)),
+            Reason::TimestampInvalid,
+            "at the authentic signing time",
+        );
     }
 }
 

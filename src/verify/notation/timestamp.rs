@@ -295,10 +295,10 @@ pub fn verify(
             signer.tbs_certificate().subject()
         ))
     })?;
-    Ok((
-        gen_time.checked_sub(accuracy).unwrap_or(gen_time),
-        gen_time + accuracy,
-    ))
+    let latest = gen_time
+        .checked_add(accuracy)
+        .ok_or_else(|| bad("has an absurd accuracy"))?;
+    Ok((gen_time.checked_sub(accuracy).unwrap_or(gen_time), latest))
 }
 
 /// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, ... };
