@@ -300,3 +300,41 @@ mod import {
         assert_eq!(n, 7);
     }
 }
+
+/// The `notation:` block inside a whole signet policy document, through the policy loader.
+#[test]
+fn loads_inside_a_policy_document() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("certs/release-ca.pem"), cert_pem()).unwrap();
+    let file = dir.path().join("policy.yaml");
+    let doc = r#"apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: production
+spec:
+  images: ["registry.example.com/prod/**"]
+  authorities:
+  - name: release
+    notation:
+      signatureVerification: {level: strict, override: {revocation: log}}
+      trustStores:
+      - {type: ca, name: release, certificates: [{file: certs/release-ca.pem}]}
+      trustedIdentities: ["x509.subject: C=US, ST=WA, O=Example, CN=release"]
+"#;
+    let set = crate::policy::load_str(&file, doc).unwrap_or_else(|e| panic!("{e:?}"));
+    let policy = &set.policies[0];
+    let crate::policy::Verifier::Notation(auth) = &policy.authorities[0].verifier else {
+        panic!("not a notation authority");
+    };
+    assert_eq!(auth.actions.revocation, Action::Log);
+    assert_eq!(auth.certificates(StoreType::Ca).count(), 1);
+
+    let bad = doc.replace("O=Example, ", "");
+    let errs = crate::policy::load_str(&file, &bad).unwrap_err();
+    let msg = format!("{errs:?}");
+    assert!(
+        msg.contains("an identity must have C, ST and O; O is missing"),
+        "{msg}"
+    );
+}

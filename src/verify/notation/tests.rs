@@ -35,6 +35,19 @@ struct Pki {
     leaf_org: &'static str,
     /// The intermediate's notAfter relative to now (negative: already expired).
     intermediate_ends_in_days: i64,
+    /// An RSA-2048 leaf (PS256) instead of P-256 (ES256).
+    leaf_rsa: bool,
+}
+
+/// RSA key generation takes seconds: one key per test binary.
+fn rsa_key() -> KeyPair {
+    static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let der = KEY.get_or_init(|| {
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            .unwrap()
+            .serialize_der()
+    });
+    KeyPair::try_from(der.as_slice()).unwrap()
 }
 
 impl Default for Pki {
@@ -43,6 +56,7 @@ impl Default for Pki {
             leaf_eku: vec![ExtendedKeyUsagePurpose::CodeSigning],
             leaf_org: "Example",
             intermediate_ends_in_days: 365,
+            leaf_rsa: false,
         }
     }
 }
@@ -50,6 +64,7 @@ impl Default for Pki {
 /// A chain root → intermediate → leaf (P-256), and the leaf's PKCS#8 key.
 struct Chain {
     leaf_pkcs8: Vec<u8>,
+    leaf_rsa: bool,
     ders: Vec<Vec<u8>>,
     root_pem: String,
 }
@@ -92,7 +107,11 @@ fn make_chain(pki: &Pki) -> Chain {
     let root_issuer = Issuer::from_params(&root, &root_key);
     let inter_cert = inter.signed_by(&inter_key, &root_issuer).unwrap();
 
-    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf_key = if pki.leaf_rsa {
+        rsa_key()
+    } else {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    };
     let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
     name(&mut leaf, pki.leaf_org, "signer");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -104,6 +123,7 @@ fn make_chain(pki: &Pki) -> Chain {
 
     Chain {
         leaf_pkcs8: leaf_key.serialize_der(),
+        leaf_rsa: pki.leaf_rsa,
         ders: vec![
             leaf_cert.der().to_vec(),
             inter_cert.der().to_vec(),
@@ -242,7 +262,15 @@ impl Tsa {
     }
 }
 
-fn sign(pkcs8: &[u8], msg: &[u8]) -> Vec<u8> {
+fn sign(chain: &Chain, msg: &[u8]) -> Vec<u8> {
+    let pkcs8 = chain.leaf_pkcs8.as_slice();
+    if chain.leaf_rsa {
+        let kp = sig::RsaKeyPair::from_pkcs8(pkcs8).unwrap();
+        let mut out = vec![0; kp.public_modulus_len()];
+        kp.sign(&sig::RSA_PSS_SHA256, &SystemRandom::new(), msg, &mut out)
+            .unwrap();
+        return out;
+    }
     let kp = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).unwrap();
     let _ = kp.public_key();
     kp.sign(&SystemRandom::new(), msg)
@@ -254,7 +282,7 @@ fn sign(pkcs8: &[u8], msg: &[u8]) -> Vec<u8> {
 fn jws(chain: &Chain, e: &Env) -> NotationSignature {
     let signing_time = now() - DAY;
     let mut header = json!({
-        "alg": e.alg_override.unwrap_or("ES256"),
+        "alg": e.alg_override.unwrap_or(if chain.leaf_rsa { "PS256" } else { "ES256" }),
         "cty": "application/vnd.cncf.notary.payload.v1+json",
         "crit": ["io.cncf.notary.signingScheme"],
         "io.cncf.notary.signingScheme": "notary.x509",
@@ -293,10 +321,7 @@ fn jws(chain: &Chain, e: &Env) -> NotationSignature {
     let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
     let payload_bytes = e.payload.clone().unwrap_or_else(|| payload_for(&subject()));
     let payload = URL_SAFE_NO_PAD.encode(&payload_bytes);
-    let signature = sign(
-        &chain.leaf_pkcs8,
-        format!("{protected}.{payload}").as_bytes(),
-    );
+    let signature = sign(chain, format!("{protected}.{payload}").as_bytes());
     let payload = if e.tamper {
         let mut p = payload_bytes.clone();
         p.extend_from_slice(b" ");
@@ -339,6 +364,7 @@ fn cose(chain: &Chain, e: &Env) -> NotationSignature {
     let text = |s: &str| coset::cbor::Value::Text(s.into());
     let alg = match e.alg_override {
         Some("ES384") => iana::Algorithm::ES384,
+        _ if chain.leaf_rsa => iana::Algorithm::PS256,
         _ => iana::Algorithm::ES256,
     };
     let mut protected = HeaderBuilder::new()
@@ -391,7 +417,7 @@ fn cose(chain: &Chain, e: &Env) -> NotationSignature {
         .protected(protected.build())
         .unprotected(unprotected)
         .payload(payload)
-        .create_signature(b"", |m| sign(&chain.leaf_pkcs8, m))
+        .create_signature(b"", |m| sign(chain, m))
         .build();
     if e.tamper
         && let Some(p) = sign1.payload.as_mut()
@@ -471,6 +497,31 @@ fn valid_signature_passes_in_both_formats() {
                 Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
             }
         }
+    }
+}
+
+#[test]
+fn rsa_pss_signature_passes_in_both_formats() {
+    let chain = make_chain(&Pki {
+        leaf_rsa: true,
+        ..Pki::default()
+    });
+    let auth = authority(&chain.root_pem, "strict", "*");
+    for (fmt, build) in FORMATS {
+        match run(&auth, build(&chain, &Env::default())) {
+            Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{fmt}: {e:?}"),
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        // PS256 is the only algorithm for an RSA-2048 key.
+        let wrong = Env {
+            alg_override: Some("ES384"),
+            ..Env::default()
+        };
+        assert_failed(
+            &run(&auth, build(&chain, &wrong)),
+            Reason::SignatureInvalid,
+            "requires PS256",
+        );
     }
 }
 
