@@ -10,13 +10,14 @@
 //! [`Evidence::logged`]) or not run (*skip*). Integrity and the payload descriptor are always
 //! fatal.
 //!
-//! What is not done here yet: RFC 3161 timestamp tokens are parsed and checked in
-//! `notation/timestamp.rs` when present; OCSP/CRL revocation needs fetched responses and is not
-//! implemented, so a certificate that names OCSP or CRL locations cannot be proven unrevoked
-//! (see [`check_revocation`]).
+//! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the CRL and OCSP
+//! URLs, the caller fetches CRLs (a [`CrlSource`]) and passes them to
+//! [`verify_with_revocation`]. OCSP is not implemented: an OCSP-only certificate's status is
+//! unknown, which the spec counts as a revocation failure.
 
 mod chain;
 mod envelope;
+mod revocation;
 mod timestamp;
 
 use std::time::SystemTime;
@@ -28,6 +29,7 @@ use crate::policy::notation::{Action, Level, NotationAuthority, StoreType, Verif
 use crate::reason::Reason;
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+pub use revocation::{CrlSource, RevocationData, RevocationLocation, fetch_crls};
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).
 pub const MAX_SIGNATURES: usize = 10;
@@ -119,12 +121,52 @@ struct Passed {
     logged: Vec<String>,
 }
 
-/// Verifies an artifact's Notation signatures against one authority.
+/// Verifies an artifact's Notation signatures against one authority, with no revocation
+/// material: chains that name CRL or OCSP locations get "revocation status unknown" (fatal
+/// under strict unless `override: {revocation: log|skip}`). See [`verify_with_revocation`].
 pub fn verify(
     authority: &NotationAuthority,
     subject: &Subject,
     signatures: &[NotationSignature],
     ctx: &Context,
+) -> Outcome {
+    verify_with_revocation(
+        authority,
+        subject,
+        signatures,
+        ctx,
+        &RevocationData::default(),
+    )
+}
+
+/// The CRL and OCSP locations named by the signing chains of these signatures (the first
+/// [`MAX_SIGNATURES`]; unparseable envelopes are ignored), for the caller to fetch before
+/// [`verify_with_revocation`]. Empty when no certificate names any.
+pub fn revocation_locations(signatures: &[NotationSignature]) -> Vec<RevocationLocation> {
+    let mut out: Vec<RevocationLocation> = Vec::new();
+    for sig in signatures.iter().take(MAX_SIGNATURES) {
+        let Ok(env) = envelope::parse(&sig.media_type, &sig.envelope) else {
+            continue;
+        };
+        let Ok(chain) = chain::parse(&env.chain) else {
+            continue;
+        };
+        for l in revocation::chain_locations(&chain) {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+/// [`verify`] with CRLs the caller fetched from [`revocation_locations`].
+pub fn verify_with_revocation(
+    authority: &NotationAuthority,
+    subject: &Subject,
+    signatures: &[NotationSignature],
+    ctx: &Context,
+    revocation: &RevocationData,
 ) -> Outcome {
     if authority.level == Level::Skip {
         return Outcome::Trusted(Evidence {
@@ -141,7 +183,7 @@ pub fn verify(
     let mut failures: Vec<(String, SignatureFailure)> = Vec::new();
     for sig in signatures.iter().take(MAX_SIGNATURES) {
         let name = format!("signature {}", short(sig.manifest_digest.as_str()));
-        match verify_signature(authority, subject, sig, ctx.now) {
+        match verify_signature(authority, subject, sig, ctx.now, revocation) {
             Ok(p) => {
                 let anchor = p
                     .anchor
@@ -193,6 +235,7 @@ fn verify_signature(
     subject: &Subject,
     sig: &NotationSignature,
     now: SystemTime,
+    revocation_data: &RevocationData,
 ) -> Result<Passed, SignatureFailure> {
     let fatal = |check: Check| move |error: CheckError| SignatureFailure { check, error };
     let mut logged = Vec::new();
@@ -299,7 +342,7 @@ fn verify_signature(
         apply(
             Check::Revocation,
             authority.actions.revocation,
-            check_revocation(&chain),
+            revocation::check(&chain, revocation_data, now),
         )?;
     }
 
@@ -434,21 +477,6 @@ fn check_authentic_timestamp(
             Ok(())
         }
     }
-}
-
-/// Revocation without fetched OCSP/CRL responses: a chain that names no OCSP or CRL location
-/// has nothing to check (the spec treats that as not revoked); one that does cannot be proven
-/// unrevoked here, which the spec counts as a revocation failure.
-fn check_revocation(chain: &[chain::ChainCert]) -> Result<(), CheckError> {
-    let checkable = chain::revocation_locations(chain);
-    if checkable.is_empty() {
-        return Ok(());
-    }
-    Err(CheckError::Revocation(format!(
-        "revocation status is unknown: {} names OCSP or CRL locations, and signet does not \
-         fetch OCSP or CRL responses yet (set override revocation: log or skip to accept this)",
-        checkable.join(", ")
-    )))
 }
 
 /// RFC 3339 UTC, for messages.

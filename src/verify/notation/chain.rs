@@ -25,7 +25,7 @@ use super::envelope::Algorithm;
 use crate::policy::notation::DistinguishedName;
 
 /// DER value of id-kp-codeSigning (1.3.6.1.5.5.7.3.3), for webpki.
-const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+pub(super) const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 const OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
 const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
@@ -393,24 +393,6 @@ pub fn invalid_at(chain: &[ChainCert], t: SystemTime) -> Option<(String, bool)> 
             None
         }
     })
-}
-
-/// Whether any certificate has OCSP or CRL locations, i.e. revocation is checkable.
-pub fn revocation_locations(chain: &[ChainCert]) -> Vec<String> {
-    let mut out = Vec::new();
-    for c in chain {
-        if let Some(exts) = c.cert.tbs_certificate().extensions() {
-            for e in exts {
-                if e.extn_id == oids::ID_PE_AUTHORITY_INFO_ACCESS
-                    || e.extn_id == oids::ID_CE_CRL_DISTRIBUTION_POINTS
-                {
-                    out.push(c.subject.clone());
-                    break;
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The DER bytes of the chain, for trust-store comparison.

@@ -19,6 +19,7 @@ use crate::image::Digest;
 use crate::policy::notation::{NotationAuthority, NotationSpec};
 
 const DAY: Duration = Duration::from_secs(86_400);
+const CRL_URL: &str = "http://crl.example.com/intermediate.crl";
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -37,6 +38,8 @@ struct Pki {
     intermediate_ends_in_days: i64,
     /// An RSA-2048 leaf (PS256) instead of P-256 (ES256).
     leaf_rsa: bool,
+    /// The leaf names a CRL distribution point; CRLs by the intermediate are made.
+    with_crl: bool,
 }
 
 /// RSA key generation takes seconds: one key per test binary.
@@ -57,6 +60,7 @@ impl Default for Pki {
             leaf_org: "Example",
             intermediate_ends_in_days: 365,
             leaf_rsa: false,
+            with_crl: false,
         }
     }
 }
@@ -65,6 +69,8 @@ impl Default for Pki {
 struct Chain {
     leaf_pkcs8: Vec<u8>,
     leaf_rsa: bool,
+    /// CRLs by the intermediate: (clean, revoking the leaf, past nextUpdate).
+    crls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     ders: Vec<Vec<u8>>,
     root_pem: String,
 }
@@ -96,7 +102,7 @@ fn make_chain(pki: &Pki) -> Chain {
     let mut inter = CertificateParams::new(Vec::<String>::new()).unwrap();
     name(&mut inter, "Example", "intermediate");
     inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    inter.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    inter.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     inter.not_before = odt(t - 3000 * DAY);
     let ends = pki.intermediate_ends_in_days;
     inter.not_after = if ends >= 0 {
@@ -118,12 +124,45 @@ fn make_chain(pki: &Pki) -> Chain {
     leaf.extended_key_usages = pki.leaf_eku.clone();
     leaf.not_before = odt(t - 2000 * DAY);
     leaf.not_after = odt(t + 365 * DAY);
+    leaf.serial_number = Some(rcgen::SerialNumber::from(42u64));
+    if pki.with_crl {
+        leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![CRL_URL.into()],
+        }];
+    }
     let inter_issuer = Issuer::from_params(&inter, &inter_key);
     let leaf_cert = leaf.signed_by(&leaf_key, &inter_issuer).unwrap();
+    let crl = |revoked: bool, next_update: SystemTime| {
+        rcgen::CertificateRevocationListParams {
+            this_update: odt(t - 2 * DAY),
+            next_update: odt(next_update),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: if revoked {
+                vec![rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(42u64),
+                    revocation_time: odt(t - DAY),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                }]
+            } else {
+                Vec::new()
+            },
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&inter_issuer)
+        .unwrap()
+        .der()
+        .to_vec()
+    };
+    let crls = pki
+        .with_crl
+        .then(|| (crl(false, t + DAY), crl(true, t + DAY), crl(false, t - DAY)));
 
     Chain {
         leaf_pkcs8: leaf_key.serialize_der(),
         leaf_rsa: pki.leaf_rsa,
+        crls,
         ders: vec![
             leaf_cert.der().to_vec(),
             inter_cert.der().to_vec(),
@@ -851,6 +890,98 @@ fn signing_authority_scheme() {
             "at the authentic signing time",
         );
     }
+}
+
+#[test]
+fn revocation_from_supplied_crls() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        ..Pki::default()
+    });
+    let (clean, revoked, stale) = chain.crls.clone().unwrap();
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let permissive = authority(&chain.root_pem, "permissive", "*");
+    let skip = authority_yaml(&format!(
+        "signatureVerification: {{level: strict, override: {{revocation: skip}}}}\n\
+         trustStores:\n- type: ca\n  name: t\n  certificates:\n  - inline: |\n      {}\n\
+         trustedIdentities: ['*']\n",
+        chain.root_pem.replace('\n', "\n      ")
+    ));
+    let with = |crls: Vec<Vec<u8>>| RevocationData { crls };
+    for (fmt, build) in FORMATS {
+        let sig = build(&chain, &Env::default());
+        let ctx = Context { now: now() };
+        let s = std::slice::from_ref(&sig);
+        let locations = revocation_locations(s);
+        assert_eq!(locations.len(), 1, "{fmt}");
+        assert_eq!(locations[0].crl_urls, vec![CRL_URL.to_string()]);
+
+        assert_failed(
+            &verify(&strict, &subject(), s, &ctx),
+            Reason::Revoked,
+            "no CRL from",
+        );
+        match verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![clean.clone()])) {
+            Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{e:?}"),
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
+            Reason::Revoked,
+            "revocation: a certificate of the chain (signer CN=signer",
+        );
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![stale.clone()])),
+            Reason::Revoked,
+            "nextUpdate",
+        );
+        match verify_with_revocation(
+            &permissive,
+            &subject(),
+            s,
+            &ctx,
+            &with(vec![revoked.clone()]),
+        ) {
+            Outcome::Trusted(e) => assert!(e.logged[0].contains("revocation (logged)"), "{e:?}"),
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        assert!(matches!(
+            verify(&skip, &subject(), s, &ctx),
+            Outcome::Trusted(_)
+        ));
+    }
+    // The fetch seam: a source that serves the clean CRL at its URL.
+    struct Source(Vec<u8>);
+    impl CrlSource for Source {
+        fn fetch<'a>(
+            &'a self,
+            url: &'a str,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>
+        {
+            Box::pin(async move {
+                if url == CRL_URL {
+                    Ok(self.0.clone())
+                } else {
+                    Err(format!("no CRL at {url}"))
+                }
+            })
+        }
+    }
+    let sig = jws(&chain, &Env::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let data = rt.block_on(fetch_crls(
+        &Source(clean),
+        &revocation_locations(std::slice::from_ref(&sig)),
+    ));
+    assert!(matches!(
+        verify_with_revocation(&strict, &subject(), &[sig], &Context { now: now() }, &data),
+        Outcome::Trusted(_)
+    ));
+    // A chain without revocation locations needs no CRL.
+    let plain = make_chain(&Pki::default());
+    assert!(revocation_locations(&[jws(&plain, &Env::default())]).is_empty());
 }
 
 mod real_timestamps {
