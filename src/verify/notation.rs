@@ -446,7 +446,7 @@ fn check_authentic_timestamp(
                 return match expired_now {
                     None => Ok(()),
                     Some((what, true)) => Err(CheckError::Expired(what)),
-                    Some((what, false)) => Err(CheckError::Certificate(what)),
+                    Some((what, false)) => Err(CheckError::Timestamp(what)),
                 };
             }
             let token = env.timestamp.as_deref().ok_or_else(|| {

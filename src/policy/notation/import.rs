@@ -121,8 +121,14 @@ pub fn import_trust_policy(
                 }
             }
         }
-        let mut stores = Vec::with_capacity(st.trust_stores.len());
-        for s in &st.trust_stores {
+        let mut stores: Vec<TrustStoreSpec> = Vec::with_capacity(st.trust_stores.len());
+        // Items are `type:name`; the spec also shows `ca:acme,tsa:acme-tsa` in one item.
+        let names = st
+            .trust_stores
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim);
+        for s in names {
             let Some((kind, name)) = s.split_once(':') else {
                 return Err(format!(
                     "{at}: trust store {s:?} is not of the form type:name (e.g. ca:acme)"

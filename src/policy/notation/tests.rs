@@ -198,6 +198,18 @@ mod import {
     }
 
     #[test]
+    fn comma_separated_stores_in_one_item() {
+        let root = root_with("ca/acme");
+        let tsa = root.path().join("x509/tsa/stamps");
+        std::fs::create_dir_all(&tsa).unwrap();
+        std::fs::write(tsa.join("tsa.pem"), cert_pem()).unwrap();
+        let json = doc(&GLOBAL.replace("\"ca:acme\"", "\"ca:acme,tsa:stamps\""));
+        let st = import_trust_policy(&json, root.path()).unwrap();
+        assert!(st[0].authority.has_store(StoreType::Tsa));
+        assert!(st[0].authority.has_store(StoreType::Ca));
+    }
+
+    #[test]
     fn document_rules() {
         let root = root_with("ca/acme");
         let scoped = |name: &str, scope: &str| {
@@ -337,4 +349,38 @@ spec:
         msg.contains("an identity must have C, ST and O; O is missing"),
         "{msg}"
     );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::DistinguishedName;
+
+    proptest! {
+        #[test]
+        fn dn_parser_never_panics(s in "\\PC{0,80}") {
+            let _ = DistinguishedName::parse(&s);
+        }
+
+        #[test]
+        fn parsed_dns_round_trip(c in "[A-Za-z ,+=;\\\\]{1,12}", o in "[a-z]{1,8}") {
+            let text = format!("C=US, ST=WA, O={o}, CN={}", escape_value(&c));
+            let dn = DistinguishedName::parse(&text).unwrap();
+            prop_assert_eq!(dn.get("CN"), Some(c.as_str()));
+            let again = DistinguishedName::parse(&dn.to_string()).unwrap();
+            prop_assert_eq!(again, dn);
+        }
+    }
+
+    fn escape_value(v: &str) -> String {
+        v.chars()
+            .flat_map(|c| {
+                if matches!(c, ',' | ';' | '\\' | '+' | '=' | ' ') {
+                    vec!['\\', c]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    }
 }

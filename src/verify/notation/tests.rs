@@ -1127,3 +1127,27 @@ mod real_timestamps {
         );
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn envelope_and_token_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = envelope::parse(MEDIA_TYPE_JWS, &bytes);
+            let _ = envelope::parse(MEDIA_TYPE_COSE, &bytes);
+            let _ = timestamp::verify(&bytes, b"signature", &[], now());
+            let _ = chain::parse(std::slice::from_ref(&bytes));
+        }
+
+        #[test]
+        fn cose_with_random_tail_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            // A COSE_Sign1 tag and array header followed by arbitrary CBOR-ish bytes.
+            let mut bytes = vec![0xd2, 0x84];
+            bytes.extend_from_slice(&tail);
+            let _ = envelope::parse(MEDIA_TYPE_COSE, &bytes);
+        }
+    }
+}
