@@ -207,11 +207,19 @@ pub fn verify_with_revocation(
             Err(f) => failures.push((name, f)),
         }
     }
+    // Three failures say enough and keep deny messages and warnings short.
     let mut detail = failures
         .iter()
+        .take(3)
         .map(|(name, f)| format!("{name}: {}: {}", f.check.as_str(), f.error))
         .collect::<Vec<_>>()
         .join("; ");
+    if failures.len() > 3 {
+        detail.push_str(&format!(
+            "; and {} more signatures failed",
+            failures.len() - 3
+        ));
+    }
     if signatures.len() > MAX_SIGNATURES {
         detail.push_str(&format!(
             " (only the first {MAX_SIGNATURES} of {} signatures were tried)",

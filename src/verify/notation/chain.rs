@@ -185,18 +185,29 @@ fn check_leaf(leaf: &ChainCert) -> Result<(), CheckError> {
     if !ku.digital_signature() {
         return Err(bad("its keyUsage lacks digitalSignature".into()));
     }
-    if ku.key_cert_sign() || ku.crl_sign() {
-        return Err(bad(
-            "its keyUsage allows keyCertSign or cRLSign, which a signing certificate must not"
-                .into(),
-        ));
+    for (set, name) in [
+        (ku.key_encipherment(), "keyEncipherment"),
+        (ku.data_encipherment(), "dataEncipherment"),
+        (ku.key_agreement(), "keyAgreement"),
+        (ku.key_cert_sign(), "keyCertSign"),
+        (ku.crl_sign(), "cRLSign"),
+        (ku.encipher_only(), "encipherOnly"),
+        (ku.decipher_only(), "decipherOnly"),
+    ] {
+        if set {
+            return Err(bad(format!(
+                "its keyUsage has {name}, which a signing certificate must not have"
+            )));
+        }
     }
     match tbs
         .get_extension::<ExtendedKeyUsage>()
         .map_err(|e| bad(format!("unreadable extendedKeyUsage: {e}")))?
     {
         // The certificate requirements make EKU optional (notation's own expired-certificate
-        // fixture has none); when present it must name codeSigning.
+        // fixture has none). When present, signet requires codeSigning in it (the spec says
+        // MAY; webpki's path check requires it anyway, and a signing certificate whose EKU
+        // names other purposes only is not meant for code signing).
         None => {}
         Some((_, eku)) => {
             if eku.0.contains(&ANY_EKU) {

@@ -591,6 +591,45 @@ fn certificate_requirements_are_integrity_at_every_level() {
 }
 
 #[test]
+fn leaf_key_usage_rules() {
+    // rcgen writes keyUsage critical; add a forbidden bit next to digitalSignature.
+    let t = now();
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
+    name(&mut root, "Example", "root");
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let root_cert = root.self_signed(&root_key).unwrap();
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    name(&mut leaf, "Example", "signer");
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    leaf.not_before = odt(t - DAY);
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &Issuer::from_params(&root, &root_key))
+        .unwrap();
+    let chain = Chain {
+        leaf_pkcs8: leaf_key.serialize_der(),
+        leaf_rsa: false,
+        crls: None,
+        ders: vec![leaf_cert.der().to_vec(), root_cert.der().to_vec()],
+        root_pem: root_cert.pem(),
+    };
+    let auth = authority(&chain.root_pem, "audit", "*");
+    for (_, build) in FORMATS {
+        assert_failed(
+            &run(&auth, build(&chain, &Env::default())),
+            Reason::CertificateInvalid,
+            "keyUsage has keyAgreement",
+        );
+    }
+}
+
+#[test]
 fn expired_intermediate_is_authentic_timestamp() {
     let chain = make_chain(&Pki {
         intermediate_ends_in_days: -10,
