@@ -200,6 +200,8 @@ struct Env {
     authentic_time: Option<SystemTime>,
     /// Countersign with this TSA; `true` stamps other bytes than the signature.
     timestamp: Option<(std::rc::Rc<Tsa>, bool)>,
+    /// Edits the JWS protected header before it is signed.
+    jws_header: Option<fn(&mut serde_json::Value)>,
 }
 
 impl Env {
@@ -356,6 +358,9 @@ fn jws(chain: &Chain, e: &Env) -> NotationSignature {
             .as_array_mut()
             .unwrap()
             .push(json!("com.example.unknown"));
+    }
+    if let Some(edit) = e.jws_header {
+        edit(&mut header);
     }
     let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
     let payload_bytes = e.payload.clone().unwrap_or_else(|| payload_for(&subject()));
@@ -723,6 +728,76 @@ fn envelope_integrity_failures() {
         );
         let _ = fmt;
     }
+}
+
+#[test]
+fn jws_protected_header_rules() {
+    let chain = make_chain(&Pki::default());
+    let auth = authority(&chain.root_pem, "audit", "*");
+    let cases: [(fn(&mut serde_json::Value), &str); 7] = [
+        (
+            |h| h["alg"] = json!("none"),
+            "JWS algorithm \"none\" is not allowed",
+        ),
+        (
+            |h| h["alg"] = json!("HS256"),
+            "JWS algorithm \"HS256\" is not allowed",
+        ),
+        (|h| h["crit"] = json!([]), "must be listed in crit"),
+        (
+            |h| {
+                h.as_object_mut().unwrap().remove("crit");
+            },
+            "no crit list",
+        ),
+        (
+            |h| h["io.cncf.notary.expiry"] = json!("2999-01-01T00:00:00Z"),
+            "present but not marked critical",
+        ),
+        (|h| h["cty"] = json!("application/json"), "content type"),
+        (
+            |h| h["io.cncf.notary.signingScheme"] = json!("notary.x509.other"),
+            "signing scheme \"notary.x509.other\" is not supported",
+        ),
+    ];
+    for (edit, needle) in cases {
+        let env = Env {
+            jws_header: Some(edit),
+            ..Env::default()
+        };
+        assert_failed(&run(&auth, jws(&chain, &env)), Reason::Malformed, needle);
+    }
+    // A verification plugin the signature requires cannot be honoured: fail, never skip.
+    let plugin = Env {
+        jws_header: Some(|h| {
+            h["io.cncf.notary.verificationPlugin"] = json!("com.example.plugin");
+            h["crit"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("io.cncf.notary.verificationPlugin"));
+        }),
+        ..Env::default()
+    };
+    assert_failed(
+        &run(&auth, jws(&chain, &plugin)),
+        Reason::Malformed,
+        "requires verification plugin",
+    );
+    // Unknown fields in the envelope itself are rejected.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&jws(&chain, &Env::default()).envelope).unwrap();
+    v["signatures"] = json!([]);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let sig = NotationSignature {
+        manifest_digest: Digest::sha256_of(&bytes),
+        media_type: MEDIA_TYPE_JWS.into(),
+        envelope: bytes.into(),
+    };
+    assert_failed(
+        &run(&auth, sig),
+        Reason::Malformed,
+        "unknown field `signatures`",
+    );
 }
 
 #[test]
