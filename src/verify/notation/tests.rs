@@ -734,7 +734,8 @@ fn envelope_integrity_failures() {
 fn jws_protected_header_rules() {
     let chain = make_chain(&Pki::default());
     let auth = authority(&chain.root_pem, "audit", "*");
-    let cases: [(fn(&mut serde_json::Value), &str); 7] = [
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str); 7] = [
         (
             |h| h["alg"] = json!("none"),
             "JWS algorithm \"none\" is not allowed",
