@@ -25,7 +25,9 @@ use std::time::SystemTime;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 
 use super::{Context, Evidence, Failure, NotationSignature, Outcome, Subject};
-use crate::policy::notation::{Action, Level, NotationAuthority, StoreType, VerifyTimestamp};
+use crate::policy::notation::{
+    Action, Level, NotationAuthority, StoreType, TrustedIdentities, VerifyTimestamp,
+};
 use crate::reason::Reason;
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
@@ -311,6 +313,8 @@ fn verify_signature(
             store_kind.as_str(),
             env.signing_scheme.as_str()
         ))),
+        // "*" accepts any subject, even one signet cannot compare (e.g. two OUs).
+        Some(_) if matches!(authority.identities, TrustedIdentities::Any) => Ok(()),
         Some(_) => match chain::leaf_subject(&chain) {
             Ok(dn) if authority.identities.allows(&dn) => Ok(()),
             Ok(dn) => Err(CheckError::Identity(format!(
