@@ -20,7 +20,7 @@ use const_oid::db::rfc5280 as oids;
 use der::Decode;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::ExtendedKeyUsage;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 
 use super::CheckError;
 
@@ -260,7 +260,7 @@ pub fn verify(
     let mut signed_attrs = si[3].full.to_vec();
     signed_attrs[0] = TAG_SET;
     verify_signer(&signer, &si[4], si_digest, &signed_attrs, si[5].value)?;
-    check_tsa_eku(&signer)?;
+    check_tsa_cert(&signer)?;
 
     // The TSA certificate chains to a tsa trust store at genTime.
     let tsa_ders: Vec<CertificateDer<'_>> =
@@ -389,12 +389,23 @@ fn verify_signer(
         .map_err(|_| bad("has a signature that does not verify with the TSA certificate"))
 }
 
-/// RFC 3161 §2.3: the TSA certificate has one critical EKU, timeStamping.
-fn check_tsa_eku(signer: &Certificate) -> Result<(), CheckError> {
-    match signer.tbs_certificate().get_extension::<ExtendedKeyUsage>() {
-        Ok(Some((true, eku))) if eku.0 == [oids::ID_KP_TIME_STAMPING] => Ok(()),
+/// RFC 3161 §2.3: the TSA certificate has one critical EKU, timeStamping; the Notary
+/// certificate requirements add a critical keyUsage with digitalSignature.
+fn check_tsa_cert(signer: &Certificate) -> Result<(), CheckError> {
+    let tbs = signer.tbs_certificate();
+    match tbs.get_extension::<ExtendedKeyUsage>() {
+        Ok(Some((true, eku))) if eku.0 == [oids::ID_KP_TIME_STAMPING] => {}
+        _ => {
+            return Err(bad(
+                "was made by a certificate without a critical extendedKeyUsage of only \
+                 timeStamping",
+            ));
+        }
+    }
+    match tbs.get_extension::<KeyUsage>() {
+        Ok(Some((true, ku))) if ku.digital_signature() => Ok(()),
         _ => Err(bad(
-            "was made by a certificate without a critical extendedKeyUsage of only timeStamping",
+            "was made by a certificate without a critical keyUsage with digitalSignature",
         )),
     }
 }
