@@ -3,7 +3,22 @@
 //!
 //! Two ways in, one result ([`NotationAuthority`]): the YAML `notation:` block of a signet
 //! policy ([`NotationSpec`]), and an unchanged Notation `trustpolicy.json` plus its trust-store
-//! directory ([`import_trust_policy`], in `notation/import.rs`). Everything a verification needs
+//! directory ([`import_trust_policy`], in `notation/import.rs`). The YAML form:
+//!
+//! ```yaml
+//! notation:
+//!   signatureVerification: {level: strict, override: {revocation: log}}
+//!   trustStores:
+//!     - {type: ca, name: release, certificates: [{file: certs/release-ca.pem}, {inline: "-----BEGIN CERTIFICATE-----..."}]}
+//!     - {type: tsa, name: tsa, directory: truststore/x509/tsa/tsa}
+//!   trustedIdentities: ["x509.subject: C=US, ST=WA, O=Example, CN=release"]
+//! ```
+//!
+//! `level` is `strict | permissive | audit | skip`; `override` maps `authenticity`,
+//! `authenticTimestamp`, `expiry` to `enforce | log` and `revocation` to `enforce | log |
+//! skip` (integrity cannot be overridden; `skip` takes no override, stores or identities);
+//! `verifyTimestamp` is `always` (default) or `afterCertExpiry`. Paths are relative to the
+//! policy file. Everything a verification needs
 //! is read and validated here, at load time, so that a bad certificate or identity is a load
 //! error with a precise message and never a surprise at admission time. No I/O after load.
 
@@ -302,6 +317,12 @@ impl NotationAuthority {
             .iter()
             .filter(move |s| s.kind == kind)
             .flat_map(|s| s.certificates.iter())
+    }
+
+    /// Whether verification needs revocation material (CRLs) for chains that name it: only
+    /// then is it worth fetching [`crate::verify::notation::revocation_locations`].
+    pub fn checks_revocation(&self) -> bool {
+        self.level != Level::Skip && self.actions.revocation != Action::Skip
     }
 
     /// Whether the authority has any store of this type.

@@ -31,7 +31,7 @@ use crate::policy::notation::{
 use crate::reason::Reason;
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
-pub use revocation::{CrlSource, RevocationData, RevocationLocation, fetch_crls};
+pub use revocation::{CrlSource, MAX_CRLS, RevocationData, RevocationLocation, fetch_crls};
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).
 pub const MAX_SIGNATURES: usize = 10;

@@ -1,6 +1,6 @@
 //! Revocation of the signing chain, from CRLs fetched *outside* the verifier.
 //!
-//! The verifier stays pure: [`locations`] tells the caller which CRL and OCSP URLs a chain
+//! The verifier stays pure: [`super::revocation_locations`] tells the caller which CRL and OCSP URLs a chain
 //! names, the caller fetches the CRLs (through a [`CrlSource`], bounded by its own deadline),
 //! and hands them back as [`RevocationData`]. Semantics per the Notary Project spec: a
 //! certificate that names no revocation location is not revoked; one whose status cannot be
@@ -26,7 +26,7 @@ const OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1"
 /// The most CRLs considered per verification.
 pub const MAX_CRLS: usize = 16;
 
-/// CRLs (DER) the caller fetched from the URLs [`locations`] reported. Order does not matter;
+/// CRLs (DER) the caller fetched from the URLs [`super::revocation_locations`] reported. Order does not matter;
 /// irrelevant CRLs are ignored.
 #[derive(Debug, Clone, Default)]
 pub struct RevocationData {
