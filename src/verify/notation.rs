@@ -16,6 +16,7 @@
 //! unknown, which the spec counts as a revocation failure.
 
 mod chain;
+mod der_walk;
 mod envelope;
 mod revocation;
 mod timestamp;

@@ -23,15 +23,10 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 
 use super::CheckError;
-
-const TAG_INTEGER: u8 = 0x02;
-const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_OID: u8 = 0x06;
-const TAG_SEQUENCE: u8 = 0x30;
-const TAG_SET: u8 = 0x31;
-const TAG_GENERALIZED_TIME: u8 = 0x18;
-const TAG_CTX0: u8 = 0xa0;
-const TAG_CTX1: u8 = 0xa1;
+use super::der_walk::{
+    TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET,
+    Tlv, Walker,
+};
 
 const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const OID_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
@@ -45,89 +40,22 @@ const EKU_TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x0
 /// The largest token parsed.
 const MAX_TOKEN: usize = 256 * 1024;
 
+/// The DER walker, with errors worded for timestamps.
+const W: Walker = Walker { context: bad_str };
+
+fn bad_str(what: &str) -> CheckError {
+    bad(what)
+}
+
 fn bad(what: impl Into<String>) -> CheckError {
     CheckError::Timestamp(format!("the timestamp countersignature {}", what.into()))
 }
 
-/// One DER TLV.
-#[derive(Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    /// The value bytes.
-    value: &'a [u8],
-    /// The whole encoding, tag and length included.
-    full: &'a [u8],
-}
-
-/// Reads one TLV (definite lengths only, as DER requires) and returns it with the rest.
-fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), CheckError> {
-    let malformed = || bad("is not valid DER");
-    let (&tag, rest) = input.split_first().ok_or_else(malformed)?;
-    if tag & 0x1f == 0x1f {
-        return Err(malformed()); // high tag numbers never occur here
-    }
-    let (&first, rest) = rest.split_first().ok_or_else(malformed)?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(malformed()); // indefinite (BER) or absurd lengths
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return Err(malformed());
-    }
-    let header = input.len() - rest.len();
-    let full = &input[..header + len];
-    Ok((
-        Tlv {
-            tag,
-            value: &rest[..len],
-            full,
-        },
-        &rest[len..],
-    ))
-}
-
-/// Reads a TLV that must have `tag`.
-fn expect<'a>(input: &'a [u8], tag: u8, what: &str) -> Result<(Tlv<'a>, &'a [u8]), CheckError> {
-    let (tlv, rest) = read(input)?;
-    if tlv.tag != tag {
-        return Err(bad(format!("has no {what} where expected")));
-    }
-    Ok((tlv, rest))
-}
-
-/// All TLVs of a constructed value.
-fn children(mut value: &[u8]) -> Result<Vec<Tlv<'_>>, CheckError> {
-    let mut out = Vec::new();
-    while !value.is_empty() {
-        let (tlv, rest) = read(value)?;
-        out.push(tlv);
-        value = rest;
-    }
-    Ok(out)
-}
-
-fn oid(tlv: &Tlv<'_>) -> Result<String, CheckError> {
-    if tlv.tag != TAG_OID {
-        return Err(bad("has no object identifier where expected"));
-    }
-    ObjectIdentifier::from_bytes(tlv.value)
-        .map(|o| o.to_string())
-        .map_err(|_| bad("has an invalid object identifier"))
-}
-
 /// The digest algorithm of an AlgorithmIdentifier.
 fn digest_alg(alg_id: &Tlv<'_>) -> Result<&'static digest::Algorithm, CheckError> {
-    let parts = children(alg_id.value)?;
+    let parts = W.children(alg_id.value)?;
     let first = parts.first().ok_or_else(|| bad("has an empty algorithm"))?;
-    match oid(first)?.as_str() {
+    match W.oid(first)?.as_str() {
         "2.16.840.1.101.3.4.2.1" => Ok(&digest::SHA256),
         "2.16.840.1.101.3.4.2.2" => Ok(&digest::SHA384),
         "2.16.840.1.101.3.4.2.3" => Ok(&digest::SHA512),
@@ -149,51 +77,51 @@ pub fn verify(
         return Err(bad(format!("is larger than {MAX_TOKEN} bytes")));
     }
     // ContentInfo
-    let (ci, trailing) = expect(token, TAG_SEQUENCE, "ContentInfo")?;
+    let (ci, trailing) = W.expect(token, TAG_SEQUENCE, "ContentInfo")?;
     if !trailing.is_empty() {
         return Err(bad("has trailing bytes"));
     }
-    let ci = children(ci.value)?;
-    if ci.len() != 2 || oid(&ci[0])? != OID_SIGNED_DATA || ci[1].tag != TAG_CTX0 {
+    let ci = W.children(ci.value)?;
+    if ci.len() != 2 || W.oid(&ci[0])? != OID_SIGNED_DATA || ci[1].tag != TAG_CTX0 {
         return Err(bad("is not a CMS SignedData"));
     }
-    let (sd, _) = expect(ci[1].value, TAG_SEQUENCE, "SignedData")?;
-    let sd = children(sd.value)?;
+    let (sd, _) = W.expect(ci[1].value, TAG_SEQUENCE, "SignedData")?;
+    let sd = W.children(sd.value)?;
     // version, digestAlgorithms, encapContentInfo, [0] certificates?, [1] crls?, signerInfos
     if sd.len() < 4 || sd[0].tag != TAG_INTEGER || sd[1].tag != TAG_SET {
         return Err(bad("has a malformed SignedData"));
     }
-    let encap = children(sd[2].value)?;
-    if sd[2].tag != TAG_SEQUENCE || encap.len() != 2 || oid(&encap[0])? != OID_TST_INFO {
+    let encap = W.children(sd[2].value)?;
+    if sd[2].tag != TAG_SEQUENCE || encap.len() != 2 || W.oid(&encap[0])? != OID_TST_INFO {
         return Err(bad("does not hold a TSTInfo"));
     }
     if encap[1].tag != TAG_CTX0 {
         return Err(bad("has no TSTInfo content"));
     }
-    let (tst_octets, _) = expect(encap[1].value, TAG_OCTET_STRING, "TSTInfo octets")?;
+    let (tst_octets, _) = W.expect(encap[1].value, TAG_OCTET_STRING, "TSTInfo octets")?;
     let tst_der = tst_octets.value;
     let mut certs: Vec<&[u8]> = Vec::new();
     let mut signer_infos = None;
     for item in &sd[3..] {
         match item.tag {
-            TAG_CTX0 => certs = children(item.value)?.iter().map(|c| c.full).collect(),
+            TAG_CTX0 => certs = W.children(item.value)?.iter().map(|c| c.full).collect(),
             TAG_CTX1 => {}
             TAG_SET => signer_infos = Some(item),
             _ => return Err(bad("has an unexpected SignedData field")),
         }
     }
-    let signer_infos = children(signer_infos.ok_or_else(|| bad("has no SignerInfo"))?.value)?;
+    let signer_infos = W.children(signer_infos.ok_or_else(|| bad("has no SignerInfo"))?.value)?;
     if signer_infos.len() != 1 {
         return Err(bad("must have exactly one SignerInfo"));
     }
 
     // TSTInfo: version, policy, messageImprint, serialNumber, genTime, accuracy?, ...
-    let (tst, _) = expect(tst_der, TAG_SEQUENCE, "TSTInfo")?;
-    let tst = children(tst.value)?;
+    let (tst, _) = W.expect(tst_der, TAG_SEQUENCE, "TSTInfo")?;
+    let tst = W.children(tst.value)?;
     if tst.len() < 5 || tst[2].tag != TAG_SEQUENCE || tst[4].tag != TAG_GENERALIZED_TIME {
         return Err(bad("has a malformed TSTInfo"));
     }
-    let imprint = children(tst[2].value)?;
+    let imprint = W.children(tst[2].value)?;
     if imprint.len() != 2 || imprint[0].tag != TAG_SEQUENCE || imprint[1].tag != TAG_OCTET_STRING {
         return Err(bad("has a malformed messageImprint"));
     }
@@ -203,14 +131,14 @@ pub fn verify(
             "does not timestamp this signature (messageImprint differs from the signature's hash)",
         ));
     }
-    let gen_time = parse_generalized_time(tst[4].value)?;
+    let gen_time = W.generalized_time(tst[4].value)?;
     let accuracy = match tst.get(5) {
         Some(t) if t.tag == TAG_SEQUENCE => parse_accuracy(t.value)?,
         _ => Duration::ZERO,
     };
 
     // SignerInfo: version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature
-    let si = children(signer_infos[0].value)?;
+    let si = W.children(signer_infos[0].value)?;
     if si.len() < 6 || si[3].tag != TAG_CTX0 || si[5].tag != TAG_OCTET_STRING {
         return Err(bad("has a SignerInfo without signed attributes"));
     }
@@ -218,17 +146,17 @@ pub fn verify(
     let mut content_type_ok = false;
     let mut message_digest_ok = false;
     let mut ess_cert_hash: Option<(&'static digest::Algorithm, &[u8])> = None;
-    for attr in children(si[3].value)? {
-        let parts = children(attr.value)?;
+    for attr in W.children(si[3].value)? {
+        let parts = W.children(attr.value)?;
         if parts.len() != 2 || parts[1].tag != TAG_SET {
             return Err(bad("has a malformed signed attribute"));
         }
-        let values = children(parts[1].value)?;
+        let values = W.children(parts[1].value)?;
         let value = values
             .first()
             .ok_or_else(|| bad("has an empty signed attribute"))?;
-        match oid(&parts[0])?.as_str() {
-            OID_CONTENT_TYPE => content_type_ok = oid(value)? == OID_TST_INFO,
+        match W.oid(&parts[0])?.as_str() {
+            OID_CONTENT_TYPE => content_type_ok = W.oid(value)? == OID_TST_INFO,
             OID_MESSAGE_DIGEST => {
                 message_digest_ok = value.tag == TAG_OCTET_STRING
                     && digest::digest(si_digest, tst_der).as_ref() == value.value;
@@ -304,9 +232,9 @@ pub fn verify(
 /// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, ... };
 /// ESSCertIDv2 ::= SEQUENCE { hashAlgorithm DEFAULT sha256, certHash OCTET STRING, ... }.
 fn ess_v2<'a>(value: &Tlv<'a>) -> Result<(&'static digest::Algorithm, &'a [u8]), CheckError> {
-    let (certs, _) = expect(value.value, TAG_SEQUENCE, "ESSCertIDv2 list")?;
-    let (first, _) = expect(certs.value, TAG_SEQUENCE, "ESSCertIDv2")?;
-    let parts = children(first.value)?;
+    let (certs, _) = W.expect(value.value, TAG_SEQUENCE, "ESSCertIDv2 list")?;
+    let (first, _) = W.expect(certs.value, TAG_SEQUENCE, "ESSCertIDv2")?;
+    let parts = W.children(first.value)?;
     match parts.as_slice() {
         [h, ..] if h.tag == TAG_OCTET_STRING => Ok((&digest::SHA256, h.value)),
         [a, h, ..] if a.tag == TAG_SEQUENCE && h.tag == TAG_OCTET_STRING => {
@@ -318,9 +246,9 @@ fn ess_v2<'a>(value: &Tlv<'a>) -> Result<(&'static digest::Algorithm, &'a [u8]),
 
 /// SigningCertificate (v1): ESSCertID ::= SEQUENCE { certHash OCTET STRING (SHA-1), ... }.
 fn ess_v1<'a>(value: &Tlv<'a>) -> Result<(&'static digest::Algorithm, &'a [u8]), CheckError> {
-    let (certs, _) = expect(value.value, TAG_SEQUENCE, "ESSCertID list")?;
-    let (first, _) = expect(certs.value, TAG_SEQUENCE, "ESSCertID")?;
-    let (hash, _) = expect(first.value, TAG_OCTET_STRING, "ESSCertID hash")?;
+    let (certs, _) = W.expect(value.value, TAG_SEQUENCE, "ESSCertID list")?;
+    let (first, _) = W.expect(certs.value, TAG_SEQUENCE, "ESSCertID")?;
+    let (hash, _) = W.expect(first.value, TAG_OCTET_STRING, "ESSCertID hash")?;
     Ok((&digest::SHA1_FOR_LEGACY_USE_ONLY, hash.value))
 }
 
@@ -333,9 +261,11 @@ fn verify_signer(
 ) -> Result<(), CheckError> {
     let spki = signer.tbs_certificate().subject_public_key_info();
     let key = spki.subject_public_key.raw_bytes();
-    let alg_oid = oid(children(sig_alg.value)?
-        .first()
-        .ok_or_else(|| bad("has an empty signature algorithm"))?)?;
+    let alg_oid = W.oid(
+        W.children(sig_alg.value)?
+            .first()
+            .ok_or_else(|| bad("has an empty signature algorithm"))?,
+    )?;
     let key_oid = spki.algorithm.oid.to_string();
     let sha = if digest_alg == &digest::SHA256 {
         256
@@ -410,54 +340,11 @@ fn check_tsa_cert(signer: &Certificate) -> Result<(), CheckError> {
     }
 }
 
-/// `YYYYMMDDHHMMSS[.f+]Z`, by hand: der 0.8 rejects the fraction RFC 3161 allows.
-fn parse_generalized_time(v: &[u8]) -> Result<SystemTime, CheckError> {
-    let s = std::str::from_utf8(v).map_err(|_| bad("has an unreadable genTime"))?;
-    let invalid = || bad(format!("has an invalid genTime {s:?}"));
-    let s_ = s.strip_suffix('Z').ok_or_else(invalid)?;
-    let (main, frac) = match s_.split_once('.') {
-        Some((m, f)) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
-            (m, f)
-        }
-        Some(_) => return Err(invalid()),
-        None => (s_, ""),
-    };
-    if main.len() != 14 || !main.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let n = |r: std::ops::Range<usize>| main[r].parse::<u32>().map_err(|_| invalid());
-    let month = time::Month::try_from(u8::try_from(n(4..6)?).map_err(|_| invalid())?)
-        .map_err(|_| invalid())?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(n(0..4)?).map_err(|_| invalid())?,
-        month,
-        u8::try_from(n(6..8)?).map_err(|_| invalid())?,
-    )
-    .map_err(|_| invalid())?;
-    let nanos = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}")
-            .parse::<u32>()
-            .map_err(|_| invalid())?
-    };
-    let t = time::Time::from_hms_nano(
-        u8::try_from(n(8..10)?).map_err(|_| invalid())?,
-        u8::try_from(n(10..12)?).map_err(|_| invalid())?,
-        u8::try_from(n(12..14)?).map_err(|_| invalid())?,
-        nanos,
-    )
-    .map_err(|_| invalid())?;
-    Ok(SystemTime::from(
-        time::PrimitiveDateTime::new(date, t).assume_utc(),
-    ))
-}
-
 /// Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL,
 /// micros [1] INTEGER OPTIONAL }.
 fn parse_accuracy(v: &[u8]) -> Result<Duration, CheckError> {
     let mut total = Duration::ZERO;
-    for part in children(v)? {
+    for part in W.children(v)? {
         if part.value.len() > 4 {
             return Err(bad("has an absurd accuracy"));
         }
@@ -478,20 +365,20 @@ fn parse_accuracy(v: &[u8]) -> Result<Duration, CheckError> {
 /// The certificates a token carries (for tests that build trust stores from real tokens).
 #[cfg(test)]
 pub(super) fn token_certificates(token: &[u8]) -> Vec<Vec<u8>> {
-    let Ok((ci, _)) = read(token) else {
+    let Ok((ci, _)) = W.read(token) else {
         return Vec::new();
     };
-    let Ok(ci) = children(ci.value) else {
+    let Ok(ci) = W.children(ci.value) else {
         return Vec::new();
     };
-    let Some(Ok((sd, _))) = ci.get(1).map(|c| read(c.value)) else {
+    let Some(Ok((sd, _))) = ci.get(1).map(|c| W.read(c.value)) else {
         return Vec::new();
     };
-    children(sd.value)
+    W.children(sd.value)
         .unwrap_or_default()
         .iter()
         .filter(|t| t.tag == TAG_CTX0)
-        .flat_map(|t| children(t.value).unwrap_or_default())
+        .flat_map(|t| W.children(t.value).unwrap_or_default())
         .map(|c| c.full.to_vec())
         .collect()
 }
@@ -502,17 +389,17 @@ mod tests {
 
     #[test]
     fn generalized_time_with_fraction() {
-        let t = parse_generalized_time(b"20250121091746.641Z").unwrap();
+        let t = W.generalized_time(b"20250121091746.641Z").unwrap();
         let want = time::macros::datetime!(2025-01-21 09:17:46.641 UTC);
         assert_eq!(t, SystemTime::from(want));
-        assert!(parse_generalized_time(b"20250121091746Z").is_ok());
+        assert!(W.generalized_time(b"20250121091746Z").is_ok());
         for bad in [
             &b"2025012109174Z"[..],
             b"20251321091746Z",
             b"20250121091746.Z",
             b"x",
         ] {
-            assert!(parse_generalized_time(bad).is_err());
+            assert!(W.generalized_time(bad).is_err());
         }
     }
 
