@@ -10,14 +10,14 @@
 //! [`Evidence::logged`]) or not run (*skip*). Integrity and the payload descriptor are always
 //! fatal.
 //!
-//! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the CRL and OCSP
-//! URLs, the caller fetches CRLs (a [`CrlSource`]) and passes them to
-//! [`verify_with_revocation`]. OCSP is not implemented: an OCSP-only certificate's status is
-//! unknown, which the spec counts as a revocation failure.
+//! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the OCSP and CRL
+//! URLs (and OCSP request bodies), the caller fetches the answers (a [`RevocationSource`],
+//! [`fetch_revocation`]) and passes them to [`verify_with_revocation`].
 
 mod chain;
 mod der_walk;
 mod envelope;
+mod ocsp;
 mod revocation;
 mod timestamp;
 
@@ -32,7 +32,9 @@ use crate::policy::notation::{
 use crate::reason::Reason;
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
-pub use revocation::{CrlSource, MAX_CRLS, RevocationData, RevocationLocation, fetch_crls};
+pub use revocation::{
+    Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
+};
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).
 pub const MAX_SIGNATURES: usize = 10;
@@ -125,7 +127,7 @@ struct Passed {
 }
 
 /// Verifies an artifact's Notation signatures against one authority, with no revocation
-/// material: chains that name CRL or OCSP locations get "revocation status unknown" (fatal
+/// answers: chains that name OCSP or CRL locations get "revocation status unknown" (fatal
 /// under strict unless `override: {revocation: log|skip}`). See [`verify_with_revocation`].
 pub fn verify(
     authority: &NotationAuthority,
@@ -163,7 +165,8 @@ pub fn revocation_locations(signatures: &[NotationSignature]) -> Vec<RevocationL
     out
 }
 
-/// [`verify`] with CRLs the caller fetched from [`revocation_locations`].
+/// [`verify`] with the OCSP responses and CRLs the caller fetched for
+/// [`revocation_locations`].
 pub fn verify_with_revocation(
     authority: &NotationAuthority,
     subject: &Subject,

@@ -20,6 +20,7 @@ use crate::policy::notation::{NotationAuthority, NotationSpec};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const CRL_URL: &str = "http://crl.example.com/intermediate.crl";
+const OCSP_URL: &str = "http://ocsp.example.com";
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -40,6 +41,8 @@ struct Pki {
     leaf_rsa: bool,
     /// The leaf names a CRL distribution point; CRLs by the intermediate are made.
     with_crl: bool,
+    /// The leaf names an OCSP responder (authorityInfoAccess).
+    with_ocsp: bool,
 }
 
 /// RSA key generation takes seconds: one key per test binary.
@@ -61,6 +64,7 @@ impl Default for Pki {
             intermediate_ends_in_days: 365,
             leaf_rsa: false,
             with_crl: false,
+            with_ocsp: false,
         }
     }
 }
@@ -71,6 +75,9 @@ struct Chain {
     leaf_rsa: bool,
     /// CRLs by the intermediate: (clean, revoking the leaf, past nextUpdate).
     crls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// The intermediate's certificate and key (PEM), to run an OCSP responder.
+    inter_pem: String,
+    inter_key_pem: String,
     ders: Vec<Vec<u8>>,
     root_pem: String,
 }
@@ -125,6 +132,23 @@ fn make_chain(pki: &Pki) -> Chain {
     leaf.not_before = odt(t - 2000 * DAY);
     leaf.not_after = odt(t + 365 * DAY);
     leaf.serial_number = Some(rcgen::SerialNumber::from(42u64));
+    if pki.with_ocsp {
+        // authorityInfoAccess: SEQUENCE { SEQUENCE { id-ad-ocsp, [6] URI } }
+        let uri = OCSP_URL.as_bytes();
+        let mut ad = vec![
+            0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x86,
+        ];
+        ad.push(uri.len() as u8);
+        ad.extend_from_slice(uri);
+        let mut seq = vec![0x30, ad.len() as u8];
+        seq.extend(ad);
+        let mut aia = vec![0x30, seq.len() as u8];
+        aia.extend(seq);
+        leaf.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            aia,
+        )];
+    }
     if pki.with_crl {
         leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
             uris: vec![CRL_URL.into()],
@@ -163,6 +187,8 @@ fn make_chain(pki: &Pki) -> Chain {
         leaf_pkcs8: leaf_key.serialize_der(),
         leaf_rsa: pki.leaf_rsa,
         crls,
+        inter_pem: inter_cert.pem(),
+        inter_key_pem: inter_key.serialize_pem(),
         ders: vec![
             leaf_cert.der().to_vec(),
             inter_cert.der().to_vec(),
@@ -621,6 +647,8 @@ fn leaf_key_usage_rules() {
         leaf_pkcs8: leaf_key.serialize_der(),
         leaf_rsa: false,
         crls: None,
+        inter_pem: String::new(),
+        inter_key_pem: String::new(),
         ders: vec![leaf_cert.der().to_vec(), root_cert.der().to_vec()],
         root_pem: root_cert.pem(),
     };
@@ -1022,7 +1050,10 @@ fn revocation_from_supplied_crls() {
          trustedIdentities: ['*']\n",
         chain.root_pem.replace('\n', "\n      ")
     ));
-    let with = |crls: Vec<Vec<u8>>| RevocationData { crls };
+    let with = |crls: Vec<Vec<u8>>| RevocationData {
+        crls,
+        ..RevocationData::default()
+    };
     for (fmt, build) in FORMATS {
         let sig = build(&chain, &Env::default());
         let ctx = Context { now: now() };
@@ -1067,12 +1098,8 @@ fn revocation_from_supplied_crls() {
     }
     // The fetch seam: a source that serves the clean CRL at its URL.
     struct Source(Vec<u8>);
-    impl CrlSource for Source {
-        fn fetch<'a>(
-            &'a self,
-            url: &'a str,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>
-        {
+    impl RevocationSource for Source {
+        fn fetch_crl<'a>(&'a self, url: &'a str) -> Fetch<'a> {
             Box::pin(async move {
                 if url == CRL_URL {
                     Ok(self.0.clone())
@@ -1081,12 +1108,15 @@ fn revocation_from_supplied_crls() {
                 }
             })
         }
+        fn post_ocsp<'a>(&'a self, url: &'a str, _: &'a [u8]) -> Fetch<'a> {
+            Box::pin(async move { Err(format!("no responder at {url}")) })
+        }
     }
     let sig = jws(&chain, &Env::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let data = rt.block_on(fetch_crls(
+    let data = rt.block_on(fetch_revocation(
         &Source(clean),
         &revocation_locations(std::slice::from_ref(&sig)),
     ));
@@ -1097,6 +1127,137 @@ fn revocation_from_supplied_crls() {
     // A chain without revocation locations needs no CRL.
     let plain = make_chain(&Pki::default());
     assert!(revocation_locations(&[jws(&plain, &Env::default())]).is_empty());
+}
+
+/// Answers `request` with `openssl ocsp` as `responder` (a chain whose intermediate signs),
+/// from an index with `line` (empty: the serial is unknown).
+fn ocsp_response(responder: &Chain, request: &[u8], line: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("ca.pem"), &responder.inter_pem).unwrap();
+    std::fs::write(d.join("ca.key"), &responder.inter_key_pem).unwrap();
+    std::fs::write(d.join("index.txt"), line).unwrap();
+    std::fs::write(d.join("req.der"), request).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-CA",
+            "ca.pem",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-reqin",
+            "req.der",
+            "-respout",
+            "resp.der",
+            "-ndays",
+            "1",
+        ])
+        .current_dir(d)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read(d.join("resp.der")).unwrap()
+}
+
+#[test]
+fn revocation_from_ocsp_responses() {
+    let chain = make_chain(&Pki {
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let other = make_chain(&Pki::default());
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let sig = jws(&chain, &Env::default());
+    let s = std::slice::from_ref(&sig);
+    let locations = revocation_locations(s);
+    assert_eq!(locations.len(), 1);
+    assert_eq!(locations[0].ocsp_urls, vec![OCSP_URL.to_string()]);
+    let request = locations[0].ocsp_request.clone().unwrap();
+    let good = ocsp_response(
+        &chain,
+        &request,
+        "V\t351231235959Z\t\t2A\tunknown\t/CN=signer\n",
+    );
+    let revoked = ocsp_response(
+        &chain,
+        &request,
+        "R\t351231235959Z\t240101000000Z\t2A\tunknown\t/CN=signer\n",
+    );
+    let unknown = ocsp_response(&chain, &request, "");
+    let forged = ocsp_response(
+        &other,
+        &request,
+        "V\t351231235959Z\t\t2A\tunknown\t/CN=signer\n",
+    );
+    let ctx = Context { now: now() };
+    let with = |ocsp: Vec<Vec<u8>>| RevocationData {
+        ocsp,
+        ..RevocationData::default()
+    };
+    for (fmt, build) in FORMATS {
+        let sig = build(&chain, &Env::default());
+        let s = std::slice::from_ref(&sig);
+        match verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![good.clone()])) {
+            Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{e:?}"),
+            Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
+        }
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
+            Reason::Revoked,
+            "is revoked (OCSP)",
+        );
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![unknown.clone()])),
+            Reason::Revoked,
+            "does not know it",
+        );
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![forged.clone()])),
+            Reason::Revoked,
+            "is not signed by the issuer",
+        );
+        assert_failed(
+            &verify(&strict, &subject(), s, &ctx),
+            Reason::Revoked,
+            "no OCSP response was available",
+        );
+        // A day later the response (nextUpdate = +1 day) is stale.
+        let later = Context {
+            now: now() + 2 * DAY,
+        };
+        assert_failed(
+            &verify_with_revocation(&strict, &subject(), s, &later, &with(vec![good.clone()])),
+            Reason::Revoked,
+            "past its nextUpdate",
+        );
+    }
+
+    // Through the fetch seam.
+    struct Responder(Vec<u8>);
+    impl RevocationSource for Responder {
+        fn fetch_crl<'a>(&'a self, url: &'a str) -> Fetch<'a> {
+            Box::pin(async move { Err(format!("no CRL at {url}")) })
+        }
+        fn post_ocsp<'a>(&'a self, url: &'a str, body: &'a [u8]) -> Fetch<'a> {
+            Box::pin(async move {
+                assert_eq!(url, OCSP_URL);
+                assert!(!body.is_empty());
+                Ok(self.0.clone())
+            })
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let data = rt.block_on(fetch_revocation(&Responder(good), &locations));
+    assert!(matches!(
+        verify_with_revocation(&strict, &subject(), s, &ctx, &data),
+        Outcome::Trusted(_)
+    ));
 }
 
 mod real_timestamps {
