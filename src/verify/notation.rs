@@ -13,6 +13,19 @@
 //! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the OCSP and CRL
 //! URLs (and OCSP request bodies), the caller fetches the answers (a [`RevocationSource`],
 //! [`fetch_revocation`]) and passes them to [`verify_with_revocation`].
+//!
+//! Decisions where signet is stricter than, or differs from, notation-go (each tested):
+//! - Certificate requirements (leaf and CA key usage, EKU, basicConstraints, key sizes, chain
+//!   order, self-signed root) are part of integrity, so they fail a signature at every level,
+//!   as in notation-go.
+//! - A leaf EKU, when present, must contain codeSigning (the spec says "MAY"); anyEKU,
+//!   serverAuth, clientAuth, emailProtection, timeStamping and OCSPSigning are rejected.
+//! - Chain signatures are checked with webpki, which also rejects unknown critical extensions
+//!   (the spec says to ignore extensions other than basicConstraints, keyUsage and EKU).
+//! - No signature fails at every level but skip (notation-go does the same; the spec reads as
+//!   if audit would pass).
+//! - A trust policy with level skip on the global scope `*` is a load error (spec), although
+//!   notation-go accepts it.
 
 mod chain;
 mod der_walk;
