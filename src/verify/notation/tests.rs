@@ -1290,6 +1290,7 @@ mod real_timestamps {
         layout: &str,
         envelope: &str,
         subject_digest: &str,
+        verify_timestamp: &str,
     ) -> Option<(NotationAuthority, Subject, NotationSignature)> {
         let dir = shared()?.join(layout).join("blobs/sha256");
         let bytes = std::fs::read(dir.join(envelope)).unwrap();
@@ -1335,7 +1336,7 @@ mod real_timestamps {
         })?;
         let indent = |p: String| p.replace('\n', "\n      ");
         let yaml = format!(
-            "signatureVerification: {{level: strict, override: {{expiry: log}}}}\n\
+            "signatureVerification: {{level: strict, override: {{expiry: log}}{verify_timestamp}}}\n\
              trustStores:\n\
              - type: ca\n  name: test\n  certificates:\n  - inline: |\n      {}\n\
              - type: tsa\n  name: tsa\n  certificates:\n  - inline: |\n      {}\n\
@@ -1362,6 +1363,7 @@ mod real_timestamps {
             "e2e-with-timestamped-signature",
             "603ff134e97a79cd7a15560b76137c2c4a10451daab11327a7c6f86dac250fee",
             "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            "",
         ) else {
             eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
             return;
@@ -1386,12 +1388,32 @@ mod real_timestamps {
         assert_eq!(token_err.reason(), Reason::TimestampInvalid);
     }
 
+    /// afterCertExpiry: the leaf expired in 2025, so the timestamp is checked (and passes).
+    #[test]
+    fn after_cert_expiry_uses_the_timestamp_of_an_expired_chain() {
+        let Some((auth, subject, sig)) = case(
+            "e2e-with-timestamped-signature",
+            "603ff134e97a79cd7a15560b76137c2c4a10451daab11327a7c6f86dac250fee",
+            "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            ", verifyTimestamp: afterCertExpiry",
+        ) else {
+            eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
+            return;
+        };
+        assert_eq!(auth.verify_timestamp, VerifyTimestamp::AfterCertExpiry);
+        match verify(&auth, &subject, &[sig], &Context { now: now() }) {
+            Outcome::Trusted(e) => assert_eq!(e.logged.len(), 1, "{e:?}"),
+            Outcome::Failed(f) => panic!("{f:?}"),
+        }
+    }
+
     #[test]
     fn malformed_timestamp_is_authentic_timestamp_failure() {
         let Some((auth, subject, sig)) = case(
             "e2e-with-invalid-timestamped-signature",
             "8d2e70ffc2af68b7f2df6f30dfefcb7bcda1db5f9ac2566fc8c6c2248c8d4c5f",
             "sha256:f1da8cd70d6d851fa2313c8d6618f79508cf1e86877edf1c0bfe49a1b0a6467a",
+            "",
         ) else {
             eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
             return;
