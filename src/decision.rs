@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::policy::{NoMatch, OnError, Policy, PolicyName, PolicySet, Verifier};
 use crate::reason::Reason;
 use crate::registry::{Registry, RegistryError, Resolved};
+use crate::verify::notation::{RevocationData, RevocationSource};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
 pub use message::sanitize_warning;
@@ -153,6 +154,9 @@ pub struct Verdict {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct VerdictKey {
+    /// `registry/repository`: signatures are discovered in the image's own repository, so the
+    /// same digest elsewhere may have other signatures (or none).
+    repository: String,
     digest: Digest,
     policy: PolicyName,
     generation: String,
@@ -184,6 +188,7 @@ pub struct Engine {
     digests: Cache<String, Resolved>,
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
     metrics: Arc<Metrics>,
+    revocation: Option<Arc<dyn RevocationSource>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -215,7 +220,15 @@ impl Engine {
                 })
                 .build(),
             metrics,
+            revocation: None,
         }
+    }
+
+    /// Where Notation revocation checks fetch CRLs and OCSP answers. Without one, chains that
+    /// name revocation locations have an unknown status (which the trust policy's level judges).
+    pub fn with_revocation(mut self, source: Arc<dyn RevocationSource>) -> Self {
+        self.revocation = Some(source);
+        self
     }
 
     /// The active policy set.
@@ -347,6 +360,7 @@ impl Engine {
         policy: &Policy,
     ) -> PolicyVerdict {
         let key = VerdictKey {
+            repository: image.name(),
             digest: resolved.digest.clone(),
             policy: policy.name.clone(),
             generation: policy.generation.clone(),
@@ -401,7 +415,8 @@ impl Engine {
         let ctx = Context {
             now: SystemTime::now(),
         };
-        let mut outcomes = check_authorities(policy, &subject, &found, &ctx);
+        let revocation = self.revocation_data(policy, &found).await;
+        let mut outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
         if !outcomes.iter().any(trusted) && policy.wants_cosign() {
             let bundles = Wants {
                 bundles: true,
@@ -410,7 +425,7 @@ impl Engine {
             match discovery::discover(self.registry.as_ref(), image, &subject, bundles).await {
                 Ok(more) if !more.bundles.is_empty() => {
                     found.bundles = more.bundles;
-                    outcomes = check_authorities(policy, &subject, &found, &ctx);
+                    outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
                 }
                 Ok(_) => {}
                 // Signatures were found and judged; a failure to list bundles leaves that
@@ -437,6 +452,26 @@ impl Engine {
         }
     }
 
+    /// Fetches revocation answers for the Notation signatures found, when an authority of the
+    /// policy checks revocation.
+    async fn revocation_data(
+        &self,
+        policy: &Policy,
+        found: &discovery::Discovered,
+    ) -> RevocationData {
+        let wanted = policy.authorities.iter().any(|a| match &a.verifier {
+            Verifier::Notation(n) => n.checks_revocation(),
+            Verifier::Cosign(_) => false,
+        });
+        match &self.revocation {
+            Some(source) if wanted && !found.notation.is_empty() => {
+                let locations = verify::notation::revocation_locations(&found.notation);
+                verify::notation::fetch_revocation(source.as_ref(), &locations).await
+            }
+            _ => RevocationData::default(),
+        }
+    }
+
     fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
         for a in &policy.authorities {
             self.metrics
@@ -455,6 +490,7 @@ fn check_authorities(
     subject: &Subject,
     found: &discovery::Discovered,
     ctx: &Context,
+    revocation: &RevocationData,
 ) -> Vec<AuthorityOutcome> {
     let mut outcomes = Vec::with_capacity(policy.authorities.len());
     for a in &policy.authorities {
@@ -462,7 +498,13 @@ fn check_authorities(
             Verifier::Cosign(c) => {
                 verify::cosign::verify(c, &subject.digest, &found.cosign, &found.bundles, ctx)
             }
-            Verifier::Notation(n) => verify::notation::verify(n, subject, &found.notation, ctx),
+            Verifier::Notation(n) => verify::notation::verify_with_revocation(
+                n,
+                subject,
+                &found.notation,
+                ctx,
+                revocation,
+            ),
         };
         let done = matches!(result, Outcome::Trusted(_));
         outcomes.push(AuthorityOutcome {

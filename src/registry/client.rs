@@ -543,7 +543,11 @@ impl Registry for HttpRegistry {
         }
         let headers = resp.headers();
         let media_type = header_str(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
-        let size = resp.content_length().unwrap_or(0);
+        // Not `resp.content_length()`: a HEAD response has an empty body, whose size that
+        // reports, so the header is read instead.
+        let size = header_str(headers, "content-length")
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let claimed = header_str(headers, "docker-content-digest");
         match (image.digest(), claimed) {
             (Some(d), Some(c)) if c != d.as_str() => Err(RegistryError::new(
