@@ -435,7 +435,19 @@ impl Engine {
         }
         for o in &outcomes {
             let reason = match &o.result {
-                Outcome::Trusted(_) => Reason::Trusted,
+                Outcome::Trusted(e) => {
+                    // Checks the trust policy level only logs (Notation audit/permissive).
+                    for check in &e.logged {
+                        tracing::warn!(
+                            image = %image,
+                            policy = %policy.name,
+                            authority = %o.authority,
+                            %check,
+                            "signature accepted with a failed check that the verification level only logs"
+                        );
+                    }
+                    Reason::Trusted
+                }
                 Outcome::Failed(f) => f.reason,
             };
             self.metrics.verification(o.verifier.as_str(), reason);
