@@ -6,6 +6,8 @@ mod support;
 
 mod cli;
 mod harness;
+mod manifests;
 mod notation;
+mod notation_files;
 mod revocation;
 mod webhook;
