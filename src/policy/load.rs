@@ -620,9 +620,34 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_notation_statement_for_the_repository_wins_over_the_global_one() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/notation-config");
+        let set = load_dir(&dir).unwrap();
+        let names = |image: &str| -> Vec<String> {
+            let image = image.parse().unwrap();
+            set.matching(&image, None)
+                .map(|p| p.name.as_str().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("registry.example.com/prod/app:1"),
+            ["notation:production"]
+        );
+        assert_eq!(
+            names("registry.example.com/prod/other:1"),
+            ["notation:everything-else"]
+        );
+        assert_eq!(names("nginx"), ["notation:everything-else"]);
+    }
+
+    #[test]
     fn examples_in_policies_dir_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        for dir in [root.clone(), root.join("examples")] {
+        for dir in [
+            root.clone(),
+            root.join("examples"),
+            root.join("notation-config"),
+        ] {
             if let Err(errs) = load_dir(&dir) {
                 panic!("{} does not load: {errs:?}", dir.display());
             }
