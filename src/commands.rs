@@ -187,12 +187,12 @@ fn offline_engine(
             return None;
         }
     };
-    Some(Engine::new(
+    Some(with_revocation(Engine::new(
         Arc::new(registry),
         set,
         CacheConfig::default(),
         metrics,
-    ))
+    )))
 }
 
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
@@ -218,12 +218,12 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             return exit(EXIT_USAGE);
         }
     };
-    let engine = Arc::new(Engine::new(
+    let engine = Arc::new(with_revocation(Engine::new(
         Arc::new(registry),
         set,
         CacheConfig::default(),
         metrics.clone(),
-    ));
+    )));
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
@@ -240,6 +240,18 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             exit(EXIT_USAGE)
+        }
+    }
+}
+
+/// Gives the engine the HTTP revocation fetcher for Notation chains that name CRL or OCSP
+/// locations. If it cannot be built, such chains have an unknown revocation status.
+fn with_revocation(engine: Engine) -> Engine {
+    match crate::revocation::HttpRevocation::new() {
+        Ok(r) => engine.with_revocation(Arc::new(r)),
+        Err(error) => {
+            tracing::warn!(%error, "revocation checks have no fetcher");
+            engine
         }
     }
 }

@@ -25,6 +25,10 @@ use crate::policy::{
 };
 use crate::reason::Reason;
 use crate::registry::{self, OCI_INDEX, Registry, RegistryError, Resolved};
+use crate::verify::notation::{RevocationData, RevocationSource};
+use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+
+pub use message::sanitize_warning;
 
 /// The most platform manifests `platformSignatures: accept` verifies in one index.
 const MAX_PLATFORMS: usize = 16;
@@ -34,9 +38,6 @@ fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX
         || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
-use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
-
-pub use message::sanitize_warning;
 
 /// Cache sizes and lifetimes.
 #[derive(Clone, Copy, Debug)]
@@ -164,6 +165,9 @@ pub struct Verdict {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct VerdictKey {
+    /// `registry/repository`: signatures are discovered in the image's own repository, so the
+    /// same digest elsewhere may have other signatures (or none).
+    repository: String,
     digest: Digest,
     policy: PolicyName,
     generation: String,
@@ -195,6 +199,7 @@ pub struct Engine {
     digests: Cache<String, Resolved>,
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
     metrics: Arc<Metrics>,
+    revocation: Option<Arc<dyn RevocationSource>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -226,7 +231,15 @@ impl Engine {
                 })
                 .build(),
             metrics,
+            revocation: None,
         }
+    }
+
+    /// Where Notation revocation checks fetch CRLs and OCSP answers. Without one, chains that
+    /// name revocation locations have an unknown status (which the trust policy's level judges).
+    pub fn with_revocation(mut self, source: Arc<dyn RevocationSource>) -> Self {
+        self.revocation = Some(source);
+        self
     }
 
     /// The active policy set.
@@ -380,6 +393,7 @@ impl Engine {
         policy: &Policy,
     ) -> PolicyVerdict {
         let key = VerdictKey {
+            repository: image.name(),
             digest: resolved.digest.clone(),
             policy: policy.name.clone(),
             generation: policy.generation.clone(),
@@ -405,6 +419,11 @@ impl Engine {
     }
 
     /// Discovers the signatures the policy can use and checks each authority; any suffices.
+    ///
+    /// Discovery is staged to keep registry round trips low: Cosign's `.sig` tag and (when a
+    /// Notation authority asks) the referrers first; Sigstore bundles in the referrers only when
+    /// no authority was satisfied by those, since legacy `.sig` signatures are still the common
+    /// case and cost one request less.
     async fn verify(
         &self,
         image: &ImageRef,
@@ -444,12 +463,7 @@ impl Engine {
         {
             Ok(Some(m)) => m,
             Ok(None) => return None,
-            Err(e) => {
-                return Some(PolicyVerdict::Undecided {
-                    reason: e.reason,
-                    detail: e.detail,
-                });
-            }
+            Err(e) => return Some(self.undecided(policy, e)),
         };
         let platforms: Vec<_> = index
             .body
@@ -485,63 +499,137 @@ impl Engine {
         subject: Subject,
         policy: &Policy,
     ) -> PolicyVerdict {
-        let wants = Wants {
+        let first = Wants {
             cosign: policy.wants_cosign(),
             notation: policy.wants_notation(),
             bundles: false,
         };
-        let found = match discovery::discover(self.registry.as_ref(), image, &subject, wants).await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                for a in &policy.authorities {
-                    self.metrics
-                        .verification(verifier_kind(&a.verifier).as_str(), e.reason);
-                }
-                return PolicyVerdict::Undecided {
-                    reason: e.reason,
-                    detail: e.detail,
-                };
-            }
-        };
+        let mut found =
+            match discovery::discover(self.registry.as_ref(), image, &subject, first).await {
+                Ok(f) => f,
+                Err(e) => return self.undecided(policy, e),
+            };
         let ctx = Context {
             now: SystemTime::now(),
         };
-        let mut outcomes = Vec::with_capacity(policy.authorities.len());
-        for a in &policy.authorities {
-            let result = match &a.verifier {
-                Verifier::Cosign(c) => {
-                    verify::cosign::verify_with_keys(c, &subject.digest, &found.cosign)
-                }
-                Verifier::Notation(n) => {
-                    verify::notation::verify(n, &subject, &found.notation, &ctx)
-                }
+        let revocation = self.revocation_data(policy, &found).await;
+        let mut outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
+        if !outcomes.iter().any(trusted) && policy.wants_cosign() {
+            let bundles = Wants {
+                bundles: true,
+                ..Wants::default()
             };
-            let kind = verifier_kind(&a.verifier);
-            self.metrics.verification(
-                kind.as_str(),
-                match &result {
-                    Outcome::Trusted(_) => Reason::Trusted,
-                    Outcome::Failed(f) => f.reason,
-                },
-            );
-            let trusted = matches!(result, Outcome::Trusted(_));
-            outcomes.push(AuthorityOutcome {
-                authority: a.name.clone(),
-                verifier: kind,
-                result,
-            });
-            if trusted {
-                return PolicyVerdict::Trusted {
-                    authorities: outcomes,
-                };
+            match discovery::discover(self.registry.as_ref(), image, &subject, bundles).await {
+                Ok(more) if !more.bundles.is_empty() => {
+                    found.bundles = more.bundles;
+                    outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
+                }
+                Ok(_) => {}
+                // Signatures were found and judged; a failure to list bundles leaves that
+                // judgement incomplete, so it is undecided rather than untrusted.
+                Err(e) => return self.undecided(policy, e),
             }
         }
-        PolicyVerdict::Untrusted {
-            reason: most_specific(&outcomes),
-            authorities: outcomes,
+        for o in &outcomes {
+            let reason = match &o.result {
+                Outcome::Trusted(e) => {
+                    // Checks the trust policy level only logs (Notation audit/permissive).
+                    for check in &e.logged {
+                        tracing::warn!(
+                            image = %image,
+                            policy = %policy.name,
+                            authority = %o.authority,
+                            %check,
+                            "signature accepted with a failed check that the verification level only logs"
+                        );
+                    }
+                    Reason::Trusted
+                }
+                Outcome::Failed(f) => f.reason,
+            };
+            self.metrics.verification(o.verifier.as_str(), reason);
+        }
+        if outcomes.iter().any(trusted) {
+            PolicyVerdict::Trusted {
+                authorities: outcomes,
+            }
+        } else {
+            PolicyVerdict::Untrusted {
+                reason: most_specific(&outcomes),
+                authorities: outcomes,
+            }
         }
     }
+
+    /// Fetches revocation answers for the Notation signatures found, when an authority of the
+    /// policy checks revocation.
+    async fn revocation_data(
+        &self,
+        policy: &Policy,
+        found: &discovery::Discovered,
+    ) -> RevocationData {
+        let wanted = policy.authorities.iter().any(|a| match &a.verifier {
+            Verifier::Notation(n) => n.checks_revocation(),
+            Verifier::Cosign(_) => false,
+        });
+        match &self.revocation {
+            Some(source) if wanted && !found.notation.is_empty() => {
+                let locations = verify::notation::revocation_locations(&found.notation);
+                verify::notation::fetch_revocation(source.as_ref(), &locations).await
+            }
+            _ => RevocationData::default(),
+        }
+    }
+
+    fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
+        for a in &policy.authorities {
+            self.metrics
+                .verification(verifier_kind(&a.verifier).as_str(), e.reason);
+        }
+        PolicyVerdict::Undecided {
+            reason: e.reason,
+            detail: e.detail,
+        }
+    }
+}
+
+/// Checks every authority of the policy against what was found; stops at the first that trusts.
+fn check_authorities(
+    policy: &Policy,
+    subject: &Subject,
+    found: &discovery::Discovered,
+    ctx: &Context,
+    revocation: &RevocationData,
+) -> Vec<AuthorityOutcome> {
+    let mut outcomes = Vec::with_capacity(policy.authorities.len());
+    for a in &policy.authorities {
+        let result = match &a.verifier {
+            Verifier::Cosign(c) => {
+                verify::cosign::verify(c, &subject.digest, &found.cosign, &found.bundles, ctx)
+            }
+            Verifier::Notation(n) => verify::notation::verify_with_revocation(
+                n,
+                subject,
+                &found.notation,
+                ctx,
+                revocation,
+            ),
+        };
+        let done = matches!(result, Outcome::Trusted(_));
+        outcomes.push(AuthorityOutcome {
+            authority: a.name.clone(),
+            verifier: verifier_kind(&a.verifier),
+            result,
+        });
+        if done {
+            break;
+        }
+    }
+    outcomes
+}
+
+fn trusted(o: &AuthorityOutcome) -> bool {
+    matches!(o.result, Outcome::Trusted(_))
 }
 
 fn verifier_kind(v: &Verifier) -> VerifierKind {

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use glob::{GlobError, ImageGlob};
-pub use load::{LoadError, load_dir, load_str};
+pub use load::{LoadError, NOTATION_TRUST_POLICY, load_dir, load_str};
 
 use crate::image::ImageRef;
 
@@ -141,6 +141,19 @@ pub struct Policy {
     pub generation: String,
     /// Where it came from, for messages: `file:line`.
     pub source: String,
+    /// How the policy competes with others that match the same image.
+    pub scope: Scope,
+}
+
+/// Policies written for signet all apply together (AND). Statements imported from a Notation
+/// `trustpolicy.json` keep Notation's rule instead: a statement naming the repository exactly
+/// wins over the `*` statement, which applies only to repositories no statement names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    Glob,
+    NotationExact,
+    NotationGlobal,
 }
 
 impl Policy {
@@ -197,8 +210,12 @@ impl PolicySet {
         image: &'a ImageRef,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Arc<Policy>> + 'a {
-        self.policies
+        let exact = self
+            .policies
             .iter()
-            .filter(move |p| p.matches(image, namespace))
+            .any(|p| p.scope == Scope::NotationExact && p.matches(image, namespace));
+        self.policies.iter().filter(move |p| {
+            !(exact && p.scope == Scope::NotationGlobal) && p.matches(image, namespace)
+        })
     }
 }

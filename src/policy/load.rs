@@ -161,7 +161,42 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
         .iter()
         .map(|(p, t)| (p.as_path(), t.as_str()))
         .collect();
-    match load_sources(&borrowed) {
+    let notation = dir.join(NOTATION_TRUST_POLICY);
+    let imported = if notation.is_file() {
+        match std::fs::read_to_string(&notation) {
+            Ok(text) => match import_notation(&notation, &text) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                errors.push(LoadError {
+                    file: notation.clone(),
+                    line: None,
+                    message: format!("cannot read file: {e}"),
+                });
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let result = load_sources(&borrowed).and_then(|mut set| {
+        for p in imported {
+            if set.policies.iter().any(|q| q.name == p.name) {
+                return Err(vec![LoadError {
+                    file: notation.clone(),
+                    line: None,
+                    message: format!("duplicate policy name {:?}", p.name.as_str()),
+                }]);
+            }
+            set.policies.push(Arc::new(p));
+        }
+        Ok(set)
+    });
+    match result {
         Ok(set) if errors.is_empty() => Ok(set),
         Ok(_) => Err(errors),
         Err(mut more) => {
@@ -367,7 +402,67 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
         authorities,
         generation: Digest::sha256_of(&material).hex()[..16].to_string(),
         source: file.display().to_string(),
+        scope: super::Scope::Glob,
     })
+}
+
+/// The file name of a Notation trust policy in a policy directory, and the trust-store
+/// directory beside it (Notation's own layout: `trustpolicy.json` and `truststore/x509/...`).
+pub const NOTATION_TRUST_POLICY: &str = "trustpolicy.json";
+const NOTATION_TRUST_STORE: &str = "truststore";
+
+/// Turns a Notation `trustpolicy.json` into policies, one per statement: enforcing, failing
+/// closed, scoped as Notation scopes them.
+fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
+    let err = |message: String| LoadError {
+        file: file.to_path_buf(),
+        line: None,
+        message,
+    };
+    let root = file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(NOTATION_TRUST_STORE);
+    let statements = super::notation::import_trust_policy(text, &root).map_err(err)?;
+    let mut policies = Vec::with_capacity(statements.len());
+    for st in statements {
+        let (images, scope) = match &st.registry_scopes {
+            super::notation::RegistryScopes::Global => {
+                (vec!["**".to_string()], super::Scope::NotationGlobal)
+            }
+            super::notation::RegistryScopes::Repositories(r) => {
+                (r.clone(), super::Scope::NotationExact)
+            }
+        };
+        let images = images
+            .iter()
+            .map(|i| ImageGlob::parse(i).map_err(|e| err(format!("statement {:?}: {e}", st.name))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut material = text.as_bytes().to_vec();
+        material.extend_from_slice(st.name.as_bytes());
+        for store in &st.authority.trust_stores {
+            for c in &store.certificates {
+                material.extend_from_slice(&c.der);
+            }
+        }
+        policies.push(Policy {
+            name: PolicyName(format!("notation:{}", st.name)),
+            namespace: None,
+            images,
+            mode: Mode::Enforce,
+            on_error: OnError::Deny,
+            // Notation's trust policy has no such notion: signatures count where they are.
+            platform_signatures: PlatformSignatures::Ignore,
+            authorities: vec![Authority {
+                name: st.name.clone(),
+                verifier: Verifier::Notation(Box::new(st.authority)),
+            }],
+            generation: Digest::sha256_of(&material).hex()[..16].to_string(),
+            source: file.display().to_string(),
+            scope,
+        });
+    }
+    Ok(policies)
 }
 
 /// Splits a multi-document YAML text on `---` lines; yields (0-based first line, text).
@@ -567,9 +662,34 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_notation_statement_for_the_repository_wins_over_the_global_one() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/notation-config");
+        let set = load_dir(&dir).unwrap();
+        let names = |image: &str| -> Vec<String> {
+            let image = image.parse().unwrap();
+            set.matching(&image, None)
+                .map(|p| p.name.as_str().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("registry.example.com/prod/app:1"),
+            ["notation:production"]
+        );
+        assert_eq!(
+            names("registry.example.com/prod/other:1"),
+            ["notation:everything-else"]
+        );
+        assert_eq!(names("nginx"), ["notation:everything-else"]);
+    }
+
+    #[test]
     fn examples_in_policies_dir_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        for dir in [root.clone(), root.join("examples")] {
+        for dir in [
+            root.clone(),
+            root.join("examples"),
+            root.join("notation-config"),
+        ] {
             if let Err(errs) = load_dir(&dir) {
                 panic!("{} does not load: {errs:?}", dir.display());
             }

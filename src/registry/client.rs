@@ -648,7 +648,8 @@ impl Registry for HttpRegistry {
         }
         let headers = resp.headers();
         let media_type = header_str(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
-        // Not `resp.content_length()`: for a HEAD that is the (empty) body's length.
+        // Not `resp.content_length()`: a HEAD response has an empty body, whose size that
+        // reports, so the header is read instead.
         let size = header_str(headers, "content-length")
             .and_then(|l| l.trim().parse::<u64>().ok())
             .unwrap_or(0);

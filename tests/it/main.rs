@@ -6,8 +6,12 @@ mod support;
 
 mod cli;
 mod harness;
+mod manifests;
+mod notation;
+mod notation_files;
 mod registry_auth;
 mod registry_faults;
 mod registry_multiarch;
 mod registry_review;
+mod revocation;
 mod webhook;

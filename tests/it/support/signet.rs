@@ -56,11 +56,21 @@ impl Signet {
         registries: &[&TestRegistry],
         limits: Limits,
     ) -> Signet {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).expect("policy dir");
         std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
+        Self::start_dir(dir, policy_dir, registries, limits).await
+    }
+
+    /// Starts signet on a prepared policy directory (inside `dir`, which it keeps alive).
+    pub async fn start_dir(
+        dir: TempDir,
+        policy_dir: PathBuf,
+        registries: &[&TestRegistry],
+        limits: Limits,
+    ) -> Signet {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let set = signet::policy::load_dir(&policy_dir)
             .unwrap_or_else(|e| panic!("test policies do not load: {e:?}"));
         let mut config = RegistryConfig {

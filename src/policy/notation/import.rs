@@ -1,0 +1,208 @@
+//! Import of an existing Notation `trustpolicy.json` (version 1.0) and its trust-store
+//! directory, unchanged.
+//!
+//! Each trust-policy statement becomes a [`NotationAuthority`] built through the same code as
+//! the YAML form, so both paths validate alike. Trust stores named `type:name` resolve to
+//! `<root>/x509/<type>/<name>/`, Notation's own layout. The document-level rules of the spec
+//! are checked here: unique statement names, `*` alone in its `registryScopes`, at most one
+//! global statement, no repository in two statements, and no `skip` on the global scope.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{
+    NotationAuthority, NotationSpec, SignatureVerificationSpec, StoreType, TrustStoreSpec,
+};
+
+/// The largest `trustpolicy.json` accepted; real ones are a few KiB.
+const MAX_DOCUMENT: usize = 1024 * 1024;
+
+/// Which artifacts a statement covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryScopes {
+    /// `["*"]`: every artifact no exact scope claims.
+    Global,
+    /// Fully qualified repositories (`registry.example.com/team/app`), matched exactly.
+    Repositories(Vec<String>),
+}
+
+/// One statement of a trust policy document, resolved.
+#[derive(Debug, Clone)]
+pub struct ImportedStatement {
+    pub name: String,
+    pub registry_scopes: RegistryScopes,
+    pub authority: NotationAuthority,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Document {
+    version: String,
+    trust_policies: Vec<Statement>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Statement {
+    name: String,
+    registry_scopes: Vec<String>,
+    signature_verification: SignatureVerificationSpec,
+    #[serde(default)]
+    trust_stores: Vec<String>,
+    #[serde(default)]
+    trusted_identities: Vec<String>,
+}
+
+/// Parses a Notation `trustpolicy.json` and resolves its trust stores under `trust_store_root`
+/// (the directory that holds `x509/`). Errors name the statement and the rule broken.
+pub fn import_trust_policy(
+    json: &str,
+    trust_store_root: &Path,
+) -> Result<Vec<ImportedStatement>, String> {
+    if json.len() > MAX_DOCUMENT {
+        return Err(format!(
+            "the trust policy is {} bytes, more than the {MAX_DOCUMENT}-byte limit",
+            json.len()
+        ));
+    }
+    let doc: Document =
+        serde_json::from_str(json).map_err(|e| format!("invalid trust policy JSON: {e}"))?;
+    if doc.version != "1.0" {
+        return Err(format!(
+            "trust policy version {:?} is not supported (only \"1.0\" is)",
+            doc.version
+        ));
+    }
+    if doc.trust_policies.is_empty() {
+        return Err("trustPolicies is empty".into());
+    }
+    let mut out: Vec<ImportedStatement> = Vec::with_capacity(doc.trust_policies.len());
+    // Repository → the statement that claims it, to report overlaps by name.
+    let mut claimed: HashMap<String, String> = HashMap::new();
+    let mut global: Option<String> = None;
+    for st in doc.trust_policies {
+        let at = format!("trust policy {:?}", st.name);
+        if st.name.trim().is_empty() {
+            return Err("a trust policy statement has an empty name".into());
+        }
+        if out.iter().any(|o| o.name == st.name) {
+            return Err(format!("{at}: the name is used by two statements"));
+        }
+        let scopes = parse_scopes(&st.registry_scopes).map_err(|m| format!("{at}: {m}"))?;
+        match &scopes {
+            RegistryScopes::Global => {
+                if let Some(other) = &global {
+                    return Err(format!(
+                        "{at}: only one statement may use the global scope \"*\", and {other:?} \
+                         already does"
+                    ));
+                }
+                if st.signature_verification.level == super::Level::Skip {
+                    return Err(format!(
+                        "{at}: level skip cannot be used with the global scope \"*\"; list the \
+                         repositories to skip"
+                    ));
+                }
+                global = Some(st.name.clone());
+            }
+            RegistryScopes::Repositories(repos) => {
+                for r in repos {
+                    if let Some(other) = claimed.insert(r.clone(), st.name.clone()) {
+                        let msg = if other == st.name {
+                            format!("{at}: registryScopes lists {r:?} twice")
+                        } else {
+                            format!(
+                                "{at}: registry scope {r:?} is also in trust policy {other:?}; \
+                                 a repository may be in only one statement"
+                            )
+                        };
+                        return Err(msg);
+                    }
+                }
+            }
+        }
+        let mut stores: Vec<TrustStoreSpec> = Vec::with_capacity(st.trust_stores.len());
+        // Items are `type:name`; the spec also shows `ca:acme,tsa:acme-tsa` in one item.
+        let names = st
+            .trust_stores
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim);
+        for s in names {
+            let Some((kind, name)) = s.split_once(':') else {
+                return Err(format!(
+                    "{at}: trust store {s:?} is not of the form type:name (e.g. ca:acme)"
+                ));
+            };
+            let kind = StoreType::parse(kind).ok_or_else(|| {
+                format!("{at}: trust store type {kind:?} is not ca, signingAuthority or tsa")
+            })?;
+            super::validate_store_name(name).map_err(|m| format!("{at}: {m}"))?;
+            stores.push(TrustStoreSpec {
+                kind,
+                name: name.to_string(),
+                certificates: Vec::new(),
+                directory: Some(format!("x509/{}/{name}", kind.as_str())),
+            });
+        }
+        let spec = NotationSpec {
+            signature_verification: st.signature_verification,
+            trust_stores: stores,
+            trusted_identities: st.trusted_identities,
+        };
+        let (authority, _) =
+            NotationAuthority::load(&spec, trust_store_root).map_err(|m| format!("{at}: {m}"))?;
+        out.push(ImportedStatement {
+            name: st.name,
+            registry_scopes: scopes,
+            authority,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_scopes(scopes: &[String]) -> Result<RegistryScopes, String> {
+    if scopes.is_empty() {
+        return Err("registryScopes is empty".into());
+    }
+    if scopes.iter().any(|s| s == "*") {
+        if scopes.len() > 1 {
+            return Err("the global scope \"*\" cannot be combined with other scopes".into());
+        }
+        return Ok(RegistryScopes::Global);
+    }
+    for s in scopes {
+        if s.contains('*') {
+            return Err(format!(
+                "registry scope {s:?} contains '*': wildcards are not supported, only the \
+                 single global scope \"*\""
+            ));
+        }
+        // Fully qualified: a registry host and at least one repository path component, with
+        // no tag or digest. References are not expanded (the spec forbids it).
+        let valid = match s.split_once('/') {
+            Some((host, path)) => {
+                !host.is_empty()
+                    && !path.is_empty()
+                    && !s.contains('@')
+                    && path.split('/').all(|c| {
+                        !c.is_empty()
+                            && c.bytes().all(|b| {
+                                b.is_ascii_lowercase()
+                                    || b.is_ascii_digit()
+                                    || matches!(b, b'.' | b'_' | b'-')
+                            })
+                    })
+                    && !path.contains(':')
+            }
+            None => false,
+        };
+        if !valid {
+            return Err(format!(
+                "registry scope {s:?} is not a fully qualified repository such as \
+                 registry.example.com/team/app"
+            ));
+        }
+    }
+    Ok(RegistryScopes::Repositories(scopes.to_vec()))
+}

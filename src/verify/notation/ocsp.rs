@@ -1,0 +1,309 @@
+//! OCSP (RFC 6960) for the signing chain, pure: [`request`] encodes what the caller POSTs to a
+//! responder, [`status`] verifies what came back.
+//!
+//! A response counts only if it is a successful basic response, names this certificate
+//! (CertID by issuer name hash, issuer key hash and serial, with SHA-1 or SHA-2), is signed by
+//! the issuer or by a responder certificate the issuer delegated to (id-kp-OCSPSigning, checked
+//! with webpki), and is fresh (thisUpdate not in the future, nextUpdate not passed).
+
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_cert::Certificate;
+
+use super::CheckError;
+use super::chain::ChainCert;
+use super::der_walk::{
+    TAG_CTX0, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, Tlv, Walker,
+};
+
+const OID_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
+/// DER value of id-kp-OCSPSigning, for webpki.
+const EKU_OCSP_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
+/// Clock skew tolerated on thisUpdate.
+const SKEW: Duration = Duration::from_secs(300);
+const MAX_RESPONSE: usize = 64 * 1024;
+
+const W: Walker = Walker { context: bad_str };
+
+fn bad_str(what: &str) -> CheckError {
+    CheckError::Revocation(format!("the OCSP response {what}"))
+}
+
+/// What a verified response says about the certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Good,
+    Revoked,
+    Unknown,
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// SHA-256 AlgorithmIdentifier (with NULL parameters, as OpenSSL writes it).
+const SHA256_ALG_ID: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+];
+
+/// The DER OCSPRequest for `cert` issued by `issuer` (SHA-256 CertID, no nonce, unsigned), to
+/// POST as `application/ocsp-request`.
+pub fn request(cert: &ChainCert, issuer: &ChainCert) -> Option<Vec<u8>> {
+    let name = cert.cert.tbs_certificate().issuer().to_der().ok()?;
+    let key = issuer
+        .cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    let serial = cert.cert.tbs_certificate().serial_number().to_der().ok()?;
+    let mut cert_id = SHA256_ALG_ID.to_vec();
+    cert_id.extend(tlv(
+        TAG_OCTET_STRING,
+        digest::digest(&digest::SHA256, &name).as_ref(),
+    ));
+    cert_id.extend(tlv(
+        TAG_OCTET_STRING,
+        digest::digest(&digest::SHA256, key).as_ref(),
+    ));
+    cert_id.extend(serial);
+    let request = tlv(TAG_SEQUENCE, &tlv(TAG_SEQUENCE, &cert_id));
+    let request_list = tlv(TAG_SEQUENCE, &request);
+    let tbs = tlv(TAG_SEQUENCE, &request_list);
+    Some(tlv(TAG_SEQUENCE, &tbs))
+}
+
+fn hash_alg(alg_id: &Tlv<'_>) -> Result<&'static digest::Algorithm, CheckError> {
+    let parts = W.children(alg_id.value)?;
+    let first = parts
+        .first()
+        .ok_or_else(|| bad_str("has an empty algorithm"))?;
+    match W.oid(first)?.as_str() {
+        "1.3.14.3.2.26" => Ok(&digest::SHA1_FOR_LEGACY_USE_ONLY),
+        "2.16.840.1.101.3.4.2.1" => Ok(&digest::SHA256),
+        "2.16.840.1.101.3.4.2.2" => Ok(&digest::SHA384),
+        "2.16.840.1.101.3.4.2.3" => Ok(&digest::SHA512),
+        other => Err(bad_str(&format!("uses CertID hash {other}"))),
+    }
+}
+
+/// Whether a CertID names `cert` issued by `issuer`.
+fn names(cert_id: &Tlv<'_>, cert: &ChainCert, issuer: &ChainCert) -> Result<bool, CheckError> {
+    let parts = W.children(cert_id.value)?;
+    let [alg, name_hash, key_hash, serial] = parts.as_slice() else {
+        return Err(bad_str("has a malformed CertID"));
+    };
+    if name_hash.tag != TAG_OCTET_STRING
+        || key_hash.tag != TAG_OCTET_STRING
+        || serial.tag != TAG_INTEGER
+    {
+        return Err(bad_str("has a malformed CertID"));
+    }
+    let alg = hash_alg(alg)?;
+    let name = cert
+        .cert
+        .tbs_certificate()
+        .issuer()
+        .to_der()
+        .map_err(|_| bad_str("cannot be matched (issuer name)"))?;
+    let key = issuer
+        .cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    let our_serial = cert
+        .cert
+        .tbs_certificate()
+        .serial_number()
+        .to_der()
+        .map_err(|_| bad_str("cannot be matched (serial)"))?;
+    Ok(digest::digest(alg, &name).as_ref() == name_hash.value
+        && digest::digest(alg, key).as_ref() == key_hash.value
+        && our_serial == serial.full)
+}
+
+/// Verifies `response` for `cert` (issued by `issuer`) at `now`. `Ok(None)`: a valid response
+/// about another certificate. Errors: the response is unusable.
+pub fn status(
+    response: &[u8],
+    cert: &ChainCert,
+    issuer: &ChainCert,
+    now: SystemTime,
+) -> Result<Option<Status>, CheckError> {
+    if response.len() > MAX_RESPONSE {
+        return Err(bad_str("is too large"));
+    }
+    let (outer, _) = W.expect(response, TAG_SEQUENCE, "OCSPResponse")?;
+    let outer = W.children(outer.value)?;
+    let status = outer
+        .first()
+        .filter(|t| t.tag == 0x0a && t.value.len() == 1)
+        .map(|t| t.value[0])
+        .ok_or_else(|| bad_str("has no response status"))?;
+    if status != 0 {
+        return Err(bad_str(&format!(
+            "is not successful (responder status {status})"
+        )));
+    }
+    let bytes = outer
+        .get(1)
+        .filter(|t| t.tag == TAG_CTX0)
+        .ok_or_else(|| bad_str("has no response bytes"))?;
+    let (rb, _) = W.expect(bytes.value, TAG_SEQUENCE, "ResponseBytes")?;
+    let rb = W.children(rb.value)?;
+    if rb.len() != 2 || W.oid(&rb[0])? != OID_BASIC || rb[1].tag != TAG_OCTET_STRING {
+        return Err(bad_str("is not a basic OCSP response"));
+    }
+    let (basic, _) = W.expect(rb[1].value, TAG_SEQUENCE, "BasicOCSPResponse")?;
+    let basic = W.children(basic.value)?;
+    if basic.len() < 3 || basic[0].tag != TAG_SEQUENCE || basic[2].tag != 0x03 {
+        return Err(bad_str("has a malformed BasicOCSPResponse"));
+    }
+    let tbs = &basic[0];
+    let sig_alg = &basic[1];
+    let sig = basic[2]
+        .value
+        .split_first()
+        .filter(|(unused, _)| **unused == 0)
+        .map(|(_, s)| s)
+        .ok_or_else(|| bad_str("has a malformed signature"))?;
+    let extra_certs: Vec<&[u8]> = match basic.get(3) {
+        Some(t) if t.tag == TAG_CTX0 => {
+            let (seq, _) = W.expect(t.value, TAG_SEQUENCE, "certificate list")?;
+            W.children(seq.value)?.iter().map(|c| c.full).collect()
+        }
+        _ => Vec::new(),
+    };
+
+    // The signer: the issuer itself, or a responder certificate it issued for OCSP signing.
+    let issuer_spki = issuer.cert.tbs_certificate().subject_public_key_info();
+    let signed_by_issuer = verify_sig(issuer_spki, sig_alg, tbs.full, sig).is_ok();
+    if !signed_by_issuer {
+        let delegated = extra_certs.iter().find(|der| {
+            delegated_by(der, issuer, now).is_some_and(|c| {
+                verify_sig(
+                    c.tbs_certificate().subject_public_key_info(),
+                    sig_alg,
+                    tbs.full,
+                    sig,
+                )
+                .is_ok()
+            })
+        });
+        if delegated.is_none() {
+            return Err(bad_str(
+                "is not signed by the issuer or by a responder it authorised",
+            ));
+        }
+    }
+
+    // ResponseData: [0] version?, responderID, producedAt, responses, [1] extensions?
+    let fields = W.children(tbs.value)?;
+    let responses = fields
+        .iter()
+        .skip_while(|t| t.tag == TAG_CTX0)
+        .skip(2)
+        .find(|t| t.tag == TAG_SEQUENCE)
+        .ok_or_else(|| bad_str("has no responses"))?;
+    for single in W.children(responses.value)? {
+        let parts = W.children(single.value)?;
+        if parts.len() < 3 || parts[0].tag != TAG_SEQUENCE {
+            return Err(bad_str("has a malformed SingleResponse"));
+        }
+        if !names(&parts[0], cert, issuer)? {
+            continue;
+        }
+        if parts[2].tag != TAG_GENERALIZED_TIME {
+            return Err(bad_str("has no thisUpdate"));
+        }
+        let this_update = W.generalized_time(parts[2].value)?;
+        if this_update > now + SKEW {
+            return Err(bad_str("is from the future (thisUpdate)"));
+        }
+        if let Some(next) = parts.get(3).filter(|t| t.tag == TAG_CTX0) {
+            let (gt, _) = W.expect(next.value, TAG_GENERALIZED_TIME, "nextUpdate")?;
+            if W.generalized_time(gt.value)? < now {
+                return Err(bad_str("is stale (past its nextUpdate)"));
+            }
+        }
+        return Ok(Some(match parts[1].tag {
+            0x80 => Status::Good,
+            0xa1 => Status::Revoked,
+            _ => Status::Unknown,
+        }));
+    }
+    Ok(None)
+}
+
+/// The certificate, if `issuer` issued it for OCSP signing and it is valid at `now`.
+fn delegated_by(der: &[u8], issuer: &ChainCert, now: SystemTime) -> Option<Certificate> {
+    let cert = Certificate::from_der(der).ok()?;
+    let ee_der = CertificateDer::from(der);
+    let ee = webpki::EndEntityCert::try_from(&ee_der).ok()?;
+    let issuer_der = CertificateDer::from(issuer.der.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&issuer_der).ok()?;
+    let since = now.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        UnixTime::since_unix_epoch(since),
+        webpki::KeyUsage::required(EKU_OCSP_SIGNING),
+        None,
+        None,
+    )
+    .ok()?;
+    Some(cert)
+}
+
+fn verify_sig(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+    sig_alg: &Tlv<'_>,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), CheckError> {
+    let parts = W.children(sig_alg.value)?;
+    let alg = W.oid(parts.first().ok_or_else(|| bad_str("has no algorithm"))?)?;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .map(|o| o.to_string())
+        .unwrap_or_default();
+    let algorithm: &'static dyn VerificationAlgorithm = match (alg.as_str(), curve.as_str()) {
+        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ("1.2.840.10045.4.3.2", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.2", "1.3.132.0.34") => &signature::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", "1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.10045.4.3.4", "1.3.132.0.35") => &signature::ECDSA_P521_SHA512_ASN1,
+        _ => {
+            return Err(bad_str(&format!(
+                "uses signature algorithm {alg}, which signet does not support"
+            )));
+        }
+    };
+    UnparsedPublicKey::new(algorithm, spki.subject_public_key.raw_bytes())
+        .verify(message, sig)
+        .map_err(|_| bad_str("has a signature that does not verify"))
+}

@@ -1,0 +1,106 @@
+//! The revocation fetcher against a small local CRL/OCSP responder: what reaches the Notation
+//! verifier, and what does not (timeouts, non-HTTP URLs, oversized answers, errors).
+
+use std::time::{Duration, Instant};
+
+use signet::revocation::HttpRevocation;
+use signet::verify::notation::{RevocationLocation, RevocationSource, fetch_revocation};
+
+use crate::support::fake::{BlackHole, Reply, ScriptedServer};
+
+#[tokio::test]
+async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
+    let responder = ScriptedServer::start(|req| match (req.method.as_str(), req.target.as_str()) {
+        ("GET", "/ca.crl") => Reply::new(200).body(b"crl-der".to_vec()),
+        ("POST", "/ocsp") if req.header("content-type") == Some("application/ocsp-request") => {
+            Reply::new(200).body([b"ocsp-for-".as_slice(), &req.body].concat())
+        }
+        _ => Reply::new(404),
+    });
+    let base = format!("http://{}", responder.addr());
+    let fetcher = HttpRevocation::new().unwrap();
+    assert_eq!(
+        fetcher.fetch_crl(&format!("{base}/ca.crl")).await.unwrap(),
+        b"crl-der"
+    );
+    let answer = fetcher
+        .post_ocsp(&format!("{base}/ocsp"), b"req1")
+        .await
+        .unwrap();
+    assert_eq!(answer, b"ocsp-for-req1");
+    // Cached: asking again does not reach the responder.
+    fetcher.fetch_crl(&format!("{base}/ca.crl")).await.unwrap();
+    assert_eq!(responder.requests().len(), 2);
+    // A failing responder is an error, not an answer.
+    assert!(
+        fetcher
+            .fetch_crl(&format!("{base}/missing.crl"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn ocsp_is_preferred_and_crls_are_the_fallback() {
+    let responder = ScriptedServer::start(|req| match req.target.as_str() {
+        "/ocsp-down" => Reply::new(503),
+        "/ocsp" => Reply::new(200).body(b"ocsp".to_vec()),
+        "/leaf.crl" => Reply::new(200).body(b"leaf-crl".to_vec()),
+        _ => Reply::new(404),
+    });
+    let base = format!("http://{}", responder.addr());
+    let fetcher = HttpRevocation::new().unwrap();
+    let answered = RevocationLocation {
+        certificate: "CN=leaf".into(),
+        crl_urls: vec![format!("{base}/never.crl")],
+        ocsp_urls: vec![format!("{base}/ocsp")],
+        ocsp_request: Some(b"r".to_vec()),
+    };
+    let fallback = RevocationLocation {
+        certificate: "CN=intermediate".into(),
+        crl_urls: vec![format!("{base}/leaf.crl")],
+        ocsp_urls: vec![format!("{base}/ocsp-down")],
+        ocsp_request: Some(b"r2".to_vec()),
+    };
+    let data = fetch_revocation(&fetcher, &[answered, fallback]).await;
+    assert_eq!(data.ocsp, vec![b"ocsp".to_vec()]);
+    assert_eq!(data.crls, vec![b"leaf-crl".to_vec()]);
+    let targets: Vec<String> = responder.requests().into_iter().map(|r| r.target).collect();
+    assert!(!targets.contains(&"/never.crl".to_string()), "{targets:?}");
+}
+
+#[tokio::test]
+async fn a_hanging_responder_times_out_within_the_specs_limits() {
+    let hole = BlackHole::start();
+    let fetcher = HttpRevocation::new().unwrap();
+    let started = Instant::now();
+    assert!(
+        fetcher
+            .post_ocsp(&format!("http://{}/ocsp", hole.addr()), b"r")
+            .await
+            .is_err()
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "OCSP waited {took:?} (limit 2 s)"
+    );
+}
+
+#[tokio::test]
+async fn only_http_urls_and_bounded_answers() {
+    let fetcher = HttpRevocation::new().unwrap();
+    let err = fetcher
+        .fetch_crl("https://127.0.0.1:1/x.crl")
+        .await
+        .unwrap_err();
+    assert!(err.contains("only http://"), "{err}");
+    let err = fetcher.fetch_crl("file:///etc/passwd").await.unwrap_err();
+    assert!(err.contains("only http://"), "{err}");
+    let big = ScriptedServer::start(|_| Reply::new(200).body(vec![0u8; (1 << 20) + 1]));
+    let err = fetcher
+        .post_ocsp(&format!("http://{}/ocsp", big.addr()), b"r")
+        .await
+        .unwrap_err();
+    assert!(err.contains("larger than"), "{err}");
+}
