@@ -230,3 +230,51 @@ impl TryFrom<Args> for Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn registry(extra: &[&str]) -> Result<RegistryConfig, ConfigError> {
+        let mut argv = vec!["signet", "verify"];
+        argv.extend_from_slice(extra);
+        argv.push("img");
+        match Config::try_from(Args::try_parse_from(argv).unwrap())?.command {
+            CommandConfig::Verify { registry, .. } => Ok(registry),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn registry_deny_cidr_adds_to_the_defaults() {
+        use std::net::IpAddr;
+        let r = registry(&[
+            "--registry-deny-cidr",
+            "10.0.0.0/8",
+            "--registry-deny-cidr",
+            "127.0.0.2",
+        ])
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(r.deny.check(ip("10.1.2.3")).is_err());
+        assert!(r.deny.check(ip("127.0.0.2")).is_err());
+        assert!(
+            r.deny.check(ip("169.254.169.254")).is_err(),
+            "defaults kept"
+        );
+        assert!(r.deny.check(ip("127.0.0.1")).is_ok());
+        let e = registry(&["--registry-deny-cidr", "10.0.0.0/99"]).unwrap_err();
+        assert!(e.to_string().contains("--registry-deny-cidr"), "{e}");
+    }
+
+    #[test]
+    fn registry_ca_for_wants_host_and_file() {
+        for bad in ["nohost", "=file", "host="] {
+            let e = registry(&["--registry-ca-for", bad]).unwrap_err();
+            assert!(e.to_string().contains("HOST=FILE"), "{bad}: {e}");
+        }
+        let e = registry(&["--registry-ca-for", "r.example.com=/nonexistent/ca.pem"]).unwrap_err();
+        assert!(e.to_string().contains("--registry-ca-for"), "{e}");
+    }
+}
