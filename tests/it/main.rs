@@ -5,5 +5,6 @@
 mod support;
 
 mod cli;
+mod cosign_keyless;
 mod harness;
 mod webhook;
