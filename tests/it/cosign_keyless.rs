@@ -369,9 +369,9 @@ async fn bundle_referrer_is_allowed_with_one_pass_over_the_referrers() {
     let review = pod_with(&w.reference(&image));
     assert_allowed(&signet.review(&review).await);
     let cold = signet.registry_requests();
-    // Resolve the tag (HEAD 1, and a GET 1 because the HEAD's size is read as 0), the `.sig`
-    // tag (1, absent), the referrers API (1, absent on docker-registry), the referrers tag
-    // index (1), the referrer manifest (1), the bundle blob (1).
+    // Resolve the tag (1 HEAD), the `.sig` tag (1, absent), the referrers API (1, absent on
+    // docker-registry), the referrers tag index (1), the referrer manifest (1), the bundle
+    // blob (1).
     let by_operation: Vec<String> = signet
         .metrics
         .encode()
@@ -380,7 +380,7 @@ async fn bundle_referrer_is_allowed_with_one_pass_over_the_referrers() {
         .map(str::to_owned)
         .collect();
     assert_eq!(
-        cold, 7.0,
+        cold, 6.0,
         "cold verification took {cold} registry requests: {by_operation:#?}"
     );
     // The verdict is cached: a second review goes to no registry.
@@ -650,5 +650,44 @@ fn cosign_keyless_test_sigstore_checks_out_with_openssl() {
     assert_eq!(
         st["subject"][0]["digest"]["sha256"],
         "1111111111111111111111111111111111111111111111111111111111111111"
+    );
+}
+
+/// Regression (found by the bundle request count above): resolving a tag with HEAD read the
+/// size from `reqwest::Response::content_length()`, which is the *body's* size hint and always
+/// 0 for a HEAD response, so every tag resolution fell back to a second request, a manifest
+/// GET (which Docker Hub counts against the pull rate limit; HEAD it does not). The registry
+/// sends `Content-Length` and `Docker-Content-Digest` on HEAD: one request must do.
+#[tokio::test]
+async fn head_resolve_reads_content_length_from_the_header_not_the_empty_body() {
+    use signet::registry::{HttpRegistry, Registry, RegistryConfig};
+    use std::sync::Arc;
+    let registry = TestRegistry::start();
+    let image = registry.pusher().push_image(REPO, "1.0", 19).await;
+    let metrics = Arc::new(signet::metrics::Metrics::new());
+    let client = HttpRegistry::new(
+        RegistryConfig {
+            insecure: vec![registry.addr()],
+            ..RegistryConfig::default()
+        },
+        metrics.clone(),
+    )
+    .expect("registry client");
+    let reference: signet::image::ImageRef =
+        image.reference_by_tag(&registry.addr()).parse().unwrap();
+    let resolved = client.resolve(&reference).await.expect("resolves");
+    assert_eq!(resolved.digest.as_str(), image.digest);
+    assert_eq!(resolved.size, image.size);
+    assert_eq!(resolved.media_type, image.media_type);
+    let requests: Vec<String> = metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("signet_registry_requests_total{"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        requests,
+        ["signet_registry_requests_total{operation=\"resolve\",status=\"200\"} 1"],
+        "one HEAD, no manifest GET"
     );
 }
