@@ -423,9 +423,65 @@ async fn attestation_bundle_alone_is_never_counted_as_a_signature() {
         &v,
         &[
             "no signature found",
+            "looked for the sha256-<hex>.sig tag and Sigstore bundle referrers",
+        ],
+    );
+    // Its predicate-type annotation says what it is: resolve, the `.sig` tag, the referrers
+    // API and the referrers tag index, and the attestation itself is never fetched.
+    assert_eq!(signet.registry_requests(), 4.0);
+    signet.stop().await;
+}
+
+#[tokio::test]
+async fn attestation_labelled_as_a_signature_is_still_judged_by_its_signed_statement() {
+    let w = World::new();
+    let image = w.push("1.0", 20).await;
+    // The referrer's annotation claims the signature predicate; the signed statement says SLSA.
+    let leaf = w.sigstore.leaf(&LeafSpec::default());
+    let bundle = w.sigstore.bundle(
+        &BundleSigner::Certificate(&leaf),
+        &w.registry.repo_ref(REPO),
+        &image.digest,
+        SLSA_PREDICATE,
+        LogEntry::default(),
+    );
+    sigstore::push_bundle(&w.registry.pusher(), REPO, &image, bundle, SIGN_PREDICATE).await;
+    let signet = w.signet(&[&default_identity()]).await;
+    let v = signet.review(&pod_with(&w.reference(&image))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "no signature found",
             "an attestation of predicate type \"https://slsa.dev/provenance/v1\", not a cosign signature",
         ],
     );
+    signet.stop().await;
+}
+
+/// cosign v3 stores attestations (SBOMs, provenance, scans) as referrers with the same
+/// artifactType as signatures, one more each time it attests. Ten of them listed before the
+/// signature must not use up the referrers signet is willing to fetch.
+#[tokio::test]
+async fn attestations_listed_before_the_signature_bundle_do_not_crowd_it_out() {
+    let w = World::new();
+    let image = w.push("1.0", 21).await;
+    for _ in 0..10 {
+        w.push_keyless_bundle(&image, &image.digest, SLSA_PREDICATE)
+            .await;
+    }
+    w.push_keyless_bundle(&image, &image.digest, SIGN_PREDICATE)
+        .await;
+    let index = w
+        .registry
+        .pusher()
+        .get_referrers_index(REPO, &image.digest)
+        .await
+        .expect("referrers index");
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(11));
+    let signet = w.signet(&[&default_identity()]).await;
+    assert_allowed(&signet.review(&pod_with(&w.reference(&image))).await);
+    // The attestations' annotations say what they are: none of them is fetched.
+    assert_eq!(signet.registry_requests(), 6.0);
     signet.stop().await;
 }
 
