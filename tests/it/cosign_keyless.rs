@@ -315,7 +315,8 @@ async fn keyless_set_over_another_integrated_time_is_denied() {
 async fn keyless_certificate_from_a_ca_outside_the_trust_root_is_denied() {
     let w = World::new();
     let image = w.push("1.0", 10).await;
-    // Same identity, same (trusted) Rekor and CT log: only the CA is a stranger.
+    // Same identity, same (trusted) Rekor and CT log: only the CA is a stranger. The layer's
+    // chain annotation carries the rogue intermediate and root: it must add no trust.
     let rogue = Fulcio::new("rogue-fulcio");
     let leaf = rogue.issue(&LeafSpec::default(), &w.sigstore.ct);
     let layer = w.sigstore.keyless_layer(
@@ -333,6 +334,38 @@ async fn keyless_certificate_from_a_ca_outside_the_trust_root_is_denied() {
             "the signing certificate is not valid",
             "does not chain to \"signet-test-fulcio\"",
             "UnknownIssuer",
+        ],
+    );
+    signet.stop().await;
+}
+
+#[tokio::test]
+async fn keyless_log_entry_recording_another_signature_is_denied() {
+    let w = World::new();
+    let image = w.push("1.0", 22).await;
+    let leaf = w.sigstore.leaf(&LeafSpec::default());
+    let repo = w.registry.repo_ref(REPO);
+    let mut layer = w
+        .sigstore
+        .keyless_layer(&leaf, &repo, &image.digest, LogEntry::default());
+    // A genuine, SET-signed Rekor entry of the same signer, but for another signature (over
+    // another image's payload): the SET verifies, the entry does not record this signature.
+    let other_payload =
+        cosign::simple_signing_payload(&repo, &format!("sha256:{}", "e".repeat(64)));
+    let other_signature = leaf.sign(&other_payload);
+    let body = Sigstore::hashedrekord_body(&other_signature, &other_payload, &leaf.pem());
+    layer.annotations.insert(
+        sigstore::BUNDLE_ANNOTATION.to_owned(),
+        w.sigstore.legacy_bundle(&body, LogEntry::default()),
+    );
+    w.push_layer(&image, layer).await;
+    let signet = w.signet(&[&default_identity()]).await;
+    let v = signet.review(&pod_with(&w.reference(&image))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "the transparency-log entry is missing or does not match",
+            "the log entry records another signature",
         ],
     );
     signet.stop().await;
@@ -386,6 +419,39 @@ async fn bundle_referrer_is_allowed_with_one_pass_over_the_referrers() {
     // The verdict is cached: a second review goes to no registry.
     assert_allowed(&signet.review(&review).await);
     assert_eq!(signet.registry_requests(), cold);
+    signet.stop().await;
+}
+
+#[tokio::test]
+async fn bundle_with_an_inclusion_proof_but_no_promise_has_no_trusted_time() {
+    let w = World::new();
+    let image = w.push("1.0", 23).await;
+    let leaf = w.sigstore.leaf(&LeafSpec::default());
+    let bundle = w.sigstore.bundle(
+        &BundleSigner::Certificate(&leaf),
+        &w.registry.repo_ref(REPO),
+        &image.digest,
+        SIGN_PREDICATE,
+        LogEntry::default(),
+    );
+    // The inclusion proof (and its signed checkpoint) is valid, but it proves inclusion, not
+    // when: without the SET's integrated time there is nothing to check the certificate at.
+    let mut json: Value = serde_json::from_slice(&bundle).unwrap();
+    json["verificationMaterial"]["tlogEntries"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("inclusionPromise");
+    let bundle = serde_json::to_vec(&json).unwrap();
+    sigstore::push_bundle(&w.registry.pusher(), REPO, &image, bundle, SIGN_PREDICATE).await;
+    let signet = w.signet(&[&default_identity()]).await;
+    let v = signet.review(&pod_with(&w.reference(&image))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "the signature's timestamp is not valid",
+            "no trusted time: the log entry has no inclusion promise and there is no RFC 3161 timestamp",
+        ],
+    );
     signet.stop().await;
 }
 
@@ -746,4 +812,69 @@ async fn head_resolve_reads_content_length_from_the_header_not_the_empty_body() 
         ["signet_registry_requests_total{operation=\"resolve\",status=\"200\"} 1"],
         "one HEAD, no manifest GET"
     );
+}
+
+/// Fulcio rotates to a new CA: operators replace `trusted_root.json` next to the policy (in a
+/// subdirectory of the mounted policy directory) and change nothing else. The reload must pick
+/// the file up, and the verdict cached under the old trust root must not be served.
+#[tokio::test]
+async fn trust_root_rotation_without_a_policy_edit_is_picked_up() {
+    let w = World::new();
+    let image = w.push("1.0", 24).await;
+    w.sign_keyless(&image, &LeafSpec::default(), LogEntry::default())
+        .await;
+    let review = pod_with(&w.reference(&image));
+    let signet = Signet::start(&crate::support::signet::settings("deny"), &[&w.registry]).await;
+    assert_denied_with(&signet.review(&review).await, &["noMatch: deny"]);
+
+    // Before the rotation the trust root knows only the old CA.
+    let old = Fulcio::new("old-fulcio");
+    let dir = signet.policy_dir.join("sigstore");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("trusted_root.json");
+    let write_root = |cas: &[&Fulcio]| {
+        let json = w.sigstore.trusted_root_with_cas(cas);
+        std::fs::write(&file, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    };
+    write_root(&[&old]);
+    std::fs::write(
+        signet.policy_dir.join("policies.yaml"),
+        keyless_policy(
+            "keyless",
+            &w.glob(),
+            std::path::Path::new("sigstore/trusted_root.json"),
+            &[&default_identity()],
+        ),
+    )
+    .unwrap();
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        last = signet.review(&review).await;
+        if message(&last).contains("the signing certificate is not valid") {
+            break;
+        }
+    }
+    assert_denied_with(
+        &last,
+        &[
+            "policy \"keyless\"",
+            "the signing certificate is not valid",
+            "does not chain to \"old-fulcio\"",
+        ],
+    );
+
+    // The rotation: the new CA is added; only the JSON file changes.
+    write_root(&[&old, &w.sigstore.fulcio]);
+    let mut allowed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if signet.review(&review).await["response"]["allowed"] == true {
+            allowed = true;
+            break;
+        }
+    }
+    assert!(allowed, "the rotated trust root was not picked up");
+    assert_allowed(&signet.review(&review).await);
+    signet.stop().await;
 }

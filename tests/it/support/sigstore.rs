@@ -490,11 +490,17 @@ impl Sigstore {
 
     /// The `trusted_root.json` document.
     pub fn trusted_root(&self) -> Value {
+        self.trusted_root_with_cas(&[&self.fulcio])
+    }
+
+    /// A `trusted_root.json` with these certificate authorities (and this Rekor and CT log).
+    pub fn trusted_root_with_cas(&self, cas: &[&Fulcio]) -> Value {
         let start = now() - 365 * 86400;
+        let cas: Vec<Value> = cas.iter().map(|ca| ca.trusted_root_entry()).collect();
         json!({
             "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
             "tlogs": [self.rekor.trusted_root_entry(start)],
-            "certificateAuthorities": [self.fulcio.trusted_root_entry()],
+            "certificateAuthorities": cas,
             "ctlogs": [self.ct.trusted_root_entry(start)],
             "timestampAuthorities": []
         })
