@@ -878,3 +878,65 @@ async fn trust_root_rotation_without_a_policy_edit_is_picked_up() {
     assert_allowed(&signet.review(&review).await);
     signet.stop().await;
 }
+
+/// `tlog.required: false` relaxes key-based signatures only: a keyless signature without a
+/// Rekor entry has no trusted signing time, and its ten-minute certificate proves nothing.
+/// `ctlog.required: false`, on the other hand, does let a certificate without an SCT pass.
+#[tokio::test]
+async fn keyless_policy_options_relax_the_sct_but_never_the_rekor_entry() {
+    let w = World::new();
+    let unlogged = w.push("unlogged", 25).await;
+    let leaf = w.sigstore.leaf(&LeafSpec::default());
+    let mut layer = w.sigstore.keyless_layer(
+        &leaf,
+        &w.registry.repo_ref(REPO),
+        &unlogged.digest,
+        LogEntry::default(),
+    );
+    layer.annotations.remove(sigstore::BUNDLE_ANNOTATION);
+    w.push_layer(&unlogged, layer).await;
+    let no_sct = w.push("no-sct", 26).await;
+    let spec = LeafSpec {
+        sct: false,
+        ..LeafSpec::default()
+    };
+    w.sign_keyless(&no_sct, &spec, LogEntry::default()).await;
+
+    let policy = keyless_policy("relaxed", &w.glob(), &w.trust_root, &[&default_identity()])
+        .replace("tlog: {required: true}", "tlog: {required: false}")
+        .replace("ctlog: {required: true}", "ctlog: {required: false}");
+    assert!(
+        policy.contains("tlog: {required: false}") && policy.contains("ctlog: {required: false}")
+    );
+    let signet = Signet::start(&policy, &[&w.registry]).await;
+    let v = signet.review(&pod_with(&w.reference(&unlogged))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "policy \"relaxed\"",
+            "the transparency-log entry is missing or does not match",
+            "the keyless signature has no Rekor bundle, so there is no trusted signing time",
+        ],
+    );
+    assert_allowed(&signet.review(&pod_with(&w.reference(&no_sct))).await);
+    signet.stop().await;
+}
+
+/// A multi-arch image is signed at its index digest: the bundle referrer's subject is the
+/// index, and admitting the tag verifies the index digest.
+#[tokio::test]
+async fn bundle_referrer_of_a_multi_arch_index_is_allowed() {
+    let w = World::new();
+    let index = w.registry.pusher().push_multiarch(REPO, "multi", 27).await;
+    w.push_keyless_bundle(&index, &index.digest, SIGN_PREDICATE)
+        .await;
+    let signet = w.signet(&[&default_identity()]).await;
+    assert_allowed(&signet.review(&pod_with(&w.reference(&index))).await);
+    // A platform manifest of it is not what was signed.
+    let child = &index.children[0];
+    let v = signet
+        .review(&pod_with(&child.reference_by_digest(&w.registry.addr())))
+        .await;
+    assert_denied_with(&v, &["no signature found"]);
+    signet.stop().await;
+}
