@@ -940,3 +940,74 @@ async fn bundle_referrer_of_a_multi_arch_index_is_allowed() {
     assert_denied_with(&v, &["no signature found"]);
     signet.stop().await;
 }
+
+/// The bundle path judges the signer and the signed bytes like the `.sig` path: a bundle by an
+/// untrusted identity names what it found and what was wanted, and a statement edited after
+/// signing (here: re-pointed at this image) no longer verifies.
+#[tokio::test]
+async fn bundle_with_a_wrong_identity_or_an_edited_statement_is_denied() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let w = World::new();
+    let repo = w.registry.repo_ref(REPO);
+    let by_mallory = w.push("mallory", 28).await;
+    let leaf = w.sigstore.leaf(&LeafSpec::subject("mallory@example.com"));
+    let bundle = w.sigstore.bundle(
+        &BundleSigner::Certificate(&leaf),
+        &repo,
+        &by_mallory.digest,
+        SIGN_PREDICATE,
+        LogEntry::default(),
+    );
+    sigstore::push_bundle(
+        &w.registry.pusher(),
+        REPO,
+        &by_mallory,
+        bundle,
+        SIGN_PREDICATE,
+    )
+    .await;
+
+    // A valid bundle of the donor, its statement edited to name the victim.
+    let victim = w.push("victim", 29).await;
+    let donor = w.push("donor", 30).await;
+    let leaf = w.sigstore.leaf(&LeafSpec::default());
+    let bundle = w.sigstore.bundle(
+        &BundleSigner::Certificate(&leaf),
+        &repo,
+        &donor.digest,
+        SIGN_PREDICATE,
+        LogEntry::default(),
+    );
+    let mut json: Value = serde_json::from_slice(&bundle).unwrap();
+    let statement = STANDARD
+        .decode(json["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let edited = String::from_utf8(statement).unwrap().replace(
+        donor.digest.trim_start_matches("sha256:"),
+        victim.digest.trim_start_matches("sha256:"),
+    );
+    json["dsseEnvelope"]["payload"] = STANDARD.encode(edited).into();
+    let bundle = serde_json::to_vec(&json).unwrap();
+    sigstore::push_bundle(&w.registry.pusher(), REPO, &victim, bundle, SIGN_PREDICATE).await;
+
+    let signet = w.signet(&[&default_identity()]).await;
+    let v = signet.review(&pod_with(&w.reference(&by_mallory))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "the signer's identity is not trusted",
+            "bundle 0: the certificate is for subject [\"mallory@example.com\"]",
+            &format!("the policy wants issuer \"{ISSUER}\" subject \"{EMAIL}\""),
+        ],
+    );
+    let v = signet.review(&pod_with(&w.reference(&victim))).await;
+    assert_denied_with(
+        &v,
+        &[
+            "no signature is valid",
+            "the DSSE signature does not verify with the bundle certificate's key",
+        ],
+    );
+    signet.stop().await;
+}
