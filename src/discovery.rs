@@ -22,6 +22,9 @@ const COSE_MEDIA_TYPE: &str = "application/cose";
 const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// At most this many signatures of each kind are fetched and tried per image.
 pub const MAX_SIGNATURE_ATTEMPTS: usize = 10;
+/// The annotation cosign v3 puts on each bundle referrer (and the referrers index copies): the
+/// predicate type of the statement inside.
+const BUNDLE_PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
 /// What to look for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,7 +113,16 @@ async fn referrers(
         // The index entry's artifactType is a hint; the manifest is authoritative.
         let hinted = entry.artifact_type.as_deref();
         let maybe_notation = hinted.is_none_or(|t| t == NOTATION_ARTIFACT_TYPE);
-        let maybe_bundle = hinted.is_none_or(|t| t == SIGSTORE_BUNDLE_ARTIFACT_TYPE);
+        // cosign v3 attestations (SBOMs, provenance, scans) share the signature's artifactType
+        // and accumulate; their predicate-type annotation tells them apart without a fetch, so
+        // they cannot use up the attempts. Only a hint: what is fetched is still judged by its
+        // signed statement, and a signature labelled as something else is not found (deny).
+        let attestation = entry
+            .annotations
+            .get(BUNDLE_PREDICATE_ANNOTATION)
+            .is_some_and(|p| p != crate::verify::cosign::bundle::SIGN_PREDICATE);
+        let maybe_bundle =
+            hinted.is_none_or(|t| t == SIGSTORE_BUNDLE_ARTIFACT_TYPE) && !attestation;
         let wanted = (wants.notation && maybe_notation && notation_tries < MAX_SIGNATURE_ATTEMPTS)
             || (wants.bundles && maybe_bundle && bundle_tries < MAX_SIGNATURE_ATTEMPTS);
         if !wanted {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::Semaphore;
 
@@ -648,10 +648,10 @@ impl Registry for HttpRegistry {
         }
         let headers = resp.headers();
         let media_type = header_str(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
-        // Not `resp.content_length()`: a HEAD response has an empty body, whose size that
-        // reports, so the header is read instead.
-        let size = header_str(headers, "content-length")
-            .and_then(|l| l.trim().parse::<u64>().ok())
+        // The header, not `resp.content_length()`: that is the body's size hint, and a HEAD
+        // response has no body, so it is always 0 and every resolve fell back to a GET.
+        let size = header_str(headers, CONTENT_LENGTH.as_str())
+            .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let claimed = header_str(headers, "docker-content-digest");
         match (image.digest(), claimed) {

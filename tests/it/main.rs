@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod cosign_keyless;
 mod harness;
 mod manifests;
 mod notation;

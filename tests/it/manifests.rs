@@ -519,7 +519,15 @@ fn example_policies_load() {
     let set = load(&root().join("policies/examples"));
     let mut names: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["ghcr-warn", "prod-enforce", "team-a/team-a-audit"]);
+    assert_eq!(
+        names,
+        [
+            "ghcr-warn",
+            "prod-enforce",
+            "release-notation",
+            "team-a/team-a-audit"
+        ]
+    );
     assert_eq!(set.no_match, signet::policy::NoMatch::Warn);
 }
 

@@ -2,6 +2,8 @@
 //! - `registry`: a real `docker-registry` process per test ([`registry::TestRegistry`]);
 //! - `oci`: pushes images, indexes and referrers (with the referrers tag schema);
 //! - `cosign`: a Cosign-style signer independent of signet's verifier;
+//! - `sigstore`: a test Sigstore (Fulcio CA, Rekor, CT log, trusted root) for keyless
+//!   `.sig` signatures and cosign v3 bundle referrers, also independent of the verifier;
 //! - `fixtures`: real AdmissionReview bodies and image substitution;
 //! - `token`: a Docker token server for Bearer-auth registries;
 //! - `fake`: misbehaving servers (a black hole, a scripted liar);
@@ -18,4 +20,5 @@ pub mod layout;
 pub mod oci;
 pub mod registry;
 pub mod signet;
+pub mod sigstore;
 pub mod token;
