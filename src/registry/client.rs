@@ -280,10 +280,16 @@ impl HttpRegistry {
     /// Sleeps `wait` before a retry if that leaves time for the retry inside the deadline;
     /// otherwise returns `false` and the caller fails now, with the real reason rather than a
     /// later "deadline exceeded".
-    async fn wait_for_retry(&self, wait: Duration) -> bool {
+    async fn wait_for_retry(&self, host: &str, why: &str, wait: Duration) -> bool {
         if remaining().is_some_and(|r| wait + MIN_ATTEMPT_TIME > r) {
             return false;
         }
+        tracing::debug!(
+            registry = host,
+            why,
+            wait_ms = wait.as_millis() as u64,
+            "retrying a registry request"
+        );
         tokio::time::sleep(wait).await;
         true
     }
@@ -334,7 +340,10 @@ impl HttpRegistry {
                 Ok(resp) => resp,
                 Err((e, transient)) if transient && retries < MAX_RETRIES => {
                     retries += 1;
-                    if !self.wait_for_retry(backoff(retries - 1)).await {
+                    if !self
+                        .wait_for_retry(host, "connection broken", backoff(retries - 1))
+                        .await
+                    {
                         return Err(e);
                     }
                     continue;
@@ -375,7 +384,7 @@ impl HttpRegistry {
                     }
                     retries += 1;
                     let wait = wait + Duration::from_millis(rand::random_range(0..50));
-                    if !self.wait_for_retry(wait).await {
+                    if !self.wait_for_retry(host, "429", wait).await {
                         return Err(throttled(host, wait));
                     }
                 }
@@ -386,7 +395,7 @@ impl HttpRegistry {
                         None => backoff(retries),
                     };
                     retries += 1;
-                    if !self.wait_for_retry(wait).await {
+                    if !self.wait_for_retry(host, s.as_str(), wait).await {
                         return Err(status_error(host, s));
                     }
                 }
