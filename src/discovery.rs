@@ -71,10 +71,13 @@ async fn cosign_tag(
     let Some(manifest) = registry.manifest(image, &tag).await? else {
         return Ok(());
     };
+    // cosign appends each new signature as a layer: the newest are tried, so that signing again
+    // with a rotated key or identity is not crowded out by old signatures.
     for layer in manifest
         .body
         .layers
         .iter()
+        .rev()
         .filter(|l| l.media_type == COSIGN_LAYER)
         .take(MAX_SIGNATURE_ATTEMPTS)
     {

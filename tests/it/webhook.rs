@@ -615,3 +615,23 @@ async fn a_verdict_for_one_repository_is_not_reused_for_the_same_digest_in_anoth
     );
     signet.stop().await;
 }
+
+/// Only ten `.sig` layers are tried; they are the newest, so re-signing with the trusted key
+/// after many old signatures still admits the image.
+#[tokio::test]
+async fn a_new_signature_after_ten_old_ones_is_found() {
+    let w = world().await;
+    let img = w.registry.pusher().push_image("team/app", "1.0", 31).await;
+    let retired = CosignKey::generate(cosign::KeyKind::P256);
+    for _ in 0..10 {
+        cosign::sign_image(&w.registry, "team/app", &img, &retired).await;
+    }
+    cosign::sign_image(&w.registry, "team/app", &img, &w.key).await;
+    let signet = w.enforcing_signet().await;
+    assert_allowed_clean(
+        &signet
+            .review(&pod_with(&img.reference_by_tag(&w.registry.addr())))
+            .await,
+    );
+    signet.stop().await;
+}
