@@ -180,6 +180,7 @@ fn offline_engine(
         }
     };
     let metrics = Arc::new(Metrics::new());
+    let deny = registry.deny.clone();
     let registry = match HttpRegistry::new(registry, metrics.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -187,12 +188,10 @@ fn offline_engine(
             return None;
         }
     };
-    Some(with_revocation(Engine::new(
-        Arc::new(registry),
-        set,
-        CacheConfig::default(),
-        metrics,
-    )))
+    Some(with_revocation(
+        Engine::new(Arc::new(registry), set, CacheConfig::default(), metrics),
+        deny,
+    ))
 }
 
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
@@ -211,6 +210,7 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             (PolicySet::default(), false)
         }
     };
+    let deny = registry.deny.clone();
     let registry = match HttpRegistry::new(registry, metrics.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -218,12 +218,15 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             return exit(EXIT_USAGE);
         }
     };
-    let engine = Arc::new(with_revocation(Engine::new(
-        Arc::new(registry),
-        set,
-        CacheConfig::default(),
-        metrics.clone(),
-    )));
+    let engine = Arc::new(with_revocation(
+        Engine::new(
+            Arc::new(registry),
+            set,
+            CacheConfig::default(),
+            metrics.clone(),
+        ),
+        deny,
+    ));
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
@@ -246,8 +249,8 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
 
 /// Gives the engine the HTTP revocation fetcher for Notation chains that name CRL or OCSP
 /// locations. If it cannot be built, such chains have an unknown revocation status.
-fn with_revocation(engine: Engine) -> Engine {
-    match crate::revocation::HttpRevocation::new() {
+fn with_revocation(engine: Engine, deny: crate::registry::ssrf::DenyList) -> Engine {
+    match crate::revocation::HttpRevocation::new(deny) {
         Ok(r) => engine.with_revocation(Arc::new(r)),
         Err(error) => {
             tracing::warn!(%error, "revocation checks have no fetcher");

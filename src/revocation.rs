@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use moka::future::Cache;
 
+use crate::registry::ssrf::{DenyList, FilteringResolver};
 use crate::verify::notation::{Fetch, RevocationSource};
 
 const OCSP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,6 +26,7 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 /// The HTTP revocation fetcher.
 pub struct HttpRevocation {
     http: reqwest::Client,
+    deny: std::sync::Arc<DenyList>,
     cache: Cache<(String, Vec<u8>), Vec<u8>>,
 }
 
@@ -35,14 +37,20 @@ impl std::fmt::Debug for HttpRevocation {
 }
 
 impl HttpRevocation {
-    pub fn new() -> Result<Self, String> {
+    /// A fetcher that, like the registry client, never connects to an address in `deny`
+    /// (certificates name their CRL and OCSP URLs, and certificates come from registries).
+    pub fn new(deny: DenyList) -> Result<Self, String> {
+        let deny = std::sync::Arc::new(deny);
         let http = reqwest::Client::builder()
             .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(FilteringResolver::new(deny.clone())))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the revocation HTTP client: {e}"))?;
         Ok(HttpRevocation {
             http,
+            deny,
             cache: Cache::builder()
                 .max_capacity(1024)
                 .time_to_live(CACHE_TTL)
@@ -54,6 +62,11 @@ impl HttpRevocation {
         if !url.starts_with("http://") {
             return Err(format!("{url}: only http:// revocation URLs are used"));
         }
+        // IP-literal hosts skip the resolver: check them here.
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        self.deny
+            .check_url(&parsed)
+            .map_err(|d| format!("{url}: {d}"))?;
         let key = (
             url.to_string(),
             ocsp_request.map(<[u8]>::to_vec).unwrap_or_default(),

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use signet::registry::ssrf::DenyList;
 use signet::revocation::HttpRevocation;
 use signet::verify::notation::{RevocationLocation, RevocationSource, fetch_revocation};
 
@@ -18,7 +19,7 @@ async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
         _ => Reply::new(404),
     });
     let base = format!("http://{}", responder.addr());
-    let fetcher = HttpRevocation::new().unwrap();
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
     assert_eq!(
         fetcher.fetch_crl(&format!("{base}/ca.crl")).await.unwrap(),
         b"crl-der"
@@ -49,7 +50,7 @@ async fn ocsp_is_preferred_and_crls_are_the_fallback() {
         _ => Reply::new(404),
     });
     let base = format!("http://{}", responder.addr());
-    let fetcher = HttpRevocation::new().unwrap();
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
     let answered = RevocationLocation {
         certificate: "CN=leaf".into(),
         crl_urls: vec![format!("{base}/never.crl")],
@@ -72,7 +73,7 @@ async fn ocsp_is_preferred_and_crls_are_the_fallback() {
 #[tokio::test]
 async fn a_hanging_responder_times_out_within_the_specs_limits() {
     let hole = BlackHole::start();
-    let fetcher = HttpRevocation::new().unwrap();
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
     let started = Instant::now();
     assert!(
         fetcher
@@ -89,7 +90,7 @@ async fn a_hanging_responder_times_out_within_the_specs_limits() {
 
 #[tokio::test]
 async fn only_http_urls_and_bounded_answers() {
-    let fetcher = HttpRevocation::new().unwrap();
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
     let err = fetcher
         .fetch_crl("https://127.0.0.1:1/x.crl")
         .await
@@ -103,4 +104,14 @@ async fn only_http_urls_and_bounded_answers() {
         .await
         .unwrap_err();
     assert!(err.contains("larger than"), "{err}");
+}
+
+#[tokio::test]
+async fn revocation_urls_in_the_deny_list_are_never_fetched() {
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    let err = fetcher
+        .fetch_crl("http://169.254.169.254/latest/meta-data")
+        .await
+        .unwrap_err();
+    assert!(err.contains("deny-list"), "{err}");
 }
