@@ -148,7 +148,11 @@ async fn keyless_sig_signature_is_allowed_and_names_the_signer_in_the_metrics() 
             r"{issuer: 'https://token.actions.githubusercontent.com', subjectRegExp: 'https://github\.com/example/app/\.github/workflows/release\.yml@refs/tags/v.*'}",
         ])
         .await;
-    assert_allowed(&signet.review(&pod_with(&w.reference(&image))).await);
+    assert_allowed(
+        &signet
+            .measured_review("cold keyless .sig", &pod_with(&w.reference(&image)))
+            .await,
+    );
     assert_allowed(&signet.review(&pod_with(&w.reference(&ci))).await);
     assert_eq!(
         signet.metric(
@@ -400,7 +404,7 @@ async fn bundle_referrer_is_allowed_with_one_pass_over_the_referrers() {
         .await;
     let signet = w.signet(&[&default_identity()]).await;
     let review = pod_with(&w.reference(&image));
-    assert_allowed(&signet.review(&review).await);
+    assert_allowed(&signet.measured_review("cold keyless bundle", &review).await);
     let cold = signet.registry_requests();
     // Resolve the tag (1 HEAD), the `.sig` tag (1, absent), the referrers API (1, absent on
     // docker-registry), the referrers tag index (1), the referrer manifest (1), the bundle

@@ -321,7 +321,13 @@ async fn a_notation_verification_costs_few_registry_requests_and_is_cached() {
     let image = pushed.subjects[0].reference_by_digest(&registry.addr());
     let (dir, policies) = notation_dir(&root, "trustpolicy.json", &["e2e.crt"]);
     let signet = Signet::start_dir(dir, policies, &[&registry], Default::default()).await;
-    check(&verdict(&signet, &image).await, &Expect::Pass, "cold");
+    let mut review = load_review("pod-create.json");
+    replace_image(&mut review, "nginx:1.27", &image);
+    check(
+        &signet.measured_review("cold Notation JWS", &review).await,
+        &Expect::Pass,
+        "cold",
+    );
     // HEAD, referrers API (404: docker-registry has none), referrers tag index, signature
     // manifest, envelope blob. The 404 is remembered, so the next image costs four.
     assert_eq!(signet.registry_requests(), 5.0);
@@ -334,6 +340,23 @@ async fn a_notation_verification_costs_few_registry_requests_and_is_cached() {
     assert_eq!(
         signet.metric("signet_verifications_total{reason=\"trusted\",result=\"trusted\",verifier=\"notation\"}"),
         1.0
+    );
+    signet.stop().await;
+
+    // COSE: the notation-go alpine image; the host's missing referrers API is remembered now.
+    let Some(layout) = notation_layout("notation-go-alpine-cose") else {
+        return;
+    };
+    let pushed = push_oci_layout(&registry.pusher(), "notation/cose", &layout).await;
+    let image = pushed.subjects[0].reference_by_digest(&registry.addr());
+    let (dir, policies) = notation_dir(&root, "trustpolicy.json", &["alpine.crt"]);
+    let signet = Signet::start_dir(dir, policies, &[&registry], Default::default()).await;
+    let mut review = load_review("pod-create.json");
+    replace_image(&mut review, "nginx:1.27", &image);
+    check(
+        &signet.measured_review("cold Notation COSE", &review).await,
+        &Expect::Pass,
+        "COSE",
     );
     signet.stop().await;
 }

@@ -143,6 +143,20 @@ impl Signet {
         b.build().expect("client")
     }
 
+    /// Like [`Signet::review`], and prints how long the review took and how many registry
+    /// requests it cost, as `MEASURE <what>: …` (a figure for bench/README.md, never asserted).
+    pub async fn measured_review(&self, what: &str, body: &Value) -> Value {
+        let before = self.registry_requests();
+        let started = std::time::Instant::now();
+        let v = self.review(body).await;
+        eprintln!(
+            "MEASURE {what}: {:.2} ms, {} registry requests",
+            started.elapsed().as_secs_f64() * 1e3,
+            self.registry_requests() - before
+        );
+        v
+    }
+
     /// POSTs a review with `?timeout=10s` over HTTP/1.1 and returns the response review.
     pub async fn review(&self, body: &Value) -> Value {
         self.review_with(body, "timeout=10s", false).await
