@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what signet's test suite needs on a fresh Debian 12 machine (run as root).
+# Idempotent: installs nothing when everything is already present, and says what it installs.
+#   docker-registry  the real OCI registry the integration tests run (tests/it/support/registry.rs)
+#   apache2-utils    htpasswd, for bcrypt entries of the registry's Basic auth
+#   openssl          the independent cross-check of the test Cosign signer
+#   kubernetes-validate (PyPI)  offline schema validation of the deploy manifests
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A packages=(
+  [docker-registry]=docker-registry
+  [htpasswd]=apache2-utils
+  [openssl]=openssl
+)
+
+missing=()
+for cmd in "${!packages[@]}"; do
+  pkg=${packages[$cmd]}
+  if ! command -v "$cmd" >/dev/null 2>&1 \
+    || ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-test-deps: missing ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "install-test-deps: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The package's own service (port 5000) is not needed: tests run their own registry processes on
+# free ports, so nothing here starts or stops it.
+
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+  echo "install-test-deps: installing PyPI package kubernetes-validate"
+  python3 -m pip install --quiet kubernetes-validate
+fi
+
+for cmd in "${!packages[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "install-test-deps: $cmd still missing" >&2; exit 1; }
+done
+python3 -c 'import kubernetes_validate' || { echo "install-test-deps: kubernetes_validate still missing" >&2; exit 1; }
