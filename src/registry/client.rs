@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
 
@@ -543,7 +545,11 @@ impl Registry for HttpRegistry {
         }
         let headers = resp.headers();
         let media_type = header_str(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
-        let size = resp.content_length().unwrap_or(0);
+        // The header, not `resp.content_length()`: reqwest reports the (empty) body's length,
+        // 0, for every HEAD (seanmonstar/reqwest#1814), which forced a GET per resolve.
+        let size = header_str(headers, CONTENT_LENGTH.as_str())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let claimed = header_str(headers, "docker-content-digest");
         match (image.digest(), claimed) {
             (Some(d), Some(c)) if c != d.as_str() => Err(RegistryError::new(
