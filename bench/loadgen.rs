@@ -89,6 +89,9 @@ struct Args {
     /// Pods in the replay (f); each has 10 images.
     #[arg(long, default_value_t = 100)]
     pods: usize,
+    /// `RUST_LOG` for signet (unset: signet's default, one `info` line per review).
+    #[arg(long)]
+    signet_log: Option<String>,
     /// Fraction of registry requests the replay proxy answers 429, in per mille.
     #[arg(long, default_value_t = 100)]
     throttle_per_mille: u64,
@@ -502,7 +505,12 @@ struct SignetProc {
 
 impl SignetProc {
     /// `signet serve` with these policies, reaching `insecure` registries over plain HTTP.
-    async fn start(bin: &Path, policies: &str, insecure: &[String]) -> anyhow::Result<SignetProc> {
+    async fn start(
+        bin: &Path,
+        policies: &str,
+        insecure: &[String],
+        rust_log: Option<&str>,
+    ) -> anyhow::Result<SignetProc> {
         let dir = tempfile::Builder::new().prefix("signet-bench-").tempdir()?;
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir)?;
@@ -525,6 +533,10 @@ impl SignetProc {
             .stderr(log);
         for host in insecure {
             cmd.arg("--insecure-registry").arg(host);
+        }
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
         }
         let child = cmd
             .spawn()
@@ -1131,7 +1143,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map(|i| i.reference_by_tag(&registry.addr()))
         .collect();
 
-    let signet = SignetProc::start(&args.signet, &policies, &insecure).await?;
+    let signet = SignetProc::start(
+        &args.signet,
+        &policies,
+        &insecure,
+        args.signet_log.as_deref(),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = signet.proc.rss_kib();
     report.row(
@@ -1641,6 +1659,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "-",
     );
     drop(echo_proc);
+    println!(
+        "signet: `{}` (a separate process), RUST_LOG {}; loadgen and signet share the machine's cores.\n",
+        args.signet.display(),
+        args.signet_log.as_deref().map_or(
+            "unset (signet's default: one info line per review, to a file)".to_owned(),
+            |l| format!("= {l}")
+        )
+    );
     println!("| scenario | figure | limit | ratio to limit | target | load (1 min) |");
     println!("|---|---|---|---|---|---|");
     for r in &report.rows {
