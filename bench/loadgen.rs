@@ -89,6 +89,9 @@ struct Args {
     /// Pods in the replay (f); each has 10 images.
     #[arg(long, default_value_t = 100)]
     pods: usize,
+    /// A command to run signet under, e.g. `valgrind --tool=callgrind` (bench/README.md).
+    #[arg(long)]
+    signet_prefix: Option<String>,
     /// `RUST_LOG` for signet (unset: signet's default, one `info` line per review).
     #[arg(long)]
     signet_log: Option<String>,
@@ -156,6 +159,10 @@ struct Stats {
     errors: u64,
     /// Answers whose `allowed` was not the expected one.
     wrong: u64,
+    /// Of those, answers that allowed what should have been denied (the dangerous kind).
+    wrongly_allowed: u64,
+    /// The messages of the first few wrong answers, to say why.
+    wrong_samples: Vec<String>,
     elapsed: Duration,
 }
 
@@ -170,6 +177,8 @@ impl Stats {
             ok: 0,
             errors: 0,
             wrong: 0,
+            wrongly_allowed: 0,
+            wrong_samples: Vec::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -179,6 +188,12 @@ impl Stats {
         self.ok += other.ok;
         self.errors += other.errors;
         self.wrong += other.wrong;
+        self.wrongly_allowed += other.wrongly_allowed;
+        for m in &other.wrong_samples {
+            if self.wrong_samples.len() < 3 && !self.wrong_samples.contains(m) {
+                self.wrong_samples.push(m.clone());
+            }
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -203,7 +218,13 @@ impl Stats {
     fn summary(&self) -> String {
         let mut s = format!("{:.0} reviews/s; {}", self.rate(), self.latency());
         if self.errors > 0 || self.wrong > 0 {
-            s.push_str(&format!("; {} errors, {} wrong", self.errors, self.wrong));
+            s.push_str(&format!(
+                "; {} errors, {} wrong ({} wrongly allowed)",
+                self.errors, self.wrong, self.wrongly_allowed
+            ));
+            for m in &self.wrong_samples {
+                s.push_str(&format!("; e.g. “{m}”"));
+            }
         }
         s
     }
@@ -285,6 +306,20 @@ fn allowed_of(body: &[u8]) -> Option<bool> {
     }
 }
 
+/// The deny message of a response review, shortened for the table.
+fn message_of(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let m = v["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or("(no message)");
+    let m: String = m.chars().filter(|c| *c != '|' && *c != '\n').collect();
+    if m.chars().count() > 240 {
+        format!("{}…", m.chars().take(240).collect::<String>())
+    } else {
+        m
+    }
+}
+
 /// One review body and the `allowed` it must get (`None`: any answer is fine, e.g. the echo).
 #[derive(Clone)]
 struct Work {
@@ -317,10 +352,17 @@ async fn send_one(
                 .hist
                 .saturating_record(since.elapsed().as_nanos() as u64);
             stats.ok += 1;
+            let got = allowed_of(&body);
             if let Some(expect) = work.expect
-                && allowed_of(&body) != Some(expect)
+                && got != Some(expect)
             {
                 stats.wrong += 1;
+                if got == Some(true) {
+                    stats.wrongly_allowed += 1;
+                }
+                if stats.wrong_samples.len() < 3 {
+                    stats.wrong_samples.push(message_of(&body));
+                }
             }
         }
         Ok(_) | Err(_) => {
@@ -510,6 +552,7 @@ impl SignetProc {
         policies: &str,
         insecure: &[String],
         rust_log: Option<&str>,
+        prefix: Option<&str>,
     ) -> anyhow::Result<SignetProc> {
         let dir = tempfile::Builder::new().prefix("signet-bench-").tempdir()?;
         let policy_dir = dir.path().join("policies");
@@ -518,7 +561,17 @@ impl SignetProc {
         let ca = dir.path().join("ca.pem");
         let (port, admin_port) = (free_port(), free_port());
         let log = std::fs::File::create(dir.path().join("signet.log"))?;
-        let mut cmd = Command::new(bin);
+        let mut words: Vec<&str> = prefix
+            .map(|p| p.split_whitespace().collect())
+            .unwrap_or_default();
+        let mut cmd = match words.first() {
+            Some(first) => {
+                let mut c = Command::new(first);
+                c.args(words.drain(1..)).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
@@ -544,7 +597,9 @@ impl SignetProc {
         let proc = Proc { child };
         let admin = format!("http://127.0.0.1:{admin_port}");
         let http = reqwest::Client::builder().no_proxy().build()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Under valgrind, start-up takes tens of seconds.
+        let deadline =
+            Instant::now() + Duration::from_secs(if prefix.is_some() { 180 } else { 20 });
         loop {
             let ready = http
                 .get(format!("{admin}/readyz"))
@@ -1148,6 +1203,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &policies,
         &insecure,
         args.signet_log.as_deref(),
+        args.signet_prefix.as_deref(),
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1566,9 +1622,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 args.throttle_per_mille as f64 / 10.0
             ),
             &format!(
-                "{} timeouts, {} wrong verdicts ({expected_allowed} pods expected allowed); {}; {:.0} verifications, {:.0} registry requests (signet), {} seen by the proxy of which {} answered 429",
+                "{} timeouts, {} wrong verdicts ({} wrongly allowed; {expected_allowed} pods expected allowed); {}; {:.0} verifications, {:.0} registry requests (signet), {} seen by the proxy of which {} answered 429",
                 stats.errors,
                 stats.wrong,
+                stats.wrongly_allowed,
                 stats.summary(),
                 ver1 - ver0,
                 reg1 - reg0,
