@@ -475,7 +475,20 @@ struct Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first (signet drains and exits; under valgrind, callgrind writes its profile on
+    /// exit), SIGKILL after 60 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
