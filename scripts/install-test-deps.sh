@@ -23,6 +23,15 @@ for cmd in "${!packages[@]}"; do
   fi
 done
 
+# kubernetes-validate comes from PyPI: make sure python3 and pip exist first (a fresh Debian 12
+# has neither necessarily).
+need_kv=0
+python3 -c 'import kubernetes_validate' >/dev/null 2>&1 || need_kv=1
+if ((need_kv)); then
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+fi
+
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "install-test-deps: missing ${missing[*]}; run this script as root" >&2
@@ -37,9 +46,17 @@ fi
 # The package's own service (port 5000) is not needed: tests run their own registry processes on
 # free ports, so nothing here starts or stops it.
 
-if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+if ((need_kv)); then
   echo "install-test-deps: installing PyPI package kubernetes-validate"
-  python3 -m pip install --quiet kubernetes-validate
+  if ! python3 -m pip install --quiet kubernetes-validate; then
+    # Debian's own python3 is "externally managed" (PEP 668): pip refuses without this flag.
+    echo "install-test-deps: retrying with --break-system-packages (Debian-managed python3)"
+    python3 -m pip install --quiet --break-system-packages kubernetes-validate
+  fi
+fi
+
+if ((${#missing[@]} == 0 && need_kv == 0)); then
+  echo "install-test-deps: all test dependencies present"
 fi
 
 for cmd in "${!packages[@]}"; do

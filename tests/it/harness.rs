@@ -12,11 +12,11 @@ use reqwest::{Method, StatusCode};
 use crate::support::cosign::{
     self, CosignKey, KeyKind, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer,
 };
-use crate::support::fixtures;
 use crate::support::oci::{
     self, MANIFEST_ACCEPT, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, annotations, sha256_digest,
 };
 use crate::support::registry::TestRegistry;
+use crate::support::{fixtures, layout};
 
 async fn get_status(pusher: &oci::Pusher, path: &str) -> StatusCode {
     pusher
@@ -418,4 +418,208 @@ fn admission_fixtures_load_and_images_can_be_replaced() {
     let (pointer, _) = &images[0];
     let review = fixtures::with_images(review.clone(), &[(pointer.as_str(), "example.com/new:1")]);
     assert_eq!(review.pointer(pointer).unwrap(), "example.com/new:1");
+}
+
+/// Run only by [`a_missing_registry_binary_fails_with_the_install_hint`], in a child process.
+#[test]
+#[ignore = "runs in a child process with a missing registry binary"]
+fn start_registry_in_child() {
+    let _registry = TestRegistry::start();
+}
+
+#[test]
+fn a_missing_registry_binary_fails_with_the_install_hint() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "harness::start_registry_in_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            crate::support::registry::BINARY_ENV,
+            "/nonexistent/docker-registry",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a missing registry must fail, not pass"
+    );
+    assert!(
+        stderr.contains("run scripts/install-test-deps.sh"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn notation_layout_pushes_with_a_rebuilt_referrers_index() {
+    let Some(dir) = layout::notation_layout("e2e-valid-multiple-signatures") else {
+        return;
+    };
+    let registry = TestRegistry::start();
+    let pusher = registry.pusher();
+    let pushed = layout::push_oci_layout(&pusher, "notation/multi", &dir).await;
+    let subject = pushed.subject("v1");
+    assert_eq!(
+        subject.digest,
+        "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
+    );
+    let fetched = pusher.get_manifest("notation/multi", "v1").await.unwrap();
+    assert_eq!(fetched.digest(), subject.digest);
+
+    // The layout's own index lists one signature (stale); the rebuilt one lists both.
+    let index = pusher
+        .get_referrers_index("notation/multi", &subject.digest)
+        .await
+        .unwrap();
+    let listed: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{index:#}");
+    for digest in &pushed.referrers {
+        assert!(listed.contains(&digest.as_str()), "{digest} in {listed:?}");
+    }
+    for entry in index["manifests"].as_array().unwrap() {
+        assert_eq!(
+            entry["artifactType"],
+            "application/vnd.cncf.notary.signature"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_auth_registry_runs_the_bearer_challenge_flow() {
+    let registry = TestRegistry::builder().token_auth("bob", "hunter2").start();
+    let pusher = registry.pusher();
+    let image = pusher.push_image("team/app", "v1", 1).await;
+
+    // Anonymous: 401 with a Bearer challenge naming our token server and the scope.
+    let client = registry.client();
+    let url = format!("{}/v2/team/app/manifests/v1", registry.base_url());
+    let response = client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token_server = registry.token_server().unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains(&token_server.realm()), "{challenge}");
+    assert!(
+        challenge.contains("scope=\"repository:team/app:pull\""),
+        "{challenge}"
+    );
+
+    // The token request with the right credentials gets a token the registry accepts.
+    let token_url = format!(
+        "{}?service={}&scope=repository%3Ateam%2Fapp%3Apull",
+        token_server.realm(),
+        crate::support::token::SERVICE
+    );
+    let denied = client
+        .get(&token_url)
+        .basic_auth("bob", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = client
+        .get(&token_url)
+        .basic_auth("bob", Some("hunter2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["token"].as_str().unwrap();
+    let response = client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(sha256_digest(&bytes), image.digest);
+
+    // A pull-only token does not allow a push.
+    let response = client
+        .post(format!(
+            "{}/v2/team/app/blobs/uploads/",
+            registry.base_url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let requests = token_server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(!requests[0].granted && requests[1].granted);
+    assert_eq!(requests[1].scopes, ["repository:team/app:pull"]);
+}
+
+#[tokio::test]
+async fn fake_servers_hang_and_lie_on_request() {
+    use crate::support::fake::{BlackHole, Reply, ScriptedServer};
+    use std::time::Duration;
+
+    let hole = BlackHole::start();
+    let err = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .get(format!("http://{}/v2/", hole.addr()))
+        .send()
+        .await
+        .expect_err("a black hole never answers");
+    assert!(err.is_timeout(), "{err:?}");
+
+    let liar = ScriptedServer::start(|request| {
+        if request.target.starts_with("/v2/team/app/manifests/") {
+            Reply::new(200)
+                .header("Content-Type", OCI_MANIFEST)
+                .header("Docker-Content-Digest", &sha256_digest(b"something else"))
+                .body(&b"{\"schemaVersion\":2}"[..])
+        } else {
+            Reply::new(429).header("Retry-After", "1")
+        }
+    });
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("http://{}/v2/team/app/manifests/v1", liar.addr()))
+        .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let claimed = response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.bytes().await.unwrap();
+    assert_ne!(claimed, sha256_digest(&body), "the liar lies");
+    let response = client
+        .get(format!("http://{}/v2/", liar.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let seen = liar.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("Accept"), Some(MANIFEST_ACCEPT));
 }

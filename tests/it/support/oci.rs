@@ -8,12 +8,14 @@
 //! answers 404 for OCI manifests).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::registry::TestRegistry;
+use super::token::TokenMinter;
 
 /// The exact `Accept` list every manifest GET/HEAD must send (FACTS.md: the Accept quirk).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -51,6 +53,16 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// The referrers tag schema tag for a subject digest: `sha256:abc…` → `sha256-abc…`.
 pub fn referrers_tag(subject_digest: &str) -> String {
     subject_digest.replacen(':', "-", 1)
+}
+
+/// The repository named in a distribution API URL (`.../v2/<repo>/manifests/...`).
+fn repo_in_url(url: &str) -> Option<&str> {
+    let path = url.split_once("/v2/")?.1;
+    ["/manifests/", "/blobs/", "/tags/", "/referrers/"]
+        .iter()
+        .filter_map(|marker| path.find(marker))
+        .min()
+        .map(|end| &path[..end])
 }
 
 /// An OCI content descriptor.
@@ -173,6 +185,8 @@ pub struct Pusher {
     base_url: String,
     host: String,
     credentials: Option<(String, String)>,
+    /// For token-auth registries: mint a token per request instead of Basic auth.
+    minter: Option<Arc<TokenMinter>>,
 }
 
 impl Pusher {
@@ -185,6 +199,7 @@ impl Pusher {
             credentials: registry
                 .credentials()
                 .map(|(user, password)| (user.to_owned(), password.to_owned())),
+            minter: registry.token_server().map(|server| server.minter()),
         }
     }
 
@@ -212,10 +227,15 @@ impl Pusher {
         } else {
             format!("{}{path_or_url}", self.base_url)
         };
-        let request = self.client.request(method, url);
-        match &self.credentials {
-            Some((user, password)) => request.basic_auth(user, Some(password)),
-            None => request,
+        let request = self.client.request(method, url.as_str());
+        match (&self.credentials, &self.minter) {
+            // The test pusher skips the challenge dance: it signs its own token for the
+            // repository in the path (signet's client must do the real flow).
+            (Some((user, _)), Some(minter)) => {
+                request.bearer_auth(minter.mint_for_repo(user, repo_in_url(&url)))
+            }
+            (Some((user, password)), None) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
         }
     }
 

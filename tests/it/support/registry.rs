@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::token::TokenServer;
+
 /// Where the fix is when the registry binary is missing.
-const INSTALL_HINT: &str =
-    "docker-registry is not installed: run scripts/install-test-deps.sh (as root) first";
+const INSTALL_HINT: &str = "docker-registry is not installed (or SIGNET_TEST_DOCKER_REGISTRY \
+     names a missing file): run scripts/install-test-deps.sh (as root) first";
 
 /// How long a fresh registry may take to answer `GET /v2/` (it normally takes well under 1 s).
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -78,6 +80,7 @@ pub struct RegistryBuilder {
     tls: Option<(String, String)>,
     ca_pem: Option<String>,
     htpasswd: Option<(String, String)>,
+    token: Option<(String, String)>,
     storage: Option<PathBuf>,
 }
 
@@ -105,6 +108,14 @@ impl RegistryBuilder {
     /// Require HTTP Basic auth with this one user (bcrypt entry made by `htpasswd -Bbn`).
     pub fn htpasswd(mut self, user: &str, password: &str) -> Self {
         self.htpasswd = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Require Bearer tokens from a [`TokenServer`] started with the registry, which issues
+    /// them to this one user (Basic credentials on the token request). Replaces
+    /// [`RegistryBuilder::htpasswd`].
+    pub fn token_auth(mut self, user: &str, password: &str) -> Self {
+        self.token = Some((user.to_owned(), password.to_owned()));
         self
     }
 
@@ -145,6 +156,17 @@ impl RegistryBuilder {
             path
         });
 
+        let token = self
+            .token
+            .as_ref()
+            .map(|(user, password)| TokenServer::start(user, password));
+        let token_config = token.as_ref().map(|server| {
+            let path = dir.path().join("token-root.pem");
+            std::fs::write(&path, server.minter().cert_pem()).expect("write token root");
+            (server.realm(), path)
+        });
+        let htpasswd_path = if token.is_some() { None } else { htpasswd_path };
+
         let mut registry = TestRegistry {
             binary,
             config: dir.path().join("config.yml"),
@@ -153,7 +175,8 @@ impl RegistryBuilder {
             port: 0,
             tls: tls_paths.is_some(),
             ca_pem: self.ca_pem,
-            credentials: self.htpasswd,
+            credentials: self.token.clone().or(self.htpasswd),
+            token,
             child: None,
             _dir: dir,
         };
@@ -167,6 +190,7 @@ impl RegistryBuilder {
                 &registry.storage,
                 tls_paths.as_ref(),
                 htpasswd_path.as_deref(),
+                token_config.as_ref(),
             );
             std::fs::write(&registry.config, config).expect("write registry config");
             match registry.spawn() {
@@ -191,6 +215,9 @@ pub struct TestRegistry {
     tls: bool,
     ca_pem: Option<String>,
     credentials: Option<(String, String)>,
+    /// The token server of a token-auth registry (it outlives the process: `Drop` stops the
+    /// process first).
+    token: Option<TokenServer>,
     child: Option<Child>,
     /// Config, storage (unless shared), TLS files, htpasswd and log; removed on drop.
     _dir: TempDir,
@@ -238,11 +265,17 @@ impl TestRegistry {
         self.ca_pem.as_deref()
     }
 
-    /// The Basic-auth user and password, when it requires them.
+    /// The user and password, when it requires them (Basic auth with htpasswd, or the token
+    /// server's credentials with token auth).
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.credentials
             .as_ref()
             .map(|(user, password)| (user.as_str(), password.as_str()))
+    }
+
+    /// The token server, for [`RegistryBuilder::token_auth`] registries.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token.as_ref()
     }
 
     /// The storage root directory (to share with another registry, or to inspect).
@@ -412,7 +445,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Environment variable naming another `docker-registry` binary (e.g. a newer distribution
+/// build); when set, only that path is tried.
+pub const BINARY_ENV: &str = "SIGNET_TEST_DOCKER_REGISTRY";
+
 fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_ENV) {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])
@@ -443,6 +484,7 @@ fn config_yaml(
     storage: &Path,
     tls: Option<&(PathBuf, PathBuf)>,
     htpasswd: Option<&Path>,
+    token: Option<&(String, PathBuf)>,
 ) -> String {
     // Paths are temp dirs without quotes or newlines; JSON strings are valid YAML scalars.
     let quote = |p: &Path| serde_json::to_string(&p.display().to_string()).expect("quote path");
@@ -466,6 +508,15 @@ fn config_yaml(
         config.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: signet-test\n    path: {}\n",
             quote(path)
+        ));
+    }
+    if let Some((realm, root)) = token {
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            serde_json::to_string(realm).expect("quote realm"),
+            super::token::SERVICE,
+            super::token::ISSUER,
+            quote(root)
         ));
     }
     config
