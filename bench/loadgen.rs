@@ -53,6 +53,7 @@ mod support {
     pub mod oci;
     pub mod registry;
     pub mod signet;
+    pub mod token;
 }
 
 use support::cosign::{self, CosignKey, KeyKind};

@@ -24,6 +24,7 @@ mod support {
     pub mod oci;
     pub mod registry;
     pub mod signet;
+    pub mod token;
 }
 
 use support::cosign::{self as signer, CosignKey};
