@@ -39,6 +39,6 @@ if [ -z "${SKIP_MICRO:-}" ]; then
     echo
     echo '```'
     cargo bench --locked --bench micro -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
-        grep -B1 -E '^ +time:|  time:' | grep -v '^--$'
+        grep -B1 -E 'time: +\[' | grep -v -E '^--$|outliers|mild|severe|Performance|change|No change'
     echo '```'
 fi
