@@ -19,8 +19,8 @@
 //! and latency counts from when each was due, so a slow server cannot hide its queue
 //! (no coordinated omission).
 //!
-//! An example rather than a `[[bench]]`: `cargo test --all-targets` builds examples but does
-//! not run them, and this needs docker-registry and minutes.
+//! An example rather than a `[[bench]]`: `cargo test --all-targets` builds an example as a test
+//! harness with no tests, so this `main` (docker-registry, minutes) never runs there.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
