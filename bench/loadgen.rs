@@ -1,0 +1,1747 @@
+//! signet's load generator and scenario runner (`bench/run.sh` builds and runs it).
+//!
+//! It starts everything a scenario needs, drives the real release binary (`signet serve`, a
+//! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 with real
+//! AdmissionReview bodies, and prints one markdown table. The pieces:
+//! - a real loopback `docker-registry` with images pushed and Cosign-signed by the
+//!   integration-test harness (included by path, not copied);
+//! - a counting proxy in front of it (the harness turns docker-registry's access log off, so the
+//!   proxy is the registry-side request count) that can answer a fraction of requests `429`;
+//! - a synthetic registry that makes signed images up on demand, only to fill the verdict cache
+//!   with 100,000 entries for the memory figure (pushing 100,000 images to docker-registry
+//!   would take longer than the rest of the suite);
+//! - the limits, measured in the same run: an HTTPS echo server on signet's own TLS stack (this
+//!   binary, `loadgen echo-server`, as a separate process), one registry round trip, one P-256
+//!   and one RSA-PSS-2048 verification, one AdmissionReview decode.
+//!
+//! Latency is measured per request with hdrhistogram. Closed loop: N connections, each sends
+//! its next review when the previous answer arrives. Open loop: reviews are due at a fixed rate
+//! and latency counts from when each was due, so a slow server cannot hide its queue
+//! (no coordinated omission).
+//!
+//! An example rather than a `[[bench]]`: `cargo test --all-targets` builds an example as a test
+//! harness with no tests, so this `main` (docker-registry, minutes) never runs there.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The integration-test harness, shared by path (tests/it/support/*.rs).
+#[allow(dead_code)]
+#[path = "../tests/it/support"]
+mod support {
+    pub mod cosign;
+    pub mod fixtures;
+    pub mod oci;
+    pub mod registry;
+    pub mod signet;
+    pub mod token;
+}
+
+use support::cosign::{self, CosignKey, KeyKind};
+use support::fixtures::{load_review, replace_image};
+use support::oci::{PushedImage, sha256_digest};
+use support::registry::TestRegistry;
+use support::signet::cosign_policy;
+
+/// The image in `pod-create.json` that scenarios replace.
+const POD_IMAGE: &str = "nginx:1.27";
+/// What the API server sends by default, and what the client waits at most.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(about = "signet benchmark scenarios; prints a markdown table")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// The signet binary to drive (a release build).
+    #[arg(long, default_value = "target/release/signet")]
+    signet: PathBuf,
+    /// Seconds per load point.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Small sizes everywhere (a smoke run of the whole suite in well under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run, comma-separated: limits,a,b,c,e,f,g.
+    #[arg(long, default_value = "limits,a,b,c,e,f,g")]
+    only: String,
+    /// Verdicts to cache for the memory figure (g).
+    #[arg(long, default_value_t = 100_000)]
+    verdicts: u64,
+    /// Pods in the replay (f); each has 10 images.
+    #[arg(long, default_value_t = 100)]
+    pods: usize,
+    /// A command to run signet under, e.g. `valgrind --tool=callgrind` (bench/README.md).
+    #[arg(long)]
+    signet_prefix: Option<String>,
+    /// `RUST_LOG` for signet (unset: signet's default, one `info` line per review).
+    #[arg(long)]
+    signet_log: Option<String>,
+    /// Fraction of registry requests the replay proxy answers 429, in per mille.
+    #[arg(long, default_value_t = 100)]
+    throttle_per_mille: u64,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// An HTTPS echo server on signet's TLS stack (internal: the transport limit).
+    EchoServer {
+        #[arg(long)]
+        port_file: PathBuf,
+        #[arg(long)]
+        ca_out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.command {
+        Some(Sub::EchoServer {
+            ref port_file,
+            ref ca_out,
+        }) => rt.block_on(echo_server(port_file, ca_out)),
+        None => rt.block_on(run(args)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures and the report
+
+/// The 1-minute load average, recorded next to every figure.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+struct Report {
+    rows: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, scenario: &str, figure: &str, limit: &str, ratio: &str, target: &str) {
+        let line = format!(
+            "| {scenario} | {figure} | {limit} | {ratio} | {target} | {} |",
+            load()
+        );
+        eprintln!("{line}");
+        self.rows.push(line);
+    }
+}
+
+/// Latencies in nanoseconds and counts of one load run.
+struct Stats {
+    hist: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    /// Answers whose `allowed` was not the expected one.
+    wrong: u64,
+    /// Of those, answers that allowed what should have been denied (the dangerous kind).
+    wrongly_allowed: u64,
+    /// The messages of the first few wrong answers, to say why.
+    wrong_samples: Vec<String>,
+    elapsed: Duration,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 120_000_000_000, 3).expect("histogram bounds")
+}
+
+impl Stats {
+    fn empty() -> Stats {
+        Stats {
+            hist: histogram(),
+            ok: 0,
+            errors: 0,
+            wrong: 0,
+            wrongly_allowed: 0,
+            wrong_samples: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn merge(&mut self, other: &Stats) {
+        self.hist.add(&other.hist).expect("same bounds");
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.wrong += other.wrong;
+        self.wrongly_allowed += other.wrongly_allowed;
+        for m in &other.wrong_samples {
+            if self.wrong_samples.len() < 3 && !self.wrong_samples.contains(m) {
+                self.wrong_samples.push(m.clone());
+            }
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Quantile in milliseconds.
+    fn ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1e6
+    }
+
+    fn latency(&self) -> String {
+        format!(
+            "p50 {:.3} / p90 {:.3} / p99 {:.3} / p99.9 {:.3} ms",
+            self.ms(0.5),
+            self.ms(0.9),
+            self.ms(0.99),
+            self.ms(0.999)
+        )
+    }
+
+    fn summary(&self) -> String {
+        let mut s = format!("{:.0} reviews/s; {}", self.rate(), self.latency());
+        if self.errors > 0 || self.wrong > 0 {
+            s.push_str(&format!(
+                "; {} errors, {} wrong ({} wrongly allowed)",
+                self.errors, self.wrong, self.wrongly_allowed
+            ));
+            for m in &self.wrong_samples {
+                s.push_str(&format!("; e.g. “{m}”"));
+            }
+        }
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTPS client: one hyper HTTP/1.1 connection per worker, TLS by tokio-rustls.
+
+struct Target {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: String,
+}
+
+impl Target {
+    fn new(addr: SocketAddr, ca_pem: &str, path: &str) -> anyhow::Result<Target> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert?)?;
+        }
+        let mut tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // Offer only http/1.1, as an API server would be answered by a webhook choosing it.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Target {
+            addr,
+            tls: Arc::new(tls),
+            path: path.to_owned(),
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(send)
+    }
+
+    async fn post(
+        &self,
+        send: &mut SendRequest<Full<Bytes>>,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        send.ready().await?;
+        let req = Request::post(&self.path)
+            .header(http::header::HOST, "localhost")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let resp = tokio::time::timeout(REVIEW_TIMEOUT, async {
+            let resp = send.send_request(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        })
+        .await
+        .context("no answer within the webhook timeout")??;
+        Ok(resp)
+    }
+}
+
+/// `Some(allowed)` from a response review (a byte search: the client must stay cheap).
+fn allowed_of(body: &[u8]) -> Option<bool> {
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    if has(b"\"allowed\":true") {
+        Some(true)
+    } else if has(b"\"allowed\":false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The deny message of a response review, shortened for the table.
+fn message_of(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let m = v["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or("(no message)");
+    let m: String = m.chars().filter(|c| *c != '|' && *c != '\n').collect();
+    if m.chars().count() > 240 {
+        format!("{}…", m.chars().take(240).collect::<String>())
+    } else {
+        m
+    }
+}
+
+/// One review body and the `allowed` it must get (`None`: any answer is fine, e.g. the echo).
+#[derive(Clone)]
+struct Work {
+    body: Bytes,
+    expect: Option<bool>,
+}
+
+async fn connect_all(target: &Target, n: usize) -> anyhow::Result<Vec<SendRequest<Full<Bytes>>>> {
+    let mut conns = Vec::with_capacity(n);
+    // Batches, so the listen backlog never overflows.
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let made = futures_util::future::join_all(chunk.iter().map(|_| target.connect())).await;
+        for c in made {
+            conns.push(c?);
+        }
+    }
+    Ok(conns)
+}
+
+async fn send_one(
+    target: &Target,
+    send: &mut SendRequest<Full<Bytes>>,
+    work: &Work,
+    since: Instant,
+    stats: &mut Stats,
+) {
+    match target.post(send, work.body.clone()).await {
+        Ok((StatusCode::OK, body)) => {
+            stats
+                .hist
+                .saturating_record(since.elapsed().as_nanos() as u64);
+            stats.ok += 1;
+            let got = allowed_of(&body);
+            if let Some(expect) = work.expect
+                && got != Some(expect)
+            {
+                stats.wrong += 1;
+                if got == Some(true) {
+                    stats.wrongly_allowed += 1;
+                }
+                if stats.wrong_samples.len() < 3 {
+                    stats.wrong_samples.push(message_of(&body));
+                }
+            }
+        }
+        Ok(_) | Err(_) => {
+            stats.errors += 1;
+            if let Ok(fresh) = target.connect().await {
+                *send = fresh;
+            }
+        }
+    }
+}
+
+/// Closed loop: `concurrency` connections, each with one review in flight, for `duration`.
+async fn closed_loop(
+    target: &Arc<Target>,
+    work: &Arc<Vec<Work>>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
+    let conns = connect_all(target, concurrency).await?;
+    let start = Instant::now();
+    let end = start + duration;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut send)| {
+            let target = target.clone();
+            let work = work.clone();
+            tokio::spawn(async move {
+                let mut stats = Stats::empty();
+                let mut k = i;
+                while Instant::now() < end {
+                    let w = &work[k % work.len()];
+                    k += concurrency;
+                    send_one(&target, &mut send, w, Instant::now(), &mut stats).await;
+                }
+                stats
+            })
+        })
+        .collect();
+    let mut total = Stats::empty();
+    for t in tasks {
+        total.merge(&t.await?);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+/// Open loop: reviews due at `rate` per second for `duration`, served by `connections`
+/// connections; latency counts from when each review was due.
+async fn open_loop(
+    target: &Arc<Target>,
+    work: &Arc<Vec<Work>>,
+    rate: f64,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
+    let conns = connect_all(target, connections).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut send| {
+            let target = target.clone();
+            let work = work.clone();
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut stats = Stats::empty();
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    let Some((k, due)) = next else { break };
+                    send_one(&target, &mut send, &work[k % work.len()], due, &mut stats).await;
+                }
+                stats
+            })
+        })
+        .collect();
+    let total_n = (rate * duration.as_secs_f64()) as usize;
+    let mut sent = 0usize;
+    while sent < total_n {
+        let due_now = ((start.elapsed().as_secs_f64() * rate) as usize).min(total_n);
+        while sent < due_now {
+            let due = start + Duration::from_secs_f64(sent as f64 / rate);
+            tx.send((sent, due)).ok();
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    drop(tx);
+    let mut total = Stats::empty();
+    for t in tasks {
+        total.merge(&t.await?);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: signet (the release binary) and the echo server (this binary).
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    /// SIGTERM first (signet drains and exits; under valgrind, callgrind writes its profile on
+    /// exit), SIGKILL after 60 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// CPU time (user + system) the process has used so far, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                // Fields after the parenthesised command name; utime and stime are 14 and 15.
+                let rest = s.rsplit_once(')')?.1.to_owned();
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+            })
+            .unwrap_or(0.0);
+        ticks / clock_ticks()
+    }
+
+    /// VmRSS of the process, in KiB.
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// `getconf CLK_TCK` (the unit of /proc/PID/stat times), 100 when unknown.
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Runs `f` and returns its result with the CPU microseconds `proc` spent per successful
+/// review meanwhile.
+async fn with_cpu<F: std::future::Future<Output = anyhow::Result<Stats>>>(
+    proc: &Proc,
+    f: F,
+) -> anyhow::Result<(Stats, f64)> {
+    let before = proc.cpu_secs();
+    let stats = f.await?;
+    let used = proc.cpu_secs() - before;
+    let per = used * 1e6 / (stats.ok.max(1) as f64);
+    Ok((stats, per))
+}
+
+struct SignetProc {
+    proc: Proc,
+    webhook: SocketAddr,
+    admin: String,
+    ca_pem: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl SignetProc {
+    /// `signet serve` with these policies, reaching `insecure` registries over plain HTTP.
+    async fn start(
+        bin: &Path,
+        policies: &str,
+        insecure: &[String],
+        rust_log: Option<&str>,
+        prefix: Option<&str>,
+    ) -> anyhow::Result<SignetProc> {
+        let dir = tempfile::Builder::new().prefix("signet-bench-").tempdir()?;
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir(&policy_dir)?;
+        std::fs::write(policy_dir.join("policies.yaml"), policies)?;
+        let ca = dir.path().join("ca.pem");
+        let (port, admin_port) = (free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("signet.log"))?;
+        let mut words: Vec<&str> = prefix
+            .map(|p| p.split_whitespace().collect())
+            .unwrap_or_default();
+        let mut cmd = match words.first() {
+            Some(first) => {
+                let mut c = Command::new(first);
+                c.args(words.drain(1..)).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--policies")
+            .arg(&policy_dir)
+            .arg("--self-signed-ca-out")
+            .arg(&ca)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for host in insecure {
+            cmd.arg("--insecure-registry").arg(host);
+        }
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {} (build it: bench/run.sh)", bin.display()))?;
+        let proc = Proc { child };
+        let admin = format!("http://127.0.0.1:{admin_port}");
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        // Under valgrind, start-up takes tens of seconds.
+        let deadline =
+            Instant::now() + Duration::from_secs(if prefix.is_some() { 180 } else { 20 });
+        loop {
+            let ready = http
+                .get(format!("{admin}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "signet did not become ready; log:\n{}",
+                    std::fs::read_to_string(dir.path().join("signet.log")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(SignetProc {
+            proc,
+            webhook: format!("127.0.0.1:{port}").parse()?,
+            admin,
+            ca_pem: std::fs::read_to_string(&ca)?,
+            http,
+            _dir: dir,
+        })
+    }
+
+    fn target(&self) -> anyhow::Result<Arc<Target>> {
+        Ok(Arc::new(Target::new(
+            self.webhook,
+            &self.ca_pem,
+            "/validate?timeout=10s",
+        )?))
+    }
+
+    /// The sum of every series of a metric family (`name{...} value` lines).
+    async fn metric(&self, name: &str) -> f64 {
+        let text = match self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    /// Every series of a metric family by its labels, e.g. `{operation="blob",status="200"}`.
+    async fn series(&self, name: &str) -> HashMap<String, f64> {
+        let text = match self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| {
+                let (labels, v) = l.rsplit_once(' ')?;
+                Some((labels.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    async fn counters(&self) -> (f64, f64) {
+        (
+            self.metric("signet_registry_requests_total").await,
+            self.metric("signet_verifications_total").await,
+        )
+    }
+}
+
+/// `loadgen echo-server`: signet's TLS configuration and hyper-util server, answering every
+/// request with its own body. The transport's limit for signet's figures.
+async fn echo_server(port_file: &Path, ca_out: &Path) -> anyhow::Result<()> {
+    use signet::server::tls;
+    let (pair, ca) = tls::self_signed(&[]).map_err(anyhow::Error::msg)?;
+    let resolver = Arc::new(tls::ReloadingResolver::new(
+        tls::certified_key(&pair).map_err(anyhow::Error::msg)?,
+    ));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+        tls::server_config(resolver).map_err(anyhow::Error::msg)?,
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    std::fs::write(ca_out, ca)?;
+    std::fs::write(port_file, listener.local_addr()?.port().to_string())?;
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = service_fn(|req: Request<Incoming>| async move {
+                let body = req.into_body().collect().await?.to_bytes();
+                let mut resp = Response::new(Full::new(body));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Ok::<_, hyper::Error>(resp)
+            });
+            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+        });
+    }
+}
+
+async fn start_echo() -> anyhow::Result<(Proc, Arc<Target>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let (port_file, ca_out) = (dir.path().join("port"), dir.path().join("ca.pem"));
+    let child = Command::new(std::env::current_exe()?)
+        .arg("echo-server")
+        .arg("--port-file")
+        .arg(&port_file)
+        .arg("--ca-out")
+        .arg(&ca_out)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let proc = Proc { child };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port: u16 = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && let Ok(p) = p.trim().parse()
+        {
+            break p;
+        }
+        if Instant::now() > deadline {
+            bail!("the echo server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ca = std::fs::read_to_string(&ca_out)?;
+    let target = Arc::new(Target::new(
+        format!("127.0.0.1:{port}").parse()?,
+        &ca,
+        "/validate?timeout=10s",
+    )?);
+    Ok((proc, target, dir))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry-side helpers: a counting (and throttling) proxy, and a synthetic signed registry.
+
+#[derive(Default)]
+struct ProxyCounts {
+    total: AtomicU64,
+    throttled: AtomicU64,
+}
+
+struct Proxy {
+    host: String,
+    counts: Arc<ProxyCounts>,
+}
+
+impl Proxy {
+    fn total(&self) -> u64 {
+        self.counts.total.load(Ordering::Relaxed)
+    }
+    fn throttled(&self) -> u64 {
+        self.counts.throttled.load(Ordering::Relaxed)
+    }
+}
+
+/// A plain-HTTP reverse proxy to `upstream` that counts requests and answers `per_mille` of
+/// them `429 Too Many Requests` with `Retry-After: 1` (a fixed pseudo-random sequence).
+async fn start_proxy(upstream: String, per_mille: u64) -> anyhow::Result<Proxy> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let host = listener.local_addr()?.to_string();
+    let counts = Arc::new(ProxyCounts::default());
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let c = counts.clone();
+    tokio::spawn(async move {
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (client, counts, upstream) = (client.clone(), c.clone(), upstream.clone());
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (client, counts, upstream) =
+                        (client.clone(), counts.clone(), upstream.clone());
+                    async move { forward(&client, &counts, &upstream, per_mille, req).await }
+                });
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Proxy { host, counts })
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    counts: &ProxyCounts,
+    upstream: &str,
+    per_mille: u64,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let n = counts.total.fetch_add(1, Ordering::Relaxed);
+    // splitmix64 of the request number: a fixed, evenly spread sequence.
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z % 1000 < per_mille {
+        counts.throttled.fetch_add(1, Ordering::Relaxed);
+        let mut resp = Response::new(Full::new(Bytes::from_static(
+            b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}",
+        )));
+        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        resp.headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("1"));
+        return Ok(resp);
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let url = format!(
+        "{upstream}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut out = client.request(parts.method.clone(), url);
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            out = out.header(name, value);
+        }
+    }
+    let resp = match out.body(body).send().await {
+        Ok(r) => r,
+        Err(_) => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::BAD_GATEWAY;
+            return Ok(resp);
+        }
+    };
+    let mut back = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        if name != http::header::TRANSFER_ENCODING && name != http::header::CONNECTION {
+            back = back.header(name, value);
+        }
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    Ok(back
+        .body(Full::new(bytes))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+}
+
+/// A registry that makes up a signed image for every tag: the manifest of `repo:tag` is
+/// synthetic, its `.sig` manifest is signed on request with `key`, and the payload blob is kept
+/// only until signet fetches it. Only for filling the verdict cache (g).
+async fn start_synthetic_registry(key: CosignKey) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let host = listener.local_addr()?.to_string();
+    let blobs: Arc<Mutex<HashMap<String, Bytes>>> = Arc::default();
+    let key = Arc::new(key);
+    let h = host.clone();
+    tokio::spawn(async move {
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (blobs, key, host) = (blobs.clone(), key.clone(), h.clone());
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let answer = synthetic(&host, &key, &blobs, req.method(), req.uri().path());
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(host)
+}
+
+fn synthetic(
+    host: &str,
+    key: &CosignKey,
+    blobs: &Mutex<HashMap<String, Bytes>>,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    let not_found = || {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
+    };
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return not_found();
+    };
+    if let Some((_, digest)) = rest.rsplit_once("/blobs/") {
+        let blob = blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+        return match blob {
+            Some(b) => Response::new(Full::new(b)),
+            None => not_found(),
+        };
+    }
+    let Some((repo, reference)) = rest.rsplit_once("/manifests/") else {
+        return Response::new(Full::new(Bytes::from_static(b"{}")));
+    };
+    let manifest = if let Some(hex) = reference
+        .strip_prefix("sha256-")
+        .and_then(|r| r.strip_suffix(".sig"))
+    {
+        let payload =
+            cosign::simple_signing_payload(&format!("{host}/{repo}"), &format!("sha256:{hex}"));
+        let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&payload));
+        let payload_digest = sha256_digest(&payload);
+        let size = payload.len();
+        blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(payload_digest.clone(), Bytes::from(payload));
+        json!({
+            "schemaVersion": 2,
+            "mediaType": support::oci::OCI_MANIFEST,
+            "config": {"mediaType": support::oci::OCI_CONFIG, "digest": sha256_digest(b"{}"), "size": 2},
+            "layers": [{
+                "mediaType": cosign::SIMPLESIGNING,
+                "digest": payload_digest,
+                "size": size,
+                "annotations": {cosign::SIGNATURE_ANNOTATION: signature},
+            }],
+        })
+    } else {
+        let config = format!("synthetic {repo}:{reference}");
+        json!({
+            "schemaVersion": 2,
+            "mediaType": support::oci::OCI_MANIFEST,
+            "config": {"mediaType": support::oci::OCI_CONFIG, "digest": sha256_digest(config.as_bytes()), "size": config.len()},
+            "layers": [],
+        })
+    };
+    let bytes = serde_json::to_vec(&manifest).expect("manifest JSON");
+    let digest = sha256_digest(&bytes);
+    let len = bytes.len();
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(bytes)
+    };
+    let mut resp = Response::new(Full::new(body));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(support::oci::OCI_MANIFEST),
+    );
+    h.insert(
+        "docker-content-digest",
+        http::HeaderValue::from_str(&digest).expect("digest header"),
+    );
+    h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review bodies
+
+fn pod_with(image: &str) -> Value {
+    let mut review = load_review("pod-create");
+    assert_eq!(replace_image(&mut review, POD_IMAGE, image), 1);
+    review
+}
+
+/// `pod-create.json` with one container per image (names `c0`, `c1`, ...).
+fn pod_with_images(images: &[String]) -> Value {
+    let mut review = load_review("pod-create");
+    let spec = &mut review["request"]["object"]["spec"];
+    let first = spec["containers"][0].clone();
+    spec["containers"] = Value::Array(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                let mut c = first.clone();
+                c["name"] = json!(format!("c{i}"));
+                c["image"] = json!(image);
+                c
+            })
+            .collect(),
+    );
+    review
+}
+
+fn body(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("review JSON"))
+}
+
+/// Pushes `n` images `repo:{prefix}{i}` and signs each with `key` (when given), 8 at a time.
+async fn push_signed(
+    registry: &TestRegistry,
+    repo: &str,
+    prefix: &str,
+    seeds: std::ops::Range<u64>,
+    key: Option<&CosignKey>,
+) -> Vec<PushedImage> {
+    let pusher = registry.pusher();
+    let mut out = Vec::new();
+    let seeds: Vec<u64> = seeds.collect();
+    for chunk in seeds.chunks(8) {
+        let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
+            let pusher = &pusher;
+            async move {
+                let img = pusher.push_image(repo, &format!("{prefix}{s}"), s).await;
+                if let Some(key) = key {
+                    cosign::sign_image(registry, repo, &img, key).await;
+                }
+                img
+            }
+        }))
+        .await;
+        out.extend(pushed);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The limits
+
+/// Mean time of `f` over `n` runs, in microseconds.
+fn time_us(n: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+struct Limits {
+    p256_us: f64,
+    decode_us: f64,
+    registry_rtt: Stats,
+}
+
+fn crypto_and_decode_limits(n: u32) -> anyhow::Result<(f64, f64, f64)> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, KeyPair};
+    let rng = SystemRandom::new();
+    let msg = cosign::simple_signing_payload(
+        "registry.example.com/team/app",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
+    let ec = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING)
+        .map_err(|_| anyhow::anyhow!("P-256 keygen"))?;
+    let ec_sig = ec
+        .sign(&rng, &msg)
+        .map_err(|_| anyhow::anyhow!("P-256 sign"))?;
+    let ec_pub = sig::UnparsedPublicKey::new(
+        &sig::ECDSA_P256_SHA256_ASN1,
+        ec.public_key().as_ref().to_vec(),
+    );
+    let p256 = time_us(n, || {
+        ec_pub
+            .verify(&msg, ec_sig.as_ref())
+            .expect("P-256 verifies");
+    });
+    let rsa = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| anyhow::anyhow!("RSA keygen"))?;
+    let mut rsa_sig = vec![0u8; rsa.public_modulus_len()];
+    rsa.sign(&sig::RSA_PSS_SHA256, &rng, &msg, &mut rsa_sig)
+        .map_err(|_| anyhow::anyhow!("RSA sign"))?;
+    let rsa_pub = sig::UnparsedPublicKey::new(
+        &sig::RSA_PSS_2048_8192_SHA256,
+        rsa.public_key().as_ref().to_vec(),
+    );
+    let pss = time_us(n, || {
+        rsa_pub.verify(&msg, &rsa_sig).expect("RSA-PSS verifies");
+    });
+    let review = support::fixtures::review_bytes("pod-create");
+    let decode = time_us(n, || {
+        std::hint::black_box(signet::admission::decode(&review).expect("fixture decodes"));
+    });
+    Ok((p256, pss, decode))
+}
+
+/// Sequential `HEAD` of a manifest over one keep-alive connection (what signet's resolve does).
+async fn registry_rtt(registry: &TestRegistry, image: &PushedImage, n: usize) -> Stats {
+    let client = registry.client();
+    let url = format!(
+        "{}/v2/{}/manifests/{}",
+        registry.base_url(),
+        image.repo,
+        image.digest
+    );
+    let mut stats = Stats::empty();
+    let start = Instant::now();
+    for i in 0..n + 20 {
+        let t0 = Instant::now();
+        let ok = client
+            .head(&url)
+            .header("accept", support::oci::MANIFEST_ACCEPT)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if i < 20 {
+            continue; // warm-up
+        }
+        if ok {
+            stats.ok += 1;
+            stats.hist.saturating_record(t0.elapsed().as_nanos() as u64);
+        } else {
+            stats.errors += 1;
+        }
+    }
+    stats.elapsed = start.elapsed();
+    stats
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let only: Vec<&str> = args.only.split(',').map(str::trim).collect();
+    let wants = |s: &str| only.contains(&s);
+    let secs = Duration::from_secs_f64(if args.quick { 1.0 } else { args.secs });
+    let (pods, verdicts) = if args.quick {
+        (args.pods.min(10), args.verdicts.min(5_000))
+    } else {
+        (args.pods, args.verdicts)
+    };
+    let mut report = Report { rows: Vec::new() };
+    eprintln!(
+        "setting up: docker-registry, proxies, signed images (load {})",
+        load()
+    );
+
+    let key = CosignKey::p256();
+    let other_key = CosignKey::generate(KeyKind::P256);
+    let registry = TestRegistry::start();
+    let counted = start_proxy(registry.base_url(), 0).await?;
+    let throttled = start_proxy(registry.base_url(), args.throttle_per_mille).await?;
+    let synthetic = start_synthetic_registry(key.clone()).await?;
+    let pem = key.public_key_pem();
+    let hosts = [
+        ("direct", registry.addr()),
+        ("counted", counted.host.clone()),
+        ("throttled", throttled.host.clone()),
+        ("synthetic", synthetic.clone()),
+    ];
+    let policies = hosts
+        .iter()
+        .map(|(name, host)| cosign_policy(name, &format!("{host}/**"), "enforce", "deny", &pem))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let insecure: Vec<String> = hosts.iter().map(|(_, h)| h.clone()).collect();
+
+    // The cache-hit images: one, and ten for the 10-container pod.
+    let hot = push_signed(&registry, "bench/hot", "v", 0..10, Some(&key)).await;
+    let hot_refs: Vec<String> = hot
+        .iter()
+        .map(|i| i.reference_by_tag(&registry.addr()))
+        .collect();
+
+    let signet = SignetProc::start(
+        &args.signet,
+        &policies,
+        &insecure,
+        args.signet_log.as_deref(),
+        args.signet_prefix.as_deref(),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = signet.proc.rss_kib();
+    report.row(
+        "(g) memory, idle",
+        &format!(
+            "RSS {} (`signet serve`, policies loaded, no review yet)",
+            mib(idle_rss)
+        ),
+        "-",
+        "-",
+        "≤ 64 MiB",
+    );
+    let target = signet.target()?;
+
+    // Limits.
+    let (echo_proc, echo, _echo_dir) = start_echo().await?;
+    let hit1 = Arc::new(vec![Work {
+        body: body(&pod_with(&hot_refs[0])),
+        expect: Some(true),
+    }]);
+    let echo_work = Arc::new(vec![Work {
+        body: hit1[0].body.clone(),
+        expect: None,
+    }]);
+    let limits = if wants("limits") || wants("a") || wants("c") {
+        let n = if args.quick { 200 } else { 2000 };
+        let (p256_us, rsa_pss_us, decode_us) = crypto_and_decode_limits(n)?;
+        report.row(
+            "limit: ECDSA P-256 verify (aws-lc-rs)",
+            &format!("{p256_us:.1} µs"),
+            "-",
+            "-",
+            "-",
+        );
+        report.row(
+            "limit: RSA-PSS-2048 verify (aws-lc-rs)",
+            &format!("{rsa_pss_us:.1} µs"),
+            "-",
+            "-",
+            "-",
+        );
+        report.row(
+            "limit: AdmissionReview decode (pod-create.json)",
+            &format!("{decode_us:.1} µs"),
+            "-",
+            "-",
+            "-",
+        );
+        let registry_rtt =
+            registry_rtt(&registry, &hot[0], if args.quick { 100 } else { 1000 }).await;
+        report.row(
+            "limit: loopback docker-registry round trip (HEAD manifest, keep-alive)",
+            &registry_rtt.latency(),
+            "-",
+            "-",
+            "-",
+        );
+        Some(Limits {
+            p256_us,
+            decode_us,
+            registry_rtt,
+        })
+    } else {
+        None
+    };
+
+    // (a) cache hit, 1 image.
+    if wants("a") {
+        let warm = signet
+            .target()?
+            .post(&mut target.connect().await?, hit1[0].body.clone())
+            .await?;
+        anyhow::ensure!(
+            allowed_of(&warm.1) == Some(true),
+            "the hot image is not allowed: {:?}",
+            warm.1
+        );
+        let (reg0, _) = signet.counters().await;
+        let mut best = 0.0f64;
+        for c in [1usize, 16, 64] {
+            let _ = closed_loop(&target, &hit1, c, secs / 5).await?; // warm-up
+            let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(&target, &hit1, c, secs)).await?;
+            let (e, e_cpu) = with_cpu(&echo_proc, closed_loop(&echo, &echo_work, c, secs)).await?;
+            best = best.max(s.rate());
+            report.row(
+                &format!("(a) cache hit, 1 image, closed loop c={c}"),
+                &format!("{}; signet CPU {s_cpu:.0} µs/review", s.summary()),
+                &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
+                &format!(
+                    "throughput {}, p50 {}, CPU/review {}",
+                    ratio(s.rate(), e.rate()),
+                    ratio(s.ms(0.5), e.ms(0.5)),
+                    ratio(s_cpu, e_cpu)
+                ),
+                "≥ 10,000/s; p99 ≤ 1 ms",
+            );
+        }
+        for frac in [0.25, 0.5, 0.8] {
+            let rate = (best * frac).max(50.0).round();
+            let s = open_loop(&target, &hit1, rate, 64, secs).await?;
+            let e = open_loop(&echo, &echo_work, rate, 64, secs).await?;
+            report.row(
+                &format!(
+                    "(a) cache hit, 1 image, open loop {rate:.0}/s ({:.0}% of max)",
+                    frac * 100.0
+                ),
+                &s.summary(),
+                &format!("echo: {}", e.summary()),
+                &format!("p99 {}", ratio(s.ms(0.99), e.ms(0.99))),
+                "p99 ≤ 1 ms",
+            );
+        }
+        let (reg1, _) = signet.counters().await;
+        report.row(
+            "(a) registry requests during all cache-hit runs",
+            &format!(
+                "{:.0} (tag→digest cache TTL 30 s: re-resolves only)",
+                reg1 - reg0
+            ),
+            "-",
+            "-",
+            "-",
+        );
+        if let Some(l) = &limits {
+            report.row(
+                "(a) decode share of a cache hit",
+                &format!("{:.1} µs decode", l.decode_us),
+                "-",
+                "-",
+                "-",
+            );
+        }
+    }
+
+    // (b) cache hit, 10 images.
+    if wants("b") {
+        let ten = Arc::new(vec![Work {
+            body: body(&pod_with_images(&hot_refs)),
+            expect: Some(true),
+        }]);
+        let ten_echo = Arc::new(vec![Work {
+            body: ten[0].body.clone(),
+            expect: None,
+        }]);
+        let _ = closed_loop(&target, &ten, 4, secs / 5).await?;
+        for c in [1usize, 64] {
+            let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(&target, &ten, c, secs)).await?;
+            let (e, e_cpu) = with_cpu(&echo_proc, closed_loop(&echo, &ten_echo, c, secs)).await?;
+            report.row(
+                &format!("(b) cache hit, 10 images, closed loop c={c}"),
+                &format!(
+                    "{}; {:.0} images/s; signet CPU {s_cpu:.0} µs/review",
+                    s.summary(),
+                    s.rate() * 10.0
+                ),
+                &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
+                &format!(
+                    "throughput {}, p50 {}, CPU/review {}",
+                    ratio(s.rate(), e.rate()),
+                    ratio(s.ms(0.5), e.ms(0.5)),
+                    ratio(s_cpu, e_cpu)
+                ),
+                "p99 ≤ 1 ms",
+            );
+        }
+    }
+
+    // (c) cold verification: every review a new signed image.
+    if wants("c") {
+        let n = if args.quick { 20 } else { 100 };
+        let direct = push_signed(&registry, "bench/cold", "c", 1000..1000 + n, Some(&key)).await;
+        let via_proxy = push_signed(
+            &registry,
+            "bench/coldp",
+            "c",
+            2000..2000 + n / 2,
+            Some(&key),
+        )
+        .await;
+        for (label, images, host, proxy) in [
+            ("direct", &direct, registry.addr(), None),
+            (
+                "through the counting proxy",
+                &via_proxy,
+                counted.host.clone(),
+                Some(&counted),
+            ),
+        ] {
+            let work: Vec<Work> = images
+                .iter()
+                .map(|i| Work {
+                    body: body(&pod_with(&i.reference_by_tag(&host))),
+                    expect: Some(true),
+                })
+                .collect();
+            let (reg0, ver0) = signet.counters().await;
+            let ops0 = signet.series("signet_registry_requests_total").await;
+            let seen0 = proxy.map(|p| p.total()).unwrap_or(0);
+            let mut stats = Stats::empty();
+            let mut send = target.connect().await?;
+            let start = Instant::now();
+            for w in &work {
+                send_one(&target, &mut send, w, Instant::now(), &mut stats).await;
+            }
+            stats.elapsed = start.elapsed();
+            let (reg1, ver1) = signet.counters().await;
+            let per = (reg1 - reg0) / work.len() as f64;
+            let mut ops: Vec<String> = signet
+                .series("signet_registry_requests_total")
+                .await
+                .into_iter()
+                .filter_map(|(labels, v)| {
+                    let d = v - ops0.get(&labels).copied().unwrap_or(0.0);
+                    (d > 0.0).then(|| format!("{labels} {:.2}", d / work.len() as f64))
+                })
+                .collect();
+            ops.sort();
+            let mut figure = format!(
+                "{}; {:.2} registry requests/image (signet), {:.2} verifications/image",
+                stats.summary(),
+                per,
+                (ver1 - ver0) / work.len() as f64
+            );
+            figure.push_str(&format!(" (per image: {})", ops.join(", ")));
+            if let Some(p) = proxy {
+                figure.push_str(&format!(
+                    ", {:.2} requests/image seen by the registry",
+                    (p.total() - seen0) as f64 / work.len() as f64
+                ));
+            }
+            let (limit, r) = match &limits {
+                Some(l) => {
+                    let floor_ms =
+                        l.registry_rtt.ms(0.5) * 3.0 + l.p256_us / 1e3 + l.decode_us / 1e3;
+                    (
+                        format!(
+                            "3 registry round trips + P-256 verify + decode = {floor_ms:.3} ms"
+                        ),
+                        format!("p50 {}", ratio(stats.ms(0.5), floor_ms)),
+                    )
+                }
+                None => ("-".into(), "-".into()),
+            };
+            report.row(
+                &format!(
+                    "(c) cold verification, Cosign key, {n_img} new images, sequential, {label}",
+                    n_img = work.len()
+                ),
+                &figure,
+                &limit,
+                &r,
+                "≤ 4 registry requests/image",
+            );
+        }
+    }
+
+    // (e) burst: 1,000 simultaneous reviews of one new image.
+    if wants("e") {
+        let n = if args.quick { 100 } else { 1000 };
+        let img = push_signed(&registry, "bench/burst", "b", 5000..5001, Some(&key)).await;
+        let w = Work {
+            body: body(&pod_with(&img[0].reference_by_tag(&counted.host))),
+            expect: Some(true),
+        };
+        let conns = connect_all(&target, n).await?;
+        let (reg0, ver0) = signet.counters().await;
+        let seen0 = counted.total();
+        let barrier = Arc::new(tokio::sync::Barrier::new(n));
+        let start = Instant::now();
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut send| {
+                let (target, w, barrier) = (target.clone(), w.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let mut stats = Stats::empty();
+                    barrier.wait().await;
+                    send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
+                    stats
+                })
+            })
+            .collect();
+        let mut stats = Stats::empty();
+        for t in tasks {
+            stats.merge(&t.await?);
+        }
+        stats.elapsed = start.elapsed();
+        let (reg1, ver1) = signet.counters().await;
+        report.row(
+            &format!("(e) burst: {n} simultaneous reviews of one new image"),
+            &format!(
+                "{} verification(s), {:.0} registry requests (signet), {} seen by the registry; all answered in {:.0} ms; {}",
+                ver1 - ver0,
+                reg1 - reg0,
+                counted.total() - seen0,
+                stats.elapsed.as_secs_f64() * 1e3,
+                stats.summary()
+            ),
+            "-",
+            "-",
+            "exactly 1 verification",
+        );
+    }
+
+    // (f) replay shaped like Ratify's scale test: pods × 10 images × 5 referrers, 429s.
+    if wants("f") {
+        let pool = (pods * 2).max(20) as u64;
+        eprintln!(
+            "(f) pushing {pool} images with 5 referrers each (load {})",
+            load()
+        );
+        let mut images = Vec::new();
+        let mut trusted = Vec::new();
+        for i in 0..pool {
+            // 90% signed by the trusted key, 5% by another key, 5% unsigned.
+            let signer = match i % 20 {
+                0 => None,
+                1 => Some(&other_key),
+                _ => Some(&key),
+            };
+            let img = push_signed(
+                &registry,
+                "bench/replay",
+                "r",
+                10_000 + i..10_001 + i,
+                signer,
+            )
+            .await
+            .remove(0);
+            images.push(img);
+            trusted.push(i % 20 >= 2);
+        }
+        let pusher = registry.pusher();
+        for img in &images {
+            for k in 0..5 {
+                let artifact = [
+                    "application/spdx+json",
+                    "application/vnd.cyclonedx+json",
+                    "application/sarif+json",
+                    "application/vnd.in-toto+json",
+                    "application/vnd.example.provenance+json",
+                ][k];
+                pusher
+                    .push_referrer(
+                        "bench/replay",
+                        img,
+                        artifact,
+                        support::oci::OCI_EMPTY,
+                        vec![(
+                            artifact,
+                            format!("{} {k}", img.digest).into_bytes(),
+                            Default::default(),
+                        )],
+                        Default::default(),
+                    )
+                    .await;
+            }
+        }
+        // Each pod: 10 distinct images of the pool, picked by a fixed sequence.
+        let mut work = Vec::new();
+        let mut x: u64 = 42;
+        for _ in 0..pods {
+            let mut picked: Vec<usize> = Vec::new();
+            while picked.len() < 10 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = ((x >> 33) % pool) as usize;
+                if !picked.contains(&i) {
+                    picked.push(i);
+                }
+            }
+            let refs: Vec<String> = picked
+                .iter()
+                .map(|&i| images[i].reference_by_tag(&throttled.host))
+                .collect();
+            work.push(Work {
+                body: body(&pod_with_images(&refs)),
+                expect: Some(picked.iter().all(|&i| trusted[i])),
+            });
+        }
+        let expected_allowed = work.iter().filter(|w| w.expect == Some(true)).count();
+        let (reg0, ver0) = signet.counters().await;
+        let (seen0, thr0) = (throttled.total(), throttled.throttled());
+        // 20 reviews in flight, like an API server handling a rollout.
+        let work = Arc::new(work);
+        let conc = 20.min(pods);
+        let conns = connect_all(&target, conc).await?;
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut send| {
+                let (target, work, next) = (target.clone(), work.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut stats = Stats::empty();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(w) = work.get(k) else { break };
+                        send_one(&target, &mut send, w, Instant::now(), &mut stats).await;
+                    }
+                    stats
+                })
+            })
+            .collect();
+        let mut stats = Stats::empty();
+        for t in tasks {
+            stats.merge(&t.await?);
+        }
+        stats.elapsed = start.elapsed();
+        let (reg1, ver1) = signet.counters().await;
+        report.row(
+            &format!(
+                "(f) replay: {pods} pods × 10 images (pool of {pool}: 90% trusted, 5% other key, 5% unsigned) × 5 referrers, {:.0}% of registry requests 429 (Retry-After: 1)",
+                args.throttle_per_mille as f64 / 10.0
+            ),
+            &format!(
+                "{} timeouts, {} wrong verdicts ({} wrongly allowed; {expected_allowed} pods expected allowed); {}; {:.0} verifications, {:.0} registry requests (signet), {} seen by the proxy of which {} answered 429",
+                stats.errors,
+                stats.wrong,
+                stats.wrongly_allowed,
+                stats.summary(),
+                ver1 - ver0,
+                reg1 - reg0,
+                throttled.total() - seen0,
+                throttled.throttled() - thr0
+            ),
+            "-",
+            "-",
+            "0 timeouts, 0 wrong verdicts",
+        );
+    }
+
+    // (g) memory with 100,000 cached verdicts, from the synthetic registry.
+    if wants("g") {
+        let reviews = verdicts.div_ceil(10);
+        eprintln!(
+            "(g) filling the verdict cache: {reviews} reviews of 10 new images (load {})",
+            load()
+        );
+        let (_, ver0) = signet.counters().await;
+        let next = Arc::new(AtomicU64::new(0));
+        let conns = connect_all(&target, 16).await?;
+        let start = Instant::now();
+        let synthetic = Arc::new(synthetic);
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut send| {
+                let (target, next, synthetic) = (target.clone(), next.clone(), synthetic.clone());
+                tokio::spawn(async move {
+                    let mut stats = Stats::empty();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= reviews {
+                            break;
+                        }
+                        let refs: Vec<String> = (0..10)
+                            .map(|j| format!("{synthetic}/fill/app:m{}", k * 10 + j))
+                            .collect();
+                        let w = Work {
+                            body: body(&pod_with_images(&refs)),
+                            expect: Some(true),
+                        };
+                        send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
+                    }
+                    stats
+                })
+            })
+            .collect();
+        let mut stats = Stats::empty();
+        for t in tasks {
+            stats.merge(&t.await?);
+        }
+        stats.elapsed = start.elapsed();
+        let (_, ver1) = signet.counters().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = signet.proc.rss_kib();
+        report.row(
+            &format!("(g) memory with {verdicts} cached verdicts"),
+            &format!(
+                "RSS {} (+{} over idle; {:.0} verifications, {:.0} bytes/verdict incl. its digest-cache entry); filled in {:.1} s at {:.0} images/s, {} errors, {} wrong",
+                mib(rss),
+                mib(rss.saturating_sub(idle_rss)),
+                ver1 - ver0,
+                (rss.saturating_sub(idle_rss) as f64 * 1024.0) / (ver1 - ver0).max(1.0),
+                stats.elapsed.as_secs_f64(),
+                stats.ok as f64 * 10.0 / stats.elapsed.as_secs_f64(),
+                stats.errors,
+                stats.wrong
+            ),
+            "-",
+            "-",
+            "≤ 256 MiB",
+        );
+    }
+
+    report.row(
+        "(d) Notation JWS/COSE",
+        "not measured — verifier not merged yet",
+        "-",
+        "-",
+        "-",
+    );
+    report.row(
+        "(d') Cosign keyless",
+        "not measured — verifier not merged yet",
+        "-",
+        "-",
+        "-",
+    );
+    drop(echo_proc);
+    println!(
+        "signet: `{}` (a separate process), RUST_LOG {}; loadgen and signet share the machine's cores.\n",
+        args.signet.display(),
+        args.signet_log.as_deref().map_or(
+            "unset (signet's default: one info line per review, to a file)".to_owned(),
+            |l| format!("= {l}")
+        )
+    );
+    println!("| scenario | figure | limit | ratio to limit | target | load (1 min) |");
+    println!("|---|---|---|---|---|---|");
+    for r in &report.rows {
+        println!("{r}");
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! criterion micro-benchmarks of signet's pure, per-review work: AdmissionReview decode, image
+//! reference normalisation, policy matching over 1,000 policies, and one verification of each
+//! signature kind that exists (Cosign with a P-256 key; Notation and Cosign keyless are not merged
+//! yet). Run: `cargo bench --bench micro`; smoke (each once, seconds): `cargo bench --bench micro
+//! -- --test`.
+//!
+//! Inputs come from the integration-test harness (fixtures, the Cosign-style signer), included
+//! by path rather than copied, so the bench signs exactly what the tests sign.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use signet::image::{Digest, ImageRef};
+use signet::policy::{PolicySet, Verifier};
+use signet::verify::CosignSignature;
+
+/// The integration-test harness, shared by path (tests/it/support/*.rs).
+#[allow(dead_code)]
+#[path = "../tests/it/support"]
+mod support {
+    pub mod cosign;
+    pub mod fixtures;
+    pub mod oci;
+    pub mod registry;
+    pub mod signet;
+    pub mod token;
+}
+
+use support::cosign::{self as signer, CosignKey};
+
+/// `n` ClusterImagePolicies, policy `i` covering `registry.example.com/team{i}/**`.
+fn policies(n: usize, key_pem: &str) -> PolicySet {
+    let text = (0..n)
+        .map(|i| {
+            support::signet::cosign_policy(
+                &format!("p{i}"),
+                &format!("registry.example.com/team{i}/**"),
+                "enforce",
+                "deny",
+                key_pem,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    signet::policy::load_str(Path::new("bench.yaml"), &text).expect("bench policies load")
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    for name in ["pod-create", "deployment-create", "pod-update-image"] {
+        let body = support::fixtures::review_bytes(name);
+        g.bench_function(name, |b| {
+            b.iter(|| signet::admission::decode(black_box(&body)).expect("fixture decodes"))
+        });
+    }
+    g.finish();
+}
+
+fn normalise(c: &mut Criterion) {
+    let mut g = c.benchmark_group("image_ref");
+    for (label, s) in [
+        ("short", "nginx"),
+        ("tagged", "docker.io/library/nginx:1.25"),
+        (
+            "host_port_digest",
+            "registry.example.com:5000/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter(|| black_box(s).parse::<ImageRef>().expect("valid reference"))
+        });
+    }
+    g.finish();
+}
+
+fn matching(c: &mut Criterion) {
+    let key = CosignKey::p256();
+    let set = policies(1_000, &key.public_key_pem());
+    let mut g = c.benchmark_group("policy_matching_1000");
+    for (label, image) in [
+        ("last_matches", "registry.example.com/team999/app:1.0"),
+        ("none_match", "docker.io/library/nginx:1.25"),
+    ] {
+        let image: ImageRef = image.parse().expect("valid reference");
+        g.bench_function(label, |b| {
+            b.iter(|| set.matching(black_box(&image), Some("default")).count())
+        });
+    }
+    g.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let key = CosignKey::p256();
+    let set = policies(1, &key.public_key_pem());
+    let Verifier::Cosign(authority) = &set.policies[0].authorities[0].verifier else {
+        unreachable!("cosign_policy makes a Cosign authority")
+    };
+    let digest: Digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        .parse()
+        .expect("digest");
+    let payload = signer::simple_signing_payload("registry.example.com/team/app", digest.as_str());
+    let signature = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(key.sign(&payload))
+    };
+    let signatures = vec![CosignSignature {
+        payload: payload.into(),
+        signature,
+        certificate: None,
+        chain: None,
+        bundle: None,
+    }];
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("cosign_p256_key", |b| {
+        b.iter(|| {
+            let outcome = signet::verify::cosign::verify_with_keys(
+                authority,
+                black_box(&digest),
+                black_box(&signatures),
+            );
+            assert!(matches!(outcome, signet::verify::Outcome::Trusted(_)));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, normalise, matching, verify);
+criterion_main!(benches);
