@@ -38,8 +38,11 @@ const NO_REFERRERS_API_TTL: Duration = Duration::from_secs(600);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The wait when a 429 or 503 names none.
 const DEFAULT_RETRY_WAIT: Duration = Duration::from_millis(200);
-/// Retries of one idempotent request (so at most three attempts).
+/// Retries of one idempotent request after a 5xx or a broken connection (so at most three
+/// attempts).
 const MAX_RETRIES: u32 = 2;
+/// Retries of one request after 429s with a short `Retry-After`, each inside the deadline.
+const MAX_THROTTLE_RETRIES: u32 = 5;
 /// A retry is only worth it if this much of the deadline is left after the wait.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 const MAX_CONCURRENT_PER_HOST: usize = 32;
@@ -295,9 +298,10 @@ impl HttpRegistry {
     }
 
     /// Sends one idempotent (GET/HEAD) request with authentication. Handles one Bearer
-    /// challenge; retries 502/503/504 and broken connections with jittered backoff, and 429
-    /// after its `Retry-After` (at most [`MAX_RETRY_AFTER`]), at most [`MAX_RETRIES`] times and
-    /// only while the review deadline leaves room. Redirects are followed by reqwest under
+    /// challenge; retries 502/503/504 and broken connections with jittered backoff (at most
+    /// [`MAX_RETRIES`] times), and 429 after its `Retry-After` (at most [`MAX_RETRY_AFTER`],
+    /// at most [`MAX_THROTTLE_RETRIES`] times), always only while the review deadline leaves
+    /// room. Redirects are followed by reqwest under
     /// [`redirect_policy`]; it drops `Authorization` when host, port or scheme change.
     async fn send(
         &self,
@@ -325,6 +329,7 @@ impl HttpRegistry {
             .map_err(|_| RegistryError::new(Reason::Internal, "registry client shut down"))?;
         let mut challenged = false;
         let mut retries = 0;
+        let mut throttle_retries = 0;
         loop {
             // Which client sends it is decided in `execute`; the builder only holds the request.
             let mut req = self.default_clients.http.request(method.clone(), url);
@@ -378,11 +383,19 @@ impl HttpRegistry {
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers()).unwrap_or(DEFAULT_RETRY_WAIT);
-                    if retries >= MAX_RETRIES || wait > MAX_RETRY_AFTER {
+                    if wait > MAX_RETRY_AFTER {
+                        // Only a wait too long for a review keeps signet away from the host:
+                        // a short one is this request's to wait out, not every request's.
                         self.throttle(host, wait);
                         return Err(throttled(host, wait));
                     }
-                    retries += 1;
+                    // A registry that throttles a fraction of requests answers a retry with
+                    // another 429 now and then: 429s get more retries than other failures,
+                    // still bounded, and each only while the review deadline leaves room.
+                    if throttle_retries >= MAX_THROTTLE_RETRIES {
+                        return Err(throttled(host, wait));
+                    }
+                    throttle_retries += 1;
                     let wait = wait + Duration::from_millis(rand::random_range(0..50));
                     if !self.wait_for_retry(host, "429", wait).await {
                         return Err(throttled(host, wait));

@@ -406,10 +406,22 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
         )
         .await;
         assert_eq!(reason(&r), Reason::Throttled, "{retry_after:?}: {r:?}");
+        // One attempt and five retries of a request that only ever meets 429s.
         assert_eq!(
             server.seen().len(),
-            3,
+            6,
             "bounded retries for {retry_after:?}"
+        );
+        // Regression: a short Retry-After used to bar every other request to the host for
+        // its duration, so one unlucky request failed the images of concurrent reviews.
+        let _ = within(
+            Duration::from_secs(3),
+            c.registry.resolve(&image(&server, "b:v1")),
+        )
+        .await;
+        assert!(
+            server.seen().len() > 6,
+            "the next request must reach the registry ({retry_after:?})"
         );
     }
 
