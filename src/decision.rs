@@ -512,7 +512,7 @@ impl Engine {
         let ctx = Context {
             now: SystemTime::now(),
         };
-        let revocation = self.revocation_data(policy, &found).await;
+        let revocation = self.revocation_data(policy, &subject, &found, &ctx).await;
         let mut outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
         if !outcomes.iter().any(trusted) && policy.wants_cosign() {
             let bundles = Wants {
@@ -561,24 +561,32 @@ impl Engine {
         }
     }
 
-    /// Fetches revocation answers for the Notation signatures found, when an authority of the
-    /// policy checks revocation.
+    /// Fetches revocation answers for the Notation signatures found, for the authorities of
+    /// the policy that check revocation, and only for chains those authorities trust.
     async fn revocation_data(
         &self,
         policy: &Policy,
+        subject: &Subject,
         found: &discovery::Discovered,
+        ctx: &Context,
     ) -> RevocationData {
-        let wanted = policy.authorities.iter().any(|a| match &a.verifier {
-            Verifier::Notation(n) => n.checks_revocation(),
-            Verifier::Cosign(_) => false,
-        });
-        match &self.revocation {
-            Some(source) if wanted && !found.notation.is_empty() => {
-                let locations = verify::notation::revocation_locations(&found.notation);
-                verify::notation::fetch_revocation(source.as_ref(), &locations).await
+        let Some(source) = &self.revocation else {
+            return RevocationData::default();
+        };
+        let mut locations = Vec::new();
+        for a in &policy.authorities {
+            if let Verifier::Notation(n) = &a.verifier {
+                for l in verify::notation::revocation_locations(n, subject, &found.notation, ctx) {
+                    if !locations.contains(&l) {
+                        locations.push(l);
+                    }
+                }
             }
-            _ => RevocationData::default(),
         }
+        if locations.is_empty() {
+            return RevocationData::default();
+        }
+        verify::notation::fetch_revocation(source.as_ref(), &locations).await
     }
 
     fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {

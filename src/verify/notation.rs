@@ -11,8 +11,8 @@
 //! fatal.
 //!
 //! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the OCSP and CRL
-//! URLs (and OCSP request bodies), the caller fetches the answers (a [`RevocationSource`],
-//! [`fetch_revocation`]) and passes them to [`verify_with_revocation`].
+//! URLs (and OCSP request bodies) of the signing and TSA chains, the caller fetches the answers
+//! (a [`RevocationSource`], [`fetch_revocation`]) and passes them to [`verify_with_revocation`].
 //!
 //! Decisions where signet is stricter than, or differs from, notation-go (each tested):
 //! - Certificate requirements (leaf and CA key usage, EKU, basicConstraints, key sizes, chain
@@ -26,8 +26,14 @@
 //!   if audit would pass).
 //! - A trust policy with level skip on the global scope `*` is a load error (spec), although
 //!   notation-go accepts it.
+//! - Revocation data is fetched only for chains that passed integrity and authenticity, even
+//!   under audit (notation-go goes on to the revocation step after a logged authenticity
+//!   failure, fetching URLs an untrusted signer chose).
+//! - A revoked or undeterminable TSA chain fails authenticTimestamp, as in notation-go; it is
+//!   checked unless revocation is skipped.
 
 mod chain;
+mod crl;
 mod der_walk;
 mod envelope;
 mod ocsp;
@@ -157,19 +163,38 @@ pub fn verify(
     )
 }
 
-/// The CRL and OCSP locations named by the signing chains of these signatures (the first
-/// [`MAX_SIGNATURES`]; unparseable envelopes are ignored), for the caller to fetch before
-/// [`verify_with_revocation`]. Empty when no certificate names any.
-pub fn revocation_locations(signatures: &[NotationSignature]) -> Vec<RevocationLocation> {
+/// The CRL and OCSP locations to fetch before [`verify_with_revocation`]: those named by the
+/// signing chains of the signatures (the first [`MAX_SIGNATURES`]) that pass integrity and
+/// authenticity under this authority, and by the TSA chains of their verified timestamps.
+/// Chains that are not trusted are never asked about: their URLs are whatever the signer
+/// wrote. Empty when no certificate names any, or the authority does not check revocation.
+pub fn revocation_locations(
+    authority: &NotationAuthority,
+    subject: &Subject,
+    signatures: &[NotationSignature],
+    ctx: &Context,
+) -> Vec<RevocationLocation> {
     let mut out: Vec<RevocationLocation> = Vec::new();
+    if !authority.checks_revocation() {
+        return out;
+    }
     for sig in signatures.iter().take(MAX_SIGNATURES) {
-        let Ok(env) = envelope::parse(&sig.media_type, &sig.envelope) else {
+        let Ok(intact) = integrity(subject, sig) else {
             continue;
         };
-        let Ok(chain) = chain::parse(&env.chain) else {
+        if authenticity(authority, &intact).1.is_err() {
             continue;
-        };
-        for l in revocation::chain_locations(&chain) {
+        }
+        let mut found = revocation::chain_locations(&intact.chain);
+        if authority.actions.authentic_timestamp != Action::Skip
+            && let Ok(TrustedTime {
+                tsa_chain: Some(tsa),
+                ..
+            }) = authentic_time(authority, &intact.env, &intact.chain, ctx.now)
+        {
+            found.extend(revocation::chain_locations(&tsa));
+        }
+        for l in found {
             if !out.contains(&l) {
                 out.push(l);
             }
@@ -256,6 +281,87 @@ pub fn verify_with_revocation(
     Outcome::Failed(Failure::new(reason, detail))
 }
 
+/// A signature whose integrity checks passed.
+struct Intact {
+    env: envelope::Envelope,
+    chain: Vec<chain::ChainCert>,
+}
+
+/// Integrity: the envelope, the certificate requirements, the signature and the payload
+/// descriptor. Always enforced.
+fn integrity(subject: &Subject, sig: &NotationSignature) -> Result<Intact, SignatureFailure> {
+    let fatal = |error: CheckError| SignatureFailure {
+        check: Check::Integrity,
+        error,
+    };
+    let env = envelope::parse(&sig.media_type, &sig.envelope).map_err(fatal)?;
+    let chain = chain::parse(&env.chain).map_err(fatal)?;
+    let key = chain::check_integrity(&chain).map_err(fatal)?;
+    let expected = key.algorithm().map_err(fatal)?;
+    if expected != env.algorithm {
+        return Err(fatal(CheckError::BadSignature(format!(
+            "the envelope says {} but the signing key requires {}",
+            env.algorithm.as_str(),
+            expected.as_str()
+        ))));
+    }
+    verify_raw(
+        env.algorithm,
+        key.bytes(),
+        &env.signed_bytes,
+        &env.signature,
+    )
+    .map_err(fatal)?;
+    if let Some(plugin) = &env.verification_plugin {
+        return Err(fatal(CheckError::Malformed(format!(
+            "the signature requires verification plugin {plugin:?}, which signet cannot run"
+        ))));
+    }
+    check_payload(&env.payload, subject).map_err(fatal)?;
+    Ok(Intact { env, chain })
+}
+
+/// Authenticity: a certificate of the chain is in a store of the scheme's type (returned),
+/// and the leaf subject is a trusted identity.
+fn authenticity<'a>(
+    authority: &'a NotationAuthority,
+    intact: &Intact,
+) -> (
+    Option<&'a crate::policy::notation::TrustedCertificate>,
+    Result<(), CheckError>,
+) {
+    let Intact { env, chain } = intact;
+    let store_kind = match env.signing_scheme {
+        envelope::SigningScheme::X509 => StoreType::Ca,
+        envelope::SigningScheme::SigningAuthority => StoreType::SigningAuthority,
+    };
+    let anchor = authority
+        .certificates(store_kind)
+        .find(|t| chain::contains_der(chain, &t.der).is_some());
+    let result = match anchor {
+        None => Err(CheckError::Untrusted(format!(
+            "the signature's certificate chain does not contain any trusted certificate of a {} \
+             trust store (signing scheme {}, signer {})",
+            store_kind.as_str(),
+            env.signing_scheme.as_str(),
+            chain
+                .first()
+                .map(|c| c.subject.as_str())
+                .unwrap_or_default()
+        ))),
+        // "*" accepts any subject, even one signet cannot compare (e.g. two OUs).
+        Some(_) if matches!(authority.identities, TrustedIdentities::Any) => Ok(()),
+        Some(_) => match chain::leaf_subject(chain) {
+            Ok(dn) if authority.identities.allows(&dn) => Ok(()),
+            Ok(dn) => Err(CheckError::Identity(format!(
+                "the signing certificate subject {dn} is not one of the trusted identities"
+            ))),
+            Err(e) => Err(e),
+        },
+    };
+    (anchor, result)
+}
+
 /// Runs every check of one signature under the authority's actions.
 fn verify_signature(
     authority: &NotationAuthority,
@@ -264,7 +370,6 @@ fn verify_signature(
     now: SystemTime,
     revocation_data: &RevocationData,
 ) -> Result<Passed, SignatureFailure> {
-    let fatal = |check: Check| move |error: CheckError| SignatureFailure { check, error };
     let mut logged = Vec::new();
     // Applies an action to a check result: enforce stops, log records, skip never ran.
     let mut apply = |check: Check,
@@ -281,70 +386,14 @@ fn verify_signature(
         }
     };
 
-    // Integrity: always enforced.
-    let env = envelope::parse(&sig.media_type, &sig.envelope).map_err(fatal(Check::Integrity))?;
-    let chain = chain::parse(&env.chain).map_err(fatal(Check::Integrity))?;
-    let key = chain::check_integrity(&chain).map_err(fatal(Check::Integrity))?;
-    let expected = key.algorithm().map_err(fatal(Check::Integrity))?;
-    if expected != env.algorithm {
-        return Err(SignatureFailure {
-            check: Check::Integrity,
-            error: CheckError::BadSignature(format!(
-                "the envelope says {} but the signing key requires {}",
-                env.algorithm.as_str(),
-                expected.as_str()
-            )),
-        });
-    }
-    verify_raw(
-        env.algorithm,
-        key.bytes(),
-        &env.signed_bytes,
-        &env.signature,
-    )
-    .map_err(fatal(Check::Integrity))?;
-    if let Some(plugin) = &env.verification_plugin {
-        return Err(SignatureFailure {
-            check: Check::Integrity,
-            error: CheckError::Malformed(format!(
-                "the signature requires verification plugin {plugin:?}, which signet cannot run"
-            )),
-        });
-    }
-    check_payload(&env.payload, subject).map_err(fatal(Check::Integrity))?;
-
-    // Authenticity: a certificate of the chain is in a store of the scheme's type, and the
-    // leaf subject is a trusted identity.
-    let store_kind = match env.signing_scheme {
-        envelope::SigningScheme::X509 => StoreType::Ca,
-        envelope::SigningScheme::SigningAuthority => StoreType::SigningAuthority,
-    };
-    let anchor = authority
-        .certificates(store_kind)
-        .find(|t| chain::contains_der(&chain, &t.der).is_some());
-    let leaf_subject = chain.first().map(|c| c.subject.clone()).unwrap_or_default();
-    let authenticity = match anchor {
-        None => Err(CheckError::Untrusted(format!(
-            "the signature's certificate chain does not contain any trusted certificate of a {} \
-             trust store (signing scheme {}, signer {leaf_subject})",
-            store_kind.as_str(),
-            env.signing_scheme.as_str()
-        ))),
-        // "*" accepts any subject, even one signet cannot compare (e.g. two OUs).
-        Some(_) if matches!(authority.identities, TrustedIdentities::Any) => Ok(()),
-        Some(_) => match chain::leaf_subject(&chain) {
-            Ok(dn) if authority.identities.allows(&dn) => Ok(()),
-            Ok(dn) => Err(CheckError::Identity(format!(
-                "the signing certificate subject {dn} is not one of the trusted identities"
-            ))),
-            Err(e) => Err(e),
-        },
-    };
+    let intact = integrity(subject, sig)?;
+    let (anchor, authentic) = authenticity(authority, &intact);
     apply(
         Check::Authenticity,
         authority.actions.authenticity,
-        authenticity,
+        authentic,
     )?;
+    let Intact { env, chain } = &intact;
 
     // Expiry of the signature itself.
     let expiry = match env.expiry {
@@ -356,9 +405,21 @@ fn verify_signature(
     };
     apply(Check::Expiry, authority.actions.expiry, expiry)?;
 
-    // Authentic timestamp.
+    // Authentic timestamp, including the revocation status of the TSA chain (as notation-go
+    // does: a revoked TSA cannot vouch for a time).
+    let mut signed_at = None;
     if authority.actions.authentic_timestamp != Action::Skip {
-        let result = check_authentic_timestamp(authority, &env, &chain, now);
+        let result = authentic_time(authority, env, chain, now).and_then(|t| {
+            if let Some(tsa) = &t.tsa_chain
+                && authority.actions.revocation != Action::Skip
+            {
+                revocation::check(tsa, revocation_data, now, None).map_err(|e| {
+                    CheckError::Revocation(format!("the timestamp's TSA chain: {e}"))
+                })?;
+            }
+            signed_at = t.at;
+            Ok(())
+        });
         apply(
             Check::AuthenticTimestamp,
             authority.actions.authentic_timestamp,
@@ -366,17 +427,17 @@ fn verify_signature(
         )?;
     }
 
-    // Revocation.
+    // Revocation of the signing chain.
     if authority.actions.revocation != Action::Skip {
         apply(
             Check::Revocation,
             authority.actions.revocation,
-            revocation::check(&chain, revocation_data, now),
+            revocation::check(chain, revocation_data, now, signed_at),
         )?;
     }
 
     Ok(Passed {
-        signer: leaf_subject,
+        signer: chain.first().map(|c| c.subject.clone()).unwrap_or_default(),
         format: env.format,
         scheme: env.signing_scheme.as_str(),
         anchor: anchor.map(|a| a.subject.clone()),
@@ -444,13 +505,23 @@ fn check_payload(payload: &[u8], subject: &Subject) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// The authentic-timestamp check, per signing scheme (trust-policy spec and notation-go).
-fn check_authentic_timestamp(
+/// What the authentic-timestamp check established.
+struct TrustedTime {
+    /// The trusted signing time (the timestamp's upper limit, or the authentic signing time),
+    /// if there is one: the invalidity-date exception of revocation compares against it.
+    at: Option<SystemTime>,
+    /// The verified TSA chain (TSA certificate first), when a timestamp was verified.
+    tsa_chain: Option<Vec<chain::ChainCert>>,
+}
+
+/// The authentic-timestamp check, per signing scheme (trust-policy spec and notation-go),
+/// without the TSA chain's revocation status.
+fn authentic_time(
     authority: &NotationAuthority,
     env: &envelope::Envelope,
     chain: &[chain::ChainCert],
     now: SystemTime,
-) -> Result<(), CheckError> {
+) -> Result<TrustedTime, CheckError> {
     match env.signing_scheme {
         envelope::SigningScheme::SigningAuthority => {
             // The signing authority vouches for this time, so the chain must cover it.
@@ -458,7 +529,10 @@ fn check_authentic_timestamp(
                 CheckError::Timestamp("the authentic signing time is missing".into())
             })?;
             match chain::invalid_at(chain, at) {
-                None => Ok(()),
+                None => Ok(TrustedTime {
+                    at: Some(at),
+                    tsa_chain: None,
+                }),
                 Some((what, _)) => Err(CheckError::Timestamp(format!(
                     "at the authentic signing time {}, {what}",
                     fmt_time(at)
@@ -473,7 +547,10 @@ fn check_authentic_timestamp(
             if !use_tsa {
                 // No timestamp to rely on: the chain must be valid now.
                 return match expired_now {
-                    None => Ok(()),
+                    None => Ok(TrustedTime {
+                        at: None,
+                        tsa_chain: None,
+                    }),
                     Some((what, true)) => Err(CheckError::Expired(what)),
                     Some((what, false)) => Err(CheckError::Timestamp(what)),
                 };
@@ -489,21 +566,27 @@ fn check_authentic_timestamp(
                 .certificates(StoreType::Tsa)
                 .map(|c| c.der.as_slice())
                 .collect();
-            let (earliest, latest) = timestamp::verify(token, &env.signature, &tsa_certs, now)?;
+            let stamp = timestamp::verify(token, &env.signature, &tsa_certs)?;
             for c in chain {
-                if earliest < c.not_before || latest > c.not_after {
+                if stamp.earliest < c.not_before || stamp.latest > c.not_after {
                     return Err(CheckError::Timestamp(format!(
                         "the timestamp ({} to {}) is outside the validity of certificate {} \
                          ({} to {})",
-                        fmt_time(earliest),
-                        fmt_time(latest),
+                        fmt_time(stamp.earliest),
+                        fmt_time(stamp.latest),
                         c.subject,
                         fmt_time(c.not_before),
                         fmt_time(c.not_after)
                     )));
                 }
             }
-            Ok(())
+            let tsa_chain = chain::parse(&stamp.chain).map_err(|e| {
+                CheckError::Timestamp(format!("the timestamp's TSA chain is unreadable: {e}"))
+            })?;
+            Ok(TrustedTime {
+                at: Some(stamp.latest),
+                tsa_chain: Some(tsa_chain),
+            })
         }
     }
 }

@@ -4,12 +4,14 @@
 //! A response counts only if it is a successful basic response, names this certificate
 //! (CertID by issuer name hash, issuer key hash and serial, with SHA-1 or SHA-2), is signed by
 //! the issuer or by a responder certificate the issuer delegated to (id-kp-OCSPSigning, checked
-//! with webpki), and is fresh (thisUpdate not in the future, nextUpdate not passed).
+//! with webpki), and is fresh (thisUpdate not in the future, nextUpdate not passed). A delegated
+//! responder certificate without id-pkix-ocsp-nocheck is reported back, because the spec wants
+//! its own revocation checked through CRLs; a revoked status carries the entry's invalidity
+//! date, if any.
 
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -18,7 +20,8 @@ use x509_cert::Certificate;
 use super::CheckError;
 use super::chain::ChainCert;
 use super::der_walk::{
-    TAG_CTX0, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, Tlv, Walker,
+    TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, Tlv,
+    Walker,
 };
 
 const OID_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
@@ -34,12 +37,28 @@ fn bad_str(what: &str) -> CheckError {
     CheckError::Revocation(format!("the OCSP response {what}"))
 }
 
+const OID_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+const OID_INVALIDITY_DATE: &str = "2.5.29.24";
+
 /// What a verified response says about the certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Good,
-    Revoked,
+    Revoked {
+        on: SystemTime,
+        /// When the key is known to have been compromised (RFC 5280 invalidityDate).
+        invalidity: Option<SystemTime>,
+    },
     Unknown,
+}
+
+/// A verified answer about one certificate.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: Status,
+    /// The delegated responder certificate (DER) when it lacks id-pkix-ocsp-nocheck: its own
+    /// revocation status must then be checked with CRLs before the answer is relied on.
+    pub responder_to_check: Option<Vec<u8>>,
 }
 
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -146,7 +165,7 @@ pub fn status(
     cert: &ChainCert,
     issuer: &ChainCert,
     now: SystemTime,
-) -> Result<Option<Status>, CheckError> {
+) -> Result<Option<Answer>, CheckError> {
     if response.len() > MAX_RESPONSE {
         return Err(bad_str("is too large"));
     }
@@ -194,23 +213,34 @@ pub fn status(
 
     // The signer: the issuer itself, or a responder certificate it issued for OCSP signing.
     let issuer_spki = issuer.cert.tbs_certificate().subject_public_key_info();
-    let signed_by_issuer = verify_sig(issuer_spki, sig_alg, tbs.full, sig).is_ok();
-    if !signed_by_issuer {
-        let delegated = extra_certs.iter().find(|der| {
-            delegated_by(der, issuer, now).is_some_and(|c| {
-                verify_sig(
-                    c.tbs_certificate().subject_public_key_info(),
-                    sig_alg,
-                    tbs.full,
-                    sig,
-                )
-                .is_ok()
-            })
+    let mut responder_to_check = None;
+    if verify_sig(issuer_spki, sig_alg, tbs.full, sig).is_err() {
+        let delegated = extra_certs.iter().find_map(|der| {
+            delegated_by(der, issuer, now)
+                .filter(|c| {
+                    verify_sig(
+                        c.tbs_certificate().subject_public_key_info(),
+                        sig_alg,
+                        tbs.full,
+                        sig,
+                    )
+                    .is_ok()
+                })
+                .map(|c| (*der, c))
         });
-        if delegated.is_none() {
+        let Some((der, responder)) = delegated else {
             return Err(bad_str(
                 "is not signed by the issuer or by a responder it authorised",
             ));
+        };
+        let nocheck = responder
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .any(|e| e.extn_id == OID_NOCHECK);
+        if !nocheck {
+            responder_to_check = Some(der.to_vec());
         }
     }
 
@@ -243,13 +273,84 @@ pub fn status(
                 return Err(bad_str("is stale (past its nextUpdate)"));
             }
         }
-        return Ok(Some(match parts[1].tag {
+        let status = match parts[1].tag {
             0x80 => Status::Good,
-            0xa1 => Status::Revoked,
+            0xa1 => {
+                // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, ... }
+                let (on, _) = W.expect(parts[1].value, TAG_GENERALIZED_TIME, "revocationTime")?;
+                let extensions = parts[3..].iter().find(|t| t.tag == TAG_CTX1);
+                Status::Revoked {
+                    on: W.generalized_time(on.value)?,
+                    invalidity: extensions.map(invalidity_date).transpose()?.flatten(),
+                }
+            }
             _ => Status::Unknown,
+        };
+        return Ok(Some(Answer {
+            status,
+            responder_to_check,
         }));
     }
     Ok(None)
+}
+
+/// The invalidityDate among a SingleResponse's `[1] singleExtensions`, if any.
+fn invalidity_date(extensions: &Tlv<'_>) -> Result<Option<SystemTime>, CheckError> {
+    let (seq, _) = W.expect(extensions.value, TAG_SEQUENCE, "singleExtensions")?;
+    for ext in W.children(seq.value)? {
+        let parts = W.children(ext.value)?;
+        let (Some(id), Some(value)) = (parts.first(), parts.last()) else {
+            return Err(bad_str("has a malformed extension"));
+        };
+        if W.oid(id)? == OID_INVALIDITY_DATE && value.tag == TAG_OCTET_STRING {
+            let (t, _) = W.expect(value.value, TAG_GENERALIZED_TIME, "invalidityDate")?;
+            return Ok(Some(W.generalized_time(t.value)?));
+        }
+    }
+    Ok(None)
+}
+
+/// The CRL distribution points of the responder certificates in a response that lack
+/// id-pkix-ocsp-nocheck (unverified: only to know what to fetch).
+pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
+    let certs = || -> Result<Vec<Vec<u8>>, CheckError> {
+        let (outer, _) = W.expect(response, TAG_SEQUENCE, "OCSPResponse")?;
+        let outer = W.children(outer.value)?;
+        let Some(bytes) = outer.get(1).filter(|t| t.tag == TAG_CTX0) else {
+            return Ok(Vec::new());
+        };
+        let (rb, _) = W.expect(bytes.value, TAG_SEQUENCE, "ResponseBytes")?;
+        let rb = W.children(rb.value)?;
+        let Some(octets) = rb.get(1) else {
+            return Ok(Vec::new());
+        };
+        let (basic, _) = W.expect(octets.value, TAG_SEQUENCE, "BasicOCSPResponse")?;
+        let basic = W.children(basic.value)?;
+        let Some(list) = basic.get(3).filter(|t| t.tag == TAG_CTX0) else {
+            return Ok(Vec::new());
+        };
+        let (seq, _) = W.expect(list.value, TAG_SEQUENCE, "certificate list")?;
+        Ok(W.children(seq.value)?
+            .iter()
+            .map(|c| c.full.to_vec())
+            .collect())
+    };
+    let mut urls = Vec::new();
+    for der in certs().unwrap_or_default() {
+        let Ok(cert) = Certificate::from_der(&der) else {
+            continue;
+        };
+        let nocheck = cert
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .any(|e| e.extn_id == OID_NOCHECK);
+        if !nocheck {
+            urls.extend(super::revocation::crl_urls(&cert).0);
+        }
+    }
+    urls
 }
 
 /// The certificate, if `issuer` issued it for OCSP signing and it is valid at `now`.
@@ -281,29 +382,5 @@ fn verify_sig(
 ) -> Result<(), CheckError> {
     let parts = W.children(sig_alg.value)?;
     let alg = W.oid(parts.first().ok_or_else(|| bad_str("has no algorithm"))?)?;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-        .map(|o| o.to_string())
-        .unwrap_or_default();
-    let algorithm: &'static dyn VerificationAlgorithm = match (alg.as_str(), curve.as_str()) {
-        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        ("1.2.840.10045.4.3.2", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA384_ASN1,
-        ("1.2.840.10045.4.3.2", "1.3.132.0.34") => &signature::ECDSA_P384_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", "1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
-        ("1.2.840.10045.4.3.4", "1.3.132.0.35") => &signature::ECDSA_P521_SHA512_ASN1,
-        _ => {
-            return Err(bad_str(&format!(
-                "uses signature algorithm {alg}, which signet does not support"
-            )));
-        }
-    };
-    UnparsedPublicKey::new(algorithm, spki.subject_public_key.raw_bytes())
-        .verify(message, sig)
-        .map_err(|_| bad_str("has a signature that does not verify"))
+    super::revocation::verify_signed(spki, &alg, message, sig).map_err(|e| bad_str(&e))
 }

@@ -1,28 +1,33 @@
-//! Revocation of the signing chain, from CRLs and OCSP responses fetched *outside* the
+//! Revocation of signing and TSA chains, from CRLs and OCSP responses fetched *outside* the
 //! verifier.
 //!
 //! The verifier stays pure: [`super::revocation_locations`] tells the caller which CRL and OCSP
-//! URLs a chain names (with the OCSP request bodies), the caller fetches them (through a
-//! [`RevocationSource`], bounded by its own deadline: the Notary defaults are 2 s per OCSP
-//! responder and 5 s per CRL), and hands the answers back as [`RevocationData`]. Semantics per
-//! the Notary Project spec: a certificate that names no revocation location is not revoked;
-//! OCSP is preferred and CRLs are the fallback; a certificate whose status cannot be determined
-//! (no usable answer, stale answer, "unknown") is a revocation failure, like a revoked one. Not
-//! implemented: delta CRLs, revocation of the OCSP responder's own certificate and of TSA
-//! chains, and the invalidity-date exception for signatures made before a key compromise.
+//! URLs the chains of signatures that passed integrity and authenticity name (with the OCSP
+//! request bodies), the caller fetches them (through a [`RevocationSource`], bounded by its own
+//! deadline: the Notary defaults are 2 s per OCSP responder and 5 s per CRL), and hands the
+//! answers back as [`RevocationData`]. Semantics per the Notary Project spec, root to leaf:
+//! a certificate that names no revocation location is not revoked; OCSP is preferred and CRLs
+//! (base and delta, see [`super::crl`]) are the fallback when OCSP gives no definitive answer;
+//! a delegated OCSP responder without id-pkix-ocsp-nocheck must itself be shown unrevoked by
+//! its issuer's CRL; a revoked entry whose invalidity date is after the signature's trusted
+//! time does not count; a certificate whose status cannot be determined (no usable answer,
+//! stale answer, "unknown") is a revocation failure, like a revoked one.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use const_oid::ObjectIdentifier;
-use rustls_pki_types::{CertificateDer, UnixTime};
-use x509_cert::crl::CertificateList;
+use der::Decode;
+use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
+use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints, FreshestCrl};
 
 use super::CheckError;
 use super::chain::ChainCert;
+use super::crl::{self, CrlStatus};
+use super::ocsp::{self, Status};
 
 const OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 /// The most CRLs considered per verification.
@@ -44,12 +49,17 @@ pub struct RevocationData {
 pub struct RevocationLocation {
     /// The certificate's subject, for messages.
     pub certificate: String,
-    /// `http://` CRL distribution points (the spec supports HTTP only).
+    /// CRL distribution points, then the delta CRLs the certificate names (freshestCRL). Only
+    /// `http://` ones are fetched (the spec supports HTTP only).
     pub crl_urls: Vec<String>,
     /// OCSP responders.
     pub ocsp_urls: Vec<String>,
     /// The DER OCSPRequest to POST (`Content-Type: application/ocsp-request`) to each responder.
     pub ocsp_request: Option<Vec<u8>>,
+    /// The certificate and its issuer (DER), so that the fetcher can tell a definitive OCSP
+    /// answer from one that calls for the CRL fallback.
+    pub certificate_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
 }
 
 /// A boxed future, so the trait stays object safe without an async-trait dependency.
@@ -64,217 +74,296 @@ pub trait RevocationSource: Send + Sync {
     fn post_ocsp<'a>(&'a self, url: &'a str, request: &'a [u8]) -> Fetch<'a>;
 }
 
-/// Asks every responder and fetches every CRL the locations name (deduplicated, at most
-/// [`MAX_CRLS`] CRLs). CRLs are fetched only for certificates without OCSP, or when OCSP gave
-/// no answer. Failures are left out: the verifier then reports the status as unknown, which is
+/// Asks the responders and fetches the CRLs the locations name (deduplicated, at most
+/// [`MAX_CRLS`] CRLs): per certificate, the OCSP responders in turn until one answers; its CRLs
+/// only when no responder gave a definitive (good or revoked) answer, and the CRLs of a
+/// delegated responder that lacks id-pkix-ocsp-nocheck. Then the delta CRLs that fetched base
+/// CRLs name. Failures are left out: the verifier then reports the status as unknown, which is
 /// the spec's rule.
 pub async fn fetch_revocation(
     source: &dyn RevocationSource,
     locations: &[RevocationLocation],
 ) -> RevocationData {
+    let now = SystemTime::now();
     let mut data = RevocationData::default();
-    let mut crl_urls: Vec<&str> = Vec::new();
+    let mut crl_urls: Vec<String> = Vec::new();
+    let want = |urls: &[String], list: &mut Vec<String>| {
+        for u in urls {
+            if !list.contains(u) && list.len() < MAX_CRLS {
+                list.push(u.clone());
+            }
+        }
+    };
     for l in locations {
-        let mut answered = false;
+        let mut definitive = false;
         if let Some(req) = &l.ocsp_request {
             for u in &l.ocsp_urls {
-                if let Ok(resp) = source.post_ocsp(u, req).await {
-                    data.ocsp.push(resp);
-                    answered = true;
-                    break;
+                let Ok(resp) = source.post_ocsp(u, req).await else {
+                    continue;
+                };
+                let answer = judge(l, &resp, now);
+                if let Some(a) = &answer {
+                    definitive = a.status != Status::Unknown;
+                    if a.responder_to_check.is_some() {
+                        want(&ocsp::responder_crl_urls(&resp), &mut crl_urls);
+                    }
                 }
+                data.ocsp.push(resp);
+                break;
             }
         }
-        if !answered {
-            for u in &l.crl_urls {
-                if !crl_urls.contains(&u.as_str()) && crl_urls.len() < MAX_CRLS {
-                    crl_urls.push(u);
-                }
-            }
+        if !definitive {
+            want(&l.crl_urls, &mut crl_urls);
         }
     }
-    for u in crl_urls {
-        if let Ok(der) = source.fetch_crl(u).await {
+    let mut fetched = 0;
+    while fetched < crl_urls.len() {
+        let url = crl_urls[fetched].clone();
+        fetched += 1;
+        if let Ok(der) = source.fetch_crl(&url).await {
+            // A base CRL may name its delta CRLs (freshestCRL).
+            if let Ok(list) = <x509_cert::crl::CertificateList as Decode>::from_der(&der) {
+                let deltas = list
+                    .tbs_cert_list
+                    .crl_extensions
+                    .iter()
+                    .flatten()
+                    .filter(|e| e.extn_id == FRESHEST_CRL)
+                    .filter_map(|e| FreshestCrl::from_der(e.extn_value.as_bytes()).ok())
+                    .flat_map(|f| uris(f.0))
+                    .collect::<Vec<_>>();
+                want(&deltas, &mut crl_urls);
+            }
             data.crls.push(der);
         }
     }
     data
 }
 
-/// The revocation locations of every certificate of a chain except its root (a trust anchor is
-/// not checked).
-pub fn chain_locations(chain: &[ChainCert]) -> Vec<RevocationLocation> {
-    // A lone self-signed certificate is both leaf and root: check it.
-    let end = if chain.len() > 1 {
-        chain.len() - 1
-    } else {
-        chain.len()
-    };
+const FRESHEST_CRL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.46");
+
+/// The OCSP answer about the location's certificate in `resp`, if it is a valid one.
+fn judge(l: &RevocationLocation, resp: &[u8], now: SystemTime) -> Option<ocsp::Answer> {
+    let pair = super::chain::parse(&[l.certificate_der.clone(), l.issuer_der.clone()]).ok()?;
+    ocsp::status(resp, &pair[0], &pair[1], now).ok().flatten()
+}
+
+fn uris(points: Vec<x509_cert::ext::pkix::crl::dp::DistributionPoint>) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, c) in chain[..end].iter().enumerate() {
-        let tbs = c.cert.tbs_certificate();
-        let mut crl_urls = Vec::new();
-        let mut ocsp_urls = Vec::new();
-        if let Ok(Some((_, dps))) = tbs.get_extension::<CrlDistributionPoints>() {
-            for dp in dps.0 {
-                if let Some(DistributionPointName::FullName(names)) = dp.distribution_point {
-                    for n in names {
-                        if let GeneralName::UniformResourceIdentifier(u) = n {
-                            crl_urls.push(u.to_string());
-                        }
-                    }
+    for dp in points {
+        if let Some(DistributionPointName::FullName(names)) = dp.distribution_point {
+            for n in names {
+                if let GeneralName::UniformResourceIdentifier(u) = n {
+                    out.push(u.to_string());
                 }
             }
-        }
-        if let Ok(Some((_, aia))) = tbs.get_extension::<AuthorityInfoAccessSyntax>() {
-            for ad in aia.0 {
-                if ad.access_method == OCSP
-                    && let GeneralName::UniformResourceIdentifier(u) = ad.access_location
-                {
-                    ocsp_urls.push(u.to_string());
-                }
-            }
-        }
-        if !crl_urls.is_empty() || !ocsp_urls.is_empty() {
-            let issuer = chain.get(i + 1).unwrap_or(c);
-            out.push(RevocationLocation {
-                certificate: c.subject.clone(),
-                ocsp_request: if ocsp_urls.is_empty() {
-                    None
-                } else {
-                    super::ocsp::request(c, issuer)
-                },
-                crl_urls,
-                ocsp_urls,
-            });
         }
     }
     out
 }
 
-/// Checks the chain against the supplied CRLs at `now`.
+/// A certificate's CRL distribution points and the delta CRLs it names (freshestCRL).
+pub fn crl_urls(cert: &Certificate) -> (Vec<String>, Vec<String>) {
+    let tbs = cert.tbs_certificate();
+    let base = match tbs.get_extension::<CrlDistributionPoints>() {
+        Ok(Some((_, dps))) => uris(dps.0),
+        _ => Vec::new(),
+    };
+    let delta = match tbs.get_extension::<FreshestCrl>() {
+        Ok(Some((_, dps))) => uris(dps.0),
+        _ => Vec::new(),
+    };
+    (base, delta)
+}
+
+fn ocsp_urls(cert: &Certificate) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(Some((_, aia))) = cert
+        .tbs_certificate()
+        .get_extension::<AuthorityInfoAccessSyntax>()
+    {
+        for ad in aia.0 {
+            if ad.access_method == OCSP
+                && let GeneralName::UniformResourceIdentifier(u) = ad.access_location
+            {
+                out.push(u.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The revocation locations of every certificate of a chain except its root (a trust anchor is
+/// not checked).
+pub fn chain_locations(chain: &[ChainCert]) -> Vec<RevocationLocation> {
+    let mut out = Vec::new();
+    for (i, c) in checked(chain).iter().enumerate() {
+        let (mut crl, delta) = crl_urls(&c.cert);
+        crl.extend(delta);
+        let ocsp_urls = ocsp_urls(&c.cert);
+        if crl.is_empty() && ocsp_urls.is_empty() {
+            continue;
+        }
+        let issuer = chain.get(i + 1).unwrap_or(c);
+        out.push(RevocationLocation {
+            certificate: c.subject.clone(),
+            ocsp_request: if ocsp_urls.is_empty() {
+                None
+            } else {
+                ocsp::request(c, issuer)
+            },
+            crl_urls: crl,
+            ocsp_urls,
+            certificate_der: c.der.clone(),
+            issuer_der: issuer.der.clone(),
+        });
+    }
+    out
+}
+
+/// The certificates whose status is checked: all but the root; a lone self-signed certificate
+/// is both leaf and root, and is checked.
+fn checked(chain: &[ChainCert]) -> &[ChainCert] {
+    if chain.len() > 1 {
+        &chain[..chain.len() - 1]
+    } else {
+        chain
+    }
+}
+
+/// Checks the chain against the supplied answers at `now`, root to leaf. `signed_at` is the
+/// signature's trusted time (timestamp or authentic signing time), if one was established: a
+/// certificate revoked for a compromise that began after it still vouches for the signature.
 pub fn check(
     chain: &[ChainCert],
     data: &RevocationData,
     now: SystemTime,
+    signed_at: Option<SystemTime>,
 ) -> Result<(), CheckError> {
-    let locations = chain_locations(chain);
-    if locations.is_empty() {
-        return Ok(());
-    }
     let crls: Vec<&[u8]> = data.crls.iter().take(MAX_CRLS).map(Vec::as_slice).collect();
-    // Per certificate: an OCSP answer if there is one, else a CRL from its issuer is needed.
-    for (i, c) in chain.iter().enumerate() {
-        let Some(loc) = locations.iter().find(|l| l.certificate == c.subject) else {
+    for (i, c) in checked(chain).iter().enumerate().rev() {
+        let (crl_urls, _) = crl_urls(&c.cert);
+        let ocsp_urls = ocsp_urls(&c.cert);
+        if crl_urls.is_empty() && ocsp_urls.is_empty() {
             continue;
-        };
+        }
         let issuer = chain.get(i + 1).unwrap_or(c);
-        let mut ocsp_error = None;
-        let mut answer = None;
-        for resp in data.ocsp.iter().take(MAX_CRLS) {
-            match super::ocsp::status(resp, c, issuer, now) {
-                Ok(Some(s)) => {
-                    answer = Some(s);
-                    break;
+        let why_not_ocsp = if ocsp_urls.is_empty() {
+            None
+        } else {
+            match ocsp_status(c, issuer, data, &crls, now) {
+                Ok(Status::Good) => continue,
+                Ok(Status::Revoked { on, invalidity }) => {
+                    if let (Some(inv), Some(at)) = (invalidity, signed_at)
+                        && at < inv
+                    {
+                        continue;
+                    }
+                    return Err(CheckError::Revocation(format!(
+                        "certificate {i} of the chain ({}) is revoked (OCSP: revoked on {})",
+                        c.subject,
+                        super::fmt_time(on)
+                    )));
                 }
-                Ok(None) => {}
-                Err(e) => ocsp_error = Some(e),
+                Ok(Status::Unknown) => Some("the OCSP responder does not know it".to_string()),
+                Err(e) => Some(e),
             }
-        }
-        match answer {
-            Some(super::ocsp::Status::Good) => continue,
-            Some(super::ocsp::Status::Revoked) => {
-                return Err(CheckError::Revocation(format!(
-                    "certificate {i} of the chain ({}) is revoked (OCSP)",
-                    c.subject
-                )));
-            }
-            Some(super::ocsp::Status::Unknown) => {
-                return Err(CheckError::Revocation(format!(
-                    "the revocation status of {} is unknown: the OCSP responder does not know it",
-                    c.subject
-                )));
-            }
-            None => {}
-        }
-        if loc.crl_urls.is_empty() {
-            let why = ocsp_error.map_or_else(
-                || "no OCSP response was available".to_string(),
-                |e| e.to_string(),
-            );
+        };
+        if crl_urls.is_empty() {
             return Err(CheckError::Revocation(format!(
-                "the revocation status of {} is unknown: {why}",
-                c.subject
-            )));
-        }
-        let issuer_name = c.cert.tbs_certificate().issuer();
-        let has_crl = crls.iter().any(|der| {
-            <CertificateList as der::Decode>::from_der(der)
-                .is_ok_and(|l| &l.tbs_cert_list.issuer == issuer_name)
-        });
-        if !has_crl {
-            return Err(CheckError::Revocation(format!(
-                "the revocation status of certificate {i} ({}) is unknown: no CRL from {} was \
-                 available",
+                "the revocation status of {} is unknown: {}",
                 c.subject,
-                loc.crl_urls.join(", ")
+                why_not_ocsp.unwrap_or_default()
             )));
         }
+        match crl::status(c, issuer, &crls, now, signed_at) {
+            CrlStatus::Good => {}
+            CrlStatus::Revoked(what) => {
+                return Err(CheckError::Revocation(format!(
+                    "certificate {i} of the chain: {what}"
+                )));
+            }
+            CrlStatus::Unknown(why) => {
+                let ocsp = why_not_ocsp
+                    .map(|w| format!(" (OCSP: {w})"))
+                    .unwrap_or_default();
+                return Err(CheckError::Revocation(format!(
+                    "the revocation status of {why}{ocsp}"
+                )));
+            }
+        }
     }
-    if crls.is_empty() {
-        // Every certificate that needed one had a good OCSP answer.
-        return Ok(());
+    Ok(())
+}
+
+/// The OCSP status of `cert` from the supplied responses, or why there is none.
+fn ocsp_status(
+    cert: &ChainCert,
+    issuer: &ChainCert,
+    data: &RevocationData,
+    crls: &[&[u8]],
+    now: SystemTime,
+) -> Result<Status, String> {
+    let mut error = None;
+    for resp in data.ocsp.iter().take(MAX_CRLS) {
+        match ocsp::status(resp, cert, issuer, now) {
+            Ok(Some(answer)) => {
+                let Some(der) = &answer.responder_to_check else {
+                    return Ok(answer.status);
+                };
+                // The delegated responder has no id-pkix-ocsp-nocheck: its issuer's CRL
+                // must show it is not revoked, if it names one.
+                let responder =
+                    super::chain::parse(std::slice::from_ref(der)).map_err(|e| e.to_string())?;
+                if crl_urls(&responder[0].cert).0.is_empty() {
+                    return Ok(answer.status);
+                }
+                return match crl::status(&responder[0], issuer, crls, now, None) {
+                    CrlStatus::Good => Ok(answer.status),
+                    CrlStatus::Revoked(what) => Err(format!("the OCSP responder {what}")),
+                    CrlStatus::Unknown(why) => {
+                        Err(format!("the revocation status of the OCSP responder {why}"))
+                    }
+                };
+            }
+            Ok(None) => {}
+            Err(e) => error = Some(e.to_string()),
+        }
     }
-    let parsed: Vec<webpki::CertRevocationList<'_>> = crls
-        .iter()
-        .filter_map(|der| webpki::BorrowedCertRevocationList::from_der(der).ok())
-        .map(webpki::CertRevocationList::from)
-        .collect();
-    let refs: Vec<&webpki::CertRevocationList<'_>> = parsed.iter().collect();
-    let options = webpki::RevocationOptionsBuilder::new(&refs)
-        .map_err(|_| CheckError::Revocation("no readable CRL was supplied".into()))?
-        .with_depth(webpki::RevocationCheckDepth::Chain)
-        .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-        .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
-        .build();
-    let ders: Vec<CertificateDer<'_>> = chain
-        .iter()
-        .map(|c| CertificateDer::from(c.der.as_slice()))
-        .collect();
-    let last = ders.len() - 1;
-    let anchor = webpki::anchor_from_trusted_cert(&ders[last])
-        .map_err(|e| CheckError::Revocation(format!("unusable root certificate: {e}")))?;
-    let ee = webpki::EndEntityCert::try_from(&ders[0])
-        .map_err(|e| CheckError::Revocation(format!("unusable signing certificate: {e}")))?;
-    let intermediates = if last > 1 { &ders[1..last] } else { &[][..] };
-    // CRL freshness is judged now; certificate validity is the authentic-timestamp check's
-    // business, so the time is clamped into the chain's validity to keep it out of this one.
-    let latest_start = chain.iter().map(|c| c.not_before).max().unwrap_or(now);
-    let earliest_end = chain.iter().map(|c| c.not_after).min().unwrap_or(now);
-    let at = now.clamp(latest_start, earliest_end.max(latest_start));
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
+    Err(error.unwrap_or_else(|| "no OCSP response was available".into()))
+}
+
+/// Verifies a signature made by the key of `spki` with the X.509 signature algorithm
+/// `alg_oid` (CRLs, OCSP responses).
+pub(super) fn verify_signed(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+    alg_oid: &str,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .map(|o| o.to_string())
         .unwrap_or_default();
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        intermediates,
-        UnixTime::since_unix_epoch(since),
-        webpki::KeyUsage::required_if_present(super::chain::EKU_CODE_SIGNING),
-        Some(options),
-        None,
-    )
-    .map(|_| ())
-    .map_err(|e| match e {
-        webpki::Error::CertRevoked => CheckError::Revocation(format!(
-            "a certificate of the chain (signer {}) is revoked",
-            chain[0].subject
-        )),
-        webpki::Error::CrlExpired { .. } => CheckError::Revocation(
-            "the revocation status is unknown: the CRL is past its nextUpdate".into(),
-        ),
-        other => CheckError::Revocation(format!(
-            "the revocation status is unknown: the CRL could not be used ({other})"
-        )),
-    })
+    let algorithm: &'static dyn VerificationAlgorithm = match (alg_oid, curve.as_str()) {
+        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ("1.2.840.10045.4.3.2", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.2", "1.3.132.0.34") => &signature::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", "1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.10045.4.3.4", "1.3.132.0.35") => &signature::ECDSA_P521_SHA512_ASN1,
+        _ => {
+            return Err(format!(
+                "uses signature algorithm {alg_oid}, which signet does not support"
+            ));
+        }
+    };
+    UnparsedPublicKey::new(algorithm, spki.subject_public_key.raw_bytes())
+        .verify(message, sig)
+        .map_err(|_| "has a signature that does not verify".to_string())
 }

@@ -245,22 +245,35 @@ impl Env {
 struct Tsa {
     dir: tempfile::TempDir,
     root_pem: String,
+    /// The root's key, to sign CRLs about the TSA certificate (serial 7).
+    root_key_pem: String,
 }
 
 impl Tsa {
     fn new() -> Tsa {
+        Tsa::naming_crl(None)
+    }
+
+    /// A TSA whose certificate names this CRL distribution point.
+    fn naming_crl(crl_url: Option<&str>) -> Tsa {
         let t = now();
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
         name(&mut root, "Example", "tsa root");
         root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         root.not_before = odt(t - 3650 * DAY);
         root.not_after = odt(t + 3650 * DAY);
         let root_cert = root.self_signed(&root_key).unwrap();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
         name(&mut leaf, "Example", "tsa");
+        leaf.serial_number = Some(rcgen::SerialNumber::from(7u64));
+        if let Some(url) = crl_url {
+            leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.into()],
+            }];
+        }
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         leaf.not_before = odt(t - 365 * DAY);
         leaf.not_after = odt(t + 365 * DAY);
@@ -293,6 +306,7 @@ impl Tsa {
         Tsa {
             dir,
             root_pem: root_cert.pem(),
+            root_key_pem: root_key.serialize_pem(),
         }
     }
 
@@ -1058,7 +1072,7 @@ fn revocation_from_supplied_crls() {
         let sig = build(&chain, &Env::default());
         let ctx = Context { now: now() };
         let s = std::slice::from_ref(&sig);
-        let locations = revocation_locations(s);
+        let locations = revocation_locations(&strict, &subject(), s, &ctx);
         assert_eq!(locations.len(), 1, "{fmt}");
         assert_eq!(locations[0].crl_urls, vec![CRL_URL.to_string()]);
 
@@ -1074,7 +1088,7 @@ fn revocation_from_supplied_crls() {
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
             Reason::Revoked,
-            "revocation: a certificate of the chain (signer CN=signer",
+            "revocation: certificate 0 of the chain: CN=signer,O=Example,ST=WA,C=US is revoked (CRL",
         );
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![stale.clone()])),
@@ -1118,7 +1132,12 @@ fn revocation_from_supplied_crls() {
         .unwrap();
     let data = rt.block_on(fetch_revocation(
         &Source(clean),
-        &revocation_locations(std::slice::from_ref(&sig)),
+        &revocation_locations(
+            &strict,
+            &subject(),
+            std::slice::from_ref(&sig),
+            &Context { now: now() },
+        ),
     ));
     assert!(matches!(
         verify_with_revocation(&strict, &subject(), &[sig], &Context { now: now() }, &data),
@@ -1126,7 +1145,15 @@ fn revocation_from_supplied_crls() {
     ));
     // A chain without revocation locations needs no CRL.
     let plain = make_chain(&Pki::default());
-    assert!(revocation_locations(&[jws(&plain, &Env::default())]).is_empty());
+    assert!(
+        revocation_locations(
+            &authority(&plain.root_pem, "strict", "*"),
+            &subject(),
+            &[jws(&plain, &Env::default())],
+            &Context { now: now() }
+        )
+        .is_empty()
+    );
 }
 
 /// Answers `request` with `openssl ocsp` as `responder` (a chain whose intermediate signs),
@@ -1173,7 +1200,7 @@ fn revocation_from_ocsp_responses() {
     let strict = authority(&chain.root_pem, "strict", "*");
     let sig = jws(&chain, &Env::default());
     let s = std::slice::from_ref(&sig);
-    let locations = revocation_locations(s);
+    let locations = revocation_locations(&strict, &subject(), s, &Context { now: now() });
     assert_eq!(locations.len(), 1);
     assert_eq!(locations[0].ocsp_urls, vec![OCSP_URL.to_string()]);
     let request = locations[0].ocsp_request.clone().unwrap();
@@ -1208,7 +1235,7 @@ fn revocation_from_ocsp_responses() {
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
             Reason::Revoked,
-            "is revoked (OCSP)",
+            "is revoked (OCSP: revoked on 2024-01-01T00:00:00Z)",
         );
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![unknown.clone()])),
@@ -1260,6 +1287,8 @@ fn revocation_from_ocsp_responses() {
     ));
 }
 
+mod revocation_cases;
+
 mod real_timestamps {
     //! The RFC 3161 timestamps of notation's e2e layouts (a Microsoft TSA). The TSA root is not
     //! in the data, so the tsa store trusts the intermediate that issued the TSA certificate.
@@ -1286,10 +1315,13 @@ mod real_timestamps {
             .unwrap()
     }
 
+    /// `overrides` go into the level's `override` map, after `expiry: log` (the leaf expired in
+    /// 2025); `verify_timestamp` after the level.
     fn case(
         layout: &str,
         envelope: &str,
         subject_digest: &str,
+        overrides: &str,
         verify_timestamp: &str,
     ) -> Option<(NotationAuthority, Subject, NotationSignature)> {
         let dir = shared()?.join(layout).join("blobs/sha256");
@@ -1336,7 +1368,7 @@ mod real_timestamps {
         })?;
         let indent = |p: String| p.replace('\n', "\n      ");
         let yaml = format!(
-            "signatureVerification: {{level: strict, override: {{expiry: log}}{verify_timestamp}}}\n\
+            "signatureVerification: {{level: strict, override: {{expiry: log{overrides}}}{verify_timestamp}}}\n\
              trustStores:\n\
              - type: ca\n  name: test\n  certificates:\n  - inline: |\n      {}\n\
              - type: tsa\n  name: tsa\n  certificates:\n  - inline: |\n      {}\n\
@@ -1357,12 +1389,15 @@ mod real_timestamps {
         Some((authority_yaml(&yaml), subject, sig))
     }
 
+    /// The TSA chain names Microsoft's CRL and OCSP URLs, which tests cannot reach: revocation
+    /// is skipped here, and the test below shows what happens when it is not.
     #[test]
     fn microsoft_tsa_timestamp_verifies_and_covers_an_expired_certificate() {
         let Some((auth, subject, sig)) = case(
             "e2e-with-timestamped-signature",
             "603ff134e97a79cd7a15560b76137c2c4a10451daab11327a7c6f86dac250fee",
             "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            ", revocation: skip",
             "",
         ) else {
             eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
@@ -1384,8 +1419,43 @@ mod real_timestamps {
         // Tampering with the timestamped signature breaks integrity first; a signature whose
         // timestamp is for other bytes is a timestamp failure. Simulate the latter by checking
         // the token against other bytes directly.
-        let token_err = timestamp::verify(b"\x30\x00", b"x", &[], now()).unwrap_err();
+        let token_err = timestamp::verify(b"\x30\x00", b"x", &[]).unwrap_err();
         assert_eq!(token_err.reason(), Reason::TimestampInvalid);
+    }
+
+    /// With revocation checked, the TSA chain's status is needed: its locations are listed for
+    /// the fetcher, and without answers the timestamp is not trusted (as in notation-go).
+    #[test]
+    fn microsoft_tsa_chain_revocation_is_checked() {
+        let Some((auth, subject, sig)) = case(
+            "e2e-with-timestamped-signature",
+            "603ff134e97a79cd7a15560b76137c2c4a10451daab11327a7c6f86dac250fee",
+            "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            "",
+            "",
+        ) else {
+            eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
+            return;
+        };
+        let ctx = Context { now: now() };
+        let sigs = std::slice::from_ref(&sig);
+        let locations = revocation_locations(&auth, &subject, sigs, &ctx);
+        assert!(
+            locations
+                .iter()
+                .any(|l| l.certificate.contains("Time Stamping Authority")
+                    && l.crl_urls
+                        .iter()
+                        .chain(&l.ocsp_urls)
+                        .any(|u| u.starts_with("http://"))),
+            "{locations:?}"
+        );
+        assert_failed(
+            &verify(&auth, &subject, sigs, &ctx),
+            Reason::Revoked,
+            "authenticTimestamp: the timestamp's TSA chain: the revocation status of \
+             CN=Microsoft Public RSA Time Stamping Authority",
+        );
     }
 
     /// afterCertExpiry: the leaf expired in 2025, so the timestamp is checked (and passes).
@@ -1395,6 +1465,7 @@ mod real_timestamps {
             "e2e-with-timestamped-signature",
             "603ff134e97a79cd7a15560b76137c2c4a10451daab11327a7c6f86dac250fee",
             "sha256:53b0191218aed9a3c1f7c661736ac40cfc8eb928642348fd843ba3f0483c0c20",
+            ", revocation: skip",
             ", verifyTimestamp: afterCertExpiry",
         ) else {
             eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
@@ -1413,6 +1484,7 @@ mod real_timestamps {
             "e2e-with-invalid-timestamped-signature",
             "8d2e70ffc2af68b7f2df6f30dfefcb7bcda1db5f9ac2566fc8c6c2248c8d4c5f",
             "sha256:f1da8cd70d6d851fa2313c8d6618f79508cf1e86877edf1c0bfe49a1b0a6467a",
+            "",
             "",
         ) else {
             eprintln!("SKIPPED: shared/conformance/notation not found (set SIGNET_SHARED_DIR)");
@@ -1436,7 +1508,7 @@ mod properties {
         fn envelope_and_token_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = envelope::parse(MEDIA_TYPE_JWS, &bytes);
             let _ = envelope::parse(MEDIA_TYPE_COSE, &bytes);
-            let _ = timestamp::verify(&bytes, b"signature", &[], now());
+            let _ = timestamp::verify(&bytes, b"signature", &[]);
             let _ = chain::parse(std::slice::from_ref(&bytes));
         }
 

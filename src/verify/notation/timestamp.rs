@@ -65,14 +65,21 @@ fn digest_alg(alg_id: &Tlv<'_>) -> Result<&'static digest::Algorithm, CheckError
     }
 }
 
+/// A verified timestamp.
+#[derive(Debug)]
+pub struct Verified {
+    /// genTime minus its accuracy.
+    pub earliest: SystemTime,
+    /// genTime plus its accuracy.
+    pub latest: SystemTime,
+    /// The TSA's chain as verified (DER, TSA certificate first, ending with the trusted
+    /// certificate of the `tsa` store), for its revocation check.
+    pub chain: Vec<Vec<u8>>,
+}
+
 /// Verifies a timestamp token over `signature` against the `tsa` trust store certificates and
-/// returns the interval it attests: genTime minus and plus its accuracy.
-pub fn verify(
-    token: &[u8],
-    signature: &[u8],
-    tsa_certs: &[&[u8]],
-    _now: SystemTime,
-) -> Result<(SystemTime, SystemTime), CheckError> {
+/// returns the interval it attests (genTime minus and plus its accuracy) and the TSA chain.
+pub fn verify(token: &[u8], signature: &[u8], tsa_certs: &[&[u8]]) -> Result<Verified, CheckError> {
     if token.len() > MAX_TOKEN {
         return Err(bad(format!("is larger than {MAX_TOKEN} bytes")));
     }
@@ -208,25 +215,43 @@ pub fn verify(
     let at = gen_time
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_err(|_| bad("has a genTime before 1970"))?;
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
-        &intermediates,
-        UnixTime::since_unix_epoch(at),
-        webpki::KeyUsage::required_if_present(EKU_TIME_STAMPING),
-        None,
-        None,
-    )
-    .map_err(|e| {
-        CheckError::Timestamp(format!(
-            "the timestamp's TSA certificate ({}) does not chain to a tsa trust store: {e}",
-            signer.tbs_certificate().subject()
-        ))
-    })?;
+    let path = ee
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            UnixTime::since_unix_epoch(at),
+            webpki::KeyUsage::required_if_present(EKU_TIME_STAMPING),
+            None,
+            None,
+        )
+        .map_err(|e| {
+            CheckError::Timestamp(format!(
+                "the timestamp's TSA certificate ({}) does not chain to a tsa trust store: {e}",
+                signer.tbs_certificate().subject()
+            ))
+        })?;
+    let mut chain = vec![signer_der.to_vec()];
+    chain.extend(path.intermediate_certificates().map(|c| c.der().to_vec()));
+    let anchor = path.anchor();
+    // The store certificate the path ended at (webpki gives the anchor, not its DER).
+    if let Some(root) = tsa_ders.iter().find(|c| {
+        webpki::anchor_from_trusted_cert(c).is_ok_and(|a| {
+            a.subject == anchor.subject
+                && a.subject_public_key_info == anchor.subject_public_key_info
+        })
+    }) && !chain.iter().any(|c| c.as_slice() == root.as_ref())
+    {
+        chain.push(root.to_vec());
+    }
     let latest = gen_time
         .checked_add(accuracy)
         .ok_or_else(|| bad("has an absurd accuracy"))?;
-    Ok((gen_time.checked_sub(accuracy).unwrap_or(gen_time), latest))
+    Ok(Verified {
+        earliest: gen_time.checked_sub(accuracy).unwrap_or(gen_time),
+        latest,
+        chain,
+    })
 }
 
 /// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, ... };
@@ -411,7 +436,7 @@ mod tests {
             &[0x30, 0x80, 0, 0],
             &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
         ] {
-            assert!(verify(input, b"sig", &[], SystemTime::now()).is_err());
+            assert!(verify(input, b"sig", &[]).is_err());
         }
     }
 }

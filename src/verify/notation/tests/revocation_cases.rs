@@ -1,0 +1,699 @@
+//! Revocation beyond one base CRL or one OCSP answer: delta CRLs, certificateHold and
+//! removeFromCRL, the invalidity-date exception, delegated OCSP responders, the OCSP-to-CRL
+//! fallback, the TSA chain, and which chains are asked about at all. CRLs, OCSP responses and
+//! responder certificates are made by openssl (`openssl ca -gencrl`, `openssl ocsp`,
+//! `openssl x509`), independently of the verifier.
+
+use std::collections::HashMap;
+
+use super::*;
+
+const DELTA_URL: &str = "http://crl.example.com/intermediate-delta.crl";
+const RESPONDER_CRL_URL: &str = "http://crl.example.com/responders.crl";
+const TSA_CRL_URL: &str = "http://crl.example.com/tsa.crl";
+/// openssl CA-database lines: the leaf (serial 42 = 0x2A) revoked, on hold, released.
+const LEAF_REVOKED: &str =
+    "R\t351231235959Z\t240101000000Z,keyCompromise\t2A\tunknown\t/CN=signer\n";
+const LEAF_ON_HOLD: &str = "R\t351231235959Z\t240101000000Z,certificateHold,holdInstructionNone\t2A\tunknown\t/CN=signer\n";
+const LEAF_RELEASED: &str =
+    "R\t351231235959Z\t240101000000Z,removeFromCRL\t2A\tunknown\t/CN=signer\n";
+/// The leaf in good standing (for OCSP: a known serial).
+const LEAF_VALID: &str = "V\t351231235959Z\t\t2A\tunknown\t/CN=signer\n";
+/// The delegated OCSP responder (serial 77 = 0x4D) revoked.
+const RESPONDER_REVOKED: &str =
+    "R\t351231235959Z\t240101000000Z,keyCompromise\t4D\tunknown\t/CN=responder\n";
+/// The TSA certificate (serial 7) revoked.
+const TSA_REVOKED: &str = "R\t351231235959Z\t240101000000Z,keyCompromise\t07\tunknown\t/CN=tsa\n";
+/// Marks a CRL as a delta on base CRL number 1.
+const DELTA_ON_1: &str = "2.5.29.27 = critical, ASN1:INTEGER:1\n";
+
+/// A CA whose certificate and key are on disk for openssl.
+struct OpensslCa {
+    dir: tempfile::TempDir,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// openssl's time format.
+fn stamp(t: SystemTime) -> String {
+    let t = odt(t);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+impl OpensslCa {
+    fn new(cert_pem: &str, key_pem: &str) -> OpensslCa {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert_pem).unwrap();
+        std::fs::write(dir.path().join("ca.key"), key_pem).unwrap();
+        OpensslCa { dir }
+    }
+
+    fn of_chain(chain: &Chain) -> OpensslCa {
+        OpensslCa::new(&chain.inter_pem, &chain.inter_key_pem)
+    }
+
+    /// A CRL listing the `index` lines, numbered `number`, with extra CRL extensions (openssl
+    /// config lines), valid from yesterday until `next_update`.
+    fn crl_until(
+        &self,
+        index: &str,
+        number: u32,
+        extensions: &str,
+        next_update: SystemTime,
+    ) -> Vec<u8> {
+        let d = self.dir.path();
+        std::fs::write(d.join("index.txt"), index).unwrap();
+        std::fs::write(d.join("crlnumber"), format!("{number:02X}\n")).unwrap();
+        std::fs::write(
+            d.join("ca.cnf"),
+            format!(
+                "[ ca ]\ndefault_ca = c\n[ c ]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+                 default_md = sha256\ncrl_extensions = ext\n[ ext ]\n{extensions}"
+            ),
+        )
+        .unwrap();
+        let last = stamp(now() - DAY);
+        let next = stamp(next_update);
+        openssl(
+            d,
+            &[
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-gencrl",
+                "-keyfile",
+                "ca.key",
+                "-cert",
+                "ca.pem",
+                "-crl_lastupdate",
+                &last,
+                "-crl_nextupdate",
+                &next,
+                "-out",
+                "crl.pem",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "crl", "-in", "crl.pem", "-outform", "DER", "-out", "crl.der",
+            ],
+        );
+        std::fs::read(d.join("crl.der")).unwrap()
+    }
+
+    fn crl(&self, index: &str, number: u32, extensions: &str) -> Vec<u8> {
+        self.crl_until(index, number, extensions, now() + DAY)
+    }
+
+    /// A delegated OCSP responder certificate (serial 77), optionally with
+    /// id-pkix-ocsp-nocheck and a CRL distribution point. Returns (PEM, key PEM).
+    fn responder(&self, nocheck: bool, crl_url: Option<&str>) -> (String, String) {
+        let d = self.dir.path();
+        let mut ext = String::from(
+            "[ e ]\nbasicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+             extendedKeyUsage = OCSPSigning\n",
+        );
+        if nocheck {
+            ext.push_str("noCheck = ignored\n");
+        }
+        if let Some(url) = crl_url {
+            ext.push_str(&format!("crlDistributionPoints = URI:{url}\n"));
+        }
+        std::fs::write(d.join("responder.cnf"), ext).unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "responder.key",
+                "-subj",
+                "/C=US/ST=WA/O=Example/CN=responder",
+                "-out",
+                "responder.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "responder.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "77",
+                "-days",
+                "30",
+                "-extfile",
+                "responder.cnf",
+                "-extensions",
+                "e",
+                "-out",
+                "responder.pem",
+            ],
+        );
+        (
+            std::fs::read_to_string(d.join("responder.pem")).unwrap(),
+            std::fs::read_to_string(d.join("responder.key")).unwrap(),
+        )
+    }
+
+    /// `openssl ocsp` answering `request` from `index`, signed by the CA or by `signer`.
+    fn ocsp(&self, request: &[u8], index: &str, signer: Option<&(String, String)>) -> Vec<u8> {
+        let d = self.dir.path();
+        std::fs::write(d.join("index.txt"), index).unwrap();
+        std::fs::write(d.join("req.der"), request).unwrap();
+        let (cert, key) = match signer {
+            Some((pem, key)) => {
+                std::fs::write(d.join("signer.pem"), pem).unwrap();
+                std::fs::write(d.join("signer.key"), key).unwrap();
+                ("signer.pem", "signer.key")
+            }
+            None => ("ca.pem", "ca.key"),
+        };
+        openssl(
+            d,
+            &[
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-CA",
+                "ca.pem",
+                "-rsigner",
+                cert,
+                "-rkey",
+                key,
+                "-reqin",
+                "req.der",
+                "-respout",
+                "resp.der",
+                "-ndays",
+                "1",
+            ],
+        );
+        std::fs::read(d.join("resp.der")).unwrap()
+    }
+}
+
+fn crls(list: &[&Vec<u8>]) -> RevocationData {
+    RevocationData {
+        crls: list.iter().map(|c| (*c).clone()).collect(),
+        ocsp: Vec::new(),
+    }
+}
+
+/// Verifies a fresh signature in each format with `data`.
+fn each_format(
+    auth: &NotationAuthority,
+    chain: &Chain,
+    env: &Env,
+    data: &RevocationData,
+) -> Vec<Outcome> {
+    FORMATS
+        .iter()
+        .map(|(_, build)| {
+            verify_with_revocation(
+                auth,
+                &subject(),
+                &[build(chain, env)],
+                &Context { now: now() },
+                data,
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_trusted(outcomes: &[Outcome]) {
+    for o in outcomes {
+        assert!(matches!(o, Outcome::Trusted(_)), "{o:?}");
+    }
+}
+
+#[track_caller]
+fn assert_all_failed(outcomes: &[Outcome], reason: Reason, needle: &str) {
+    for o in outcomes {
+        assert_failed(o, reason, needle);
+    }
+}
+
+/// A source serving fixed CRLs and OCSP answers by URL, recording what was asked.
+#[derive(Default)]
+struct Source {
+    crls: HashMap<&'static str, Vec<u8>>,
+    ocsp: Option<Vec<u8>>,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl RevocationSource for Source {
+    fn fetch_crl<'a>(&'a self, url: &'a str) -> Fetch<'a> {
+        self.asked.lock().unwrap().push(url.to_string());
+        Box::pin(async move {
+            self.crls
+                .get(url)
+                .cloned()
+                .ok_or(format!("no CRL at {url}"))
+        })
+    }
+    fn post_ocsp<'a>(&'a self, url: &'a str, _: &'a [u8]) -> Fetch<'a> {
+        self.asked.lock().unwrap().push(url.to_string());
+        Box::pin(async move { self.ocsp.clone().ok_or(format!("no responder at {url}")) })
+    }
+}
+
+fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) -> RevocationData {
+    let sig = jws(chain, env);
+    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(fetch_revocation(source, &locations))
+}
+
+fn crl_chain() -> Chain {
+    make_chain(&Pki {
+        with_crl: true,
+        ..Pki::default()
+    })
+}
+
+#[test]
+fn delta_crls_extend_their_base() {
+    let chain = crl_chain();
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let names_delta = format!("freshestCRL = URI:{DELTA_URL}\n");
+    let base = ca.crl("", 1, &names_delta);
+    let delta_clean = ca.crl("", 2, DELTA_ON_1);
+    let delta_revoking = ca.crl(LEAF_REVOKED, 2, DELTA_ON_1);
+    let delta_not_newer = ca.crl("", 1, DELTA_ON_1);
+    let delta_of_later_base = ca.crl(LEAF_REVOKED, 6, "2.5.29.27 = critical, ASN1:INTEGER:5\n");
+    let env = Env::default();
+
+    assert_trusted(&each_format(
+        &strict,
+        &chain,
+        &env,
+        &crls(&[&base, &delta_clean]),
+    ));
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&base, &delta_revoking])),
+        Reason::Revoked,
+        "CN=signer,O=Example,ST=WA,C=US is revoked (CRL from CN=intermediate",
+    );
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&base])),
+        Reason::Revoked,
+        "a delta CRL is named (freshestCRL) but none that builds on base CRL number 01",
+    );
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&base, &delta_of_later_base])),
+        Reason::Revoked,
+        "a delta CRL is named",
+    );
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&base, &delta_not_newer])),
+        Reason::Revoked,
+        "the delta CRL is not newer than its base CRL",
+    );
+
+    // The fetcher follows the base CRL's freshestCRL to the delta.
+    let source = Source {
+        crls: HashMap::from([(CRL_URL, base), (DELTA_URL, delta_revoking)]),
+        ..Source::default()
+    };
+    let data = fetch(&source, &strict, &chain, &env);
+    assert_eq!(
+        *source.asked.lock().unwrap(),
+        vec![CRL_URL.to_string(), DELTA_URL.to_string()]
+    );
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &data),
+        Reason::Revoked,
+        "is revoked (CRL",
+    );
+}
+
+#[test]
+fn certificate_hold_revokes_until_a_delta_removes_it() {
+    let chain = crl_chain();
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let env = Env::default();
+    let on_hold = ca.crl(LEAF_ON_HOLD, 1, "");
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&on_hold])),
+        Reason::Revoked,
+        "reason certificateHold",
+    );
+    let on_hold_with_delta = ca.crl(LEAF_ON_HOLD, 1, &format!("freshestCRL = URI:{DELTA_URL}\n"));
+    let released = ca.crl(LEAF_RELEASED, 2, DELTA_ON_1);
+    assert_trusted(&each_format(
+        &strict,
+        &chain,
+        &env,
+        &crls(&[&on_hold_with_delta, &released]),
+    ));
+    // An expired CRL still proves a revocation, but not a hold or its absence.
+    let expired_revoking = ca.crl_until(LEAF_REVOKED, 1, "", now() - DAY / 2);
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&expired_revoking])),
+        Reason::Revoked,
+        "is revoked (CRL",
+    );
+    let expired_hold = ca.crl_until(LEAF_ON_HOLD, 1, "", now() - DAY / 2);
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&expired_hold])),
+        Reason::Revoked,
+        "on hold in a CRL that is past its nextUpdate",
+    );
+    let expired_clean = ca.crl_until("", 1, "", now() - DAY / 2);
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&expired_clean])),
+        Reason::Revoked,
+        "is past its nextUpdate",
+    );
+}
+
+#[test]
+fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let ca = OpensslCa::of_chain(&chain);
+    let signed = now() - 10 * DAY;
+    let authority_signed = Env {
+        authentic_time: Some(signed),
+        ..Env::default()
+    };
+    let sa = authority_with(&chain.root_pem, "signingAuthority", "", "");
+    let ca_store = authority(&chain.root_pem, "strict", "*");
+    let compromised = |at: SystemTime| {
+        format!(
+            "R\t351231235959Z\t{},keyTime,{}\t2A\tunknown\t/CN=signer\n",
+            &stamp(now() - DAY)[2..],
+            stamp(at)
+        )
+    };
+    let later = compromised(now() - 5 * DAY);
+    let earlier = compromised(now() - 20 * DAY);
+    let request = revocation_locations(
+        &ca_store,
+        &subject(),
+        &[jws(&chain, &Env::default())],
+        &Context { now: now() },
+    )[0]
+    .ocsp_request
+    .clone()
+    .unwrap();
+
+    let from_crl = |index: &str| crls(&[&ca.crl(index, 1, "")]);
+    let from_ocsp = |index: &str| RevocationData {
+        crls: Vec::new(),
+        ocsp: vec![ca.ocsp(&request, index, None)],
+    };
+    for data_for in [&from_crl as &dyn Fn(&str) -> RevocationData, &from_ocsp] {
+        // Signed (authentic signing time) before the key was compromised: still good.
+        let outcomes = each_format(&sa, &chain, &authority_signed, &data_for(&later));
+        assert_trusted(&outcomes);
+        // Compromised before the signing time: revoked.
+        assert_all_failed(
+            &each_format(&sa, &chain, &authority_signed, &data_for(&earlier)),
+            Reason::Revoked,
+            "is revoked",
+        );
+        // Without a trusted signing time (notary.x509, no timestamp), a listed certificate is
+        // revoked whatever its invalidity date.
+        let outcomes = each_format(&ca_store, &chain, &Env::default(), &data_for(&later));
+        assert_all_failed(&outcomes, Reason::Revoked, "is revoked");
+    }
+}
+
+#[test]
+fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
+    let chain = make_chain(&Pki {
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let env = Env::default();
+    let request = revocation_locations(
+        &strict,
+        &subject(),
+        &[jws(&chain, &env)],
+        &Context { now: now() },
+    )[0]
+    .ocsp_request
+    .clone()
+    .unwrap();
+    let answer = |signer: &(String, String), crls: &[&Vec<u8>]| RevocationData {
+        crls: crls.iter().map(|c| (*c).clone()).collect(),
+        ocsp: vec![ca.ocsp(&request, LEAF_VALID, Some(signer))],
+    };
+
+    let nocheck = ca.responder(true, Some(RESPONDER_CRL_URL));
+    assert_trusted(&each_format(&strict, &chain, &env, &answer(&nocheck, &[])));
+    let unrevocable = ca.responder(false, None);
+    assert_trusted(&each_format(
+        &strict,
+        &chain,
+        &env,
+        &answer(&unrevocable, &[]),
+    ));
+
+    let checked = ca.responder(false, Some(RESPONDER_CRL_URL));
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &answer(&checked, &[])),
+        Reason::Revoked,
+        "the revocation status of the OCSP responder CN=responder",
+    );
+    let clean = ca.crl("", 1, "");
+    assert_trusted(&each_format(
+        &strict,
+        &chain,
+        &env,
+        &answer(&checked, &[&clean]),
+    ));
+    let revoking = ca.crl(RESPONDER_REVOKED, 1, "");
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &answer(&checked, &[&revoking])),
+        Reason::Revoked,
+        "the OCSP responder CN=responder,O=Example,ST=WA,C=US is revoked",
+    );
+
+    // The fetcher asks the responder, then fetches the responder's CRL.
+    let source = Source {
+        crls: HashMap::from([(RESPONDER_CRL_URL, clean)]),
+        ocsp: Some(ca.ocsp(&request, LEAF_VALID, Some(&checked))),
+        ..Source::default()
+    };
+    let data = fetch(&source, &strict, &chain, &env);
+    assert_eq!(
+        *source.asked.lock().unwrap(),
+        vec![OCSP_URL.to_string(), RESPONDER_CRL_URL.to_string()]
+    );
+    assert_trusted(&each_format(&strict, &chain, &env, &data));
+}
+
+#[test]
+fn an_ocsp_unknown_falls_back_to_the_crl() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let env = Env::default();
+    let request = revocation_locations(
+        &strict,
+        &subject(),
+        &[jws(&chain, &env)],
+        &Context { now: now() },
+    )[0]
+    .ocsp_request
+    .clone()
+    .unwrap();
+    let unknown = ca.ocsp(&request, "", None);
+    let clean = ca.crl("", 1, "");
+    let revoking = ca.crl(LEAF_REVOKED, 1, "");
+    let with = |crl: &Vec<u8>| RevocationData {
+        crls: vec![crl.clone()],
+        ocsp: vec![unknown.clone()],
+    };
+    assert_trusted(&each_format(&strict, &chain, &env, &with(&clean)));
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &with(&revoking)),
+        Reason::Revoked,
+        "is revoked (CRL",
+    );
+    assert_all_failed(
+        &each_format(
+            &strict,
+            &chain,
+            &env,
+            &RevocationData {
+                crls: Vec::new(),
+                ocsp: vec![unknown.clone()],
+            },
+        ),
+        Reason::Revoked,
+        "(OCSP: the OCSP responder does not know it)",
+    );
+    // A good OCSP answer spares the CRL download; an unknown one does not.
+    let good = Source {
+        crls: HashMap::from([(CRL_URL, clean.clone())]),
+        ocsp: Some(ca.ocsp(&request, LEAF_VALID, None)),
+        ..Source::default()
+    };
+    fetch(&good, &strict, &chain, &env);
+    assert_eq!(*good.asked.lock().unwrap(), vec![OCSP_URL.to_string()]);
+    let fallback = Source {
+        crls: HashMap::from([(CRL_URL, clean)]),
+        ocsp: Some(unknown),
+        ..Source::default()
+    };
+    let data = fetch(&fallback, &strict, &chain, &env);
+    assert_eq!(
+        *fallback.asked.lock().unwrap(),
+        vec![OCSP_URL.to_string(), CRL_URL.to_string()]
+    );
+    assert_trusted(&each_format(&strict, &chain, &env, &data));
+}
+
+#[test]
+fn the_tsa_chain_is_checked_for_revocation() {
+    let chain = make_chain(&Pki::default());
+    let tsa = std::rc::Rc::new(Tsa::naming_crl(Some(TSA_CRL_URL)));
+    let tsa_ca = OpensslCa::new(&tsa.root_pem, &tsa.root_key_pem);
+    let store = tsa_store(&tsa);
+    let strict = authority_with(&chain.root_pem, "ca", &store, "");
+    let skip = authority_with(
+        &chain.root_pem,
+        "ca",
+        &store,
+        ", override: {revocation: skip}",
+    );
+    let permissive = authority_yaml(&format!(
+        "signatureVerification: {{level: permissive}}\n\
+         trustStores:\n\
+         - type: ca\n  name: test\n  certificates:\n  - inline: |\n      {}\n\
+         {store}\
+         trustedIdentities: ['*']\n",
+        chain.root_pem.replace('\n', "\n      ")
+    ));
+    let env = Env {
+        timestamp: Some((tsa.clone(), false)),
+        ..Env::default()
+    };
+    let locations = revocation_locations(
+        &strict,
+        &subject(),
+        &[jws(&chain, &env)],
+        &Context { now: now() },
+    );
+    assert_eq!(locations.len(), 1, "{locations:?}");
+    assert!(
+        locations[0].certificate.starts_with("CN=tsa"),
+        "{locations:?}"
+    );
+    assert_eq!(locations[0].crl_urls, vec![TSA_CRL_URL.to_string()]);
+
+    let clean = tsa_ca.crl("", 1, "");
+    let revoking = tsa_ca.crl(TSA_REVOKED, 1, "");
+    assert_trusted(&each_format(&strict, &chain, &env, &crls(&[&clean])));
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &crls(&[&revoking])),
+        Reason::Revoked,
+        "authenticTimestamp: the timestamp's TSA chain: certificate 0 of the chain: \
+         CN=tsa,O=Example,ST=WA,C=US is revoked",
+    );
+    assert_all_failed(
+        &each_format(&strict, &chain, &env, &RevocationData::default()),
+        Reason::Revoked,
+        "authenticTimestamp: the timestamp's TSA chain: the revocation status of CN=tsa",
+    );
+    assert_trusted(&each_format(
+        &skip,
+        &chain,
+        &env,
+        &RevocationData::default(),
+    ));
+    for o in each_format(&permissive, &chain, &env, &crls(&[&revoking])) {
+        match o {
+            Outcome::Trusted(e) => assert!(
+                e.logged[0].contains("authenticTimestamp (logged): the timestamp's TSA chain"),
+                "{e:?}"
+            ),
+            Outcome::Failed(f) => panic!("{f:?}"),
+        }
+    }
+}
+
+#[test]
+fn untrusted_chains_are_never_asked_about() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let other = make_chain(&Pki::default());
+    let sig = [jws(&chain, &Env::default())];
+    let ctx = Context { now: now() };
+    let trusting = authority(&chain.root_pem, "strict", "*");
+    assert_eq!(
+        revocation_locations(&trusting, &subject(), &sig, &ctx).len(),
+        1
+    );
+    // Another root, a subject that is not a trusted identity, a tampered signature, or an
+    // audit level (which lets authenticity failures through): no location is reported.
+    let untrusted = authority(&other.root_pem, "strict", "*");
+    let wrong_identity = authority(
+        &chain.root_pem,
+        "strict",
+        "x509.subject: C=US, ST=WA, O=Other",
+    );
+    let audit_other_root = authority(&other.root_pem, "audit", "*");
+    for auth in [&untrusted, &wrong_identity, &audit_other_root] {
+        assert!(revocation_locations(auth, &subject(), &sig, &ctx).is_empty());
+    }
+    let tampered = [jws(
+        &chain,
+        &Env {
+            tamper: true,
+            ..Env::default()
+        },
+    )];
+    assert!(revocation_locations(&trusting, &subject(), &tampered, &ctx).is_empty());
+    // An authority that skips revocation needs none.
+    let skipping = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
+    assert!(revocation_locations(&skipping, &subject(), &sig, &ctx).is_empty());
+}
