@@ -185,11 +185,25 @@ impl Expiry<VerdictKey, Arc<PolicyVerdict>> for VerdictExpiry {
         value: &Arc<PolicyVerdict>,
         _: Instant,
     ) -> Option<Duration> {
-        Some(match **value {
-            PolicyVerdict::Trusted { .. } => self.trusted,
+        Some(match &**value {
+            PolicyVerdict::Trusted { authorities } => {
+                trusted_for(authorities, SystemTime::now(), self.trusted)
+            }
             _ => self.untrusted,
         })
     }
+}
+
+/// How long a trusted verdict may be cached: `max`, but never past the evidence of the
+/// authority that trusted the image (a signature expiring, a revocation answer due).
+fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration) -> Duration {
+    let until = authorities.iter().find_map(|a| match &a.result {
+        Outcome::Trusted(e) => e.valid_until,
+        Outcome::Failed(_) => None,
+    });
+    until.map_or(max, |t| {
+        t.duration_since(now).unwrap_or(Duration::ZERO).min(max)
+    })
 }
 
 /// The engine; one per process, shared as `Arc`.
@@ -678,4 +692,39 @@ fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
             _ => 2,
         })
         .unwrap_or(Reason::SignatureInvalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Evidence;
+
+    fn trusted(valid_until: Option<SystemTime>) -> AuthorityOutcome {
+        AuthorityOutcome {
+            authority: "a".into(),
+            verifier: VerifierKind::Notation,
+            result: Outcome::Trusted(Evidence {
+                summary: String::new(),
+                logged: Vec::new(),
+                valid_until,
+            }),
+        }
+    }
+
+    #[test]
+    fn trusted_verdicts_are_cached_no_longer_than_their_evidence_holds() {
+        let now = SystemTime::now();
+        let max = Duration::from_secs(300);
+        let minute = Duration::from_secs(60);
+        assert_eq!(trusted_for(&[trusted(None)], now, max), max);
+        assert_eq!(
+            trusted_for(&[trusted(Some(now + minute))], now, max),
+            minute
+        );
+        assert_eq!(trusted_for(&[trusted(Some(now + 10 * max))], now, max), max);
+        assert_eq!(
+            trusted_for(&[trusted(Some(now - minute))], now, max),
+            Duration::ZERO
+        );
+    }
 }

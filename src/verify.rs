@@ -73,6 +73,10 @@ pub struct Evidence {
     pub summary: String,
     /// Checks that failed but that the verification level only logs (Notation audit/permissive).
     pub logged: Vec<String>,
+    /// When the evidence stops holding, if sooner than the cache's own limit: the signature's
+    /// expiry, the chain's notAfter when no timestamp pins the signing time, the nextUpdate of
+    /// a revocation answer relied on. A cached verdict never outlives it.
+    pub valid_until: Option<std::time::SystemTime>,
 }
 
 /// Why an image is not trusted under one authority.

@@ -131,6 +131,7 @@ pub fn verify_with_keys(
                         key.algorithm.as_str()
                     ),
                     logged: Vec::new(),
+                    valid_until: None,
                 });
             }
             Err(f) => keep(f),
@@ -382,6 +383,7 @@ fn verify_one(
         return Ok(Evidence {
             summary,
             logged: Vec::new(),
+            valid_until: None,
         });
     }
     match (&authority.keyless, &s.certificate) {

@@ -143,6 +143,7 @@ struct Passed {
     scheme: &'static str,
     anchor: Option<String>,
     logged: Vec<String>,
+    valid_until: Option<SystemTime>,
 }
 
 /// Verifies an artifact's Notation signatures against one authority, with no revocation
@@ -216,6 +217,7 @@ pub fn verify_with_revocation(
         return Outcome::Trusted(Evidence {
             summary: "Notation verification level is skip: signatures are not checked".into(),
             logged: Vec::new(),
+            valid_until: None,
         });
     }
     if signatures.is_empty() {
@@ -246,6 +248,7 @@ pub fn verify_with_revocation(
                         .into_iter()
                         .map(|l| format!("{name}: {l}"))
                         .collect(),
+                    valid_until: p.valid_until,
                 });
             }
             Err(f) => failures.push((name, f)),
@@ -394,6 +397,13 @@ fn verify_signature(
         authentic,
     )?;
     let Intact { env, chain } = &intact;
+    // How long a pass holds: until the signature expires, the chain expires (when no trusted
+    // time pins it), or a revocation answer it relied on is due for renewal.
+    let mut valid_until: Option<SystemTime> = None;
+    let mut holds_until = |t: Option<SystemTime>| {
+        valid_until = valid_until.into_iter().chain(t).min();
+    };
+    holds_until(env.expiry);
 
     // Expiry of the signature itself.
     let expiry = match env.expiry {
@@ -409,17 +419,22 @@ fn verify_signature(
     // does: a revoked TSA cannot vouch for a time).
     let mut signed_at = None;
     if authority.actions.authentic_timestamp != Action::Skip {
-        let result = authentic_time(authority, env, chain, now).and_then(|t| {
-            if let Some(tsa) = &t.tsa_chain
-                && authority.actions.revocation != Action::Skip
-            {
-                revocation::check(tsa, revocation_data, now, None).map_err(|e| {
-                    CheckError::Revocation(format!("the timestamp's TSA chain: {e}"))
-                })?;
-            }
-            signed_at = t.at;
-            Ok(())
-        });
+        let result =
+            authentic_time(authority, env, chain, now).and_then(|t| {
+                if let Some(tsa) = &t.tsa_chain
+                    && authority.actions.revocation != Action::Skip
+                {
+                    holds_until(revocation::check(tsa, revocation_data, now, None).map_err(
+                        |e| CheckError::Revocation(format!("the timestamp's TSA chain: {e}")),
+                    )?);
+                }
+                if t.at.is_none() {
+                    // Valid now, and only until the first certificate expires.
+                    holds_until(chain.iter().map(|c| c.not_after).min());
+                }
+                signed_at = t.at;
+                Ok(())
+            });
         apply(
             Check::AuthenticTimestamp,
             authority.actions.authentic_timestamp,
@@ -429,11 +444,8 @@ fn verify_signature(
 
     // Revocation of the signing chain.
     if authority.actions.revocation != Action::Skip {
-        apply(
-            Check::Revocation,
-            authority.actions.revocation,
-            revocation::check(chain, revocation_data, now, signed_at),
-        )?;
+        let result = revocation::check(chain, revocation_data, now, signed_at).map(holds_until);
+        apply(Check::Revocation, authority.actions.revocation, result)?;
     }
 
     Ok(Passed {
@@ -442,6 +454,7 @@ fn verify_signature(
         scheme: env.signing_scheme.as_str(),
         anchor: anchor.map(|a| a.subject.clone()),
         logged,
+        valid_until,
     })
 }
 

@@ -441,6 +441,7 @@ pub fn verify_bundle(
     Ok(Evidence {
         summary: format!("cosign bundle signed by {who}{log_note}"),
         logged: Vec::new(),
+        valid_until: None,
     })
 }
 

@@ -83,6 +83,7 @@ pub fn verify_signature(
             entry.integrated_time
         ),
         logged: Vec::new(),
+        valid_until: None,
     })
 }
 

@@ -49,7 +49,9 @@ fn bad_str(what: &str) -> CheckError {
 /// What the CRLs say about one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrlStatus {
-    Good,
+    /// Not revoked, as long as the CRLs used are current: until this time (their earliest
+    /// nextUpdate).
+    Good(Option<SystemTime>),
     Revoked(String),
     Unknown(String),
 }
@@ -147,8 +149,13 @@ pub fn status(
     let found = found.filter(|e| e.reason != Some(REMOVE_FROM_CRL));
     let fresh = |crl: &Crl| crl.next_update.is_some_and(|n| now <= n);
     let all_fresh = fresh(&base) && delta.as_ref().is_none_or(fresh);
+    let until = base
+        .next_update
+        .into_iter()
+        .chain(delta.as_ref().and_then(|d| d.next_update))
+        .min();
     match found {
-        None if all_fresh => CrlStatus::Good,
+        None if all_fresh => CrlStatus::Good(until),
         None => unknown(format!(
             "the CRL from {} is past its nextUpdate, so it cannot show the certificate is not \
              revoked",
@@ -163,7 +170,7 @@ pub fn status(
                 && at < inv
             {
                 // Compromised after the trusted signing time: not revoked for this signature.
-                return CrlStatus::Good;
+                return CrlStatus::Good(until);
             }
             CrlStatus::Revoked(format!(
                 "{} is revoked (CRL from {}: revoked on {}{})",

@@ -56,6 +56,8 @@ pub enum Status {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: Status,
+    /// The response's nextUpdate, if it has one.
+    pub next_update: Option<SystemTime>,
     /// The delegated responder certificate (DER) when it lacks id-pkix-ocsp-nocheck: its own
     /// revocation status must then be checked with CRLs before the answer is relied on.
     pub responder_to_check: Option<Vec<u8>>,
@@ -267,11 +269,14 @@ pub fn status(
         if this_update > now + SKEW {
             return Err(bad_str("is from the future (thisUpdate)"));
         }
+        let mut next_update = None;
         if let Some(next) = parts.get(3).filter(|t| t.tag == TAG_CTX0) {
             let (gt, _) = W.expect(next.value, TAG_GENERALIZED_TIME, "nextUpdate")?;
-            if W.generalized_time(gt.value)? < now {
+            let next = W.generalized_time(gt.value)?;
+            if next < now {
                 return Err(bad_str("is stale (past its nextUpdate)"));
             }
+            next_update = Some(next);
         }
         let status = match parts[1].tag {
             0x80 => Status::Good,
@@ -288,6 +293,7 @@ pub fn status(
         };
         return Ok(Some(Answer {
             status,
+            next_update,
             responder_to_check,
         }));
     }

@@ -234,12 +234,20 @@ fn checked(chain: &[ChainCert]) -> &[ChainCert] {
 /// Checks the chain against the supplied answers at `now`, root to leaf. `signed_at` is the
 /// signature's trusted time (timestamp or authentic signing time), if one was established: a
 /// certificate revoked for a compromise that began after it still vouches for the signature.
+/// A pass holds until the earliest nextUpdate of the answers it relied on (returned, if any).
 pub fn check(
     chain: &[ChainCert],
     data: &RevocationData,
     now: SystemTime,
     signed_at: Option<SystemTime>,
-) -> Result<(), CheckError> {
+) -> Result<Option<SystemTime>, CheckError> {
+    let mut until: Option<SystemTime> = None;
+    let mut holds_until = |t: Option<SystemTime>| {
+        until = match (until, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
     let crls: Vec<&[u8]> = data.crls.iter().take(MAX_CRLS).map(Vec::as_slice).collect();
     for (i, c) in checked(chain).iter().enumerate().rev() {
         let (crl_urls, _) = crl_urls(&c.cert);
@@ -252,11 +260,15 @@ pub fn check(
             None
         } else {
             match ocsp_status(c, issuer, data, &crls, now) {
-                Ok(Status::Good) => continue,
-                Ok(Status::Revoked { on, invalidity }) => {
+                Ok((Status::Good, next)) => {
+                    holds_until(next);
+                    continue;
+                }
+                Ok((Status::Revoked { on, invalidity }, next)) => {
                     if let (Some(inv), Some(at)) = (invalidity, signed_at)
                         && at < inv
                     {
+                        holds_until(next);
                         continue;
                     }
                     return Err(CheckError::Revocation(format!(
@@ -265,7 +277,7 @@ pub fn check(
                         super::fmt_time(on)
                     )));
                 }
-                Ok(Status::Unknown) => Some("the OCSP responder does not know it".to_string()),
+                Ok((Status::Unknown, _)) => Some("the OCSP responder does not know it".to_string()),
                 Err(e) => Some(e),
             }
         };
@@ -277,7 +289,7 @@ pub fn check(
             )));
         }
         match crl::status(c, issuer, &crls, now, signed_at) {
-            CrlStatus::Good => {}
+            CrlStatus::Good(next) => holds_until(next),
             CrlStatus::Revoked(what) => {
                 return Err(CheckError::Revocation(format!(
                     "certificate {i} of the chain: {what}"
@@ -293,33 +305,37 @@ pub fn check(
             }
         }
     }
-    Ok(())
+    Ok(until)
 }
 
-/// The OCSP status of `cert` from the supplied responses, or why there is none.
+/// The OCSP status of `cert` from the supplied responses, and until when it holds (the
+/// earliest nextUpdate involved), or why there is none.
 fn ocsp_status(
     cert: &ChainCert,
     issuer: &ChainCert,
     data: &RevocationData,
     crls: &[&[u8]],
     now: SystemTime,
-) -> Result<Status, String> {
+) -> Result<(Status, Option<SystemTime>), String> {
     let mut error = None;
     for resp in data.ocsp.iter().take(MAX_CRLS) {
         match ocsp::status(resp, cert, issuer, now) {
             Ok(Some(answer)) => {
                 let Some(der) = &answer.responder_to_check else {
-                    return Ok(answer.status);
+                    return Ok((answer.status, answer.next_update));
                 };
                 // The delegated responder has no id-pkix-ocsp-nocheck: its issuer's CRL
                 // must show it is not revoked, if it names one.
                 let responder =
                     super::chain::parse(std::slice::from_ref(der)).map_err(|e| e.to_string())?;
                 if crl_urls(&responder[0].cert).0.is_empty() {
-                    return Ok(answer.status);
+                    return Ok((answer.status, answer.next_update));
                 }
                 return match crl::status(&responder[0], issuer, crls, now, None) {
-                    CrlStatus::Good => Ok(answer.status),
+                    CrlStatus::Good(next) => Ok((
+                        answer.status,
+                        answer.next_update.into_iter().chain(next).min(),
+                    )),
                     CrlStatus::Revoked(what) => Err(format!("the OCSP responder {what}")),
                     CrlStatus::Unknown(why) => {
                         Err(format!("the revocation status of the OCSP responder {why}"))

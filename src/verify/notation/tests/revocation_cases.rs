@@ -697,3 +697,56 @@ fn untrusted_chains_are_never_asked_about() {
     let skipping = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
     assert!(revocation_locations(&skipping, &subject(), &sig, &ctx).is_empty());
 }
+
+#[test]
+fn a_pass_holds_until_its_evidence_expires() {
+    let chain = make_chain(&Pki {
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let skip = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
+    let request = revocation_locations(
+        &strict,
+        &subject(),
+        &[jws(&chain, &Env::default())],
+        &Context { now: now() },
+    )[0]
+    .ocsp_request
+    .clone()
+    .unwrap();
+    let good = RevocationData {
+        crls: Vec::new(),
+        ocsp: vec![ca.ocsp(&request, LEAF_VALID, None)],
+    };
+    let until = |auth: &NotationAuthority, env: &Env, data: &RevocationData| {
+        each_format(auth, &chain, env, data)
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Trusted(e) => e.valid_until.expect("a limit"),
+                Outcome::Failed(f) => panic!("{f:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let near = |t: SystemTime, want: SystemTime| {
+        let d = t.duration_since(want).unwrap_or_else(|e| e.duration());
+        d < Duration::from_secs(120)
+    };
+    // No revocation check: the chain's earliest notAfter (the leaf and intermediate, +365 days).
+    for t in until(&skip, &Env::default(), &RevocationData::default()) {
+        assert!(near(t, now() + 365 * DAY), "{t:?}");
+    }
+    // The OCSP answer is due for renewal in a day (`openssl ocsp -ndays 1`).
+    for t in until(&strict, &Env::default(), &good) {
+        assert!(near(t, now() + DAY), "{t:?}");
+    }
+    // A signature expiring in an hour holds for an hour.
+    let expiring = Env {
+        expiry: Some(now() + Duration::from_secs(3600)),
+        ..Env::default()
+    };
+    for t in until(&strict, &expiring, &good) {
+        assert!(near(t, now() + Duration::from_secs(3600)), "{t:?}");
+    }
+}
