@@ -10,6 +10,7 @@ mod harness;
 mod manifests;
 mod notation;
 mod notation_files;
+mod notation_revocation;
 mod registry_auth;
 mod registry_faults;
 mod registry_multiarch;

@@ -7,7 +7,10 @@
 //! - `fixtures`: real AdmissionReview bodies and image substitution;
 //! - `token`: a Docker token server for Bearer-auth registries;
 //! - `fake`: misbehaving servers (a black hole, a scripted liar);
-//! - `layout`: pushes the shared Notation conformance OCI layouts (skips when absent).
+//! - `layout`: pushes the shared Notation conformance OCI layouts (skips when absent);
+//! - `notary`: a Notation signer (test PKI, JWS and COSE envelopes, an `openssl ts` TSA),
+//!   independent of signet's verifier;
+//! - `responder`: a CRL and OCSP responder (`openssl ocsp` per request) that logs requests.
 //!
 //! Each test module uses a different subset, so unused helpers are not dead code.
 #![allow(dead_code)]
@@ -17,8 +20,10 @@ pub mod fake;
 pub mod faulty;
 pub mod fixtures;
 pub mod layout;
+pub mod notary;
 pub mod oci;
 pub mod registry;
+pub mod responder;
 pub mod signet;
 pub mod sigstore;
 pub mod token;

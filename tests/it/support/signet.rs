@@ -9,6 +9,7 @@ use serde_json::Value;
 use signet::decision::{CacheConfig, Engine};
 use signet::metrics::Metrics;
 use signet::registry::{HttpRegistry, Limits, RegistryConfig};
+use signet::revocation::HttpRevocation;
 use signet::server::{self, Handle, ServeConfig, TlsSource};
 use tempfile::TempDir;
 
@@ -63,12 +64,34 @@ impl Signet {
         Self::start_dir(dir, policy_dir, registries, limits).await
     }
 
+    /// Like [`Signet::start`], with the HTTP revocation fetcher `signet serve` gives the engine
+    /// (same deny list as the registry client), so Notation chains that name CRL or OCSP
+    /// locations are checked against them. [`Signet::start`] has none: such chains then have
+    /// an unknown revocation status, and no test reaches the network by accident.
+    pub async fn start_with_revocation(policies: &str, registries: &[&TestRegistry]) -> Signet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir(&policy_dir).expect("policy dir");
+        std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
+        Self::launch(dir, policy_dir, registries, Limits::default(), true).await
+    }
+
     /// Starts signet on a prepared policy directory (inside `dir`, which it keeps alive).
     pub async fn start_dir(
         dir: TempDir,
         policy_dir: PathBuf,
         registries: &[&TestRegistry],
         limits: Limits,
+    ) -> Signet {
+        Self::launch(dir, policy_dir, registries, limits, false).await
+    }
+
+    async fn launch(
+        dir: TempDir,
+        policy_dir: PathBuf,
+        registries: &[&TestRegistry],
+        limits: Limits,
+        revocation: bool,
     ) -> Signet {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let set = signet::policy::load_dir(&policy_dir)
@@ -84,13 +107,19 @@ impl Signet {
             }
         }
         let metrics = Arc::new(Metrics::new());
+        let deny = config.deny.clone();
         let registry = HttpRegistry::new(config, metrics.clone()).expect("registry client");
-        let engine = Arc::new(Engine::new(
+        let mut engine = Engine::new(
             Arc::new(registry),
             set,
             CacheConfig::default(),
             metrics.clone(),
-        ));
+        );
+        if revocation {
+            let fetcher = HttpRevocation::new(deny).expect("revocation fetcher");
+            engine = engine.with_revocation(Arc::new(fetcher));
+        }
+        let engine = Arc::new(engine);
         let ca_out = dir.path().join("ca.pem");
         let handle = server::start(
             ServeConfig {

@@ -1,0 +1,568 @@
+//! A Notary Project (Notation) signer for tests, independent of signet's verifier: a test PKI
+//! made with rcgen (root → intermediate → code-signing leaf, each of which may name CRL and
+//! OCSP locations), JWS and COSE_Sign1 envelopes of the `notary.x509` scheme signed with
+//! aws-lc-rs, RFC 3161 countersignatures from a throwaway TSA driven through `openssl ts`, and
+//! the signature manifest pushed as an OCI 1.1 referrer of the image.
+//!
+//! Written from the Notary Project signature specification, not from signet's code:
+//! - JWS: flattened JSON; protected header `alg`, `cty`, `crit` = [signingScheme],
+//!   `io.cncf.notary.signingScheme` = `notary.x509`, `io.cncf.notary.signingTime` (RFC 3339);
+//!   unprotected header `x5c` (standard base64 DER, leaf first, up to the root) and optionally
+//!   `io.cncf.notary.timestampSignature` (an RFC 3161 token over the decoded signature bytes).
+//! - COSE: tag 18; protected header alg, content type (3), crit (2), the signing scheme and the
+//!   signing time (a tag-1 epoch); unprotected `x5chain` (33) and optionally the timestamp.
+//! - Manifest: `artifactType` `application/vnd.cncf.notary.signature`, the empty config, one
+//!   layer holding the envelope, `subject` = the image, and the
+//!   `io.cncf.notary.x509chain.thumbprint#S256` annotation notation writes.
+//!
+//! Keys are P-384 (root) and P-256 (intermediate, leaf, TSA): EC generation is instant, so each
+//! test makes its own PKI.
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use coset::{CoseSign1Builder, HeaderBuilder, Label, RegisteredLabelWithPrivate};
+use coset::{TaggedCborSerializable, iana};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+};
+use serde_json::json;
+use tempfile::TempDir;
+use time::{Duration, OffsetDateTime};
+
+use super::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
+
+/// The artifact type of Notary Project signature manifests.
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+/// The content type of the signed payload.
+pub const PAYLOAD_CONTENT_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+/// Serial number of every leaf certificate made here, signing and TSA alike (each has its own
+/// issuer).
+pub const LEAF_SERIAL: u64 = 0x1001;
+/// Serial number of every intermediate certificate made here.
+pub const INTERMEDIATE_SERIAL: u64 = 0x1002;
+
+const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
+const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+const TIMESTAMP_SIGNATURE: &str = "io.cncf.notary.timestampSignature";
+const THUMBPRINT_ANNOTATION: &str = "io.cncf.notary.x509chain.thumbprint#S256";
+/// COSE header label of the certificate chain (RFC 9360 `x5chain`).
+const COSE_X5CHAIN: i64 = 33;
+
+/// The two envelope formats of the Notary Project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Jws,
+    Cose,
+}
+
+impl Format {
+    /// The media type of the signature manifest's layer.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Jws => "application/jose+json",
+            Format::Cose => "application/cose",
+        }
+    }
+
+    /// `jws` or `cose`, e.g. for tags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jws => "jws",
+            Format::Cose => "cose",
+        }
+    }
+}
+
+/// Where a certificate says its revocation status is published (authorityInfoAccess OCSP and
+/// CRL distribution point). Empty: nowhere, so it is never checked.
+#[derive(Clone, Debug, Default)]
+pub struct RevocationUrls {
+    pub crl: Option<String>,
+    pub ocsp: Option<String>,
+}
+
+impl RevocationUrls {
+    pub fn crl(url: String) -> RevocationUrls {
+        RevocationUrls {
+            crl: Some(url),
+            ocsp: None,
+        }
+    }
+
+    pub fn ocsp(url: String) -> RevocationUrls {
+        RevocationUrls {
+            crl: None,
+            ocsp: Some(url),
+        }
+    }
+
+    fn apply(&self, params: &mut CertificateParams) {
+        if let Some(url) = &self.crl {
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
+        if let Some(url) = &self.ocsp {
+            params.custom_extensions.push(ocsp_aia(url));
+        }
+    }
+}
+
+/// What the signing chain's certificates name.
+#[derive(Clone, Debug, Default)]
+pub struct ChainSpec {
+    pub leaf: RevocationUrls,
+    pub intermediate: RevocationUrls,
+}
+
+/// A certificate authority's certificate and key, which signs certificates and CRLs.
+pub struct Authority {
+    pub cert_pem: String,
+    pub key_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Authority {
+    /// A CRL by this authority, valid from yesterday until tomorrow, revoking `serials`
+    /// (revoked yesterday, key compromise).
+    pub fn crl(&self, revoked: &[u64]) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        CertificateRevocationListParams {
+            this_update: now - Duration::days(1),
+            next_update: now + Duration::days(1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(*serial),
+                    revocation_time: now - Duration::days(1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.issuer)
+        .expect("sign CRL")
+        .der()
+        .to_vec()
+    }
+}
+
+/// A signing chain root → intermediate → leaf (codeSigning), and the leaf's key.
+pub struct SigningChain {
+    /// The self-signed root, for a `ca` trust store.
+    pub root: Authority,
+    /// The intermediate, which issued the leaf: it signs the leaf's CRLs and OCSP answers.
+    pub intermediate: Authority,
+    /// DER certificates, leaf first, root last (the `x5c` order).
+    ders: Vec<Vec<u8>>,
+    leaf_pkcs8: Vec<u8>,
+}
+
+impl SigningChain {
+    pub fn new(spec: &ChainSpec) -> SigningChain {
+        let now = OffsetDateTime::now_utc();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
+        let mut root = ca_params("signet e2e root", now);
+        root.not_after = now + Duration::days(3650);
+        let root_cert = root.self_signed(&root_key).expect("self-sign root");
+        let root = Authority {
+            cert_pem: root_cert.pem(),
+            key_pem: root_key.serialize_pem(),
+            issuer: Issuer::new(root, root_key),
+        };
+
+        let inter_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut inter = ca_params("signet e2e intermediate", now);
+        inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        inter.serial_number = Some(SerialNumber::from(INTERMEDIATE_SERIAL));
+        spec.intermediate.apply(&mut inter);
+        let inter_cert = inter
+            .signed_by(&inter_key, &root.issuer)
+            .expect("sign intermediate");
+        let intermediate = Authority {
+            cert_pem: inter_cert.pem(),
+            key_pem: inter_key.serialize_pem(),
+            issuer: Issuer::new(inter, inter_key),
+        };
+
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+        leaf.distinguished_name = notary_name("signet e2e signer");
+        // The Notary certificate rules: digitalSignature (rcgen marks keyUsage critical) and a
+        // codeSigning EKU; no basicConstraints CA.
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        leaf.not_before = now - Duration::days(30);
+        leaf.not_after = now + Duration::days(365);
+        leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
+        spec.leaf.apply(&mut leaf);
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &intermediate.issuer)
+            .expect("sign leaf");
+
+        SigningChain {
+            ders: vec![
+                leaf_cert.der().to_vec(),
+                inter_cert.der().to_vec(),
+                root_cert.der().to_vec(),
+            ],
+            root,
+            intermediate,
+            leaf_pkcs8: leaf_key.serialize_der(),
+        }
+    }
+
+    /// A Notary signature of `image` in `format`, countersigned by `tsa` when given.
+    pub fn sign(&self, format: Format, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
+        match format {
+            Format::Jws => self.jws(image, tsa),
+            Format::Cose => self.cose(image, tsa),
+        }
+    }
+
+    /// Signs `image` and pushes the signature manifest as its referrer (through the referrers
+    /// tag schema). Returns the signature manifest's digest.
+    pub async fn sign_and_push(
+        &self,
+        pusher: &Pusher,
+        image: &PushedImage,
+        format: Format,
+        tsa: Option<&Tsa>,
+    ) -> String {
+        let envelope = self.sign(format, image, tsa);
+        pusher
+            .push_referrer(
+                &image.repo,
+                image,
+                SIGNATURE_ARTIFACT_TYPE,
+                OCI_EMPTY,
+                vec![(format.media_type(), envelope, Default::default())],
+                annotations(&[(THUMBPRINT_ANNOTATION, &self.thumbprints())]),
+            )
+            .await
+    }
+
+    /// `["<sha256 hex of each certificate>", ...]`, leaf first, as notation annotates.
+    fn thumbprints(&self) -> String {
+        let prints: Vec<String> = self
+            .ders
+            .iter()
+            .map(|der| hex::encode(digest::digest(&digest::SHA256, der)))
+            .collect();
+        serde_json::to_string(&prints).expect("thumbprints JSON")
+    }
+
+    fn jws(&self, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
+        let signing_time = OffsetDateTime::now_utc() - Duration::minutes(1);
+        let header = json!({
+            "alg": "ES256",
+            "cty": PAYLOAD_CONTENT_TYPE,
+            "crit": [SIGNING_SCHEME],
+            SIGNING_SCHEME: "notary.x509",
+            SIGNING_TIME: signing_time
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("RFC 3339"),
+        });
+        let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header"));
+        let payload = URL_SAFE_NO_PAD.encode(payload(image));
+        let signature = self.sign_bytes(format!("{protected}.{payload}").as_bytes());
+        let mut unprotected = json!({
+            "x5c": self.ders.iter().map(|der| STANDARD.encode(der)).collect::<Vec<_>>(),
+            "io.cncf.notary.signingAgent": "signet-e2e/1",
+        });
+        if let Some(tsa) = tsa {
+            unprotected[TIMESTAMP_SIGNATURE] = json!(STANDARD.encode(tsa.stamp(&signature)));
+        }
+        serde_json::to_vec(&json!({
+            "payload": payload,
+            "protected": protected,
+            "header": unprotected,
+            "signature": URL_SAFE_NO_PAD.encode(&signature),
+        }))
+        .expect("JWS JSON")
+    }
+
+    fn cose(&self, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
+        use coset::cbor::Value;
+        let signing_time = OffsetDateTime::now_utc() - Duration::minutes(1);
+        let protected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::ES256)
+            .content_type(PAYLOAD_CONTENT_TYPE.to_owned())
+            .add_critical_label(RegisteredLabelWithPrivate::Text(SIGNING_SCHEME.to_owned()))
+            .text_value(
+                SIGNING_SCHEME.to_owned(),
+                Value::Text("notary.x509".to_owned()),
+            )
+            .text_value(
+                SIGNING_TIME.to_owned(),
+                Value::Tag(
+                    1,
+                    Box::new(Value::Integer(signing_time.unix_timestamp().into())),
+                ),
+            )
+            .build();
+        let mut unprotected = HeaderBuilder::new()
+            .text_value(
+                "io.cncf.notary.signingAgent".to_owned(),
+                Value::Text("signet-e2e/1".to_owned()),
+            )
+            .build();
+        unprotected.rest.push((
+            Label::Int(COSE_X5CHAIN),
+            Value::Array(self.ders.iter().cloned().map(Value::Bytes).collect()),
+        ));
+        let mut sign1 = CoseSign1Builder::new()
+            .protected(protected)
+            .unprotected(unprotected)
+            .payload(payload(image))
+            .create_signature(b"", |to_be_signed| self.sign_bytes(to_be_signed))
+            .build();
+        if let Some(tsa) = tsa {
+            let token = tsa.stamp(&sign1.signature);
+            sign1.unprotected.rest.push((
+                Label::Text(TIMESTAMP_SIGNATURE.to_owned()),
+                Value::Bytes(token),
+            ));
+        }
+        sign1.to_tagged_vec().expect("COSE encoding")
+    }
+
+    /// ES256 with the leaf key: the fixed-length `r || s` both JWS and COSE use.
+    fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.leaf_pkcs8)
+            .expect("leaf key");
+        key.sign(&SystemRandom::new(), message)
+            .expect("sign")
+            .as_ref()
+            .to_vec()
+    }
+}
+
+/// The Notary payload: `{"targetArtifact": <descriptor of the image manifest>}`.
+fn payload(image: &PushedImage) -> Vec<u8> {
+    serde_json::to_vec(&json!({"targetArtifact": {
+        "mediaType": image.media_type,
+        "digest": image.digest,
+        "size": image.size,
+    }}))
+    .expect("payload JSON")
+}
+
+/// A throwaway RFC 3161 time-stamping authority: a self-signed root and a TSA certificate
+/// (critical EKU timeStamping only, critical keyUsage digitalSignature) made with rcgen, whose
+/// tokens `openssl ts -reply` makes.
+pub struct Tsa {
+    /// The TSA root: it goes into a `tsa` trust store, and it signs the TSA's CRLs.
+    pub root: Authority,
+    dir: TempDir,
+}
+
+impl Tsa {
+    /// A TSA whose certificate names `revocation` (a CRL distribution point, an OCSP responder).
+    pub fn new(revocation: &RevocationUrls) -> Tsa {
+        let now = OffsetDateTime::now_utc();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut root = ca_params("signet e2e tsa root", now);
+        root.not_after = now + Duration::days(3650);
+        let root_cert = root.self_signed(&root_key).expect("self-sign TSA root");
+        let root = Authority {
+            cert_pem: root_cert.pem(),
+            key_pem: root_key.serialize_pem(),
+            issuer: Issuer::new(root, root_key),
+        };
+
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("TSA key");
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("TSA params");
+        leaf.distinguished_name = notary_name("signet e2e tsa");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.not_before = now - Duration::days(30);
+        leaf.not_after = now + Duration::days(365);
+        leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
+        // RFC 3161 (and `openssl ts`) want the EKU critical and timeStamping only; rcgen's own
+        // EKU field is not critical, so it is written by hand.
+        let mut eku = CustomExtension::from_oid_content(
+            &[2, 5, 29, 37],
+            der_tlv(0x30, &der_tlv(0x06, &[0x2b, 6, 1, 5, 5, 7, 3, 8])),
+        );
+        eku.set_criticality(true);
+        leaf.custom_extensions.push(eku);
+        revocation.apply(&mut leaf);
+        let cert = leaf.signed_by(&key, &root.issuer).expect("sign TSA cert");
+
+        let dir = tempfile::Builder::new()
+            .prefix("signet-tsa-")
+            .tempdir()
+            .expect("TSA dir");
+        let d = dir.path();
+        std::fs::write(d.join("tsa.pem"), cert.pem()).expect("write TSA cert");
+        std::fs::write(d.join("tsa.key"), key.serialize_pem()).expect("write TSA key");
+        std::fs::write(d.join("serial"), "01\n").expect("write TSA serial");
+        std::fs::write(
+            d.join("ts.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = {}/serial\nsigner_digest = sha256\n\
+                 default_policy = 1.2.3.4.1\ndigests = sha256, sha384, sha512\n\
+                 accuracy = secs:1\ness_cert_id_alg = sha256\n",
+                d.display()
+            ),
+        )
+        .expect("write ts.cnf");
+        Tsa { root, dir }
+    }
+
+    /// An RFC 3161 token (the `TimeStampToken`, a CMS SignedData) over `data`, with the TSA
+    /// certificate in it.
+    pub fn stamp(&self, data: &[u8]) -> Vec<u8> {
+        let work = tempfile::tempdir_in(self.dir.path()).expect("stamp dir");
+        let w = work.path();
+        std::fs::write(w.join("data"), data).expect("write data");
+        let tsa = self.dir.path();
+        openssl(
+            w,
+            &[
+                "ts", "-query", "-data", "data", "-sha256", "-cert", "-out", "req.tsq",
+            ],
+        );
+        openssl(
+            w,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                &tsa.join("ts.cnf").display().to_string(),
+                "-queryfile",
+                "req.tsq",
+                "-signer",
+                &tsa.join("tsa.pem").display().to_string(),
+                "-inkey",
+                &tsa.join("tsa.key").display().to_string(),
+                "-token_out",
+                "-out",
+                "token.der",
+            ],
+        );
+        std::fs::read(w.join("token.der")).expect("read token")
+    }
+}
+
+/// A policy covering `images` with one Notation authority trusting `ca_root_pem` (and
+/// `tsa_root_pem` as a `tsa` store), any identity, and `verification` (a YAML flow map, e.g.
+/// `{level: strict, override: {revocation: skip}}`).
+pub fn notation_policy(
+    images: &str,
+    verification: &str,
+    ca_root_pem: &str,
+    tsa_root_pem: Option<&str>,
+) -> String {
+    let indent = |pem: &str| pem.trim_end().replace('\n', "\n                  ");
+    let ca = indent(ca_root_pem);
+    let mut policy = format!(
+        r#"apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: notation-revocation
+spec:
+  images: ["{images}"]
+  authorities:
+    - name: release
+      notation:
+        signatureVerification: {verification}
+        trustedIdentities: ["*"]
+        trustStores:
+          - type: ca
+            name: release
+            certificates:
+              - inline: |
+                  {ca}
+"#
+    );
+    if let Some(tsa) = tsa_root_pem {
+        let tsa = indent(tsa);
+        policy.push_str(&format!(
+            r#"          - type: tsa
+            name: tsa
+            certificates:
+              - inline: |
+                  {tsa}
+"#
+        ));
+    }
+    policy
+}
+
+/// A CA certificate's parameters: keyCertSign and cRLSign, valid from ten years ago.
+fn ca_params(cn: &str, now: OffsetDateTime) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.distinguished_name = notary_name(cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now - Duration::days(3650);
+    params.not_after = now + Duration::days(1000);
+    params
+}
+
+/// `C=US, ST=WA, O=Signet Test, CN=<cn>`: trust-policy identities need C, ST and O.
+fn notary_name(cn: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CountryName, "US");
+    name.push(DnType::StateOrProvinceName, "WA");
+    name.push(DnType::OrganizationName, "Signet Test");
+    name.push(DnType::CommonName, cn);
+    name
+}
+
+/// authorityInfoAccess naming one OCSP responder (rcgen has no field for it):
+/// `SEQUENCE { SEQUENCE { id-ad-ocsp, [6] uri } }`.
+fn ocsp_aia(url: &str) -> CustomExtension {
+    const ID_AD_OCSP: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 48, 1];
+    let access = [der_tlv(0x06, ID_AD_OCSP), der_tlv(0x86, url.as_bytes())].concat();
+    CustomExtension::from_oid_content(
+        &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+        der_tlv(0x30, &der_tlv(0x30, &access)),
+    )
+}
+
+/// One DER TLV (definite length, short or long form).
+fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// Runs `openssl args` in `dir`; panics with its output on failure.
+fn openssl(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
