@@ -673,7 +673,7 @@ fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
 fn deadline_verdict() -> PolicyVerdict {
     PolicyVerdict::Undecided {
         reason: Reason::DeadlineExceeded,
-        detail: "verification did not finish before the review deadline".into(),
+        detail: "the time the API server allows this review (its ?timeout=, less a safety margin) ran out".into(),
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Reason {
     Expired,
     /// A certificate in the chain is revoked.
     Revoked,
+    /// The revocation status of a certificate could not be determined (no answer, a stale or
+    /// unusable one, "unknown"); the Notary Project counts it as a revocation failure.
+    RevocationUnknown,
     /// The timestamp could not be authenticated.
     TimestampInvalid,
     /// A transparency-log entry is missing or does not match.
@@ -51,7 +54,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric label values and for tests.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Trusted,
         Reason::NoPolicy,
         Reason::InvalidReference,
@@ -63,6 +66,7 @@ impl Reason {
         Reason::IdentityMismatch,
         Reason::Expired,
         Reason::Revoked,
+        Reason::RevocationUnknown,
         Reason::TimestampInvalid,
         Reason::TransparencyLog,
         Reason::Malformed,
@@ -91,6 +95,7 @@ impl Reason {
             Reason::IdentityMismatch => "identity_mismatch",
             Reason::Expired => "expired",
             Reason::Revoked => "revoked",
+            Reason::RevocationUnknown => "revocation_unknown",
             Reason::TimestampInvalid => "timestamp_invalid",
             Reason::TransparencyLog => "transparency_log",
             Reason::Malformed => "malformed",
@@ -120,6 +125,9 @@ impl Reason {
             Reason::IdentityMismatch => "the signer's identity is not trusted",
             Reason::Expired => "the signature or its certificate has expired",
             Reason::Revoked => "the signing certificate is revoked",
+            Reason::RevocationUnknown => {
+                "the revocation status of the signing certificate could not be determined"
+            }
             Reason::TimestampInvalid => "the signature's timestamp is not valid",
             Reason::TransparencyLog => "the transparency-log entry is missing or does not match",
             Reason::Malformed => "the signature is malformed",

@@ -44,6 +44,7 @@ pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict 
                     if let Some(e) = effect(report, name, p) {
                         effects.push(e);
                     }
+                    effects.extend(logged_checks(report, name, p));
                 }
             }
         }
@@ -63,7 +64,7 @@ pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict 
                 let key = format!("image-{}", verdict.audit_annotations.len());
                 verdict
                     .audit_annotations
-                    .insert(key, truncate(&sanitize_warning(&m), MAX_ANNOTATION_CHARS));
+                    .insert(key, truncate(&without_controls(&m), MAX_ANNOTATION_CHARS));
             }
         }
     }
@@ -128,6 +129,39 @@ fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> 
     })
 }
 
+/// A trusted verdict that rests on a signature with failed checks the verification level only
+/// logs (Notation permissive/audit, or `override: ...: log`) is admitted, but never silently:
+/// a warning for the user and an audit annotation.
+fn logged_checks(report: &ImageReport, name: &str, p: &PolicyResult) -> Vec<Effect> {
+    let PolicyVerdict::Trusted { authorities } = &p.verdict else {
+        return Vec::new();
+    };
+    let Some(logged) = authorities.iter().find_map(|a| match &a.result {
+        Outcome::Trusted(e) if !e.logged.is_empty() => Some(&e.logged),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let more = match logged.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    vec![
+        Effect::Warn(format!(
+            "image {name} passed policy {:?} with a failed check its verification level only \
+             logs: {}{more}",
+            p.policy.as_str(),
+            logged[0]
+        )),
+        Effect::Audit(format!(
+            "policy={} image={name} digest={} logged={}",
+            p.policy.as_str(),
+            report.digest.as_ref().map_or("unknown", |d| d.as_str()),
+            logged.join("; ")
+        )),
+    ]
+}
+
 /// `authority "a": why; authority "b": why` — or just the why when there is one authority.
 fn authority_details(authorities: &[AuthorityOutcome]) -> String {
     let failures: Vec<(&str, String)> = authorities
@@ -169,11 +203,13 @@ fn no_match_str(n: NoMatch) -> &'static str {
 /// Makes a warning kubectl will print: no control characters (the API server drops warnings
 /// with `\n` or `\t`), at most 240 characters (it cuts to 256 past 4 KiB in total).
 pub fn sanitize_warning(s: &str) -> String {
-    let clean: String = s
-        .chars()
+    truncate(&without_controls(s), MAX_WARNING_CHARS)
+}
+
+fn without_controls(s: &str) -> String {
+    s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    truncate(&clean, MAX_WARNING_CHARS)
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -262,6 +298,49 @@ mod tests {
         );
         assert!(v.allowed && v.warnings.is_empty());
         assert!(v.audit_annotations["image-0"].contains("reason=no_signature"));
+    }
+
+    #[test]
+    fn a_trust_resting_on_logged_checks_is_admitted_with_a_warning() {
+        let trusted = |logged: Vec<String>| PolicyVerdict::Trusted {
+            authorities: vec![AuthorityOutcome {
+                authority: "release".into(),
+                verifier: VerifierKind::Notation,
+                result: Outcome::Trusted(crate::verify::Evidence {
+                    summary: "Notation JWS signature".into(),
+                    logged,
+                    valid_until: None,
+                }),
+            }],
+        };
+        let v = aggregate(
+            vec![report(trusted(Vec::new()), Mode::Enforce, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(v.allowed && v.warnings.is_empty() && v.audit_annotations.is_empty());
+        let logged = vec![
+            "signature sha256:0123: revocation (logged): the revocation status of CN=x is unknown"
+                .to_string(),
+            "signature sha256:0123: expiry (logged): the digital signature has expired".into(),
+        ];
+        let v = aggregate(
+            vec![report(trusted(logged), Mode::Enforce, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        assert!(v.allowed);
+        assert_eq!(
+            v.warnings,
+            vec![
+                "image docker.io/library/nginx:1.25 passed policy \"production\" with a failed \
+                 check its verification level only logs: signature sha256:0123: revocation \
+                 (logged): the revocation status of CN=x is unknown (and 1 more)"
+            ]
+        );
+        assert!(
+            v.audit_annotations["image-0"].contains("expiry (logged)"),
+            "{:?}",
+            v.audit_annotations
+        );
     }
 
     #[test]

@@ -85,9 +85,12 @@ pub enum CheckError {
     /// The timestamp is missing, invalid or untrusted.
     #[error("{0}")]
     Timestamp(String),
-    /// Revocation is revoked or undeterminable.
+    /// A certificate is revoked.
     #[error("{0}")]
     Revocation(String),
+    /// A certificate's revocation status cannot be determined.
+    #[error("{0}")]
+    RevocationUnknown(String),
 }
 
 impl CheckError {
@@ -103,6 +106,7 @@ impl CheckError {
             CheckError::Expired(_) => Reason::Expired,
             CheckError::Timestamp(_) => Reason::TimestampInvalid,
             CheckError::Revocation(_) => Reason::Revoked,
+            CheckError::RevocationUnknown(_) => Reason::RevocationUnknown,
         }
     }
 }
@@ -419,22 +423,27 @@ fn verify_signature(
     // does: a revoked TSA cannot vouch for a time).
     let mut signed_at = None;
     if authority.actions.authentic_timestamp != Action::Skip {
-        let result =
-            authentic_time(authority, env, chain, now).and_then(|t| {
-                if let Some(tsa) = &t.tsa_chain
-                    && authority.actions.revocation != Action::Skip
-                {
-                    holds_until(revocation::check(tsa, revocation_data, now, None).map_err(
-                        |e| CheckError::Revocation(format!("the timestamp's TSA chain: {e}")),
-                    )?);
-                }
-                if t.at.is_none() {
-                    // Valid now, and only until the first certificate expires.
-                    holds_until(chain.iter().map(|c| c.not_after).min());
-                }
-                signed_at = t.at;
-                Ok(())
-            });
+        let result = authentic_time(authority, env, chain, now).and_then(|t| {
+            if let Some(tsa) = &t.tsa_chain
+                && authority.actions.revocation != Action::Skip
+            {
+                let tsa_status = revocation::check(tsa, revocation_data, now, None);
+                holds_until(tsa_status.map_err(|e| match e {
+                    CheckError::Revocation(m) => {
+                        CheckError::Revocation(format!("the timestamp's TSA chain: {m}"))
+                    }
+                    other => {
+                        CheckError::RevocationUnknown(format!("the timestamp's TSA chain: {other}"))
+                    }
+                })?);
+            }
+            if t.at.is_none() {
+                // Valid now, and only until the first certificate expires.
+                holds_until(chain.iter().map(|c| c.not_after).min());
+            }
+            signed_at = t.at;
+            Ok(())
+        });
         apply(
             Check::AuthenticTimestamp,
             authority.actions.authentic_timestamp,

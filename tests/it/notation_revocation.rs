@@ -293,6 +293,12 @@ async fn unreachable_responder_is_admitted_under_permissive(format: Format) {
         .await;
     let v = review(&permissive, &image).await;
     assert_eq!(v["response"]["allowed"], true, "{format:?}: {v:#}");
+    // Admitted, but not silently: kubectl prints the warning.
+    let warnings = v["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("only logs") && warnings.contains("revocation (logged)"),
+        "{format:?}: {v:#}"
+    );
     permissive.stop().await;
 }
 

@@ -282,7 +282,7 @@ pub fn check(
             }
         };
         if crl_urls.is_empty() {
-            return Err(CheckError::Revocation(format!(
+            return Err(CheckError::RevocationUnknown(format!(
                 "the revocation status of {} is unknown: {}",
                 c.subject,
                 why_not_ocsp.unwrap_or_default()
@@ -299,7 +299,7 @@ pub fn check(
                 let ocsp = why_not_ocsp
                     .map(|w| format!(" (OCSP: {w})"))
                     .unwrap_or_default();
-                return Err(CheckError::Revocation(format!(
+                return Err(CheckError::RevocationUnknown(format!(
                     "the revocation status of {why}{ocsp}"
                 )));
             }

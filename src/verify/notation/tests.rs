@@ -1078,7 +1078,7 @@ fn revocation_from_supplied_crls() {
 
         assert_failed(
             &verify(&strict, &subject(), s, &ctx),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "no CRL from",
         );
         match verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![clean.clone()])) {
@@ -1092,7 +1092,7 @@ fn revocation_from_supplied_crls() {
         );
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![stale.clone()])),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "nextUpdate",
         );
         match verify_with_revocation(
@@ -1239,17 +1239,17 @@ fn revocation_from_ocsp_responses() {
         );
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![unknown.clone()])),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "does not know it",
         );
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![forged.clone()])),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "is not signed by the issuer",
         );
         assert_failed(
             &verify(&strict, &subject(), s, &ctx),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "no OCSP response was available",
         );
         // A day later the response (nextUpdate = +1 day) is stale.
@@ -1258,7 +1258,7 @@ fn revocation_from_ocsp_responses() {
         };
         assert_failed(
             &verify_with_revocation(&strict, &subject(), s, &later, &with(vec![good.clone()])),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "past its nextUpdate",
         );
     }
@@ -1452,7 +1452,7 @@ mod real_timestamps {
         );
         assert_failed(
             &verify(&auth, &subject, sigs, &ctx),
-            Reason::Revoked,
+            Reason::RevocationUnknown,
             "authenticTimestamp: the timestamp's TSA chain: the revocation status of \
              CN=Microsoft Public RSA Time Stamping Authority",
         );

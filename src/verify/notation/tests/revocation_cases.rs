@@ -328,17 +328,17 @@ fn delta_crls_extend_their_base() {
     );
     assert_all_failed(
         &each_format(&strict, &chain, &env, &crls(&[&base])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "a delta CRL is named (freshestCRL) but none that builds on base CRL number 01",
     );
     assert_all_failed(
         &each_format(&strict, &chain, &env, &crls(&[&base, &delta_of_later_base])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "a delta CRL is named",
     );
     assert_all_failed(
         &each_format(&strict, &chain, &env, &crls(&[&base, &delta_not_newer])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "the delta CRL is not newer than its base CRL",
     );
 
@@ -389,13 +389,13 @@ fn certificate_hold_revokes_until_a_delta_removes_it() {
     let expired_hold = ca.crl_until(LEAF_ON_HOLD, 1, "", now() - DAY / 2);
     assert_all_failed(
         &each_format(&strict, &chain, &env, &crls(&[&expired_hold])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "on hold in a CRL that is past its nextUpdate",
     );
     let expired_clean = ca.crl_until("", 1, "", now() - DAY / 2);
     assert_all_failed(
         &each_format(&strict, &chain, &env, &crls(&[&expired_clean])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "is past its nextUpdate",
     );
 }
@@ -492,7 +492,7 @@ fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
     let checked = ca.responder(false, Some(RESPONDER_CRL_URL));
     assert_all_failed(
         &each_format(&strict, &chain, &env, &answer(&checked, &[])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "the revocation status of the OCSP responder CN=responder",
     );
     let clean = ca.crl("", 1, "");
@@ -505,7 +505,7 @@ fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
     let revoking = ca.crl(RESPONDER_REVOKED, 1, "");
     assert_all_failed(
         &each_format(&strict, &chain, &env, &answer(&checked, &[&revoking])),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "the OCSP responder CN=responder,O=Example,ST=WA,C=US is revoked",
     );
 
@@ -565,7 +565,7 @@ fn an_ocsp_unknown_falls_back_to_the_crl() {
                 ocsp: vec![unknown.clone()],
             },
         ),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "(OCSP: the OCSP responder does not know it)",
     );
     // A good OCSP answer spares the CRL download; an unknown one does not.
@@ -638,7 +638,7 @@ fn the_tsa_chain_is_checked_for_revocation() {
     );
     assert_all_failed(
         &each_format(&strict, &chain, &env, &RevocationData::default()),
-        Reason::Revoked,
+        Reason::RevocationUnknown,
         "authenticTimestamp: the timestamp's TSA chain: the revocation status of CN=tsa",
     );
     assert_trusted(&each_format(
