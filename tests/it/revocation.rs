@@ -91,6 +91,34 @@ async fn a_hanging_responder_times_out_within_the_specs_limits() {
     );
 }
 
+/// Certificates are asked about concurrently: two hanging responders cost one time limit
+/// (2 s), not two, out of the review's deadline.
+#[tokio::test]
+async fn hanging_responders_are_waited_for_at_once() {
+    let holes = [BlackHole::start(), BlackHole::start()];
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    let locations: Vec<RevocationLocation> = holes
+        .iter()
+        .enumerate()
+        .map(|(i, hole)| RevocationLocation {
+            certificate: format!("CN=cert {i}"),
+            crl_urls: Vec::new(),
+            ocsp_urls: vec![format!("http://{}/ocsp", hole.addr())],
+            ocsp_request: Some(vec![i as u8]),
+            certificate_der: Vec::new(),
+            issuer_der: Vec::new(),
+        })
+        .collect();
+    let started = Instant::now();
+    let data = fetch_revocation(&fetcher, &locations).await;
+    let took = started.elapsed();
+    assert!(data.ocsp.is_empty() && data.crls.is_empty());
+    assert!(
+        took < Duration::from_millis(3500),
+        "two hanging responders took {took:?}: asked one after the other"
+    );
+}
+
 #[tokio::test]
 async fn only_http_urls_and_bounded_answers() {
     let fetcher = HttpRevocation::new(DenyList::default()).unwrap();

@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use const_oid::ObjectIdentifier;
 use der::Decode;
+use futures_util::future::join_all;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints, FreshestCrl};
@@ -78,8 +79,10 @@ pub trait RevocationSource: Send + Sync {
 /// [`MAX_CRLS`] CRLs): per certificate, the OCSP responders in turn until one answers; its CRLs
 /// only when no responder gave a definitive (good or revoked) answer, and the CRLs of a
 /// delegated responder that lacks id-pkix-ocsp-nocheck. Then the delta CRLs that fetched base
-/// CRLs name. Failures are left out: the verifier then reports the status as unknown, which is
-/// the spec's rule.
+/// CRLs name. The certificates are asked about concurrently, and the CRLs of each round are
+/// fetched concurrently, so a slow responder costs its time limit once, not once per
+/// certificate. Failures are left out: the verifier then reports the status as unknown, which
+/// is the spec's rule.
 pub async fn fetch_revocation(
     source: &dyn RevocationSource,
     locations: &[RevocationLocation],
@@ -94,50 +97,68 @@ pub async fn fetch_revocation(
             }
         }
     };
-    for l in locations {
-        let mut definitive = false;
-        if let Some(req) = &l.ocsp_request {
-            for u in &l.ocsp_urls {
-                let Ok(resp) = source.post_ocsp(u, req).await else {
-                    continue;
-                };
-                let answer = judge(l, &resp, now);
-                if let Some(a) = &answer {
-                    definitive = a.status != Status::Unknown;
-                    if a.responder_to_check.is_some() {
-                        want(&ocsp::responder_crl_urls(&resp), &mut crl_urls);
-                    }
-                }
-                data.ocsp.push(resp);
-                break;
-            }
-        }
+    let asked = join_all(locations.iter().map(|l| ask_responders(source, l, now))).await;
+    for (l, (answer, definitive, responder_crls)) in locations.iter().zip(asked) {
+        data.ocsp.extend(answer);
+        want(&responder_crls, &mut crl_urls);
         if !definitive {
             want(&l.crl_urls, &mut crl_urls);
         }
     }
-    let mut fetched = 0;
-    while fetched < crl_urls.len() {
-        let url = crl_urls[fetched].clone();
-        fetched += 1;
-        if let Ok(der) = source.fetch_crl(&url).await {
-            // A base CRL may name its delta CRLs (freshestCRL).
-            if let Ok(list) = <x509_cert::crl::CertificateList as Decode>::from_der(&der) {
-                let deltas = list
-                    .tbs_cert_list
-                    .crl_extensions
-                    .iter()
-                    .flatten()
-                    .filter(|e| e.extn_id == FRESHEST_CRL)
-                    .filter_map(|e| FreshestCrl::from_der(e.extn_value.as_bytes()).ok())
-                    .flat_map(|f| uris(f.0))
-                    .collect::<Vec<_>>();
-                want(&deltas, &mut crl_urls);
-            }
+    // Base CRLs, then the delta CRLs they name (one more round).
+    let mut round = crl_urls.clone();
+    for _ in 0..2 {
+        let fetched = join_all(round.iter().map(|u| source.fetch_crl(u))).await;
+        round = Vec::new();
+        for der in fetched.into_iter().flatten() {
+            let before = crl_urls.len();
+            want(&delta_urls(&der), &mut crl_urls);
+            round.extend_from_slice(&crl_urls[before..]);
             data.crls.push(der);
         }
     }
     data
+}
+
+/// One certificate's OCSP responders, in turn until one answers: (the answer, whether it is a
+/// definitive good or revoked status, the CRLs of a delegated responder to check).
+async fn ask_responders(
+    source: &dyn RevocationSource,
+    l: &RevocationLocation,
+    now: SystemTime,
+) -> (Option<Vec<u8>>, bool, Vec<String>) {
+    let Some(req) = &l.ocsp_request else {
+        return (None, false, Vec::new());
+    };
+    for u in &l.ocsp_urls {
+        let Ok(resp) = source.post_ocsp(u, req).await else {
+            continue;
+        };
+        let (definitive, responder_crls) = match judge(l, &resp, now) {
+            Some(a) if a.responder_to_check.is_some() => {
+                (a.status != Status::Unknown, ocsp::responder_crl_urls(&resp))
+            }
+            Some(a) => (a.status != Status::Unknown, Vec::new()),
+            None => (false, Vec::new()),
+        };
+        return (Some(resp), definitive, responder_crls);
+    }
+    (None, false, Vec::new())
+}
+
+/// The delta CRLs a base CRL names (freshestCRL).
+fn delta_urls(der: &[u8]) -> Vec<String> {
+    let Ok(list) = <x509_cert::crl::CertificateList as Decode>::from_der(der) else {
+        return Vec::new();
+    };
+    list.tbs_cert_list
+        .crl_extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == FRESHEST_CRL)
+        .filter_map(|e| FreshestCrl::from_der(e.extn_value.as_bytes()).ok())
+        .flat_map(|f| uris(f.0))
+        .collect()
 }
 
 const FRESHEST_CRL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.46");
