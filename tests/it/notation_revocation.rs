@@ -95,6 +95,17 @@ impl World {
         }
     }
 
+    /// A leaf that names both the responder's OCSP endpoint and the intermediate's CRL.
+    fn ocsp_and_crl_leaf(&self) -> ChainSpec {
+        ChainSpec {
+            leaf: RevocationUrls {
+                crl: Some(self.responder.url("/intermediate.crl")),
+                ocsp: Some(self.responder.url("/ocsp")),
+            },
+            ..ChainSpec::default()
+        }
+    }
+
     /// Pushes an image tagged after `format` and its signature by `chain` (countersigned by
     /// `tsa`); returns the image reference the pod will name.
     async fn signed_image(
@@ -304,13 +315,7 @@ async fn unreachable_responder_is_admitted_under_permissive(format: Format) {
 
 async fn revocation_skip_admits_a_revoked_leaf_without_asking(format: Format) {
     let w = World::start();
-    let chain = SigningChain::new(&ChainSpec {
-        leaf: RevocationUrls {
-            crl: Some(w.responder.url("/intermediate.crl")),
-            ocsp: Some(w.responder.url("/ocsp")),
-        },
-        ..ChainSpec::default()
-    });
+    let chain = SigningChain::new(&w.ocsp_and_crl_leaf());
     w.responder
         .answer_ocsp(&chain.intermediate, &[CertStatus::Revoked(LEAF_SERIAL)]);
     w.responder
@@ -332,13 +337,7 @@ async fn revocation_skip_admits_a_revoked_leaf_without_asking(format: Format) {
 /// signature by an untrusted root must not make signet call URLs its certificates name.
 async fn untrusted_chain_is_denied_without_asking_the_responder(format: Format) {
     let w = World::start();
-    let chain = SigningChain::new(&ChainSpec {
-        leaf: RevocationUrls {
-            crl: Some(w.responder.url("/intermediate.crl")),
-            ocsp: Some(w.responder.url("/ocsp")),
-        },
-        ..ChainSpec::default()
-    });
+    let chain = SigningChain::new(&w.ocsp_and_crl_leaf());
     w.responder
         .answer_ocsp(&chain.intermediate, &[CertStatus::Good(LEAF_SERIAL)]);
     w.responder

@@ -80,6 +80,15 @@ impl LeafKey {
     }
 }
 
+/// The named curve (OID, dotted) of an EC key's parameters.
+pub(super) fn named_curve(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Option<String> {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .map(|o| o.to_string())
+}
+
 /// Parses the chain (leaf first), capped at [`super::envelope::MAX_CHAIN`].
 pub fn parse(ders: &[Vec<u8>]) -> Result<Vec<ChainCert>, CheckError> {
     if ders.is_empty() || ders.len() > super::envelope::MAX_CHAIN {
@@ -308,13 +317,8 @@ fn public_key(c: &ChainCert) -> Result<LeafKey, CheckError> {
             Ok(LeafKey::Rsa(bits, size))
         }
         EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-                .map(|o| o.to_string())
-                .ok_or_else(|| bad("EC key without a named curve".into()))?;
+            let curve =
+                named_curve(spki).ok_or_else(|| bad("EC key without a named curve".into()))?;
             let size = match curve.as_str() {
                 "1.2.840.10045.3.1.7" => 256,
                 "1.3.132.0.34" => 384,

@@ -235,13 +235,7 @@ pub fn status(
                 "is not signed by the issuer or by a responder it authorised",
             ));
         };
-        let nocheck = responder
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .any(|e| e.extn_id == OID_NOCHECK);
-        if !nocheck {
+        if !has_nocheck(&responder) {
             responder_to_check = Some(der.to_vec());
         }
     }
@@ -346,17 +340,21 @@ pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
         let Ok(cert) = Certificate::from_der(&der) else {
             continue;
         };
-        let nocheck = cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .any(|e| e.extn_id == OID_NOCHECK);
-        if !nocheck {
+        if !has_nocheck(&cert) {
             urls.extend(super::revocation::crl_urls(&cert).0);
         }
     }
     urls
+}
+
+/// Whether a responder certificate carries id-pkix-ocsp-nocheck (its revocation is not
+/// checked).
+fn has_nocheck(cert: &Certificate) -> bool {
+    cert.tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .any(|e| e.extn_id == OID_NOCHECK)
 }
 
 /// The certificate, if `issuer` issued it for OCSP signing and it is valid at `now`.

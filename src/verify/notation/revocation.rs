@@ -378,13 +378,7 @@ pub(super) fn verify_signed(
     message: &[u8],
     sig: &[u8],
 ) -> Result<(), String> {
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-        .map(|o| o.to_string())
-        .unwrap_or_default();
+    let curve = super::chain::named_curve(spki).unwrap_or_default();
     let algorithm: &'static dyn VerificationAlgorithm = match (alg_oid, curve.as_str()) {
         ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
         ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
-use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280 as oids;
 use der::Decode;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -317,13 +316,7 @@ fn verify_signer(
             }
         }
     } else if key_oid == "1.2.840.10045.2.1" {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            .map(|o| o.to_string())
-            .unwrap_or_default();
+        let curve = super::chain::named_curve(spki).unwrap_or_default();
         match (curve.as_str(), sha) {
             ("1.2.840.10045.3.1.7", 256) => &signature::ECDSA_P256_SHA256_ASN1,
             ("1.2.840.10045.3.1.7", 384) => &signature::ECDSA_P256_SHA384_ASN1,

@@ -295,6 +295,16 @@ fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) ->
         .block_on(fetch_revocation(source, &locations))
 }
 
+/// The OCSP request signet would send about the leaf of `chain`.
+fn ocsp_request(auth: &NotationAuthority, chain: &Chain) -> Vec<u8> {
+    let sig = jws(chain, &Env::default());
+    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    locations[0]
+        .ocsp_request
+        .clone()
+        .expect("the leaf names a responder")
+}
+
 fn crl_chain() -> Chain {
     make_chain(&Pki {
         with_crl: true,
@@ -424,15 +434,7 @@ fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
     };
     let later = compromised(now() - 5 * DAY);
     let earlier = compromised(now() - 20 * DAY);
-    let request = revocation_locations(
-        &ca_store,
-        &subject(),
-        &[jws(&chain, &Env::default())],
-        &Context { now: now() },
-    )[0]
-    .ocsp_request
-    .clone()
-    .unwrap();
+    let request = ocsp_request(&ca_store, &chain);
 
     let from_crl = |index: &str| crls(&[&ca.crl(index, 1, "")]);
     let from_ocsp = |index: &str| RevocationData {
@@ -465,15 +467,7 @@ fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
     let ca = OpensslCa::of_chain(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let env = Env::default();
-    let request = revocation_locations(
-        &strict,
-        &subject(),
-        &[jws(&chain, &env)],
-        &Context { now: now() },
-    )[0]
-    .ocsp_request
-    .clone()
-    .unwrap();
+    let request = ocsp_request(&strict, &chain);
     let answer = |signer: &(String, String), crls: &[&Vec<u8>]| RevocationData {
         crls: crls.iter().map(|c| (*c).clone()).collect(),
         ocsp: vec![ca.ocsp(&request, LEAF_VALID, Some(signer))],
@@ -533,15 +527,7 @@ fn an_ocsp_unknown_falls_back_to_the_crl() {
     let ca = OpensslCa::of_chain(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let env = Env::default();
-    let request = revocation_locations(
-        &strict,
-        &subject(),
-        &[jws(&chain, &env)],
-        &Context { now: now() },
-    )[0]
-    .ocsp_request
-    .clone()
-    .unwrap();
+    let request = ocsp_request(&strict, &chain);
     let unknown = ca.ocsp(&request, "", None);
     let clean = ca.crl("", 1, "");
     let revoking = ca.crl(LEAF_REVOKED, 1, "");
@@ -707,15 +693,7 @@ fn a_pass_holds_until_its_evidence_expires() {
     let ca = OpensslCa::of_chain(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let skip = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
-    let request = revocation_locations(
-        &strict,
-        &subject(),
-        &[jws(&chain, &Env::default())],
-        &Context { now: now() },
-    )[0]
-    .ocsp_request
-    .clone()
-    .unwrap();
+    let request = ocsp_request(&strict, &chain);
     let good = RevocationData {
         crls: Vec::new(),
         ocsp: vec![ca.ocsp(&request, LEAF_VALID, None)],
