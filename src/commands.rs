@@ -189,8 +189,14 @@ fn offline_engine(
         }
     };
     Some(with_revocation(
-        Engine::new(Arc::new(registry), set, CacheConfig::default(), metrics),
+        Engine::new(
+            Arc::new(registry),
+            set,
+            CacheConfig::default(),
+            metrics.clone(),
+        ),
         deny,
+        metrics,
     ))
 }
 
@@ -226,6 +232,7 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             metrics.clone(),
         ),
         deny,
+        metrics.clone(),
     ));
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
@@ -249,9 +256,13 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
 
 /// Gives the engine the HTTP revocation fetcher for Notation chains that name CRL or OCSP
 /// locations. If it cannot be built, such chains have an unknown revocation status.
-fn with_revocation(engine: Engine, deny: crate::registry::ssrf::DenyList) -> Engine {
+fn with_revocation(
+    engine: Engine,
+    deny: crate::registry::ssrf::DenyList,
+    metrics: Arc<Metrics>,
+) -> Engine {
     match crate::revocation::HttpRevocation::new(deny) {
-        Ok(r) => engine.with_revocation(Arc::new(r)),
+        Ok(r) => engine.with_revocation(Arc::new(r.with_metrics(metrics))),
         Err(error) => {
             tracing::warn!(%error, "revocation checks have no fetcher");
             engine

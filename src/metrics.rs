@@ -20,6 +20,8 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     pub registry_requests: IntCounterVec,
     pub registry_duration: HistogramVec,
+    pub revocation_requests: IntCounterVec,
+    pub revocation_duration: HistogramVec,
     pub policy_reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub policies_loaded: IntGauge,
@@ -117,6 +119,19 @@ impl Metrics {
                 "registry_request_duration_seconds",
                 "Registry request latency, by operation",
                 &["operation"],
+                latency.clone(),
+            ),
+            revocation_requests: counter(
+                &registry,
+                "revocation_requests_total",
+                "OCSP and CRL requests for Notation chains (cache misses), by kind and result",
+                &["kind", "result"],
+            ),
+            revocation_duration: histogram(
+                &registry,
+                "revocation_request_duration_seconds",
+                "OCSP and CRL request latency, by kind",
+                &["kind"],
                 latency,
             ),
             policy_reloads: counter(
@@ -137,6 +152,18 @@ impl Metrics {
         // Pre-register the common label sets so dashboards see zeros, not gaps.
         for d in ["allowed", "denied", "warned", "invalid"] {
             m.admission_reviews.with_label_values(&[d]);
+        }
+        for kind in ["ocsp", "crl"] {
+            for r in [
+                "ok",
+                "timeout",
+                "unreachable",
+                "http_error",
+                "too_large",
+                "refused",
+            ] {
+                m.revocation_requests.with_label_values(&[kind, r]);
+            }
         }
         for r in ["success", "failure"] {
             m.policy_reloads.with_label_values(&[r]);

@@ -7,11 +7,13 @@
 //! this adapter does the I/O. A failed fetch is simply absent, which the verifier reports as
 //! "revocation status unknown", the specification's rule.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use moka::future::Cache;
 
+use crate::metrics::Metrics;
 use crate::registry::ssrf::{DenyList, FilteringResolver};
 use crate::verify::notation::{Fetch, RevocationSource};
 
@@ -26,8 +28,9 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 /// The HTTP revocation fetcher.
 pub struct HttpRevocation {
     http: reqwest::Client,
-    deny: std::sync::Arc<DenyList>,
+    deny: Arc<DenyList>,
     cache: Cache<(String, Vec<u8>), Vec<u8>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for HttpRevocation {
@@ -40,11 +43,11 @@ impl HttpRevocation {
     /// A fetcher that, like the registry client, never connects to an address in `deny`
     /// (certificates name their CRL and OCSP URLs, and certificates come from registries).
     pub fn new(deny: DenyList) -> Result<Self, String> {
-        let deny = std::sync::Arc::new(deny);
+        let deny = Arc::new(deny);
         let http = reqwest::Client::builder()
             .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
-            .dns_resolver(std::sync::Arc::new(FilteringResolver::new(deny.clone())))
+            .dns_resolver(Arc::new(FilteringResolver::new(deny.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the revocation HTTP client: {e}"))?;
@@ -55,10 +58,50 @@ impl HttpRevocation {
                 .max_capacity(1024)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            metrics: None,
         })
     }
 
+    /// Counts requests in `signet_revocation_requests_total{kind,result}` and times them in
+    /// `signet_revocation_request_duration_seconds{kind}`: a responder outage denies every
+    /// Notation image under strict, so it must be visible.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     async fn fetch(&self, url: &str, ocsp_request: Option<&[u8]>) -> Result<Vec<u8>, String> {
+        let kind = if ocsp_request.is_some() {
+            "ocsp"
+        } else {
+            "crl"
+        };
+        if let Err(e) = self.allowed(url) {
+            self.record(kind, "refused", None);
+            tracing::warn!(kind, error = %e, "revocation URL refused");
+            return Err(e);
+        }
+        let key = (
+            url.to_string(),
+            ocsp_request.map(<[u8]>::to_vec).unwrap_or_default(),
+        );
+        self.cache
+            .try_get_with(key, async {
+                let started = Instant::now();
+                let result = self.download(url, ocsp_request).await;
+                let label = result.as_ref().map_or_else(|(label, _)| *label, |_| "ok");
+                self.record(kind, label, Some(started.elapsed()));
+                result.map_err(|(_, e)| {
+                    tracing::warn!(kind, error = %e, "revocation request failed");
+                    e
+                })
+            })
+            .await
+            .map_err(|e: Arc<String>| (*e).clone())
+    }
+
+    /// Only `http://` URLs, never to an address of the deny-list.
+    fn allowed(&self, url: &str) -> Result<(), String> {
         if !url.starts_with("http://") {
             return Err(format!("{url}: only http:// revocation URLs are used"));
         }
@@ -66,52 +109,67 @@ impl HttpRevocation {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
         self.deny
             .check_url(&parsed)
-            .map_err(|d| format!("{url}: {d}"))?;
-        let key = (
-            url.to_string(),
-            ocsp_request.map(<[u8]>::to_vec).unwrap_or_default(),
-        );
-        self.cache
-            .try_get_with(key, async {
-                let (req, timeout, cap) = match ocsp_request {
-                    Some(body) => (
-                        self.http
-                            .post(url)
-                            .header("content-type", "application/ocsp-request")
-                            .body(body.to_vec()),
-                        OCSP_TIMEOUT,
-                        MAX_OCSP_BYTES,
-                    ),
-                    None => (self.http.get(url), CRL_TIMEOUT, MAX_CRL_BYTES),
-                };
-                let mut resp = req.timeout(timeout).send().await.map_err(|e| {
-                    format!(
-                        "{url}: {}",
-                        if e.is_timeout() {
-                            "timed out"
-                        } else {
-                            "unreachable"
-                        }
-                    )
-                })?;
-                if !resp.status().is_success() {
-                    return Err(format!("{url}: answered {}", resp.status()));
-                }
-                let mut buf = BytesMut::new();
-                while let Some(chunk) = resp
-                    .chunk()
-                    .await
-                    .map_err(|_| format!("{url}: broke off"))?
-                {
-                    if buf.len() + chunk.len() > cap {
-                        return Err(format!("{url}: larger than {cap} bytes"));
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                Ok(buf.to_vec())
-            })
-            .await
-            .map_err(|e: std::sync::Arc<String>| (*e).clone())
+            .map_err(|d| format!("{url}: {d}"))
+    }
+
+    /// One GET (CRL) or POST (OCSP), bounded in time and size. Errors carry their metric label.
+    async fn download(
+        &self,
+        url: &str,
+        ocsp_request: Option<&[u8]>,
+    ) -> Result<Vec<u8>, (&'static str, String)> {
+        let (req, timeout, cap) = match ocsp_request {
+            Some(body) => (
+                self.http
+                    .post(url)
+                    .header("content-type", "application/ocsp-request")
+                    .body(body.to_vec()),
+                OCSP_TIMEOUT,
+                MAX_OCSP_BYTES,
+            ),
+            None => (self.http.get(url), CRL_TIMEOUT, MAX_CRL_BYTES),
+        };
+        let mut resp = req.timeout(timeout).send().await.map_err(|e| {
+            if e.is_timeout() {
+                ("timeout", format!("{url}: timed out"))
+            } else if crate::registry::ssrf::denied_in(&e).is_some() {
+                (
+                    "refused",
+                    format!("{url}: resolves to an address of the deny-list"),
+                )
+            } else {
+                ("unreachable", format!("{url}: unreachable"))
+            }
+        })?;
+        if !resp.status().is_success() {
+            return Err(("http_error", format!("{url}: answered {}", resp.status())));
+        }
+        let mut buf = BytesMut::new();
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(("timeout", format!("{url}: timed out"))),
+                Err(_) => return Err(("unreachable", format!("{url}: broke off"))),
+            };
+            if buf.len() + chunk.len() > cap {
+                return Err(("too_large", format!("{url}: larger than {cap} bytes")));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.to_vec())
+    }
+
+    fn record(&self, kind: &str, result: &str, took: Option<Duration>) {
+        let Some(m) = &self.metrics else { return };
+        m.revocation_requests
+            .with_label_values(&[kind, result])
+            .inc();
+        if let Some(took) = took {
+            m.revocation_duration
+                .with_label_values(&[kind])
+                .observe(took.as_secs_f64());
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The revocation fetcher against a small local CRL/OCSP responder: what reaches the Notation
 //! verifier, and what does not (timeouts, non-HTTP URLs, oversized answers, errors).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use signet::metrics::Metrics;
 use signet::registry::ssrf::DenyList;
 use signet::revocation::HttpRevocation;
 use signet::verify::notation::{RevocationLocation, RevocationSource, fetch_revocation};
@@ -19,7 +21,10 @@ async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
         _ => Reply::new(404),
     });
     let base = format!("http://{}", responder.addr());
-    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let fetcher = HttpRevocation::new(DenyList::default())
+        .unwrap()
+        .with_metrics(metrics.clone());
     assert_eq!(
         fetcher.fetch_crl(&format!("{base}/ca.crl")).await.unwrap(),
         b"crl-der"
@@ -39,6 +44,16 @@ async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
             .await
             .is_err()
     );
+    // Requests that reached a server are counted by kind and result; cache hits are not.
+    let count = |kind: &str, result: &str| {
+        metrics
+            .revocation_requests
+            .with_label_values(&[kind, result])
+            .get()
+    };
+    assert_eq!(count("crl", "ok"), 1);
+    assert_eq!(count("ocsp", "ok"), 1);
+    assert_eq!(count("crl", "http_error"), 1);
 }
 
 /// Which answers are definitive is the verifier's business (unit-tested with real OCSP
@@ -76,7 +91,10 @@ async fn crls_are_the_fallback_when_ocsp_gives_no_usable_answer() {
 #[tokio::test]
 async fn a_hanging_responder_times_out_within_the_specs_limits() {
     let hole = BlackHole::start();
-    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let fetcher = HttpRevocation::new(DenyList::default())
+        .unwrap()
+        .with_metrics(metrics.clone());
     let started = Instant::now();
     assert!(
         fetcher
@@ -89,6 +107,10 @@ async fn a_hanging_responder_times_out_within_the_specs_limits() {
         took < Duration::from_secs(4),
         "OCSP waited {took:?} (limit 2 s)"
     );
+    let timeouts = metrics
+        .revocation_requests
+        .with_label_values(&["ocsp", "timeout"]);
+    assert_eq!(timeouts.get(), 1);
 }
 
 /// Certificates are asked about concurrently: two hanging responders cost one time limit
@@ -139,10 +161,17 @@ async fn only_http_urls_and_bounded_answers() {
 
 #[tokio::test]
 async fn revocation_urls_in_the_deny_list_are_never_fetched() {
-    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let fetcher = HttpRevocation::new(DenyList::default())
+        .unwrap()
+        .with_metrics(metrics.clone());
     let err = fetcher
         .fetch_crl("http://169.254.169.254/latest/meta-data")
         .await
         .unwrap_err();
     assert!(err.contains("deny-list"), "{err}");
+    let refused = metrics
+        .revocation_requests
+        .with_label_values(&["crl", "refused"]);
+    assert_eq!(refused.get(), 1);
 }
