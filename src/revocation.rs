@@ -8,14 +8,15 @@
 //! "revocation status unknown", the specification's rule.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
+use moka::Expiry;
 use moka::future::Cache;
 
 use crate::metrics::Metrics;
 use crate::registry::ssrf::{DenyList, FilteringResolver};
-use crate::verify::notation::{Fetch, RevocationSource};
+use crate::verify::notation::{Fetch, RevocationSource, fresh_until};
 
 const OCSP_TIMEOUT: Duration = Duration::from_secs(2);
 const CRL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,6 +25,25 @@ const MAX_OCSP_BYTES: usize = 1 << 20;
 /// Answers are reused this long. OCSP responses and CRLs carry their own validity, which the
 /// verifier checks; the cache only spares responders during bursts.
 const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Answers are kept [`CACHE_TTL`], but never past their own nextUpdate: a cached CRL that
+/// has gone stale would make every check "unknown" until the entry expired.
+struct AnswerExpiry;
+
+impl Expiry<(String, Vec<u8>), Vec<u8>> for AnswerExpiry {
+    fn expire_after_create(
+        &self,
+        (_, ocsp_request): &(String, Vec<u8>),
+        answer: &Vec<u8>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let left = fresh_until(answer, !ocsp_request.is_empty()).map(|t| {
+            t.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        Some(left.map_or(CACHE_TTL, |l| l.min(CACHE_TTL)))
+    }
+}
 
 /// The HTTP revocation fetcher.
 pub struct HttpRevocation {
@@ -56,7 +76,7 @@ impl HttpRevocation {
             deny,
             cache: Cache::builder()
                 .max_capacity(1024)
-                .time_to_live(CACHE_TTL)
+                .expire_after(AnswerExpiry)
                 .build(),
             metrics: None,
         })

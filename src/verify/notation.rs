@@ -53,6 +53,7 @@ use crate::reason::Reason;
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use revocation::{
     Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
+    fresh_until,
 };
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).

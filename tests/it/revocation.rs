@@ -56,6 +56,60 @@ async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
     assert_eq!(count("crl", "http_error"), 1);
 }
 
+/// A CRL signed by a throwaway CA, current until `next_update`.
+fn crl_until(next_update: std::time::SystemTime) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let issuer = rcgen::Issuer::from_params(&ca, &key);
+    rcgen::CertificateRevocationListParams {
+        this_update: (std::time::SystemTime::now() - Duration::from_secs(3600)).into(),
+        next_update: next_update.into(),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+/// The cache keeps an answer no longer than the answer itself is current: a stale CRL would
+/// otherwise make every check "unknown" until the entry expired.
+#[tokio::test]
+async fn cached_answers_do_not_outlive_their_next_update() {
+    let now = std::time::SystemTime::now();
+    let (fresh, stale) = (
+        crl_until(now + Duration::from_secs(86_400)),
+        crl_until(now - Duration::from_secs(60)),
+    );
+    let responder = ScriptedServer::start(move |req| match req.target.as_str() {
+        "/fresh.crl" => Reply::new(200).body(fresh.clone()),
+        "/stale.crl" => Reply::new(200).body(stale.clone()),
+        _ => Reply::new(404),
+    });
+    let base = format!("http://{}", responder.addr());
+    let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
+    for _ in 0..2 {
+        fetcher
+            .fetch_crl(&format!("{base}/fresh.crl"))
+            .await
+            .unwrap();
+        fetcher
+            .fetch_crl(&format!("{base}/stale.crl"))
+            .await
+            .unwrap();
+    }
+    let asked: Vec<String> = responder.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(asked, ["/fresh.crl", "/stale.crl", "/stale.crl"]);
+}
+
 /// Which answers are definitive is the verifier's business (unit-tested with real OCSP
 /// responses); here, neither a failing responder nor an answer that is not a valid response
 /// about the certificate stops the fetcher from falling back to the CRLs.

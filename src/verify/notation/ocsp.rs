@@ -168,61 +168,23 @@ pub fn status(
     issuer: &ChainCert,
     now: SystemTime,
 ) -> Result<Option<Answer>, CheckError> {
-    if response.len() > MAX_RESPONSE {
-        return Err(bad_str("is too large"));
-    }
-    let (outer, _) = W.expect(response, TAG_SEQUENCE, "OCSPResponse")?;
-    let outer = W.children(outer.value)?;
-    let status = outer
-        .first()
-        .filter(|t| t.tag == 0x0a && t.value.len() == 1)
-        .map(|t| t.value[0])
-        .ok_or_else(|| bad_str("has no response status"))?;
-    if status != 0 {
-        return Err(bad_str(&format!(
-            "is not successful (responder status {status})"
-        )));
-    }
-    let bytes = outer
-        .get(1)
-        .filter(|t| t.tag == TAG_CTX0)
-        .ok_or_else(|| bad_str("has no response bytes"))?;
-    let (rb, _) = W.expect(bytes.value, TAG_SEQUENCE, "ResponseBytes")?;
-    let rb = W.children(rb.value)?;
-    if rb.len() != 2 || W.oid(&rb[0])? != OID_BASIC || rb[1].tag != TAG_OCTET_STRING {
-        return Err(bad_str("is not a basic OCSP response"));
-    }
-    let (basic, _) = W.expect(rb[1].value, TAG_SEQUENCE, "BasicOCSPResponse")?;
-    let basic = W.children(basic.value)?;
-    if basic.len() < 3 || basic[0].tag != TAG_SEQUENCE || basic[2].tag != 0x03 {
-        return Err(bad_str("has a malformed BasicOCSPResponse"));
-    }
-    let tbs = &basic[0];
-    let sig_alg = &basic[1];
-    let sig = basic[2]
-        .value
-        .split_first()
-        .filter(|(unused, _)| **unused == 0)
-        .map(|(_, s)| s)
-        .ok_or_else(|| bad_str("has a malformed signature"))?;
-    let extra_certs: Vec<&[u8]> = match basic.get(3) {
-        Some(t) if t.tag == TAG_CTX0 => {
-            let (seq, _) = W.expect(t.value, TAG_SEQUENCE, "certificate list")?;
-            W.children(seq.value)?.iter().map(|c| c.full).collect()
-        }
-        _ => Vec::new(),
-    };
+    let Basic {
+        tbs,
+        sig_alg,
+        sig,
+        certs: extra_certs,
+    } = basic(response)?;
 
     // The signer: the issuer itself, or a responder certificate it issued for OCSP signing.
     let issuer_spki = issuer.cert.tbs_certificate().subject_public_key_info();
     let mut responder_to_check = None;
-    if verify_sig(issuer_spki, sig_alg, tbs.full, sig).is_err() {
+    if verify_sig(issuer_spki, &sig_alg, tbs.full, sig).is_err() {
         let delegated = extra_certs.iter().find_map(|der| {
             delegated_by(der, issuer, now)
                 .filter(|c| {
                     verify_sig(
                         c.tbs_certificate().subject_public_key_info(),
-                        sig_alg,
+                        &sig_alg,
                         tbs.full,
                         sig,
                     )
@@ -240,15 +202,7 @@ pub fn status(
         }
     }
 
-    // ResponseData: [0] version?, responderID, producedAt, responses, [1] extensions?
-    let fields = W.children(tbs.value)?;
-    let responses = fields
-        .iter()
-        .skip_while(|t| t.tag == TAG_CTX0)
-        .skip(2)
-        .find(|t| t.tag == TAG_SEQUENCE)
-        .ok_or_else(|| bad_str("has no responses"))?;
-    for single in W.children(responses.value)? {
+    for single in single_responses(&tbs)? {
         let parts = W.children(single.value)?;
         if parts.len() < 3 || parts[0].tag != TAG_SEQUENCE {
             return Err(bad_str("has a malformed SingleResponse"));
@@ -313,31 +267,12 @@ fn invalidity_date(extensions: &Tlv<'_>) -> Result<Option<SystemTime>, CheckErro
 /// The CRL distribution points of the responder certificates in a response that lack
 /// id-pkix-ocsp-nocheck (unverified: only to know what to fetch).
 pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
-    let certs = || -> Result<Vec<Vec<u8>>, CheckError> {
-        let (outer, _) = W.expect(response, TAG_SEQUENCE, "OCSPResponse")?;
-        let outer = W.children(outer.value)?;
-        let Some(bytes) = outer.get(1).filter(|t| t.tag == TAG_CTX0) else {
-            return Ok(Vec::new());
-        };
-        let (rb, _) = W.expect(bytes.value, TAG_SEQUENCE, "ResponseBytes")?;
-        let rb = W.children(rb.value)?;
-        let Some(octets) = rb.get(1) else {
-            return Ok(Vec::new());
-        };
-        let (basic, _) = W.expect(octets.value, TAG_SEQUENCE, "BasicOCSPResponse")?;
-        let basic = W.children(basic.value)?;
-        let Some(list) = basic.get(3).filter(|t| t.tag == TAG_CTX0) else {
-            return Ok(Vec::new());
-        };
-        let (seq, _) = W.expect(list.value, TAG_SEQUENCE, "certificate list")?;
-        Ok(W.children(seq.value)?
-            .iter()
-            .map(|c| c.full.to_vec())
-            .collect())
+    let Ok(basic) = basic(response) else {
+        return Vec::new();
     };
     let mut urls = Vec::new();
-    for der in certs().unwrap_or_default() {
-        let Ok(cert) = Certificate::from_der(&der) else {
+    for der in basic.certs {
+        let Ok(cert) = Certificate::from_der(der) else {
             continue;
         };
         if !has_nocheck(&cert) {
@@ -345,6 +280,105 @@ pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
         }
     }
     urls
+}
+
+/// The earliest nextUpdate of a response's answers (unverified: only to know how long it may
+/// be cached). `None` when it has none or is unreadable.
+pub fn next_update(response: &[u8]) -> Option<SystemTime> {
+    let basic = basic(response).ok()?;
+    single_responses(&basic.tbs)
+        .ok()?
+        .iter()
+        .filter_map(|single| {
+            let parts = W.children(single.value).ok()?;
+            let next = parts.get(3).filter(|t| t.tag == TAG_CTX0)?;
+            let (gt, _) = W
+                .expect(next.value, TAG_GENERALIZED_TIME, "nextUpdate")
+                .ok()?;
+            W.generalized_time(gt.value).ok()
+        })
+        .min()
+}
+
+/// The parts of a successful basic OCSP response.
+struct Basic<'a> {
+    /// ResponseData, as signed.
+    tbs: Tlv<'a>,
+    sig_alg: Tlv<'a>,
+    sig: &'a [u8],
+    /// The certificates that came with it (DER).
+    certs: Vec<&'a [u8]>,
+}
+
+/// OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT
+/// SEQUENCE { responseType OID (basic), response OCTET STRING (BasicOCSPResponse) } };
+/// BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING,
+/// certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }.
+fn basic(response: &[u8]) -> Result<Basic<'_>, CheckError> {
+    if response.len() > MAX_RESPONSE {
+        return Err(bad_str("is too large"));
+    }
+    let (outer, _) = W.expect(response, TAG_SEQUENCE, "OCSPResponse")?;
+    let outer = W.children(outer.value)?;
+    let status = outer
+        .first()
+        .filter(|t| t.tag == 0x0a && t.value.len() == 1)
+        .map(|t| t.value[0])
+        .ok_or_else(|| bad_str("has no response status"))?;
+    if status != 0 {
+        return Err(bad_str(&format!(
+            "is not successful (responder status {status})"
+        )));
+    }
+    let bytes = outer
+        .get(1)
+        .filter(|t| t.tag == TAG_CTX0)
+        .ok_or_else(|| bad_str("has no response bytes"))?;
+    let (rb, _) = W.expect(bytes.value, TAG_SEQUENCE, "ResponseBytes")?;
+    let rb = W.children(rb.value)?;
+    if rb.len() != 2 || W.oid(&rb[0])? != OID_BASIC || rb[1].tag != TAG_OCTET_STRING {
+        return Err(bad_str("is not a basic OCSP response"));
+    }
+    let (basic, _) = W.expect(rb[1].value, TAG_SEQUENCE, "BasicOCSPResponse")?;
+    let mut basic = W.children(basic.value)?.into_iter();
+    let (Some(tbs), Some(sig_alg), Some(sig)) = (basic.next(), basic.next(), basic.next()) else {
+        return Err(bad_str("has a malformed BasicOCSPResponse"));
+    };
+    if tbs.tag != TAG_SEQUENCE || sig.tag != 0x03 {
+        return Err(bad_str("has a malformed BasicOCSPResponse"));
+    }
+    let sig = sig
+        .value
+        .split_first()
+        .filter(|(unused, _)| **unused == 0)
+        .map(|(_, s)| s)
+        .ok_or_else(|| bad_str("has a malformed signature"))?;
+    let certs = match basic.next() {
+        Some(t) if t.tag == TAG_CTX0 => {
+            let (seq, _) = W.expect(t.value, TAG_SEQUENCE, "certificate list")?;
+            W.children(seq.value)?.iter().map(|c| c.full).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Basic {
+        tbs,
+        sig_alg,
+        sig,
+        certs,
+    })
+}
+
+/// ResponseData ::= SEQUENCE { [0] version OPTIONAL, responderID, producedAt,
+/// responses SEQUENCE OF SingleResponse, [1] extensions OPTIONAL }: the SingleResponses.
+fn single_responses<'a>(tbs: &Tlv<'a>) -> Result<Vec<Tlv<'a>>, CheckError> {
+    let fields = W.children(tbs.value)?;
+    let responses = fields
+        .iter()
+        .skip_while(|t| t.tag == TAG_CTX0)
+        .skip(2)
+        .find(|t| t.tag == TAG_SEQUENCE)
+        .ok_or_else(|| bad_str("has no responses"))?;
+    W.children(responses.value)
 }
 
 /// Whether a responder certificate carries id-pkix-ocsp-nocheck (its revocation is not

@@ -161,6 +161,20 @@ fn delta_urls(der: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Until when an answer is current (its nextUpdate), unverified: for caches, which must not
+/// serve an answer the verifier would then reject as stale. `None`: it does not say, or it is
+/// unreadable.
+pub fn fresh_until(answer: &[u8], is_ocsp: bool) -> Option<SystemTime> {
+    if is_ocsp {
+        return ocsp::next_update(answer);
+    }
+    <x509_cert::crl::CertificateList as Decode>::from_der(answer)
+        .ok()?
+        .tbs_cert_list
+        .next_update
+        .map(|t| t.to_system_time())
+}
+
 const FRESHEST_CRL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.46");
 
 /// The OCSP answer about the location's certificate in `resp`, if it is a valid one.

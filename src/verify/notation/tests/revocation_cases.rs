@@ -728,3 +728,24 @@ fn a_pass_holds_until_its_evidence_expires() {
         assert!(near(t, now() + Duration::from_secs(3600)), "{t:?}");
     }
 }
+
+#[test]
+fn caches_can_tell_how_long_an_answer_is_current() {
+    let chain = make_chain(&Pki {
+        with_ocsp: true,
+        ..Pki::default()
+    });
+    let ca = OpensslCa::of_chain(&chain);
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let near = |t: Option<SystemTime>, want: SystemTime| {
+        let t = t.expect("a nextUpdate");
+        let d = t.duration_since(want).unwrap_or_else(|e| e.duration());
+        d < Duration::from_secs(120)
+    };
+    let ocsp = ca.ocsp(&ocsp_request(&strict, &chain), LEAF_VALID, None);
+    assert!(near(fresh_until(&ocsp, true), now() + DAY));
+    let crl = ca.crl_until("", 1, "", now() + 3 * DAY);
+    assert!(near(fresh_until(&crl, false), now() + 3 * DAY));
+    assert_eq!(fresh_until(b"garbage", true), None);
+    assert_eq!(fresh_until(b"garbage", false), None);
+}
