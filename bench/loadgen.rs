@@ -1316,38 +1316,34 @@ impl NotationWorld {
             return Vec::new();
         };
         let pusher = self.registry.pusher();
+        // Images 8 at a time; their signatures one at a time: every signature manifest's
+        // config is the same `{}` blob, and docker-registry fails concurrent uploads of one
+        // blob to one repository now and then (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN).
+        let seeds: Vec<u64> = seeds.collect();
         let mut out = Vec::new();
-        if kind == ColdKind::NotationJwsOcsp {
-            // A leaf per image, each naming its own URL: signet caches revocation answers by
-            // URL and request, and the request (CertID: issuer and serial) is the same for all.
-            for s in seeds {
-                let img = pusher.push_image(repo, &format!("n{s}"), s).await;
+        for chunk in seeds.chunks(8) {
+            let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
+                let pusher = &pusher;
+                async move { pusher.push_image(repo, &format!("n{s}"), s).await }
+            }))
+            .await;
+            out.extend(pushed);
+        }
+        let leaf = match kind {
+            ColdKind::NotationJwsOcspShared => {
+                RevocationUrls::ocsp(self.responder.url("/ocsp/shared"))
+            }
+            _ => RevocationUrls::default(),
+        };
+        self.chain.reissue_leaf(&leaf);
+        for (img, s) in out.iter().zip(&seeds) {
+            if kind == ColdKind::NotationJwsOcsp {
+                // A leaf per image, each naming its own URL: signet caches revocation answers
+                // by URL and request, and the request (CertID: issuer, serial) is the same.
                 let url = self.responder.url(&format!("/ocsp/{s}"));
                 self.chain.reissue_leaf(&RevocationUrls::ocsp(url));
-                self.chain.sign_and_push(&pusher, &img, format, None).await;
-                out.push(img);
             }
-        } else {
-            let leaf = match kind {
-                ColdKind::NotationJwsOcspShared => {
-                    RevocationUrls::ocsp(self.responder.url("/ocsp/shared"))
-                }
-                _ => RevocationUrls::default(),
-            };
-            self.chain.reissue_leaf(&leaf);
-            let seeds: Vec<u64> = seeds.collect();
-            for chunk in seeds.chunks(8) {
-                let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
-                    let (pusher, chain) = (&pusher, &self.chain);
-                    async move {
-                        let img = pusher.push_image(repo, &format!("n{s}"), s).await;
-                        chain.sign_and_push(pusher, &img, format, None).await;
-                        img
-                    }
-                }))
-                .await;
-                out.extend(pushed);
-            }
+            self.chain.sign_and_push(&pusher, img, format, None).await;
         }
         out
     }
