@@ -1814,9 +1814,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if wants("c") {
         let n = if args.quick { 20 } else { 100 };
         let mut responder_rtt: Option<Stats> = None;
+        // Every kind's images first, then the reviews: pushing (hundreds of uploads) right
+        // before a kind's reviews would load the registry and the cores for that kind only.
+        let mut pushed = Vec::new();
         for kind in args.cold_kinds.iter().copied() {
             // Seeds (image contents) distinct per kind: verdicts are cached by digest and policy.
-            let (direct, via_proxy) = match (kind.notation(), notation.as_mut()) {
+            let images = match (kind.notation(), notation.as_mut()) {
                 (None, _) => (
                     push_signed(&registry, "bench/cold", "c", 1000..1000 + n, Some(&key)).await,
                     push_signed(
@@ -1840,6 +1843,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 (Some(_), None) => bail!("no Notation registry was set up for {kind}"),
             };
+            pushed.push((kind, images));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (kind, (direct, via_proxy)) in pushed {
             let world = notation.as_ref().filter(|_| kind.notation().is_some());
             let (direct_host, proxy) = match world {
                 Some(w) => (w.registry.addr(), &w.counted),
