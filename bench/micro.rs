@@ -1,11 +1,13 @@
 //! criterion micro-benchmarks of signet's pure, per-review work: AdmissionReview decode, image
-//! reference normalisation, policy matching over 1,000 policies, and one verification of each
-//! signature kind that exists (Cosign with a P-256 key; Notation and Cosign keyless are not merged
+//! reference normalisation, policy matching over 1,000 policies, and verification: Cosign with a
+//! P-256 key, Notation JWS and COSE (ES256 leaf, chain root → intermediate → leaf), and the
+//! Notation revocation-location pass signet makes before verifying (Cosign keyless is not here
 //! yet). Run: `cargo bench --bench micro`; smoke (each once, seconds): `cargo bench --bench micro
 //! -- --test`.
 //!
-//! Inputs come from the integration-test harness (fixtures, the Cosign-style signer), included
-//! by path rather than copied, so the bench signs exactly what the tests sign.
+//! Inputs come from the integration-test harness (fixtures, the Cosign-style signer, the
+//! Notation signer), included by path rather than copied, so the bench signs exactly what the
+//! tests sign.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -21,6 +23,7 @@ use signet::verify::CosignSignature;
 mod support {
     pub mod cosign;
     pub mod fixtures;
+    pub mod notary;
     pub mod oci;
     pub mod registry;
     pub mod signet;
@@ -28,6 +31,8 @@ mod support {
 }
 
 use support::cosign::{self as signer, CosignKey};
+use support::notary::{ChainSpec, Format, SigningChain};
+use support::oci::{OCI_CONFIG, OCI_MANIFEST, PushedImage, sha256_digest};
 
 /// `n` ClusterImagePolicies, policy `i` covering `registry.example.com/team{i}/**`.
 fn policies(n: usize, key_pem: &str) -> PolicySet {
@@ -122,7 +127,93 @@ fn verify(c: &mut Criterion) {
             assert!(matches!(outcome, signet::verify::Outcome::Trusted(_)));
         })
     });
+    notation(&mut g);
     g.finish();
+}
+
+/// `verify/notation_{jws,cose}`: one signature made at start by the test signer, under a strict
+/// authority whose `ca` store holds the chain's root and that trusts any identity. The leaf
+/// names no revocation URL, so nothing is fetched and the outcome is trusted.
+/// `verify/notation_jws_revocation_locations`: the pass signet's engine runs first on every
+/// cold Notation review under a revocation-checking level (integrity and authenticity again,
+/// to learn which URLs to fetch for trusted chains only).
+fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use signet::policy::notation::{NotationAuthority, NotationSpec};
+    use signet::verify::{Context, NotationSignature, Outcome, Subject};
+
+    let chain = SigningChain::new(&ChainSpec::default());
+    let root = chain.root.cert_pem.trim_end().replace('\n', "\n      ");
+    let spec: NotationSpec = serde_yaml::from_str(&format!(
+        "signatureVerification: {{level: strict}}\n\
+         trustStores:\n\
+         - type: ca\n  name: bench\n  certificates:\n  - inline: |\n      {root}\n\
+         trustedIdentities: ['*']\n"
+    ))
+    .expect("Notation spec parses");
+    let (authority, _) = NotationAuthority::load(&spec, Path::new(".")).expect("authority loads");
+    let image = image();
+    let subject = Subject {
+        digest: image.digest.parse().expect("digest"),
+        media_type: image.media_type.clone(),
+        size: image.size,
+    };
+    let ctx = Context {
+        now: std::time::SystemTime::now(),
+    };
+    for format in [Format::Jws, Format::Cose] {
+        let signatures = vec![NotationSignature {
+            manifest_digest: sha256_digest(format.name().as_bytes())
+                .parse()
+                .expect("digest"),
+            media_type: format.media_type().to_owned(),
+            envelope: chain.sign(format, &image, None).into(),
+        }];
+        g.bench_function(format!("notation_{}", format.name()), |b| {
+            b.iter(|| {
+                let outcome = signet::verify::notation::verify(
+                    &authority,
+                    black_box(&subject),
+                    black_box(&signatures),
+                    &ctx,
+                );
+                assert!(matches!(outcome, Outcome::Trusted(_)), "{outcome:?}");
+            })
+        });
+        if format == Format::Jws {
+            g.bench_function("notation_jws_revocation_locations", |b| {
+                b.iter(|| {
+                    let found = signet::verify::notation::revocation_locations(
+                        &authority,
+                        black_box(&subject),
+                        black_box(&signatures),
+                        &ctx,
+                    );
+                    assert!(found.is_empty());
+                })
+            });
+        }
+    }
+}
+
+/// An image manifest that is in no registry: only its descriptor is signed.
+fn image() -> PushedImage {
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": [],
+    }))
+    .expect("manifest JSON");
+    PushedImage {
+        repo: "team/app".into(),
+        tag: None,
+        digest: sha256_digest(&manifest),
+        media_type: OCI_MANIFEST.into(),
+        size: manifest.len() as u64,
+        manifest,
+        platform: None,
+        children: Vec::new(),
+    }
 }
 
 criterion_group!(benches, decode, normalise, matching, verify);

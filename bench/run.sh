@@ -5,6 +5,7 @@
 #   bench/run.sh                     # full run (about 5 minutes plus the build)
 #   bench/run.sh --quick             # smoke run of every scenario (well under a minute)
 #   bench/run.sh --only a,c --secs 10
+#   bench/run.sh --only limits,c --cold-kinds notation-jws,notation-cose   # some cold kinds only
 # Environment: MAX_WAIT (seconds to wait for load < LOAD_MAX, default 300), LOAD_MAX (1.5),
 # SKIP_MICRO=1 to skip criterion.
 set -euo pipefail
@@ -13,6 +14,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 command -v docker-registry >/dev/null ||
     { echo "docker-registry is missing: run scripts/install-test-deps.sh (as root)" >&2; exit 2; }
+# The OCSP responder of the Notation cold kinds answers with `openssl ocsp`.
+command -v openssl >/dev/null ||
+    { echo "openssl is missing: run scripts/install-test-deps.sh (as root)" >&2; exit 2; }
 # The burst scenario holds 1,000 connections on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

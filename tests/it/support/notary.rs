@@ -196,31 +196,26 @@ impl SigningChain {
             issuer: Issuer::new(inter, inter_key),
         };
 
-        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
-        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
-        leaf.distinguished_name = notary_name("signet e2e signer");
-        // The Notary certificate rules: digitalSignature (rcgen marks keyUsage critical) and a
-        // codeSigning EKU; no basicConstraints CA.
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        leaf.not_before = now - Duration::days(30);
-        leaf.not_after = now + Duration::days(365);
-        leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
-        spec.leaf.apply(&mut leaf);
-        let leaf_cert = leaf
-            .signed_by(&leaf_key, &intermediate.issuer)
-            .expect("sign leaf");
-
+        let (leaf_der, leaf_pkcs8) = leaf(&spec.leaf, &intermediate, now);
         SigningChain {
             ders: vec![
-                leaf_cert.der().to_vec(),
+                leaf_der,
                 inter_cert.der().to_vec(),
                 root_cert.der().to_vec(),
             ],
             root,
             intermediate,
-            leaf_pkcs8: leaf_key.serialize_der(),
+            leaf_pkcs8,
         }
+    }
+
+    /// Replaces the leaf with a new one (new key, same name and serial) from the same
+    /// intermediate, naming `urls`: many signers under one trusted root, e.g. a leaf per image
+    /// whose OCSP URL differs, so that no revocation answer is reused between them.
+    pub fn reissue_leaf(&mut self, urls: &RevocationUrls) {
+        let (der, pkcs8) = leaf(urls, &self.intermediate, OffsetDateTime::now_utc());
+        self.ders[0] = der;
+        self.leaf_pkcs8 = pkcs8;
     }
 
     /// A Notary signature of `image` in `format`, countersigned by `tsa` when given.
@@ -349,6 +344,23 @@ impl SigningChain {
     }
 }
 
+/// A code-signing leaf issued by `issuer`, naming `urls`: its DER and PKCS#8 key.
+fn leaf(urls: &RevocationUrls, issuer: &Authority, now: OffsetDateTime) -> (Vec<u8>, Vec<u8>) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+    leaf.distinguished_name = notary_name("signet e2e signer");
+    // The Notary certificate rules: digitalSignature (rcgen marks keyUsage critical) and a
+    // codeSigning EKU; no basicConstraints CA.
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    leaf.not_before = now - Duration::days(30);
+    leaf.not_after = now + Duration::days(365);
+    leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
+    urls.apply(&mut leaf);
+    let cert = leaf.signed_by(&key, &issuer.issuer).expect("sign leaf");
+    (cert.der().to_vec(), key.serialize_der())
+}
+
 /// The Notary payload: `{"targetArtifact": <descriptor of the image manifest>}`.
 fn payload(image: &PushedImage) -> Vec<u8> {
     serde_json::to_vec(&json!({"targetArtifact": {
@@ -465,13 +477,30 @@ pub fn notation_policy(
     ca_root_pem: &str,
     tsa_root_pem: Option<&str>,
 ) -> String {
+    named_notation_policy(
+        "notation-revocation",
+        images,
+        verification,
+        ca_root_pem,
+        tsa_root_pem,
+    )
+}
+
+/// [`notation_policy`] named `name`, for a policy set with several of them.
+pub fn named_notation_policy(
+    name: &str,
+    images: &str,
+    verification: &str,
+    ca_root_pem: &str,
+    tsa_root_pem: Option<&str>,
+) -> String {
     let indent = |pem: &str| pem.trim_end().replace('\n', "\n                  ");
     let ca = indent(ca_root_pem);
     let mut policy = format!(
         r#"apiVersion: signet.dev/v1alpha1
 kind: ClusterImagePolicy
 metadata:
-  name: notation-revocation
+  name: {name}
 spec:
   images: ["{images}"]
   authorities:
