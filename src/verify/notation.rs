@@ -185,6 +185,10 @@ pub fn revocation_locations(
         return out;
     }
     for sig in signatures.iter().take(MAX_SIGNATURES) {
+        if !names_revocation_locations(sig) {
+            // Nothing to fetch: spare the signature checks that trust would need.
+            continue;
+        }
         let Ok(intact) = integrity(subject, sig) else {
             continue;
         };
@@ -207,6 +211,23 @@ pub fn revocation_locations(
         }
     }
     out
+}
+
+/// Whether any certificate of the signature (its chain, or its timestamp token) names an
+/// OCSP responder or CRL: parsing only, no signature checks.
+fn names_revocation_locations(sig: &NotationSignature) -> bool {
+    let Ok(env) = envelope::parse(&sig.media_type, &sig.envelope) else {
+        return false;
+    };
+    let in_chain =
+        chain::parse(&env.chain).is_ok_and(|c| !revocation::chain_locations(&c).is_empty());
+    in_chain
+        || env.timestamp.as_deref().is_some_and(|token| {
+            timestamp::token_certificates(token).iter().any(|der| {
+                chain::parse(std::slice::from_ref(der))
+                    .is_ok_and(|c| !revocation::chain_locations(&c).is_empty())
+            })
+        })
 }
 
 /// [`verify`] with the OCSP responses and CRLs the caller fetched for

@@ -380,8 +380,8 @@ fn parse_accuracy(v: &[u8]) -> Result<Duration, CheckError> {
     Ok(total)
 }
 
-/// The certificates a token carries (for tests that build trust stores from real tokens).
-#[cfg(test)]
+/// The certificates a token carries, unverified (to know whether any names revocation
+/// locations, and for tests that build trust stores from real tokens).
 pub(super) fn token_certificates(token: &[u8]) -> Vec<Vec<u8>> {
     let Ok((ci, _)) = W.read(token) else {
         return Vec::new();
