@@ -179,25 +179,13 @@ fn offline_engine(
             return None;
         }
     };
-    let metrics = Arc::new(Metrics::new());
-    let deny = registry.deny.clone();
-    let registry = match HttpRegistry::new(registry, metrics.clone()) {
-        Ok(r) => r,
+    match engine(registry, set, Arc::new(Metrics::new())) {
+        Ok(e) => Some(e),
         Err(e) => {
             eprintln!("{e}");
-            return None;
+            None
         }
-    };
-    Some(with_revocation(
-        Engine::new(
-            Arc::new(registry),
-            set,
-            CacheConfig::default(),
-            metrics.clone(),
-        ),
-        deny,
-        metrics,
-    ))
+    }
 }
 
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
@@ -216,24 +204,13 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             (PolicySet::default(), false)
         }
     };
-    let deny = registry.deny.clone();
-    let registry = match HttpRegistry::new(registry, metrics.clone()) {
-        Ok(r) => r,
+    let engine = match engine(registry, set, metrics.clone()) {
+        Ok(e) => Arc::new(e),
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             return exit(EXIT_USAGE);
         }
     };
-    let engine = Arc::new(with_revocation(
-        Engine::new(
-            Arc::new(registry),
-            set,
-            CacheConfig::default(),
-            metrics.clone(),
-        ),
-        deny,
-        metrics.clone(),
-    ));
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
@@ -254,20 +231,29 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
     }
 }
 
-/// Gives the engine the HTTP revocation fetcher for Notation chains that name CRL or OCSP
-/// locations. If it cannot be built, such chains have an unknown revocation status.
-fn with_revocation(
-    engine: Engine,
-    deny: crate::registry::ssrf::DenyList,
+/// The engine over the HTTP registry client, with the HTTP revocation fetcher for Notation
+/// chains that name CRL or OCSP locations (if that cannot be built, such chains have an unknown
+/// revocation status). Both share the registry's SSRF deny-list and `metrics`.
+fn engine(
+    registry: RegistryConfig,
+    set: PolicySet,
     metrics: Arc<Metrics>,
-) -> Engine {
-    match crate::revocation::HttpRevocation::new(deny) {
+) -> Result<Engine, String> {
+    let deny = registry.deny.clone();
+    let client = HttpRegistry::new(registry, metrics.clone()).map_err(|e| e.to_string())?;
+    let engine = Engine::new(
+        Arc::new(client),
+        set,
+        CacheConfig::default(),
+        metrics.clone(),
+    );
+    Ok(match crate::revocation::HttpRevocation::new(deny) {
         Ok(r) => engine.with_revocation(Arc::new(r.with_metrics(metrics))),
         Err(error) => {
             tracing::warn!(%error, "revocation checks have no fetcher");
             engine
         }
-    }
+    })
 }
 
 /// `signet verify` output for people.

@@ -225,18 +225,12 @@ fn usable(
     if list.tbs_cert_list.this_update.to_system_time() > now + SKEW {
         return Err("a CRL is from the future (thisUpdate)".into());
     }
-    let mut crl = Crl {
-        number: Vec::new(),
-        base_number: None,
-        names_delta: false,
-        next_update: list.tbs_cert_list.next_update.map(|t| t.to_system_time()),
-        list: list.clone(),
-    };
+    let (mut number, mut base_number, mut names_delta) = (Vec::new(), None, false);
     for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
         match ext.extn_id {
-            CRL_NUMBER => crl.number = integer(ext)?,
-            DELTA_CRL_INDICATOR => crl.base_number = Some(integer(ext)?),
-            FRESHEST_CRL => crl.names_delta = true,
+            CRL_NUMBER => number = integer(ext)?,
+            DELTA_CRL_INDICATOR => base_number = Some(integer(ext)?),
+            FRESHEST_CRL => names_delta = true,
             ISSUING_DISTRIBUTION_POINT => {
                 let idp =
                     IssuingDistributionPoint::from_der(ext.extn_value.as_bytes()).map_err(|e| {
@@ -262,10 +256,16 @@ fn usable(
             _ => {}
         }
     }
-    if crl.base_number.is_some() && crl.number.is_empty() {
+    if base_number.is_some() && number.is_empty() {
         return Err("a delta CRL has no CRL number".into());
     }
-    Ok(Some(crl))
+    Ok(Some(Crl {
+        number,
+        base_number,
+        names_delta,
+        next_update: list.tbs_cert_list.next_update.map(|t| t.to_system_time()),
+        list,
+    }))
 }
 
 fn entry(r: &RevokedCert) -> Result<Entry, String> {
