@@ -26,6 +26,9 @@
 //! An example rather than a `[[bench]]`: `cargo test --all-targets` builds an example as a test
 //! harness with no tests, so this `main` (docker-registry, minutes) never runs there.
 
+// Tests and benchmarks may unwrap: a panic here is a failed run, not a crashed webhook.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,9 @@
 //! Notation signer), included by path rather than copied, so the bench signs exactly what the
 //! tests sign.
 
+// Tests and benchmarks may unwrap: a panic here is a failed run, not a crashed webhook.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::path::Path;
 

@@ -105,7 +105,7 @@ impl fmt::Display for PolicyName {
 /// signature on the index itself (`spec.platformSignatures`).
 ///
 /// The runtime pulls the index the pod names and then one platform manifest from it, so the
-/// index digest is what signet verifies (FACTS.md: signers sign the index). Some pipelines sign
+/// index digest is what signet verifies (signers sign the index). Some pipelines sign
 /// only the per-platform images. With `accept`, an index with no valid signature of its own is
 /// trusted when **every** platform manifest it lists has a valid signature under the policy.
 /// The index bytes are still pinned by digest, so its list of children cannot change.

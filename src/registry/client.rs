@@ -88,7 +88,7 @@ impl RegistryConfig {
 struct Clients {
     /// Registry requests: redirects followed under [`redirect_policy`].
     http: reqwest::Client,
-    /// Token requests: no redirects at all (checklist S3).
+    /// Token requests: no redirects at all.
     token: reqwest::Client,
 }
 
@@ -108,7 +108,7 @@ pub struct HttpRegistry {
     no_referrers_api: Mutex<HashMap<String, Instant>>,
     /// Hosts that answered 429 with a `Retry-After` too long to wait inside a review: until
     /// then every request to them fails at once as `throttled`, for all reviews, instead of
-    /// adding load to a registry that asked for less (checklist R5).
+    /// adding load to a registry that asked for less.
     throttled_until: Mutex<HashMap<String, Instant>>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
 }

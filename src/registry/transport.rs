@@ -1,7 +1,7 @@
 //! HTTP plumbing under [`super::HttpRegistry`]: the redirect policy, capped body reads,
 //! `Retry-After`, retry backoff, and the mapping of transport failures and statuses to
 //! [`Reason`]s. Error details name the host only: reqwest's errors can carry a URL with a
-//! query, and registry error bodies are never echoed (checklist S6, S7).
+//! query, and registry error bodies are never echoed.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -79,7 +79,7 @@ async fn pushed_image_reads_back_only_with_the_oci_accept_header() {
     }
     assert_eq!(image.size, image.manifest.len() as u64);
 
-    // FACTS.md's quirk: without the OCI types in Accept, an OCI manifest is a 404.
+    // distribution's quirk: without the OCI types in Accept, an OCI manifest is a 404.
     let status = get_status(&pusher, "/v2/team/app/manifests/v1").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "Accept quirk changed?");
 

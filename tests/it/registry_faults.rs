@@ -305,7 +305,7 @@ async fn broken_connection_then_success() {
         ),
         1.0
     );
-    // No compression is negotiated, so no decompression bomb can arrive (checklist R9).
+    // No compression is negotiated, so no decompression bomb can arrive.
     assert!(
         server
             .seen()

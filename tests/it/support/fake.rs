@@ -1,5 +1,5 @@
-//! Misbehaving registries for adversarial tests, on `127.0.0.1:0` (STYLE.md: "a small lying
-//! server proves the client rejects wrong digests"):
+//! Misbehaving registries for adversarial tests, on `127.0.0.1:0`: a small lying server
+//! proves the client rejects what it must:
 //! - [`BlackHole`] accepts connections and never answers (deadlines, timeouts, `onError`);
 //! - [`ScriptedServer`] answers every request from a closure (wrong digests, oversized
 //!   manifests, `429` + `Retry-After`, odd content types), plain HTTP/1.1, one response per

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::registry::TestRegistry;
 use super::token::TokenMinter;
 
-/// The exact `Accept` list every manifest GET/HEAD must send (FACTS.md: the Accept quirk).
+/// The exact `Accept` list every manifest GET/HEAD must send (distribution answers 404 for an OCI manifest otherwise).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, \

@@ -1,7 +1,7 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (CNCF distribution 2.8) run as a
 //! child process on a free loopback port, its storage in a temporary directory.
 //!
-//! Surprises worth knowing (see the shared FACTS.md):
+//! Surprises worth knowing:
 //! - it has no referrers API (`support::oci` maintains the `sha256-<hex>` referrers tag schema);
 //! - a GET/HEAD of an OCI manifest is a 404 unless `Accept` names the OCI media types
 //!   (`support::oci::MANIFEST_ACCEPT`);

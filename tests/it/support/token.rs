@@ -2,7 +2,7 @@
 //! config): `GET /token?service=..&scope=repository:NAME:ACTIONS` with Basic credentials
 //! answers `{"token": JWT, "access_token": JWT, "expires_in": 300}`.
 //!
-//! The JWT is what distribution 2.8 accepts (FACTS.md): RS256, header `x5c` = a self-signed
+//! The JWT is what distribution 2.8 accepts: RS256, header `x5c` = a self-signed
 //! certificate that is the registry's `rootcertbundle`, claims `iss`, `aud` = service, `exp`,
 //! `nbf`, `iat`, `jti` and `access`. It runs on a plain-HTTP loopback port in its own thread
 //! and records every request so tests can check what a client sent (and to whom).
