@@ -352,7 +352,13 @@ impl Engine {
                 let checks = policies.iter().map(|p| {
                     let pinned = &pinned;
                     let resolved = &resolved;
+                    let by_tag = image.digest().is_none();
                     async move {
+                        if p.require_digest && by_tag {
+                            self.metrics
+                                .verification(verifier_kind_of(p).as_str(), Reason::DigestRequired);
+                            return result(p, digest_required(pinned));
+                        }
                         let v = match tokio::time::timeout_at(
                             deadline.into(),
                             registry::with_deadline(deadline, self.verdict(pinned, resolved, p)),
@@ -668,6 +674,31 @@ fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
         on_error: policy.on_error,
         verdict,
     }
+}
+
+/// The verdict of a `requireDigest` policy for an image named by tag alone: untrusted, with
+/// the exact reference to write instead (the tag kept for readers, the digest for the runtime).
+fn digest_required(pinned: &ImageRef) -> PolicyVerdict {
+    PolicyVerdict::Untrusted {
+        reason: Reason::DigestRequired,
+        authorities: vec![AuthorityOutcome {
+            authority: "requireDigest".into(),
+            verifier: VerifierKind::Cosign,
+            result: Outcome::Failed(Failure::new(
+                Reason::DigestRequired,
+                format!("use {pinned}"),
+            )),
+        }],
+    }
+}
+
+/// The verifier label for a policy-level check that runs before any authority: the policy's
+/// first authority's kind.
+fn verifier_kind_of(policy: &Policy) -> VerifierKind {
+    policy
+        .authorities
+        .first()
+        .map_or(VerifierKind::Cosign, |a| verifier_kind(&a.verifier))
 }
 
 fn deadline_verdict() -> PolicyVerdict {

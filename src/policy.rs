@@ -136,6 +136,10 @@ pub struct Policy {
     pub mode: Mode,
     pub on_error: OnError,
     pub platform_signatures: PlatformSignatures,
+    /// `spec.requireDigest`: an image named by tag alone fails this policy, however it is
+    /// signed. A validating webhook checks the digest a tag names now, and the kubelet pulls
+    /// the tag later; whoever can push can move the tag in between. A digest closes that gap.
+    pub require_digest: bool,
     pub authorities: Vec<Authority>,
     /// Hash of the spec and every file it references: part of every verdict cache key.
     pub generation: String,

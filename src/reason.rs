@@ -40,6 +40,8 @@ pub enum Reason {
     TransparencyLog,
     /// A signature artifact or envelope could not be parsed.
     Malformed,
+    /// The policy requires images by digest and the workload names a tag alone.
+    DigestRequired,
     // Undecidable: these follow the policy's `onError`.
     RegistryUnreachable,
     Throttled,
@@ -54,7 +56,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric label values and for tests.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Trusted,
         Reason::NoPolicy,
         Reason::InvalidReference,
@@ -70,6 +72,7 @@ impl Reason {
         Reason::TimestampInvalid,
         Reason::TransparencyLog,
         Reason::Malformed,
+        Reason::DigestRequired,
         Reason::RegistryUnreachable,
         Reason::Throttled,
         Reason::Unauthorized,
@@ -99,6 +102,7 @@ impl Reason {
             Reason::TimestampInvalid => "timestamp_invalid",
             Reason::TransparencyLog => "transparency_log",
             Reason::Malformed => "malformed",
+            Reason::DigestRequired => "digest_required",
             Reason::RegistryUnreachable => "registry_unreachable",
             Reason::Throttled => "throttled",
             Reason::Unauthorized => "unauthorized",
@@ -131,6 +135,7 @@ impl Reason {
             Reason::TimestampInvalid => "the signature's timestamp is not valid",
             Reason::TransparencyLog => "the transparency-log entry is missing or does not match",
             Reason::Malformed => "the signature is malformed",
+            Reason::DigestRequired => "the policy requires the image by digest",
             Reason::RegistryUnreachable => "the registry is unreachable",
             Reason::Throttled => "the registry is throttling requests",
             Reason::Unauthorized => "the registry refused access",

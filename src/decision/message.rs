@@ -6,6 +6,7 @@
 
 use super::{ImageReport, ImageStatus, PolicyResult, PolicyVerdict, Verdict};
 use crate::policy::{Mode, NoMatch, OnError};
+use crate::reason::Reason;
 use crate::verify::{AuthorityOutcome, Outcome};
 
 const MAX_WARNING_CHARS: usize = 240;
@@ -92,7 +93,12 @@ fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> 
             format!(
                 "image {name} is not trusted by policy {:?}: {}",
                 p.policy.as_str(),
-                reason.describe()
+                // The fix is the point of this one: say which reference to write.
+                if *reason == Reason::DigestRequired {
+                    authority_details(authorities)
+                } else {
+                    reason.describe().to_string()
+                }
             ),
         ),
         PolicyVerdict::Undecided { reason, detail } => {

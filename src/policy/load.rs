@@ -72,6 +72,8 @@ struct PolicySpec {
     on_error: OnError,
     #[serde(default, skip_serializing_if = "is_default")]
     platform_signatures: PlatformSignatures,
+    #[serde(default, skip_serializing_if = "is_default")]
+    require_digest: bool,
     authorities: Vec<AuthoritySpec>,
 }
 
@@ -399,6 +401,7 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
         mode: spec.mode,
         on_error: spec.on_error,
         platform_signatures: spec.platform_signatures,
+        require_digest: spec.require_digest,
         authorities,
         generation: Digest::sha256_of(&material).hex()[..16].to_string(),
         source: file.display().to_string(),
@@ -453,6 +456,7 @@ fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
             on_error: OnError::Deny,
             // Notation's trust policy has no such notion: signatures count where they are.
             platform_signatures: PlatformSignatures::Ignore,
+            require_digest: false,
             authorities: vec![Authority {
                 name: st.name.clone(),
                 verifier: Verifier::Notation(Box::new(st.authority)),
@@ -588,6 +592,25 @@ mod tests {
             PlatformSignatures::Ignore
         );
         let errs = errors(&policy_yaml("  platformSignatures: sometimes\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
+    fn require_digest_option() {
+        let a = load_str(Path::new("p.yaml"), &policy_yaml("")).unwrap();
+        assert!(!a.policies[0].require_digest);
+        let b = load_str(Path::new("p.yaml"), &policy_yaml("  requireDigest: true\n")).unwrap();
+        assert!(b.policies[0].require_digest);
+        // Turning it on changes the generation, so cached verdicts of the old policy are not
+        // reused.
+        assert_ne!(a.policies[0].generation, b.policies[0].generation);
+        let c = load_str(
+            Path::new("p.yaml"),
+            &policy_yaml("  requireDigest: false\n"),
+        )
+        .unwrap();
+        assert!(!c.policies[0].require_digest);
+        let errs = errors(&policy_yaml("  requireDigest: sometimes\n"));
         assert_eq!(errs.len(), 1, "{errs:?}");
     }
 

@@ -36,6 +36,9 @@ mod chain;
 mod crl;
 mod der_walk;
 mod envelope;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ocsp;
 mod revocation;
 mod timestamp;

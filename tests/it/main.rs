@@ -14,6 +14,7 @@ mod manifests;
 mod notation;
 mod notation_files;
 mod notation_revocation;
+mod pinning;
 mod registry_auth;
 mod registry_faults;
 mod registry_multiarch;
