@@ -229,7 +229,7 @@ impl Engine {
         caches: CacheConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        metrics.policies_loaded.set(policies.policies.len() as i64);
+        metrics.policies(&policies);
         Engine {
             registry,
             policies: RwLock::new(Arc::new(policies)),
@@ -267,7 +267,7 @@ impl Engine {
     /// Swaps in a new policy set. Cached verdicts of changed policies become unreachable,
     /// since their generation is part of the key.
     pub fn replace_policies(&self, set: PolicySet) {
-        self.metrics.policies_loaded.set(set.policies.len() as i64);
+        self.metrics.policies(&set);
         *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
@@ -291,7 +291,12 @@ impl Engine {
                 .map(|u| self.evaluate(&set, u, namespace, deadline)),
         )
         .await;
-        message::aggregate(reports, set.no_match)
+        let mut verdict = message::aggregate(reports, set.no_match);
+        let window = set.expiry_warning();
+        if !window.is_zero() {
+            message::expiry_notices(&mut verdict, SystemTime::now(), window);
+        }
+        verdict
     }
 
     async fn evaluate(
@@ -738,6 +743,7 @@ mod tests {
                 summary: String::new(),
                 logged: Vec::new(),
                 valid_until,
+                expires: None,
             }),
         }
     }

@@ -5,7 +5,8 @@
 //! name, digest, namespace or error string, so cardinality is bounded. A leaf module.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::reason::Reason;
@@ -25,6 +26,9 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub policies_loaded: IntGauge,
+    /// Per policy: when the first trust-store certificate it relies on expires (Unix seconds).
+    /// The label is the policy's name: the operator's, bounded by the policy set.
+    pub trust_expiry: GaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +73,22 @@ fn histogram(
 }
 
 impl Metrics {
+    /// Records the active policy set: how many policies, and each one's trust-store expiry.
+    pub fn policies(&self, set: &crate::policy::PolicySet) {
+        self.policies_loaded.set(set.policies.len() as i64);
+        self.trust_expiry.reset();
+        for p in &set.policies {
+            if let Some(t) = p.trust_expires() {
+                let secs = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.trust_expiry
+                    .with_label_values(&[p.name.as_str()])
+                    .set(secs);
+            }
+        }
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
         let latency = vec![
@@ -147,6 +167,21 @@ impl Metrics {
                 &["result"],
             ),
             policies_loaded,
+            trust_expiry: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "policy_trust_expiry_timestamp_seconds",
+                        "When the first trust-store certificate a policy relies on expires, as a Unix time",
+                    )
+                    .namespace("signet"),
+                    &["policy"],
+                )
+                .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("gauge registered once: {e}"));
+                g
+            },
             registry,
         };
         // Pre-register the common label sets so dashboards see zeros, not gaps.

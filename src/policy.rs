@@ -171,6 +171,21 @@ impl Policy {
         self.images.iter().any(|g| g.matches(image))
     }
 
+    /// When the first trust-store certificate of its Notation authorities expires. Cosign keys
+    /// carry no validity period.
+    pub fn trust_expires(&self) -> Option<std::time::SystemTime> {
+        self.authorities
+            .iter()
+            .filter_map(|a| match &a.verifier {
+                Verifier::Notation(n) => Some(n),
+                Verifier::Cosign(_) => None,
+            })
+            .flat_map(|n| &n.trust_stores)
+            .flat_map(|s| &s.certificates)
+            .map(|c| c.not_after)
+            .min()
+    }
+
     /// Whether any authority needs Notation signatures (referrers discovery).
     pub fn wants_notation(&self) -> bool {
         self.authorities
@@ -205,9 +220,23 @@ pub enum Verifier {
 pub struct PolicySet {
     pub policies: Vec<Arc<Policy>>,
     pub no_match: NoMatch,
+    /// `SignetConfig.spec.expiryWarningDays`: see [`PolicySet::expiry_warning`].
+    pub expiry_warning_days: Option<u32>,
 }
 
+/// How long before an admitted image's trust lapses signet warns, unless configured.
+pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 14;
+
 impl PolicySet {
+    /// How long before an admitted image's trust lapses (a signature's expiry, a certificate no
+    /// timestamp pins) signet adds a warning and an audit annotation. Zero: never.
+    pub fn expiry_warning(&self) -> std::time::Duration {
+        let days = self
+            .expiry_warning_days
+            .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS);
+        std::time::Duration::from_secs(u64::from(days) * 86_400)
+    }
+
     /// The policies that cover `image` for a request in `namespace`. All of them must pass.
     pub fn matching<'a>(
         &'a self,

@@ -77,6 +77,41 @@ pub struct Evidence {
     /// expiry, the chain's notAfter when no timestamp pins the signing time, the nextUpdate of
     /// a revocation answer relied on. A cached verdict never outlives it.
     pub valid_until: Option<std::time::SystemTime>,
+    /// The first thing the trust rests on that lapses unless someone rotates or re-signs: the
+    /// signature's own expiry, or a certificate of the chain when no timestamp pins the signing
+    /// time. Renewable answers (OCSP, CRLs) are not in it: they renew themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Expiry>,
+}
+
+/// A point in time after which an image's trust stops holding, and what lapses then.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Expiry {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: std::time::SystemTime,
+    /// In plain words, e.g. `signing certificate CN=release`.
+    pub what: String,
+}
+
+impl Expiry {
+    /// The earlier of two.
+    pub fn earliest(a: Option<Expiry>, b: Option<Expiry>) -> Option<Expiry> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(t: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}
+
+/// `2026-12-09T10:00:00Z`, for messages and JSON.
+pub fn format_time(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "an unrepresentable time".into())
 }
 
 /// Why an image is not trusted under one authority.

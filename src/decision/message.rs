@@ -7,7 +7,9 @@
 use super::{ImageReport, ImageStatus, PolicyResult, PolicyVerdict, Verdict};
 use crate::policy::{Mode, NoMatch, OnError};
 use crate::reason::Reason;
-use crate::verify::{AuthorityOutcome, Outcome};
+use crate::verify::{AuthorityOutcome, Outcome, format_time};
+
+use std::time::{Duration, SystemTime};
 
 const MAX_WARNING_CHARS: usize = 240;
 const MAX_ANNOTATION_CHARS: usize = 1000;
@@ -208,6 +210,53 @@ fn no_match_str(n: NoMatch) -> &'static str {
 
 /// Makes a warning kubectl will print: no control characters (the API server drops warnings
 /// with `\n` or `\t`), at most 240 characters (it cuts to 256 past 4 KiB in total).
+/// Warns about trusted images whose trust lapses within `window` of `now` (a signature that
+/// expires, a certificate no timestamp pins), with a kubectl warning and an audit annotation,
+/// so that rotation is seen coming rather than met as a denial.
+pub(super) fn expiry_notices(verdict: &mut Verdict, now: SystemTime, window: Duration) {
+    let mut notices = Vec::new();
+    for report in &verdict.images {
+        let ImageStatus::Checked { policies } = &report.status else {
+            continue;
+        };
+        let name = report.reference.as_deref().unwrap_or(&report.image);
+        for p in policies {
+            let PolicyVerdict::Trusted { authorities } = &p.verdict else {
+                continue;
+            };
+            let Some(expiry) = authorities.iter().find_map(|a| match &a.result {
+                Outcome::Trusted(e) => e.expires.clone(),
+                Outcome::Failed(_) => None,
+            }) else {
+                continue;
+            };
+            let left = expiry.at.duration_since(now).unwrap_or_default();
+            if left > window {
+                continue;
+            }
+            let days = left.as_secs() / 86_400;
+            let when = match days {
+                0 => "within a day".to_string(),
+                1 => "in 1 day".to_string(),
+                n => format!("in {n} days"),
+            };
+            notices.push(format!(
+                "trust in image {name} under policy {:?} expires {when} ({}): {}; re-sign or rotate before then",
+                p.policy.as_str(),
+                format_time(expiry.at),
+                expiry.what
+            ));
+        }
+    }
+    for (i, notice) in notices.into_iter().enumerate() {
+        verdict.audit_annotations.insert(
+            format!("expiry-{i}"),
+            truncate(&without_controls(&notice), MAX_ANNOTATION_CHARS),
+        );
+        verdict.warnings.push(sanitize_warning(&notice));
+    }
+}
+
 pub fn sanitize_warning(s: &str) -> String {
     truncate(&without_controls(s), MAX_WARNING_CHARS)
 }
@@ -270,6 +319,67 @@ mod tests {
         }
     }
 
+    fn trusted_until(at: std::time::SystemTime) -> PolicyVerdict {
+        PolicyVerdict::Trusted {
+            authorities: vec![AuthorityOutcome {
+                authority: "release".into(),
+                verifier: VerifierKind::Notation,
+                result: Outcome::Trusted(crate::verify::Evidence {
+                    summary: "Notation".into(),
+                    logged: Vec::new(),
+                    valid_until: None,
+                    expires: Some(crate::verify::Expiry {
+                        at,
+                        what: "certificate CN=release".into(),
+                    }),
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn trust_lapsing_inside_the_window_warns_and_annotates_outside_it_not() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let window = 14 * day;
+        let soon = report(
+            trusted_until(now + 3 * day + day / 2),
+            Mode::Enforce,
+            OnError::Deny,
+        );
+        let later = report(trusted_until(now + 30 * day), Mode::Enforce, OnError::Deny);
+        let mut v = aggregate(vec![soon, later], NoMatch::Deny);
+        expiry_notices(&mut v, now, window);
+        assert!(v.allowed);
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert!(
+            v.warnings[0].contains("expires in 3 days"),
+            "{}",
+            v.warnings[0]
+        );
+        assert!(
+            v.warnings[0].contains("certificate CN=release"),
+            "{}",
+            v.warnings[0]
+        );
+        assert!(v.audit_annotations["expiry-0"].contains("policy \"production\""));
+        // Already lapsed evidence is never "trusted", but the arithmetic must not underflow.
+        let mut past = aggregate(
+            vec![report(
+                trusted_until(now - day),
+                Mode::Enforce,
+                OnError::Deny,
+            )],
+            NoMatch::Deny,
+        );
+        expiry_notices(&mut past, now, window);
+        assert!(
+            past.warnings[0].contains("within a day"),
+            "{:?}",
+            past.warnings
+        );
+    }
+
     #[test]
     fn enforce_denies_with_image_digest_policy_and_reason() {
         let v = aggregate(
@@ -316,6 +426,7 @@ mod tests {
                     summary: "Notation JWS signature".into(),
                     logged,
                     valid_until: None,
+                    expires: None,
                 }),
             }],
         };

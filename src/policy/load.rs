@@ -108,7 +108,12 @@ struct ConfigDoc {
 struct ConfigSpec {
     #[serde(default)]
     no_match: NoMatch,
+    #[serde(default)]
+    expiry_warning_days: Option<u32>,
 }
+
+/// The longest expiry-warning window accepted: ten years is already "always".
+const MAX_EXPIRY_WARNING_DAYS: u32 = 3650;
 
 impl<'de> serde::Deserialize<'de> for ImageGlob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -217,7 +222,7 @@ pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, Vec<LoadError>> {
 fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut policies: BTreeMap<PolicyName, Arc<Policy>> = BTreeMap::new();
-    let mut no_match: Option<(NoMatch, String)> = None;
+    let mut settings: Option<(ConfigSpec, String)> = None;
     for (file, text) in sources {
         let base = file.parent().unwrap_or(Path::new("."));
         for (first_line, doc) in split_documents(text) {
@@ -281,13 +286,24 @@ fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> 
                 Some("SignetConfig") => match serde_yaml::from_str::<ConfigDoc>(doc) {
                     Ok(c) => {
                         let here = format!("{}:{}", file.display(), first_line + 1);
-                        if let Some((_, prev)) = &no_match {
+                        if let Some((_, prev)) = &settings {
                             errors.push(err(
                                 Some(0),
                                 format!("a second SignetConfig (the first is at {prev})"),
                             ));
+                        } else if c
+                            .spec
+                            .expiry_warning_days
+                            .is_some_and(|d| d > MAX_EXPIRY_WARNING_DAYS)
+                        {
+                            errors.push(err(
+                                locate(doc, "expiryWarningDays"),
+                                format!(
+                                    "spec.expiryWarningDays is at most {MAX_EXPIRY_WARNING_DAYS} (0 turns the warnings off)"
+                                ),
+                            ));
                         } else {
-                            no_match = Some((c.spec.no_match, here));
+                            settings = Some((c.spec, here));
                         }
                     }
                     Err(e) => errors.push(err(yaml_line(&e), yaml_message(&e))),
@@ -301,9 +317,11 @@ fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> 
         }
     }
     if errors.is_empty() {
+        let settings = settings.map(|(s, _)| s);
         Ok(PolicySet {
             policies: policies.into_values().collect(),
-            no_match: no_match.map(|(n, _)| n).unwrap_or_default(),
+            no_match: settings.as_ref().map(|s| s.no_match).unwrap_or_default(),
+            expiry_warning_days: settings.and_then(|s| s.expiry_warning_days),
         })
     } else {
         Err(errors)

@@ -213,6 +213,8 @@ pub struct TrustedCertificate {
     pub subject: String,
     /// SHA-256 of the DER: Notation's certificate thumbprint.
     pub fingerprint: Digest,
+    /// The end of its validity: trust that rests on it lapses then.
+    pub not_after: std::time::SystemTime,
 }
 
 /// `trustedIdentities`: any signer the stores vouch for, or one of these subjects.
@@ -544,10 +546,12 @@ pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<TrustedCertificate>
             let cert = Certificate::from_der(&der)
                 .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
             let subject = cert.tbs_certificate().subject().to_string();
+            let not_after = cert.tbs_certificate().validity().not_after.to_system_time();
             Ok(TrustedCertificate {
                 fingerprint: Digest::sha256_of(&der),
                 der,
                 subject,
+                not_after,
             })
         })
         .collect()

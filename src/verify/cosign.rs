@@ -132,6 +132,7 @@ pub fn verify_with_keys(
                     ),
                     logged: Vec::new(),
                     valid_until: None,
+                    expires: None,
                 });
             }
             Err(f) => keep(f),
@@ -384,6 +385,7 @@ fn verify_one(
             summary,
             logged: Vec::new(),
             valid_until: None,
+            expires: None,
         });
     }
     match (&authority.keyless, &s.certificate) {

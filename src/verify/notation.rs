@@ -47,7 +47,7 @@ use std::time::SystemTime;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 
-use super::{Context, Evidence, Failure, NotationSignature, Outcome, Subject};
+use super::{Context, Evidence, Expiry, Failure, NotationSignature, Outcome, Subject};
 use crate::policy::notation::{
     Action, Level, NotationAuthority, StoreType, TrustedIdentities, VerifyTimestamp,
 };
@@ -152,6 +152,7 @@ struct Passed {
     anchor: Option<String>,
     logged: Vec<String>,
     valid_until: Option<SystemTime>,
+    expires: Option<Expiry>,
 }
 
 /// Verifies an artifact's Notation signatures against one authority, with no revocation
@@ -247,6 +248,7 @@ pub fn verify_with_revocation(
             summary: "Notation verification level is skip: signatures are not checked".into(),
             logged: Vec::new(),
             valid_until: None,
+            expires: None,
         });
     }
     if signatures.is_empty() {
@@ -278,6 +280,7 @@ pub fn verify_with_revocation(
                         .map(|l| format!("{name}: {l}"))
                         .collect(),
                     valid_until: p.valid_until,
+                    expires: p.expires,
                 });
             }
             Err(f) => failures.push((name, f)),
@@ -433,6 +436,11 @@ fn verify_signature(
         valid_until = valid_until.into_iter().chain(t).min();
     };
     holds_until(env.expiry);
+    // What lapses unless rotated or re-signed (revocation answers renew themselves).
+    let mut expires = env.expiry.map(|at| Expiry {
+        at,
+        what: "the signature's expiry".into(),
+    });
 
     // Expiry of the signature itself.
     let expiry = match env.expiry {
@@ -465,6 +473,11 @@ fn verify_signature(
             if t.at.is_none() {
                 // Valid now, and only until the first certificate expires.
                 holds_until(chain.iter().map(|c| c.not_after).min());
+                let first = chain.iter().min_by_key(|c| c.not_after).map(|c| Expiry {
+                    at: c.not_after,
+                    what: format!("certificate {}", c.subject),
+                });
+                expires = Expiry::earliest(expires.take(), first);
             }
             signed_at = t.at;
             Ok(())
@@ -489,6 +502,7 @@ fn verify_signature(
         anchor: anchor.map(|a| a.subject.clone()),
         logged,
         valid_until,
+        expires,
     })
 }
 

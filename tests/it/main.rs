@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cosign_keyless;
+mod expiry;
 mod harness;
 mod manifests;
 mod notation;

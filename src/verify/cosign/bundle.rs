@@ -442,6 +442,7 @@ pub fn verify_bundle(
         summary: format!("cosign bundle signed by {who}{log_note}"),
         logged: Vec::new(),
         valid_until: None,
+        expires: None,
     })
 }
 

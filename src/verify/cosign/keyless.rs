@@ -84,6 +84,7 @@ pub fn verify_signature(
         ),
         logged: Vec::new(),
         valid_until: None,
+        expires: None,
     })
 }
 

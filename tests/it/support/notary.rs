@@ -196,7 +196,7 @@ impl SigningChain {
             issuer: Issuer::new(inter, inter_key),
         };
 
-        let (leaf_der, leaf_pkcs8) = leaf(&spec.leaf, &intermediate, now);
+        let (leaf_der, leaf_pkcs8) = leaf(&spec.leaf, &intermediate, now, 365);
         SigningChain {
             ders: vec![
                 leaf_der,
@@ -213,7 +213,15 @@ impl SigningChain {
     /// intermediate, naming `urls`: many signers under one trusted root, e.g. a leaf per image
     /// whose OCSP URL differs, so that no revocation answer is reused between them.
     pub fn reissue_leaf(&mut self, urls: &RevocationUrls) {
-        let (der, pkcs8) = leaf(urls, &self.intermediate, OffsetDateTime::now_utc());
+        let (der, pkcs8) = leaf(urls, &self.intermediate, OffsetDateTime::now_utc(), 365);
+        self.ders[0] = der;
+        self.leaf_pkcs8 = pkcs8;
+    }
+
+    /// Replaces the leaf with one that expires `days` from now (naming no revocation URLs).
+    pub fn reissue_leaf_expiring_in(&mut self, days: i64) {
+        let urls = RevocationUrls::default();
+        let (der, pkcs8) = leaf(&urls, &self.intermediate, OffsetDateTime::now_utc(), days);
         self.ders[0] = der;
         self.leaf_pkcs8 = pkcs8;
     }
@@ -344,8 +352,14 @@ impl SigningChain {
     }
 }
 
-/// A code-signing leaf issued by `issuer`, naming `urls`: its DER and PKCS#8 key.
-fn leaf(urls: &RevocationUrls, issuer: &Authority, now: OffsetDateTime) -> (Vec<u8>, Vec<u8>) {
+/// A code-signing leaf issued by `issuer`, naming `urls`, valid until `days` from now: its DER
+/// and PKCS#8 key.
+fn leaf(
+    urls: &RevocationUrls,
+    issuer: &Authority,
+    now: OffsetDateTime,
+    days: i64,
+) -> (Vec<u8>, Vec<u8>) {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
     let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
     leaf.distinguished_name = notary_name("signet e2e signer");
@@ -354,7 +368,7 @@ fn leaf(urls: &RevocationUrls, issuer: &Authority, now: OffsetDateTime) -> (Vec<
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
     leaf.not_before = now - Duration::days(30);
-    leaf.not_after = now + Duration::days(365);
+    leaf.not_after = now + Duration::days(days);
     leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
     urls.apply(&mut leaf);
     let cert = leaf.signed_by(&key, &issuer.issuer).expect("sign leaf");
