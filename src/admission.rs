@@ -15,6 +15,8 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::response::StatusSummary;
 use serde::Deserialize;
 
+pub mod pin;
+
 use crate::decision::{ImageUse, Verdict};
 
 /// The longest deny message sent; the API server passes 5,000 characters to kubectl whole.
