@@ -102,6 +102,9 @@ pub struct PolicyResult {
     pub mode: crate::policy::Mode,
     #[serde(serialize_with = "serialize_on_error")]
     pub on_error: OnError,
+    /// The policy's `pinTemplates`: pin this image in workload templates too, not only Pods.
+    #[serde(skip)]
+    pub pin_templates: bool,
     #[serde(flatten)]
     pub verdict: PolicyVerdict,
 }
@@ -148,6 +151,32 @@ impl ImageReport {
                 .all(|p| matches!(p.verdict, PolicyVerdict::Trusted { .. })),
             _ => false,
         }
+    }
+}
+
+impl Verdict {
+    /// What the pinning route rewrites: each image (as written) that every covering policy
+    /// trusts and that names no digest, mapped to the digest that was verified. For a workload
+    /// template (`template`), only images a covering policy asks to pin there (`pinTemplates`):
+    /// GitOps tools would otherwise see their manifests drift from what the cluster holds.
+    pub fn pins(&self, template: bool) -> BTreeMap<String, Digest> {
+        self.images
+            .iter()
+            .filter(|r| r.trusted())
+            .filter_map(|r| {
+                let ImageStatus::Checked { policies } = &r.status else {
+                    return None;
+                };
+                if template && !policies.iter().any(|p| p.pin_templates) {
+                    return None;
+                }
+                let named: ImageRef = r.image.parse().ok()?;
+                if named.digest().is_some() {
+                    return None;
+                }
+                Some((r.image.clone(), r.digest.clone()?))
+            })
+            .collect()
     }
 }
 
@@ -677,6 +706,7 @@ fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
         policy: policy.name.clone(),
         mode: policy.mode,
         on_error: policy.on_error,
+        pin_templates: policy.pin_templates,
         verdict,
     }
 }

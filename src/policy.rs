@@ -140,6 +140,10 @@ pub struct Policy {
     /// signed. A validating webhook checks the digest a tag names now, and the kubelet pulls
     /// the tag later; whoever can push can move the tag in between. A digest closes that gap.
     pub require_digest: bool,
+    /// `spec.pinTemplates`: the pinning route rewrites this policy's images to their verified
+    /// digests in workload templates too. Pods are always pinned when the route is installed;
+    /// templates are left as written unless asked, since GitOps tools would see drift.
+    pub pin_templates: bool,
     pub authorities: Vec<Authority>,
     /// Hash of the spec and every file it references: part of every verdict cache key.
     pub generation: String,

@@ -299,6 +299,7 @@ mod tests {
                     policy: PolicyName::new("production"),
                     mode,
                     on_error,
+                    pin_templates: false,
                     verdict,
                 }],
             },

@@ -74,6 +74,8 @@ struct PolicySpec {
     platform_signatures: PlatformSignatures,
     #[serde(default, skip_serializing_if = "is_default")]
     require_digest: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pin_templates: bool,
     authorities: Vec<AuthoritySpec>,
 }
 
@@ -420,6 +422,7 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
         on_error: spec.on_error,
         platform_signatures: spec.platform_signatures,
         require_digest: spec.require_digest,
+        pin_templates: spec.pin_templates,
         authorities,
         generation: Digest::sha256_of(&material).hex()[..16].to_string(),
         source: file.display().to_string(),
@@ -475,6 +478,7 @@ fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
             // Notation's trust policy has no such notion: signatures count where they are.
             platform_signatures: PlatformSignatures::Ignore,
             require_digest: false,
+            pin_templates: false,
             authorities: vec![Authority {
                 name: st.name.clone(),
                 verifier: Verifier::Notation(Box::new(st.authority)),

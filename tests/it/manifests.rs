@@ -635,3 +635,63 @@ fn ca_bundle_is_a_placeholder_the_api_server_rejects() {
         "caBundle {bundle:?} decodes; the placeholder must not"
     );
 }
+
+/// The optional pinning component, rendered the way an operator enables it (an overlay beside
+/// the base listing it under `components:`), validates and registers `/mutate` as a
+/// reinvoked, side-effect-free, fail-open mutating webhook on Pods.
+#[test]
+fn the_pinning_component_renders_a_valid_mutating_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(manifests_dir())
+        .arg(dir.path().join("manifests"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [\"../manifests\"]\ncomponents: [\"../manifests/components/pinning\"]\n",
+    )
+    .unwrap();
+    let out = match Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!(
+                "skipped: kubectl is not runnable here ({e}), so kustomize components cannot be rendered"
+            );
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = documents(&text);
+    assert_eq!(docs.len(), objects().len() + 1, "the base plus one object");
+    let (ok, report) = validate(&["-".to_string()], Some(&text));
+    assert_clean("the pinning overlay", ok, &report, docs.len());
+    let hook = docs
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("a MutatingWebhookConfiguration");
+    let w = &hook["webhooks"][0];
+    assert_eq!(w["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(w["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(w["sideEffects"], "None");
+    assert_eq!(w["failurePolicy"], "Ignore");
+    let pods = w["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|r| strs(&r["resources"]).contains(&"pods"));
+    assert!(pods, "pods are pinned: {w:?}");
+}
