@@ -45,7 +45,6 @@ const MAX_RETRIES: u32 = 2;
 const MAX_THROTTLE_RETRIES: u32 = 5;
 /// A retry is only worth it if this much of the deadline is left after the wait.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
-const MAX_CONCURRENT_PER_HOST: usize = 32;
 /// The longest a registry's own `Retry-After` keeps signet away from it.
 const MAX_THROTTLE_MEMORY: Duration = Duration::from_secs(60);
 /// Pages of a referrers list followed through `Link: rel="next"`.
@@ -195,7 +194,11 @@ impl HttpRegistry {
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {
         let mut map = self.per_host.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(host.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_CONCURRENT_PER_HOST)))
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.limits.max_concurrent_per_host.max(1),
+                ))
+            })
             .clone()
     }
 

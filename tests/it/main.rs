@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod cosign_keyless;
+mod engine_bounds;
 mod harness;
 mod manifests;
 mod notation;
