@@ -101,6 +101,9 @@ pub struct RegistryArgs {
     /// MiB of signature blobs one review may hold at once (at least the 4 MiB blob limit).
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub review_max_blob_mib: u64,
+    /// MiB of blobs one review may fetch in total; a review that needs more is denied outright.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub review_max_fetched_mib: u64,
     /// MiB of signature blobs all reviews together may hold at once.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_held_blob_mib: u64,

@@ -73,6 +73,7 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
             review_max_concurrency,
             review_max_requests,
             review_max_blob_mib,
+            review_max_fetched_mib,
             max_held_blob_mib,
         } = args;
         let mut ca_pem = Vec::new();
@@ -140,6 +141,7 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
                 review_max_concurrent: review_max_concurrency,
                 review_max_requests,
                 review_max_bytes: review_max_blob_mib.saturating_mul(1 << 20),
+                review_max_fetched_bytes: review_max_fetched_mib.saturating_mul(1 << 20),
                 max_held_bytes: max_held_blob_mib.saturating_mul(1 << 20),
                 ..Limits::default()
             })?,
@@ -174,6 +176,12 @@ fn work_limits(l: Limits) -> Result<Limits, ConfigError> {
         return Err(ConfigError(format!(
             "--review-max-blob-mib must be at least {} (the blob limit) and at most \
              --max-held-blob-mib",
+            l.max_blob_bytes >> 20
+        )));
+    }
+    if l.review_max_fetched_bytes < l.max_blob_bytes {
+        return Err(ConfigError(format!(
+            "--review-max-fetched-mib must be at least {} (the blob limit)",
             l.max_blob_bytes >> 20
         )));
     }
@@ -324,5 +332,35 @@ mod tests {
         }
         let e = registry(&["--registry-ca-for", "r.example.com=/nonexistent/ca.pem"]).unwrap_err();
         assert!(e.to_string().contains("--registry-ca-for"), "{e}");
+    }
+
+    #[test]
+    fn review_limits_have_defaults_and_are_checked() {
+        let l = registry(&[]).unwrap().limits;
+        assert_eq!(
+            (
+                l.review_max_images,
+                l.review_max_concurrent,
+                l.review_max_requests
+            ),
+            (100, 16, 1000)
+        );
+        assert_eq!((l.review_max_bytes, l.max_held_bytes), (16 << 20, 64 << 20));
+        let l = registry(&["--review-max-images", "5", "--review-max-blob-mib", "8"])
+            .unwrap()
+            .limits;
+        assert_eq!((l.review_max_images, l.review_max_bytes), (5, 8 << 20));
+        for (bad, flag) in [
+            (&["--review-max-images", "0"][..], "--review-max-images"),
+            (
+                &["--review-max-concurrency", "32"],
+                "--review-max-concurrency",
+            ),
+            (&["--review-max-blob-mib", "2"], "--review-max-blob-mib"),
+            (&["--review-max-blob-mib", "128"], "--review-max-blob-mib"),
+        ] {
+            let e = registry(bad).unwrap_err();
+            assert!(e.to_string().contains(flag), "{bad:?}: {e}");
+        }
     }
 }

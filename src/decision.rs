@@ -305,7 +305,7 @@ impl Engine {
     /// Decides a review: every image, under every policy that covers it, before `deadline`.
     ///
     /// A review that lists more distinct images than `Limits::review_max_images`, or needs
-    /// more registry requests than `Limits::review_max_requests`, is denied as a whole,
+    /// more registry requests or blob bytes than its limits allow, is denied as a whole,
     /// whatever `onError` says: the pod spec asked for that much, the registry did not fail.
     pub async fn decide(
         &self,
@@ -335,15 +335,13 @@ impl Engine {
         )
         .await;
         let mut verdict = message::aggregate(reports, set.no_match);
-        if budget.exhausted() {
+        if let Some(what) = budget.exhaustion() {
             verdict.allowed = false;
             verdict.denials.insert(
                 0,
                 format!(
-                    "checking the workload's images needs more than the {} registry requests one \
-                     review may make (--review-max-requests); images it could not check are \
-                     denied whatever their policy's onError says",
-                    budget.started()
+                    "checking the workload's images needs {what}; images it could not check \
+                     are denied whatever their policy's onError says"
                 ),
             );
         }
@@ -832,9 +830,23 @@ impl<'a> Tally<'a> {
     }
 
     fn keep(&mut self, i: usize, new: Outcome) {
-        let replace = match (&self.outcomes[i], &new) {
+        let replace = match (&mut self.outcomes[i], &new) {
             (Outcome::Trusted(_), _) => false,
             (_, Outcome::Trusted(_)) => true,
+            (Outcome::Failed(old), Outcome::Failed(f))
+                if old.reason == Reason::NoSignature && f.reason == Reason::NoSignature =>
+            {
+                // Still no signature, but the verifier says what it set aside (an attestation
+                // that is no signature): keep every such note.
+                if let Some((_, ignored)) = f.detail.split_once(IGNORED) {
+                    if old.detail.contains(IGNORED) {
+                        old.detail = format!("{}; {ignored}", old.detail);
+                    } else {
+                        old.detail = f.detail.clone();
+                    }
+                }
+                false
+            }
             (Outcome::Failed(old), Outcome::Failed(f)) => rank(f.reason) > rank(old.reason),
         };
         if replace {
@@ -866,8 +878,9 @@ fn renumber(outcome: Outcome, n: usize) -> Outcome {
     match outcome {
         Outcome::Failed(mut f) => {
             for label in ["signature", "bundle"] {
-                if let Some(rest) = f.detail.strip_prefix(&format!("{label} 0: ")) {
-                    f.detail = format!("{label} {n}: {rest}");
+                let first = format!("{label} 0: ");
+                if f.detail.contains(&first) {
+                    f.detail = f.detail.replacen(&first, &format!("{label} {n}: "), 1);
                     break;
                 }
             }
@@ -876,6 +889,9 @@ fn renumber(outcome: Outcome, n: usize) -> Outcome {
         t => t,
     }
 }
+
+/// How the Cosign verifier introduces the artifacts it set aside as no signature.
+const IGNORED: &str = "; ignored: ";
 
 /// How much a failure says: a signature that was found but failed says more than "no
 /// signature", and a malformed one less than one that was checked.

@@ -79,6 +79,8 @@ pub struct Limits {
     pub review_max_requests: usize,
     /// Bytes of signature blobs one review may hold (in flight or being checked) at once.
     pub review_max_bytes: u64,
+    /// Bytes of blobs one review may fetch in total; a review that needs more is denied.
+    pub review_max_fetched_bytes: u64,
     /// Bytes of signature blobs all reviews together may hold at once.
     pub max_held_bytes: u64,
 }
@@ -95,6 +97,7 @@ impl Default for Limits {
             review_max_concurrent: 16,
             review_max_requests: 1000,
             review_max_bytes: 16 << 20,
+            review_max_fetched_bytes: 64 << 20,
             max_held_bytes: 64 << 20,
         }
     }

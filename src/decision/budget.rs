@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -27,6 +27,8 @@ pub(super) struct ReviewBudget {
     limits: Limits,
     in_flight: Semaphore,
     started: AtomicUsize,
+    /// Blob bytes the review asked for, by their descriptors.
+    fetched: AtomicU64,
     exhausted: AtomicBool,
     /// Blob bytes this review holds.
     bytes: Semaphore,
@@ -40,6 +42,7 @@ impl ReviewBudget {
         ReviewBudget {
             in_flight: Semaphore::new(limits.review_max_concurrent.max(1)),
             started: AtomicUsize::new(0),
+            fetched: AtomicU64::new(0),
             exhausted: AtomicBool::new(false),
             bytes: Semaphore::new(permits(limits.review_max_bytes)),
             held,
@@ -53,23 +56,38 @@ impl ReviewBudget {
         self.exhausted.load(Ordering::Relaxed)
     }
 
-    /// How many registry operations the review started.
-    pub(super) fn started(&self) -> usize {
-        self.started
-            .load(Ordering::Relaxed)
-            .min(self.limits.review_max_requests)
+    /// What the review ran out of, in words, when it did.
+    pub(super) fn exhaustion(&self) -> Option<String> {
+        if !self.exhausted() {
+            return None;
+        }
+        let l = &self.limits;
+        Some(
+            if self.started.load(Ordering::Relaxed) > l.review_max_requests {
+                format!(
+                    "more than the {} registry requests one review may make (--review-max-requests)",
+                    l.review_max_requests
+                )
+            } else {
+                format!(
+                    "more than the {} MiB of blobs one review may fetch (--review-max-fetched-mib)",
+                    l.review_max_fetched_bytes >> 20
+                )
+            },
+        )
+    }
+
+    fn refuse(&self, detail: String) -> RegistryError {
+        self.exhausted.store(true, Ordering::Relaxed);
+        RegistryError::new(Reason::Throttled, detail)
     }
 
     async fn permit(&self) -> Result<SemaphorePermit<'_>, RegistryError> {
         if self.started.fetch_add(1, Ordering::Relaxed) >= self.limits.review_max_requests {
-            self.exhausted.store(true, Ordering::Relaxed);
-            return Err(RegistryError::new(
-                Reason::Throttled,
-                format!(
-                    "the review needs more than {} registry requests",
-                    self.limits.review_max_requests
-                ),
-            ));
+            return Err(self.refuse(format!(
+                "the review needs more than {} registry requests",
+                self.limits.review_max_requests
+            )));
         }
         self.in_flight
             .acquire()
@@ -100,6 +118,17 @@ impl Registry for ReviewBudget {
         image: &ImageRef,
         descriptor: &Descriptor,
     ) -> Result<Bytes, RegistryError> {
+        // A blob over the blob limit is refused by the client without a fetch.
+        let size = descriptor.size;
+        if size <= self.limits.max_blob_bytes
+            && self.fetched.fetch_add(size, Ordering::Relaxed) + size
+                > self.limits.review_max_fetched_bytes
+        {
+            return Err(self.refuse(format!(
+                "the review needs more than {} bytes of blobs",
+                self.limits.review_max_fetched_bytes
+            )));
+        }
         let _permit = self.permit().await?;
         self.registry.blob(image, descriptor).await
     }
@@ -304,6 +333,24 @@ mod tests {
         let e = budget.manifest(&image, "x").await.unwrap_err();
         assert_eq!(e.reason, Reason::Throttled);
         assert!(budget.exhausted());
-        assert_eq!(budget.started(), 3);
+        assert!(budget.exhaustion().unwrap().contains("3 registry requests"));
+    }
+
+    #[tokio::test]
+    async fn a_review_may_fetch_only_so_many_bytes() {
+        let (registry, budget) = budget(Limits {
+            review_max_fetched_bytes: 1000,
+            ..Limits::default()
+        });
+        let image: ImageRef = "example.com/a:b".parse().unwrap();
+        assert!(budget.blob(&image, &layer(1, 600)).await.is_ok());
+        let e = budget.blob(&image, &layer(2, 600)).await.unwrap_err();
+        assert_eq!(e.reason, Reason::Throttled);
+        assert_eq!(
+            *registry.fetched.lock().unwrap(),
+            1,
+            "refused before fetching"
+        );
+        assert!(budget.exhaustion().unwrap().contains("MiB of blobs"));
     }
 }

@@ -511,3 +511,43 @@ async fn a_blob_listed_by_many_signature_layers_is_fetched_once() {
         .get();
     assert_eq!(blob_fetches, 1, "one fetch of the one blob");
 }
+
+/// A review that needs more registry requests than its limit is denied as a whole, even under
+/// `onError: allow`: the images it could not check are not the registry's failure.
+#[tokio::test]
+async fn a_review_that_needs_too_many_requests_is_denied() {
+    let key = CosignKey::p256();
+    let fake = FakeRegistry::start().await;
+    let images: Vec<String> = (0..10).map(|i| fake.image(&format!("t{i}"), i).0).collect();
+    let set = signet::policy::load_str(
+        Path::new("policies.yaml"),
+        &allow_on_error_policy(&fake.host(), &key),
+    )
+    .expect("policy loads");
+    let metrics = Arc::new(Metrics::new());
+    let config = RegistryConfig {
+        insecure: vec![fake.host()],
+        limits: signet::registry::Limits {
+            review_max_requests: 12,
+            ..Default::default()
+        },
+        ..RegistryConfig::default()
+    };
+    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
+    let engine = Engine::new(Arc::new(client), set, CacheConfig::default(), metrics);
+    let v = decide(&engine, &images, Duration::from_secs(5)).await;
+    assert!(!v.allowed, "{:?}", v.warnings);
+    assert!(
+        v.denials[0].contains("more than the 12 registry requests one review may make"),
+        "{:?}",
+        v.denials
+    );
+    // One image alone fits (resolve, .sig, referrers API, referrers tag schema).
+    let v = decide(&engine, &images[..1], Duration::from_secs(5)).await;
+    assert!(!v.allowed, "unsigned");
+    assert!(
+        !v.denials[0].contains("registry requests"),
+        "{:?}",
+        v.denials
+    );
+}
