@@ -4,8 +4,11 @@
 //! Verdicts are cached by (digest, policy name, policy generation) in moka caches; concurrent
 //! misses for one key run one verification (`try_get_with`). Only definitive verdicts are cached:
 //! a registry failure or a deadline is never remembered. Every image is evaluated against the
-//! review's deadline; what does not finish in time is undecided and follows `onError`. Must not
-//! import hyper or Kubernetes types: the admission module translates.
+//! review's deadline; what does not finish in time is undecided and follows `onError`. Each
+//! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
+//! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
+//! checked one at a time until an authority is satisfied (`Tally`). Must not import hyper or
+//! Kubernetes types: the admission module translates.
 
 mod budget;
 mod message;

@@ -212,11 +212,11 @@ impl<'a> SignatureBytes<'a> {
             return Ok(());
         }
         let (review, all) = (&self.budget.bytes, self.budget.held.as_ref());
-        if let Ok(r) = review.try_acquire_many(n) {
-            if let Ok(a) = all.try_acquire_many(n) {
-                self.permits.extend([r, a]);
-                return Ok(());
-            }
+        if let Ok(r) = review.try_acquire_many(n)
+            && let Ok(a) = all.try_acquire_many(n)
+        {
+            self.permits.extend([r, a]);
+            return Ok(());
         }
         // Waiting while holding would let two verifications wait on each other.
         self.blobs.clear();

@@ -78,23 +78,24 @@ fn image_manifest(seed: u32) -> Vec<u8> {
 /// Routes are added after start, since signed payloads name the server's own address.
 struct FakeRegistry {
     server: FaultyServer,
-    routes: Arc<Mutex<HashMap<String, Reply2>>>,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
 }
 
+/// A fixed answer of [`FakeRegistry`].
 #[derive(Clone)]
-enum Reply2 {
+enum Route {
     Ok(&'static str, Vec<u8>),
     Status(u16),
 }
 
 impl FakeRegistry {
     async fn start() -> FakeRegistry {
-        let routes: Arc<Mutex<HashMap<String, Reply2>>> = Arc::default();
+        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let server = {
             let routes = routes.clone();
             FaultyServer::start(move |seen| {
                 match routes.lock().expect("lock").get(&seen.path).cloned() {
-                    Some(Reply2::Ok(content_type, body)) => {
+                    Some(Route::Ok(content_type, body)) => {
                         let digest = sha256_digest(&body);
                         Reply::with(
                             200,
@@ -105,7 +106,7 @@ impl FakeRegistry {
                             body,
                         )
                     }
-                    Some(Reply2::Status(s)) => Reply::status(s),
+                    Some(Route::Status(s)) => Reply::status(s),
                     None => Reply::status(404),
                 }
             })
@@ -118,7 +119,7 @@ impl FakeRegistry {
         self.server.host()
     }
 
-    fn route(&self, path: &str, reply: Reply2) {
+    fn route(&self, path: &str, reply: Route) {
         self.routes
             .lock()
             .expect("lock")
@@ -131,11 +132,11 @@ impl FakeRegistry {
         let digest = sha256_digest(&m);
         self.route(
             &format!("/v2/team/app/manifests/{tag}"),
-            Reply2::Ok(OCI_MANIFEST, m.clone()),
+            Route::Ok(OCI_MANIFEST, m.clone()),
         );
         self.route(
             &format!("/v2/team/app/manifests/{digest}"),
-            Reply2::Ok(OCI_MANIFEST, m),
+            Route::Ok(OCI_MANIFEST, m),
         );
         (format!("{}/team/app:{tag}", self.host()), digest)
     }
@@ -145,7 +146,7 @@ impl FakeRegistry {
         let digest = sha256_digest(blob);
         self.route(
             &format!("/v2/team/app/blobs/{digest}"),
-            Reply2::Ok("application/octet-stream", blob.to_vec()),
+            Route::Ok("application/octet-stream", blob.to_vec()),
         );
         json!({
             "mediaType": SIMPLESIGNING,
@@ -168,7 +169,7 @@ impl FakeRegistry {
                 "/v2/team/app/manifests/{}.sig",
                 subject.replacen(':', "-", 1)
             ),
-            Reply2::Ok(OCI_MANIFEST, body),
+            Route::Ok(OCI_MANIFEST, body),
         );
     }
 
@@ -215,7 +216,7 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
             "/v2/team/app/manifests/{}.sig",
             digest.replacen(':', "-", 1)
         ),
-        Reply2::Ok(OCI_MANIFEST, b"{ not json".to_vec()),
+        Route::Ok(OCI_MANIFEST, b"{ not json".to_vec()),
     );
 
     // A layer that claims 64 MiB.
@@ -232,7 +233,7 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
     let size = layer["size"].as_u64().unwrap() as usize;
     fake.route(
         &blob_path,
-        Reply2::Ok("application/octet-stream", vec![b'x'; size]),
+        Route::Ok("application/octet-stream", vec![b'x'; size]),
     );
 
     // No `.sig`; a referrer (Sigstore bundle) whose manifest does not parse.
@@ -247,11 +248,11 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
     .unwrap();
     fake.route(
         &format!("/v2/team/app/referrers/{digest}"),
-        Reply2::Ok(OCI_INDEX, index),
+        Route::Ok(OCI_INDEX, index),
     );
     fake.route(
         &format!("/v2/team/app/manifests/{junk_digest}"),
-        Reply2::Ok(OCI_MANIFEST, junk),
+        Route::Ok(OCI_MANIFEST, junk),
     );
 
     for image in [&malformed, &oversized, &mismatch, &bad_referrer] {
@@ -288,7 +289,7 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
     let layer = fake.good_layer(&key, &digest);
     fake.route(
         &format!("/v2/team/app/blobs/{}", layer["digest"].as_str().unwrap()),
-        Reply2::Status(500),
+        Route::Status(500),
     );
     fake.sig_manifest(&digest, vec![layer]);
     let v = decide(
@@ -361,7 +362,7 @@ async fn a_review_with_too_many_images_is_denied_at_once() {
 #[tokio::test]
 async fn a_crowded_review_does_not_starve_another_on_the_same_host() {
     let key = CosignKey::p256();
-    let routes: Arc<Mutex<HashMap<String, (&'static str, Vec<u8>)>>> = Arc::default();
+    let routes: SlowRoutes = Arc::default();
     let server = {
         let routes = routes.clone();
         ScriptedServer::start(move |req| {
@@ -451,6 +452,9 @@ async fn a_crowded_review_does_not_starve_another_on_the_same_host() {
     let crowded = crowded.await.expect("crowded review");
     assert!(!crowded.allowed, "the crowd is unsigned");
 }
+
+/// Path → (content type, body) of the slow registry.
+type SlowRoutes = Arc<Mutex<HashMap<String, (&'static str, Vec<u8>)>>>;
 
 /// A `.sig` manifest whose 10 layers all name one large blob costs one blob fetch (and the
 /// bytes of one), not ten.

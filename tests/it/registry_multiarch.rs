@@ -99,17 +99,20 @@ async fn platform_signatures_stand_in_for_the_index_only_when_accepted_and_compl
     assert!(!v.allowed);
 }
 
+/// An index entry: the image, its platform, its annotations.
+type IndexEntry<'a> = (
+    &'a crate::support::oci::PushedImage,
+    serde_json::Value,
+    &'a [(&'a str, &'a str)],
+);
+
 /// Pushes an index whose entries are `children` with the given platform and annotations, as
 /// JSON written by hand (the pusher's `push_index` writes platforms from the children only).
 async fn push_custom_index(
     registry: &TestRegistry,
     repo: &str,
     tag: &str,
-    entries: &[(
-        &crate::support::oci::PushedImage,
-        serde_json::Value,
-        &[(&str, &str)],
-    )],
+    entries: &[IndexEntry<'_>],
 ) -> String {
     let manifests: Vec<serde_json::Value> = entries
         .iter()
