@@ -501,9 +501,9 @@ async fn a_blob_listed_by_many_signature_layers_is_fetched_once() {
         "deny",
         &key.public_key_pem(),
     );
-    let (engine, metrics) = engine(&[registry.addr()], &policy);
+    let (first, metrics) = engine(&[registry.addr()], &policy);
     let v = decide(
-        &engine,
+        &first,
         &[image.reference_by_tag(&registry.addr())],
         Duration::from_secs(10),
     )
@@ -514,6 +514,37 @@ async fn a_blob_listed_by_many_signature_layers_is_fetched_once() {
         .with_label_values(&["blob", "200"])
         .get();
     assert_eq!(blob_fetches, 1, "one fetch of the one blob");
+
+    // The usual case costs what it always did: resolve, the `.sig` manifest, its blob.
+    let (fresh, metrics) = engine(&[registry.addr()], &policy);
+    let signed = pusher.push_image("team/app", "signed", 2).await;
+    cosign::sign_image(&registry, "team/app", &signed, &key).await;
+    let v = decide(
+        &fresh,
+        &[signed.reference_by_tag(&registry.addr())],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(v.allowed, "{}", reason(&v));
+    let requests: Vec<(&str, u64)> = ["resolve", "manifest", "blob", "referrers"]
+        .into_iter()
+        .map(|op| {
+            let n = metrics
+                .registry_requests
+                .with_label_values(&[op, "200"])
+                .get();
+            (op, n)
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            ("resolve", 1),
+            ("manifest", 1),
+            ("blob", 1),
+            ("referrers", 0)
+        ]
+    );
 }
 
 /// A review that needs more registry requests than its limit is denied as a whole, even under
