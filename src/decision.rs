@@ -451,20 +451,26 @@ impl Engine {
         image: &ImageRef,
     ) -> Result<Resolved, RegistryError> {
         let missed = AtomicBool::new(false);
-        let r = self
-            .digests
-            .try_get_with(image.to_string(), async {
-                missed.store(true, Ordering::Relaxed);
-                budget.resolve(image).await
-            })
-            .await
-            .map_err(|e| (*e).clone());
+        let run = || async {
+            missed.store(true, Ordering::Relaxed);
+            budget.resolve(image).await
+        };
+        let mut r = self.digests.try_get_with(image.to_string(), run()).await;
+        if r.is_err() && !missed.load(Ordering::Relaxed) {
+            // Another review's failure, perhaps of its own budget or deadline: ask for this one.
+            r = self.digests.try_get_with(image.to_string(), run()).await;
+        }
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
-        r
+        r.map_err(|e| (*e).clone())
     }
 
     /// The verdict of one policy for one digest, from the cache or by verifying.
+    ///
+    /// Concurrent reviews asking for one key share one verification, run under the budget and
+    /// deadline of the review that started it. Undecided results are not cached, and a review
+    /// that received one from another review's run verifies once more under its own, so that
+    /// one review running out of requests or time cannot fail another's image.
     async fn verdict(
         &self,
         budget: &ReviewBudget,
@@ -479,17 +485,18 @@ impl Engine {
             generation: policy.generation.clone(),
         };
         let missed = AtomicBool::new(false);
-        let r = self
-            .verdicts
-            .try_get_with(key, async {
-                missed.store(true, Ordering::Relaxed);
-                let v = self.verify(budget, image, resolved, policy).await;
-                match v {
-                    PolicyVerdict::Undecided { .. } => Err(v),
-                    v => Ok(Arc::new(v)),
-                }
-            })
-            .await;
+        let run = || async {
+            missed.store(true, Ordering::Relaxed);
+            let v = self.verify(budget, image, resolved, policy).await;
+            match v {
+                PolicyVerdict::Undecided { .. } => Err(v),
+                v => Ok(Arc::new(v)),
+            }
+        };
+        let mut r = self.verdicts.try_get_with(key.clone(), run()).await;
+        if r.is_err() && !missed.load(Ordering::Relaxed) {
+            r = self.verdicts.try_get_with(key, run()).await;
+        }
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));
         match r {

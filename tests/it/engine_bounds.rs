@@ -586,3 +586,108 @@ async fn a_review_that_needs_too_many_requests_is_denied() {
         v.denials
     );
 }
+
+/// Reviews that ask about one image at once share one verification. When that verification
+/// fails for the review that ran it (here its request budget ran out), another review that
+/// was waiting on it verifies for itself rather than inherit the failure.
+#[tokio::test]
+async fn a_shared_verification_that_fails_for_one_review_is_redone_for_another() {
+    let key = CosignKey::p256();
+    let routes: SlowRoutes = Arc::default();
+    let server = {
+        let routes = routes.clone();
+        ScriptedServer::start(move |req| {
+            let path = req.target.split('?').next().unwrap_or_default();
+            let delay = if path.ends_with(".sig") {
+                Duration::from_millis(600)
+            } else {
+                Duration::ZERO
+            };
+            match routes.lock().expect("lock").get(path) {
+                Some((content_type, body)) => SlowReply::new(200)
+                    .header("Content-Type", content_type)
+                    .header("Docker-Content-Digest", &sha256_digest(body))
+                    .body(body.clone()),
+                None => SlowReply::new(404),
+            }
+            .delay(delay)
+        })
+    };
+    let host = server.addr();
+    let m = image_manifest(1);
+    let digest = sha256_digest(&m);
+    let payload = cosign::simple_signing_payload(&format!("{host}/team/app"), &digest);
+    let layer = SignatureLayer::signed(payload.clone(), &key);
+    let sig = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": format!("sha256:{:064x}", 7), "size": 2},
+        "layers": [{
+            "mediaType": SIMPLESIGNING,
+            "digest": sha256_digest(&payload),
+            "size": payload.len(),
+            "annotations": {SIGNATURE_ANNOTATION: layer.annotations[SIGNATURE_ANNOTATION]},
+        }],
+    }))
+    .unwrap();
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert("/v2/team/app/manifests/v1".into(), (OCI_MANIFEST, m));
+        r.insert(
+            format!(
+                "/v2/team/app/manifests/{}.sig",
+                digest.replacen(':', "-", 1)
+            ),
+            (OCI_MANIFEST, sig),
+        );
+        r.insert(
+            format!("/v2/team/app/blobs/{}", sha256_digest(&payload)),
+            ("application/octet-stream", payload),
+        );
+    }
+    let policy = cosign_policy(
+        "prod",
+        &format!("{host}/**"),
+        "enforce",
+        "deny",
+        &key.public_key_pem(),
+    );
+    let set = signet::policy::load_str(Path::new("policies.yaml"), &policy).expect("policy");
+    let metrics = Arc::new(Metrics::new());
+    let config = RegistryConfig {
+        insecure: vec![host.clone()],
+        // The first review spends its two on resolve and `.sig`; its blob is refused.
+        limits: signet::registry::Limits {
+            review_max_requests: 2,
+            ..Default::default()
+        },
+        ..RegistryConfig::default()
+    };
+    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
+    let engine = Arc::new(Engine::new(
+        Arc::new(client),
+        set,
+        CacheConfig::default(),
+        metrics,
+    ));
+    let image = format!("{host}/team/app:v1");
+    let first = {
+        let (engine, image) = (engine.clone(), image.clone());
+        tokio::spawn(async move { decide(&engine, &[image], Duration::from_secs(5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The tag is resolved (cached), so this review needs only `.sig` and the blob.
+    let second = decide(
+        &engine,
+        std::slice::from_ref(&image),
+        Duration::from_secs(5),
+    )
+    .await;
+    let first = first.await.expect("first review");
+    assert!(!first.allowed, "the first review ran out of requests");
+    assert!(
+        second.allowed,
+        "the second verified for itself: {}",
+        reason(&second)
+    );
+}
