@@ -83,6 +83,30 @@ pub struct RegistryArgs {
     /// Per-request registry timeout, in milliseconds.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub registry_timeout_ms: u64,
+    /// Registry requests in flight to one registry host, for all reviews together.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub registry_max_concurrency_per_host: usize,
+    /// Distinct images one review may list; a review with more is denied outright, whatever
+    /// the policies' onError says.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub review_max_images: usize,
+    /// Registry requests one review may have in flight at once; must be below
+    /// --registry-max-concurrency-per-host, so other reviews keep a share of every host.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub review_max_concurrency: usize,
+    /// Registry requests one review may make in total; a review that needs more is denied
+    /// outright, whatever the policies' onError says.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub review_max_requests: usize,
+    /// MiB of signature blobs one review may hold at once (at least the 4 MiB blob limit).
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub review_max_blob_mib: u64,
+    /// MiB of blobs one review may fetch in total; a review that needs more is denied outright.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub review_max_fetched_mib: u64,
+    /// MiB of signature blobs all reviews together may hold at once.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub max_held_blob_mib: u64,
 }
 
 #[derive(Debug, ClapArgs)]

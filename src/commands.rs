@@ -47,7 +47,9 @@ pub async fn run(config: Config) -> ExitCode {
                 .decide(&uses, namespace.as_deref(), Instant::now() + timeout)
                 .await;
             let no_match = engine.policies().no_match;
-            let ok = verdict.images.iter().all(|r| admitted_clean(r, no_match));
+            // Refused as a whole (too many images): no image was checked.
+            let refused = verdict.images.is_empty() && !verdict.allowed;
+            let ok = !refused && verdict.images.iter().all(|r| admitted_clean(r, no_match));
             let mut out = std::io::stdout().lock();
             let _ = match output {
                 Output::Json => writeln!(
@@ -56,9 +58,13 @@ pub async fn run(config: Config) -> ExitCode {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "trusted": ok,
                         "images": verdict.images,
+                        "denials": if refused { verdict.denials.clone() } else { Vec::new() },
                     }))
                     .unwrap_or_default()
                 ),
+                Output::Text if refused => {
+                    writeln!(out, "UNTRUSTED  {}", verdict.denials.join("; "))
+                }
                 Output::Text => write!(out, "{}", render_text(&verdict.images, no_match)),
             };
             exit(if ok { 0 } else { EXIT_UNTRUSTED })

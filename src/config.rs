@@ -68,6 +68,13 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
             docker_config,
             registry_deny_cidr,
             registry_timeout_ms,
+            registry_max_concurrency_per_host,
+            review_max_images,
+            review_max_concurrency,
+            review_max_requests,
+            review_max_blob_mib,
+            review_max_fetched_mib,
+            max_held_blob_mib,
         } = args;
         let mut ca_pem = Vec::new();
         for path in &registry_ca {
@@ -127,12 +134,61 @@ impl TryFrom<cli::RegistryArgs> for RegistryConfig {
             credentials,
             realm_hosts: Default::default(),
             deny: DenyList::with(extra_deny),
-            limits: Limits {
+            limits: work_limits(Limits {
                 request_timeout: Duration::from_millis(registry_timeout_ms),
+                max_concurrent_per_host: registry_max_concurrency_per_host,
+                review_max_images,
+                review_max_concurrent: review_max_concurrency,
+                review_max_requests,
+                review_max_bytes: review_max_blob_mib.saturating_mul(1 << 20),
+                review_max_fetched_bytes: review_max_fetched_mib.saturating_mul(1 << 20),
+                max_held_bytes: max_held_blob_mib.saturating_mul(1 << 20),
                 ..Limits::default()
-            },
+            })?,
         })
     }
+}
+
+/// Checks the limits on what one review may cost against each other.
+fn work_limits(l: Limits) -> Result<Limits, ConfigError> {
+    let positive = [
+        (
+            "--registry-max-concurrency-per-host",
+            l.max_concurrent_per_host,
+        ),
+        ("--review-max-images", l.review_max_images),
+        ("--review-max-concurrency", l.review_max_concurrent),
+        ("--review-max-requests", l.review_max_requests),
+    ];
+    for (flag, v) in positive {
+        if v == 0 {
+            return Err(ConfigError(format!("{flag} must be positive")));
+        }
+    }
+    if l.review_max_concurrent >= l.max_concurrent_per_host {
+        return Err(ConfigError(format!(
+            "--review-max-concurrency ({}) must be below --registry-max-concurrency-per-host ({}), \
+             so that one review cannot take a registry host from the others",
+            l.review_max_concurrent, l.max_concurrent_per_host
+        )));
+    }
+    if l.review_max_bytes < l.max_blob_bytes || l.review_max_bytes > l.max_held_bytes {
+        return Err(ConfigError(format!(
+            "--review-max-blob-mib must be at least {} (the blob limit) and at most \
+             --max-held-blob-mib",
+            l.max_blob_bytes >> 20
+        )));
+    }
+    if l.review_max_fetched_bytes < l.max_blob_bytes {
+        return Err(ConfigError(format!(
+            "--review-max-fetched-mib must be at least {} (the blob limit)",
+            l.max_blob_bytes >> 20
+        )));
+    }
+    if l.max_held_bytes > u64::from(u32::MAX) {
+        return Err(ConfigError("--max-held-blob-mib must be below 4096".into()));
+    }
+    Ok(l)
 }
 
 fn read(path: &Path, flag: &str) -> Result<Vec<u8>, ConfigError> {
@@ -276,5 +332,35 @@ mod tests {
         }
         let e = registry(&["--registry-ca-for", "r.example.com=/nonexistent/ca.pem"]).unwrap_err();
         assert!(e.to_string().contains("--registry-ca-for"), "{e}");
+    }
+
+    #[test]
+    fn review_limits_have_defaults_and_are_checked() {
+        let l = registry(&[]).unwrap().limits;
+        assert_eq!(
+            (
+                l.review_max_images,
+                l.review_max_concurrent,
+                l.review_max_requests
+            ),
+            (100, 16, 1000)
+        );
+        assert_eq!((l.review_max_bytes, l.max_held_bytes), (16 << 20, 64 << 20));
+        let l = registry(&["--review-max-images", "5", "--review-max-blob-mib", "8"])
+            .unwrap()
+            .limits;
+        assert_eq!((l.review_max_images, l.review_max_bytes), (5, 8 << 20));
+        for (bad, flag) in [
+            (&["--review-max-images", "0"][..], "--review-max-images"),
+            (
+                &["--review-max-concurrency", "32"],
+                "--review-max-concurrency",
+            ),
+            (&["--review-max-blob-mib", "2"], "--review-max-blob-mib"),
+            (&["--review-max-blob-mib", "128"], "--review-max-blob-mib"),
+        ] {
+            let e = registry(bad).unwrap_err();
+            assert!(e.to_string().contains(flag), "{bad:?}: {e}");
+        }
     }
 }

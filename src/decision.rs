@@ -4,27 +4,36 @@
 //! Verdicts are cached by (digest, policy name, policy generation) in moka caches; concurrent
 //! misses for one key run one verification (`try_get_with`). Only definitive verdicts are cached:
 //! a registry failure or a deadline is never remembered. Every image is evaluated against the
-//! review's deadline; what does not finish in time is undecided and follows `onError`. Must not
-//! import hyper or Kubernetes types: the admission module translates.
+//! review's deadline; what does not finish in time is undecided and follows `onError`. Each
+//! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
+//! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
+//! checked one at a time until an authority is satisfied (`Tally`). Must not import hyper or
+//! Kubernetes types: the admission module translates.
 
+mod budget;
 mod message;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
+use tokio::sync::Semaphore;
 
-use crate::discovery::{self, Wants};
+use self::budget::{ReviewBudget, SignatureBytes};
+use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Signature, Wants};
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
 use crate::policy::{
     NoMatch, OnError, PlatformSignatures, Policy, PolicyName, PolicySet, Verifier,
 };
 use crate::reason::Reason;
-use crate::registry::{self, OCI_INDEX, Registry, RegistryError, Resolved};
+use crate::registry::{
+    self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Registry,
+    RegistryError, Resolved,
+};
 use crate::verify::notation::{RevocationData, RevocationSource};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
@@ -35,8 +44,23 @@ const MAX_PLATFORMS: usize = 16;
 
 /// Whether a media type is a multi-platform index (OCI or Docker).
 fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Whether a runtime may pull an index entry as a platform image. containerd takes the first
+/// entry whose platform matches the node, of an image manifest (or nested index) media type,
+/// whatever its annotations say: buildx attestation manifests are skipped because their
+/// platform is `unknown/unknown`, not because of their `vnd.docker.reference.type`
+/// annotation, which whoever writes the index writes too.
+fn runnable(entry: &Descriptor) -> bool {
+    let pullable = entry.media_type == OCI_MANIFEST
+        || entry.media_type == DOCKER_MANIFEST
+        || is_index(&entry.media_type);
+    let nowhere = entry
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown");
+    pullable && !nowhere
 }
 
 /// Cache sizes and lifetimes.
@@ -243,6 +267,8 @@ pub struct Engine {
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<dyn RevocationSource>>,
+    /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
+    held_bytes: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -259,7 +285,9 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.policies(&policies);
+        let held = registry.limits().max_held_bytes.min(u64::from(u32::MAX));
         Engine {
+            held_bytes: Arc::new(Semaphore::new(usize::try_from(held).unwrap_or(usize::MAX))),
             registry,
             policies: RwLock::new(Arc::new(policies)),
             digests: Cache::builder()
@@ -307,17 +335,35 @@ impl Engine {
     }
 
     /// Decides a review: every image, under every policy that covers it, before `deadline`.
+    ///
+    /// A review that lists more distinct images than `Limits::review_max_images`, or needs
+    /// more registry requests or blob bytes than its limits allow, is denied as a whole,
+    /// whatever `onError` says: the pod spec asked for that much, the registry did not fail.
     pub async fn decide(
         &self,
         images: &[ImageUse],
         namespace: Option<&str>,
         deadline: Instant,
     ) -> Verdict {
+        let limits = self.registry.limits();
+        let distinct = images
+            .iter()
+            .map(|u| u.image.as_str())
+            .collect::<HashSet<_>>()
+            .len();
+        if distinct > limits.review_max_images {
+            return denied(format!(
+                "the workload lists {distinct} distinct images, more than the {} one review may \
+                 check (--review-max-images); none was checked",
+                limits.review_max_images
+            ));
+        }
         let set = self.policies();
+        let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
         let reports = futures_util::future::join_all(
             images
                 .iter()
-                .map(|u| self.evaluate(&set, u, namespace, deadline)),
+                .map(|u| self.evaluate(&set, &budget, u, namespace, deadline)),
         )
         .await;
         let mut verdict = message::aggregate(reports, set.no_match);
@@ -325,12 +371,23 @@ impl Engine {
         if !window.is_zero() {
             message::expiry_notices(&mut verdict, SystemTime::now(), window);
         }
+        if let Some(what) = budget.exhaustion() {
+            verdict.allowed = false;
+            verdict.denials.insert(
+                0,
+                format!(
+                    "checking the workload's images needs {what}; images it could not check \
+                     are denied whatever their policy's onError says"
+                ),
+            );
+        }
         verdict
     }
 
     async fn evaluate(
         &self,
         set: &PolicySet,
+        budget: &ReviewBudget,
         usage: &ImageUse,
         namespace: Option<&str>,
         deadline: Instant,
@@ -364,7 +421,7 @@ impl Engine {
         };
         let resolved = match tokio::time::timeout_at(
             deadline.into(),
-            registry::with_deadline(deadline, self.resolve(&image)),
+            registry::with_deadline(deadline, self.resolve(budget, &image)),
         )
         .await
         {
@@ -395,7 +452,10 @@ impl Engine {
                         }
                         let v = match tokio::time::timeout_at(
                             deadline.into(),
-                            registry::with_deadline(deadline, self.verdict(pinned, resolved, p)),
+                            registry::with_deadline(
+                                deadline,
+                                self.verdict(budget, pinned, resolved, p),
+                            ),
                         )
                         .await
                         {
@@ -424,24 +484,35 @@ impl Engine {
     }
 
     /// Tag (or digest) → manifest descriptor, cached briefly since tags move.
-    async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
+    async fn resolve(
+        &self,
+        budget: &ReviewBudget,
+        image: &ImageRef,
+    ) -> Result<Resolved, RegistryError> {
         let missed = AtomicBool::new(false);
-        let r = self
-            .digests
-            .try_get_with(image.to_string(), async {
-                missed.store(true, Ordering::Relaxed);
-                self.registry.resolve(image).await
-            })
-            .await
-            .map_err(|e| (*e).clone());
+        let run = || async {
+            missed.store(true, Ordering::Relaxed);
+            budget.resolve(image).await
+        };
+        let mut r = self.digests.try_get_with(image.to_string(), run()).await;
+        if r.is_err() && !missed.load(Ordering::Relaxed) {
+            // Another review's failure, perhaps of its own budget or deadline: ask for this one.
+            r = self.digests.try_get_with(image.to_string(), run()).await;
+        }
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
-        r
+        r.map_err(|e| (*e).clone())
     }
 
     /// The verdict of one policy for one digest, from the cache or by verifying.
+    ///
+    /// Concurrent reviews asking for one key share one verification, run under the budget and
+    /// deadline of the review that started it. Undecided results are not cached, and a review
+    /// that received one from another review's run verifies once more under its own, so that
+    /// one review running out of requests or time cannot fail another's image.
     async fn verdict(
         &self,
+        budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
         policy: &Policy,
@@ -453,17 +524,18 @@ impl Engine {
             generation: policy.generation.clone(),
         };
         let missed = AtomicBool::new(false);
-        let r = self
-            .verdicts
-            .try_get_with(key, async {
-                missed.store(true, Ordering::Relaxed);
-                let v = self.verify(image, resolved, policy).await;
-                match v {
-                    PolicyVerdict::Undecided { .. } => Err(v),
-                    v => Ok(Arc::new(v)),
-                }
-            })
-            .await;
+        let run = || async {
+            missed.store(true, Ordering::Relaxed);
+            let v = self.verify(budget, image, resolved, policy).await;
+            match v {
+                PolicyVerdict::Undecided { .. } => Err(v),
+                v => Ok(Arc::new(v)),
+            }
+        };
+        let mut r = self.verdicts.try_get_with(key.clone(), run()).await;
+        if r.is_err() && !missed.load(Ordering::Relaxed) {
+            r = self.verdicts.try_get_with(key, run()).await;
+        }
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));
         match r {
@@ -472,7 +544,7 @@ impl Engine {
         }
     }
 
-    /// Discovers the signatures the policy can use and checks each authority; any suffices.
+    /// Finds the signatures the policy can use and checks each authority; any suffices.
     ///
     /// Discovery is staged to keep registry round trips low: Cosign's `.sig` tag and (when a
     /// Notation authority asks) the referrers first; Sigstore bundles in the referrers only when
@@ -480,6 +552,7 @@ impl Engine {
     /// case and cost one request less.
     async fn verify(
         &self,
+        budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
         policy: &Policy,
@@ -489,32 +562,30 @@ impl Engine {
             media_type: resolved.media_type.clone(),
             size: resolved.size,
         };
-        let verdict = self.verify_subject(image, subject, policy).await;
+        let verdict = self.verify_subject(budget, image, subject, policy).await;
         if !matches!(verdict, PolicyVerdict::Untrusted { .. })
             || policy.platform_signatures != PlatformSignatures::Accept
             || !is_index(&resolved.media_type)
         {
             return verdict;
         }
-        self.verify_platforms(image, resolved, policy)
+        self.verify_platforms(budget, image, resolved, policy)
             .await
             .unwrap_or(verdict)
     }
 
     /// `platformSignatures: accept` (see [`PlatformSignatures`] for the semantics and the
-    /// risk): the index is trusted when every platform manifest it lists is. `None` keeps the
-    /// index's own verdict (some platform is untrusted, or the index is not usable).
+    /// risk): the index is trusted when every entry a runtime could pull ([`runnable`]) is.
+    /// `None` keeps the index's own verdict (some platform is untrusted, or the index is not
+    /// usable).
     async fn verify_platforms(
         &self,
+        budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
         policy: &Policy,
     ) -> Option<PolicyVerdict> {
-        let index = match self
-            .registry
-            .manifest(image, resolved.digest.as_str())
-            .await
-        {
+        let index = match budget.manifest(image, resolved.digest.as_str()).await {
             Ok(Some(m)) => m,
             Ok(None) => return None,
             Err(e) => return Some(self.undecided(policy, e)),
@@ -523,9 +594,7 @@ impl Engine {
             .body
             .manifests
             .iter()
-            // Build attestations (buildx) sit in the index beside the platforms; they are not
-            // images the runtime can pull.
-            .filter(|d| !d.annotations.contains_key("vnd.docker.reference.type"))
+            .filter(|d| runnable(d))
             .collect();
         if platforms.is_empty() || platforms.len() > MAX_PLATFORMS {
             return None;
@@ -538,7 +607,7 @@ impl Engine {
                 size: d.size,
             };
             let pinned = image.with_digest(d.digest.clone());
-            match self.verify_subject(&pinned, child, policy).await {
+            match self.verify_subject(budget, &pinned, child, policy).await {
                 v @ PolicyVerdict::Trusted { .. } => last = Some(v),
                 v @ PolicyVerdict::Undecided { .. } => return Some(v),
                 PolicyVerdict::Untrusted { .. } => return None,
@@ -547,43 +616,46 @@ impl Engine {
         last
     }
 
+    /// Checks the signatures of one subject, one at a time, until an authority is satisfied.
+    /// Undecided only when no authority is satisfied and the registry failed on the way.
     async fn verify_subject(
         &self,
+        budget: &ReviewBudget,
         image: &ImageRef,
         subject: Subject,
         policy: &Policy,
     ) -> PolicyVerdict {
+        let ctx = Context {
+            now: SystemTime::now(),
+        };
+        let mut tally = Tally::new(policy, &subject, &ctx);
+        let mut bytes = SignatureBytes::new(budget);
         let first = Wants {
             cosign: policy.wants_cosign(),
             notation: policy.wants_notation(),
             bundles: false,
         };
-        let mut found =
-            match discovery::discover(self.registry.as_ref(), image, &subject, first).await {
-                Ok(f) => f,
-                Err(e) => return self.undecided(policy, e),
-            };
-        let ctx = Context {
-            now: SystemTime::now(),
-        };
-        let revocation = self.revocation_data(policy, &subject, &found, &ctx).await;
-        let mut outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
-        if !outcomes.iter().any(trusted) && policy.wants_cosign() {
+        let mut failed = self
+            .judge(budget, &mut bytes, &mut tally, image, first)
+            .await;
+        if !tally.trusted() && policy.wants_cosign() {
             let bundles = Wants {
                 bundles: true,
                 ..Wants::default()
             };
-            match discovery::discover(self.registry.as_ref(), image, &subject, bundles).await {
-                Ok(more) if !more.bundles.is_empty() => {
-                    found.bundles = more.bundles;
-                    outcomes = check_authorities(policy, &subject, &found, &ctx, &revocation);
-                }
-                Ok(_) => {}
-                // Signatures were found and judged; a failure to list bundles leaves that
-                // judgement incomplete, so it is undecided rather than untrusted.
-                Err(e) => return self.undecided(policy, e),
-            }
+            let more = self
+                .judge(budget, &mut bytes, &mut tally, image, bundles)
+                .await;
+            failed = failed.or(more);
         }
+        drop(bytes);
+        if !tally.trusted()
+            && let Some(e) = failed
+        {
+            // Signatures may be missing from the judgement: not a decision.
+            return self.undecided(policy, e);
+        }
+        let outcomes = tally.finish();
         for o in &outcomes {
             let reason = match &o.result {
                 Outcome::Trusted(e) => {
@@ -615,13 +687,65 @@ impl Engine {
         }
     }
 
+    /// Lists the signature candidates `wants` names and checks them one by one, fetching each
+    /// blob only when its turn comes, until an authority is satisfied. Returns the first
+    /// registry failure met (the candidates after it are still tried).
+    async fn judge(
+        &self,
+        budget: &ReviewBudget,
+        bytes: &mut SignatureBytes<'_>,
+        tally: &mut Tally<'_>,
+        image: &ImageRef,
+        wants: Wants,
+    ) -> Option<RegistryError> {
+        let subject = tally.subject;
+        let listing = match discovery::list(budget, image, subject, wants).await {
+            Ok(l) => l,
+            Err(e) => return Some(e),
+        };
+        for d in listing.defects {
+            tally.defect(&d);
+        }
+        let mut failed = None;
+        let mut attempts = Attempts::default();
+        for candidate in &listing.candidates {
+            if tally.trusted() {
+                break;
+            }
+            let opened =
+                discovery::open(budget, image, subject, candidate, wants, &mut attempts).await;
+            let signature = match opened {
+                Ok(o) => match bytes.fetch(image, &o.layer, o.kind).await {
+                    Ok(b) => discovery::assemble(&o, b),
+                    Err(n) => {
+                        tally.not_opened(n, &mut failed);
+                        continue;
+                    }
+                },
+                Err(n) => {
+                    tally.not_opened(n, &mut failed);
+                    continue;
+                }
+            };
+            let revocation = match &signature {
+                Signature::Notation(n) => {
+                    self.revocation_data(tally.policy, subject, std::slice::from_ref(n), &tally.ctx)
+                        .await
+                }
+                _ => RevocationData::default(),
+            };
+            tally.check(&signature, &revocation);
+        }
+        failed
+    }
+
     /// Fetches revocation answers for the Notation signatures found, for the authorities of
     /// the policy that check revocation, and only for chains those authorities trust.
     async fn revocation_data(
         &self,
         policy: &Policy,
         subject: &Subject,
-        found: &discovery::Discovered,
+        signatures: &[verify::NotationSignature],
         ctx: &Context,
     ) -> RevocationData {
         let Some(source) = &self.revocation else {
@@ -630,7 +754,7 @@ impl Engine {
         let mut locations = Vec::new();
         for a in &policy.authorities {
             if let Verifier::Notation(n) = &a.verifier {
-                for l in verify::notation::revocation_locations(n, subject, &found.notation, ctx) {
+                for l in verify::notation::revocation_locations(n, subject, signatures, ctx) {
                     if !locations.contains(&l) {
                         locations.push(l);
                     }
@@ -655,39 +779,177 @@ impl Engine {
     }
 }
 
-/// Checks every authority of the policy against what was found; stops at the first that trusts.
-fn check_authorities(
-    policy: &Policy,
-    subject: &Subject,
-    found: &discovery::Discovered,
-    ctx: &Context,
-    revocation: &RevocationData,
-) -> Vec<AuthorityOutcome> {
-    let mut outcomes = Vec::with_capacity(policy.authorities.len());
-    for a in &policy.authorities {
-        let result = match &a.verifier {
-            Verifier::Cosign(c) => {
-                verify::cosign::verify(c, &subject.digest, &found.cosign, &found.bundles, ctx)
-            }
-            Verifier::Notation(n) => verify::notation::verify_with_revocation(
-                n,
-                subject,
-                &found.notation,
-                ctx,
-                revocation,
-            ),
-        };
-        let done = matches!(result, Outcome::Trusted(_));
-        outcomes.push(AuthorityOutcome {
-            authority: a.name.clone(),
-            verifier: verifier_kind(&a.verifier),
-            result,
-        });
-        if done {
-            break;
+/// Each authority's best outcome so far, as signatures are checked one at a time: trusted, or
+/// the failure that says most ([`rank`]; on a tie the first, i.e. the newest signature's).
+struct Tally<'a> {
+    policy: &'a Policy,
+    subject: &'a Subject,
+    ctx: Context,
+    outcomes: Vec<Outcome>,
+    /// Signatures checked so far, per kind, to number them in messages.
+    seen: [usize; 3],
+}
+
+impl<'a> Tally<'a> {
+    /// Every authority's outcome with no signature at all: "no signature", except what needs
+    /// none (a Notation authority at level `skip`).
+    fn new(policy: &'a Policy, subject: &'a Subject, ctx: &Context) -> Self {
+        let outcomes = policy
+            .authorities
+            .iter()
+            .map(|a| match &a.verifier {
+                Verifier::Cosign(c) => verify::cosign::verify(c, &subject.digest, &[], &[], ctx),
+                Verifier::Notation(n) => verify::notation::verify(n, subject, &[], ctx),
+            })
+            .collect();
+        Tally {
+            policy,
+            subject,
+            ctx: *ctx,
+            outcomes,
+            seen: [0; 3],
         }
     }
-    outcomes
+
+    fn trusted(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Trusted(_)))
+    }
+
+    /// Checks one signature with every authority that uses its kind.
+    fn check(&mut self, signature: &Signature, revocation: &RevocationData) {
+        let kind = match signature {
+            Signature::Cosign(_) => Kind::Cosign,
+            Signature::Notation(_) => Kind::Notation,
+            Signature::Bundle(_) => Kind::Bundle,
+        };
+        let n = self.seen[kind as usize];
+        self.seen[kind as usize] += 1;
+        let (policy, subject, ctx) = (self.policy, self.subject, self.ctx);
+        let ctx = &ctx;
+        for (i, a) in policy.authorities.iter().enumerate() {
+            let outcome = match (&a.verifier, signature) {
+                (Verifier::Cosign(c), Signature::Cosign(s)) => {
+                    verify::cosign::verify(c, &subject.digest, std::slice::from_ref(s), &[], ctx)
+                }
+                (Verifier::Cosign(c), Signature::Bundle(b)) => {
+                    verify::cosign::verify(c, &subject.digest, &[], std::slice::from_ref(b), ctx)
+                }
+                (Verifier::Notation(a), Signature::Notation(s)) => {
+                    verify::notation::verify_with_revocation(
+                        a,
+                        subject,
+                        std::slice::from_ref(s),
+                        ctx,
+                        revocation,
+                    )
+                }
+                _ => continue,
+            };
+            self.keep(i, renumber(outcome, n));
+        }
+    }
+
+    /// A defective signature artifact: a failed signature for the authorities of its kinds.
+    fn defect(&mut self, d: &Defect) {
+        for i in 0..self.policy.authorities.len() {
+            let uses = match self.policy.authorities[i].verifier {
+                Verifier::Cosign(_) => {
+                    d.kinds.contains(&Kind::Cosign) || d.kinds.contains(&Kind::Bundle)
+                }
+                Verifier::Notation(_) => d.kinds.contains(&Kind::Notation),
+            };
+            if uses {
+                self.keep(i, Outcome::Failed(d.failure.clone()));
+            }
+        }
+    }
+
+    /// A candidate that gave no signature: skipped (logged), defective (a failed signature),
+    /// or the registry failed (kept in `failed`, the first one only).
+    fn not_opened(&mut self, n: NotOpened, failed: &mut Option<RegistryError>) {
+        match n {
+            NotOpened::Skipped(why) => tracing::debug!(%why, "signature candidate skipped"),
+            NotOpened::Defect(d) => self.defect(&d),
+            NotOpened::Registry(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+
+    fn keep(&mut self, i: usize, new: Outcome) {
+        let replace = match (&mut self.outcomes[i], &new) {
+            (Outcome::Trusted(_), _) => false,
+            (_, Outcome::Trusted(_)) => true,
+            (Outcome::Failed(old), Outcome::Failed(f))
+                if old.reason == Reason::NoSignature && f.reason == Reason::NoSignature =>
+            {
+                // Still no signature, but the verifier says what it set aside (an attestation
+                // that is no signature): keep every such note.
+                if let Some((_, ignored)) = f.detail.split_once(IGNORED) {
+                    if old.detail.contains(IGNORED) {
+                        old.detail = format!("{}; {ignored}", old.detail);
+                    } else {
+                        old.detail = f.detail.clone();
+                    }
+                }
+                false
+            }
+            (Outcome::Failed(old), Outcome::Failed(f)) => rank(f.reason) > rank(old.reason),
+        };
+        if replace {
+            self.outcomes[i] = new;
+        }
+    }
+
+    /// The outcomes for the verdict: the authorities up to the first that trusts, or all.
+    fn finish(self) -> Vec<AuthorityOutcome> {
+        let mut out = Vec::with_capacity(self.outcomes.len());
+        for (a, result) in self.policy.authorities.iter().zip(self.outcomes) {
+            let done = matches!(result, Outcome::Trusted(_));
+            out.push(AuthorityOutcome {
+                authority: a.name.clone(),
+                verifier: verifier_kind(&a.verifier),
+                result,
+            });
+            if done {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// The verifiers number the signatures of the list they are given; each gets one here, so
+/// its number among the signatures of its kind is put back.
+fn renumber(outcome: Outcome, n: usize) -> Outcome {
+    match outcome {
+        Outcome::Failed(mut f) => {
+            for label in ["signature", "bundle"] {
+                let first = format!("{label} 0: ");
+                if f.detail.contains(&first) {
+                    f.detail = f.detail.replacen(&first, &format!("{label} {n}: "), 1);
+                    break;
+                }
+            }
+            Outcome::Failed(f)
+        }
+        t => t,
+    }
+}
+
+/// How the Cosign verifier introduces the artifacts it set aside as no signature.
+const IGNORED: &str = "; ignored: ";
+
+/// How much a failure says: a signature that was found but failed says more than "no
+/// signature", and a malformed one less than one that was checked.
+fn rank(r: Reason) -> u8 {
+    match r {
+        Reason::NoSignature => 0,
+        Reason::Malformed => 1,
+        _ => 2,
+    }
 }
 
 fn trusted(o: &AuthorityOutcome) -> bool {
@@ -752,12 +1014,17 @@ fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
             Outcome::Failed(Failure { reason, .. }) => Some(*reason),
             Outcome::Trusted(_) => None,
         })
-        .max_by_key(|r| match r {
-            Reason::NoSignature => 0,
-            Reason::Malformed => 1,
-            _ => 2,
-        })
+        .max_by_key(|r| rank(*r))
         .unwrap_or(Reason::SignatureInvalid)
+}
+
+/// A review denied as a whole, before any image was checked.
+fn denied(message: String) -> Verdict {
+    Verdict {
+        allowed: false,
+        denials: vec![message],
+        ..Verdict::default()
+    }
 }
 
 #[cfg(test)]

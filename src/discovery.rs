@@ -2,16 +2,26 @@
 //!
 //! Cosign signatures come from the `sha256-<hex>.sig` tag; Notation signatures and Sigstore
 //! bundles from the referrers of the digest (the OCI 1.1 API, or the referrers tag schema).
-//! Only what the policy's authorities can use is fetched. Each referrer manifest must name the
-//! subject in its `subject` field: a referrers index is only a hint, and a stale or planted entry
-//! is skipped. Counts are bounded (`MAX_SIGNATURE_ATTEMPTS`), sizes by the registry's limits.
+//! Only what the policy's authorities can use is looked at, and lazily: [`list`] names the
+//! candidates (one request for the `.sig` manifest, one for the referrers), [`open`] reads a
+//! candidate's manifest when it has one, and the caller fetches each signature's blob only when
+//! it needs it, so verification can stop at the first signature that satisfies an authority.
+//! Each referrer manifest must name the subject in its `subject` field: a referrers index is
+//! only a hint, and a stale or planted entry is skipped. Counts are bounded
+//! ([`MAX_SIGNATURE_ATTEMPTS`]), sizes by the registry's limits.
+//!
+//! Who is to blame for a failure matters: anyone who can push to the image's repository can
+//! plant junk signature artifacts, so a defect in them (a manifest that does not parse, a
+//! layer claiming to be huge, a blob that does not hash to its digest, too many referrers) is a
+//! failed signature ([`Defect`]): decided, not trusted. Only the registry itself failing
+//! ([`is_registry_failure`]) leaves the image undecided, for the policy's `onError`.
 
 use bytes::Bytes;
 
-use crate::image::ImageRef;
+use crate::image::{Digest, ImageRef};
 use crate::reason::Reason;
-use crate::registry::{Registry, RegistryError};
-use crate::verify::{CosignSignature, NotationSignature, Subject};
+use crate::registry::{Descriptor, Registry, RegistryError};
+use crate::verify::{CosignSignature, Failure, NotationSignature, Subject};
 
 /// Notary Project signature artifact type (and config media type of notation 1.0 manifests).
 pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
@@ -20,6 +30,7 @@ pub const SIGSTORE_BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bu
 const JWS_MEDIA_TYPE: &str = "application/jose+json";
 const COSE_MEDIA_TYPE: &str = "application/cose";
 const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// At most this many signatures of each kind are fetched and tried per image.
 pub const MAX_SIGNATURE_ATTEMPTS: usize = 10;
 /// The annotation cosign v3 puts on each bundle referrer (and the referrers index copies): the
@@ -34,154 +45,310 @@ pub struct Wants {
     pub bundles: bool,
 }
 
-/// The signature artifacts found for one digest.
-#[derive(Clone, Debug, Default)]
-pub struct Discovered {
-    pub cosign: Vec<CosignSignature>,
-    pub notation: Vec<NotationSignature>,
-    pub bundles: Vec<Bytes>,
-    /// Artifacts found but not usable (wrong media type, stale referrer), for messages.
-    pub skipped: Vec<String>,
+/// The kinds of signature artifact; a defect in one kind fails only the authorities that use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A layer of the Cosign `.sig` manifest.
+    Cosign,
+    /// A Notary Project signature referrer.
+    Notation,
+    /// A Sigstore bundle referrer (checked by Cosign authorities).
+    Bundle,
 }
 
-/// Fetches the signature artifacts of `subject` in `image`'s repository.
-pub async fn discover(
+/// A defect of the image's own signature artifacts: the artifacts of `kinds` failed with
+/// `failure`. It counts as a failed signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defect {
+    pub kinds: Vec<Kind>,
+    pub failure: Failure,
+}
+
+/// A signature artifact named for the subject, not fetched yet.
+#[derive(Clone, Debug)]
+pub enum Candidate {
+    /// A layer of the `.sig` manifest: its blob is the signed payload.
+    CosignLayer(Descriptor),
+    /// An entry of the referrers list that may be a Notation signature or a Sigstore bundle.
+    Referrer(Descriptor),
+}
+
+/// The candidates of one subject, newest Cosign layers first, and the defects met listing them.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub candidates: Vec<Candidate>,
+    pub defects: Vec<Defect>,
+}
+
+/// A candidate ready for its blob: which kind it is and which layer holds the signature.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    pub kind: Kind,
+    pub layer: Descriptor,
+    /// The referrer manifest's digest (Notation signatures name it in messages).
+    pub manifest: Option<Digest>,
+}
+
+/// A signature artifact with its bytes, ready for the verifiers.
+#[derive(Clone, Debug)]
+pub enum Signature {
+    Cosign(CosignSignature),
+    Notation(NotationSignature),
+    Bundle(Bytes),
+}
+
+/// Why a candidate gave no signature.
+#[derive(Clone, Debug)]
+pub enum NotOpened {
+    /// Not a signature this policy uses, or a stale referrer: nothing to judge.
+    Skipped(String),
+    /// The artifact is defective: a failed signature.
+    Defect(Defect),
+    /// The registry failed: undecided.
+    Registry(RegistryError),
+}
+
+/// Whether a registry error is the registry failing (unreachable, broken connections, 5xx,
+/// throttling, refused credentials, the deadline) rather than what the repository holds being
+/// defective. Only these leave an image undecided.
+pub fn is_registry_failure(e: &RegistryError) -> bool {
+    matches!(
+        e.reason,
+        Reason::RegistryUnreachable
+            | Reason::Throttled
+            | Reason::Unauthorized
+            | Reason::DeadlineExceeded
+            | Reason::Internal
+    )
+}
+
+/// Sorts a registry error met while reading signature artifacts of `kinds` (see
+/// [`is_registry_failure`]).
+pub fn classify(e: RegistryError, kinds: &[Kind], what: &str) -> NotOpened {
+    if is_registry_failure(&e) {
+        NotOpened::Registry(e)
+    } else {
+        NotOpened::Defect(Defect {
+            kinds: kinds.to_vec(),
+            failure: Failure::new(e.reason, format!("{what}: {}", e.detail)),
+        })
+    }
+}
+
+/// Names the signature artifacts of `subject` in `image`'s repository: the `.sig` manifest's
+/// layers (when `wants.cosign`) and the referrers (when `wants.notation` or `wants.bundles`).
+/// Fails only when the registry fails; defects of the listings are in [`Listing::defects`].
+pub async fn list(
     registry: &dyn Registry,
     image: &ImageRef,
     subject: &Subject,
     wants: Wants,
-) -> Result<Discovered, RegistryError> {
-    let mut found = Discovered::default();
+) -> Result<Listing, RegistryError> {
+    let mut listing = Listing::default();
     if wants.cosign {
-        cosign_tag(registry, image, subject, &mut found).await?;
+        let tag = format!("{}.sig", subject.digest.tag_form());
+        match registry.manifest(image, &tag).await {
+            Ok(Some(manifest)) => {
+                // cosign appends each new signature as a layer: the newest are tried first, so
+                // that signing again with a rotated key or identity is not crowded out by old
+                // signatures.
+                listing.candidates.extend(
+                    manifest
+                        .body
+                        .layers
+                        .into_iter()
+                        .rev()
+                        .filter(|l| l.media_type == COSIGN_LAYER)
+                        .take(MAX_SIGNATURE_ATTEMPTS)
+                        .map(Candidate::CosignLayer),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => match classify(
+                e,
+                &[Kind::Cosign],
+                &format!("the Cosign signature tag {tag}"),
+            ) {
+                NotOpened::Defect(d) => listing.defects.push(d),
+                NotOpened::Registry(e) => return Err(e),
+                NotOpened::Skipped(_) => {}
+            },
+        }
     }
     if wants.notation || wants.bundles {
-        referrers(registry, image, subject, wants, &mut found).await?;
+        let kinds: Vec<Kind> = [
+            (wants.notation, Kind::Notation),
+            (wants.bundles, Kind::Bundle),
+        ]
+        .into_iter()
+        .filter_map(|(w, k)| w.then_some(k))
+        .collect();
+        match registry.referrers(image, &subject.digest).await {
+            Ok(entries) => listing.candidates.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| hinted_wanted(e, wants))
+                    .map(Candidate::Referrer),
+            ),
+            Err(e) => match classify(e, &kinds, "the referrers list") {
+                NotOpened::Defect(d) => listing.defects.push(d),
+                NotOpened::Registry(e) => return Err(e),
+                NotOpened::Skipped(_) => {}
+            },
+        }
     }
-    Ok(found)
+    Ok(listing)
 }
 
-async fn cosign_tag(
+/// Whether a referrers-list entry may be a wanted signature, by its (unauthenticated) hints.
+fn hinted_wanted(entry: &Descriptor, wants: Wants) -> bool {
+    // The index entry's artifactType is a hint; the manifest is authoritative.
+    let hinted = entry.artifact_type.as_deref();
+    let maybe_notation = hinted.is_none_or(|t| t == NOTATION_ARTIFACT_TYPE);
+    // cosign v3 attestations (SBOMs, provenance, scans) share the signature's artifactType and
+    // accumulate; their predicate-type annotation tells them apart without a fetch, so they
+    // cannot use up the attempts. Only a hint: what is fetched is still judged by its signed
+    // statement, and a signature labelled as something else is not found (deny).
+    let attestation = entry
+        .annotations
+        .get(BUNDLE_PREDICATE_ANNOTATION)
+        .is_some_and(|p| p != crate::verify::cosign::bundle::SIGN_PREDICATE);
+    let maybe_bundle = hinted.is_none_or(|t| t == SIGSTORE_BUNDLE_ARTIFACT_TYPE) && !attestation;
+    (wants.notation && maybe_notation) || (wants.bundles && maybe_bundle)
+}
+
+/// Attempts used per kind, so a flood of candidates of one kind is bounded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempts {
+    notation: usize,
+    bundles: usize,
+}
+
+/// Opens a candidate: a `.sig` layer as it is; a referrer by fetching its manifest, which must
+/// name the subject and be a wanted kind with one signature layer.
+pub async fn open(
     registry: &dyn Registry,
     image: &ImageRef,
     subject: &Subject,
-    found: &mut Discovered,
-) -> Result<(), RegistryError> {
-    let tag = format!("{}.sig", subject.digest.tag_form());
-    let Some(manifest) = registry.manifest(image, &tag).await? else {
-        return Ok(());
-    };
-    // cosign appends each new signature as a layer: the newest are tried, so that signing again
-    // with a rotated key or identity is not crowded out by old signatures.
-    for layer in manifest
-        .body
-        .layers
-        .iter()
-        .rev()
-        .filter(|l| l.media_type == COSIGN_LAYER)
-        .take(MAX_SIGNATURE_ATTEMPTS)
-    {
-        let Some(signature) = layer.annotations.get("dev.cosignproject.cosign/signature") else {
-            found.skipped.push(format!(
-                "layer {} has no signature annotation",
-                layer.digest.short()
-            ));
-            continue;
-        };
-        let payload = registry.blob(image, layer).await?;
-        found.cosign.push(CosignSignature {
-            payload,
-            signature: signature.clone(),
-            certificate: layer
-                .annotations
-                .get("dev.sigstore.cosign/certificate")
-                .cloned(),
-            chain: layer.annotations.get("dev.sigstore.cosign/chain").cloned(),
-            bundle: layer.annotations.get("dev.sigstore.cosign/bundle").cloned(),
-        });
-    }
-    Ok(())
-}
-
-async fn referrers(
-    registry: &dyn Registry,
-    image: &ImageRef,
-    subject: &Subject,
+    candidate: &Candidate,
     wants: Wants,
-    found: &mut Discovered,
-) -> Result<(), RegistryError> {
-    let entries = registry.referrers(image, &subject.digest).await?;
-    let (mut notation_tries, mut bundle_tries) = (0, 0);
-    for entry in entries {
-        // The index entry's artifactType is a hint; the manifest is authoritative.
-        let hinted = entry.artifact_type.as_deref();
-        let maybe_notation = hinted.is_none_or(|t| t == NOTATION_ARTIFACT_TYPE);
-        // cosign v3 attestations (SBOMs, provenance, scans) share the signature's artifactType
-        // and accumulate; their predicate-type annotation tells them apart without a fetch, so
-        // they cannot use up the attempts. Only a hint: what is fetched is still judged by its
-        // signed statement, and a signature labelled as something else is not found (deny).
-        let attestation = entry
-            .annotations
-            .get(BUNDLE_PREDICATE_ANNOTATION)
-            .is_some_and(|p| p != crate::verify::cosign::bundle::SIGN_PREDICATE);
-        let maybe_bundle =
-            hinted.is_none_or(|t| t == SIGSTORE_BUNDLE_ARTIFACT_TYPE) && !attestation;
-        let wanted = (wants.notation && maybe_notation && notation_tries < MAX_SIGNATURE_ATTEMPTS)
-            || (wants.bundles && maybe_bundle && bundle_tries < MAX_SIGNATURE_ATTEMPTS);
-        if !wanted {
-            continue;
-        }
-        let Some(m) = registry.manifest(image, entry.digest.as_str()).await? else {
-            found.skipped.push(format!(
-                "referrer {} is listed but missing",
-                entry.digest.short()
-            ));
-            continue;
-        };
-        if m.body.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
-            found.skipped.push(format!(
-                "referrer {} does not name this image as its subject",
-                m.digest.short()
-            ));
-            continue;
-        }
-        let artifact_type = m
-            .body
-            .artifact_type
-            .clone()
-            .or_else(|| m.body.config.as_ref().map(|c| c.media_type.clone()))
-            .unwrap_or_default();
-        if artifact_type == NOTATION_ARTIFACT_TYPE && wants.notation {
-            notation_tries += 1;
-            let Some(layer) = m.body.layers.first() else {
-                found.skipped.push(format!(
-                    "Notation signature {} has no envelope layer",
-                    m.digest.short()
-                ));
-                continue;
-            };
-            if m.body.layers.len() != 1 {
-                found.skipped.push(format!(
-                    "Notation signature {} has {} layers, not 1",
-                    m.digest.short(),
-                    m.body.layers.len()
-                ));
-                continue;
+    attempts: &mut Attempts,
+) -> Result<Opened, NotOpened> {
+    let entry = match candidate {
+        Candidate::CosignLayer(layer) => {
+            if !layer.annotations.contains_key(COSIGN_SIGNATURE_ANNOTATION) {
+                return Err(NotOpened::Skipped(format!(
+                    "layer {} has no signature annotation",
+                    layer.digest.short()
+                )));
             }
-            let envelope = registry.blob(image, layer).await?;
-            found.notation.push(NotationSignature {
-                manifest_digest: m.digest.clone(),
-                media_type: layer.media_type.clone(),
-                envelope,
+            return Ok(Opened {
+                kind: Kind::Cosign,
+                layer: layer.clone(),
+                manifest: None,
             });
-        } else if artifact_type == SIGSTORE_BUNDLE_ARTIFACT_TYPE && wants.bundles {
-            bundle_tries += 1;
-            if let Some(layer) = m.body.layers.first() {
-                found.bundles.push(registry.blob(image, layer).await?);
-            }
         }
+        Candidate::Referrer(entry) => entry,
+    };
+    let hinted: Vec<Kind> = [
+        (wants.notation, Kind::Notation),
+        (wants.bundles, Kind::Bundle),
+    ]
+    .into_iter()
+    .filter_map(|(w, k)| w.then_some(k))
+    .collect();
+    let what = format!("referrer {}", entry.digest.short());
+    if (!wants.notation || attempts.notation >= MAX_SIGNATURE_ATTEMPTS)
+        && (!wants.bundles || attempts.bundles >= MAX_SIGNATURE_ATTEMPTS)
+    {
+        return Err(NotOpened::Skipped(format!(
+            "{what}: enough signatures tried"
+        )));
     }
-    Ok(())
+    let m = match registry.manifest(image, entry.digest.as_str()).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(NotOpened::Skipped(format!("{what} is listed but missing"))),
+        Err(e) => return Err(classify(e, &hinted, &what)),
+    };
+    if m.body.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
+        return Err(NotOpened::Skipped(format!(
+            "{what} does not name this image as its subject"
+        )));
+    }
+    let artifact_type = m
+        .body
+        .artifact_type
+        .clone()
+        .or_else(|| m.body.config.as_ref().map(|c| c.media_type.clone()))
+        .unwrap_or_default();
+    let kind = if artifact_type == NOTATION_ARTIFACT_TYPE
+        && wants.notation
+        && attempts.notation < MAX_SIGNATURE_ATTEMPTS
+    {
+        attempts.notation += 1;
+        Kind::Notation
+    } else if artifact_type == SIGSTORE_BUNDLE_ARTIFACT_TYPE
+        && wants.bundles
+        && attempts.bundles < MAX_SIGNATURE_ATTEMPTS
+    {
+        attempts.bundles += 1;
+        Kind::Bundle
+    } else {
+        return Err(NotOpened::Skipped(format!(
+            "{what} is not a wanted signature"
+        )));
+    };
+    let defect = |detail: String| {
+        NotOpened::Defect(Defect {
+            kinds: vec![kind],
+            failure: Failure::new(Reason::Malformed, detail),
+        })
+    };
+    let layer = match (kind, m.body.layers.as_slice()) {
+        (_, [one]) => one.clone(),
+        (Kind::Bundle, [first, ..]) => first.clone(),
+        (_, []) => {
+            return Err(defect(format!(
+                "signature {} has no layer",
+                m.digest.short()
+            )));
+        }
+        (_, many) => {
+            return Err(defect(format!(
+                "Notation signature {} has {} layers, not 1",
+                m.digest.short(),
+                many.len()
+            )));
+        }
+    };
+    Ok(Opened {
+        kind,
+        layer,
+        manifest: Some(m.digest),
+    })
+}
+
+/// The signature of an opened candidate, with the bytes of its layer.
+pub fn assemble(opened: &Opened, bytes: Bytes) -> Signature {
+    let annotation = |k: &str| opened.layer.annotations.get(k).cloned();
+    match opened.kind {
+        Kind::Cosign => Signature::Cosign(CosignSignature {
+            payload: bytes,
+            signature: annotation(COSIGN_SIGNATURE_ANNOTATION).unwrap_or_default(),
+            certificate: annotation("dev.sigstore.cosign/certificate"),
+            chain: annotation("dev.sigstore.cosign/chain"),
+            bundle: annotation("dev.sigstore.cosign/bundle"),
+        }),
+        Kind::Notation => Signature::Notation(NotationSignature {
+            manifest_digest: opened
+                .manifest
+                .clone()
+                .unwrap_or_else(|| opened.layer.digest.clone()),
+            media_type: opened.layer.media_type.clone(),
+            envelope: bytes,
+        }),
+        Kind::Bundle => Signature::Bundle(bytes),
+    }
 }
 
 /// Whether a media type is a Notation envelope signet can parse.
@@ -195,8 +362,43 @@ impl From<RegistryError> for crate::verify::Failure {
     }
 }
 
-/// A registry error that means "decided: not trusted" rather than "could not decide": a
-/// malformed signature manifest is the signer's problem, not the registry's.
-pub fn is_decisive(e: &RegistryError) -> bool {
-    e.reason == Reason::Malformed
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_registry_failing_is_undecided() {
+        for r in [
+            Reason::RegistryUnreachable,
+            Reason::Throttled,
+            Reason::Unauthorized,
+            Reason::DeadlineExceeded,
+            Reason::Internal,
+        ] {
+            let e = RegistryError::new(r, "x");
+            assert!(is_registry_failure(&e), "{r}");
+            assert!(matches!(
+                classify(e, &[Kind::Cosign], "it"),
+                NotOpened::Registry(_)
+            ));
+        }
+        for r in [
+            Reason::Malformed,
+            Reason::TooLarge,
+            Reason::DigestMismatch,
+            Reason::NotFound,
+            Reason::TooManyReferrers,
+        ] {
+            let e = RegistryError::new(r, "bad");
+            assert!(!is_registry_failure(&e), "{r}");
+            match classify(e, &[Kind::Notation], "the thing") {
+                NotOpened::Defect(d) => {
+                    assert_eq!(d.kinds, vec![Kind::Notation]);
+                    assert_eq!(d.failure.reason, r);
+                    assert_eq!(d.failure.detail, "the thing: bad");
+                }
+                other => panic!("{r}: {other:?}"),
+            }
+        }
+    }
 }

@@ -107,7 +107,10 @@ impl fmt::Display for PolicyName {
 /// The runtime pulls the index the pod names and then one platform manifest from it, so the
 /// index digest is what signet verifies (signers sign the index). Some pipelines sign
 /// only the per-platform images. With `accept`, an index with no valid signature of its own is
-/// trusted when **every** platform manifest it lists has a valid signature under the policy.
+/// trusted when **every** runnable entry it lists has a valid signature under the policy. Only
+/// entries the runtime can never pull as a platform image are passed over (platform
+/// `unknown/unknown`, as build attestations are, or a media type that is no image manifest); an
+/// annotation, which anyone who pushes can write, exempts nothing.
 /// The index bytes are still pinned by digest, so its list of children cannot change.
 ///
 /// The risk: nobody vouched for the combination. Anyone who can push to the repository can

@@ -33,6 +33,8 @@ use crate::reason::Reason;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 tokio::task_local! {
     /// The review deadline of the registry calls running in this task (see [`with_deadline`]).
@@ -57,13 +59,30 @@ pub(crate) fn remaining() -> Option<Duration> {
         .ok()
 }
 
-/// Size and count limits, all enforced while data streams in.
+/// Size, count and work limits. Sizes are enforced while data streams in; the `review_*` and
+/// `max_held_bytes` limits bound what one admission review may cost (the decision engine
+/// enforces them, through a per-review view of the registry).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_manifest_bytes: u64,
     pub max_blob_bytes: u64,
     pub max_referrers: usize,
     pub request_timeout: Duration,
+    /// Registry requests in flight to one host, for all reviews together.
+    pub max_concurrent_per_host: usize,
+    /// Distinct images one review may list; a review with more is denied outright.
+    pub review_max_images: usize,
+    /// Registry requests of one review in flight at once (across hosts). Below
+    /// `max_concurrent_per_host`, so other reviews keep a share of every host.
+    pub review_max_concurrent: usize,
+    /// Registry operations one review may start in total; a review that needs more is denied.
+    pub review_max_requests: usize,
+    /// Bytes of signature blobs one review may hold (in flight or being checked) at once.
+    pub review_max_bytes: u64,
+    /// Bytes of blobs one review may fetch in total; a review that needs more is denied.
+    pub review_max_fetched_bytes: u64,
+    /// Bytes of signature blobs all reviews together may hold at once.
+    pub max_held_bytes: u64,
 }
 
 impl Default for Limits {
@@ -73,6 +92,13 @@ impl Default for Limits {
             max_blob_bytes: 4 << 20,
             max_referrers: 50,
             request_timeout: Duration::from_secs(3),
+            max_concurrent_per_host: 32,
+            review_max_images: 100,
+            review_max_concurrent: 16,
+            review_max_requests: 1000,
+            review_max_bytes: 16 << 20,
+            review_max_fetched_bytes: 64 << 20,
+            max_held_bytes: 64 << 20,
         }
     }
 }
@@ -105,6 +131,18 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// The platform of an index entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// The platform an index entry is for, as runtimes match it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub architecture: String,
 }
 
 /// A manifest or index, as fetched: the verified bytes and the fields signet reads.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{self, Bearer, ChallengeError, CredentialSource, Credentials};
 use super::ssrf::{DenyList, FilteringResolver};
@@ -45,7 +45,6 @@ const MAX_RETRIES: u32 = 2;
 const MAX_THROTTLE_RETRIES: u32 = 5;
 /// A retry is only worth it if this much of the deadline is left after the wait.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
-const MAX_CONCURRENT_PER_HOST: usize = 32;
 /// The longest a registry's own `Retry-After` keeps signet away from it.
 const MAX_THROTTLE_MEMORY: Duration = Duration::from_secs(60);
 /// Pages of a referrers list followed through `Link: rel="next"`.
@@ -195,7 +194,11 @@ impl HttpRegistry {
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {
         let mut map = self.per_host.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(host.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_CONCURRENT_PER_HOST)))
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.limits.max_concurrent_per_host.max(1),
+                ))
+            })
             .clone()
     }
 
@@ -303,6 +306,10 @@ impl HttpRegistry {
     /// at most [`MAX_THROTTLE_RETRIES`] times), always only while the review deadline leaves
     /// room. Redirects are followed by reqwest under
     /// [`redirect_policy`]; it drops `Authorization` when host, port or scheme change.
+    ///
+    /// The answer comes with the host's concurrency permit: the caller reads the body under it,
+    /// so the per-host bound covers bodies in flight, not just requests waiting for headers.
+    /// Drop it before any further request to the same host.
     async fn send(
         &self,
         operation: &'static str,
@@ -310,7 +317,7 @@ impl HttpRegistry {
         method: Method,
         url: &str,
         accept: Option<&str>,
-    ) -> Result<reqwest::Response, RegistryError> {
+    ) -> Result<(reqwest::Response, OwnedSemaphorePermit), RegistryError> {
         let host = image.registry();
         let scope = format!("repository:{}:pull", image.repository());
         let creds = self.credentials.credentials(host);
@@ -322,9 +329,9 @@ impl HttpRegistry {
         if let Some(left) = self.throttled_for(host) {
             return Err(throttled(host, left));
         }
-        let permit = self.semaphore(host);
-        let _permit = permit
-            .acquire()
+        let permit = self
+            .semaphore(host)
+            .acquire_owned()
             .await
             .map_err(|_| RegistryError::new(Reason::Internal, "registry client shut down"))?;
         let mut challenged = false;
@@ -412,7 +419,7 @@ impl HttpRegistry {
                         return Err(status_error(host, s));
                     }
                 }
-                _ => return Ok(resp),
+                _ => return Ok((resp, permit)),
             }
         }
     }
@@ -573,7 +580,7 @@ impl HttpRegistry {
             .map_err(|_| RegistryError::new(Reason::InvalidReference, "bad registry URL"))?;
         let mut entries = Vec::new();
         for page in 0..MAX_REFERRER_PAGES {
-            let resp = self
+            let (resp, _permit) = self
                 .send(
                     "referrers",
                     image,
@@ -649,7 +656,8 @@ impl Registry for HttpRegistry {
     async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
         let host = image.registry();
         let path = format!("/v2/{}/manifests/{}", image.repository(), image.reference());
-        let resp = self
+        // No body to read: the permit goes at once (the fallback below asks again).
+        let (resp, _) = self
             .send(
                 "resolve",
                 image,
@@ -719,7 +727,7 @@ impl Registry for HttpRegistry {
     ) -> Result<Option<Manifest>, RegistryError> {
         let host = image.registry();
         let path = format!("/v2/{}/manifests/{}", image.repository(), reference);
-        let resp = self
+        let (resp, _permit) = self
             .send(
                 "manifest",
                 image,
@@ -794,7 +802,7 @@ impl Registry for HttpRegistry {
             ));
         }
         let path = format!("/v2/{}/blobs/{}", image.repository(), descriptor.digest);
-        let resp = self
+        let (resp, _permit) = self
             .send("blob", image, Method::GET, &self.url(host, &path), None)
             .await?;
         if !resp.status().is_success() {

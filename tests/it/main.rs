@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cosign_keyless;
+mod engine_bounds;
 mod expiry;
 mod harness;
 mod manifests;

@@ -1109,3 +1109,54 @@ async fn referrers_fall_back_to_the_tag_schema() {
         .count();
     assert_eq!(api_calls, 1, "the missing API is remembered");
 }
+
+/// The per-host bound covers bodies, not just requests waiting for headers: with one request
+/// allowed per host, a second request waits until the first blob's body is read, so a host
+/// that trickles bodies cannot have more of them in flight than the bound.
+#[tokio::test]
+async fn blob_bodies_are_read_under_the_host_permit() {
+    let blob = vec![b'x'; 20];
+    let digest = sha256_digest(&blob);
+    let server = {
+        let blob = blob.clone();
+        FaultyServer::start(move |seen| {
+            if seen.path.contains("/blobs/") {
+                Reply::Trickle {
+                    headers: vec![("Content-Length".into(), blob.len().to_string())],
+                    body: blob.clone(),
+                    every: Duration::from_millis(40),
+                }
+            } else {
+                Reply::status(404)
+            }
+        })
+        .await
+    };
+    let c = Arc::new(client(
+        &server,
+        Limits {
+            max_concurrent_per_host: 1,
+            ..Limits::default()
+        },
+    ));
+    let img = image(&server, "a:v1");
+    let slow = {
+        let (c, img) = (c.clone(), img.clone());
+        let d = blob_descriptor(&digest, 20);
+        tokio::spawn(async move { c.registry.blob(&img, &d).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = {
+        let (c, img) = (c.clone(), img.clone());
+        tokio::spawn(async move { c.registry.manifest(&img, "v2").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "the second request waits while the first body streams"
+    );
+    assert_eq!(slow.await.expect("task").expect("blob"), blob);
+    assert!(other.await.expect("task").expect("manifest").is_none());
+    assert_eq!(server.seen().len(), 2);
+}

@@ -98,3 +98,103 @@ async fn platform_signatures_stand_in_for_the_index_only_when_accepted_and_compl
     .await;
     assert!(!v.allowed);
 }
+
+/// An index entry: the image, its platform, its annotations.
+type IndexEntry<'a> = (
+    &'a crate::support::oci::PushedImage,
+    serde_json::Value,
+    &'a [(&'a str, &'a str)],
+);
+
+/// Pushes an index whose entries are `children` with the given platform and annotations, as
+/// JSON written by hand (the pusher's `push_index` writes platforms from the children only).
+async fn push_custom_index(
+    registry: &TestRegistry,
+    repo: &str,
+    tag: &str,
+    entries: &[IndexEntry<'_>],
+) -> String {
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(child, platform, annotations)| {
+            let mut d = child.descriptor();
+            d.platform = Some(platform.clone());
+            d.annotations = crate::support::oci::annotations(annotations);
+            d.to_json()
+        })
+        .collect();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::support::oci::OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .expect("index JSON");
+    registry
+        .pusher()
+        .push_manifest(repo, tag, crate::support::oci::OCI_INDEX, &index)
+        .await;
+    format!("{}/{repo}:{tag}", registry.addr())
+}
+
+/// containerd pulls the first index entry that matches the node's platform, whatever its
+/// annotations say: an unsigned `linux/amd64` manifest labelled as a buildx attestation, listed
+/// before the signed one, is what a node would run. Only entries no runtime can pull (platform
+/// `unknown/unknown`, or a media type that is no image manifest) are skipped.
+#[tokio::test]
+async fn an_attestation_annotation_does_not_exempt_a_runnable_platform_entry() {
+    let registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let (_, accept) = policies(&registry, &key);
+    let pusher = registry.pusher();
+    let amd64 = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let unknown = serde_json::json!({"os": "unknown", "architecture": "unknown"});
+    let attestation = [
+        ("vnd.docker.reference.type", "attestation-manifest"),
+        (
+            "vnd.docker.reference.digest",
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    ];
+
+    let signed = pusher
+        .push_platform_image("team/app", None, 10, "linux", "amd64")
+        .await;
+    cosign::sign_image(&registry, "team/app", &signed, &key).await;
+    let unsigned = pusher
+        .push_platform_image("team/app", None, 11, "linux", "amd64")
+        .await;
+
+    // The unsigned runnable entry comes first and claims to be an attestation.
+    let lying = push_custom_index(
+        &registry,
+        "team/app",
+        "lying",
+        &[
+            (&unsigned, amd64.clone(), &attestation),
+            (&signed, amd64.clone(), &[]),
+        ],
+    )
+    .await;
+    let v = decide(&registry, &accept, &lying).await;
+    assert!(
+        !v.allowed,
+        "an unsigned linux/amd64 entry is runnable: {v:#?}"
+    );
+
+    // A real buildx attestation (unknown/unknown) beside the signed platform is skipped.
+    let honest = push_custom_index(
+        &registry,
+        "team/app",
+        "honest",
+        &[
+            (&signed, amd64.clone(), &[]),
+            (&unsigned, unknown, &attestation),
+        ],
+    )
+    .await;
+    let v = decide(&registry, &accept, &honest).await;
+    assert!(
+        v.allowed,
+        "an unknown/unknown entry is not runnable: {v:#?}"
+    );
+}
