@@ -7,7 +7,7 @@
 //! API server expects: `uid` and `apiVersion` echoed; a denial with `code: 403` and
 //! `reason: Forbidden`, which kubectl needs to print `Error from server (Forbidden)`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, PodSpec};
 use kube::core::DynamicObject;
@@ -40,10 +40,65 @@ pub enum DecodeError {
 pub enum Action {
     /// Verify these images.
     Check(Vec<ImageUse>),
-    /// Allow without looking further, for this reason (logged).
-    Skip(&'static str),
+    /// Allow without verifying anything, for this reason (logged and counted).
+    Skip(SkipReason),
     /// The request cannot be evaluated: deny with this message.
     Reject(String),
+}
+
+/// Why a review is allowed without verifying any image. A closed set: its
+/// [`as_str`](SkipReason::as_str) is the `reason` label of `signet_admission_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An UPDATE whose object holds no image reference that its old object lacks.
+    NoNewImage,
+    /// An UPDATE of an object being deleted (`metadata.deletionTimestamp` set, e.g. a
+    /// finalizer removal) that introduces no image.
+    Deleting,
+    /// DELETE or CONNECT: nothing starts.
+    Operation,
+    /// A kind that holds no pod spec.
+    Kind,
+    /// A subresource other than `pods/ephemeralcontainers` (`status`, `scale`, ...).
+    Subresource,
+}
+
+impl SkipReason {
+    /// Every reason, for pre-registering the metric's label values.
+    pub const ALL: [SkipReason; 5] = [
+        SkipReason::NoNewImage,
+        SkipReason::Deleting,
+        SkipReason::Operation,
+        SkipReason::Kind,
+        SkipReason::Subresource,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoNewImage => "no_new_image",
+            SkipReason::Deleting => "deleting",
+            SkipReason::Operation => "operation",
+            SkipReason::Kind => "kind",
+            SkipReason::Subresource => "subresource",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::NoNewImage => {
+                "UPDATE introduces no image reference that the old object lacks"
+            }
+            SkipReason::Deleting => {
+                "UPDATE of an object being deleted introduces no image reference"
+            }
+            SkipReason::Operation => "operation not governed",
+            SkipReason::Kind => "kind not governed",
+            SkipReason::Subresource => "subresource not governed",
+        })
+    }
 }
 
 /// A decoded review: the request (without its objects) and what to do.
@@ -119,23 +174,27 @@ pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
         return Err(DecodeError::EmptyUid);
     }
     let object = request.object.take();
-    request.old_object = None;
-    let action = classify(&request, object);
+    let old_object = request.old_object.take();
+    let action = classify(&request, object, old_object);
     Ok(Review { request, action })
 }
 
-fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObject>) -> Action {
+fn classify(
+    request: &AdmissionRequest<DynamicObject>,
+    object: Option<DynamicObject>,
+    old_object: Option<DynamicObject>,
+) -> Action {
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
-        return Action::Skip("operation not governed");
+        return Action::Skip(SkipReason::Operation);
     }
     let group = request.kind.group.as_str();
     let kind = request.kind.kind.as_str();
     let Some(path) = pod_spec_path(group, kind) else {
-        return Action::Skip("kind not governed");
+        return Action::Skip(SkipReason::Kind);
     };
     match (kind, request.sub_resource.as_deref()) {
         (_, None) | ("Pod", Some("ephemeralcontainers")) => {}
-        _ => return Action::Skip("subresource not governed"),
+        _ => return Action::Skip(SkipReason::Subresource),
     }
     let Some(object) = object else {
         return Action::Reject(format!(
@@ -143,10 +202,7 @@ fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObj
             request_kind(request)
         ));
     };
-    let mut spec = &object.data;
-    for key in path {
-        spec = &spec[*key];
-    }
+    let spec = pod_spec_at(&object, path);
     if spec.is_null() {
         return Action::Reject(format!(
             "the {} has no pod spec at {}",
@@ -154,20 +210,62 @@ fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObj
             path.join(".")
         ));
     }
-    match PodSpec::deserialize(spec) {
-        Ok(pod) => Action::Check(images(&pod)),
-        Err(e) => Action::Reject(format!(
-            "the pod spec at {} cannot be read: {e}",
-            path.join(".")
-        )),
+    let uses = match PodSpec::deserialize(spec) {
+        Ok(pod) => images(&pod),
+        Err(e) => {
+            return Action::Reject(format!(
+                "the pod spec at {} cannot be read: {e}",
+                path.join(".")
+            ));
+        }
+    };
+    if request.operation != Operation::Update {
+        return Action::Check(uses);
     }
+    // UPDATE: judge only the references the old object does not hold. Without a readable old
+    // pod spec there is nothing to compare with, so every image is checked.
+    let Some(old) = old_object.as_ref().and_then(|o| old_references(o, path)) else {
+        return Action::Check(uses);
+    };
+    let new: Vec<ImageUse> = uses
+        .into_iter()
+        .filter(|u| !old.contains(u.image.as_str()))
+        .collect();
+    if !new.is_empty() {
+        Action::Check(new)
+    } else if object.metadata.deletion_timestamp.is_some() {
+        Action::Skip(SkipReason::Deleting)
+    } else {
+        Action::Skip(SkipReason::NoNewImage)
+    }
+}
+
+fn pod_spec_at<'a>(object: &'a DynamicObject, path: &[&str]) -> &'a serde_json::Value {
+    let mut spec = &object.data;
+    for key in path {
+        spec = &spec[*key];
+    }
+    spec
+}
+
+/// Every image reference of the old object's pod spec, as written; `None` when it has no
+/// readable pod spec.
+fn old_references(old: &DynamicObject, path: &[&str]) -> Option<HashSet<String>> {
+    let spec = pod_spec_at(old, path);
+    if spec.is_null() {
+        return None;
+    }
+    let pod = PodSpec::deserialize(spec).ok()?;
+    Some(images(&pod).into_iter().map(|u| u.image).collect())
 }
 
 fn request_kind(request: &AdmissionRequest<DynamicObject>) -> String {
     request.kind.kind.clone()
 }
 
-/// Every image of the pod spec, once each, with the containers that use it, in spec order.
+/// Every image of the pod spec, once each, with what uses it, in this order: init containers,
+/// containers, ephemeral containers, image volumes (`volumes[].image.reference`). A missing
+/// reference is the empty string, which the decision denies as invalid.
 pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
     let mut order: Vec<String> = Vec::new();
     let mut uses: HashMap<String, Vec<String>> = HashMap::new();
@@ -189,6 +287,14 @@ pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
             ephemeral_image(c),
             format!("ephemeral container {:?}", c.name),
         );
+    }
+    for v in pod.volumes.iter().flatten() {
+        if let Some(source) = &v.image {
+            add(
+                source.reference.as_ref(),
+                format!("image volume {:?}", v.name),
+            );
+        }
     }
     order
         .into_iter()
@@ -291,8 +397,13 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    fn checked(name: &str) -> Vec<(String, Vec<String>)> {
-        match decode(&fixture(name)).unwrap().action {
+    fn checked_fixture(name: &str) -> Vec<(String, Vec<String>)> {
+        checked(&load(name))
+    }
+
+    fn checked(review: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+        let name = &review["request"]["uid"];
+        match action_of(review) {
             Action::Check(images) => images
                 .into_iter()
                 .map(|u| (u.image, u.containers))
@@ -302,7 +413,7 @@ mod tests {
     }
 
     fn images_of(name: &str) -> Vec<String> {
-        checked(name).into_iter().map(|(i, _)| i).collect()
+        checked_fixture(name).into_iter().map(|(i, _)| i).collect()
     }
 
     #[test]
@@ -351,7 +462,7 @@ mod tests {
         assert_eq!(init.len(), 5, "{init:?}");
         assert!(init[0].starts_with("registry.example.com/team/init@sha256:"));
         assert_eq!(init[1], "localhost:5000/x/y:1");
-        let dup = checked("pod-duplicate-images.json");
+        let dup = checked_fixture("pod-duplicate-images.json");
         assert_eq!(dup.len(), 2, "{dup:?}");
         assert_eq!(dup[0].1, ["container \"a\"", "container \"b\""]);
         let eph = images_of("pod-ephemeral-debug.json");
@@ -438,6 +549,252 @@ mod tests {
         let resp = respond_action(&r);
         assert_eq!(resp["response"]["allowed"], false);
         assert_eq!(resp["response"]["status"]["code"], 403);
+    }
+
+    fn load(name: &str) -> serde_json::Value {
+        serde_json::from_slice(&fixture(name)).unwrap()
+    }
+
+    fn action_of(review: &serde_json::Value) -> Action {
+        decode(&serde_json::to_vec(review).unwrap()).unwrap().action
+    }
+
+    fn checked_images(review: &serde_json::Value) -> Vec<String> {
+        match action_of(review) {
+            Action::Check(images) => images.into_iter().map(|u| u.image).collect(),
+            other => panic!("expected Check, got {other:?}"),
+        }
+    }
+
+    /// Adds an image volume to the pod spec of `request.<which>`.
+    fn add_image_volume(review: &mut serde_json::Value, which: &str, name: &str, image: &str) {
+        let spec = pod_spec_mut(review, which);
+        let volume = serde_json::json!({"name": name, "image": {"reference": image, "pullPolicy": "IfNotPresent"}});
+        match spec.get_mut("volumes").and_then(|v| v.as_array_mut()) {
+            Some(volumes) => volumes.push(volume),
+            None => spec["volumes"] = serde_json::json!([volume]),
+        }
+    }
+
+    fn pod_spec_mut<'a>(
+        review: &'a mut serde_json::Value,
+        which: &str,
+    ) -> &'a mut serde_json::Value {
+        let object = &mut review["request"][which];
+        if object["spec"]["template"].is_object() {
+            &mut object["spec"]["template"]["spec"]
+        } else {
+            &mut object["spec"]
+        }
+    }
+
+    #[test]
+    fn label_update_introduces_no_image_and_is_not_checked() {
+        let review = load("pod-update-label.json");
+        assert_eq!(review["request"]["operation"], "UPDATE");
+        assert_eq!(
+            review["request"]["object"]["spec"], review["request"]["oldObject"]["spec"],
+            "the fixture changes labels only"
+        );
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn deployment_replicas_patch_is_not_checked() {
+        // `kubectl patch deployment --type=merge -p '{"spec":{"replicas":4}}'`: a full UPDATE
+        // of the Deployment (not the scale subresource) with the same template.
+        let review = load("deployment-scale.json");
+        assert_eq!(review["request"]["object"]["spec"]["replicas"], 4);
+        assert_eq!(review["request"]["oldObject"]["spec"]["replicas"], 3);
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn replicaset_scaled_to_zero_by_the_deployment_controller_is_not_checked() {
+        // What the deployment controller sends when a rollout retires the old ReplicaSet: a
+        // full UPDATE of the ReplicaSet with `spec.replicas` lowered, same template.
+        let mut review = load("replicaset-create.json");
+        let mut old = review["request"]["object"].clone();
+        old["spec"]["replicas"] = serde_json::json!(1);
+        review["request"]["operation"] = "UPDATE".into();
+        review["request"]["oldObject"] = old;
+        review["request"]["object"]["spec"]["replicas"] = serde_json::json!(0);
+        review["request"]["userInfo"]["username"] =
+            "system:serviceaccount:kube-system:deployment-controller".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn rollout_to_a_new_image_checks_the_new_image_only() {
+        let review = load("deployment-update-image.json");
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+        // A second container whose image was already in the old template is not re-checked.
+        let mut review = load("deployment-update-image.json");
+        let sidecar =
+            serde_json::json!({"name": "side", "image": "registry.example.com/team/side:1"});
+        for which in ["object", "oldObject"] {
+            pod_spec_mut(&mut review, which)["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(sidecar.clone());
+        }
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+    }
+
+    #[test]
+    fn comparison_is_by_the_reference_string_as_written() {
+        // pod-update-image: nginx:1.27 -> nginx:1.28 is a new image.
+        assert_eq!(
+            checked_images(&load("pod-update-image.json")),
+            ["nginx:1.28"]
+        );
+        // The same image spelled differently is a new reference and is checked.
+        let mut review = load("pod-update-label.json");
+        review["request"]["object"]["spec"]["containers"][0]["image"] =
+            "docker.io/library/nginx:1.28".into();
+        assert_eq!(checked_images(&review), ["docker.io/library/nginx:1.28"]);
+        // A renamed container keeping its image brings no new image.
+        let mut review = load("pod-update-label.json");
+        review["request"]["object"]["spec"]["containers"][0]["name"] = "renamed".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+        // An image moved from a container to an init container is not new either.
+        let mut review = load("deployment-update-image.json");
+        let old_image = review["request"]["oldObject"]["spec"]["template"]["spec"]["containers"][0]
+            ["image"]
+            .clone();
+        let init = serde_json::json!([{"name": "init", "image": old_image}]);
+        review["request"]["object"]["spec"]["template"]["spec"]["initContainers"] = init;
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+    }
+
+    #[test]
+    fn finalizer_removal_on_a_deleting_pod_is_not_checked() {
+        let mut review = load("pod-update-label.json");
+        let stamp = serde_json::json!("2026-01-01T00:00:00Z");
+        for which in ["object", "oldObject"] {
+            review["request"][which]["metadata"]["deletionTimestamp"] = stamp.clone();
+            review["request"][which]["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+        }
+        review["request"]["oldObject"]["metadata"]["finalizers"] =
+            serde_json::json!(["example.com/cleanup"]);
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::Deleting));
+        // Deleting does not exempt an image that the same UPDATE introduces.
+        review["request"]["object"]["spec"]["containers"][0]["image"] = "evil.example/x:1".into();
+        assert_eq!(checked_images(&review), ["evil.example/x:1"]);
+    }
+
+    #[test]
+    fn update_without_old_object_checks_every_image() {
+        let mut review = load("pod-update-label.json");
+        review["request"]
+            .as_object_mut()
+            .unwrap()
+            .remove("oldObject");
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+        let mut review = load("pod-update-label.json");
+        review["request"]["oldObject"] = serde_json::Value::Null;
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+        // An old object whose pod spec cannot be read is no evidence either.
+        let mut review = load("pod-update-label.json");
+        review["request"]["oldObject"]["spec"]["containers"] = serde_json::json!("nope");
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+    }
+
+    #[test]
+    fn kubectl_debug_checks_only_the_new_ephemeral_image() {
+        let review = load("pod-ephemeral-debug.json");
+        assert_eq!(review["request"]["subResource"], "ephemeralcontainers");
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/debug/tools:1.0"]
+        );
+        match action_of(&review) {
+            Action::Check(images) => {
+                assert_eq!(images[0].containers, ["ephemeral container \"debugger\""])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn creates_still_check_every_image() {
+        // Pods made by controllers arrive as CREATEs, whatever the state of their owner.
+        let mut review = load("pod-create.json");
+        review["request"]["object"]["metadata"]["deletionTimestamp"] =
+            "2026-01-01T00:00:00Z".into();
+        assert_eq!(checked_images(&review), ["nginx:1.27"]);
+    }
+
+    #[test]
+    fn image_volumes_are_checked_in_pods_and_templates() {
+        let mut review = load("pod-create.json");
+        add_image_volume(
+            &mut review,
+            "object",
+            "data",
+            "registry.example.com/data/model:1",
+        );
+        let images = checked(&review);
+        assert_eq!(
+            images,
+            [
+                (
+                    "nginx:1.27".to_string(),
+                    vec!["container \"web\"".to_string()]
+                ),
+                (
+                    "registry.example.com/data/model:1".to_string(),
+                    vec!["image volume \"data\"".to_string()]
+                ),
+            ]
+        );
+        for name in [
+            "deployment-create.json",
+            "replicaset-create.json",
+            "statefulset-create.json",
+            "daemonset-create.json",
+            "job-create.json",
+            "replicationcontroller-create.json",
+        ] {
+            let mut review = load(name);
+            add_image_volume(&mut review, "object", "data", "evil.example/vol:1");
+            assert!(
+                checked_images(&review).contains(&"evil.example/vol:1".to_string()),
+                "{name}"
+            );
+        }
+        let mut review = load("cronjob-create.json");
+        review["request"]["object"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "image": {"reference": "evil.example/vol:1"}}]);
+        assert!(checked_images(&review).contains(&"evil.example/vol:1".to_string()));
+        // An image volume with no reference is checked as the empty reference (and denied).
+        let mut review = load("pod-create.json");
+        review["request"]["object"]["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "image": {}}]);
+        assert!(checked_images(&review).contains(&String::new()));
+    }
+
+    #[test]
+    fn image_volumes_take_part_in_the_update_comparison() {
+        // An UPDATE that adds an image volume to a template checks that image.
+        let mut review = load("deployment-scale.json");
+        add_image_volume(&mut review, "object", "data", "evil.example/vol:1");
+        assert_eq!(checked_images(&review), ["evil.example/vol:1"]);
+        // One that keeps it does not.
+        add_image_volume(&mut review, "oldObject", "data", "evil.example/vol:1");
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+        // A container switching to the image of an old volume brings no new image.
+        pod_spec_mut(&mut review, "object")["containers"][0]["image"] = "evil.example/vol:1".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
     }
 
     #[test]

@@ -442,7 +442,7 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
                 }
                 (admission::respond(&review, &v), decision, detail)
             }
-            Action::Skip(why) => (admission::respond_action(&review), "allowed", (*why).to_string()),
+            Action::Skip(why) => (admission::respond_action(&review), "allowed", why.to_string()),
             Action::Reject(why) => (admission::respond_action(&review), "denied", why.clone()),
         };
         state.metrics.admission_reviews.with_label_values(&[decision]).inc();
