@@ -15,7 +15,8 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::response::StatusSummary;
 use serde::Deserialize;
 
-use crate::decision::{ImageUse, Verdict};
+use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
+use crate::verify::Outcome;
 
 /// The longest deny message sent; the API server passes 5,000 characters to kubectl whole.
 const MAX_DENY_CHARS: usize = 4000;
@@ -142,6 +143,19 @@ impl Review {
 
     pub fn dry_run(&self) -> bool {
         self.request.dry_run
+    }
+
+    /// The span every log line of this review is made in.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "review",
+            uid = %self.uid(),
+            namespace = self.namespace().unwrap_or(""),
+            kind = %self.kind(),
+            // Not `name`: the JSON log format writes the span's own name under that key.
+            object = %self.name(),
+            operation = self.operation(),
+        )
     }
 }
 
@@ -313,6 +327,116 @@ fn ephemeral_image(c: &EphemeralContainer) -> Option<&String> {
     c.image.as_ref()
 }
 
+/// The longest value of one field of an "image admitted" line.
+const MAX_AUDIT_FIELD_CHARS: usize = 256;
+/// The most policies named on one "image admitted" line.
+const MAX_AUDIT_POLICIES: usize = 8;
+
+/// The audit trail of an allowed review: one line per image it verified, at info, with the
+/// image, its digest, whether it is trusted, and per policy the authority that verified it and
+/// that authority's evidence (or, for an image admitted untrusted under `warn`, `audit`,
+/// `onError: allow` or `noMatch`, the reason). Each field is bounded. A denied review admitted
+/// nothing and logs nothing here.
+pub fn log_admitted(verdict: &Verdict) {
+    if !verdict.allowed {
+        return;
+    }
+    for report in &verdict.images {
+        let line = AuditLine::of(report);
+        tracing::info!(
+            image = %line.image,
+            digest = %line.digest,
+            trust = line.trust,
+            policy = %line.policy,
+            authority = %line.authority,
+            evidence = %line.evidence,
+            "image admitted"
+        );
+    }
+}
+
+/// The fields of one "image admitted" line.
+struct AuditLine {
+    image: String,
+    digest: String,
+    trust: &'static str,
+    policy: String,
+    authority: String,
+    evidence: String,
+}
+
+impl AuditLine {
+    fn of(report: &ImageReport) -> AuditLine {
+        let image = bounded(report.reference.as_deref().unwrap_or(&report.image));
+        let digest = report
+            .digest
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), |d| d.as_str().to_string());
+        let (trust, policies) = match &report.status {
+            ImageStatus::InvalidReference { .. } => ("invalid_reference", &[][..]),
+            ImageStatus::NoPolicy { .. } => ("no_policy", &[][..]),
+            ImageStatus::Checked { policies } => {
+                let trust = if report.trusted() {
+                    "trusted"
+                } else if policies
+                    .iter()
+                    .any(|p| matches!(p.verdict, PolicyVerdict::Undecided { .. }))
+                {
+                    "undecided"
+                } else {
+                    "untrusted"
+                };
+                (trust, policies.as_slice())
+            }
+        };
+        let (mut names, mut authorities, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
+        for p in policies.iter().take(MAX_AUDIT_POLICIES) {
+            names.push(p.policy.to_string());
+            let verified = match &p.verdict {
+                PolicyVerdict::Trusted { authorities } => {
+                    authorities.iter().find_map(|a| match &a.result {
+                        Outcome::Trusted(e) => Some((a, e)),
+                        Outcome::Failed(_) => None,
+                    })
+                }
+                _ => None,
+            };
+            match verified {
+                Some((a, e)) => {
+                    authorities.push(format!("{} ({})", a.authority, a.verifier.as_str()));
+                    evidence.push(e.summary.clone());
+                }
+                None => {
+                    authorities.push("-".to_string());
+                    evidence.push(p.verdict.reason().as_str().to_string());
+                }
+            }
+        }
+        if policies.len() > MAX_AUDIT_POLICIES {
+            let more = format!("and {} more", policies.len() - MAX_AUDIT_POLICIES);
+            names.push(more.clone());
+            authorities.push(more.clone());
+            evidence.push(more);
+        }
+        AuditLine {
+            image,
+            digest,
+            trust,
+            policy: bounded(&names.join(", ")),
+            authority: bounded(&authorities.join(", ")),
+            evidence: bounded(&evidence.join("; ")),
+        }
+    }
+}
+
+/// `s` cut to [`MAX_AUDIT_FIELD_CHARS`] characters, with `…` when cut.
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
 /// The response for a review allowed without checking, or rejected before checking.
 pub fn respond_action(review: &Review) -> serde_json::Value {
     match &review.action {
@@ -388,6 +512,169 @@ fn deny_message(denials: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::PolicyResult;
+    use crate::policy::{Mode, NoMatch, OnError, PolicyName};
+    use crate::reason::Reason;
+    use crate::verify::{AuthorityOutcome, Evidence, Failure, VerifierKind};
+    use std::sync::{Arc, Mutex};
+
+    /// A log buffer the JSON subscriber of `signet serve --log-format json` writes to.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` under the JSON log format and returns the lines it logged, parsed.
+    fn json_logs(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let buf = Captured::default();
+        let writer = buf.clone();
+        let subscriber = crate::telemetry::subscriber(
+            crate::cli::LogFormat::Json,
+            tracing_subscriber::EnvFilter::new("info"),
+            move || writer.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn json_logs_keep_the_span_name_and_the_object_name() {
+        let review = decode(&fixture("pod-update-label.json")).unwrap();
+        let lines = json_logs(|| {
+            let span = review.span();
+            let _entered = span.enter();
+            tracing::info!(decision = "allowed", "admission review");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let span = &lines[0]["span"];
+        assert_eq!(span["name"], "review", "{span}");
+        assert_eq!(span["object"], "web", "{span}");
+        assert_eq!(span["namespace"], "default", "{span}");
+        assert_eq!(
+            span["uid"], "37361796-d14d-418b-be2c-c7afa96eae65",
+            "{span}"
+        );
+        assert_eq!(span["operation"], "UPDATE", "{span}");
+    }
+
+    fn trusted_report(image: &str, summary: &str) -> ImageReport {
+        ImageReport {
+            image: image.into(),
+            reference: Some(format!("docker.io/library/{image}")),
+            digest: Some(crate::image::Digest::sha256_of(image.as_bytes())),
+            containers: vec!["container \"web\"".into()],
+            status: ImageStatus::Checked {
+                policies: vec![PolicyResult {
+                    policy: PolicyName::new("prod"),
+                    mode: Mode::Enforce,
+                    on_error: OnError::Deny,
+                    verdict: PolicyVerdict::Trusted {
+                        authorities: vec![
+                            AuthorityOutcome {
+                                authority: "old".into(),
+                                verifier: VerifierKind::Notation,
+                                result: Outcome::Failed(Failure::new(Reason::NoSignature, "none")),
+                            },
+                            AuthorityOutcome {
+                                authority: "ci".into(),
+                                verifier: VerifierKind::Cosign,
+                                result: Outcome::Trusted(Evidence {
+                                    summary: summary.into(),
+                                    logged: Vec::new(),
+                                    valid_until: None,
+                                }),
+                            },
+                        ],
+                    },
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn allowed_reviews_log_one_audit_line_per_image() {
+        let verdict = Verdict {
+            allowed: true,
+            images: vec![
+                trusted_report("nginx:1.28", "cosign key sha256:abcd"),
+                ImageReport {
+                    image: "busybox".into(),
+                    reference: Some("docker.io/library/busybox:latest".into()),
+                    digest: None,
+                    containers: vec![],
+                    status: ImageStatus::NoPolicy {
+                        no_match: NoMatch::Allow,
+                    },
+                },
+                trusted_report("huge:1", &"x".repeat(10_000)),
+            ],
+            ..Verdict::default()
+        };
+        let lines = json_logs(|| log_admitted(&verdict));
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let first = &lines[0];
+        assert_eq!(first["message"], "image admitted");
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["image"], "docker.io/library/nginx:1.28");
+        assert_eq!(
+            first["digest"],
+            crate::image::Digest::sha256_of(b"nginx:1.28").as_str()
+        );
+        assert_eq!(first["trust"], "trusted");
+        assert_eq!(first["policy"], "prod");
+        assert_eq!(first["authority"], "ci (cosign)");
+        assert_eq!(first["evidence"], "cosign key sha256:abcd");
+        let second = &lines[1];
+        assert_eq!(second["trust"], "no_policy");
+        assert_eq!(second["digest"], "unknown");
+        assert_eq!(second["policy"], "");
+        let third = serde_json::to_string(&lines[2]).unwrap();
+        assert!(third.len() < 1000, "bounded: {} bytes", third.len());
+        // A denied review admitted nothing.
+        let denied = Verdict {
+            allowed: false,
+            ..verdict
+        };
+        assert!(json_logs(|| log_admitted(&denied)).is_empty());
+    }
+
+    #[test]
+    fn admitted_but_untrusted_images_say_why() {
+        let mut report = trusted_report("nginx:1.28", "unused");
+        report.status = ImageStatus::Checked {
+            policies: vec![PolicyResult {
+                policy: PolicyName::new("soft"),
+                mode: Mode::Warn,
+                on_error: OnError::Deny,
+                verdict: PolicyVerdict::Untrusted {
+                    reason: Reason::NoSignature,
+                    authorities: vec![],
+                },
+            }],
+        };
+        let verdict = Verdict {
+            allowed: true,
+            images: vec![report],
+            ..Verdict::default()
+        };
+        let lines = json_logs(|| log_admitted(&verdict));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["trust"], "untrusted");
+        assert_eq!(lines[0]["policy"], "soft");
+        assert_eq!(lines[0]["authority"], "-");
+        assert_eq!(lines[0]["evidence"], "no_signature");
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
@@ -795,6 +1082,12 @@ mod tests {
         // A container switching to the image of an old volume brings no new image.
         pod_spec_mut(&mut review, "object")["containers"][0]["image"] = "evil.example/vol:1".into();
         assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn skip_reasons_are_the_metric_labels() {
+        let labels: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels, crate::metrics::SKIP_REASONS);
     }
 
     #[test]
