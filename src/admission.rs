@@ -1,11 +1,16 @@
 //! AdmissionReview in, AdmissionReview out: the only module that knows Kubernetes types.
 //!
 //! [`decode`] turns a request body into a [`Review`]: which images to check (Pod,
-//! `pods/ephemeralcontainers`, and the seven workload kinds that carry a pod template), or why
-//! the request is allowed untouched (DELETE, CONNECT, kinds and subresources signet does not
-//! govern), or why it cannot be evaluated. [`respond`] turns a decision into the response the
-//! API server expects: `uid` and `apiVersion` echoed; a denial with `code: 403` and
+//! `pods/ephemeralcontainers`, and the seven workload kinds that carry a pod template; in each
+//! pod spec the init, regular and ephemeral containers and the image volumes), or why the
+//! request is allowed untouched ([`SkipReason`]), or why it cannot be evaluated. On UPDATE only
+//! the references the object adds to its `oldObject` are checked, compared as written: every
+//! pod still starts through a CREATE, which is checked whole, so an update that brings no new
+//! reference cannot start anything unverified. [`respond`] turns a decision into the response
+//! the API server expects: `uid` and `apiVersion` echoed; a denial with `code: 403` and
 //! `reason: Forbidden`, which kubectl needs to print `Error from server (Forbidden)`.
+//! [`log_admitted`] writes the audit trail of what an allowed review let in. Must not import
+//! hyper or the registry.
 
 use std::collections::{HashMap, HashSet};
 
