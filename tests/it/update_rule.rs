@@ -235,3 +235,188 @@ async fn an_unsigned_image_volume_next_to_a_signed_container_is_denied() {
     assert!(m.contains(&format!("image {data}")), "{m}");
     signet.stop().await;
 }
+
+/// `signet serve` as a child process, with JSON logs on a pipe; killed if a test fails first.
+struct Served {
+    child: Option<std::process::Child>,
+    url: String,
+    /// Dropped before SIGTERM: an idle keep-alive connection would hold the drain up.
+    client: Option<reqwest::Client>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Served {
+    async fn start(policies: &std::path::Path, registry: &TestRegistry, ready: u16) -> Served {
+        let (port, admin) = (free_port(), free_port());
+        let ca = policies.with_extension("ca.pem");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(["--policies", policies.to_str().expect("utf-8")])
+            .args(["--self-signed-ca-out", ca.to_str().expect("utf-8")])
+            .args(["--insecure-registry", &registry.addr()])
+            .args(["--shutdown-delay-secs", "0", "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("signet serve starts");
+        let probe = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let mut up = false;
+        for _ in 0..200 {
+            if let Ok(r) = probe
+                .get(format!("http://127.0.0.1:{admin}/readyz"))
+                .send()
+                .await
+                && r.status().as_u16() == ready
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(up, "/readyz never answered {ready}");
+        let ca = std::fs::read(&ca).expect("CA written");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA")])
+            .build()
+            .expect("client");
+        Served {
+            child: Some(child),
+            url: format!("https://localhost:{port}/validate?timeout=10s"),
+            client: Some(client),
+        }
+    }
+
+    async fn review(&self, body: &Value) -> Value {
+        self.client
+            .as_ref()
+            .expect("running")
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+            .send()
+            .await
+            .expect("signet answers")
+            .json()
+            .await
+            .expect("a review")
+    }
+
+    /// Stops the server and returns its log lines, parsed.
+    async fn logs(mut self) -> Vec<Value> {
+        self.client = None;
+        let child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(term.success());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("signet exits");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_logs_name_the_object_and_list_what_was_admitted() {
+    let registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let image = registry.pusher().push_image("team/app", "1.0", 48).await;
+    cosign::sign_image(&registry, "team/app", &image, &key).await;
+    let reference = image.reference_by_tag(&registry.addr());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).expect("dir");
+    let glob = format!("{}/**", registry.addr());
+    std::fs::write(
+        policies.join("p.yaml"),
+        cosign_policy("prod", &glob, "enforce", "deny", &key.public_key_pem()),
+    )
+    .expect("policy");
+    let served = Served::start(&policies, &registry, 200).await;
+    let v = served
+        .review(&with("pod-create.json", &[("nginx:1.27", &reference)]))
+        .await;
+    assert_allowed_clean(&v);
+    let logs = served.logs().await;
+
+    let review = logs
+        .iter()
+        .find(|l| l["message"] == "admission review")
+        .unwrap_or_else(|| panic!("no review line in {logs:#?}"));
+    assert_eq!(review["span"]["name"], "review", "{review}");
+    assert_eq!(review["span"]["object"], "web", "{review}");
+    assert_eq!(review["decision"], "allowed", "{review}");
+    let admitted: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "image admitted")
+        .collect();
+    assert_eq!(admitted.len(), 1, "{logs:#?}");
+    let line = admitted[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["image"], reference.as_str(), "{line}");
+    assert_eq!(line["digest"], image.digest.as_str(), "{line}");
+    assert_eq!(line["trust"], "trusted", "{line}");
+    assert_eq!(line["policy"], "prod", "{line}");
+    assert_eq!(line["authority"], "ci (cosign)", "{line}");
+    assert!(
+        !line["evidence"].as_str().unwrap_or_default().is_empty(),
+        "{line}"
+    );
+    assert_eq!(line["span"]["object"], "web", "{line}");
+}
+
+#[tokio::test]
+async fn without_a_valid_policy_set_updates_that_add_no_image_still_pass() {
+    let registry = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).expect("dir");
+    std::fs::write(
+        policies.join("bad.yaml"),
+        "apiVersion: signet.dev/v1alpha1\nkind: Nope\n",
+    )
+    .expect("policy");
+    let served = Served::start(&policies, &registry, 503).await;
+    assert_allowed_clean(&served.review(&load_review("pod-update-label.json")).await);
+    let m = denial(&served.review(&load_review("pod-update-image.json")).await);
+    assert!(m.contains("no valid policy set"), "{m}");
+    let logs = served.logs().await;
+    let skipped = logs
+        .iter()
+        .find(|l| l["message"] == "admission review" && l["decision"] == "allowed")
+        .unwrap_or_else(|| panic!("{logs:#?}"));
+    assert!(
+        skipped["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no image reference"),
+        "{skipped}"
+    );
+}
