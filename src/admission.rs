@@ -1,13 +1,18 @@
 //! AdmissionReview in, AdmissionReview out: the only module that knows Kubernetes types.
 //!
 //! [`decode`] turns a request body into a [`Review`]: which images to check (Pod,
-//! `pods/ephemeralcontainers`, and the seven workload kinds that carry a pod template), or why
-//! the request is allowed untouched (DELETE, CONNECT, kinds and subresources signet does not
-//! govern), or why it cannot be evaluated. [`respond`] turns a decision into the response the
-//! API server expects: `uid` and `apiVersion` echoed; a denial with `code: 403` and
+//! `pods/ephemeralcontainers`, and the seven workload kinds that carry a pod template; in each
+//! pod spec the init, regular and ephemeral containers and the image volumes), or why the
+//! request is allowed untouched ([`SkipReason`]), or why it cannot be evaluated. On UPDATE only
+//! the references the object adds to its `oldObject` are checked, compared as written: every
+//! pod still starts through a CREATE, which is checked whole, so an update that brings no new
+//! reference cannot start anything unverified. [`respond`] turns a decision into the response
+//! the API server expects: `uid` and `apiVersion` echoed; a denial with `code: 403` and
 //! `reason: Forbidden`, which kubectl needs to print `Error from server (Forbidden)`.
+//! [`log_admitted`] writes the audit trail of what an allowed review let in. Must not import
+//! hyper or the registry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, PodSpec};
 use kube::core::DynamicObject;
@@ -17,7 +22,8 @@ use serde::Deserialize;
 
 pub mod pin;
 
-use crate::decision::{ImageUse, Verdict};
+use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
+use crate::verify::Outcome;
 
 /// The longest deny message sent; the API server passes 5,000 characters to kubectl whole.
 const MAX_DENY_CHARS: usize = 4000;
@@ -42,10 +48,65 @@ pub enum DecodeError {
 pub enum Action {
     /// Verify these images.
     Check(Vec<ImageUse>),
-    /// Allow without looking further, for this reason (logged).
-    Skip(&'static str),
+    /// Allow without verifying anything, for this reason (logged and counted).
+    Skip(SkipReason),
     /// The request cannot be evaluated: deny with this message.
     Reject(String),
+}
+
+/// Why a review is allowed without verifying any image. A closed set: its
+/// [`as_str`](SkipReason::as_str) is the `reason` label of `signet_admission_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An UPDATE whose object holds no image reference that its old object lacks.
+    NoNewImage,
+    /// An UPDATE of an object being deleted (`metadata.deletionTimestamp` set, e.g. a
+    /// finalizer removal) that introduces no image.
+    Deleting,
+    /// DELETE or CONNECT: nothing starts.
+    Operation,
+    /// A kind that holds no pod spec.
+    Kind,
+    /// A subresource other than `pods/ephemeralcontainers` (`status`, `scale`, ...).
+    Subresource,
+}
+
+impl SkipReason {
+    /// Every reason, for pre-registering the metric's label values.
+    pub const ALL: [SkipReason; 5] = [
+        SkipReason::NoNewImage,
+        SkipReason::Deleting,
+        SkipReason::Operation,
+        SkipReason::Kind,
+        SkipReason::Subresource,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoNewImage => "no_new_image",
+            SkipReason::Deleting => "deleting",
+            SkipReason::Operation => "operation",
+            SkipReason::Kind => "kind",
+            SkipReason::Subresource => "subresource",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::NoNewImage => {
+                "UPDATE introduces no image reference that the old object lacks"
+            }
+            SkipReason::Deleting => {
+                "UPDATE of an object being deleted introduces no image reference"
+            }
+            SkipReason::Operation => "operation not governed",
+            SkipReason::Kind => "kind not governed",
+            SkipReason::Subresource => "subresource not governed",
+        })
+    }
 }
 
 /// A decoded review: the request (without its objects) and what to do.
@@ -90,6 +151,19 @@ impl Review {
     pub fn dry_run(&self) -> bool {
         self.request.dry_run
     }
+
+    /// The span every log line of this review is made in.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "review",
+            uid = %self.uid(),
+            namespace = self.namespace().unwrap_or(""),
+            kind = %self.kind(),
+            // Not `name`: the JSON log format writes the span's own name under that key.
+            object = %self.name(),
+            operation = self.operation(),
+        )
+    }
 }
 
 /// Where the pod spec sits in each governed kind.
@@ -121,23 +195,27 @@ pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
         return Err(DecodeError::EmptyUid);
     }
     let object = request.object.take();
-    request.old_object = None;
-    let action = classify(&request, object);
+    let old_object = request.old_object.take();
+    let action = classify(&request, object, old_object);
     Ok(Review { request, action })
 }
 
-fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObject>) -> Action {
+fn classify(
+    request: &AdmissionRequest<DynamicObject>,
+    object: Option<DynamicObject>,
+    old_object: Option<DynamicObject>,
+) -> Action {
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
-        return Action::Skip("operation not governed");
+        return Action::Skip(SkipReason::Operation);
     }
     let group = request.kind.group.as_str();
     let kind = request.kind.kind.as_str();
     let Some(path) = pod_spec_path(group, kind) else {
-        return Action::Skip("kind not governed");
+        return Action::Skip(SkipReason::Kind);
     };
     match (kind, request.sub_resource.as_deref()) {
         (_, None) | ("Pod", Some("ephemeralcontainers")) => {}
-        _ => return Action::Skip("subresource not governed"),
+        _ => return Action::Skip(SkipReason::Subresource),
     }
     let Some(object) = object else {
         return Action::Reject(format!(
@@ -145,10 +223,7 @@ fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObj
             request_kind(request)
         ));
     };
-    let mut spec = &object.data;
-    for key in path {
-        spec = &spec[*key];
-    }
+    let spec = pod_spec_at(&object, path);
     if spec.is_null() {
         return Action::Reject(format!(
             "the {} has no pod spec at {}",
@@ -156,20 +231,62 @@ fn classify(request: &AdmissionRequest<DynamicObject>, object: Option<DynamicObj
             path.join(".")
         ));
     }
-    match PodSpec::deserialize(spec) {
-        Ok(pod) => Action::Check(images(&pod)),
-        Err(e) => Action::Reject(format!(
-            "the pod spec at {} cannot be read: {e}",
-            path.join(".")
-        )),
+    let uses = match PodSpec::deserialize(spec) {
+        Ok(pod) => images(&pod),
+        Err(e) => {
+            return Action::Reject(format!(
+                "the pod spec at {} cannot be read: {e}",
+                path.join(".")
+            ));
+        }
+    };
+    if request.operation != Operation::Update {
+        return Action::Check(uses);
     }
+    // UPDATE: judge only the references the old object does not hold. Without a readable old
+    // pod spec there is nothing to compare with, so every image is checked.
+    let Some(old) = old_object.as_ref().and_then(|o| old_references(o, path)) else {
+        return Action::Check(uses);
+    };
+    let new: Vec<ImageUse> = uses
+        .into_iter()
+        .filter(|u| !old.contains(u.image.as_str()))
+        .collect();
+    if !new.is_empty() {
+        Action::Check(new)
+    } else if object.metadata.deletion_timestamp.is_some() {
+        Action::Skip(SkipReason::Deleting)
+    } else {
+        Action::Skip(SkipReason::NoNewImage)
+    }
+}
+
+fn pod_spec_at<'a>(object: &'a DynamicObject, path: &[&str]) -> &'a serde_json::Value {
+    let mut spec = &object.data;
+    for key in path {
+        spec = &spec[*key];
+    }
+    spec
+}
+
+/// Every image reference of the old object's pod spec, as written; `None` when it has no
+/// readable pod spec.
+fn old_references(old: &DynamicObject, path: &[&str]) -> Option<HashSet<String>> {
+    let spec = pod_spec_at(old, path);
+    if spec.is_null() {
+        return None;
+    }
+    let pod = PodSpec::deserialize(spec).ok()?;
+    Some(images(&pod).into_iter().map(|u| u.image).collect())
 }
 
 fn request_kind(request: &AdmissionRequest<DynamicObject>) -> String {
     request.kind.kind.clone()
 }
 
-/// Every image of the pod spec, once each, with the containers that use it, in spec order.
+/// Every image of the pod spec, once each, with what uses it, in this order: init containers,
+/// containers, ephemeral containers, image volumes (`volumes[].image.reference`). A missing
+/// reference is the empty string, which the decision denies as invalid.
 pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
     let mut order: Vec<String> = Vec::new();
     let mut uses: HashMap<String, Vec<String>> = HashMap::new();
@@ -192,6 +309,14 @@ pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
             format!("ephemeral container {:?}", c.name),
         );
     }
+    for v in pod.volumes.iter().flatten() {
+        if let Some(source) = &v.image {
+            add(
+                source.reference.as_ref(),
+                format!("image volume {:?}", v.name),
+            );
+        }
+    }
     order
         .into_iter()
         .map(|image| {
@@ -207,6 +332,116 @@ fn container_image(c: &Container) -> Option<&String> {
 
 fn ephemeral_image(c: &EphemeralContainer) -> Option<&String> {
     c.image.as_ref()
+}
+
+/// The longest value of one field of an "image admitted" line.
+const MAX_AUDIT_FIELD_CHARS: usize = 256;
+/// The most policies named on one "image admitted" line.
+const MAX_AUDIT_POLICIES: usize = 8;
+
+/// The audit trail of an allowed review: one line per image it verified, at info, with the
+/// image, its digest, whether it is trusted, and per policy the authority that verified it and
+/// that authority's evidence (or, for an image admitted untrusted under `warn`, `audit`,
+/// `onError: allow` or `noMatch`, the reason). Each field is bounded. A denied review admitted
+/// nothing and logs nothing here.
+pub fn log_admitted(verdict: &Verdict) {
+    if !verdict.allowed {
+        return;
+    }
+    for report in &verdict.images {
+        let line = AuditLine::of(report);
+        tracing::info!(
+            image = %line.image,
+            digest = %line.digest,
+            trust = line.trust,
+            policy = %line.policy,
+            authority = %line.authority,
+            evidence = %line.evidence,
+            "image admitted"
+        );
+    }
+}
+
+/// The fields of one "image admitted" line.
+struct AuditLine {
+    image: String,
+    digest: String,
+    trust: &'static str,
+    policy: String,
+    authority: String,
+    evidence: String,
+}
+
+impl AuditLine {
+    fn of(report: &ImageReport) -> AuditLine {
+        let image = bounded(report.reference.as_deref().unwrap_or(&report.image));
+        let digest = report
+            .digest
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), |d| d.as_str().to_string());
+        let (trust, policies) = match &report.status {
+            ImageStatus::InvalidReference { .. } => ("invalid_reference", &[][..]),
+            ImageStatus::NoPolicy { .. } => ("no_policy", &[][..]),
+            ImageStatus::Checked { policies } => {
+                let trust = if report.trusted() {
+                    "trusted"
+                } else if policies
+                    .iter()
+                    .any(|p| matches!(p.verdict, PolicyVerdict::Undecided { .. }))
+                {
+                    "undecided"
+                } else {
+                    "untrusted"
+                };
+                (trust, policies.as_slice())
+            }
+        };
+        let (mut names, mut authorities, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
+        for p in policies.iter().take(MAX_AUDIT_POLICIES) {
+            names.push(p.policy.to_string());
+            let verified = match &p.verdict {
+                PolicyVerdict::Trusted { authorities } => {
+                    authorities.iter().find_map(|a| match &a.result {
+                        Outcome::Trusted(e) => Some((a, e)),
+                        Outcome::Failed(_) => None,
+                    })
+                }
+                _ => None,
+            };
+            match verified {
+                Some((a, e)) => {
+                    authorities.push(format!("{} ({})", a.authority, a.verifier.as_str()));
+                    evidence.push(e.summary.clone());
+                }
+                None => {
+                    authorities.push("-".to_string());
+                    evidence.push(p.verdict.reason().as_str().to_string());
+                }
+            }
+        }
+        if policies.len() > MAX_AUDIT_POLICIES {
+            let more = format!("and {} more", policies.len() - MAX_AUDIT_POLICIES);
+            names.push(more.clone());
+            authorities.push(more.clone());
+            evidence.push(more);
+        }
+        AuditLine {
+            image,
+            digest,
+            trust,
+            policy: bounded(&names.join(", ")),
+            authority: bounded(&authorities.join(", ")),
+            evidence: bounded(&evidence.join("; ")),
+        }
+    }
+}
+
+/// `s` cut to [`MAX_AUDIT_FIELD_CHARS`] characters, with `…` when cut.
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
 }
 
 /// The response for a review allowed without checking, or rejected before checking.
@@ -284,6 +519,172 @@ fn deny_message(denials: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::PolicyResult;
+    use crate::policy::{Mode, NoMatch, OnError, PolicyName};
+    use crate::reason::Reason;
+    use crate::verify::{AuthorityOutcome, Evidence, Failure, VerifierKind};
+    use std::sync::{Arc, Mutex};
+
+    /// A log buffer the JSON subscriber of `signet serve --log-format json` writes to.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` under the JSON log format and returns the lines it logged, parsed.
+    fn json_logs(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let buf = Captured::default();
+        let writer = buf.clone();
+        let subscriber = crate::telemetry::subscriber(
+            crate::cli::LogFormat::Json,
+            tracing_subscriber::EnvFilter::new("info"),
+            move || writer.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn json_logs_keep_the_span_name_and_the_object_name() {
+        let review = decode(&fixture("pod-update-label.json")).unwrap();
+        let lines = json_logs(|| {
+            let span = review.span();
+            let _entered = span.enter();
+            tracing::info!(decision = "allowed", "admission review");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let span = &lines[0]["span"];
+        assert_eq!(span["name"], "review", "{span}");
+        assert_eq!(span["object"], "web", "{span}");
+        assert_eq!(span["namespace"], "default", "{span}");
+        assert_eq!(
+            span["uid"], "37361796-d14d-418b-be2c-c7afa96eae65",
+            "{span}"
+        );
+        assert_eq!(span["operation"], "UPDATE", "{span}");
+    }
+
+    fn trusted_report(image: &str, summary: &str) -> ImageReport {
+        ImageReport {
+            image: image.into(),
+            reference: Some(format!("docker.io/library/{image}")),
+            digest: Some(crate::image::Digest::sha256_of(image.as_bytes())),
+            containers: vec!["container \"web\"".into()],
+            status: ImageStatus::Checked {
+                policies: vec![PolicyResult {
+                    policy: PolicyName::new("prod"),
+                    mode: Mode::Enforce,
+                    on_error: OnError::Deny,
+                    pin_templates: false,
+                    verdict: PolicyVerdict::Trusted {
+                        authorities: vec![
+                            AuthorityOutcome {
+                                authority: "old".into(),
+                                verifier: VerifierKind::Notation,
+                                result: Outcome::Failed(Failure::new(Reason::NoSignature, "none")),
+                            },
+                            AuthorityOutcome {
+                                authority: "ci".into(),
+                                verifier: VerifierKind::Cosign,
+                                result: Outcome::Trusted(Evidence {
+                                    summary: summary.into(),
+                                    logged: Vec::new(),
+                                    valid_until: None,
+                                    expires: None,
+                                }),
+                            },
+                        ],
+                    },
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn allowed_reviews_log_one_audit_line_per_image() {
+        let verdict = Verdict {
+            allowed: true,
+            images: vec![
+                trusted_report("nginx:1.28", "cosign key sha256:abcd"),
+                ImageReport {
+                    image: "busybox".into(),
+                    reference: Some("docker.io/library/busybox:latest".into()),
+                    digest: None,
+                    containers: vec![],
+                    status: ImageStatus::NoPolicy {
+                        no_match: NoMatch::Allow,
+                    },
+                },
+                trusted_report("huge:1", &"x".repeat(10_000)),
+            ],
+            ..Verdict::default()
+        };
+        let lines = json_logs(|| log_admitted(&verdict));
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let first = &lines[0];
+        assert_eq!(first["message"], "image admitted");
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["image"], "docker.io/library/nginx:1.28");
+        assert_eq!(
+            first["digest"],
+            crate::image::Digest::sha256_of(b"nginx:1.28").as_str()
+        );
+        assert_eq!(first["trust"], "trusted");
+        assert_eq!(first["policy"], "prod");
+        assert_eq!(first["authority"], "ci (cosign)");
+        assert_eq!(first["evidence"], "cosign key sha256:abcd");
+        let second = &lines[1];
+        assert_eq!(second["trust"], "no_policy");
+        assert_eq!(second["digest"], "unknown");
+        assert_eq!(second["policy"], "");
+        let third = serde_json::to_string(&lines[2]).unwrap();
+        assert!(third.len() < 1000, "bounded: {} bytes", third.len());
+        // A denied review admitted nothing.
+        let denied = Verdict {
+            allowed: false,
+            ..verdict
+        };
+        assert!(json_logs(|| log_admitted(&denied)).is_empty());
+    }
+
+    #[test]
+    fn admitted_but_untrusted_images_say_why() {
+        let mut report = trusted_report("nginx:1.28", "unused");
+        report.status = ImageStatus::Checked {
+            policies: vec![PolicyResult {
+                policy: PolicyName::new("soft"),
+                mode: Mode::Warn,
+                on_error: OnError::Deny,
+                pin_templates: false,
+                verdict: PolicyVerdict::Untrusted {
+                    reason: Reason::NoSignature,
+                    authorities: vec![],
+                },
+            }],
+        };
+        let verdict = Verdict {
+            allowed: true,
+            images: vec![report],
+            ..Verdict::default()
+        };
+        let lines = json_logs(|| log_admitted(&verdict));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["trust"], "untrusted");
+        assert_eq!(lines[0]["policy"], "soft");
+        assert_eq!(lines[0]["authority"], "-");
+        assert_eq!(lines[0]["evidence"], "no_signature");
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
@@ -293,8 +694,13 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    fn checked(name: &str) -> Vec<(String, Vec<String>)> {
-        match decode(&fixture(name)).unwrap().action {
+    fn checked_fixture(name: &str) -> Vec<(String, Vec<String>)> {
+        checked(&load(name))
+    }
+
+    fn checked(review: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+        let name = &review["request"]["uid"];
+        match action_of(review) {
             Action::Check(images) => images
                 .into_iter()
                 .map(|u| (u.image, u.containers))
@@ -304,7 +710,7 @@ mod tests {
     }
 
     fn images_of(name: &str) -> Vec<String> {
-        checked(name).into_iter().map(|(i, _)| i).collect()
+        checked_fixture(name).into_iter().map(|(i, _)| i).collect()
     }
 
     #[test]
@@ -353,7 +759,7 @@ mod tests {
         assert_eq!(init.len(), 5, "{init:?}");
         assert!(init[0].starts_with("registry.example.com/team/init@sha256:"));
         assert_eq!(init[1], "localhost:5000/x/y:1");
-        let dup = checked("pod-duplicate-images.json");
+        let dup = checked_fixture("pod-duplicate-images.json");
         assert_eq!(dup.len(), 2, "{dup:?}");
         assert_eq!(dup[0].1, ["container \"a\"", "container \"b\""]);
         let eph = images_of("pod-ephemeral-debug.json");
@@ -440,6 +846,258 @@ mod tests {
         let resp = respond_action(&r);
         assert_eq!(resp["response"]["allowed"], false);
         assert_eq!(resp["response"]["status"]["code"], 403);
+    }
+
+    fn load(name: &str) -> serde_json::Value {
+        serde_json::from_slice(&fixture(name)).unwrap()
+    }
+
+    fn action_of(review: &serde_json::Value) -> Action {
+        decode(&serde_json::to_vec(review).unwrap()).unwrap().action
+    }
+
+    fn checked_images(review: &serde_json::Value) -> Vec<String> {
+        match action_of(review) {
+            Action::Check(images) => images.into_iter().map(|u| u.image).collect(),
+            other => panic!("expected Check, got {other:?}"),
+        }
+    }
+
+    /// Adds an image volume to the pod spec of `request.<which>`.
+    fn add_image_volume(review: &mut serde_json::Value, which: &str, name: &str, image: &str) {
+        let spec = pod_spec_mut(review, which);
+        let volume = serde_json::json!({"name": name, "image": {"reference": image, "pullPolicy": "IfNotPresent"}});
+        match spec.get_mut("volumes").and_then(|v| v.as_array_mut()) {
+            Some(volumes) => volumes.push(volume),
+            None => spec["volumes"] = serde_json::json!([volume]),
+        }
+    }
+
+    fn pod_spec_mut<'a>(
+        review: &'a mut serde_json::Value,
+        which: &str,
+    ) -> &'a mut serde_json::Value {
+        let object = &mut review["request"][which];
+        if object["spec"]["template"].is_object() {
+            &mut object["spec"]["template"]["spec"]
+        } else {
+            &mut object["spec"]
+        }
+    }
+
+    #[test]
+    fn label_update_introduces_no_image_and_is_not_checked() {
+        let review = load("pod-update-label.json");
+        assert_eq!(review["request"]["operation"], "UPDATE");
+        assert_eq!(
+            review["request"]["object"]["spec"], review["request"]["oldObject"]["spec"],
+            "the fixture changes labels only"
+        );
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn deployment_replicas_patch_is_not_checked() {
+        // `kubectl patch deployment --type=merge -p '{"spec":{"replicas":4}}'`: a full UPDATE
+        // of the Deployment (not the scale subresource) with the same template.
+        let review = load("deployment-scale.json");
+        assert_eq!(review["request"]["object"]["spec"]["replicas"], 4);
+        assert_eq!(review["request"]["oldObject"]["spec"]["replicas"], 3);
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn replicaset_scaled_to_zero_by_the_deployment_controller_is_not_checked() {
+        // What the deployment controller sends when a rollout retires the old ReplicaSet: a
+        // full UPDATE of the ReplicaSet with `spec.replicas` lowered, same template.
+        let mut review = load("replicaset-create.json");
+        let mut old = review["request"]["object"].clone();
+        old["spec"]["replicas"] = serde_json::json!(1);
+        review["request"]["operation"] = "UPDATE".into();
+        review["request"]["oldObject"] = old;
+        review["request"]["object"]["spec"]["replicas"] = serde_json::json!(0);
+        review["request"]["userInfo"]["username"] =
+            "system:serviceaccount:kube-system:deployment-controller".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn rollout_to_a_new_image_checks_the_new_image_only() {
+        let review = load("deployment-update-image.json");
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+        // A second container whose image was already in the old template is not re-checked.
+        let mut review = load("deployment-update-image.json");
+        let sidecar =
+            serde_json::json!({"name": "side", "image": "registry.example.com/team/side:1"});
+        for which in ["object", "oldObject"] {
+            pod_spec_mut(&mut review, which)["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(sidecar.clone());
+        }
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+    }
+
+    #[test]
+    fn comparison_is_by_the_reference_string_as_written() {
+        // pod-update-image: nginx:1.27 -> nginx:1.28 is a new image.
+        assert_eq!(
+            checked_images(&load("pod-update-image.json")),
+            ["nginx:1.28"]
+        );
+        // The same image spelled differently is a new reference and is checked.
+        let mut review = load("pod-update-label.json");
+        review["request"]["object"]["spec"]["containers"][0]["image"] =
+            "docker.io/library/nginx:1.28".into();
+        assert_eq!(checked_images(&review), ["docker.io/library/nginx:1.28"]);
+        // A renamed container keeping its image brings no new image.
+        let mut review = load("pod-update-label.json");
+        review["request"]["object"]["spec"]["containers"][0]["name"] = "renamed".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+        // An image moved from a container to an init container is not new either.
+        let mut review = load("deployment-update-image.json");
+        let old_image = review["request"]["oldObject"]["spec"]["template"]["spec"]["containers"][0]
+            ["image"]
+            .clone();
+        let init = serde_json::json!([{"name": "init", "image": old_image}]);
+        review["request"]["object"]["spec"]["template"]["spec"]["initContainers"] = init;
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/team/web:1.1"]
+        );
+    }
+
+    #[test]
+    fn finalizer_removal_on_a_deleting_pod_is_not_checked() {
+        let mut review = load("pod-update-label.json");
+        let stamp = serde_json::json!("2026-01-01T00:00:00Z");
+        for which in ["object", "oldObject"] {
+            review["request"][which]["metadata"]["deletionTimestamp"] = stamp.clone();
+            review["request"][which]["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+        }
+        review["request"]["oldObject"]["metadata"]["finalizers"] =
+            serde_json::json!(["example.com/cleanup"]);
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::Deleting));
+        // Deleting does not exempt an image that the same UPDATE introduces.
+        review["request"]["object"]["spec"]["containers"][0]["image"] = "evil.example/x:1".into();
+        assert_eq!(checked_images(&review), ["evil.example/x:1"]);
+    }
+
+    #[test]
+    fn update_without_old_object_checks_every_image() {
+        let mut review = load("pod-update-label.json");
+        review["request"]
+            .as_object_mut()
+            .unwrap()
+            .remove("oldObject");
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+        let mut review = load("pod-update-label.json");
+        review["request"]["oldObject"] = serde_json::Value::Null;
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+        // An old object whose pod spec cannot be read is no evidence either.
+        let mut review = load("pod-update-label.json");
+        review["request"]["oldObject"]["spec"]["containers"] = serde_json::json!("nope");
+        assert_eq!(checked_images(&review), ["nginx:1.28"]);
+    }
+
+    #[test]
+    fn kubectl_debug_checks_only_the_new_ephemeral_image() {
+        let review = load("pod-ephemeral-debug.json");
+        assert_eq!(review["request"]["subResource"], "ephemeralcontainers");
+        assert_eq!(
+            checked_images(&review),
+            ["registry.example.com/debug/tools:1.0"]
+        );
+        match action_of(&review) {
+            Action::Check(images) => {
+                assert_eq!(images[0].containers, ["ephemeral container \"debugger\""])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn creates_still_check_every_image() {
+        // Pods made by controllers arrive as CREATEs, whatever the state of their owner.
+        let mut review = load("pod-create.json");
+        review["request"]["object"]["metadata"]["deletionTimestamp"] =
+            "2026-01-01T00:00:00Z".into();
+        assert_eq!(checked_images(&review), ["nginx:1.27"]);
+    }
+
+    #[test]
+    fn image_volumes_are_checked_in_pods_and_templates() {
+        let mut review = load("pod-create.json");
+        add_image_volume(
+            &mut review,
+            "object",
+            "data",
+            "registry.example.com/data/model:1",
+        );
+        let images = checked(&review);
+        assert_eq!(
+            images,
+            [
+                (
+                    "nginx:1.27".to_string(),
+                    vec!["container \"web\"".to_string()]
+                ),
+                (
+                    "registry.example.com/data/model:1".to_string(),
+                    vec!["image volume \"data\"".to_string()]
+                ),
+            ]
+        );
+        for name in [
+            "deployment-create.json",
+            "replicaset-create.json",
+            "statefulset-create.json",
+            "daemonset-create.json",
+            "job-create.json",
+            "replicationcontroller-create.json",
+        ] {
+            let mut review = load(name);
+            add_image_volume(&mut review, "object", "data", "evil.example/vol:1");
+            assert!(
+                checked_images(&review).contains(&"evil.example/vol:1".to_string()),
+                "{name}"
+            );
+        }
+        let mut review = load("cronjob-create.json");
+        review["request"]["object"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "image": {"reference": "evil.example/vol:1"}}]);
+        assert!(checked_images(&review).contains(&"evil.example/vol:1".to_string()));
+        // An image volume with no reference is checked as the empty reference (and denied).
+        let mut review = load("pod-create.json");
+        review["request"]["object"]["spec"]["volumes"] =
+            serde_json::json!([{"name": "data", "image": {}}]);
+        assert!(checked_images(&review).contains(&String::new()));
+    }
+
+    #[test]
+    fn image_volumes_take_part_in_the_update_comparison() {
+        // An UPDATE that adds an image volume to a template checks that image.
+        let mut review = load("deployment-scale.json");
+        add_image_volume(&mut review, "object", "data", "evil.example/vol:1");
+        assert_eq!(checked_images(&review), ["evil.example/vol:1"]);
+        // One that keeps it does not.
+        add_image_volume(&mut review, "oldObject", "data", "evil.example/vol:1");
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+        // A container switching to the image of an old volume brings no new image.
+        pod_spec_mut(&mut review, "object")["containers"][0]["image"] = "evil.example/vol:1".into();
+        assert_eq!(action_of(&review), Action::Skip(SkipReason::NoNewImage));
+    }
+
+    #[test]
+    fn skip_reasons_are_the_metric_labels() {
+        let labels: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels, crate::metrics::SKIP_REASONS);
     }
 
     #[test]

@@ -11,12 +11,24 @@ use prometheus::{
 
 use crate::reason::Reason;
 
+/// The `reason` label values of `signet_admission_skipped_total`: the admission module's
+/// `SkipReason` labels (a test there keeps the two lists equal).
+pub const SKIP_REASONS: [&str; 5] = [
+    "no_new_image",
+    "deleting",
+    "operation",
+    "kind",
+    "subresource",
+];
+
 /// All of signet's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     pub admission_reviews: IntCounterVec,
     pub admission_duration: HistogramVec,
+    /// Reviews allowed without verifying any image, by [`SKIP_REASONS`] reason.
+    pub admission_skipped: IntCounterVec,
     pub verifications: IntCounterVec,
     pub cache_requests: IntCounterVec,
     pub registry_requests: IntCounterVec,
@@ -116,6 +128,12 @@ impl Metrics {
                 &[],
                 latency.clone(),
             ),
+            admission_skipped: counter(
+                &registry,
+                "admission_skipped_total",
+                "AdmissionReviews allowed without verifying any image, by reason",
+                &["reason"],
+            ),
             verifications: counter(
                 &registry,
                 "verifications_total",
@@ -187,6 +205,9 @@ impl Metrics {
         // Pre-register the common label sets so dashboards see zeros, not gaps.
         for d in ["allowed", "denied", "warned", "invalid"] {
             m.admission_reviews.with_label_values(&[d]);
+        }
+        for r in SKIP_REASONS {
+            m.admission_skipped.with_label_values(&[r]);
         }
         for kind in ["ocsp", "crl"] {
             for r in [
@@ -265,6 +286,11 @@ mod tests {
             "signet_registry_request_duration_seconds",
             "signet_policy_reloads_total",
             "signet_tls_reloads_total",
+            "signet_admission_skipped_total{reason=\"no_new_image\"} 0",
+            "signet_admission_skipped_total{reason=\"deleting\"} 0",
+            "signet_admission_skipped_total{reason=\"operation\"} 0",
+            "signet_admission_skipped_total{reason=\"kind\"} 0",
+            "signet_admission_skipped_total{reason=\"subresource\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

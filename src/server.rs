@@ -408,14 +408,7 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
             return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
     };
-    let span = tracing::info_span!(
-        "review",
-        uid = %review.uid(),
-        namespace = review.namespace().unwrap_or(""),
-        kind = %review.kind(),
-        name = %review.name(),
-        operation = review.operation(),
-    );
+    let span = review.span();
     let response = async {
         let (response, decision, detail) = match &review.action {
             Action::Check(images) if !state.policies_valid.load(Ordering::Acquire) => {
@@ -440,9 +433,13 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
                 for (key, value) in &v.audit_annotations {
                     tracing::info!(annotation = %key, %value, "audit: image not trusted");
                 }
+                admission::log_admitted(&v);
                 (admission::respond(&review, &v), decision, detail)
             }
-            Action::Skip(why) => (admission::respond_action(&review), "allowed", (*why).to_string()),
+            Action::Skip(why) => {
+                state.metrics.admission_skipped.with_label_values(&[why.as_str()]).inc();
+                (admission::respond_action(&review), "allowed", why.to_string())
+            }
             Action::Reject(why) => (admission::respond_action(&review), "denied", why.clone()),
         };
         state.metrics.admission_reviews.with_label_values(&[decision]).inc();

@@ -22,4 +22,5 @@ mod registry_faults;
 mod registry_multiarch;
 mod registry_review;
 mod revocation;
+mod update_rule;
 mod webhook;
