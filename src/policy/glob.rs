@@ -121,17 +121,30 @@ impl ImageGlob {
     }
 }
 
+/// Whether the path pattern matches the segments. A dynamic programme over pattern position
+/// × segment position, one row at a time: `row[j]` says whether the pattern so far matches the
+/// first `j` segments. O(pattern × segments) whatever the number of `**`; trying every split
+/// for each `**` recursively is exponential in their number.
 fn match_path(pattern: &[String], segs: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => segs.is_empty(),
-        Some((p, rest)) if p == "**" => {
-            (0..=segs.len()).any(|skip| match_path(rest, &segs[skip..]))
+    let mut row = vec![false; segs.len() + 1];
+    row[0] = true;
+    for p in pattern {
+        if p == "**" {
+            // Zero or more segments: reachable from any earlier position.
+            let mut seen = false;
+            for cell in row.iter_mut() {
+                seen |= *cell;
+                *cell = seen;
+            }
+        } else {
+            // Exactly one segment; walk right to left so each cell reads the previous row.
+            for j in (1..row.len()).rev() {
+                row[j] = row[j - 1] && wildcard(p, segs[j - 1]);
+            }
+            row[0] = false;
         }
-        Some((p, rest)) => match segs.split_first() {
-            Some((s, srest)) => wildcard(p, s) && match_path(rest, srest),
-            None => false,
-        },
     }
+    row[segs.len()]
 }
 
 /// `*` matches any run of characters (the caller has already split on `/`).
@@ -240,6 +253,62 @@ mod tests {
         ];
         for (glob, image, want) in cases {
             assert_eq!(m(glob, image), want, "{glob} vs {image}");
+        }
+    }
+
+    /// Each `**` used to try every split of the rest of the path, so a handful of them
+    /// against a long path took exponential time (minutes for one image).
+    #[test]
+    fn many_double_stars_against_a_long_path_finish() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stars = vec!["**"; 10].join("/");
+            // The longest repository a reference may name (255 characters).
+            let image: ImageRef = format!("x.io/{}", vec!["a"; 128].join("/"))
+                .parse()
+                .unwrap();
+            let miss = ImageGlob::parse(&format!("x.io/{stars}/nomatch")).unwrap();
+            let hit = ImageGlob::parse(&format!("x.io/{stars}/a")).unwrap();
+            // And past what references allow, on the matcher itself.
+            let pattern: Vec<String> = [vec!["**".to_string(); 10], vec!["b".into()]].concat();
+            let segs = vec!["a"; 200];
+            let _ = tx.send((
+                miss.matches(&image),
+                hit.matches(&image),
+                match_path(&pattern, &segs),
+            ));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("matching 10 '**' against a long path must not take seconds");
+        assert_eq!(got, (false, true, false));
+    }
+
+    /// The obvious recursive matcher: exponential, but plainly right on small inputs.
+    fn reference_match(pattern: &[String], segs: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => segs.is_empty(),
+            Some((p, rest)) if p == "**" => {
+                (0..=segs.len()).any(|skip| reference_match(rest, &segs[skip..]))
+            }
+            Some((p, rest)) => match segs.split_first() {
+                Some((s, srest)) => wildcard(p, s) && reference_match(rest, srest),
+                None => false,
+            },
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn path_matcher_agrees_with_the_reference(
+            pattern in proptest::collection::vec("\\*\\*|\\*|a\\*|a|b", 0..7),
+            segs in proptest::collection::vec("a|b|ab|ba", 0..8),
+        ) {
+            let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(
+                match_path(&pattern, &segs),
+                reference_match(&pattern, &segs)
+            );
         }
     }
 
