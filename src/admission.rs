@@ -275,7 +275,11 @@ fn deny_message(denials: &[String]) -> String {
         if len + sep.len() + d_len > MAX_DENY_CHARS {
             let rest = denials.len() - i;
             if i == 0 {
-                let tail = if rest > 1 { more(rest - 1) } else { String::new() };
+                let tail = if rest > 1 {
+                    more(rest - 1)
+                } else {
+                    String::new()
+                };
                 let room = MAX_DENY_CHARS.saturating_sub(tail.chars().count() + 1);
                 msg.extend(d.chars().take(room));
                 msg.push('…');
@@ -465,7 +469,10 @@ mod tests {
 
     #[test]
     fn deny_message_shows_the_first_reason_even_when_it_is_over_the_limit() {
-        let first = format!("image a.io/x is not trusted: {}", "y".repeat(2 * MAX_DENY_CHARS));
+        let first = format!(
+            "image a.io/x is not trusted: {}",
+            "y".repeat(2 * MAX_DENY_CHARS)
+        );
         let m = deny_message(&[first.clone(), "image b.io/z is not trusted".into()]);
         assert!(m.starts_with("image a.io/x is not trusted: yyy"), "{m:.80}");
         assert!(m.contains('…'), "a cut reason is marked");
