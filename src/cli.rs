@@ -60,7 +60,8 @@ pub enum PolicyCommand {
 /// How signet reaches registries (shared by serve, verify and review).
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RegistryArgs {
-    /// A registry reached over plain HTTP (host or host:port, exact). Repeatable.
+    /// A registry reached over plain HTTP (host or host:port, normalised like image hosts:
+    /// case-insensitive; port 443 is refused). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
     /// A PEM bundle of extra CAs trusted for registry TLS. Repeatable.

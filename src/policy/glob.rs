@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::image::{DEFAULT_REGISTRY, ImageRef};
+use crate::image::{self, DEFAULT_REGISTRY, ImageRef, ParseError};
 
 /// Why an `images` entry is not a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,8 @@ pub enum GlobError {
     EmptySegment(String),
     #[error("image glob {0:?}: '**' must be a whole path segment")]
     DoubleStar(String),
+    #[error("image glob {0:?}: invalid registry host: {1}")]
+    Host(String, ParseError),
 }
 
 /// A compiled `images` entry.
@@ -74,7 +76,10 @@ impl ImageGlob {
         }
         let (host, path): (String, Vec<String>) = if source == "**" {
             ("*".into(), vec!["**".into()])
-        } else if first == "*" || first.contains('.') || first.contains(':') || first == "localhost"
+        } else if first == "*"
+            || first.contains('.')
+            || first.contains(':')
+            || first.eq_ignore_ascii_case("localhost")
         {
             if segments.len() == 1 {
                 // A host alone: everything on it.
@@ -95,11 +100,7 @@ impl ImageGlob {
             }
             (DEFAULT_REGISTRY.to_string(), path)
         };
-        let host = if host == "index.docker.io" {
-            DEFAULT_REGISTRY.to_string()
-        } else {
-            host
-        };
+        let host = glob_host(&host).map_err(|e| GlobError::Host(source.to_string(), e))?;
         Ok(ImageGlob {
             source: source.to_string(),
             host,
@@ -119,6 +120,21 @@ impl ImageGlob {
     pub fn as_str(&self) -> &str {
         &self.source
     }
+}
+
+/// The host part of a glob, normalised as image hosts are ([`image::normalize_host`]) so that
+/// a glob written `REGISTRY.EXAMPLE.COM:443` or `registry-1.docker.io` names the host images
+/// spelled either way are normalised to. A host with `*` in it is lower-cased and loses a
+/// literal `:443`; its wildcards then match normalised hosts.
+fn glob_host(host: &str) -> Result<String, ParseError> {
+    if !host.contains('*') {
+        return image::normalize_host(host);
+    }
+    let lower = host.to_ascii_lowercase();
+    Ok(match lower.strip_suffix(":443") {
+        Some(name) => name.to_string(),
+        None => lower,
+    })
 }
 
 /// Whether the path pattern matches the segments. A dynamic programme over pattern position
@@ -253,6 +269,126 @@ mod tests {
         ];
         for (glob, image, want) in cases {
             assert_eq!(m(glob, image), want, "{glob} vs {image}");
+        }
+    }
+
+    /// Globs written with another spelling of a host compile to the same host as images do.
+    #[test]
+    fn glob_hosts_are_normalised_like_image_hosts() {
+        let cases = [
+            (
+                "REGISTRY.EXAMPLE.COM/prod/**",
+                "registry.example.com/prod/x",
+                true,
+            ),
+            (
+                "registry.example.com:443/prod/**",
+                "registry.example.com/prod/x",
+                true,
+            ),
+            (
+                "registry.example.com/prod/**",
+                "Registry.Example.COM:443/prod/x",
+                true,
+            ),
+            (
+                "registry.example.com/prod/**",
+                "registry.example.com:80/prod/x",
+                false,
+            ),
+            ("registry-1.docker.io/library/**", "nginx", true),
+            (
+                "registry.hub.docker.com/library/*",
+                "docker.io/library/nginx",
+                true,
+            ),
+            ("docker.io/library/*", "registry-1.docker.io/nginx", true),
+            ("LOCALHOST:5000/**", "localhost:5000/a", true),
+            ("LOCALHOST/**", "localhost/a", true),
+            ("*.EXAMPLE.com/**", "registry.example.com/a", true),
+            ("*.example.com:443/**", "registry.example.com/a", true),
+            ("[0:0::1]:5000/**", "[::1]:5000/a", true),
+        ];
+        for (glob, image, want) in cases {
+            assert_eq!(m(glob, image), want, "{glob} vs {image}");
+        }
+        assert!(ImageGlob::parse("host:99999/x").is_err());
+    }
+
+    const GLOBS: &[&str] = &[
+        "registry.example.com/**",
+        "REGISTRY.EXAMPLE.COM:443/team/**",
+        "registry.example.com:5000/**",
+        "localhost/**",
+        "LocalHost:5000/**",
+        "docker.io/library/*",
+        "registry-1.docker.io/library/**",
+        "index.docker.io/**",
+        "Registry.Hub.Docker.Com/team/*",
+        "*.example.com/**",
+        "*.docker.io/**",
+        "nginx",
+        "team/*",
+        "**",
+    ];
+
+    fn matching(image: &str) -> Vec<&'static str> {
+        let image: ImageRef = image.parse().unwrap();
+        GLOBS
+            .iter()
+            .copied()
+            .filter(|g| ImageGlob::parse(g).unwrap().matches(&image))
+            .collect()
+    }
+
+    /// Scrambles the case of `s` with the bits of `mask`.
+    fn scramble(s: &str, mask: u64) -> String {
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Every spelling of one image matches the same globs as its plain spelling.
+        #[test]
+        fn every_spelling_of_an_image_matches_the_same_globs(
+            host in 0usize..4,
+            port_443 in proptest::bool::ANY,
+            five_thousand in proptest::bool::ANY,
+            alias in 0usize..4,
+            mask in proptest::num::u64::ANY,
+            path in proptest::collection::vec("nginx|team|app|library", 1..3),
+        ) {
+            let (plain, spelled) = match host {
+                0 => ("docker.io", ["docker.io", "index.docker.io", "registry-1.docker.io",
+                    "registry.hub.docker.com"][alias]),
+                1 => ("registry.example.com", "registry.example.com"),
+                2 => ("localhost", "localhost"),
+                _ => ("ghcr.io", "ghcr.io"),
+            };
+            let port = if five_thousand { ":5000" } else { "" };
+            let plain_host = format!("{plain}{port}");
+            // `LOCALHOST/x` is refused as a reference (an upper-case first component with no
+            // `.` or `:` is no host to signet), so it is not a spelling to vary alone.
+            let bare_localhost = spelled == "localhost" && port.is_empty() && !port_443;
+            let spelled_host = format!(
+                "{}{port}{}",
+                if bare_localhost { spelled.to_string() } else { scramble(spelled, mask) },
+                if port_443 && port.is_empty() { ":443" } else { "" }
+            );
+            let path = path.join("/");
+            proptest::prop_assert_eq!(
+                matching(&format!("{plain_host}/{path}")),
+                matching(&format!("{spelled_host}/{path}")),
+                "{} vs {}", plain_host, spelled_host
+            );
         }
     }
 

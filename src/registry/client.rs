@@ -56,7 +56,7 @@ const MAX_TOKEN_BYTES: u64 = 64 << 10;
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
-    /// Hosts (`host` or `host:port`, exact) reached over plain HTTP. Everything else is HTTPS,
+    /// Hosts (`host` or `host:port`, normalised like image hosts) reached over plain HTTP. Everything else is HTTPS,
     /// and an HTTPS registry is never contacted over plain HTTP, redirects included.
     pub insecure: Vec<String>,
     /// Extra PEM CA certificates trusted for registry TLS, besides the system roots.
@@ -123,6 +123,7 @@ impl std::fmt::Debug for HttpRegistry {
 
 impl HttpRegistry {
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let config = normalise_hosts(config)?;
         let deny = Arc::new(config.deny.clone());
         let insecure: Arc<HashSet<String>> = Arc::new(config.insecure.iter().cloned().collect());
         let build = |redirect: reqwest::redirect::Policy, extra_ca: Option<&Vec<u8>>| {
@@ -627,6 +628,46 @@ impl HttpRegistry {
     }
 }
 
+/// Re-keys every per-host setting by the normalised host ([`crate::image::normalize_host`]),
+/// the form image references carry: `LocalHost:5000`, `REGISTRY.example.com:443` and
+/// `index.docker.io` name the same endpoints as `localhost:5000`, `registry.example.com` and
+/// `docker.io`. An insecure `host:443` is refused: `:443` normalises away, and a plain-HTTP
+/// `host` means port 80.
+fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, String> {
+    let norm = |what: &str, host: &str| {
+        crate::image::normalize_host(host).map_err(|e| format!("{what} {host:?}: {e}"))
+    };
+    let mut insecure = Vec::new();
+    for host in &config.insecure {
+        let n = norm("insecure registry", host)?;
+        let port_443 = host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.trim_start_matches('0') == "443");
+        if port_443 {
+            return Err(format!(
+                "insecure registry {host:?}: port 443 is the HTTPS port; a plain-HTTP registry \
+                 there is not supported (without a port, plain HTTP means port 80)"
+            ));
+        }
+        insecure.push(n);
+    }
+    config.insecure = insecure;
+    config.registry_ca_pem = std::mem::take(&mut config.registry_ca_pem)
+        .into_iter()
+        .map(|(h, pem)| Ok((norm("registry CA host", &h)?, pem)))
+        .collect::<Result<_, String>>()?;
+    config.realm_hosts = std::mem::take(&mut config.realm_hosts)
+        .into_iter()
+        .map(|(h, realms)| Ok((norm("token realm registry", &h)?, realms)))
+        .collect::<Result<_, String>>()?;
+    // Credentials come from a docker config, whose odd keys are kept rather than fatal.
+    config.credentials = std::mem::take(&mut config.credentials)
+        .into_iter()
+        .map(|(h, c)| (crate::image::normalize_host(&h).unwrap_or(h), c))
+        .collect();
+    Ok(config)
+}
+
 fn throttled(host: &str, wait: Duration) -> RegistryError {
     RegistryError::new(
         Reason::Throttled,
@@ -847,4 +888,57 @@ fn claimed_digest(headers: &HeaderMap, host: &str) -> Result<Digest, RegistryErr
                 format!("{host} sent an invalid Docker-Content-Digest"),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(config: RegistryConfig) -> Result<HttpRegistry, String> {
+        HttpRegistry::new(config, Arc::new(Metrics::new()))
+    }
+
+    /// Settings keyed by host are normalised like image hosts, so `--insecure-registry
+    /// LocalHost:5000` still applies to `localhost:5000/app`, and credentials written for
+    /// `REGISTRY.example.com:443` to `registry.example.com/app`.
+    #[test]
+    fn host_keyed_settings_are_normalised_like_image_hosts() {
+        let mut credentials = HashMap::new();
+        credentials.insert(
+            "REGISTRY.example.com:443".to_string(),
+            Credentials {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        );
+        let r = client(RegistryConfig {
+            insecure: vec!["LocalHost:5000".into()],
+            credentials,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let image: ImageRef = "localhost:5000/app".parse().unwrap();
+        assert!(r.is_insecure(image.registry()));
+        assert_eq!(r.base_url(image.registry()), "http://localhost:5000");
+        let image: ImageRef = "Registry.Example.com:443/app".parse().unwrap();
+        assert_eq!(r.base_url(image.registry()), "https://registry.example.com");
+        assert!(r.credentials.credentials(image.registry()).is_some());
+        let hub: ImageRef = "registry-1.docker.io/library/nginx".parse().unwrap();
+        assert_eq!(r.base_url(hub.registry()), "https://registry-1.docker.io");
+        // Plain HTTP on the HTTPS port cannot be told apart from the HTTPS host once the
+        // port is normalised away: refused rather than silently moved to port 80.
+        let err = client(RegistryConfig {
+            insecure: vec!["registry.example.com:443".into()],
+            ..RegistryConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("443"), "{err}");
+        assert!(
+            client(RegistryConfig {
+                insecure: vec!["not a host".into()],
+                ..RegistryConfig::default()
+            })
+            .is_err()
+        );
+    }
 }
