@@ -12,6 +12,7 @@ use std::fmt;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
+#[cfg(test)]
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;

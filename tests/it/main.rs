@@ -13,6 +13,7 @@ mod notation_files;
 mod notation_revocation;
 mod registry_auth;
 mod registry_faults;
+mod registry_memory;
 mod registry_multiarch;
 mod registry_review;
 mod revocation;
