@@ -398,7 +398,7 @@ mod tests {
     fn many_double_stars_against_a_long_path_finish() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let stars = vec!["**"; 10].join("/");
+            let stars = ["**"; 10].join("/");
             // The longest repository a reference may name (255 characters).
             let image: ImageRef = format!("x.io/{}", vec!["a"; 128].join("/"))
                 .parse()
