@@ -31,6 +31,7 @@ use crate::admission::{self, Action};
 use crate::decision::Engine;
 use crate::metrics::Metrics;
 use crate::policy::{self, NoMatch};
+use crate::telemetry::Untrusted;
 
 /// Largest AdmissionReview body accepted. An object of the API server's 3 MiB limit can come
 /// with its old version, so allow for both.
@@ -408,12 +409,13 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
             return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
     };
+    // Request text, escaped and bounded in both log formats (the JSON one does not cut).
     let span = tracing::info_span!(
         "review",
-        uid = %review.uid(),
-        namespace = review.namespace().unwrap_or(""),
-        kind = %review.kind(),
-        name = %review.name(),
+        uid = %Untrusted(review.uid()),
+        namespace = %Untrusted(review.namespace().unwrap_or("")),
+        kind = %Untrusted(&review.kind().to_string()),
+        name = %Untrusted(review.name()),
         operation = review.operation(),
     );
     let response = async {
