@@ -1,4 +1,4 @@
-//! What the registry client remembers about a host, against a lying registry
+//! Per-host state of the registry client, against a lying registry
 //! (`support::faulty`): one repository's answer (a 404 from the referrers API, a long
 //! `Retry-After`) must not change how every other repository on the host is treated, while a
 //! registry that really has no referrers API still costs no extra round trip per image.
@@ -245,4 +245,36 @@ async fn long_retry_afters_from_two_repositories_bar_the_host() {
         before,
         "nothing sent while the host is barred"
     );
+}
+
+/// Per-host settings written with another spelling of the host (`LocalHost:PORT`) apply to
+/// images written with any spelling of it: plain HTTP, and the credentials, reach the registry.
+#[tokio::test]
+async fn host_keyed_settings_apply_to_every_spelling_of_the_host() {
+    use signet::registry::Credentials;
+    let server = FaultyServer::start(|req: &Seen| match req.header("authorization") {
+        Some("Basic YWxpY2U6czNjcmV0") => manifest_reply(1),
+        _ => Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], ""),
+    })
+    .await;
+    let port = server.addr.port();
+    let config = RegistryConfig {
+        insecure: vec![format!("LocalHost:{port}")],
+        credentials: [(
+            format!("LOCALHOST:{port}"),
+            Credentials {
+                username: "alice".into(),
+                password: "s3cret".into(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..RegistryConfig::default()
+    };
+    let c = HttpRegistry::new(config, Arc::new(Metrics::new())).expect("client");
+    for spelling in [format!("localhost:{port}"), format!("LocalHost:{port}")] {
+        let image: ImageRef = format!("{spelling}/a:v1").parse().expect("image");
+        let r = within(c.resolve(&image)).await;
+        assert!(r.is_ok(), "{spelling}: {r:?}");
+    }
 }
