@@ -317,14 +317,14 @@ mod tests {
 
     const GLOBS: &[&str] = &[
         "registry.example.com/**",
-        "REGISTRY.EXAMPLE.COM:443/team/**",
+        "registry.example.com/team/**",
         "registry.example.com:5000/**",
         "localhost/**",
-        "LocalHost:5000/**",
+        "localhost:5000/**",
         "docker.io/library/*",
         "registry-1.docker.io/library/**",
         "index.docker.io/**",
-        "Registry.Hub.Docker.Com/team/*",
+        "registry.hub.docker.com/team/*",
         "*.example.com/**",
         "*.docker.io/**",
         "nginx",
@@ -332,13 +332,34 @@ mod tests {
         "**",
     ];
 
-    fn matching(image: &str) -> Vec<&'static str> {
+    /// The indices of the globs that match `image`.
+    fn matching(globs: &[String], image: &str) -> Vec<usize> {
         let image: ImageRef = image.parse().unwrap();
-        GLOBS
-            .iter()
-            .copied()
-            .filter(|g| ImageGlob::parse(g).unwrap().matches(&image))
+        (0..globs.len())
+            .filter(|&i| ImageGlob::parse(&globs[i]).unwrap().matches(&image))
             .collect()
+    }
+
+    /// `glob` with its host (if it names one) in another spelling: case scrambled by `mask`,
+    /// and `:443` added when `add_443` and it has no port.
+    fn respell_glob(glob: &str, mask: u64, add_443: bool) -> String {
+        let (first, rest) = glob.split_once('/').unwrap_or((glob, ""));
+        let is_host =
+            first != "**" && (first.contains('.') || first.contains(':') || first == "localhost");
+        if !is_host {
+            return glob.to_string();
+        }
+        let port = if add_443 && !first.contains(':') {
+            ":443"
+        } else {
+            ""
+        };
+        let host = format!("{}{port}", scramble(first, mask));
+        if rest.is_empty() {
+            host
+        } else {
+            format!("{host}/{rest}")
+        }
     }
 
     /// Scrambles the case of `s` with the bits of `mask`.
@@ -361,6 +382,7 @@ mod tests {
         fn every_spelling_of_an_image_matches_the_same_globs(
             host in 0usize..4,
             port_443 in proptest::bool::ANY,
+            glob_443 in proptest::bool::ANY,
             five_thousand in proptest::bool::ANY,
             alias in 0usize..4,
             mask in proptest::num::u64::ANY,
@@ -384,10 +406,19 @@ mod tests {
                 if port_443 && port.is_empty() { ":443" } else { "" }
             );
             let path = path.join("/");
+            let globs: Vec<String> = GLOBS.iter().map(|g| g.to_string()).collect();
+            let respelled: Vec<String> =
+                GLOBS.iter().map(|g| respell_glob(g, mask.rotate_left(7), glob_443)).collect();
+            let want = matching(&globs, &format!("{plain_host}/{path}"));
             proptest::prop_assert_eq!(
-                matching(&format!("{plain_host}/{path}")),
-                matching(&format!("{spelled_host}/{path}")),
+                &want,
+                &matching(&globs, &format!("{spelled_host}/{path}")),
                 "{} vs {}", plain_host, spelled_host
+            );
+            proptest::prop_assert_eq!(
+                &want,
+                &matching(&respelled, &format!("{spelled_host}/{path}")),
+                "{:?} vs {:?} for {}", GLOBS, respelled, spelled_host
             );
         }
     }
