@@ -67,7 +67,8 @@ pub struct RegistryArgs {
     /// A PEM bundle of extra CAs trusted for registry TLS. Repeatable.
     #[arg(long = "registry-ca", value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
-    /// A PEM CA bundle trusted for one registry only (exact host or host:port). Repeatable.
+    /// A PEM CA bundle trusted for one registry only (host or host:port, normalised like
+    /// image hosts). Repeatable.
     #[arg(long = "registry-ca-for", value_name = "HOST=FILE")]
     pub registry_ca_for: Vec<String>,
     /// A docker config.json whose `auths` give registry credentials.

@@ -65,19 +65,20 @@ const MAX_TOKEN_BYTES: u64 = 64 << 10;
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
-    /// Hosts (`host` or `host:port`, normalised like image hosts) reached over plain HTTP. Everything else is HTTPS,
-    /// and an HTTPS registry is never contacted over plain HTTP, redirects included.
+    /// Hosts (`host` or `host:port`, normalised like image hosts) reached over plain HTTP.
+    /// Everything else is HTTPS, and an HTTPS registry is never contacted over plain HTTP,
+    /// redirects included.
     pub insecure: Vec<String>,
     /// Extra PEM CA certificates trusted for registry TLS, besides the system roots.
     pub ca_pem: Vec<Vec<u8>>,
-    /// PEM CA bundles trusted for one registry only (exact `host` or `host:port`), besides the
-    /// system roots and `ca_pem`: a private registry's CA does not vouch for other hosts. It
-    /// also covers that registry's token realm and redirects (same client).
+    /// PEM CA bundles trusted for one registry only (`host` or `host:port`, normalised),
+    /// besides the system roots and `ca_pem`: a private registry's CA does not vouch for other
+    /// hosts. It also covers that registry's token realm and redirects (same client).
     pub registry_ca_pem: HashMap<String, Vec<u8>>,
-    /// Credentials by exact registry host.
+    /// Credentials by registry host (normalised like image hosts).
     pub credentials: HashMap<String, Credentials>,
     /// Token-realm hosts allowed to receive a registry's credentials besides the registry's
-    /// own host name (e.g. `registry.gitlab.com` → `gitlab.com`), by exact registry host.
+    /// own host name (e.g. `registry.gitlab.com` → `gitlab.com`), by registry host.
     pub realm_hosts: HashMap<String, Vec<String>>,
     /// Address ranges never connected to (checked on resolved addresses at connect time).
     pub deny: DenyList,
@@ -107,7 +108,7 @@ type TokenKey = (String, String, Option<String>);
 /// The registry client.
 pub struct HttpRegistry {
     default_clients: Clients,
-    /// Clients that also trust a registry's own CA, by exact registry host.
+    /// Clients that also trust a registry's own CA, by normalised registry host.
     per_registry: HashMap<String, Clients>,
     config: RegistryConfig,
     credentials: Arc<dyn CredentialSource>,
@@ -396,8 +397,9 @@ impl HttpRegistry {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers()).unwrap_or(DEFAULT_RETRY_WAIT);
                     if wait > MAX_RETRY_AFTER {
-                        // Only a wait too long for a review keeps signet away from the host:
-                        // a short one is this request's to wait out, not every request's.
+                        // Only a wait too long for a review keeps signet away from the
+                        // repository (and maybe the host): a short one is this request's to
+                        // wait out, not every request's.
                         self.throttle(host, image.repository(), wait);
                         return Err(throttled(host, wait));
                     }
