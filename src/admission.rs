@@ -23,6 +23,7 @@ use serde::Deserialize;
 pub mod pin;
 
 use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
+use crate::telemetry::Untrusted;
 use crate::verify::Outcome;
 
 /// The longest deny message sent; the API server passes 5,000 characters to kubectl whole.
@@ -153,14 +154,15 @@ impl Review {
     }
 
     /// The span every log line of this review is made in.
+    /// Request text, escaped and bounded in both log formats (the JSON one does not cut).
     pub fn span(&self) -> tracing::Span {
         tracing::info_span!(
             "review",
-            uid = %self.uid(),
-            namespace = self.namespace().unwrap_or(""),
-            kind = %self.kind(),
+            uid = %Untrusted(self.uid()),
+            namespace = %Untrusted(self.namespace().unwrap_or("")),
+            kind = %Untrusted(&self.kind()),
             // Not `name`: the JSON log format writes the span's own name under that key.
-            object = %self.name(),
+            object = %Untrusted(self.name()),
             operation = self.operation(),
         )
     }
@@ -499,19 +501,36 @@ fn respond_with(
     })
 }
 
+/// The denials joined with `; `, at most [`MAX_DENY_CHARS`] characters (plus the count of
+/// the images left out). The first reason is always shown, cut with `…` when it alone is over
+/// the limit: a message that only says "and 1 more image(s)" tells the user nothing.
 fn deny_message(denials: &[String]) -> String {
+    let more = |n: usize| format!("; and {n} more image(s) not trusted");
     let mut msg = String::new();
+    let mut len = 0;
     for (i, d) in denials.iter().enumerate() {
         let sep = if i == 0 { "" } else { "; " };
-        if msg.len() + sep.len() + d.len() > MAX_DENY_CHARS {
-            msg.push_str(&format!(
-                "; and {} more image(s) not trusted",
-                denials.len() - i
-            ));
+        let d_len = d.chars().count();
+        if len + sep.len() + d_len > MAX_DENY_CHARS {
+            let rest = denials.len() - i;
+            if i == 0 {
+                let tail = if rest > 1 {
+                    more(rest - 1)
+                } else {
+                    String::new()
+                };
+                let room = MAX_DENY_CHARS.saturating_sub(tail.chars().count() + 1);
+                msg.extend(d.chars().take(room));
+                msg.push('…');
+                msg.push_str(&tail);
+            } else {
+                msg.push_str(&more(rest));
+            }
             break;
         }
         msg.push_str(sep);
         msg.push_str(d);
+        len += sep.len() + d_len;
     }
     msg
 }
@@ -1108,5 +1127,21 @@ mod tests {
         let m = deny_message(&many);
         assert!(m.len() < MAX_DENY_CHARS + 100);
         assert!(m.ends_with("more image(s) not trusted"));
+    }
+
+    #[test]
+    fn deny_message_shows_the_first_reason_even_when_it_is_over_the_limit() {
+        let first = format!(
+            "image a.io/x is not trusted: {}",
+            "y".repeat(2 * MAX_DENY_CHARS)
+        );
+        let m = deny_message(&[first.clone(), "image b.io/z is not trusted".into()]);
+        assert!(m.starts_with("image a.io/x is not trusted: yyy"), "{m:.80}");
+        assert!(m.contains('…'), "a cut reason is marked");
+        assert!(m.ends_with("; and 1 more image(s) not trusted"), "{m}");
+        assert!(m.chars().count() <= MAX_DENY_CHARS + 100);
+        let alone = deny_message(&[first]);
+        assert!(alone.starts_with("image a.io/x") && alone.ends_with('…'));
+        assert!(alone.chars().count() <= MAX_DENY_CHARS);
     }
 }

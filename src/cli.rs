@@ -60,13 +60,15 @@ pub enum PolicyCommand {
 /// How signet reaches registries (shared by serve, verify and review).
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RegistryArgs {
-    /// A registry reached over plain HTTP (host or host:port, exact). Repeatable.
+    /// A registry reached over plain HTTP (host or host:port, normalised like image hosts:
+    /// case-insensitive; port 443 is refused). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
     /// A PEM bundle of extra CAs trusted for registry TLS. Repeatable.
     #[arg(long = "registry-ca", value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
-    /// A PEM CA bundle trusted for one registry only (exact host or host:port). Repeatable.
+    /// A PEM CA bundle trusted for one registry only (host or host:port, normalised like
+    /// image hosts). Repeatable.
     #[arg(long = "registry-ca-for", value_name = "HOST=FILE")]
     pub registry_ca_for: Vec<String>,
     /// A docker config.json whose `auths` give registry credentials.

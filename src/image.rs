@@ -1,15 +1,26 @@
 //! Image references and digests, normalised the way the container runtime normalises them.
 //!
 //! `nginx` means `docker.io/library/nginx:latest` to containerd and CRI-O, so it must mean the
-//! same here: a policy written for `docker.io/library/**` has to cover it. Pure: no I/O, no
-//! imports from the rest of the crate.
+//! same here: a policy written for `docker.io/library/**` has to cover it. Likewise every
+//! spelling of a registry host that reaches the same endpoint (`REGISTRY.EXAMPLE.COM:443`,
+//! `registry-1.docker.io`) normalises to one ([`normalize_host`]). Pure: no I/O, no imports
+//! from the rest of the crate.
 
 use std::fmt;
 use std::str::FromStr;
 
 /// The registry host that short names resolve to.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
-const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
+/// Docker Hub's registry under its other names, all reaching the same repositories: the
+/// legacy index name (which the docker reference grammar itself folds), the host containerd
+/// and docker contact for `docker.io`, and the Hub's registry alias.
+const DOCKER_HUB_ALIASES: [&str; 3] = [
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
+/// The HTTPS port: `host:443` and `host` are one endpoint to the runtime.
+const HTTPS_PORT: u16 = 443;
 const DEFAULT_TAG: &str = "latest";
 const MAX_REFERENCE_LEN: usize = 4096;
 
@@ -157,7 +168,8 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// The registry host, with port when one was given (`docker.io`, `localhost:5000`).
+    /// The registry host, normalised by [`normalize_host`], with its port unless that is 443
+    /// (`docker.io`, `localhost:5000`).
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -266,19 +278,15 @@ impl FromStr for ImageRef {
 }
 
 /// Splits `name` into registry host and repository the way the docker reference grammar does:
-/// the first component is a host only when it contains `.` or `:` or is `localhost`.
+/// the first component is a host only when it contains `.` or `:` or is `localhost`. (The
+/// grammar also takes an upper-case first component for a host; here that component stays a
+/// repository component and fails validation, so such a reference is refused, never guessed.)
 fn split_registry(name: &str) -> Result<(String, String), ParseError> {
     let (registry, repository) = match name.split_once('/') {
         Some((first, rest))
             if first.contains('.') || first.contains(':') || first == "localhost" =>
         {
-            validate_host(first)?;
-            let host = if first == LEGACY_DEFAULT_REGISTRY {
-                DEFAULT_REGISTRY.to_string()
-            } else {
-                first.to_string()
-            };
-            (host, rest.to_string())
+            (normalize_host(first)?, rest.to_string())
         }
         _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
     };
@@ -290,36 +298,66 @@ fn split_registry(name: &str) -> Result<(String, String), ParseError> {
     Ok((registry, repository))
 }
 
-fn validate_host(host: &str) -> Result<(), ParseError> {
+/// Normalises a registry host (`name`, `name:port`, `[ipv6]:port`) to the one spelling of the
+/// endpoint the runtime reaches with it, so that policies, credentials and insecure-registry
+/// settings keyed by host see every spelling alike:
+/// - the name is lower-cased (DNS and TLS names are case-insensitive);
+/// - `:443` is dropped: an HTTPS registry (the runtime's default) is at port 443 either way.
+///   `:80` is kept: without a port the runtime still speaks HTTPS on 443, so `host:80` is
+///   another endpoint, and containerd treats it as another host too;
+/// - a port loses leading zeros (`05000` is port 5000);
+/// - an IPv6 literal is written in its canonical form (`[0:0::1]` is `[::1]`);
+/// - Docker Hub's other names (`index.docker.io`, `registry-1.docker.io` — the host the
+///   runtime actually contacts for `docker.io` — and `registry.hub.docker.com`) become
+///   `docker.io`.
+pub fn normalize_host(host: &str) -> Result<String, ParseError> {
     let bad = || ParseError::Host(host.to_string());
-    let (name, port) = match host.rsplit_once(':') {
-        // An IPv6 literal is `[..]` and may contain ':' itself.
-        Some((n, p)) if !p.contains(']') => (n, Some(p)),
-        _ => (host, None),
-    };
-    if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(bad());
-    }
-    if name.starts_with('[') {
-        let inner = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
-        return match inner {
-            Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(()),
-            _ => Err(bad()),
+    let (name, port) = if let Some(bracketed) = host.strip_prefix('[') {
+        let (inner, after) = bracketed.split_once(']').ok_or_else(bad)?;
+        let ip: std::net::Ipv6Addr = inner.parse().map_err(|_| bad())?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
         };
-    }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
+        (format!("[{ip}]"), port)
+    } else {
+        let (name, port) = match host.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(bad());
+        }
+        (name.to_ascii_lowercase(), port)
     };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(bad());
+    let port = match port {
+        None => None,
+        Some(p) => {
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(bad()),
+                Ok(HTTPS_PORT) => None,
+                Ok(n) => Some(n),
+            }
+        }
+    };
+    let host = match port {
+        Some(p) => format!("{name}:{p}"),
+        None => name,
+    };
+    if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+        return Ok(DEFAULT_REGISTRY.to_string());
     }
-    Ok(())
+    Ok(host)
 }
 
 fn validate_repository(repo: &str) -> Result<(), ParseError> {
@@ -407,6 +445,85 @@ mod tests {
         }
     }
 
+    /// Spellings the runtime sends to the same registry and repository normalise to one
+    /// reference, so no spelling escapes a policy written for another.
+    #[test]
+    fn host_spellings_of_one_registry_normalise_alike() {
+        let cases = [
+            (
+                "REGISTRY.EXAMPLE.COM/team/app:1",
+                "registry.example.com/team/app:1",
+            ),
+            (
+                "Registry.Example.Com/team/app",
+                "registry.example.com/team/app:latest",
+            ),
+            (
+                "registry.example.com:443/team/app",
+                "registry.example.com/team/app:latest",
+            ),
+            (
+                "REGISTRY.example.com:443/team/app",
+                "registry.example.com/team/app:latest",
+            ),
+            ("LocalHost:5000/x", "localhost:5000/x:latest"),
+            ("localhost:05000/x", "localhost:5000/x:latest"),
+            ("localhost:443/x", "localhost/x:latest"),
+            // Port 80 is another endpoint (HTTPS on port 80, or plain HTTP): kept.
+            (
+                "registry.example.com:80/x",
+                "registry.example.com:80/x:latest",
+            ),
+            (
+                "registry-1.docker.io/library/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            (
+                "Registry-1.Docker.IO:443/library/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            (
+                "registry.hub.docker.com/library/nginx:1",
+                "docker.io/library/nginx:1",
+            ),
+            (
+                "INDEX.DOCKER.IO/bitnami/redis",
+                "docker.io/bitnami/redis:latest",
+            ),
+            (
+                "registry-1.docker.io/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            ("docker.io:443/nginx", "docker.io/library/nginx:latest"),
+            ("Docker.io/nginx", "docker.io/library/nginx:latest"),
+            ("[::1]:5000/app", "[::1]:5000/app:latest"),
+            ("[0:0::1]:5000/app", "[::1]:5000/app:latest"),
+            ("[2001:DB8::1]:443/app", "[2001:db8::1]/app:latest"),
+        ];
+        for (input, want) in cases {
+            let r: ImageRef = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.to_string(), want, "{input}");
+        }
+        // Paths are case-sensitive: upper case there stays an error, whatever the host.
+        for bad in [
+            "REGISTRY.EXAMPLE.COM/Team/app",
+            "registry.example.com:443/App",
+            "localhost:65536/x",
+            "localhost:0/x",
+            // The runtime takes an upper-case first component for a host; signet refuses it
+            // rather than guess (a policy could not name it).
+            "MyHost/app",
+            "LOCALHOST/app",
+        ] {
+            assert!(bad.parse::<ImageRef>().is_err(), "{bad:?} should fail");
+        }
+        assert_eq!(
+            normalize_host("Registry.Example.Com:443").unwrap(),
+            "registry.example.com"
+        );
+        assert!(normalize_host("a b").is_err());
+    }
+
     #[test]
     fn digest_and_tag_plus_digest() {
         let r: ImageRef = format!("registry.example.com/team/init@{D}")
@@ -464,12 +581,16 @@ mod tests {
     proptest! {
         #[test]
         fn parse_display_round_trip(
-            host in prop::option::of("[a-z]{1,8}\\.(com|io)(:[0-9]{2,5})?"),
+            host in prop::option::of(("[a-zA-Z]{1,8}\\.(com|io)", prop::option::of(1u16..))),
             comps in prop::collection::vec(component(), 1..4),
             tag in prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
         ) {
             let mut s = String::new();
-            if let Some(h) = &host { s.push_str(h); s.push('/'); }
+            if let Some((h, port)) = &host {
+                s.push_str(h);
+                if let Some(p) = port { s.push_str(&format!(":{p}")); }
+                s.push('/');
+            }
             s.push_str(&comps.join("/"));
             if let Some(t) = &tag { s.push(':'); s.push_str(t); }
             let parsed: ImageRef = s.parse().unwrap();

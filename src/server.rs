@@ -429,7 +429,9 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
                 } else {
                     "allowed"
                 };
-                let detail = if v.allowed { v.warnings.join("; ") } else { v.denials.join("; ") };
+                // One entry per failing image: bounded, or a review of thousands of images
+                // writes a log line of megabytes.
+                let detail = crate::telemetry::join_bounded(if v.allowed { &v.warnings } else { &v.denials }, "; ");
                 for (key, value) in &v.audit_annotations {
                     tracing::info!(annotation = %key, %value, "audit: image not trusted");
                 }

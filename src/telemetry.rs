@@ -1,12 +1,26 @@
 //! Logging: plain or JSON lines on stderr, filtered by `RUST_LOG` (default `info`, with the
 //! HTTP and TLS libraries quieter).
+//!
+//! Field values come from requests (a review's `uid`, object names, image references) and from
+//! signatures (certificate subjects), so they are untrusted text. The plain format writes every
+//! field through [`Untrusted`]: control characters escaped (a raw CR or LF would forge a log
+//! line, an ESC would reach an operator's terminal) and long values cut to [`MAX_FIELD_CHARS`].
+//! The JSON format escapes control characters itself; lists that grow with the request are
+//! bounded where they are built ([`join_bounded`]).
+
+use std::fmt;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn";
+
+/// The longest a field value is written in the plain format, and the longest list that
+/// [`join_bounded`] builds.
+pub const MAX_FIELD_CHARS: usize = 4096;
 
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
 pub fn init(format: LogFormat) {
@@ -35,6 +49,190 @@ where
                 .with_current_span(true)
                 .finish(),
         ),
-        LogFormat::Plain => Box::new(builder.finish()),
+        LogFormat::Plain => Box::new(builder.fmt_fields(plain_fields()).finish()),
+    }
+}
+
+/// The plain format's field formatter: `name=value` pairs separated by spaces, the message
+/// bare, every value through [`Untrusted`].
+fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            write!(w, "{}", Untrusted(&text))
+        } else {
+            write!(w, "{}={}", field.name(), Untrusted(&text))
+        }
+    })
+    .delimited(" ")
+}
+
+/// A plain-format subscriber writing to `writer` (for tests of what lands in a log line).
+#[cfg(test)]
+fn plain_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .fmt_fields(plain_fields())
+        .finish()
+}
+
+/// Text from a request or a signature, displayed safely: control characters (and the Unicode
+/// bidirectional overrides that reorder what a terminal shows) escaped as `\n`, `\u{1b}`…,
+/// and at most [`MAX_FIELD_CHARS`] characters, the rest counted: `… (1234 more characters)`.
+pub struct Untrusted<'a>(pub &'a str);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        escape_bounded(f, self.0, MAX_FIELD_CHARS)
+    }
+}
+
+/// Writes `s` escaped, cut after `max` characters of input.
+fn escape_bounded(w: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            let more = s.chars().count() - max;
+            return write!(w, "… ({more} more characters)");
+        }
+        match c {
+            '\n' => w.write_str("\\n")?,
+            '\r' => w.write_str("\\r")?,
+            '\t' => w.write_str("\\t")?,
+            c if needs_escape(c) => write!(w, "\\u{{{:x}}}", c as u32)?,
+            c => w.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// Control characters (C0, DEL, C1) and the bidirectional formatting characters: what must not
+/// reach a log line, a terminal or an admission answer raw.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with control characters escaped, whatever its length: for text that goes into an
+/// answer (a deny message), which has its own bound.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(|c| needs_escape(c) || c == '\n') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let _ = escape_bounded(&mut out, s, usize::MAX);
+    out
+}
+
+/// `items` joined with `sep`, stopping before [`MAX_FIELD_CHARS`] characters with a count of
+/// what was left out: `a; b; (18000 more)`. For log fields built from per-image lists, which a
+/// review with thousands of images would otherwise make megabytes long.
+pub fn join_bounded(items: &[String], sep: &str) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for (i, item) in items.iter().enumerate() {
+        let item_len = item.chars().count() + if i == 0 { 0 } else { sep.chars().count() };
+        if len + item_len > MAX_FIELD_CHARS {
+            if i == 0 {
+                out.extend(item.chars().take(MAX_FIELD_CHARS));
+                out.push('…');
+                if items.len() > 1 {
+                    out.push_str(&format!("{sep}({} more)", items.len() - 1));
+                }
+            } else {
+                out.push_str(&format!("{sep}({} more)", items.len() - i));
+            }
+            return out;
+        }
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(item);
+        len += item_len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    /// A `uid` with CR/LF and a terminal escape, and a name of 100 KiB, make one bounded line
+    /// with nothing raw in it.
+    #[test]
+    fn plain_log_lines_escape_and_bound_untrusted_fields() {
+        let buf = Buffer::default();
+        let subscriber = plain_subscriber(buf.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let uid = "abc\r\n2026-01-01T00:00:00Z  INFO forged line\x1b[31m";
+            let name = "n".repeat(100 * 1024);
+            let span = tracing::info_span!("review", uid = %uid, name = %name);
+            let _g = span.enter();
+            tracing::info!(detail = %uid, quoted = uid, "admission review");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "one line: {out:.300?}");
+        assert!(!out.contains('\r') && !out.contains('\x1b'), "{out:.300?}");
+        assert!(out.contains("abc\\r\\n2026"), "{out:.300?}");
+        assert!(out.contains("\\u{1b}[31m"), "{out:.300?}");
+        assert!(out.contains("more characters)"), "{out:.200}");
+        assert!(out.len() < 3 * MAX_FIELD_CHARS, "{} bytes", out.len());
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_and_cut() {
+        assert_eq!(
+            Untrusted("a\nb\u{202e}c\u{85}").to_string(),
+            "a\\nb\\u{202e}c\\u{85}"
+        );
+        let long = "x".repeat(MAX_FIELD_CHARS + 10);
+        let shown = Untrusted(&long).to_string();
+        assert!(shown.ends_with("… (10 more characters)"), "{shown:.40}");
+        assert_eq!(escape_controls("CN=a\r\nb"), "CN=a\\r\\nb");
+        assert_eq!(escape_controls("plain"), "plain");
+    }
+
+    #[test]
+    fn joined_lists_are_bounded_with_a_count() {
+        let many: Vec<String> = (0..20_000).map(|i| format!("image {i} denied")).collect();
+        let j = join_bounded(&many, "; ");
+        assert!(j.chars().count() <= MAX_FIELD_CHARS + 20, "{}", j.len());
+        assert!(j.starts_with("image 0 denied; image 1 denied"));
+        assert!(j.ends_with(" more)"), "{}", &j[j.len() - 30..]);
+        let shown = j.matches("denied").count();
+        assert!(
+            j.ends_with(&format!("({} more)", 20_000 - shown)),
+            "{}",
+            &j[j.len() - 30..]
+        );
+        assert_eq!(join_bounded(&["a".into(), "b".into()], "; "), "a; b");
+        let huge = vec!["y".repeat(MAX_FIELD_CHARS * 2), "z".into()];
+        let j = join_bounded(&huge, "; ");
+        assert!(j.starts_with("yyy") && j.ends_with("…; (1 more)"));
     }
 }

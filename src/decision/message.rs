@@ -2,11 +2,14 @@
 //!
 //! A deny message names each failing image, its digest, the policy and the reason in plain
 //! words. Warnings are short (the API server cuts warnings beyond 4 KiB in total to 256
-//! characters each) and free of control characters (it silently drops those).
+//! characters each) and free of control characters (it silently drops those). Deny messages
+//! have control characters escaped (`\n`, `\u{1b}`): their reasons quote certificate subjects
+//! and registry answers, which whoever made them chose.
 
 use super::{ImageReport, ImageStatus, PolicyResult, PolicyVerdict, Verdict};
 use crate::policy::{Mode, NoMatch, OnError};
 use crate::reason::Reason;
+use crate::telemetry::{escape_controls, needs_escape};
 use crate::verify::{AuthorityOutcome, Outcome, format_time};
 
 use std::time::{Duration, SystemTime};
@@ -60,7 +63,9 @@ pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict 
         match e {
             Effect::Deny(m) => {
                 verdict.allowed = false;
-                verdict.denials.push(m);
+                // Reasons quote certificate subjects and registry answers: kubectl prints the
+                // message to a terminal, so nothing in it may be a raw control character.
+                verdict.denials.push(escape_controls(&m));
             }
             Effect::Warn(m) => verdict.warnings.push(sanitize_warning(&m)),
             Effect::Audit(m) => {
@@ -263,7 +268,7 @@ pub fn sanitize_warning(s: &str) -> String {
 
 fn without_controls(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if needs_escape(c) { ' ' } else { c })
         .collect()
 }
 
@@ -496,6 +501,34 @@ mod tests {
         assert!(v.allowed && v.warnings.len() == 1);
         let v = aggregate(vec![r], NoMatch::Allow);
         assert!(v.allowed && v.warnings.is_empty());
+    }
+
+    /// A certificate subject is chosen by whoever made the certificate: its control
+    /// characters must not reach kubectl's terminal raw.
+    #[test]
+    fn denials_escape_control_characters_from_signatures() {
+        let subject = "CN=release\r\n\u{1b}[2Jforged\u{202e}";
+        let verdict = PolicyVerdict::Untrusted {
+            reason: Reason::IdentityMismatch,
+            authorities: vec![AuthorityOutcome {
+                authority: "release".into(),
+                verifier: VerifierKind::Notation,
+                result: Outcome::Failed(Failure::new(
+                    Reason::IdentityMismatch,
+                    format!("the signing certificate {subject} is not a trusted identity"),
+                )),
+            }],
+        };
+        let v = aggregate(
+            vec![report(verdict, Mode::Enforce, OnError::Deny)],
+            NoMatch::Deny,
+        );
+        let d = &v.denials[0];
+        assert!(
+            !d.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{d:?}"
+        );
+        assert!(d.contains("CN=release\\r\\n\\u{1b}[2Jforged"), "{d}");
     }
 
     #[test]

@@ -105,18 +105,19 @@ pub fn docker_config(text: &str) -> Result<(HashMap<String, Credentials>, Vec<St
     Ok((creds, ignored))
 }
 
-/// `https://index.docker.io/v1/` and friends become the host signet uses in references.
+/// `https://index.docker.io/v1/` and friends become the host signet uses in references, by the
+/// same normalisation as image hosts ([`crate::image::normalize_host`]: lower case, no `:443`,
+/// Docker Hub's aliases folded). A key that is no valid host is kept as written, lower-cased:
+/// it can match no image, and one odd entry must not make the whole file unreadable.
 pub(crate) fn normalise_config_host(key: &str) -> String {
-    let host = key
+    let lower = key.to_ascii_lowercase();
+    let host = lower
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        h => h.to_string(),
-    }
+    crate::image::normalize_host(host).unwrap_or_else(|_| host.to_string())
 }
 
 /// A `WWW-Authenticate: Bearer` challenge whose realm passed [`parse_bearer`]'s checks.
@@ -351,6 +352,28 @@ mod tests {
             &listed
         ));
         assert_eq!(host_name("[::1]:5000"), "[::1]");
+    }
+
+    /// Keys are normalised like image hosts, so credentials are found whatever the spelling
+    /// of the key or of the image.
+    #[test]
+    fn docker_config_keys_are_normalised_like_image_hosts() {
+        let text = r#"{"auths":{
+            "https://Index.Docker.IO/v1/":{"username":"hub","password":"p"},
+            "REGISTRY.example.com:443":{"username":"r","password":"p"},
+            "https://LocalHost:5000/":{"username":"l","password":"p"}}}"#;
+        let (creds, _) = docker_config(text).unwrap();
+        assert_eq!(creds["docker.io"].username, "hub");
+        assert_eq!(creds["registry.example.com"].username, "r");
+        assert_eq!(creds["localhost:5000"].username, "l");
+        assert_eq!(
+            normalise_config_host("registry.hub.docker.com"),
+            "docker.io"
+        );
+        assert_eq!(
+            normalise_config_host("https://registry-1.docker.io/v2/"),
+            "docker.io"
+        );
     }
 
     #[test]

@@ -30,9 +30,13 @@ use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 
-/// How long to remember that a host has no referrers API (it answered 404), so later lookups
-/// go straight to the tag schema and save a round trip.
+/// How long to remember that a host has no referrers API (it answered a 404 that is about the
+/// API, not about the repository), so later lookups go straight to the tag schema and save a
+/// round trip. A repository with no tag-schema index asks the API again (see
+/// [`HttpRegistry::referrers`]), so one repository's 404 cannot hide the referrers of others.
 const NO_REFERRERS_API_TTL: Duration = Duration::from_secs(600);
+/// The most of a 404's body read to tell "no such API" from "no such repository".
+const MAX_ERROR_BODY_BYTES: u64 = 4 << 10;
 /// The longest `Retry-After` signet waits for inside one request; longer ones fail at once
 /// as `throttled` (a webhook has seconds, not minutes).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -45,8 +49,13 @@ const MAX_RETRIES: u32 = 2;
 const MAX_THROTTLE_RETRIES: u32 = 5;
 /// A retry is only worth it if this much of the deadline is left after the wait.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
-/// The longest a registry's own `Retry-After` keeps signet away from it.
+/// The longest a registry's own `Retry-After` keeps signet away from the repository it was
+/// about.
 const MAX_THROTTLE_MEMORY: Duration = Duration::from_secs(60);
+/// The longest signet keeps away from a whole host, once long `Retry-After`s came from two of
+/// its repositories: a few seconds, since a single path's answers cannot be told from the
+/// host's and a hostile path must not bar a shared registry for everyone.
+const MAX_HOST_THROTTLE: Duration = Duration::from_secs(5);
 /// Pages of a referrers list followed through `Link: rel="next"`.
 const MAX_REFERRER_PAGES: usize = 10;
 /// Token responses are small JSON documents.
@@ -55,19 +64,20 @@ const MAX_TOKEN_BYTES: u64 = 64 << 10;
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
-    /// Hosts (`host` or `host:port`, exact) reached over plain HTTP. Everything else is HTTPS,
-    /// and an HTTPS registry is never contacted over plain HTTP, redirects included.
+    /// Hosts (`host` or `host:port`, normalised like image hosts) reached over plain HTTP.
+    /// Everything else is HTTPS, and an HTTPS registry is never contacted over plain HTTP,
+    /// redirects included.
     pub insecure: Vec<String>,
     /// Extra PEM CA certificates trusted for registry TLS, besides the system roots.
     pub ca_pem: Vec<Vec<u8>>,
-    /// PEM CA bundles trusted for one registry only (exact `host` or `host:port`), besides the
-    /// system roots and `ca_pem`: a private registry's CA does not vouch for other hosts. It
-    /// also covers that registry's token realm and redirects (same client).
+    /// PEM CA bundles trusted for one registry only (`host` or `host:port`, normalised),
+    /// besides the system roots and `ca_pem`: a private registry's CA does not vouch for other
+    /// hosts. It also covers that registry's token realm and redirects (same client).
     pub registry_ca_pem: HashMap<String, Vec<u8>>,
-    /// Credentials by exact registry host.
+    /// Credentials by registry host (normalised like image hosts).
     pub credentials: HashMap<String, Credentials>,
     /// Token-realm hosts allowed to receive a registry's credentials besides the registry's
-    /// own host name (e.g. `registry.gitlab.com` → `gitlab.com`), by exact registry host.
+    /// own host name (e.g. `registry.gitlab.com` → `gitlab.com`), by registry host.
     pub realm_hosts: HashMap<String, Vec<String>>,
     /// Address ranges never connected to (checked on resolved addresses at connect time).
     pub deny: DenyList,
@@ -97,18 +107,20 @@ type TokenKey = (String, String, Option<String>);
 /// The registry client.
 pub struct HttpRegistry {
     default_clients: Clients,
-    /// Clients that also trust a registry's own CA, by exact registry host.
+    /// Clients that also trust a registry's own CA, by normalised registry host.
     per_registry: HashMap<String, Clients>,
     config: RegistryConfig,
     credentials: Arc<dyn CredentialSource>,
     deny: Arc<DenyList>,
     metrics: Arc<Metrics>,
     tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
-    no_referrers_api: Mutex<HashMap<String, Instant>>,
-    /// Hosts that answered 429 with a `Retry-After` too long to wait inside a review: until
-    /// then every request to them fails at once as `throttled`, for all reviews, instead of
-    /// adding load to a registry that asked for less.
-    throttled_until: Mutex<HashMap<String, Instant>>,
+    /// When a referrers-API 404 was seen: by `(host, None)` for the host, `(host, Some(repo))`
+    /// for one repository.
+    no_referrers_api: Mutex<HashMap<(String, Option<String>), Instant>>,
+    /// Repositories (and, briefly, hosts) that answered 429 with a `Retry-After` too long to
+    /// wait inside a review: until then every request to them fails at once as `throttled`,
+    /// for all reviews, instead of adding load to a registry that asked for less.
+    throttled_until: Mutex<Throttles>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -122,6 +134,7 @@ impl std::fmt::Debug for HttpRegistry {
 
 impl HttpRegistry {
     pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let config = normalise_hosts(config)?;
         let deny = Arc::new(config.deny.clone());
         let insecure: Arc<HashSet<String>> = Arc::new(config.insecure.iter().cloned().collect());
         let build = |redirect: reqwest::redirect::Policy, extra_ca: Option<&Vec<u8>>| {
@@ -165,7 +178,7 @@ impl HttpRegistry {
             metrics,
             tokens: Mutex::new(HashMap::new()),
             no_referrers_api: Mutex::new(HashMap::new()),
-            throttled_until: Mutex::new(HashMap::new()),
+            throttled_until: Mutex::new(Throttles::default()),
             per_host: Mutex::new(HashMap::new()),
         })
     }
@@ -326,7 +339,7 @@ impl HttpRegistry {
             scope.clone(),
             creds.as_ref().map(Credentials::identity),
         );
-        if let Some(left) = self.throttled_for(host) {
+        if let Some(left) = self.throttled_for(host, image.repository()) {
             return Err(throttled(host, left));
         }
         let permit = self
@@ -391,9 +404,10 @@ impl HttpRegistry {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers()).unwrap_or(DEFAULT_RETRY_WAIT);
                     if wait > MAX_RETRY_AFTER {
-                        // Only a wait too long for a review keeps signet away from the host:
-                        // a short one is this request's to wait out, not every request's.
-                        self.throttle(host, wait);
+                        // Only a wait too long for a review keeps signet away from the
+                        // repository (and maybe the host): a short one is this request's to
+                        // wait out, not every request's.
+                        self.throttle(host, image.repository(), wait);
                         return Err(throttled(host, wait));
                     }
                     // A registry that throttles a fraction of requests answers a retry with
@@ -496,42 +510,78 @@ impl HttpRegistry {
         Ok(())
     }
 
-    /// How much longer `host` asked to be left alone, if it did.
-    fn throttled_for(&self, host: &str) -> Option<Duration> {
-        let map = self
-            .throttled_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        map.get(host)
-            .map(|until| until.saturating_duration_since(Instant::now()))
-            .filter(|left| !left.is_zero())
-    }
-
-    fn throttle(&self, host: &str, wait: Duration) {
-        let mut map = self
+    /// How much longer `host`, or its repository `repo`, asked to be left alone, if it did.
+    fn throttled_for(&self, host: &str, repo: &str) -> Option<Duration> {
+        let t = self
             .throttled_until
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.retain(|_, until| *until > now);
-        map.insert(host.to_string(), now + wait.min(MAX_THROTTLE_MEMORY));
+        let left = |until: Option<&Instant>| until.map(|u| u.saturating_duration_since(now));
+        let repo_left = left(t.repos.get(&(host.to_string(), repo.to_string())));
+        let host_left = left(t.hosts.get(host));
+        repo_left.max(host_left).filter(|l| !l.is_zero())
     }
 
-    fn referrers_api_known_missing(&self, host: &str) -> bool {
+    /// Remembers a `Retry-After` too long to wait: for the repository it answered about (at
+    /// most [`MAX_THROTTLE_MEMORY`]), and for the whole host (at most [`MAX_HOST_THROTTLE`])
+    /// only once two repositories of the host have asked: one path's answer is that path's.
+    fn throttle(&self, host: &str, repo: &str, wait: Duration) {
+        let mut t = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        t.repos.retain(|_, until| *until > now);
+        t.hosts.retain(|_, until| *until > now);
+        t.repos.insert(
+            (host.to_string(), repo.to_string()),
+            now + wait.min(MAX_THROTTLE_MEMORY),
+        );
+        let asking = t.repos.keys().filter(|(h, _)| h == host).count();
+        if asking >= 2 {
+            t.hosts
+                .insert(host.to_string(), now + wait.min(MAX_HOST_THROTTLE));
+        }
+    }
+
+    /// Whether a missing referrers API is remembered for `repo`, and for its host.
+    fn referrers_api_known_missing(&self, host: &str, repo: &str) -> (bool, bool) {
         let map = self
             .no_referrers_api
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.get(host)
-            .is_some_and(|t| t.elapsed() < NO_REFERRERS_API_TTL)
+        let fresh = |key: &(String, Option<String>)| {
+            map.get(key)
+                .is_some_and(|t| t.elapsed() < NO_REFERRERS_API_TTL)
+        };
+        (
+            fresh(&(host.to_string(), Some(repo.to_string()))),
+            fresh(&(host.to_string(), None)),
+        )
     }
 
-    fn mark_no_referrers_api(&self, host: &str) {
+    /// Remembers a missing referrers API for `repo` and, when `host_too`, for its host.
+    fn mark_no_referrers_api(&self, host: &str, repo: &str, host_too: bool) {
         let mut map = self
             .no_referrers_api
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.insert(host.to_string(), Instant::now());
+        map.retain(|_, t| t.elapsed() < NO_REFERRERS_API_TTL);
+        let now = Instant::now();
+        map.insert((host.to_string(), Some(repo.to_string())), now);
+        if host_too {
+            map.insert((host.to_string(), None), now);
+        }
+    }
+
+    /// The host answered the API after all: forget that it had none.
+    fn forget_no_referrers_api(&self, host: &str) {
+        let mut map = self
+            .no_referrers_api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.remove(&(host.to_string(), None));
     }
 
     fn too_many_referrers(&self, digest: &Digest, count: usize) -> RegistryError {
@@ -562,13 +612,12 @@ impl HttpRegistry {
     }
 
     /// The referrers API, following `Link: rel="next"` pages on the same origin, at most
-    /// [`MAX_REFERRER_PAGES`] pages and `max_referrers` entries in total. `Ok(None)` when the
-    /// registry has no API (404 on the first page).
+    /// [`MAX_REFERRER_PAGES`] pages and `max_referrers` entries in total.
     async fn referrers_api(
         &self,
         image: &ImageRef,
         digest: &Digest,
-    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+    ) -> Result<ReferrersApi, RegistryError> {
         let host = image.registry();
         let first = format!(
             "{}/v2/{}/referrers/{}",
@@ -590,7 +639,17 @@ impl HttpRegistry {
                 )
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND && page == 0 {
-                return Ok(None);
+                // A registry with the API answers 200 even for no referrers. Its 404 names an
+                // unknown repository or manifest in an OCI error body; any other 404 (the
+                // plain-text one of a router with no such route) means no API.
+                let body = read_capped(resp, MAX_ERROR_BODY_BYTES, host)
+                    .await
+                    .unwrap_or_default();
+                return Ok(if names_unknown_content(&body) {
+                    ReferrersApi::UnknownHere
+                } else {
+                    ReferrersApi::Missing
+                });
             }
             if !resp.status().is_success() {
                 return Err(status_error(host, resp.status()));
@@ -608,7 +667,7 @@ impl HttpRegistry {
                 return Err(self.too_many_referrers(digest, entries.len()));
             }
             let Some(next) = next else {
-                return Ok(Some(entries));
+                return Ok(ReferrersApi::Listed(entries));
             };
             let next_url = url.join(&next).map_err(|_| {
                 RegistryError::new(
@@ -632,6 +691,80 @@ impl HttpRegistry {
             ),
         ))
     }
+}
+
+/// Re-keys every per-host setting by the normalised host ([`crate::image::normalize_host`]),
+/// the form image references carry: `LocalHost:5000`, `REGISTRY.example.com:443` and
+/// `index.docker.io` name the same endpoints as `localhost:5000`, `registry.example.com` and
+/// `docker.io`. An insecure `host:443` is refused: `:443` normalises away, and a plain-HTTP
+/// `host` means port 80.
+fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, String> {
+    let norm = |what: &str, host: &str| {
+        crate::image::normalize_host(host).map_err(|e| format!("{what} {host:?}: {e}"))
+    };
+    let mut insecure = Vec::new();
+    for host in &config.insecure {
+        let n = norm("insecure registry", host)?;
+        let port_443 = host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.trim_start_matches('0') == "443");
+        if port_443 {
+            return Err(format!(
+                "insecure registry {host:?}: port 443 is the HTTPS port; a plain-HTTP registry \
+                 there is not supported (without a port, plain HTTP means port 80)"
+            ));
+        }
+        insecure.push(n);
+    }
+    config.insecure = insecure;
+    config.registry_ca_pem = std::mem::take(&mut config.registry_ca_pem)
+        .into_iter()
+        .map(|(h, pem)| Ok((norm("registry CA host", &h)?, pem)))
+        .collect::<Result<_, String>>()?;
+    config.realm_hosts = std::mem::take(&mut config.realm_hosts)
+        .into_iter()
+        .map(|(h, realms)| Ok((norm("token realm registry", &h)?, realms)))
+        .collect::<Result<_, String>>()?;
+    // Credentials come from a docker config, whose odd keys are kept rather than fatal.
+    config.credentials = std::mem::take(&mut config.credentials)
+        .into_iter()
+        .map(|(h, c)| (crate::image::normalize_host(&h).unwrap_or(h), c))
+        .collect();
+    Ok(config)
+}
+
+/// What the referrers API said about one subject.
+enum ReferrersApi {
+    /// The list (possibly empty).
+    Listed(Vec<Descriptor>),
+    /// A 404 about the API: the registry has none.
+    Missing,
+    /// A 404 naming an unknown repository or manifest: about this repository only.
+    UnknownHere,
+}
+
+/// Whether a 404's body is an OCI error naming an unknown repository or manifest.
+fn names_unknown_content(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        code: String,
+    }
+    serde_json::from_slice::<Errors>(body).is_ok_and(|e| {
+        e.errors
+            .iter()
+            .any(|e| e.code == "NAME_UNKNOWN" || e.code == "MANIFEST_UNKNOWN")
+    })
+}
+
+/// Long `Retry-After`s remembered: by (host, repository), and by host.
+#[derive(Default)]
+struct Throttles {
+    repos: HashMap<(String, String), Instant>,
+    hosts: HashMap<String, Instant>,
 }
 
 fn throttled(host: &str, wait: Duration) -> RegistryError {
@@ -828,15 +961,32 @@ impl Registry for HttpRegistry {
         digest: &Digest,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let host = image.registry();
-        if !self.referrers_api_known_missing(host) {
+        let repo = image.repository();
+        let (repo_known, host_known) = self.referrers_api_known_missing(host, repo);
+        if !repo_known && !host_known {
             match self.referrers_api(image, digest).await? {
-                Some(entries) => return Ok(entries),
-                // A registry with the API answers 200 even for no referrers: 404 means no API.
-                None => self.mark_no_referrers_api(host),
+                ReferrersApi::Listed(entries) => return Ok(entries),
+                ReferrersApi::Missing => self.mark_no_referrers_api(host, repo, true),
+                ReferrersApi::UnknownHere => {}
             }
         }
         match self.manifest(image, &digest.tag_form()).await? {
             Some(index) => self.index_entries(&index.body, digest),
+            // Only the host's memory said "no API", and this repository has no tag-schema
+            // index: ask the API here after all. A signed image on a registry without the API
+            // has its index and never gets here; one repository's 404 (a hostile path on a
+            // shared host) must not hide the referrers of every other repository.
+            None if host_known && !repo_known => match self.referrers_api(image, digest).await? {
+                ReferrersApi::Listed(entries) => {
+                    self.forget_no_referrers_api(host);
+                    Ok(entries)
+                }
+                ReferrersApi::Missing => {
+                    self.mark_no_referrers_api(host, repo, false);
+                    Ok(Vec::new())
+                }
+                ReferrersApi::UnknownHere => Ok(Vec::new()),
+            },
             None => Ok(Vec::new()),
         }
     }
@@ -855,4 +1005,93 @@ fn claimed_digest(headers: &HeaderMap, host: &str) -> Result<Digest, RegistryErr
                 format!("{host} sent an invalid Docker-Content-Digest"),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(config: RegistryConfig) -> Result<HttpRegistry, String> {
+        HttpRegistry::new(config, Arc::new(Metrics::new()))
+    }
+
+    /// An hour's `Retry-After` keeps signet from the repository for at most a minute, and from
+    /// the host (after two repositories asked) for at most a few seconds.
+    #[test]
+    fn remembered_retry_afters_are_capped() {
+        let r = client(RegistryConfig::default()).unwrap();
+        let hour = Duration::from_secs(3600);
+        r.throttle("r.example.com", "a", hour);
+        assert!(
+            r.throttled_for("r.example.com", "b").is_none(),
+            "one repository"
+        );
+        let a = r.throttled_for("r.example.com", "a").unwrap();
+        assert!(a > MAX_HOST_THROTTLE && a <= MAX_THROTTLE_MEMORY, "{a:?}");
+        r.throttle("r.example.com", "b", hour);
+        let c = r.throttled_for("r.example.com", "c").unwrap();
+        assert!(c <= MAX_HOST_THROTTLE, "{c:?}");
+        assert!(r.throttled_for("other.example.com", "a").is_none());
+    }
+
+    #[test]
+    fn a_404_naming_unknown_content_is_about_the_repository() {
+        assert!(names_unknown_content(
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}"#
+        ));
+        assert!(names_unknown_content(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#
+        ));
+        assert!(!names_unknown_content(b"404 page not found"));
+        assert!(!names_unknown_content(
+            br#"{"errors":[{"code":"UNSUPPORTED"}]}"#
+        ));
+        assert!(!names_unknown_content(
+            br#"{"schemaVersion":2,"manifests":[]}"#
+        ));
+    }
+
+    /// Settings keyed by host are normalised like image hosts, so `--insecure-registry
+    /// LocalHost:5000` still applies to `localhost:5000/app`, and credentials written for
+    /// `REGISTRY.example.com:443` to `registry.example.com/app`.
+    #[test]
+    fn host_keyed_settings_are_normalised_like_image_hosts() {
+        let mut credentials = HashMap::new();
+        credentials.insert(
+            "REGISTRY.example.com:443".to_string(),
+            Credentials {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        );
+        let r = client(RegistryConfig {
+            insecure: vec!["LocalHost:5000".into()],
+            credentials,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let image: ImageRef = "localhost:5000/app".parse().unwrap();
+        assert!(r.is_insecure(image.registry()));
+        assert_eq!(r.base_url(image.registry()), "http://localhost:5000");
+        let image: ImageRef = "Registry.Example.com:443/app".parse().unwrap();
+        assert_eq!(r.base_url(image.registry()), "https://registry.example.com");
+        assert!(r.credentials.credentials(image.registry()).is_some());
+        let hub: ImageRef = "registry-1.docker.io/library/nginx".parse().unwrap();
+        assert_eq!(r.base_url(hub.registry()), "https://registry-1.docker.io");
+        // Plain HTTP on the HTTPS port cannot be told apart from the HTTPS host once the
+        // port is normalised away: refused rather than silently moved to port 80.
+        let err = client(RegistryConfig {
+            insecure: vec!["registry.example.com:443".into()],
+            ..RegistryConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("443"), "{err}");
+        assert!(
+            client(RegistryConfig {
+                insecure: vec!["not a host".into()],
+                ..RegistryConfig::default()
+            })
+            .is_err()
+        );
+    }
 }

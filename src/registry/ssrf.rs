@@ -4,8 +4,9 @@
 //! The check runs on the **resolved IP at connect time** ([`FilteringResolver`] is reqwest's DNS
 //! resolver), never on the host string: a name that resolves to `169.254.169.254` is refused as
 //! surely as the literal. No resolver runs for IP-literal hosts, so [`DenyList::check_url`]
-//! checks those before every request, token fetch and redirect hop. IPv4-mapped IPv6 addresses
-//! (`::ffff:169.254.169.254`) are checked as the IPv4 address they are (Kyverno #16419).
+//! checks those before every request, token fetch and redirect hop. IPv6 addresses that carry an
+//! IPv4 address (IPv4-mapped `::ffff:169.254.169.254`, IPv4-compatible `::169.254.169.254`,
+//! NAT64 `64:ff9b::a9fe:a9fe`) are checked as that IPv4 address too.
 //!
 //! By default only link-local and cloud-metadata addresses are denied; loopback and private
 //! ranges are common homes of in-cluster registries, so denying them is a configuration choice
@@ -88,6 +89,47 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 addresses an IPv6 address delivers to, besides IPv4-mapped ones (which
+/// [`canonical`] already turns into IPv4):
+/// - NAT64 well-known prefix `64:ff9b::/96` (RFC 6052): the last 32 bits;
+/// - NAT64 local-use prefix `64:ff9b:1::/48` (RFC 8215): the operator picks a prefix length of
+///   48 to 96 bits inside it, which signet cannot know, so every RFC 6052 layout for those
+///   lengths is checked (any one denied refuses the address), except those reading `0.x.x.x`;
+/// - IPv4-compatible `::a.b.c.d` (deprecated, still routed by Linux's `sit` automatic tunnel);
+///   `::` and `::1` are the IPv6 unspecified and loopback addresses, not IPv4 ones.
+fn embedded_ipv4(ip: IpAddr) -> Vec<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return Vec::new();
+    };
+    let bits = u128::from(v6);
+    // `len` bits starting `from` bits below the top.
+    let take = |from: u32, len: u32| ((bits >> (128 - from - len)) & ((1u128 << len) - 1)) as u32;
+    let low32 = Ipv4Addr::from(bits as u32);
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return vec![low32];
+    }
+    if bits >> 80 == 0x0064_ff9b_0001 {
+        // RFC 6052 section 2.2: the IPv4 bits skip bits 64..72 (the `u` octet).
+        let layouts = [
+            (take(48, 16) << 16) | take(72, 16),
+            (take(56, 8) << 24) | take(72, 24),
+            take(72, 32),
+            take(96, 32),
+        ];
+        // The layouts that do not apply read zero bits: `0.x.x.x` is no NAT64 destination
+        // and would trip the `0.0.0.0/8` rule for every address.
+        return layouts
+            .into_iter()
+            .map(Ipv4Addr::from)
+            .filter(|v4| v4.octets()[0] != 0)
+            .collect();
+    }
+    if bits >> 32 == 0 && bits > 1 {
+        return vec![low32];
+    }
+    Vec::new()
+}
+
 /// The address ranges signet never connects to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DenyList(Vec<Cidr>);
@@ -141,14 +183,19 @@ impl DenyList {
         DenyList(Vec::new())
     }
 
+    /// Refuses `ip` when it, or an IPv4 address it carries to (NAT64, IPv4-compatible), lies
+    /// in a denied range.
     pub fn check(&self, ip: IpAddr) -> Result<(), Denied> {
-        match self.0.iter().find(|c| c.contains(ip)) {
-            Some(range) => Err(Denied {
-                ip: canonical(ip),
-                range: *range,
-            }),
-            None => Ok(()),
+        let candidates = std::iter::once(ip).chain(embedded_ipv4(ip).into_iter().map(IpAddr::V4));
+        for candidate in candidates {
+            if let Some(range) = self.0.iter().find(|c| c.contains(candidate)) {
+                return Err(Denied {
+                    ip: canonical(ip),
+                    range: *range,
+                });
+            }
         }
+        Ok(())
     }
 
     /// Checks the host of `url` when it is an IP literal (names are checked when resolved).
@@ -232,6 +279,48 @@ mod tests {
         for good in ["127.0.0.1", "10.0.0.1", "192.168.1.1", "::1", "8.8.8.8"] {
             assert!(d.check(ip(good)).is_ok(), "{good} is allowed by default");
         }
+    }
+
+    /// NAT64 (well-known `64:ff9b::/96` and local-use `64:ff9b:1::/48`) and IPv4-compatible
+    /// (`::a.b.c.d`) addresses reach the IPv4 address inside them: they get its answer.
+    #[test]
+    fn embedded_ipv4_addresses_are_checked_as_ipv4() {
+        let d = DenyList::with([
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]);
+        for bad in [
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b::100.100.100.200",
+            "64:ff9b:1::169.254.169.254",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "::169.254.169.254",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(d.check(ip(bad)).is_err(), "{bad} must be denied");
+        }
+        for good in [
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::8.8.8.8",
+            "::8.8.8.8",
+            "::1",
+            "2001:db8::a9fe:a9fe",
+        ] {
+            assert!(d.check(ip(good)).is_ok(), "{good} is allowed");
+        }
+        let defaults = DenyList::default();
+        assert!(defaults.check(ip("64:ff9b::169.254.169.254")).is_err());
+        assert!(
+            defaults.check(ip("::1")).is_ok(),
+            "IPv6 loopback is not ::0.0.0.1"
+        );
+        let u = reqwest::Url::parse("http://[64:ff9b::a9fe:a9fe]/v2/").unwrap();
+        assert!(defaults.check_url(&u).is_err());
     }
 
     #[test]

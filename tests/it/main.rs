@@ -19,6 +19,7 @@ mod notation_revocation;
 mod pinning;
 mod registry_auth;
 mod registry_faults;
+mod registry_memory;
 mod registry_multiarch;
 mod registry_review;
 mod revocation;
