@@ -114,10 +114,32 @@ impl std::fmt::Display for SkipReason {
 #[derive(Debug, Clone)]
 pub struct Review {
     request: AdmissionRequest<DynamicObject>,
+    /// The object under review, kept for the pinning patch.
+    object: Option<DynamicObject>,
     pub action: Action,
 }
 
 impl Review {
+    /// The JSONPatch that pins each image of `pins` (as written → verified digest) in the
+    /// object's pod spec. Empty for an object with no pod spec, and, for a workload template,
+    /// when `pins` was computed for templates without any policy asking (see
+    /// [`Verdict::pins`]).
+    pub fn pin_patch(
+        &self,
+        pins: &std::collections::BTreeMap<String, crate::image::Digest>,
+    ) -> json_patch::Patch {
+        let path = pod_spec_path(&self.request.kind.group, &self.request.kind.kind);
+        match (&self.object, path) {
+            (Some(object), Some(path)) => pin::patch(&object.data, path, pins),
+            _ => json_patch::Patch(Vec::new()),
+        }
+    }
+
+    /// Whether the object is a workload carrying a pod template rather than a Pod.
+    pub fn is_template(&self) -> bool {
+        self.request.kind.kind != "Pod"
+    }
+
     pub fn uid(&self) -> &str {
         &self.request.uid
     }
@@ -198,13 +220,17 @@ pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
     }
     let object = request.object.take();
     let old_object = request.old_object.take();
-    let action = classify(&request, object, old_object);
-    Ok(Review { request, action })
+    let action = classify(&request, object.as_ref(), old_object);
+    Ok(Review {
+        request,
+        object,
+        action,
+    })
 }
 
 fn classify(
     request: &AdmissionRequest<DynamicObject>,
-    object: Option<DynamicObject>,
+    object: Option<&DynamicObject>,
     old_object: Option<DynamicObject>,
 ) -> Action {
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
@@ -225,7 +251,7 @@ fn classify(
             request_kind(request)
         ));
     };
-    let spec = pod_spec_at(&object, path);
+    let spec = pod_spec_at(object, path);
     if spec.is_null() {
         return Action::Reject(format!(
             "the {} has no pod spec at {}",
@@ -458,6 +484,26 @@ pub fn respond_action(review: &Review) -> serde_json::Value {
         ),
         _ => respond_with(review, true, &[], &[], Default::default()),
     }
+}
+
+/// The response of the pinning route: always allowed (the validating route decides), with the
+/// patch when it has operations.
+pub fn respond_patch(review: &Review, patch: json_patch::Patch) -> serde_json::Value {
+    let resp = AdmissionResponse::from(&review.request);
+    let resp = if patch.0.is_empty() {
+        resp
+    } else {
+        match resp.clone().with_patch(patch) {
+            Ok(patched) => patched,
+            Err(error) => {
+                // Our own operations always serialise; answer unpatched regardless.
+                tracing::warn!(%error, "the pinning patch could not be encoded; answering without it");
+                resp
+            }
+        }
+    };
+    serde_json::to_value(resp.into_review())
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
 }
 
 /// The response for a decided review.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reason;
 pub mod registry;
+pub mod review;
 pub mod revocation;
 pub mod server;
 pub mod telemetry;

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub admission_duration: HistogramVec,
     /// Reviews allowed without verifying any image, by [`SKIP_REASONS`] reason.
     pub admission_skipped: IntCounterVec,
+    /// Reviews the pinning route (`/mutate`) answered: `pinned` or `unchanged`.
+    pub pinning_reviews: IntCounterVec,
     pub verifications: IntCounterVec,
     pub cache_requests: IntCounterVec,
     pub registry_requests: IntCounterVec,
@@ -134,6 +136,12 @@ impl Metrics {
                 "AdmissionReviews allowed without verifying any image, by reason",
                 &["reason"],
             ),
+            pinning_reviews: counter(
+                &registry,
+                "pinning_reviews_total",
+                "Reviews of the pinning route, by result: pinned (a patch was sent) or unchanged",
+                &["result"],
+            ),
             verifications: counter(
                 &registry,
                 "verifications_total",
@@ -208,6 +216,9 @@ impl Metrics {
         }
         for r in SKIP_REASONS {
             m.admission_skipped.with_label_values(&[r]);
+        }
+        for r in ["pinned", "unchanged"] {
+            m.pinning_reviews.with_label_values(&[r]);
         }
         for kind in ["ocsp", "crl"] {
             for r in [
