@@ -336,34 +336,51 @@ pub fn review_deadline(query: Option<&str>, start: Instant) -> Instant {
     start + timeout.saturating_sub(margin)
 }
 
-/// Parses the durations the API server writes (`10s`, `1m0s`, `500ms`).
+/// Parses the durations the API server writes (`10s`, `1m0s`, `500ms`), as Go's
+/// `time.ParseDuration` spells them, without a sign. Arithmetic saturates: an absurdly large
+/// value is a very long duration (the caller clamps it), never a panic.
 fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
+    if s.is_empty() {
         return None;
     }
+    let mut total_ns: u128 = 0;
+    let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().ok()?;
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+            return None;
+        }
         let unit_end = tail
-            .find(|c: char| c.is_ascii_digit())
+            .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_end);
-        let secs = match unit {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1e3,
-            "us" | "µs" => value / 1e6,
-            "ns" => value / 1e9,
+        let unit_ns: u128 = match unit {
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            "us" | "µs" | "μs" => 1_000,
+            "ns" => 1,
             _ => return None,
         };
-        total += Duration::try_from_secs_f64(secs).ok()?;
+        let whole = int.bytes().fold(0u128, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u128::from(d - b'0'))
+        });
+        // Twenty fraction digits are more than a nanosecond's worth for any unit.
+        let (frac_value, frac_scale) =
+            frac.bytes().take(20).fold((0u128, 1u128), |(v, scale), d| {
+                (v * 10 + u128::from(d - b'0'), scale * 10)
+            });
+        total_ns = total_ns
+            .saturating_add(whole.saturating_mul(unit_ns))
+            .saturating_add(frac_value * unit_ns / frac_scale);
         rest = next;
     }
-    Some(total)
+    Some(Duration::from_nanos(
+        u64::try_from(total_ns).unwrap_or(u64::MAX),
+    ))
 }
 
 async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
@@ -642,5 +659,48 @@ mod tests {
         assert_eq!(parse_go_duration("s"), None);
         assert_eq!(parse_go_duration("10x"), None);
         assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn huge_and_negative_timeouts_neither_panic_nor_exceed_the_api_server_maximum() {
+        let t0 = Instant::now();
+        let max = t0 + Duration::from_secs(29);
+        for huge in [
+            "99999999999999999999h",
+            "5000000000000000000s5000000000000000000s5000000000000000000s5000000000000000000s",
+            "9223372036854775807ns",
+            "9223372036854775807h",
+            "18446744073709551615s",
+            "99999999999999999999h99999999999999999999h",
+        ] {
+            assert_eq!(
+                review_deadline(Some(&format!("timeout={huge}")), t0),
+                max,
+                "{huge}"
+            );
+        }
+        // Not a duration the API server writes: the default applies.
+        for bad in [
+            "1e308s",
+            "1.7976931348623157e308h",
+            "-5s",
+            "-1h",
+            "NaNs",
+            "infs",
+            "1e",
+            ".s",
+            "5",
+        ] {
+            assert_eq!(
+                review_deadline(Some(&format!("timeout={bad}")), t0),
+                t0 + Duration::from_secs(9),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_go_duration("9223372036854775807ns").map(|d| d.as_secs()),
+            Some(9_223_372_036)
+        );
+        assert_eq!(parse_go_duration("-5s"), None);
     }
 }
