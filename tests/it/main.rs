@@ -16,4 +16,5 @@ mod registry_faults;
 mod registry_multiarch;
 mod registry_review;
 mod revocation;
+mod server_limits;
 mod webhook;
