@@ -101,8 +101,19 @@ async fn stalled_http1(signet: &Signet, declared: usize, sent: usize) -> TlsStre
         "POST /validate?timeout=10s HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
     );
     conn.write_all(head.as_bytes()).await.expect("write head");
-    conn.write_all(&vec![b' '; sent]).await.expect("write body");
-    conn.flush().await.expect("flush");
+    // In small pieces, so that the client allocates nothing large and resident memory shows
+    // what the server holds.
+    let piece = [b' '; 16 << 10];
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(piece.len());
+        if conn.write_all(&piece[..n]).await.is_err() {
+            // The server refused the body and closed; the caller reads the answer.
+            break;
+        }
+        left -= n;
+    }
+    let _ = conn.flush().await;
     conn
 }
 
@@ -380,6 +391,10 @@ async fn measure_resident_memory_under_stalled_bodies() {
     eprintln!(
         "MEASURE resident memory: {before:.0} MiB before, {:.0} MiB with 40 stalled bodies of 7 MiB - 1 byte",
         rss_mib()
+    );
+    eprintln!(
+        "MEASURE refused: {}",
+        signet.metric("signet_admission_reviews_total{decision=\"overloaded\"}")
     );
     drop(held);
     signet.stop().await;
