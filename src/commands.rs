@@ -23,7 +23,7 @@ pub async fn run(config: Config) -> ExitCode {
         command,
     } = config;
     match command {
-        CommandConfig::Serve { serve, registry } => serve_command(serve, registry).await,
+        CommandConfig::Serve { serve, registry } => serve_command(*serve, registry).await,
         CommandConfig::Verify {
             images,
             policies,

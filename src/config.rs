@@ -25,7 +25,8 @@ pub struct Config {
 #[derive(Debug)]
 pub enum CommandConfig {
     Serve {
-        serve: ServeConfig,
+        /// Boxed: by far the largest variant.
+        serve: Box<ServeConfig>,
         registry: RegistryConfig,
     },
     Verify {
@@ -207,7 +208,7 @@ impl TryFrom<Args> for Config {
                     _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
                 };
                 CommandConfig::Serve {
-                    serve: ServeConfig {
+                    serve: Box::new(ServeConfig {
                         listen,
                         admin_listen,
                         tls,
@@ -218,7 +219,7 @@ impl TryFrom<Args> for Config {
                         shutdown_delay: Duration::from_secs(shutdown_delay_secs),
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
                         limits: limits.try_into()?,
-                    },
+                    }),
                     registry: registry.try_into()?,
                 }
             }

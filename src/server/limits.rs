@@ -346,7 +346,8 @@ mod tests {
 
     #[test]
     fn invalid_combinations_name_the_flag() {
-        let cases: [(fn(&mut ServeLimits), &str); 5] = [
+        type Change = fn(&mut ServeLimits);
+        let cases: [(Change, &str); 5] = [
             (|l| l.max_connections = 0, "--max-connections"),
             (
                 |l| l.request_read_timeout = Duration::ZERO,

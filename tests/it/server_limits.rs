@@ -239,7 +239,7 @@ async fn http2_streams_per_connection_are_capped() {
     let io = tls(&signet, &[b"h2"]).await;
     let (send, mut conn) = h2::client::handshake(io).await.expect("h2 handshake");
     let mut send = send.ready().await.expect("ready");
-    let mut review = |send: &mut h2::client::SendRequest<Bytes>| {
+    let review = |send: &mut h2::client::SendRequest<Bytes>| {
         let (response, mut body) = send
             .send_request(h2_post("timeout=10s"), false)
             .expect("stream");
