@@ -115,9 +115,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 20)]
     pub drain_timeout_secs: u64,
     #[command(flatten)]
-    pub limits: LimitArgs,
-    #[command(flatten)]
     pub registry: RegistryArgs,
+    // Last: its help heading applies to every flag after it.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// What `signet serve` holds at once, and how long a peer may take. The defaults fit a 512 MiB

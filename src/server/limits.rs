@@ -33,8 +33,8 @@ pub struct ServeLimits {
     pub body_budget_bytes: usize,
     /// Bodies decoded at once on the blocking pool (decoding can cost many times the body).
     pub max_concurrent_decodes: usize,
-    /// Bodies up to this size are decoded on the async worker: a blocking-pool hop costs
-    /// more than decoding them.
+    /// Bodies up to this size are decoded on the async worker, where they never wait for a
+    /// decode slot behind large bodies (a normal review is a few KiB).
     pub inline_decode_max_bytes: usize,
     /// Time to receive a request's body, from the end of its headers.
     pub request_read_timeout: Duration,

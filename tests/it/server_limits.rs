@@ -492,3 +492,49 @@ fn large_bodies_are_decoded_off_the_async_worker() {
     let signet = Arc::into_inner(signet).expect("flood tasks are done");
     server_rt.block_on(signet.stop());
 }
+
+/// A pod review whose old object carries `extra` bytes of small JSON objects.
+fn review_of_size(extra: usize) -> Vec<u8> {
+    let mut review = load_review("pod-create.json");
+    let item = serde_json::json!({"name": "k", "value": "abcdefgh"});
+    let n = extra / item.to_string().len();
+    review["request"]["oldObject"] = serde_json::json!({"kind": "Pod", "apiVersion": "v1", "padding": vec![item; n]});
+    serde_json::to_vec(&review).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: where decoding in place stops being cheaper than a blocking-pool hop"]
+async fn measure_inline_decode_against_spawn_blocking() {
+    let rounds = 200;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        tokio::task::spawn_blocking(|| ()).await.expect("join");
+    }
+    eprintln!(
+        "MEASURE a blocking-pool hop alone: {:.1} µs",
+        (started.elapsed() / rounds).as_secs_f64() * 1e6
+    );
+    for extra in [0, 16 << 10, 64 << 10, 256 << 10] {
+        let body = Bytes::from(review_of_size(extra));
+        let started = Instant::now();
+        for _ in 0..rounds {
+            signet::admission::decode(&body).expect("review");
+        }
+        let inline = started.elapsed() / rounds;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || signet::admission::decode(&body).map(|_| ()))
+                .await
+                .expect("join")
+                .expect("review");
+        }
+        let hopped = started.elapsed() / rounds;
+        eprintln!(
+            "MEASURE decode of {} KiB: in place {:.1} µs, on the blocking pool {:.1} µs",
+            body.len() >> 10,
+            inline.as_secs_f64() * 1e6,
+            hopped.as_secs_f64() * 1e6
+        );
+    }
+}
