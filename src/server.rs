@@ -39,6 +39,8 @@ use limits::{Admission, ConnSlot, Connections};
 pub const MAX_BODY_BYTES: usize = limits::DEFAULT_MAX_BODY_BYTES;
 /// Header read timeout of the admin port.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections on the admin port.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// How long a connection told to close (evicted, or idle too long) may take to do so before
 /// it is dropped, once no request is in flight on it.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -258,8 +260,8 @@ pub async fn start(
     })
 }
 
-/// Descriptors kept free of webhook connections: the admin port, registry and revocation
-/// clients, policy and certificate files.
+/// Descriptors kept free of webhook connections: the admin port's (at most 64), registry and
+/// revocation clients, policy and certificate files.
 const FD_HEADROOM: u64 = 128;
 
 /// Raises the open-file limit as far as allowed, logs it, and lowers the connection cap to
@@ -616,8 +618,8 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
         return overloaded(&state, "too many reviews in flight");
     };
     let read_deadline = deadline.min(start + state.limits.request_read_timeout);
-    let declared = body_length(req.headers());
-    let body = match read_body(req.into_body(), declared, &state, read_deadline).await {
+    let (declared, version) = (body_length(req.headers()), req.version());
+    let body = match read_body(req.into_body(), declared, version, &state, read_deadline).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -703,6 +705,7 @@ struct Buffered {
 async fn read_body(
     mut body: Incoming,
     declared: Option<u64>,
+    version: http::Version,
     state: &AppState,
     read_deadline: Instant,
 ) -> Result<Buffered, Response<Full<Bytes>>> {
@@ -773,10 +776,13 @@ async fn read_body(
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body was not received in time\n",
             );
-            r.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+            // HTTP/1.1 cannot go on after an unfinished body; an HTTP/2 stream is reset alone.
+            if version < http::Version::HTTP_2 {
+                r.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Err(r)
         }
     }
@@ -839,19 +845,34 @@ async fn serve_admin(
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Probes and scrapes need few connections; idle ones make room for new ones, as on the
+    // webhook port, so idlers can neither exhaust descriptors nor lock out the kubelet.
+    let connections = Connections::new(ADMIN_MAX_CONNECTIONS);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
+        let slot = match connections.admit() {
+            Admission::Admitted(slot) | Admission::AdmittedByEvicting(slot) => slot,
+            Admission::Refused => continue,
+        };
         let state = state.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
+            let in_service = slot.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
+                let in_flight = in_service.request();
                 async move {
+                    let _in_flight = in_flight;
                     let resp = match (req.method(), req.uri().path()) {
                         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
                         (&Method::GET, "/readyz") if state.ready() => {
@@ -873,11 +894,19 @@ async fn serve_admin(
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            drive(
+                conn,
+                peer,
+                &slot,
+                HEADER_READ_TIMEOUT,
+                shutdown,
+                Duration::from_secs(1),
+            )
+            .await;
         });
     }
 }

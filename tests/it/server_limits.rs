@@ -498,7 +498,8 @@ fn review_of_size(extra: usize) -> Vec<u8> {
     let mut review = load_review("pod-create.json");
     let item = serde_json::json!({"name": "k", "value": "abcdefgh"});
     let n = extra / item.to_string().len();
-    review["request"]["oldObject"] = serde_json::json!({"kind": "Pod", "apiVersion": "v1", "padding": vec![item; n]});
+    review["request"]["oldObject"] =
+        serde_json::json!({"kind": "Pod", "apiVersion": "v1", "padding": vec![item; n]});
     serde_json::to_vec(&review).expect("json")
 }
 
@@ -537,4 +538,21 @@ async fn measure_inline_decode_against_spawn_blocking() {
             hopped.as_secs_f64() * 1e6
         );
     }
+}
+
+#[tokio::test]
+async fn idle_admin_connections_cannot_lock_out_the_probes() {
+    let signet = start(small()).await;
+    let admin = signet.admin.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(TcpStream::connect(&admin).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, body) = signet.admin_get("/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    // The oldest idle connection made room for the probe.
+    let (_, after) = read_until_closed(&mut idle[0], Duration::from_secs(3)).await;
+    assert!(after < Duration::from_secs(3));
+    signet.stop().await;
 }
