@@ -129,17 +129,18 @@ pub struct LimitArgs {
     /// Open webhook connections. At the limit a new connection replaces the longest-idle one;
     /// it is closed at once only if every connection has a review in flight. The open-file
     /// limit is raised to its hard limit at start, and this is lowered to fit it.
-    #[arg(long, default_value_t = 512, value_name = "N")]
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
-    /// Reviews being read, decoded or decided at once. Beyond it a request gets 503 with
-    /// Retry-After, before its body is read. Must be below --max-connections.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    /// Reviews being read, decoded or decided at once. Beyond it a request waits for a place
+    /// until its read deadline, then gets 503 with Retry-After, before its body is read. Must
+    /// be below --max-connections.
+    #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_inflight_reviews: usize,
     /// Largest request body; larger ones get 413.
     #[arg(long, default_value_t = 7 << 20, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// Request body bytes buffered at once over all requests; a body that does not fit what
-    /// is left gets 503 with Retry-After.
+    /// is left waits until its read deadline, then gets 503 with Retry-After.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub body_budget_bytes: usize,
     /// Large bodies decoded at once (decoding runs off the async workers and can cost many

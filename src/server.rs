@@ -612,12 +612,13 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
 async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
     let start = Instant::now();
     let deadline = review_deadline(req.uri().query(), start);
-    // Beyond the cap, answer at once, before reading the body: without the body there is no
-    // uid to answer a review with, and a quick 503 lets the API server's caller retry.
-    let Ok(_in_flight) = state.inflight.clone().try_acquire_owned() else {
+    // The wait for a place counts towards the read time: a burst (a 500-replica rollout) waits
+    // its turn, but a request that gets no place by its read deadline gets 503 before its body
+    // is read (without the body there is no uid to answer a review with).
+    let read_deadline = deadline.min(start + state.limits.request_read_timeout);
+    let Some(_in_flight) = acquire_by(&state.inflight, 1, read_deadline).await else {
         return overloaded(&state, "too many reviews in flight");
     };
-    let read_deadline = deadline.min(start + state.limits.request_read_timeout);
     let (declared, version) = (body_length(req.headers()), req.version());
     let body = match read_body(req.into_body(), declared, version, &state, read_deadline).await {
         Ok(body) => body,
@@ -693,6 +694,18 @@ fn body_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// `n` permits, waiting for them until `by`; `None` if they did not come in time.
+async fn acquire_by(
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+    by: Instant,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout_at(by.into(), semaphore.clone().acquire_many_owned(n))
+        .await
+        .ok()?
+        .ok()
+}
+
 /// A request body in memory, holding its share of the body budget until dropped.
 struct Buffered {
     bytes: Bytes,
@@ -700,8 +713,9 @@ struct Buffered {
 }
 
 /// Reads a request body by `read_deadline`, within the body size limit and the global budget
-/// of buffered bytes. A declared length is reserved from the budget before anything is read; a
-/// body without one reserves as it arrives. Errors are the response to send.
+/// of buffered bytes. A declared length is reserved from the budget before anything is read
+/// (waiting for it until the deadline); a body without one reserves as it arrives, and gets 503
+/// if the budget is spent. Errors are the response to send.
 async fn read_body(
     mut body: Incoming,
     declared: Option<u64>,
@@ -720,13 +734,15 @@ async fn read_body(
     let mut reserved = match declared {
         Some(len) if len > max as u64 => return Err(too_large(state)),
         // `len <= max`, and validation keeps `max` below u32::MAX.
-        Some(len) => match state
-            .body_budget
-            .clone()
-            .try_acquire_many_owned(u32::try_from(len).unwrap_or(u32::MAX))
+        Some(len) => match acquire_by(
+            &state.body_budget,
+            u32::try_from(len).unwrap_or(u32::MAX),
+            read_deadline,
+        )
+        .await
         {
-            Ok(permit) => Some(permit),
-            Err(_) => return Err(overloaded(state, "too many request bytes buffered")),
+            Some(permit) => Some(permit),
+            None => return Err(overloaded(state, "too many request bytes buffered")),
         },
         None => None,
     };

@@ -24,12 +24,13 @@ pub struct ServeLimits {
     /// Open webhook connections (TLS handshakes included).
     pub max_connections: usize,
     /// Requests on `/validate` being read, decoded or decided at once. Beyond it a request
-    /// gets 503 with `Retry-After` before its body is read.
+    /// waits for a place until its read deadline, then gets 503 with `Retry-After` before its
+    /// body is read.
     pub max_inflight_reviews: usize,
     /// Largest request body (413 beyond it).
     pub max_body_bytes: usize,
     /// Request body bytes buffered at once, over all requests. A body that does not fit what
-    /// is left gets 503 with `Retry-After`.
+    /// is left waits until its read deadline, then gets 503 with `Retry-After`.
     pub body_budget_bytes: usize,
     /// Bodies decoded at once on the blocking pool (decoding can cost many times the body).
     pub max_concurrent_decodes: usize,
@@ -63,13 +64,16 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 7 << 20;
 impl Default for ServeLimits {
     /// Sized for a 512 MiB memory limit. Worst case memory held for requests: the body
     /// budget (64 MiB) plus what the concurrent decodes build (2 decodes of a 7 MiB
-    /// pathological body, about 120 MiB each), plus per-connection buffers (HTTP/2 windows
-    /// of 256 KiB, HTTP/1 read buffers of at most about 400 KiB) over 512 connections. A
-    /// webhook normally sees bodies of a few KiB, so the budget holds hundreds at once.
+    /// pathological body, about 120 MiB each), plus per-connection buffers (an HTTP/2
+    /// connection window of 256 KiB, an HTTP/1 read buffer of 64 KiB) over the connections
+    /// that are sending. A webhook normally sees bodies of a few KiB, so the budget holds
+    /// thousands at once.
     fn default() -> Self {
         ServeLimits {
-            max_connections: 512,
-            max_inflight_reviews: 128,
+            max_connections: 1024,
+            // A 500-replica rollout sends 500 reviews at once; past the decode a review holds
+            // little (its images, not its object), so this bounds work rather than memory.
+            max_inflight_reviews: 512,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_budget_bytes: 64 << 20,
             max_concurrent_decodes: 2,
@@ -354,7 +358,7 @@ mod tests {
                 "--request-read-timeout-ms",
             ),
             (|l| l.body_budget_bytes = 1 << 20, "--body-budget-bytes"),
-            (|l| l.max_connections = 128, "--max-inflight-reviews"),
+            (|l| l.max_connections = 512, "--max-inflight-reviews"),
             (
                 |l| l.h2_max_concurrent_streams = 0,
                 "--h2-max-concurrent-streams",

@@ -96,9 +96,18 @@ async fn read_until_closed<R: AsyncReadExt + Unpin>(
 
 /// An HTTP/1.1 request that declares `declared` body bytes and sends `sent` of them.
 async fn stalled_http1(signet: &Signet, declared: usize, sent: usize) -> TlsStream<TcpStream> {
+    stalled_http1_with(signet, "timeout=10s", declared, sent).await
+}
+
+async fn stalled_http1_with(
+    signet: &Signet,
+    query: &str,
+    declared: usize,
+    sent: usize,
+) -> TlsStream<TcpStream> {
     let mut conn = tls(signet, &[b"http/1.1"]).await;
     let head = format!(
-        "POST /validate?timeout=10s HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+        "POST /validate?{query} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
     );
     conn.write_all(head.as_bytes()).await.expect("write head");
     // In small pieces, so that the client allocates nothing large and resident memory shows
@@ -275,7 +284,9 @@ async fn http2_streams_per_connection_are_capped() {
 
 #[tokio::test]
 async fn stalled_bodies_neither_block_a_normal_review_nor_exceed_the_in_flight_cap() {
-    let signet = start(small()).await;
+    let mut limits = small();
+    limits.request_read_timeout = Duration::from_secs(3);
+    let signet = start(limits).await;
     // Four stalled bodies (of eight in flight allowed): a normal review gets through at once,
     // over HTTP/1.1 and HTTP/2.
     let mut stalled = Vec::new();
@@ -289,41 +300,50 @@ async fn stalled_bodies_neither_block_a_normal_review_nor_exceed_the_in_flight_c
         assert_allowed(status, &body);
         assert!(started.elapsed() < Duration::from_millis(800));
     }
-    // Eight stalled: the in-flight cap is reached, the next request is refused at once.
+    // Eight stalled: the in-flight cap is reached. A request waits for a place until its read
+    // deadline (here its review deadline, 0.8 s), then gets 503 without its body being read.
     for _ in 0..4 {
         stalled.push(stalled_http1(&signet, 10_000, 100).await);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let post = |query: &'static str| {
+        signet
+            .client(false)
+            .post(format!("{}?{query}", signet.url))
+            .body(normal_review())
+            .send()
+    };
     let started = Instant::now();
-    let resp = signet
-        .client(false)
-        .post(format!("{}?timeout=10s", signet.url))
-        .body(normal_review())
-        .send()
-        .await
-        .expect("answered");
+    let resp = post("timeout=1s").await.expect("answered");
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
-    assert!(started.elapsed() < Duration::from_millis(500));
-    // The stalls time out and free their places.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_millis(1500),
+        "refused after {waited:?}"
+    );
+    // With a longer deadline it waits its turn: the stalls time out and free their places.
+    let resp = post("timeout=10s").await.expect("answered");
+    assert_allowed(resp.status().as_u16(), &resp.text().await.expect("body"));
     for conn in &mut stalled {
         let (answer, _) = read_until_closed(conn, Duration::from_secs(5)).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    let (status, body) = signet.post(&normal_review(), "timeout=10s", false).await;
-    assert_allowed(status, &body);
     signet.stop().await;
 }
 
 #[tokio::test]
 async fn the_body_budget_refuses_a_body_beyond_it_and_admits_a_small_one() {
-    let signet = start(small()).await;
+    let mut limits = small();
+    limits.request_read_timeout = Duration::from_secs(3);
+    let signet = start(limits).await;
     // Two bodies of 400 KiB of the 1 MiB budget, held open.
     let _a = stalled_http1(&signet, 400 << 10, 300 << 10).await;
     let _b = stalled_http1(&signet, 400 << 10, 300 << 10).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // A third does not fit: 503 before its body is read.
-    let mut c = stalled_http1(&signet, 400 << 10, 0).await;
+    // A third does not fit: it waits until its deadline (0.8 s), then gets 503 before its
+    // body is read.
+    let mut c = stalled_http1_with(&signet, "timeout=1s", 400 << 10, 0).await;
     let (answer, after) = read_until_closed(&mut c, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(
@@ -331,7 +351,7 @@ async fn the_body_budget_refuses_a_body_beyond_it_and_admits_a_small_one() {
         "{answer}"
     );
     assert!(
-        after < Duration::from_millis(500),
+        after < Duration::from_millis(1500),
         "answered after {after:?}"
     );
     // A normal review fits what is left.
