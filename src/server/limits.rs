@@ -81,15 +81,18 @@ impl Default for ServeLimits {
             request_read_timeout: Duration::from_secs(5),
             tls_handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
-            // The API server sends one review per stream, and a burst of pod creations is
-            // spread over its connections; 32 concurrent reviews on one connection is far more
-            // than one API server instance sends, while 32 × the stream window bounds what one
-            // connection can make signet buffer.
+            // The API server sends one review per stream; in a burst beyond the cap its
+            // HTTP/2 client (Go's, which does not treat the limit as strict) opens another
+            // connection. 32 keeps one connection a small share of the in-flight cap.
             h2_max_concurrent_streams: 32,
             h2_keep_alive_interval: Duration::from_secs(20),
             h2_keep_alive_timeout: Duration::from_secs(10),
             max_header_bytes: 64 << 10,
-            h2_stream_window_bytes: 256 << 10,
+            // Data a peer sends to a stream that waits for a place is not yet counted in the
+            // body budget: the connection window bounds it (256 KiB a connection), and the
+            // smaller stream window keeps one waiting stream from using all of it and stalling
+            // the connection's other reviews.
+            h2_stream_window_bytes: 64 << 10,
             h2_connection_window_bytes: 256 << 10,
         }
     }
