@@ -405,7 +405,7 @@ async fn serve_connection(
             }
         }
         _ = slot.state.evict.notified() => return,
-        _ = shutdown.changed() => return,
+        Ok(()) = shutdown.changed() => return,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let slot = Arc::new(slot);
