@@ -375,6 +375,17 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
+        use rlimit::Resource;
+        let (_, hard) = Resource::NOFILE.get().unwrap();
+        // Just below the hard limit, so that tests running alongside keep their descriptors.
+        Resource::NOFILE.set(hard - 1, hard).unwrap();
+        assert_eq!(raise_file_limit(), Some(hard));
+        assert_eq!(Resource::NOFILE.get().unwrap(), (hard, hard));
+    }
+
     #[test]
     fn at_the_cap_the_longest_idle_connection_is_evicted() {
         let table = Connections::new(2);
