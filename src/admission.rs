@@ -502,8 +502,21 @@ pub fn respond_patch(review: &Review, patch: json_patch::Patch) -> serde_json::V
             }
         }
     };
-    serde_json::to_value(resp.into_review())
-        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+    let mut out = serde_json::to_value(resp.into_review())
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    // kube writes the patch bytes as an array of numbers; the API server's wire form for
+    // bytes (Go's []byte) is standard base64, which is what every webhook sends.
+    if let Some(patch) = out.pointer_mut("/response/patch")
+        && let Some(bytes) = patch.as_array().map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Vec<u8>>()
+        })
+    {
+        use base64::Engine as _;
+        *patch = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    out
 }
 
 /// The response for a decided review.
@@ -1173,6 +1186,57 @@ mod tests {
         let m = deny_message(&many);
         assert!(m.len() < MAX_DENY_CHARS + 100);
         assert!(m.ends_with("more image(s) not trusted"));
+    }
+
+    /// The pinning response for every captured review, as the API server receives it:
+    /// allowed, `patchType: JSONPatch`, the patch in standard base64, applying to the object.
+    #[test]
+    fn pinning_responses_are_base64_json_patches_that_apply_to_every_fixture() {
+        use base64::Engine as _;
+        let dir = format!("{}/tests/fixtures/admission", env!("CARGO_MANIFEST_DIR"));
+        let digest: crate::image::Digest =
+            "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+                .parse()
+                .unwrap();
+        let mut patched = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let body = fixture(&name);
+            let review = decode(&body).unwrap();
+            let Action::Check(uses) = &review.action else {
+                continue;
+            };
+            let pins = uses
+                .iter()
+                .filter(|u| !u.image.contains('@'))
+                .map(|u| (u.image.clone(), digest.clone()))
+                .collect();
+            let patch = review.pin_patch(&pins);
+            let want = patch.0.len();
+            let out = respond_patch(&review, patch);
+            let r = &out["response"];
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(r["allowed"], true, "{name}");
+            assert_eq!(r["uid"], sent["request"]["uid"], "{name}");
+            assert_eq!(out["apiVersion"], sent["apiVersion"], "{name}");
+            if want == 0 {
+                assert!(r.get("patch").is_none(), "{name}: {out}");
+                continue;
+            }
+            assert_eq!(r["patchType"], "JSONPatch", "{name}");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(r["patch"].as_str().unwrap())
+                .unwrap();
+            let ops: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(ops.0.len(), want, "{name}");
+            let mut object = sent["request"]["object"].clone();
+            json_patch::patch(&mut object, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
+            patched += 1;
+        }
+        assert!(patched >= 8, "only {patched} fixtures produced a patch");
     }
 
     #[test]

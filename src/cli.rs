@@ -142,6 +142,57 @@ pub struct ServeArgs {
     pub drain_timeout_secs: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    // Last: its help heading applies to every flag after it.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What `signet serve` holds at once, and how long a peer may take. The defaults fit a 512 MiB
+/// memory limit.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Open webhook connections. At the limit a new connection replaces the longest-idle one;
+    /// it is closed at once only if every connection has a review in flight. The open-file
+    /// limit is raised to its hard limit at start, and this is lowered to fit it.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Reviews being read, decoded or decided at once. Beyond it a request waits for a place
+    /// until its read deadline, then gets 503 with Retry-After, before its body is read. Must
+    /// be below --max-connections.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_inflight_reviews: usize,
+    /// Largest request body; larger ones get 413.
+    #[arg(long, default_value_t = 7 << 20, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Request body bytes buffered at once over all requests; a body that does not fit what
+    /// is left waits until its read deadline, then gets 503 with Retry-After.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub body_budget_bytes: usize,
+    /// Large bodies decoded at once (decoding runs off the async workers and can cost many
+    /// times the body's size).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_concurrent_decodes: usize,
+    /// Time to receive a request body after its headers (also cut at the review's own
+    /// deadline); a late body gets 408 and the connection is closed.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub request_read_timeout_ms: u64,
+    /// Time to complete the TLS handshake.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub tls_handshake_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY). For
+    /// HTTP/1.1 it also bounds the time to send a request's headers.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub idle_timeout_secs: u64,
+    /// Concurrent HTTP/2 streams per connection (the API server sends one review per stream).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 keep-alive ping interval.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub h2_keep_alive_interval_secs: u64,
+    /// Close an HTTP/2 connection whose keep-alive ping is not answered within this.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub h2_keep_alive_timeout_secs: u64,
 }
 
 #[derive(Debug, ClapArgs)]

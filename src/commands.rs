@@ -13,6 +13,7 @@ use crate::decision::{CacheConfig, Engine, ImageReport, ImageStatus, ImageUse, P
 use crate::metrics::Metrics;
 use crate::policy::{self, NoMatch, PolicySet};
 use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::review::{Reviewer, Route};
 use crate::verify::Outcome;
 use crate::{EXIT_UNTRUSTED, EXIT_USAGE, admission, exit, server};
 
@@ -23,7 +24,7 @@ pub async fn run(config: Config) -> ExitCode {
         command,
     } = config;
     match command {
-        CommandConfig::Serve { serve, registry } => serve_command(serve, registry).await,
+        CommandConfig::Serve { serve, registry } => serve_command(*serve, registry).await,
         CommandConfig::Verify {
             images,
             policies,
@@ -90,21 +91,22 @@ pub async fn run(config: Config) -> ExitCode {
                     return exit(EXIT_USAGE);
                 }
             };
-            let response = match &review.action {
-                admission::Action::Check(images) => {
-                    let Some(engine) = offline_engine(&policies, no_match, registry) else {
-                        return exit(EXIT_USAGE);
-                    };
-                    let v = engine
-                        .decide(images, review.namespace(), Instant::now() + timeout)
-                        .await;
-                    admission::respond(&review, &v)
-                }
-                _ => admission::respond_action(&review),
+            let metrics = Metrics::new();
+            let Some(engine) = offline_engine(&policies, no_match, registry) else {
+                return exit(EXIT_USAGE);
             };
+            let reviewer = Reviewer {
+                engine: &engine,
+                metrics: &metrics,
+                ready: true,
+            };
+            let start = Instant::now();
+            let answer = reviewer
+                .answer(Route::Validate, &review, start, start + timeout)
+                .await;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&response).unwrap_or_default()
+                serde_json::to_string_pretty(&answer.response).unwrap_or_default()
             );
             exit(0)
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::{self, Args, LogFormat, NoMatchArg, Output};
 use crate::policy::NoMatch;
 use crate::registry::{Cidr, DenyList, Limits, RegistryConfig};
-use crate::server::{ServeConfig, TlsSource};
+use crate::server::{ServeConfig, ServeLimits, TlsSource};
 
 /// A configuration error: what was wrong, in words.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,8 @@ pub struct Config {
 #[derive(Debug)]
 pub enum CommandConfig {
     Serve {
-        serve: ServeConfig,
+        /// Boxed: by far the largest variant.
+        serve: Box<ServeConfig>,
         registry: RegistryConfig,
     },
     Verify {
@@ -191,6 +192,42 @@ fn work_limits(l: Limits) -> Result<Limits, ConfigError> {
     Ok(l)
 }
 
+impl TryFrom<cli::LimitArgs> for ServeLimits {
+    type Error = ConfigError;
+
+    fn try_from(args: cli::LimitArgs) -> Result<Self, ConfigError> {
+        let cli::LimitArgs {
+            max_connections,
+            max_inflight_reviews,
+            max_body_bytes,
+            body_budget_bytes,
+            max_concurrent_decodes,
+            request_read_timeout_ms,
+            tls_handshake_timeout_ms,
+            idle_timeout_secs,
+            h2_max_concurrent_streams,
+            h2_keep_alive_interval_secs,
+            h2_keep_alive_timeout_secs,
+        } = args;
+        let limits = ServeLimits {
+            max_connections,
+            max_inflight_reviews,
+            max_body_bytes,
+            body_budget_bytes,
+            max_concurrent_decodes,
+            request_read_timeout: Duration::from_millis(request_read_timeout_ms),
+            tls_handshake_timeout: Duration::from_millis(tls_handshake_timeout_ms),
+            idle_timeout: Duration::from_secs(idle_timeout_secs),
+            h2_max_concurrent_streams,
+            h2_keep_alive_interval: Duration::from_secs(h2_keep_alive_interval_secs),
+            h2_keep_alive_timeout: Duration::from_secs(h2_keep_alive_timeout_secs),
+            ..ServeLimits::default()
+        };
+        limits.validate().map_err(ConfigError)?;
+        Ok(limits)
+    }
+}
+
 fn read(path: &Path, flag: &str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| ConfigError(format!("{flag} {}: {e}", path.display())))
 }
@@ -215,6 +252,7 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
+                    limits,
                     registry,
                 } = s;
                 let tls = match (tls_cert, tls_key) {
@@ -226,7 +264,7 @@ impl TryFrom<Args> for Config {
                     _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
                 };
                 CommandConfig::Serve {
-                    serve: ServeConfig {
+                    serve: Box::new(ServeConfig {
                         listen,
                         admin_listen,
                         tls,
@@ -236,7 +274,8 @@ impl TryFrom<Args> for Config {
                         tls_poll: Duration::from_secs(10),
                         shutdown_delay: Duration::from_secs(shutdown_delay_secs),
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
-                    },
+                        limits: limits.try_into()?,
+                    }),
                     registry: registry.try_into()?,
                 }
             }
@@ -322,6 +361,25 @@ mod tests {
         assert!(r.deny.check(ip("127.0.0.1")).is_ok());
         let e = registry(&["--registry-deny-cidr", "10.0.0.0/99"]).unwrap_err();
         assert!(e.to_string().contains("--registry-deny-cidr"), "{e}");
+    }
+
+    #[test]
+    fn serve_limit_flags_default_to_the_documented_limits_and_are_validated() {
+        let serve = |extra: &[&str]| {
+            let mut argv = vec!["signet", "serve"];
+            argv.extend_from_slice(extra);
+            Config::try_from(Args::try_parse_from(argv).unwrap()).map(|c| match c.command {
+                CommandConfig::Serve { serve, .. } => serve.limits,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(serve(&[]).unwrap(), ServeLimits::default());
+        let l = serve(&["--max-connections", "64", "--max-inflight-reviews", "8"]).unwrap();
+        assert_eq!((l.max_connections, l.max_inflight_reviews), (64, 8));
+        let e = serve(&["--max-connections", "8", "--max-inflight-reviews", "8"]).unwrap_err();
+        assert!(e.to_string().contains("--max-connections"), "{e}");
+        let e = serve(&["--request-read-timeout-ms", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--request-read-timeout-ms"), "{e}");
     }
 
     #[test]

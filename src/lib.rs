@@ -7,6 +7,8 @@
 //! `server` knows HTTP serving, only `registry` talks to registries, only `config` reads
 //! arguments. [`run`] is the one composition root.
 
+#![forbid(unsafe_code)]
+
 pub mod admission;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,7 @@
 //! The `signet` binary: parse, configure, log, run.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -211,7 +211,7 @@ impl Metrics {
             registry,
         };
         // Pre-register the common label sets so dashboards see zeros, not gaps.
-        for d in ["allowed", "denied", "warned", "invalid"] {
+        for d in ["allowed", "denied", "warned", "invalid", "overloaded"] {
             m.admission_reviews.with_label_values(&[d]);
         }
         for r in SKIP_REASONS {

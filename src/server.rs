@@ -7,6 +7,7 @@
 //! SIGTERM/SIGINT: not ready at once, keep serving for the shutdown delay (endpoints take time
 //! to drop the pod), then stop accepting and drain open connections.
 
+pub mod limits;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -15,28 +16,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::Instrument;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use crate::admission::{self, Action};
+use crate::admission;
 use crate::decision::Engine;
 use crate::metrics::Metrics;
 use crate::policy::{self, NoMatch};
+use crate::review::{Reviewer, Route};
 
-/// Largest AdmissionReview body accepted. An object of the API server's 3 MiB limit can come
-/// with its old version, so allow for both.
-pub const MAX_BODY_BYTES: usize = 7 << 20;
+pub use limits::ServeLimits;
+use limits::{Admission, ConnSlot, Connections};
+
+/// Largest AdmissionReview body accepted by default ([`ServeLimits::max_body_bytes`]).
+pub const MAX_BODY_BYTES: usize = limits::DEFAULT_MAX_BODY_BYTES;
+/// Header read timeout of the admin port.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections on the admin port.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+/// How long a connection told to close (evicted, or idle too long) may take to do so before
+/// it is dropped, once no request is in flight on it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The longest a review can run: the API server's largest webhook timeout.
+const MAX_REVIEW_TIME: Duration = Duration::from_secs(30);
 /// The API server's default webhook timeout, used when a request carries no `?timeout=`.
 const DEFAULT_REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -65,6 +74,8 @@ pub struct ServeConfig {
     pub tls_poll: Duration,
     pub shutdown_delay: Duration,
     pub drain_timeout: Duration,
+    /// Connection, request and memory limits.
+    pub limits: ServeLimits,
 }
 
 /// Shared state of the running server.
@@ -74,15 +85,31 @@ pub struct AppState {
     /// A valid policy set has been loaded.
     policies_valid: AtomicBool,
     draining: AtomicBool,
+    limits: ServeLimits,
+    /// Requests on `/validate` being served.
+    inflight: Arc<Semaphore>,
+    /// Request body bytes buffered, one permit per byte.
+    body_budget: Arc<Semaphore>,
+    /// Decodes on the blocking pool.
+    decodes: Arc<Semaphore>,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>, policies_valid: bool) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        policies_valid: bool,
+        limits: ServeLimits,
+    ) -> Self {
         AppState {
             engine,
             metrics,
             policies_valid: AtomicBool::new(policies_valid),
             draining: AtomicBool::new(false),
+            inflight: Arc::new(Semaphore::new(limits.max_inflight_reviews)),
+            body_budget: Arc::new(Semaphore::new(limits.body_budget_bytes)),
+            decodes: Arc::new(Semaphore::new(limits.max_concurrent_decodes)),
+            limits,
         }
     }
 
@@ -150,6 +177,8 @@ pub async fn start(
     let tls_config = Arc::new(tls::server_config(resolver.clone()).map_err(anyhow::Error::msg)?);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
 
+    let mut config = config;
+    fit_file_limit(&mut config.limits);
     let webhook = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -159,7 +188,12 @@ pub async fn start(
     let webhook_addr = webhook.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
-    let state = Arc::new(AppState::new(engine, metrics.clone(), policies_valid));
+    let state = Arc::new(AppState::new(
+        engine,
+        metrics.clone(),
+        policies_valid,
+        config.limits.clone(),
+    ));
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let mut background = Vec::new();
@@ -226,6 +260,37 @@ pub async fn start(
     })
 }
 
+/// Descriptors kept free of webhook connections: the admin port's (at most 64), registry and
+/// revocation clients, policy and certificate files.
+const FD_HEADROOM: u64 = 128;
+
+/// Raises the open-file limit as far as allowed, logs it, and lowers the connection cap to
+/// fit it, so that accepting connections can never starve registry calls of descriptors.
+fn fit_file_limit(limits: &mut ServeLimits) {
+    let Some(open_files) = limits::raise_file_limit() else {
+        tracing::info!(
+            max_connections = limits.max_connections,
+            "no open-file limit"
+        );
+        return;
+    };
+    let room = usize::try_from(open_files.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX);
+    if limits.max_connections > room {
+        tracing::warn!(
+            open_files,
+            configured = limits.max_connections,
+            max_connections = room.max(1),
+            "the open-file limit is too low for --max-connections; lowering it"
+        );
+        limits.max_connections = room.max(1);
+    }
+    tracing::info!(
+        open_files,
+        max_connections = limits.max_connections,
+        "open-file limit in force"
+    );
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -255,22 +320,13 @@ async fn serve_webhook(
     mut shutdown: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+    let connections = Connections::new(state.limits.max_connections);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(error) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -278,48 +334,219 @@ async fn serve_webhook(
             },
             _ = shutdown.changed() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req, state).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
+        let slot = match connections.admit() {
+            Admission::Admitted(slot) => slot,
+            Admission::AdmittedByEvicting(slot) => {
+                tracing::debug!(%peer, "connection limit reached; closed the longest-idle connection");
+                slot
             }
-        });
+            Admission::Refused => {
+                tracing::warn!(
+                    %peer,
+                    limit = state.limits.max_connections,
+                    "connection limit reached with a request in flight on every connection; closing the new connection"
+                );
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            acceptor.clone(),
+            state.clone(),
+            slot,
+            shutdown.clone(),
+            drain_timeout,
+        ));
     }
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        loop {
+            let empty = connections.empty.notified();
+            if connections.is_empty() {
+                return;
+            }
+            empty.await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
     }
     tracing::info!("webhook server stopped");
 }
 
+/// One webhook connection: the TLS handshake, then HTTP/2 or HTTP/1.1 as ALPN chose (a client
+/// that offers no ALPN gets HTTP/1.1; the protocol is never sniffed from the first bytes, which
+/// would wait on a silent peer), until the peer closes, the connection idles out, is evicted
+/// for a newer one, or the server drains.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<AppState>,
+    slot: ConnSlot,
+    mut shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let limits = &state.limits;
+    let tls = tokio::select! {
+        handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)) => {
+            match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+        _ = slot.state.evict.notified() => return,
+        Ok(()) = shutdown.changed() => return,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let slot = Arc::new(slot);
+    let service = {
+        let slot = slot.clone();
+        let state = state.clone();
+        service_fn(move |req| {
+            let in_flight = slot.request();
+            let state = state.clone();
+            async move {
+                let response = route(req, state).await;
+                drop(in_flight);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let io = TokioIo::new(tls);
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_header_list_size(limits.max_header_bytes)
+            // The protocol's smallest, and default, frame size.
+            .max_frame_size(16_384)
+            .initial_stream_window_size(limits.h2_stream_window_bytes)
+            .initial_connection_window_size(limits.h2_connection_window_bytes)
+            .keep_alive_interval(limits.h2_keep_alive_interval)
+            .keep_alive_timeout(limits.h2_keep_alive_timeout);
+        let conn = builder.serve_connection(io, service);
+        drive(
+            conn,
+            peer,
+            &slot,
+            limits.idle_timeout,
+            shutdown,
+            drain_timeout,
+        )
+        .await;
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            // The wait for the next request's headers, including the first: an idle
+            // keep-alive connection closes after the idle timeout.
+            .header_read_timeout(limits.idle_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192) as usize)
+            .keep_alive(true);
+        let conn = builder.serve_connection(io, service);
+        drive(
+            conn,
+            peer,
+            &slot,
+            limits.idle_timeout,
+            shutdown,
+            drain_timeout,
+        )
+        .await;
+    }
+}
+
+/// Runs a connection until it ends. It is told to close gracefully when it has had no request
+/// in flight for `idle_timeout`, when it is evicted, or when the server drains; a peer that
+/// does not then finish closing (HTTP/2 waits for a ping answer) is dropped.
+async fn drive<C>(
+    conn: C,
+    peer: SocketAddr,
+    slot: &ConnSlot,
+    idle_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    // Set once the connection has been told to close: (drop it at, unless busy; drop it at).
+    let mut closing: Option<(Instant, Instant)> = None;
+    let mut draining = *shutdown.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+        let now = Instant::now();
+        closing = Some((now + drain_timeout, now + drain_timeout));
+    }
+    loop {
+        let now = Instant::now();
+        let wake = match closing {
+            Some((grace, hard)) if slot.active() == 0 => grace.min(hard),
+            Some((_, hard)) => hard.min(now + CLOSE_GRACE),
+            None => slot
+                .idle_deadline(idle_timeout)
+                .unwrap_or(now + idle_timeout.min(Duration::from_secs(1))),
+        };
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = slot.state.evict.notified(), if closing.is_none() => {
+                tracing::debug!(%peer, "closing an idle connection for a new one");
+                conn.as_mut().graceful_shutdown();
+                let now = Instant::now();
+                closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
+            }
+            changed = shutdown.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() && closing.is_none() {
+                    conn.as_mut().graceful_shutdown();
+                    let now = Instant::now();
+                    closing = Some((now + drain_timeout, now + drain_timeout));
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                match closing {
+                    Some((grace, hard)) => {
+                        if now >= hard || (now >= grace && slot.active() == 0) {
+                            tracing::debug!(%peer, "connection did not close in time; dropping it");
+                            return;
+                        }
+                    }
+                    None => {
+                        if slot.idle_deadline(idle_timeout).is_some_and(|at| now >= at) {
+                            tracing::debug!(%peer, "closing an idle connection");
+                            conn.as_mut().graceful_shutdown();
+                            closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, "/validate") => validate(req, state).await,
-        (_, "/validate") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
+        (&Method::POST, "/validate") => review(req, state, Route::Validate).await,
+        (&Method::POST, "/mutate") => review(req, state, Route::Mutate).await,
+        (_, "/validate" | "/mutate") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -336,67 +563,75 @@ pub fn review_deadline(query: Option<&str>, start: Instant) -> Instant {
     start + timeout.saturating_sub(margin)
 }
 
-/// Parses the durations the API server writes (`10s`, `1m0s`, `500ms`).
+/// Parses the durations the API server writes (`10s`, `1m0s`, `500ms`), as Go's
+/// `time.ParseDuration` spells them, without a sign. Arithmetic saturates: an absurdly large
+/// value is a very long duration (the caller clamps it), never a panic.
 fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
+    if s.is_empty() {
         return None;
     }
+    let mut total_ns: u128 = 0;
+    let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().ok()?;
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+            return None;
+        }
         let unit_end = tail
-            .find(|c: char| c.is_ascii_digit())
+            .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_end);
-        let secs = match unit {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1e3,
-            "us" | "µs" => value / 1e6,
-            "ns" => value / 1e9,
+        let unit_ns: u128 = match unit {
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            "us" | "µs" | "μs" => 1_000,
+            "ns" => 1,
             _ => return None,
         };
-        total += Duration::try_from_secs_f64(secs).ok()?;
+        let whole = int.bytes().fold(0u128, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u128::from(d - b'0'))
+        });
+        // Twenty fraction digits are more than a nanosecond's worth for any unit.
+        let (frac_value, frac_scale) =
+            frac.bytes().take(20).fold((0u128, 1u128), |(v, scale), d| {
+                (v * 10 + u128::from(d - b'0'), scale * 10)
+            });
+        total_ns = total_ns
+            .saturating_add(whole.saturating_mul(unit_ns))
+            .saturating_add(frac_value * unit_ns / frac_scale);
         rest = next;
     }
-    Some(total)
+    Some(Duration::from_nanos(
+        u64::try_from(total_ns).unwrap_or(u64::MAX),
+    ))
 }
 
-async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
+/// `POST /validate` (allow, deny or warn) and `POST /mutate` (pin trusted tags to digests):
+/// bounded body read, decode off the async workers, then the one review path.
+async fn review(
+    req: Request<Incoming>,
+    state: Arc<AppState>,
+    route: Route,
+) -> Response<Full<Bytes>> {
     let start = Instant::now();
     let deadline = review_deadline(req.uri().query(), start);
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let too_big = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            state
-                .metrics
-                .admission_reviews
-                .with_label_values(&["invalid"])
-                .inc();
-            return if too_big {
-                text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the body exceeds {MAX_BODY_BYTES} bytes\n"),
-                )
-            } else {
-                text(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read\n",
-                )
-            };
-        }
+    // The wait for a place counts towards the read time: a burst (a 500-replica rollout) waits
+    // its turn, but a request that gets no place by its read deadline gets 503 before its body
+    // is read (without the body there is no uid to answer a review with).
+    let read_deadline = deadline.min(start + state.limits.request_read_timeout);
+    let Some(_in_flight) = acquire_by(&state.inflight, 1, read_deadline).await else {
+        return overloaded(&state, "too many reviews in flight");
     };
-    let review = match admission::decode(&body) {
+    let (declared, version) = (body_length(req.headers()), req.version());
+    let body = match read_body(req.into_body(), declared, version, &state, read_deadline).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let review = match decode(body, &state).await {
         Ok(r) => r,
         Err(e) => {
             state
@@ -408,51 +643,192 @@ async fn validate(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full
             return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
     };
-    let span = review.span();
-    let response = async {
-        let (response, decision, detail) = match &review.action {
-            Action::Check(images) if !state.policies_valid.load(Ordering::Acquire) => {
-                let _ = images;
-                let v = crate::decision::Verdict {
-                    allowed: false,
-                    denials: vec!["signet has no valid policy set loaded; every image is denied until the policies are fixed".into()],
-                    ..Default::default()
-                };
-                (admission::respond(&review, &v), "denied", v.denials.join("; "))
-            }
-            Action::Check(images) => {
-                let v = state.engine.decide(images, review.namespace(), deadline).await;
-                let decision = if !v.allowed {
-                    "denied"
-                } else if !v.warnings.is_empty() {
-                    "warned"
-                } else {
-                    "allowed"
-                };
-                // One entry per failing image: bounded, or a review of thousands of images
-                // writes a log line of megabytes.
-                let detail = crate::telemetry::join_bounded(if v.allowed { &v.warnings } else { &v.denials }, "; ");
-                for (key, value) in &v.audit_annotations {
-                    tracing::info!(annotation = %key, %value, "audit: image not trusted");
-                }
-                admission::log_admitted(&v);
-                (admission::respond(&review, &v), decision, detail)
-            }
-            Action::Skip(why) => {
-                state.metrics.admission_skipped.with_label_values(&[why.as_str()]).inc();
-                (admission::respond_action(&review), "allowed", why.to_string())
-            }
-            Action::Reject(why) => (admission::respond_action(&review), "denied", why.clone()),
-        };
-        state.metrics.admission_reviews.with_label_values(&[decision]).inc();
-        let elapsed = start.elapsed();
-        state.metrics.admission_duration.with_label_values(&[] as &[&str]).observe(elapsed.as_secs_f64());
-        tracing::info!(decision, detail = %detail, dry_run = review.dry_run(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "admission review");
-        response
+    let reviewer = Reviewer {
+        engine: &state.engine,
+        metrics: &state.metrics,
+        ready: state.policies_valid.load(Ordering::Acquire),
+    };
+    let answer = reviewer.answer(route, &review, start, deadline).await;
+    if route == Route::Validate {
+        state
+            .metrics
+            .admission_duration
+            .with_label_values(&[] as &[&str])
+            .observe(start.elapsed().as_secs_f64());
     }
-    .instrument(span)
-    .await;
-    json(StatusCode::OK, &response)
+    json(StatusCode::OK, &answer.response)
+}
+
+/// The declared body length, when there is one that parses.
+fn body_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `n` permits, waiting for them until `by`; `None` if they did not come in time.
+async fn acquire_by(
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+    by: Instant,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout_at(by.into(), semaphore.clone().acquire_many_owned(n))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// A request body in memory, holding its share of the body budget until dropped.
+struct Buffered {
+    bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads a request body by `read_deadline`, within the body size limit and the global budget
+/// of buffered bytes. A declared length is reserved from the budget before anything is read
+/// (waiting for it until the deadline); a body without one reserves as it arrives, and gets 503
+/// if the budget is spent. Errors are the response to send.
+async fn read_body(
+    mut body: Incoming,
+    declared: Option<u64>,
+    version: http::Version,
+    state: &AppState,
+    read_deadline: Instant,
+) -> Result<Buffered, Response<Full<Bytes>>> {
+    let max = state.limits.max_body_bytes;
+    let too_large = |state: &AppState| {
+        count(state, "invalid");
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body exceeds {max} bytes\n"),
+        )
+    };
+    let mut reserved = match declared {
+        Some(len) if len > max as u64 => return Err(too_large(state)),
+        // `len <= max`, and validation keeps `max` below u32::MAX.
+        Some(len) => match acquire_by(
+            &state.body_budget,
+            u32::try_from(len).unwrap_or(u32::MAX),
+            read_deadline,
+        )
+        .await
+        {
+            Some(permit) => Some(permit),
+            None => return Err(overloaded(state, "too many request bytes buffered")),
+        },
+        None => None,
+    };
+    let mut buf = BytesMut::with_capacity(declared.map_or(0, |len| len as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ReadError::Broken)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > max {
+                return Err(ReadError::TooLarge);
+            }
+            if declared.is_none() {
+                let more = state
+                    .body_budget
+                    .clone()
+                    .try_acquire_many_owned(u32::try_from(data.len()).unwrap_or(u32::MAX))
+                    .map_err(|_| ReadError::OverBudget)?;
+                match reserved.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => reserved = Some(more),
+                }
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout_at(read_deadline.into(), read).await {
+        Ok(Ok(())) => Ok(Buffered {
+            bytes: buf.freeze(),
+            _budget: reserved,
+        }),
+        Ok(Err(ReadError::TooLarge)) => Err(too_large(state)),
+        Ok(Err(ReadError::OverBudget)) => Err(overloaded(state, "too many request bytes buffered")),
+        Ok(Err(ReadError::Broken)) => {
+            count(state, "invalid");
+            Err(text(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read\n",
+            ))
+        }
+        Err(_) => {
+            count(state, "invalid");
+            tracing::debug!(received = buf.len(), "request body not received in time");
+            let mut r = text(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body was not received in time\n",
+            );
+            // HTTP/1.1 cannot go on after an unfinished body; an HTTP/2 stream is reset alone.
+            if version < http::Version::HTTP_2 {
+                r.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Err(r)
+        }
+    }
+}
+
+enum ReadError {
+    Broken,
+    TooLarge,
+    OverBudget,
+}
+
+/// Decodes a review. Large bodies are decoded on the blocking pool, a few at a time, so the
+/// async workers keep answering other reviews (a pathological 7 MiB body takes hundreds of
+/// milliseconds and many times its size to parse). Small ones are decoded in place: the hop
+/// itself is cheap (about 9 µs), but in place they never queue for a decode slot behind large
+/// bodies, and their parse memory is bounded by the number of workers. The body, and its share
+/// of the budget, are released when the decode ends.
+async fn decode(
+    body: Buffered,
+    state: &AppState,
+) -> Result<admission::Review, admission::DecodeError> {
+    if body.bytes.len() <= state.limits.inline_decode_max_bytes {
+        return admission::decode(&body.bytes);
+    }
+    // The semaphore is never closed, so acquiring only fails if it were.
+    let _slot = state.decodes.acquire().await.ok();
+    match tokio::task::spawn_blocking(move || admission::decode(&body.bytes)).await {
+        Ok(decoded) => decoded,
+        Err(error) => Err(admission::DecodeError::Json(format!(
+            "decoding stopped: {error}"
+        ))),
+    }
+}
+
+fn count(state: &AppState, decision: &str) {
+    state
+        .metrics
+        .admission_reviews
+        .with_label_values(&[decision])
+        .inc();
+}
+
+/// 503 with `Retry-After`, for a request refused by a limit before its body was read.
+fn overloaded(state: &AppState, why: &str) -> Response<Full<Bytes>> {
+    count(state, "overloaded");
+    tracing::warn!(reason = why, "request refused: signet is at a limit");
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("signet is overloaded ({why}); retry shortly\n"),
+    );
+    r.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    r
 }
 
 async fn serve_admin(
@@ -460,19 +836,34 @@ async fn serve_admin(
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Probes and scrapes need few connections; idle ones make room for new ones, as on the
+    // webhook port, so idlers can neither exhaust descriptors nor lock out the kubelet.
+    let connections = Connections::new(ADMIN_MAX_CONNECTIONS);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
+        let slot = match connections.admit() {
+            Admission::Admitted(slot) | Admission::AdmittedByEvicting(slot) => slot,
+            Admission::Refused => continue,
+        };
         let state = state.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
+            let in_service = slot.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
+                let in_flight = in_service.request();
                 async move {
+                    let _in_flight = in_flight;
                     let resp = match (req.method(), req.uri().path()) {
                         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
                         (&Method::GET, "/readyz") if state.ready() => {
@@ -494,11 +885,19 @@ async fn serve_admin(
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            drive(
+                conn,
+                peer,
+                &slot,
+                HEADER_READ_TIMEOUT,
+                shutdown,
+                Duration::from_secs(1),
+            )
+            .await;
         });
     }
 }
@@ -641,5 +1040,48 @@ mod tests {
         assert_eq!(parse_go_duration("s"), None);
         assert_eq!(parse_go_duration("10x"), None);
         assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn huge_and_negative_timeouts_neither_panic_nor_exceed_the_api_server_maximum() {
+        let t0 = Instant::now();
+        let max = t0 + Duration::from_secs(29);
+        for huge in [
+            "99999999999999999999h",
+            "5000000000000000000s5000000000000000000s5000000000000000000s5000000000000000000s",
+            "9223372036854775807ns",
+            "9223372036854775807h",
+            "18446744073709551615s",
+            "99999999999999999999h99999999999999999999h",
+        ] {
+            assert_eq!(
+                review_deadline(Some(&format!("timeout={huge}")), t0),
+                max,
+                "{huge}"
+            );
+        }
+        // Not a duration the API server writes: the default applies.
+        for bad in [
+            "1e308s",
+            "1.7976931348623157e308h",
+            "-5s",
+            "-1h",
+            "NaNs",
+            "infs",
+            "1e",
+            ".s",
+            "5",
+        ] {
+            assert_eq!(
+                review_deadline(Some(&format!("timeout={bad}")), t0),
+                t0 + Duration::from_secs(9),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_go_duration("9223372036854775807ns").map(|d| d.as_secs()),
+            Some(9_223_372_036)
+        );
+        assert_eq!(parse_go_duration("-5s"), None);
     }
 }

@@ -23,5 +23,6 @@ mod registry_memory;
 mod registry_multiarch;
 mod registry_review;
 mod revocation;
+mod server_limits;
 mod update_rule;
 mod webhook;

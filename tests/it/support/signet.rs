@@ -10,7 +10,7 @@ use signet::decision::{CacheConfig, Engine};
 use signet::metrics::Metrics;
 use signet::registry::{HttpRegistry, Limits, RegistryConfig};
 use signet::revocation::HttpRevocation;
-use signet::server::{self, Handle, ServeConfig, TlsSource};
+use signet::server::{self, Handle, ServeConfig, ServeLimits, TlsSource};
 use tempfile::TempDir;
 
 use super::registry::TestRegistry;
@@ -73,7 +73,24 @@ impl Signet {
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).expect("policy dir");
         std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
-        Self::launch(dir, policy_dir, registries, Limits::default(), true).await
+        Self::launch(
+            dir,
+            policy_dir,
+            registries,
+            Limits::default(),
+            true,
+            ServeLimits::default(),
+        )
+        .await
+    }
+
+    /// Starts signet with `policies`, no registries, and these serving limits.
+    pub async fn start_limited(policies: &str, serve_limits: ServeLimits) -> Signet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir(&policy_dir).expect("policy dir");
+        std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
+        Self::launch(dir, policy_dir, &[], Limits::default(), false, serve_limits).await
     }
 
     /// Starts signet on a prepared policy directory (inside `dir`, which it keeps alive).
@@ -83,7 +100,15 @@ impl Signet {
         registries: &[&TestRegistry],
         limits: Limits,
     ) -> Signet {
-        Self::launch(dir, policy_dir, registries, limits, false).await
+        Self::launch(
+            dir,
+            policy_dir,
+            registries,
+            limits,
+            false,
+            ServeLimits::default(),
+        )
+        .await
     }
 
     async fn launch(
@@ -92,6 +117,7 @@ impl Signet {
         registries: &[&TestRegistry],
         limits: Limits,
         revocation: bool,
+        serve_limits: ServeLimits,
     ) -> Signet {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let set = signet::policy::load_dir(&policy_dir)
@@ -134,6 +160,7 @@ impl Signet {
                 tls_poll: Duration::from_secs(10),
                 shutdown_delay: Duration::ZERO,
                 drain_timeout: Duration::from_secs(2),
+                limits: serve_limits,
             },
             engine,
             metrics.clone(),
@@ -151,6 +178,19 @@ impl Signet {
             handle: Some(handle),
             _dir: dir,
         }
+    }
+
+    /// The CA of signet's serving certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The webhook's address (its certificate names `localhost`).
+    pub fn webhook_addr(&self) -> std::net::SocketAddr {
+        self.handle
+            .as_ref()
+            .map(|h| h.webhook_addr)
+            .expect("signet is running")
     }
 
     pub fn ca_path(&self) -> &Path {
@@ -200,6 +240,20 @@ impl Signet {
     }
 
     /// POSTs raw bytes; returns the status and body.
+    /// Posts `body` to the pinning route (`/mutate`) and returns the AdmissionReview answer.
+    pub async fn mutate(&self, body: &Value) -> Value {
+        let resp = self
+            .client(false)
+            .post(self.url.replace("/validate", "/mutate") + "?timeout=10s")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+            .send()
+            .await
+            .expect("signet answers");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.expect("response is JSON")
+    }
+
     pub async fn post(&self, body: &[u8], query: &str, http2: bool) -> (u16, String) {
         let resp = self
             .client(http2)
