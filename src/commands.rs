@@ -11,6 +11,7 @@ use crate::cli::Output;
 use crate::config::{CommandConfig, Config};
 use crate::decision::{CacheConfig, Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
 use crate::metrics::Metrics;
+use crate::policy::source::{self, Source};
 use crate::policy::{self, NoMatch, PolicySet};
 use crate::registry::{HttpRegistry, RegistryConfig};
 use crate::review::{Reviewer, Route};
@@ -162,23 +163,12 @@ fn read_input(file: &Path) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn load_policies(
-    dir: &Path,
-    no_match: Option<NoMatch>,
-) -> Result<PolicySet, Vec<policy::LoadError>> {
-    let mut set = policy::load_dir(dir)?;
-    if let Some(n) = no_match {
-        set.no_match = n;
-    }
-    Ok(set)
-}
-
 fn offline_engine(
     policies: &Path,
     no_match: Option<NoMatch>,
     registry: RegistryConfig,
 ) -> Option<Engine> {
-    let set = match load_policies(policies, no_match) {
+    let set = match source::Directory::new(policies, no_match).load() {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
@@ -198,20 +188,10 @@ fn offline_engine(
 
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
     let metrics = Arc::new(Metrics::new());
-    let (set, valid) = match load_policies(&serve.policies, serve.no_match_override) {
-        Ok(set) => {
-            metrics.policy_reloads.with_label_values(&["success"]).inc();
-            tracing::info!(policies = set.policies.len(), dir = %serve.policies.display(), "policies loaded");
-            (set, true)
-        }
-        Err(errors) => {
-            metrics.policy_reloads.with_label_values(&["failure"]).inc();
-            for e in &errors {
-                tracing::error!(error = %e, "invalid policy; not ready until the policies are fixed");
-            }
-            (PolicySet::default(), false)
-        }
-    };
+    let (set, valid) = source::load_initial(
+        &source::Directory::new(serve.policies.clone(), serve.no_match_override),
+        &metrics,
+    );
     let engine = match engine(registry, set, metrics.clone()) {
         Ok(e) => Arc::new(e),
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod cosign;
 mod glob;
 mod load;
 pub mod notation;
+pub mod source;
 
 use std::fmt;
 use std::sync::Arc;

@@ -29,7 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use crate::admission;
 use crate::decision::Engine;
 use crate::metrics::Metrics;
-use crate::policy::{self, NoMatch};
+use crate::policy::NoMatch;
+use crate::policy::source::{self, Readiness};
 use crate::review::{Reviewer, Route};
 
 pub use limits::ServeLimits;
@@ -82,8 +83,8 @@ pub struct ServeConfig {
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
-    /// A valid policy set has been loaded.
-    policies_valid: AtomicBool,
+    /// A valid policy set has been loaded (set by the policy watcher).
+    policies: Arc<Readiness>,
     draining: AtomicBool,
     limits: ServeLimits,
     /// Requests on `/validate` being served.
@@ -104,7 +105,7 @@ impl AppState {
         AppState {
             engine,
             metrics,
-            policies_valid: AtomicBool::new(policies_valid),
+            policies: Arc::new(Readiness::new(policies_valid)),
             draining: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(limits.max_inflight_reviews)),
             body_budget: Arc::new(Semaphore::new(limits.body_budget_bytes)),
@@ -114,7 +115,7 @@ impl AppState {
     }
 
     pub fn ready(&self) -> bool {
-        self.policies_valid.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+        self.policies.valid() && !self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -207,11 +208,15 @@ pub async fn start(
             metrics.clone(),
         ));
     }
-    background.push(spawn_policy_reloader(
-        state.clone(),
-        config.policies.clone(),
-        config.no_match_override,
+    background.push(source::spawn_watch(
+        source::Directory::new(config.policies.clone(), config.no_match_override),
         config.policy_poll,
+        state.policies.clone(),
+        metrics.clone(),
+        {
+            let engine = state.engine.clone();
+            move |set| engine.replace_policies(set)
+        },
     ));
     let admin_task = tokio::spawn(serve_admin(admin, state.clone(), shutdown_rx.clone()));
 
@@ -646,7 +651,7 @@ async fn review(
     let reviewer = Reviewer {
         engine: &state.engine,
         metrics: &state.metrics,
-        ready: state.policies_valid.load(Ordering::Acquire),
+        ready: state.policies.valid(),
     };
     let answer = reviewer.answer(route, &review, start, deadline).await;
     if route == Route::Validate {
@@ -900,85 +905,6 @@ async fn serve_admin(
             .await;
         });
     }
-}
-
-/// Re-reads the policy directory when its files change. A set that fails to load keeps the
-/// last good one (and is logged and counted); the first good set makes the server ready.
-fn spawn_policy_reloader(
-    state: Arc<AppState>,
-    dir: PathBuf,
-    no_match: Option<NoMatch>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last = fingerprint(&dir);
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let now = fingerprint(&dir);
-            if now == last {
-                continue;
-            }
-            last = now;
-            match policy::load_dir(&dir) {
-                Ok(mut set) => {
-                    if let Some(n) = no_match {
-                        set.no_match = n;
-                    }
-                    let count = set.policies.len();
-                    state.engine.replace_policies(set);
-                    state.policies_valid.store(true, Ordering::Release);
-                    state
-                        .metrics
-                        .policy_reloads
-                        .with_label_values(&["success"])
-                        .inc();
-                    tracing::info!(policies = count, dir = %dir.display(), "policies reloaded");
-                }
-                Err(errors) => {
-                    state
-                        .metrics
-                        .policy_reloads
-                        .with_label_values(&["failure"])
-                        .inc();
-                    for e in &errors {
-                        tracing::error!(error = %e, "policy reload rejected; keeping the previous policies");
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// A cheap summary of the policy directory's contents (names, sizes and bytes of every file,
-/// following the symlinks a mounted ConfigMap uses).
-fn fingerprint(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            if p.is_dir() && !hidden {
-                stack.push(p);
-            } else if p.is_file() && !hidden {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    for f in files {
-        out.extend_from_slice(f.to_string_lossy().as_bytes());
-        if let Ok(bytes) = std::fs::read(&f) {
-            out.extend_from_slice(crate::image::Digest::sha256_of(&bytes).as_str().as_bytes());
-        }
-    }
-    out
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
