@@ -11,9 +11,10 @@ use signet::verify::cosign::bundle::verify_bundle;
 
 fn policies() -> PolicySet {
     let key = rcgen::KeyPair::generate().expect("key");
-    let pem = key.public_key_pem().replace('\n', "\n          ");
+    // The block scalar's lines must sit deeper than its key (`inline`, column 10).
+    let pem = key.public_key_pem().replace('\n', "\n            ");
     let yaml = format!(
-        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: fuzz}}\nspec:\n  images: [\"**\"]\n  authorities:\n    - name: key\n      cosign:\n        keys:\n        - inline: |\n          {pem}\n"
+        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: fuzz}}\nspec:\n  images: [\"**\"]\n  authorities:\n    - name: key\n      cosign:\n        keys:\n        - inline: |\n            {pem}\n"
     );
     signet::policy::load_str(std::path::Path::new("fuzz.yaml"), &yaml).expect("fuzz policy loads")
 }
