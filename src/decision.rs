@@ -371,6 +371,7 @@ impl Engine {
         if !window.is_zero() {
             message::expiry_notices(&mut verdict, SystemTime::now(), window);
         }
+        message::bound_warnings(&mut verdict.warnings);
         if let Some(what) = budget.exhaustion() {
             verdict.allowed = false;
             verdict.denials.insert(

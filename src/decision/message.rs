@@ -262,6 +262,29 @@ pub(super) fn expiry_notices(verdict: &mut Verdict, now: SystemTime, window: Dur
     }
 }
 
+/// The most warning text one response carries. Past 4,096 characters in total the API server
+/// cuts every warning to 256 characters and drops the rest without a word, so signet keeps
+/// below it itself and says how many it left out (each is in the log and audit annotations).
+const MAX_WARNINGS_CHARS: usize = 4000;
+
+/// Keeps the warnings under [`MAX_WARNINGS_CHARS`] in total, the last one saying how many
+/// were left out.
+pub(super) fn bound_warnings(warnings: &mut Vec<String>) {
+    let mut total = 0;
+    for (i, w) in warnings.iter().enumerate() {
+        total += w.chars().count();
+        // Room for the closing note, whatever the count.
+        if total + 80 > MAX_WARNINGS_CHARS {
+            let left = warnings.len() - i;
+            warnings.truncate(i);
+            warnings.push(format!(
+                "and {left} more warning(s) not shown; signet's log and the audit annotations have them all"
+            ));
+            return;
+        }
+    }
+}
+
 pub fn sanitize_warning(s: &str) -> String {
     truncate(&without_controls(s), MAX_WARNING_CHARS)
 }
@@ -383,6 +406,29 @@ mod tests {
             past.warnings[0].contains("within a day"),
             "{:?}",
             past.warnings
+        );
+    }
+
+    #[test]
+    fn warnings_stay_under_what_the_api_server_passes_whole() {
+        let mut few: Vec<String> = (0..3).map(|i| format!("warning {i}")).collect();
+        bound_warnings(&mut few);
+        assert_eq!(few.len(), 3);
+        let mut many: Vec<String> = (0..100)
+            .map(|i| format!("{i:03} {}", "w".repeat(200)))
+            .collect();
+        bound_warnings(&mut many);
+        let total: usize = many.iter().map(|w| w.chars().count()).sum();
+        assert!(total <= MAX_WARNINGS_CHARS, "{total}");
+        let last = many.last().unwrap();
+        assert!(
+            last.starts_with("and ") && last.contains("more warning(s)"),
+            "{last}"
+        );
+        let shown = many.len() - 1;
+        assert!(
+            last.contains(&format!("and {} more", 100 - shown)),
+            "{last}"
         );
     }
 
