@@ -337,6 +337,9 @@ pub fn normalize_host(host: &str) -> Result<String, ParseError> {
         }
         (name.to_ascii_lowercase(), port)
     };
+    // Without its port, a dotless name such as `regim` would read as a Docker Hub namespace
+    // (`docker.io/regim/...`), so `:443` is dropped only where the host stays a host.
+    let host_without_port = name.contains('.') || name.starts_with('[') || name == "localhost";
     let port = match port {
         None => None,
         Some(p) => {
@@ -345,7 +348,7 @@ pub fn normalize_host(host: &str) -> Result<String, ParseError> {
             }
             match p.parse::<u16>() {
                 Ok(0) | Err(_) => return Err(bad()),
-                Ok(HTTPS_PORT) => None,
+                Ok(HTTPS_PORT) if host_without_port => None,
                 Ok(n) => Some(n),
             }
         }
@@ -447,6 +450,32 @@ mod tests {
 
     /// Spellings the runtime sends to the same registry and repository normalise to one
     /// reference, so no spelling escapes a policy written for another.
+    /// Found by the `image_ref` fuzz target: `REGIM:443/a` names the host `regim` only through
+    /// its port; printed without it, `regim/a` would read back as `docker.io/regim/a`.
+    #[test]
+    fn a_dotless_host_keeps_its_port_443_so_it_reads_back_as_a_host() {
+        for s in [
+            "REGIM:443/a/b/c/base:2",
+            "regim:443/a",
+            "Registry:443/x/y@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            let once: ImageRef = s.parse().unwrap();
+            assert_ne!(once.registry(), DEFAULT_REGISTRY, "{s}");
+            assert!(once.registry().ends_with(":443"), "{s}: {once}");
+            let twice: ImageRef = once.to_string().parse().unwrap();
+            assert_eq!(once, twice, "{s} printed as {once}");
+        }
+        // Dotted names, localhost and IP literals still drop the default port.
+        for (s, host) in [
+            ("registry.example.com:443/a", "registry.example.com"),
+            ("localhost:443/a", "localhost"),
+            ("[::1]:443/a", "[::1]"),
+        ] {
+            let r: ImageRef = s.parse().unwrap();
+            assert_eq!(r.registry(), host, "{s}");
+        }
+    }
+
     #[test]
     fn host_spellings_of_one_registry_normalise_alike() {
         let cases = [
