@@ -46,7 +46,9 @@ done
 
 [ -n "$binary" ] || { echo "build-image: --binary is required" >&2; usage >&2; exit 2; }
 [ -n "$out" ] || { echo "build-image: --out is required" >&2; usage >&2; exit 2; }
-[ -f "$binary" ] && [ -x "$binary" ] || { echo "build-image: not an executable file: $binary" >&2; exit 2; }
+if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
+  echo "build-image: not an executable file: $binary" >&2; exit 2
+fi
 if [ "$insecure" -eq 1 ] && [ -z "$push" ]; then
   echo "build-image: --insecure only applies to --push" >&2; exit 2
 fi

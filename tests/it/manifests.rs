@@ -1041,7 +1041,100 @@ fn the_prometheus_component_scrapes_the_admin_port_and_alerts_on_signet_metrics(
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+
+    // And the alerts fire on the series they are meant for, and only on those: promtool's rule
+    // unit tests, on the rules without their annotations (templated text is not under test).
+    let mut bare = rule["spec"]["groups"].clone();
+    for g in bare.as_sequence_mut().unwrap() {
+        for r in g["rules"].as_sequence_mut().unwrap() {
+            r.as_mapping_mut().unwrap().remove("annotations");
+        }
+    }
+    let mut groups = serde_yaml::Mapping::new();
+    groups.insert("groups".into(), bare);
+    std::fs::write(&file, serde_yaml::to_string(&groups).unwrap()).unwrap();
+    std::fs::write(dir.path().join("tests.yaml"), ALERT_TESTS).unwrap();
+    let test = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
 }
+
+/// promtool unit tests of the PrometheusRule's alerts (one sample a minute).
+const ALERT_TESTS: &str = r#"
+rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  # Trouble: half the reviews denied, some overloaded, a failed reload, slow answers, a
+  # trust-store certificate 10 days from expiry next to one 30 days away.
+  - interval: 1m
+    input_series:
+      - series: 'signet_admission_reviews_total{decision="allowed"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="denied"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="overloaded"}'
+        values: '0+1x30'
+      - series: 'signet_policy_reloads_total{result="failure",pod="signet-a"}'
+        values: '0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="5"}'
+        values: '0x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="10"}'
+        values: '0+1x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="+Inf"}'
+        values: '0+1x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="prod"}'
+        values: '864000x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
+        values: '2592000x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: SignetDenialsSpike
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 25m
+        alertname: SignetOverloaded
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 5m
+        alertname: SignetPolicyReloadFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, result: failure, pod: signet-a}
+      - eval_time: 25m
+        alertname: SignetSlowReviews
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 5m
+        alertname: SignetTrustExpiringSoon
+        exp_alerts: [{exp_labels: {severity: warning, policy: prod}}]
+  # A healthy signet: nothing fires.
+  - interval: 1m
+    input_series:
+      - series: 'signet_admission_reviews_total{decision="allowed"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="denied"}'
+        values: '0+1x30'
+      - series: 'signet_admission_reviews_total{decision="overloaded"}'
+        values: '0x30'
+      - series: 'signet_policy_reloads_total{result="failure",pod="signet-a"}'
+        values: '0x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="0.1"}'
+        values: '0+1x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="+Inf"}'
+        values: '0+1x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
+        values: '2592000x30'
+    alert_rule_test:
+      - {eval_time: 25m, alertname: SignetDenialsSpike, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetOverloaded, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetPolicyReloadFailing, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetSlowReviews, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetTrustExpiringSoon, exp_alerts: []}
+"#;
 
 #[test]
 fn the_networkpolicy_component_opens_the_webhook_port_and_limits_the_admin_port() {
