@@ -220,6 +220,16 @@ async fn signet_admits_its_own_signed_image_and_not_an_unsigned_copy() {
     let (allowed, answer) = admitted(&signet, &image.reference_by_tag(&addr)).await;
     assert!(allowed, "signet denied its own signed image: {answer}");
 
+    // The image's own filesystem runs signet as 65532 and verifies the image from inside it:
+    // loader, libraries, user and CA bundle suffice.
+    run_inside_the_image(
+        &layout,
+        &manifest,
+        &policies,
+        &image.reference_by_tag(&addr),
+        &addr,
+    );
+
     // The same image, rebuilt and pushed to another repository without a signature: the build
     // is reproducible (same digest), and the signature of the first repository does not carry
     // over, so the Pod is denied.
@@ -243,6 +253,58 @@ async fn signet_admits_its_own_signed_image_and_not_an_unsigned_copy() {
         "{answer}"
     );
     signet.stop().await;
+}
+
+/// Unpacks the layer and runs `signet verify` in it with `chroot --userspec=65532:65532` (root
+/// only: elsewhere this part is skipped with a message). The registry on 127.0.0.1 is reached
+/// from inside, as the host network is shared.
+fn run_inside_the_image(layout: &Path, manifest: &Value, policies: &str, image: &str, addr: &str) {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped running inside the image: chroot needs root");
+        return;
+    }
+    let rootfs = tempfile::tempdir().unwrap();
+    let hex = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let unpacked = Command::new("tar")
+        .args(["-xz", "--same-owner", "-p", "-f"])
+        .arg(layout.join("blobs/sha256").join(hex))
+        .arg("-C")
+        .arg(rootfs.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    // The policies, readable by 65532 (tempfile dirs are 0700).
+    let dir = rootfs.path().join("tmp/policies");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("p.yaml"), policies).unwrap();
+    let chmod = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(rootfs.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let run = Command::new("chroot")
+        .arg("--userspec=65532:65532")
+        .arg(rootfs.path())
+        .args(["/usr/local/bin/signet", "verify", image])
+        .args(["--policies", "/tmp/policies", "--insecure-registry", addr])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("chroot runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "signet in its image: {text}");
+    assert!(text.contains("TRUSTED"), "{text}");
 }
 
 #[test]
