@@ -230,6 +230,15 @@ async fn signet_admits_its_own_signed_image_and_not_an_unsigned_copy() {
         &addr,
     );
 
+    // Another tag for the same manifest in the same repository is the same signed digest: a
+    // signature covers the content, not the tag, so it is admitted too.
+    registry
+        .pusher()
+        .push_manifest("signet/signet", "stable", OCI_MANIFEST, &image.manifest)
+        .await;
+    let (allowed, answer) = admitted(&signet, &format!("{addr}/signet/signet:stable")).await;
+    assert!(allowed, "the same digest under another tag: {answer}");
+
     // The same image, rebuilt and pushed to another repository without a signature: the build
     // is reproducible (same digest), and the signature of the first repository does not carry
     // over, so the Pod is denied.

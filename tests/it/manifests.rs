@@ -7,6 +7,11 @@
 //!   nine resources, probes on the admin port, restricted security context) are asserted on the
 //!   parsed YAML, so an edit that weakens them fails here with a named reason.
 //! - The policy directories and the ConfigMap's policies load with `signet::policy::load_dir`.
+//! - The optional components render through an overlay (`kubectl kustomize`). Their built-in
+//!   objects validate against the schema; the custom resources (cert-manager's Issuer and
+//!   Certificate, the Prometheus Operator's ServiceMonitor and PrometheusRule) have no offline
+//!   schema and are checked by assertions; the alert rules by `promtool` (check and unit tests)
+//!   and against the metric names signet exposes.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
