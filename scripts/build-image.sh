@@ -6,7 +6,7 @@
 #                               [--push HOST[:PORT]/REPO:TAG [--insecure] [--creds USER:PASS]]
 #   --binary    the signet executable (releases: target/release/signet from
 #               `cargo build --release --locked`)
-#   --out       the OCI image layout directory to write (replaced if it exists)
+#   --out       the OCI image layout directory to write (an earlier layout there is replaced)
 #   --tag       the layout's ref name in index.json (default: latest)
 #   --push      also upload the image to a registry over the distribution API (anonymous or
 #               Basic auth; for token-auth registries use `skopeo copy oci:DIR:TAG docker://...`)
@@ -48,6 +48,11 @@ done
 [ -n "$out" ] || { echo "build-image: --out is required" >&2; usage >&2; exit 2; }
 if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
   echo "build-image: not an executable file: $binary" >&2; exit 2
+fi
+# The layout directory is replaced: only an earlier layout or an empty directory, never
+# anything else a typo could name.
+if [ -e "$out" ] && [ ! -f "$out/oci-layout" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+  echo "build-image: $out exists and is not an OCI image layout; refusing to replace it" >&2; exit 2
 fi
 if [ "$insecure" -eq 1 ] && [ -z "$push" ]; then
   echo "build-image: --insecure only applies to --push" >&2; exit 2

@@ -346,4 +346,12 @@ fn build_image_refuses_bad_arguments_with_a_message() {
         !Path::new(out).exists(),
         "nothing is written on bad arguments"
     );
+    // A directory that is not a layout is never replaced.
+    let precious = work.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("keep.txt"), b"keep").unwrap();
+    let (code, err) = run(&["--binary", bin, "--out", precious.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not an OCI image layout"), "{err}");
+    assert!(precious.join("keep.txt").exists());
 }
