@@ -4,6 +4,8 @@
 #   docker-registry  the real OCI registry the integration tests run (tests/it/support/registry.rs)
 #   apache2-utils    htpasswd, for bcrypt entries of the registry's Basic auth
 #   openssl          the independent cross-check of the test Cosign signer
+#   prometheus       promtool, which checks the PromQL of manifests/components/prometheus (the
+#                    package's server is not started)
 #   kubernetes-validate (PyPI)  offline schema validation of the deploy manifests
 set -euo pipefail
 
@@ -12,6 +14,7 @@ declare -A packages=(
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils
   [openssl]=openssl
+  [promtool]=prometheus
 )
 
 missing=()

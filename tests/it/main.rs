@@ -12,6 +12,7 @@ mod cosign_keyless;
 mod engine_bounds;
 mod expiry;
 mod harness;
+mod image;
 mod manifests;
 mod notation;
 mod notation_files;

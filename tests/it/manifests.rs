@@ -7,6 +7,11 @@
 //!   nine resources, probes on the admin port, restricted security context) are asserted on the
 //!   parsed YAML, so an edit that weakens them fails here with a named reason.
 //! - The policy directories and the ConfigMap's policies load with `signet::policy::load_dir`.
+//! - The optional components render through an overlay (`kubectl kustomize`). Their built-in
+//!   objects validate against the schema; the custom resources (cert-manager's Issuer and
+//!   Certificate, the Prometheus Operator's ServiceMonitor and PrometheusRule) have no offline
+//!   schema and are checked by assertions; the alert rules by `promtool` (check and unit tests)
+//!   and against the metric names signet exposes.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -634,6 +639,10 @@ fn ca_bundle_is_a_placeholder_the_api_server_rejects() {
             .is_err(),
         "caBundle {bundle:?} decodes; the placeholder must not"
     );
+    assert!(
+        bundle.contains("certs/gen.sh"),
+        "the placeholder {bundle:?} should name certs/gen.sh"
+    );
 }
 
 /// The optional pinning component, rendered the way an operator enables it (an overlay beside
@@ -694,4 +703,616 @@ fn the_pinning_component_renders_a_valid_mutating_webhook() {
         .iter()
         .any(|r| strs(&r["resources"]).contains(&"pods"));
     assert!(pods, "pods are pinned: {w:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image entry, the optional components and gen.sh's overlay
+// ---------------------------------------------------------------------------------------------
+
+/// Custom-resource groups the offline validator has no schema for: objects of these groups
+/// are checked by the assertions of their test instead.
+const CRD_GROUPS: [&str; 2] = ["cert-manager.io/", "monitoring.coreos.com/"];
+
+fn is_custom_resource(o: &Value) -> bool {
+    let api = o["apiVersion"].as_str().unwrap_or_default();
+    CRD_GROUPS.iter().any(|g| api.starts_with(g))
+}
+
+/// `kubectl kustomize` of an overlay beside a copy of manifests/ that lists `components` (names
+/// under manifests/components/, in order); `None` (with the reason printed) when kubectl is not
+/// runnable here.
+fn render_overlay(components: &[&str]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(manifests_dir())
+        .arg(dir.path().join("manifests"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    let list: Vec<String> = components
+        .iter()
+        .map(|c| format!("\"../manifests/components/{c}\""))
+        .collect();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [\"../manifests\"]\ncomponents: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    render_dir(&overlay)
+}
+
+fn render_dir(dir: &Path) -> Option<String> {
+    match Command::new("kubectl").arg("kustomize").arg(dir).output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "kubectl kustomize {} failed:\n{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(String::from_utf8(out.stdout).unwrap())
+        }
+        Err(e) => {
+            eprintln!("skipped: kubectl is not runnable here ({e}), so kustomize cannot render");
+            None
+        }
+    }
+}
+
+/// Validates the built-in objects of `docs` with the Kubernetes schema; returns the custom
+/// resources, which the caller checks by assertions.
+fn validate_builtin(what: &str, docs: &[Value]) -> Vec<Value> {
+    let (custom, builtin): (Vec<Value>, Vec<Value>) =
+        docs.iter().cloned().partition(is_custom_resource);
+    let text = builtin
+        .iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let (ok, report) = validate(&["-".to_string()], Some(&text));
+    assert_clean(what, ok, &report, builtin.len());
+    custom
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind} {name}");
+    found[0]
+}
+
+#[test]
+fn the_deployment_takes_its_image_from_the_one_kustomize_images_entry() {
+    let k: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(manifests_dir().join("kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    let images = k["images"]
+        .as_sequence()
+        .expect("kustomization.yaml images:");
+    assert_eq!(images.len(), 1, "one images entry: {images:?}");
+    let entry = &images[0];
+    assert_eq!(entry["name"], "signet");
+    let new_name = entry["newName"].as_str().expect("images[0].newName");
+    let expected = match (entry["newTag"].as_str(), entry["digest"].as_str()) {
+        (Some(tag), None) => format!("{new_name}:{tag}"),
+        (None, Some(digest)) => format!("{new_name}@{digest}"),
+        other => panic!("images[0] needs newTag or digest, not {other:?}"),
+    };
+    // deployment.yaml names the image by the entry's name only, so nothing else pins it.
+    let raw: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(manifests_dir().join("deployment.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        raw["spec"]["template"]["spec"]["containers"][0]["image"],
+        "signet"
+    );
+    let Some(text) = render_dir(&manifests_dir()) else {
+        return;
+    };
+    let docs = documents(&text);
+    let d = find(&docs, "Deployment", "signet");
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(containers[0]["image"].as_str(), Some(expected.as_str()));
+    // No other image anywhere in the rendered manifests.
+    let all: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert_eq!(all, [expected.as_str()]);
+}
+
+#[test]
+fn the_cert_manager_component_issues_the_serving_cert_and_injects_the_ca() {
+    // After pinning, so that both webhook configurations get the annotation.
+    let Some(text) = render_overlay(&["pinning", "cert-manager"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    let custom = validate_builtin("the pinning + cert-manager overlay", &docs);
+    assert_eq!(custom.len(), 4, "two Issuers, two Certificates: {custom:?}");
+
+    // The serving certificate: into the Secret the Deployment mounts, with the Service's SANs.
+    let serving = find(&custom, "Certificate", "signet-serving-cert");
+    assert_eq!(serving["metadata"]["namespace"], "signet-system");
+    let deployment = find(&docs, "Deployment", "signet");
+    let mounted = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .unwrap()["secret"]["secretName"]
+        .clone();
+    assert_eq!(serving["spec"]["secretName"], mounted);
+    let sans: BTreeSet<&str> = strs(&serving["spec"]["dnsNames"]).into_iter().collect();
+    assert_eq!(
+        sans,
+        BTreeSet::from([
+            "signet",
+            "signet.signet-system",
+            "signet.signet-system.svc",
+            "signet.signet-system.svc.cluster.local"
+        ])
+    );
+    assert!(strs(&serving["spec"]["usages"]).contains(&"server auth"));
+    assert_eq!(serving["spec"]["privateKey"]["encoding"], "PKCS8");
+    // Issued by a CA Issuer whose CA is a Certificate from the self-signed Issuer.
+    assert_eq!(serving["spec"]["issuerRef"]["kind"], "Issuer");
+    let ca_issuer = find(
+        &custom,
+        "Issuer",
+        serving["spec"]["issuerRef"]["name"].as_str().unwrap(),
+    );
+    let ca_secret = ca_issuer["spec"]["ca"]["secretName"].as_str().unwrap();
+    let ca_cert = custom
+        .iter()
+        .find(|c| c["kind"] == "Certificate" && c["spec"]["secretName"] == ca_secret)
+        .expect("a Certificate makes the CA Issuer's secret");
+    assert_eq!(ca_cert["spec"]["isCA"], true);
+    let root = find(
+        &custom,
+        "Issuer",
+        ca_cert["spec"]["issuerRef"]["name"].as_str().unwrap(),
+    );
+    assert!(root["spec"]["selfSigned"].is_mapping(), "{root:?}");
+    for c in &custom {
+        assert_eq!(c["metadata"]["namespace"], "signet-system", "{c:?}");
+    }
+
+    // Both webhook configurations: CA injected from that Certificate, no placeholder left.
+    for (kind, name) in [
+        ("ValidatingWebhookConfiguration", "signet"),
+        ("MutatingWebhookConfiguration", "signet-pinning"),
+    ] {
+        let hook = find(&docs, kind, name);
+        assert_eq!(
+            hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "signet-system/signet-serving-cert",
+            "{kind}"
+        );
+        for w in hook["webhooks"].as_sequence().unwrap() {
+            assert!(
+                w["clientConfig"]["caBundle"].is_null(),
+                "{kind} keeps a caBundle"
+            );
+        }
+    }
+
+    // Alone (without pinning) it renders too.
+    let alone = render_overlay(&["cert-manager"]).unwrap();
+    assert_eq!(documents(&alone).len(), objects().len() + 4);
+}
+
+/// Metric names and label pairs (`name{label="value"}`) that PromQL `expr` refers to.
+fn metric_selectors(expr: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let re = regex::Regex::new(r"(signet_[a-z0-9_]+)(\{[^}]*\})?").unwrap();
+    let pair = regex::Regex::new(r#"([a-z_]+)\s*=\s*"([^"]*)""#).unwrap();
+    re.captures_iter(expr)
+        .map(|c| {
+            let labels = c
+                .get(2)
+                .map(|m| {
+                    pair.captures_iter(m.as_str())
+                        .map(|p| (p[1].to_string(), p[2].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (c[1].to_string(), labels)
+        })
+        .collect()
+}
+
+#[test]
+fn the_prometheus_component_scrapes_the_admin_port_and_alerts_on_signet_metrics() {
+    let Some(text) = render_overlay(&["prometheus"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    let custom = validate_builtin("the prometheus overlay", &docs);
+    assert_eq!(custom.len(), 2, "{custom:?}");
+
+    // ServiceMonitor: selects the Service, scrapes its port that leads to the admin port.
+    let sm = find(&custom, "ServiceMonitor", "signet");
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    let svc = object("Service", "signet");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(&svc["metadata"]["labels"][k.as_str().unwrap()], v, "{k:?}");
+    }
+    assert_eq!(
+        strs(&sm["spec"]["namespaceSelector"]["matchNames"]),
+        ["signet-system"]
+    );
+    let endpoints = sm["spec"]["endpoints"].as_sequence().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let ep = &endpoints[0];
+    assert_eq!(ep["path"], "/metrics");
+    assert_eq!(ep["scheme"], "http");
+    let port = svc["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ep["port"])
+        .unwrap_or_else(|| panic!("the Service has no port named {:?}", ep["port"]));
+    assert_eq!(container_port(&port["targetPort"]), 8080);
+
+    // PrometheusRule: the alerts, on series signet really exposes.
+    let rule = find(&custom, "PrometheusRule", "signet");
+    let rules: Vec<&Value> = rule["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+        .collect();
+    let metrics = signet::metrics::Metrics::new();
+    metrics
+        .admission_duration
+        .with_label_values(&[] as &[&str])
+        .observe(0.01);
+    metrics.trust_expiry.with_label_values(&["prod"]).set(2e9);
+    let exposed = metrics.encode();
+    let mut alerts = BTreeSet::new();
+    for r in &rules {
+        let name = r["alert"].as_str().expect("alerting rules only");
+        alerts.insert(name);
+        assert!(!r["labels"]["severity"].is_null(), "{name}: no severity");
+        assert!(!r["annotations"]["summary"].is_null(), "{name}: no summary");
+        let expr = r["expr"].as_str().unwrap();
+        let selectors = metric_selectors(expr);
+        assert!(!selectors.is_empty(), "{name}: no signet metric in {expr}");
+        for (metric, labels) in selectors {
+            let series: Vec<&str> = exposed
+                .lines()
+                .filter(|l| {
+                    l.strip_prefix(metric.as_str())
+                        .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                })
+                .collect();
+            assert!(!series.is_empty(), "{name}: signet exposes no {metric}");
+            for (label, value) in labels {
+                let needle = format!("{label}=\"{value}\"");
+                assert!(
+                    series.iter().any(|s| s.contains(&needle)),
+                    "{name}: no {metric} series with {needle}: {series:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        alerts,
+        BTreeSet::from([
+            "SignetDenialsSpike",
+            "SignetOverloaded",
+            "SignetPolicyReloadFailing",
+            "SignetSlowReviews",
+            "SignetTrustExpiringSoon",
+        ])
+    );
+    let expr_of = |alert: &str| {
+        rules.iter().find(|r| r["alert"] == alert).unwrap()["expr"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(expr_of("SignetSlowReviews").contains("histogram_quantile(0.99"));
+    assert!(expr_of("SignetTrustExpiringSoon").contains("- time() < 14 * 86400"));
+
+    // The PromQL parses: promtool checks the rule groups.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    let mut groups = serde_yaml::Mapping::new();
+    groups.insert("groups".into(), rule["spec"]["groups"].clone());
+    std::fs::write(&file, serde_yaml::to_string(&groups).unwrap()).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool is not runnable ({e}): run scripts/install-test-deps.sh (Debian package prometheus)")
+        });
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // And the alerts fire on the series they are meant for, and only on those: promtool's rule
+    // unit tests, on the rules without their annotations (templated text is not under test).
+    let mut bare = rule["spec"]["groups"].clone();
+    for g in bare.as_sequence_mut().unwrap() {
+        for r in g["rules"].as_sequence_mut().unwrap() {
+            r.as_mapping_mut().unwrap().remove("annotations");
+        }
+    }
+    let mut groups = serde_yaml::Mapping::new();
+    groups.insert("groups".into(), bare);
+    std::fs::write(&file, serde_yaml::to_string(&groups).unwrap()).unwrap();
+    std::fs::write(dir.path().join("tests.yaml"), ALERT_TESTS).unwrap();
+    let test = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+}
+
+/// promtool unit tests of the PrometheusRule's alerts (one sample a minute).
+const ALERT_TESTS: &str = r#"
+rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  # Trouble: half the reviews denied, some overloaded, a failed reload, slow answers, a
+  # trust-store certificate 10 days from expiry next to one 30 days away.
+  - interval: 1m
+    input_series:
+      - series: 'signet_admission_reviews_total{decision="allowed"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="denied"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="overloaded"}'
+        values: '0+1x30'
+      - series: 'signet_policy_reloads_total{result="failure",pod="signet-a"}'
+        values: '0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="5"}'
+        values: '0x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="10"}'
+        values: '0+1x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="+Inf"}'
+        values: '0+1x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="prod"}'
+        values: '864000x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
+        values: '2592000x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: SignetDenialsSpike
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 25m
+        alertname: SignetOverloaded
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 5m
+        alertname: SignetPolicyReloadFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, result: failure, pod: signet-a}
+      - eval_time: 25m
+        alertname: SignetSlowReviews
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - eval_time: 5m
+        alertname: SignetTrustExpiringSoon
+        exp_alerts: [{exp_labels: {severity: warning, policy: prod}}]
+  # A healthy signet: nothing fires.
+  - interval: 1m
+    input_series:
+      - series: 'signet_admission_reviews_total{decision="allowed"}'
+        values: '0+10x30'
+      - series: 'signet_admission_reviews_total{decision="denied"}'
+        values: '0+1x30'
+      - series: 'signet_admission_reviews_total{decision="overloaded"}'
+        values: '0x30'
+      - series: 'signet_policy_reloads_total{result="failure",pod="signet-a"}'
+        values: '0x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="0.1"}'
+        values: '0+1x30'
+      - series: 'signet_admission_review_duration_seconds_bucket{le="+Inf"}'
+        values: '0+1x30'
+      - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
+        values: '2592000x30'
+    alert_rule_test:
+      - {eval_time: 25m, alertname: SignetDenialsSpike, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetOverloaded, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetPolicyReloadFailing, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetSlowReviews, exp_alerts: []}
+      - {eval_time: 25m, alertname: SignetTrustExpiringSoon, exp_alerts: []}
+"#;
+
+#[test]
+fn the_networkpolicy_component_opens_the_webhook_port_and_limits_the_admin_port() {
+    let Some(text) = render_overlay(&["networkpolicy"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    assert_eq!(docs.len(), objects().len() + 1);
+    assert!(validate_builtin("the networkpolicy overlay", &docs).is_empty());
+    let np = find(&docs, "NetworkPolicy", "signet");
+    assert_eq!(np["metadata"]["namespace"], "signet-system");
+    // Selects the webhook's pods.
+    let labels = &find(&docs, "Deployment", "signet")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(&labels[k.as_str().unwrap()], v, "{k:?}");
+    }
+    // Ingress only: egress to registries and DNS stays open.
+    assert_eq!(strs(&np["spec"]["policyTypes"]), ["Ingress"]);
+    let ingress = np["spec"]["ingress"].as_sequence().unwrap();
+    let rule_for = |port: i64| {
+        let found: Vec<&Value> = ingress
+            .iter()
+            .filter(|r| {
+                r["ports"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|p| container_port(&p["port"]) == port)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "one ingress rule for {port}: {ingress:?}");
+        found[0].clone()
+    };
+    // The webhook port from anywhere (the API server is not selectable), nothing else in it.
+    let webhook = rule_for(8443);
+    assert!(
+        webhook["from"].is_null(),
+        "8443 must stay open: {webhook:?}"
+    );
+    assert_eq!(webhook["ports"].as_sequence().unwrap().len(), 1);
+    // The admin port from the monitoring namespace only.
+    let admin = rule_for(8080);
+    let from = admin["from"].as_sequence().expect("8080 restricted");
+    assert_eq!(from.len(), 1);
+    assert!(from[0]["podSelector"].is_null() && from[0]["ipBlock"].is_null());
+    assert_eq!(
+        from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+}
+
+/// `certs/gen.sh --out-dir DIR` makes DIR an overlay: `kubectl apply -k DIR` creates the TLS
+/// Secret from the files and fills the caBundle of both webhook configurations; extra SANs
+/// land in the certificate.
+#[test]
+fn gen_sh_writes_an_overlay_with_the_secret_the_ca_bundle_and_extra_sans() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(manifests_dir())
+        .arg(dir.path().join("manifests"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let out = dir.path().join("deploy");
+    let run = Command::new("bash")
+        .arg(root().join("certs/gen.sh"))
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--manifests")
+        .arg(dir.path().join("manifests"))
+        .args([
+            "--ip",
+            "10.0.0.7",
+            "--ip",
+            "fd00::7",
+            "--dns",
+            "signet.example.test",
+        ])
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("kubectl apply -k {}", out.display())),
+        "{stdout}"
+    );
+    let sans = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(out.join("tls.crt"))
+        .output()
+        .unwrap();
+    let sans = String::from_utf8_lossy(&sans.stdout);
+    for san in [
+        "DNS:signet.signet-system.svc,",
+        "DNS:signet.example.test",
+        "IP Address:10.0.0.7",
+        "IP Address:FD00:0:0:0:0:0:0:7",
+    ] {
+        assert!(sans.contains(san), "missing {san} in:\n{sans}");
+    }
+
+    // With the pinning component added to the overlay, as its comment says.
+    let mut k = std::fs::read_to_string(out.join("kustomization.yaml")).unwrap();
+    k.push_str("components: [\"../manifests/components/pinning\"]\n");
+    std::fs::write(out.join("kustomization.yaml"), k).unwrap();
+    let Some(text) = render_dir(&out) else {
+        return;
+    };
+    let docs = documents(&text);
+    assert_eq!(
+        docs.len(),
+        objects().len() + 2,
+        "the base, the pinning webhook, the Secret"
+    );
+    let (ok, report) = validate(&["-".to_string()], Some(&text));
+    assert_clean("gen.sh's overlay", ok, &report, docs.len());
+    let ca = b64.encode(std::fs::read(out.join("ca.crt")).unwrap());
+    for (kind, name) in [
+        ("ValidatingWebhookConfiguration", "signet"),
+        ("MutatingWebhookConfiguration", "signet-pinning"),
+    ] {
+        assert_eq!(
+            find(&docs, kind, name)["webhooks"][0]["clientConfig"]["caBundle"].as_str(),
+            Some(ca.as_str()),
+            "{kind}"
+        );
+    }
+    let secret = find(&docs, "Secret", "signet-tls");
+    assert_eq!(secret["metadata"]["namespace"], "signet-system");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    for file in ["tls.crt", "tls.key"] {
+        let data: String = secret["data"][file]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            b64.decode(data).unwrap(),
+            std::fs::read(out.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn gen_sh_refuses_malformed_extra_sans() {
+    for (flag, value, message) in [
+        ("--ip", "10.0.0.300", "not an IP address"),
+        ("--ip", "signet.example", "not an IP address"),
+        ("--dns", "Signet_Example", "not a lower-case DNS name"),
+        ("--dns", "a..b", "not a lower-case DNS name"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let run = Command::new("bash")
+            .arg(root().join("certs/gen.sh"))
+            .arg("--out-dir")
+            .arg(out.path().join("o"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(message), "{flag} {value}: {err}");
+        assert!(!out.path().join("o").exists(), "{flag} {value} wrote files");
+    }
 }
