@@ -19,6 +19,8 @@ mod notation_revocation;
 mod pinning;
 mod registry_auth;
 mod registry_faults;
+mod registry_faults_content;
+mod registry_faults_hosts;
 mod registry_memory;
 mod registry_multiarch;
 mod registry_review;
