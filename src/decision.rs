@@ -37,8 +37,6 @@ use crate::registry::{
 use crate::verify::notation::{RevocationData, RevocationSource};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
-pub use message::sanitize_warning;
-
 /// The most platform manifests `platformSignatures: accept` verifies in one index.
 const MAX_PLATFORMS: usize = 16;
 
@@ -326,12 +324,6 @@ impl Engine {
     pub fn replace_policies(&self, set: PolicySet) {
         self.metrics.policies(&set);
         *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-    }
-
-    /// Number of cached verdicts (for the benchmarks' memory figures).
-    pub async fn cached_verdicts(&self) -> u64 {
-        self.verdicts.run_pending_tasks().await;
-        self.verdicts.entry_count()
     }
 
     /// Decides a review: every image, under every policy that covers it, before `deadline`.

@@ -27,8 +27,6 @@ use crate::verify::{CosignSignature, Failure, NotationSignature, Subject};
 pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// Sigstore bundle artifact type (cosign v3).
 pub const SIGSTORE_BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const JWS_MEDIA_TYPE: &str = "application/jose+json";
-const COSE_MEDIA_TYPE: &str = "application/cose";
 const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// At most this many signatures of each kind are fetched and tried per image.
@@ -406,11 +404,6 @@ pub fn assemble(opened: &Opened, bytes: Bytes) -> Signature {
         }),
         Kind::Bundle => Signature::Bundle(bytes),
     }
-}
-
-/// Whether a media type is a Notation envelope signet can parse.
-pub fn is_notation_envelope(media_type: &str) -> bool {
-    media_type == JWS_MEDIA_TYPE || media_type == COSE_MEDIA_TYPE
 }
 
 impl From<RegistryError> for crate::verify::Failure {

@@ -262,7 +262,7 @@ pub(super) fn expiry_notices(verdict: &mut Verdict, now: SystemTime, window: Dur
     }
 }
 
-pub fn sanitize_warning(s: &str) -> String {
+fn sanitize_warning(s: &str) -> String {
     truncate(&without_controls(s), MAX_WARNING_CHARS)
 }
 
