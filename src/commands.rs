@@ -5,18 +5,18 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli::Output;
 use crate::config::{CommandConfig, Config};
-use crate::decision::{CacheConfig, Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
+use crate::decision::{Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
 use crate::metrics::Metrics;
 use crate::policy::source::{self, Source};
-use crate::policy::{self, NoMatch, PolicySet};
-use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::policy::{self, NoMatch};
+use crate::registry::RegistryConfig;
 use crate::review::{Reviewer, Route};
 use crate::verify::Outcome;
-use crate::{EXIT_UNTRUSTED, EXIT_USAGE, admission, exit, server};
+use crate::{EXIT_UNTRUSTED, EXIT_USAGE, admission, engine, exit, server};
 
 /// Runs one command to completion.
 pub async fn run(config: Config) -> ExitCode {
@@ -38,38 +38,7 @@ pub async fn run(config: Config) -> ExitCode {
             let Some(engine) = offline_engine(&policies, no_match, registry) else {
                 return exit(EXIT_USAGE);
             };
-            let uses: Vec<ImageUse> = images
-                .iter()
-                .map(|i| ImageUse {
-                    image: i.clone(),
-                    containers: Vec::new(),
-                })
-                .collect();
-            let verdict = engine
-                .decide(&uses, namespace.as_deref(), Instant::now() + timeout)
-                .await;
-            let no_match = engine.policies().no_match;
-            // Refused as a whole (too many images): no image was checked.
-            let refused = verdict.images.is_empty() && !verdict.allowed;
-            let ok = !refused && verdict.images.iter().all(|r| admitted_clean(r, no_match));
-            let mut out = std::io::stdout().lock();
-            let _ = match output {
-                Output::Json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "trusted": ok,
-                        "images": verdict.images,
-                        "denials": if refused { verdict.denials.clone() } else { Vec::new() },
-                    }))
-                    .unwrap_or_default()
-                ),
-                Output::Text if refused => {
-                    writeln!(out, "UNTRUSTED  {}", verdict.denials.join("; "))
-                }
-                Output::Text => write!(out, "{}", render_text(&verdict.images, no_match)),
-            };
-            exit(if ok { 0 } else { EXIT_UNTRUSTED })
+            verify_command(&engine, &images, namespace.as_deref(), output, timeout).await
         }
         CommandConfig::Review {
             file,
@@ -77,69 +46,121 @@ pub async fn run(config: Config) -> ExitCode {
             no_match,
             timeout,
             registry,
-        } => {
-            let body = match read_input(&file) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("signet review: {e}");
-                    return exit(EXIT_USAGE);
-                }
-            };
-            let review = match admission::decode(&body) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("signet review: {e}");
-                    return exit(EXIT_USAGE);
-                }
-            };
-            let metrics = Metrics::new();
-            let Some(engine) = offline_engine(&policies, no_match, registry) else {
+        } => review_command(&file, &policies, no_match, timeout, registry).await,
+        CommandConfig::PolicyCheck { dir } => policy_check_command(&dir),
+    }
+}
+
+/// `signet verify`: decides `images` as a review in `namespace` would, prints the verdict and
+/// exits non-zero unless every image would be admitted without complaint.
+async fn verify_command(
+    engine: &Engine,
+    images: &[String],
+    namespace: Option<&str>,
+    output: Output,
+    timeout: Duration,
+) -> ExitCode {
+    let uses: Vec<ImageUse> = images
+        .iter()
+        .map(|i| ImageUse {
+            image: i.clone(),
+            containers: Vec::new(),
+        })
+        .collect();
+    let verdict = engine
+        .decide(&uses, namespace, Instant::now() + timeout)
+        .await;
+    let no_match = engine.policies().no_match;
+    // Refused as a whole (too many images): no image was checked.
+    let refused = verdict.images.is_empty() && !verdict.allowed;
+    let ok = !refused && verdict.images.iter().all(|r| admitted_clean(r, no_match));
+    let mut out = std::io::stdout().lock();
+    let _ = match output {
+        Output::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "trusted": ok,
+                "images": verdict.images,
+                "denials": if refused { verdict.denials.clone() } else { Vec::new() },
+            }))
+            .unwrap_or_default()
+        ),
+        Output::Text if refused => {
+            writeln!(out, "UNTRUSTED  {}", verdict.denials.join("; "))
+        }
+        Output::Text => write!(out, "{}", render_text(&verdict.images, no_match)),
+    };
+    exit(if ok { 0 } else { EXIT_UNTRUSTED })
+}
+
+/// `signet review`: answers one AdmissionReview (a file, or `-` for standard input) as the
+/// validating route would, and prints the response review.
+async fn review_command(
+    file: &Path,
+    policies: &Path,
+    no_match: Option<NoMatch>,
+    timeout: Duration,
+    registry: RegistryConfig,
+) -> ExitCode {
+    let review =
+        match read_input(file).and_then(|b| admission::decode(&b).map_err(|e| e.to_string())) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("signet review: {e}");
                 return exit(EXIT_USAGE);
-            };
-            let reviewer = Reviewer {
-                engine: &engine,
-                metrics: &metrics,
-                ready: true,
-            };
-            let start = Instant::now();
-            let answer = reviewer
-                .answer(Route::Validate, &review, start, start + timeout)
-                .await;
+            }
+        };
+    let metrics = Metrics::new();
+    let Some(engine) = offline_engine(policies, no_match, registry) else {
+        return exit(EXIT_USAGE);
+    };
+    let reviewer = Reviewer {
+        engine: &engine,
+        metrics: &metrics,
+        ready: true,
+    };
+    let start = Instant::now();
+    let answer = reviewer
+        .answer(Route::Validate, &review, start, start + timeout)
+        .await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer.response).unwrap_or_default()
+    );
+    exit(0)
+}
+
+/// `signet policy check`: loads `dir` and lists its policies, or every error in it.
+fn policy_check_command(dir: &Path) -> ExitCode {
+    match policy::load_dir(dir) {
+        Ok(set) => {
             println!(
-                "{}",
-                serde_json::to_string_pretty(&answer.response).unwrap_or_default()
+                "{}: {} polic{} valid; noMatch: {:?}",
+                dir.display(),
+                set.policies.len(),
+                if set.policies.len() == 1 { "y" } else { "ies" },
+                set.no_match
             );
+            for p in &set.policies {
+                println!(
+                    "  {} ({}, {} authorit{}) from {}",
+                    p.name,
+                    p.mode.as_str(),
+                    p.authorities.len(),
+                    if p.authorities.len() == 1 { "y" } else { "ies" },
+                    p.source
+                );
+            }
             exit(0)
         }
-        CommandConfig::PolicyCheck { dir } => match policy::load_dir(&dir) {
-            Ok(set) => {
-                println!(
-                    "{}: {} polic{} valid; noMatch: {:?}",
-                    dir.display(),
-                    set.policies.len(),
-                    if set.policies.len() == 1 { "y" } else { "ies" },
-                    set.no_match
-                );
-                for p in &set.policies {
-                    println!(
-                        "  {} ({}, {} authorit{}) from {}",
-                        p.name,
-                        p.mode.as_str(),
-                        p.authorities.len(),
-                        if p.authorities.len() == 1 { "y" } else { "ies" },
-                        p.source
-                    );
-                }
-                exit(0)
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
             }
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                eprintln!("{} error(s)", errors.len());
-                exit(EXIT_UNTRUSTED)
-            }
-        },
+            eprintln!("{} error(s)", errors.len());
+            exit(EXIT_UNTRUSTED)
+        }
     }
 }
 
@@ -177,7 +198,12 @@ fn offline_engine(
             return None;
         }
     };
-    match engine(registry, set, Arc::new(Metrics::new())) {
+    match engine::build(
+        registry,
+        set,
+        Arc::new(Metrics::new()),
+        engine::Options::default(),
+    ) {
         Ok(e) => Some(e),
         Err(e) => {
             eprintln!("{e}");
@@ -187,23 +213,12 @@ fn offline_engine(
 }
 
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
-    let metrics = Arc::new(Metrics::new());
-    let (set, valid) = source::load_initial(
-        &source::Directory::new(serve.policies.clone(), serve.no_match_override),
-        &metrics,
-    );
-    let engine = match engine(registry, set, metrics.clone()) {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return exit(EXIT_USAGE);
-        }
-    };
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
     };
-    match server::start(serve, engine, metrics, valid).await {
+    let metrics = Arc::new(Metrics::new());
+    match engine::serve(serve, registry, metrics, engine::Options::default()).await {
         Ok(handle) => {
             tracing::info!(webhook = %handle.webhook_addr, admin = %handle.admin_addr, "signet is serving: POST https://{}/validate", handle.webhook_addr);
             if let Some(ca) = self_signed {
@@ -217,31 +232,6 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
             exit(EXIT_USAGE)
         }
     }
-}
-
-/// The engine over the HTTP registry client, with the HTTP revocation fetcher for Notation
-/// chains that name CRL or OCSP locations (if that cannot be built, such chains have an unknown
-/// revocation status). Both share the registry's SSRF deny-list and `metrics`.
-fn engine(
-    registry: RegistryConfig,
-    set: PolicySet,
-    metrics: Arc<Metrics>,
-) -> Result<Engine, String> {
-    let deny = registry.deny.clone();
-    let client = HttpRegistry::new(registry, metrics.clone()).map_err(|e| e.to_string())?;
-    let engine = Engine::new(
-        Arc::new(client),
-        set,
-        CacheConfig::default(),
-        metrics.clone(),
-    );
-    Ok(match crate::revocation::HttpRevocation::new(deny) {
-        Ok(r) => engine.with_revocation(Arc::new(r.with_metrics(metrics))),
-        Err(error) => {
-            tracing::warn!(%error, "revocation checks have no fetcher");
-            engine
-        }
-    })
 }
 
 /// `signet verify` output for people.

@@ -37,8 +37,6 @@ use crate::registry::{
 use crate::verify::notation::{RevocationData, RevocationSource};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
-pub use message::sanitize_warning;
-
 /// The most platform manifests `platformSignatures: accept` verifies in one index.
 const MAX_PLATFORMS: usize = 16;
 
@@ -326,12 +324,6 @@ impl Engine {
     pub fn replace_policies(&self, set: PolicySet) {
         self.metrics.policies(&set);
         *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-    }
-
-    /// Number of cached verdicts (for the benchmarks' memory figures).
-    pub async fn cached_verdicts(&self) -> u64 {
-        self.verdicts.run_pending_tasks().await;
-        self.verdicts.entry_count()
     }
 
     /// Decides a review: every image, under every policy that covers it, before `deadline`.
@@ -707,6 +699,7 @@ impl Engine {
         for d in listing.defects {
             tally.defect(&d);
         }
+        tally.ignored.extend(listing.ignored);
         let mut failed = None;
         let mut attempts = Attempts::default();
         for candidate in &listing.candidates {
@@ -715,6 +708,11 @@ impl Engine {
             }
             let opened =
                 discovery::open(budget, image, subject, candidate, wants, &mut attempts).await;
+            if let discovery::Candidate::Referrer(d) = candidate
+                && !matches!(opened, Err(NotOpened::Skipped(_)))
+            {
+                tally.used.push(d.digest.clone());
+            }
             let signature = match opened {
                 Ok(o) => match bytes.fetch(image, &o.layer, o.kind).await {
                     Ok(b) => discovery::assemble(&o, b),
@@ -789,6 +787,10 @@ struct Tally<'a> {
     outcomes: Vec<Outcome>,
     /// Signatures checked so far, per kind, to number them in messages.
     seen: [usize; 3],
+    /// Artifacts of the subject set aside as no signature this policy uses (a referrer may be
+    /// set aside by one listing and used by the next: `used` wins).
+    ignored: Vec<discovery::Ignored>,
+    used: Vec<Digest>,
 }
 
 impl<'a> Tally<'a> {
@@ -809,6 +811,8 @@ impl<'a> Tally<'a> {
             ctx: *ctx,
             outcomes,
             seen: [0; 3],
+            ignored: Vec::new(),
+            used: Vec::new(),
         }
     }
 
@@ -871,7 +875,10 @@ impl<'a> Tally<'a> {
     /// or the registry failed (kept in `failed`, the first one only).
     fn not_opened(&mut self, n: NotOpened, failed: &mut Option<RegistryError>) {
         match n {
-            NotOpened::Skipped(why) => tracing::debug!(%why, "signature candidate skipped"),
+            NotOpened::Skipped(i) => {
+                tracing::debug!(why = %i.what, "signature candidate skipped");
+                self.ignored.push(i);
+            }
             NotOpened::Defect(d) => self.defect(&d),
             NotOpened::Registry(e) => {
                 failed.get_or_insert(e);
@@ -904,8 +911,19 @@ impl<'a> Tally<'a> {
         }
     }
 
-    /// The outcomes for the verdict: the authorities up to the first that trusts, or all.
-    fn finish(self) -> Vec<AuthorityOutcome> {
+    /// The outcomes for the verdict: the authorities up to the first that trusts, or all. The
+    /// last "no signature" failure also names the artifacts that were set aside.
+    fn finish(mut self) -> Vec<AuthorityOutcome> {
+        let note = ignored_note(&self.ignored, &self.used);
+        if let Some(Outcome::Failed(f)) = self
+            .outcomes
+            .iter_mut()
+            .rev()
+            .find(|o| matches!(o, Outcome::Failed(f) if f.reason == Reason::NoSignature))
+            && !note.is_empty()
+        {
+            f.detail.push_str(&note);
+        }
         let mut out = Vec::with_capacity(self.outcomes.len());
         for (a, result) in self.policy.authorities.iter().zip(self.outcomes) {
             let done = matches!(result, Outcome::Trusted(_));
@@ -938,6 +956,39 @@ fn renumber(outcome: Outcome, n: usize) -> Outcome {
         }
         t => t,
     }
+}
+
+/// Artifacts named in a "no signature" message at most; the rest are counted.
+const IGNORED_SHOWN: usize = 3;
+
+/// "; ignored 2 artifacts: an SBOM (application/spdx+json), an attestation (…)": what was set
+/// aside and never used, once per digest, the first [`IGNORED_SHOWN`] named. Empty if none.
+fn ignored_note(ignored: &[discovery::Ignored], used: &[Digest]) -> String {
+    let mut seen: Vec<&Digest> = Vec::new();
+    let mut named = Vec::new();
+    for i in ignored {
+        if used.contains(&i.digest) || seen.contains(&&i.digest) {
+            continue;
+        }
+        seen.push(&i.digest);
+        if named.len() < IGNORED_SHOWN {
+            named.push(i.what.as_str());
+        }
+    }
+    let n = seen.len();
+    if n == 0 {
+        return String::new();
+    }
+    let more = if n > named.len() {
+        format!(" and {} more", n - named.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "; ignored {n} artifact{}: {}{more}",
+        if n == 1 { "" } else { "s" },
+        named.join(", ")
+    )
 }
 
 /// How the Cosign verifier introduces the artifacts it set aside as no signature.
@@ -1032,6 +1083,29 @@ fn denied(message: String) -> Verdict {
 mod tests {
     use super::*;
     use crate::verify::Evidence;
+
+    #[test]
+    fn the_ignored_note_names_three_once_each_and_never_what_was_used() {
+        let d = |n: u8| Digest::sha256_of(&[n]);
+        let i = |n: u8, what: &str| discovery::Ignored {
+            digest: d(n),
+            what: what.into(),
+        };
+        assert_eq!(ignored_note(&[], &[]), "");
+        // Set aside by one listing, used by the next: not ignored.
+        assert_eq!(ignored_note(&[i(1, "a Sigstore bundle (x)")], &[d(1)]), "");
+        assert_eq!(
+            ignored_note(&[i(1, "an SBOM (s)"), i(1, "an SBOM (s)")], &[]),
+            "; ignored 1 artifact: an SBOM (s)"
+        );
+        let many: Vec<_> = (1..=5)
+            .map(|n| i(n, &format!("an artifact ({n})")))
+            .collect();
+        assert_eq!(
+            ignored_note(&many, &[d(2)]),
+            "; ignored 4 artifacts: an artifact (1), an artifact (3), an artifact (4) and 1 more"
+        );
+    }
 
     fn trusted(valid_until: Option<SystemTime>) -> AuthorityOutcome {
         AuthorityOutcome {

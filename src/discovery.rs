@@ -27,8 +27,6 @@ use crate::verify::{CosignSignature, Failure, NotationSignature, Subject};
 pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// Sigstore bundle artifact type (cosign v3).
 pub const SIGSTORE_BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const JWS_MEDIA_TYPE: &str = "application/jose+json";
-const COSE_MEDIA_TYPE: &str = "application/cose";
 const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// At most this many signatures of each kind are fetched and tried per image.
@@ -73,11 +71,21 @@ pub enum Candidate {
     Referrer(Descriptor),
 }
 
-/// The candidates of one subject, newest Cosign layers first, and the defects met listing them.
+/// The candidates of one subject, newest Cosign layers first, the defects met listing them,
+/// and the referrers set aside by their hints (SBOMs, attestations, other kinds).
 #[derive(Clone, Debug, Default)]
 pub struct Listing {
     pub candidates: Vec<Candidate>,
     pub defects: Vec<Defect>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// An artifact of the subject that is no signature this policy uses, for the "no signature"
+/// message: `what` says what it is in a few words (its type comes from the registry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ignored {
+    pub digest: Digest,
+    pub what: String,
 }
 
 /// A candidate ready for its blob: which kind it is and which layer holds the signature.
@@ -101,7 +109,7 @@ pub enum Signature {
 #[derive(Clone, Debug)]
 pub enum NotOpened {
     /// Not a signature this policy uses, or a stale referrer: nothing to judge.
-    Skipped(String),
+    Skipped(Ignored),
     /// The artifact is defective: a failed signature.
     Defect(Defect),
     /// The registry failed: undecided.
@@ -184,12 +192,18 @@ pub async fn list(
         .filter_map(|(w, k)| w.then_some(k))
         .collect();
         match registry.referrers(image, &subject.digest).await {
-            Ok(entries) => listing.candidates.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| hinted_wanted(e, wants))
-                    .map(Candidate::Referrer),
-            ),
+            Ok(entries) => {
+                for e in entries {
+                    if hinted_wanted(&e, wants) {
+                        listing.candidates.push(Candidate::Referrer(e));
+                    } else {
+                        listing.ignored.push(Ignored {
+                            what: describe(e.artifact_type.as_deref(), &e.annotations),
+                            digest: e.digest,
+                        });
+                    }
+                }
+            }
             Err(e) => match classify(e, &kinds, "the referrers list") {
                 NotOpened::Defect(d) => listing.defects.push(d),
                 NotOpened::Registry(e) => return Err(e),
@@ -217,6 +231,39 @@ fn hinted_wanted(entry: &Descriptor, wants: Wants) -> bool {
     (wants.notation && maybe_notation) || (wants.bundles && maybe_bundle)
 }
 
+/// A referrer in a few words, by its artifact type and annotations: "an SBOM
+/// (application/spdx+json)". Types are the registry's words: clipped, never trusted.
+fn describe(
+    artifact_type: Option<&str>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let clip = |t: &str| -> String {
+        let mut c: String = t.chars().take(80).collect();
+        if c.len() < t.len() {
+            c.push('…');
+        }
+        c
+    };
+    let Some(t) = artifact_type.filter(|t| !t.is_empty()) else {
+        return "an artifact with no artifact type".into();
+    };
+    if let Some(p) = annotations.get(BUNDLE_PREDICATE_ANNOTATION) {
+        return format!("an attestation ({})", clip(p));
+    }
+    let kind = if t == NOTATION_ARTIFACT_TYPE {
+        "a Notation signature"
+    } else if t == SIGSTORE_BUNDLE_ARTIFACT_TYPE {
+        "a Sigstore bundle"
+    } else if t.contains("spdx") || t.contains("cyclonedx") || t.contains("syft") {
+        "an SBOM"
+    } else if t.contains("in-toto") || t.contains("attestation") || t.contains("provenance") {
+        "an attestation"
+    } else {
+        "an artifact"
+    };
+    format!("{kind} ({})", clip(t))
+}
+
 /// Attempts used per kind, so a flood of candidates of one kind is bounded.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Attempts {
@@ -237,10 +284,13 @@ pub async fn open(
     let entry = match candidate {
         Candidate::CosignLayer(layer) => {
             if !layer.annotations.contains_key(COSIGN_SIGNATURE_ANNOTATION) {
-                return Err(NotOpened::Skipped(format!(
-                    "layer {} has no signature annotation",
-                    layer.digest.short()
-                )));
+                return Err(NotOpened::Skipped(Ignored {
+                    digest: layer.digest.clone(),
+                    what: format!(
+                        "a Cosign layer with no signature annotation ({})",
+                        layer.digest.short()
+                    ),
+                }));
             }
             return Ok(Opened {
                 kind: Kind::Cosign,
@@ -257,22 +307,29 @@ pub async fn open(
     .into_iter()
     .filter_map(|(w, k)| w.then_some(k))
     .collect();
-    let what = format!("referrer {}", entry.digest.short());
+    let short = entry.digest.short();
+    let what = format!("referrer {short}");
+    let skipped = |what: String| {
+        NotOpened::Skipped(Ignored {
+            digest: entry.digest.clone(),
+            what,
+        })
+    };
     if (!wants.notation || attempts.notation >= MAX_SIGNATURE_ATTEMPTS)
         && (!wants.bundles || attempts.bundles >= MAX_SIGNATURE_ATTEMPTS)
     {
-        return Err(NotOpened::Skipped(format!(
-            "{what}: enough signatures tried"
+        return Err(skipped(format!(
+            "a referrer not opened, enough signatures tried ({short})"
         )));
     }
     let m = match registry.manifest(image, entry.digest.as_str()).await {
         Ok(Some(m)) => m,
-        Ok(None) => return Err(NotOpened::Skipped(format!("{what} is listed but missing"))),
+        Ok(None) => return Err(skipped(format!("a referrer listed but missing ({short})"))),
         Err(e) => return Err(classify(e, &hinted, &what)),
     };
     if m.body.subject.as_ref().map(|s| &s.digest) != Some(&subject.digest) {
-        return Err(NotOpened::Skipped(format!(
-            "{what} does not name this image as its subject"
+        return Err(skipped(format!(
+            "a referrer that names another subject ({short})"
         )));
     }
     let artifact_type = m
@@ -294,9 +351,7 @@ pub async fn open(
         attempts.bundles += 1;
         Kind::Bundle
     } else {
-        return Err(NotOpened::Skipped(format!(
-            "{what} is not a wanted signature"
-        )));
+        return Err(skipped(describe(Some(&artifact_type), &m.body.annotations)));
     };
     let defect = |detail: String| {
         NotOpened::Defect(Defect {
@@ -349,11 +404,6 @@ pub fn assemble(opened: &Opened, bytes: Bytes) -> Signature {
         }),
         Kind::Bundle => Signature::Bundle(bytes),
     }
-}
-
-/// Whether a media type is a Notation envelope signet can parse.
-pub fn is_notation_envelope(media_type: &str) -> bool {
-    media_type == JWS_MEDIA_TYPE || media_type == COSE_MEDIA_TYPE
 }
 
 impl From<RegistryError> for crate::verify::Failure {

@@ -179,7 +179,8 @@ impl ImageRef {
         &self.repository
     }
 
-    pub fn tag(&self) -> Option<&str> {
+    #[cfg(test)]
+    fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
@@ -196,15 +197,6 @@ impl ImageRef {
     pub fn with_digest(&self, digest: Digest) -> ImageRef {
         ImageRef {
             digest: Some(digest),
-            ..self.clone()
-        }
-    }
-
-    /// The same repository at another tag, without digest: how signature tags are addressed.
-    pub fn with_tag(&self, tag: &str) -> ImageRef {
-        ImageRef {
-            tag: Some(tag.to_string()),
-            digest: None,
             ..self.clone()
         }
     }

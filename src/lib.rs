@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod discovery;
+pub mod engine;
 pub mod image;
 pub mod metrics;
 pub mod policy;

@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use glob::{GlobError, ImageGlob};
-pub use load::{LoadError, NOTATION_TRUST_POLICY, load_dir, load_str};
+pub use load::{LoadError, load_dir, load_str};
 
 use crate::image::ImageRef;
 
@@ -86,8 +86,9 @@ impl std::str::FromStr for NoMatch {
 pub struct PolicyName(String);
 
 impl PolicyName {
-    /// A name as written (for tests and tools; the loader builds names from metadata).
-    pub fn new(name: impl Into<String>) -> Self {
+    /// A name as written (for tests; the loader builds names from metadata).
+    #[cfg(test)]
+    pub(crate) fn new(name: impl Into<String>) -> Self {
         PolicyName(name.into())
     }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use auth::{CredentialSource, Credentials};
+pub use auth::Credentials;
 pub use client::{HttpRegistry, RegistryConfig};
 pub use ssrf::{Cidr, DenyList};
 

@@ -285,7 +285,7 @@ pub(super) fn bound_warnings(warnings: &mut Vec<String>) {
     }
 }
 
-pub fn sanitize_warning(s: &str) -> String {
+fn sanitize_warning(s: &str) -> String {
     truncate(&without_controls(s), MAX_WARNING_CHARS)
 }
 

@@ -339,8 +339,9 @@ impl PublicKey {
 }
 
 impl CosignAuthority {
-    /// An authority of keys only, without a transparency-log requirement.
-    pub fn from_keys(keys: Vec<PublicKey>) -> Self {
+    /// An authority of keys only, without a transparency-log requirement (for tests).
+    #[cfg(test)]
+    pub(crate) fn from_keys(keys: Vec<PublicKey>) -> Self {
         CosignAuthority {
             keys,
             keyless: None,

@@ -32,8 +32,6 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
-use crate::image::Digest;
-
 pub use dn::DistinguishedName;
 pub use import::{ImportedStatement, RegistryScopes, import_trust_policy};
 
@@ -211,8 +209,6 @@ pub struct TrustedCertificate {
     pub der: Vec<u8>,
     /// The subject, for messages.
     pub subject: String,
-    /// SHA-256 of the DER: Notation's certificate thumbprint.
-    pub fingerprint: Digest,
     /// The end of its validity: trust that rests on it lapses then.
     pub not_after: std::time::SystemTime,
 }
@@ -548,7 +544,6 @@ pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<TrustedCertificate>
             let subject = cert.tbs_certificate().subject().to_string();
             let not_after = cert.tbs_certificate().validity().not_after.to_system_time();
             Ok(TrustedCertificate {
-                fingerprint: Digest::sha256_of(&der),
                 der,
                 subject,
                 not_after,

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
-use signet::decision::{CacheConfig, Engine, ImageUse, Verdict};
+use signet::decision::{Engine, ImageUse, Verdict};
+use signet::engine;
 use signet::metrics::Metrics;
-use signet::registry::{HttpRegistry, RegistryConfig};
+use signet::registry::RegistryConfig;
 
 use crate::support::cosign::{
     self, CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer,
@@ -26,7 +27,7 @@ use crate::support::fake::{BlackHole, Reply as SlowReply, ScriptedServer};
 use crate::support::faulty::{FaultyServer, Reply};
 use crate::support::oci::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest};
 use crate::support::registry::TestRegistry;
-use crate::support::signet::cosign_policy;
+use crate::support::signet::{cosign_policy, test_options};
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
@@ -37,13 +38,7 @@ fn engine(hosts: &[String], policy: &str) -> (Engine, Arc<Metrics>) {
         insecure: hosts.to_vec(),
         ..RegistryConfig::default()
     };
-    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
-    let engine = Engine::new(
-        Arc::new(client),
-        set,
-        CacheConfig::default(),
-        metrics.clone(),
-    );
+    let engine = engine::build(config, set, metrics.clone(), test_options()).expect("engine");
     (engine, metrics)
 }
 
@@ -568,8 +563,7 @@ async fn a_review_that_needs_too_many_requests_is_denied() {
         },
         ..RegistryConfig::default()
     };
-    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
-    let engine = Engine::new(Arc::new(client), set, CacheConfig::default(), metrics);
+    let engine = engine::build(config, set, metrics, test_options()).expect("engine");
     let v = decide(&engine, &images, Duration::from_secs(5)).await;
     assert!(!v.allowed, "{:?}", v.warnings);
     assert!(
@@ -663,13 +657,7 @@ async fn a_shared_verification_that_fails_for_one_review_is_redone_for_another()
         },
         ..RegistryConfig::default()
     };
-    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
-    let engine = Arc::new(Engine::new(
-        Arc::new(client),
-        set,
-        CacheConfig::default(),
-        metrics,
-    ));
+    let engine = Arc::new(engine::build(config, set, metrics, test_options()).expect("engine"));
     let image = format!("{host}/team/app:v1");
     let first = {
         let (engine, image) = (engine.clone(), image.clone());

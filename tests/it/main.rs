@@ -8,6 +8,7 @@
 mod support;
 
 mod cli;
+mod cosign_bundles;
 mod cosign_keyless;
 mod engine_bounds;
 mod expiry;
@@ -20,6 +21,8 @@ mod notation_revocation;
 mod pinning;
 mod registry_auth;
 mod registry_faults;
+mod registry_faults_content;
+mod registry_faults_hosts;
 mod registry_memory;
 mod registry_multiarch;
 mod registry_review;

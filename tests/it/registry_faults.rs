@@ -1,14 +1,16 @@
-//! The registry client against a misbehaving registry (`support::faulty`): every fault of the
-//! security checklist §1.3 (R1–R13) and the SSRF and redirect rules of §1.4 (S1, S3, S4). Each
-//! test asserts the outcome and its [`Reason`], that the answer came before the review
-//! deadline, and, where a fault could cost memory, that the process's RSS stayed bounded.
+//! The registry client against a misbehaving registry (`support::faulty`): hangs, trickled
+//! bodies, refused connections, server errors, retries and throttling (R1–R5). The helpers here
+//! are shared with `registry_faults_hosts` (token realms, redirects, the SSRF deny-list: S1,
+//! S3, S4) and `registry_faults_content` (lying digests and lengths, huge bodies, endless
+//! referrer lists: R6–R13). Each test asserts the outcome and its [`Reason`], that the answer
+//! came before the review deadline, and, where a fault could cost memory, that the process's
+//! RSS stayed bounded.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use signet::image::{Digest, ImageRef};
+use signet::image::ImageRef;
 use signet::metrics::Metrics;
 use signet::reason::Reason;
 use signet::registry::{
@@ -16,14 +18,14 @@ use signet::registry::{
     RegistryError, with_deadline,
 };
 
-use crate::support::faulty::{FaultyServer, Reply, Seen, rss_bytes};
+use crate::support::faulty::{FaultyServer, Reply};
 use crate::support::oci::sha256_digest;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A small but valid OCI image manifest; `seed` makes distinct ones.
-fn manifest(seed: u32) -> Vec<u8> {
+pub(crate) fn manifest(seed: u32) -> Vec<u8> {
     format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{:064x}","size":2}},"layers":[]}}"#,
         seed
@@ -31,7 +33,7 @@ fn manifest(seed: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-fn manifest_reply(body: &[u8]) -> Reply {
+pub(crate) fn manifest_reply(body: &[u8]) -> Reply {
     let digest = sha256_digest(body);
     Reply::with(
         200,
@@ -43,12 +45,12 @@ fn manifest_reply(body: &[u8]) -> Reply {
     )
 }
 
-struct Client {
-    registry: HttpRegistry,
-    metrics: Arc<Metrics>,
+pub(crate) struct Client {
+    pub(crate) registry: HttpRegistry,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-fn limits(request_timeout: Duration) -> Limits {
+pub(crate) fn limits(request_timeout: Duration) -> Limits {
     Limits {
         request_timeout,
         ..Limits::default()
@@ -56,7 +58,7 @@ fn limits(request_timeout: Duration) -> Limits {
 }
 
 /// A client that reaches `insecure` hosts over plain HTTP with `credentials` per host.
-fn client_with(
+pub(crate) fn client_with(
     insecure: &[&FaultyServer],
     credentials: &[(&FaultyServer, &str, &str)],
     deny: DenyList,
@@ -87,11 +89,11 @@ fn client_with(
     }
 }
 
-fn client(server: &FaultyServer, limits: Limits) -> Client {
+pub(crate) fn client(server: &FaultyServer, limits: Limits) -> Client {
     client_with(&[server], &[], DenyList::default(), limits)
 }
 
-fn image(server: &FaultyServer, rest: &str) -> ImageRef {
+pub(crate) fn image(server: &FaultyServer, rest: &str) -> ImageRef {
     format!("{}/{rest}", server.host())
         .parse()
         .expect("image ref")
@@ -100,7 +102,7 @@ fn image(server: &FaultyServer, rest: &str) -> ImageRef {
 /// Runs `f` as the engine does: inside the review deadline, cancelled at it. Returns the
 /// result (a `DeadlineExceeded` error when cancelled) and asserts it came before the deadline
 /// plus a small scheduling margin.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Duration,
     f: impl std::future::Future<Output = Result<T, RegistryError>>,
 ) -> (Result<T, RegistryError>, Duration) {
@@ -118,14 +120,14 @@ async fn within<T>(
     (r, took)
 }
 
-fn reason<T: std::fmt::Debug>(r: &Result<T, RegistryError>) -> Reason {
+pub(crate) fn reason<T: std::fmt::Debug>(r: &Result<T, RegistryError>) -> Reason {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),
         Err(e) => e.reason,
     }
 }
 
-fn metric(c: &Client, line_prefix: &str) -> f64 {
+pub(crate) fn metric(c: &Client, line_prefix: &str) -> f64 {
     c.metrics
         .encode()
         .lines()
@@ -136,7 +138,7 @@ fn metric(c: &Client, line_prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn blob_descriptor(digest: &str, size: u64) -> Descriptor {
+pub(crate) fn blob_descriptor(digest: &str, size: u64) -> Descriptor {
     serde_json::from_value(serde_json::json!({
         "mediaType": "application/octet-stream",
         "digest": digest,
@@ -448,715 +450,4 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
     .await;
     assert_eq!(reason(&r), Reason::Throttled);
     assert!(took < Duration::from_millis(300), "{took:?}");
-}
-
-// S3: a realm on another host gets no credentials; the registry's own host name does.
-#[tokio::test]
-async fn token_realm_on_another_host_gets_no_credentials() {
-    let token = FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
-        Reply::with(
-            200,
-            &[("Content-Type", "application/json")],
-            r#"{"token":"t0k","expires_in":300}"#,
-        )
-    })
-    .await;
-    let realm = token.url("/token");
-    let body = manifest(4);
-    let server = FaultyServer::start(move |req: &Seen| {
-        if req.header("authorization") == Some("Bearer t0k") {
-            manifest_reply(&body)
-        } else {
-            let challenge = format!(r#"Bearer realm="{realm}",service="reg""#);
-            Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
-        }
-    })
-    .await;
-    let c = client_with(
-        &[&server, &token],
-        &[(&server, "alice", "s3cret")],
-        DenyList::default(),
-        Limits::default(),
-    );
-    let img = image(&server, "team/app:v1");
-    let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
-    assert!(r.is_ok(), "anonymous token still works: {r:?}");
-    let asked = token.seen();
-    assert_eq!(asked.len(), 1);
-    assert_eq!(
-        asked[0].header("authorization"),
-        None,
-        "no credentials to another host"
-    );
-    assert!(
-        asked[0]
-            .path
-            .contains("scope=repository%3Ateam%2Fapp%3Apull"),
-        "{}",
-        asked[0].path
-    );
-    assert!(asked[0].path.contains("service=reg"));
-    assert_eq!(
-        metric(
-            &c,
-            "signet_registry_requests_total{operation=\"token\",status=\"200\"}"
-        ),
-        1.0
-    );
-
-    // The token is cached: a second lookup costs one request, with the token.
-    let before = server.seen().len();
-    let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
-    assert!(r.is_ok());
-    assert_eq!(server.seen().len(), before + 1);
-    assert_eq!(token.seen().len(), 1);
-}
-
-#[tokio::test]
-async fn token_realm_on_the_registry_host_gets_the_credentials() {
-    let token = FaultyServer::start(|_| Reply::with(200, &[], r#"{"access_token":"t1"}"#)).await;
-    let realm = token.url("/token");
-    let body = manifest(5);
-    let server = FaultyServer::start(move |req: &Seen| {
-        if req.header("authorization") == Some("Bearer t1") {
-            manifest_reply(&body)
-        } else {
-            let challenge = format!(r#"Bearer realm="{realm}""#);
-            Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
-        }
-    })
-    .await;
-    let c = client_with(
-        &[&server, &token],
-        &[(&server, "alice", "s3cret")],
-        DenyList::default(),
-        Limits::default(),
-    );
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.resolve(&image(&server, "a:v1")),
-    )
-    .await;
-    assert!(r.is_ok(), "{r:?}");
-    // 127.0.0.1 on another port: same host name, same operator.
-    assert_eq!(
-        token.seen()[0].header("authorization"),
-        Some("Basic YWxpY2U6czNjcmV0")
-    );
-    // The first registry request carried Basic credentials, to the registry itself.
-    assert_eq!(
-        server.seen()[0].header("authorization"),
-        Some("Basic YWxpY2U6czNjcmV0")
-    );
-}
-
-// S3: realms that are not acceptable are refused, never contacted.
-#[tokio::test]
-async fn unusable_challenges_are_unauthorized() {
-    let decoy = FaultyServer::start(|_| Reply::with(200, &[], r#"{"token":"x"}"#)).await;
-    let cases = [
-        "Basic realm=\"registry\"".to_string(),
-        format!("Bearer realm=\"http://user:pw@{}/token\"", decoy.host()),
-        "Bearer realm=\"file:///etc/passwd\"".to_string(),
-        "Bearer service=\"x\"".to_string(),
-    ];
-    for challenge in cases {
-        let c2 = challenge.clone();
-        let server = FaultyServer::start(move |_| {
-            Reply::with(401, &[("WWW-Authenticate", c2.as_str())], "")
-        })
-        .await;
-        let c = client(&server, Limits::default());
-        let (r, _) = within(
-            Duration::from_secs(3),
-            c.registry.resolve(&image(&server, "a:v1")),
-        )
-        .await;
-        assert_eq!(reason(&r), Reason::Unauthorized, "{challenge}: {r:?}");
-    }
-    assert!(decoy.seen().is_empty(), "no realm was contacted");
-    // A token service that refuses.
-    let token = FaultyServer::start(|_| Reply::status(403)).await;
-    let realm = token.url("/token");
-    let server = FaultyServer::start(move |_| {
-        let challenge = format!(r#"Bearer realm="{realm}""#);
-        Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
-    })
-    .await;
-    let c = client_with(
-        &[&server, &token],
-        &[],
-        DenyList::default(),
-        Limits::default(),
-    );
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.resolve(&image(&server, "a:v1")),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::Unauthorized, "{r:?}");
-    assert_eq!(
-        metric(
-            &c,
-            "signet_registry_requests_total{operation=\"token\",status=\"403\"}"
-        ),
-        1.0
-    );
-}
-
-#[tokio::test]
-async fn redirect_loop_is_bounded() {
-    let server = FaultyServer::start(|req: &Seen| {
-        let next = format!("{}x", req.path);
-        Reply::with(307, &[("Location", next.as_str())], "")
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.resolve(&image(&server, "a:v1")),
-    )
-    .await;
-    let e = r.expect_err("loop");
-    assert_eq!(e.reason, Reason::RegistryUnreachable);
-    assert!(e.detail.contains("redirected more than"), "{}", e.detail);
-    assert_eq!(server.seen().len(), 4, "the request and three hops");
-}
-
-// S4: a redirect to another host (127.0.0.2) or another port carries no Authorization.
-#[tokio::test]
-async fn redirect_to_another_host_or_port_drops_credentials() {
-    let blob = b"signature payload".to_vec();
-    let digest = sha256_digest(&blob);
-    for ip in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST] {
-        let b = blob.clone();
-        let storage = FaultyServer::start_on(ip, move |_| Reply::with(200, &[], b.clone())).await;
-        let location = storage.url("/bucket/object");
-        let server =
-            FaultyServer::start(move |_| Reply::with(307, &[("Location", location.as_str())], ""))
-                .await;
-        let c = client_with(
-            &[&server, &storage],
-            &[(&server, "alice", "s3cret")],
-            DenyList::default(),
-            Limits::default(),
-        );
-        let d = blob_descriptor(&digest, blob.len() as u64);
-        let (r, _) = within(
-            Duration::from_secs(3),
-            c.registry.blob(&image(&server, "a"), &d),
-        )
-        .await;
-        assert_eq!(
-            r.expect("blob through the redirect").as_ref(),
-            blob.as_slice()
-        );
-        assert!(
-            server.seen()[0].header("authorization").is_some(),
-            "the registry got them"
-        );
-        let at_storage = storage.seen();
-        assert_eq!(at_storage.len(), 1);
-        assert_eq!(
-            at_storage[0].header("authorization"),
-            None,
-            "{ip}: credentials crossed a redirect"
-        );
-    }
-}
-
-// S1/S4: a redirect to a denied address is refused before connecting.
-#[tokio::test]
-async fn redirect_to_a_denied_address_is_refused() {
-    let internal =
-        FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200)).await;
-    let targets = [
-        internal.url("/x"),
-        "http://169.254.169.254/latest/meta-data/".to_string(),
-        "http://[::ffff:169.254.169.254]/".to_string(),
-    ];
-    for target in targets {
-        let t = target.clone();
-        let server =
-            FaultyServer::start(move |_| Reply::with(302, &[("Location", t.as_str())], "")).await;
-        let c = client_with(
-            &[&server],
-            &[],
-            DenyList::with(["127.0.0.2/32".parse().expect("cidr")]),
-            Limits::default(),
-        );
-        let (r, took) = within(
-            Duration::from_secs(3),
-            c.registry.resolve(&image(&server, "a:v1")),
-        )
-        .await;
-        let e = r.expect_err("denied");
-        assert_eq!(e.reason, Reason::RegistryUnreachable);
-        assert!(e.detail.contains("deny-list"), "{target}: {}", e.detail);
-        assert!(took < Duration::from_millis(500), "{took:?}");
-    }
-    assert!(
-        internal.first_bytes().is_empty(),
-        "no connection reached the internal host"
-    );
-}
-
-// S1: the deny-list applies to IP literals, names (at resolution) and metadata addresses.
-#[tokio::test]
-async fn denied_addresses_are_never_contacted() {
-    let internal =
-        FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200)).await;
-    let deny = DenyList::with(["127.0.0.2/32".parse().expect("cidr")]);
-    let c = client_with(&[&internal], &[], deny, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.resolve(&image(&internal, "a:v1")),
-    )
-    .await;
-    let e = r.expect_err("denied");
-    assert_eq!(e.reason, Reason::RegistryUnreachable);
-    assert!(
-        e.detail
-            .contains("127.0.0.2 is in the registry deny-list (127.0.0.2/32)"),
-        "{}",
-        e.detail
-    );
-    assert!(internal.first_bytes().is_empty());
-    assert_eq!(
-        metric(
-            &c,
-            "signet_registry_requests_total{operation=\"resolve\",status=\"error\"}"
-        ),
-        1.0
-    );
-
-    // The cloud metadata address, refused by the default list before any connection (the
-    // error says so: nothing is sent there).
-    let c = Client {
-        registry: HttpRegistry::new(RegistryConfig::default(), Arc::new(Metrics::new()))
-            .expect("client"),
-        metrics: Arc::new(Metrics::new()),
-    };
-    for r in ["169.254.169.254/latest:v1", "169.254.169.254:80/a/b:v1"] {
-        let img: ImageRef = r.parse().expect("ref");
-        let (res, took) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
-        let e = res.expect_err("denied");
-        assert!(e.detail.contains("deny-list"), "{r}: {}", e.detail);
-        assert!(took < Duration::from_millis(100), "{took:?}");
-    }
-
-    // A name is checked once resolved: localhost → 127.0.0.1 (and ::1), both denied here.
-    let local = FaultyServer::start(|_| Reply::status(200)).await;
-    let port = local.addr.port();
-    let deny = DenyList::with([
-        "127.0.0.0/8".parse().expect("cidr"),
-        "::1/128".parse().expect("cidr"),
-    ]);
-    let metrics = Arc::new(Metrics::new());
-    let config = RegistryConfig {
-        insecure: vec![format!("localhost:{port}")],
-        deny,
-        ..RegistryConfig::default()
-    };
-    let registry = HttpRegistry::new(config, metrics).expect("client");
-    let img: ImageRef = format!("localhost:{port}/a:v1").parse().expect("ref");
-    let (res, _) = within(Duration::from_secs(3), registry.resolve(&img)).await;
-    let e = res.expect_err("denied at resolution");
-    assert!(e.detail.contains("deny-list"), "{}", e.detail);
-    assert!(
-        local.first_bytes().is_empty(),
-        "no connection to a denied resolved address"
-    );
-}
-
-// A registry that is not listed as insecure is never spoken to in plain HTTP.
-#[tokio::test]
-async fn secure_registries_are_never_contacted_over_plain_http() {
-    let server = FaultyServer::start(|_| manifest_reply(&manifest(6))).await;
-    let c = client_with(&[], &[], DenyList::default(), Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.resolve(&image(&server, "a:v1")),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
-    assert!(server.seen().is_empty(), "no HTTP request");
-    assert!(
-        server.first_bytes().iter().all(|b| *b == 0x16),
-        "only TLS handshakes: {:?}",
-        server.first_bytes()
-    );
-}
-
-// R6: never trust Docker-Content-Digest, never accept bytes for the wrong digest.
-#[tokio::test]
-async fn digest_lies_are_digest_mismatches() {
-    let body = manifest(7);
-    let other = sha256_digest(&manifest(8));
-    let b = body.clone();
-    let o = other.clone();
-    let server = FaultyServer::start(move |_| {
-        Reply::with(
-            200,
-            &[
-                ("Content-Type", OCI_MANIFEST),
-                ("Docker-Content-Digest", o.as_str()),
-            ],
-            b.clone(),
-        )
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    // By tag: the header names another digest than the body's.
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.manifest(&image(&server, "a"), "v1"),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
-    // By digest: the body is not the requested digest.
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.manifest(&image(&server, "a"), &other),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
-    // A blob whose bytes are not its digest.
-    let d = blob_descriptor(&other, body.len() as u64);
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
-    // Resolving a digest reference whose HEAD names another digest.
-    let img = image(&server, &format!("a@{}", sha256_digest(&body)));
-    let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
-    assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
-}
-
-// R13: a tag that flips between two manifests. Whatever the tag said, bytes fetched by digest
-// must hash to that digest: the flip cannot substitute content.
-#[tokio::test]
-async fn flipping_tag_cannot_substitute_content() {
-    let a = manifest(9);
-    let b = manifest(10);
-    let n = AtomicUsize::new(0);
-    let (a2, b2) = (a.clone(), b.clone());
-    let server = FaultyServer::start(move |_| {
-        if n.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
-            manifest_reply(&a2)
-        } else {
-            manifest_reply(&b2)
-        }
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    let img = image(&server, "a:latest");
-    let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
-    let resolved = r.expect("resolves");
-    assert_eq!(resolved.digest.as_str(), sha256_digest(&a));
-    assert_eq!(server.seen().len(), 1, "one lookup per resolution");
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.manifest(&img, resolved.digest.as_str()),
-    )
-    .await;
-    assert_eq!(
-        reason(&r),
-        Reason::DigestMismatch,
-        "flipped content is refused: {r:?}"
-    );
-}
-
-// R7/R8: lying lengths and huge bodies stop at the cap while streaming; RSS stays flat.
-#[tokio::test]
-async fn lying_content_length_is_caught() {
-    let body = b"0123456789".repeat(10);
-    let digest = sha256_digest(&body);
-    // Claims more than the cap: refused before reading.
-    let server =
-        FaultyServer::start(|_| Reply::with(200, &[("Content-Length", "999999999")], "x")).await;
-    let c = client(&server, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.manifest(&image(&server, "a"), "v1"),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-    // Claims less than it sends: the extra bytes are not part of the body, the digest fails.
-    let b = body.clone();
-    let server =
-        FaultyServer::start(move |_| Reply::with(200, &[("Content-Length", "10")], b.clone()))
-            .await;
-    let c = client(&server, Limits::default());
-    let d = blob_descriptor(&digest, body.len() as u64);
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
-    // Claims more than it sends, then closes: broken off.
-    let b = body.clone();
-    let server = FaultyServer::start(move |_| {
-        Reply::with(
-            200,
-            &[("Content-Length", "100"), ("Connection", "close")],
-            b[..50].to_vec(),
-        )
-    })
-    .await;
-    let c = client(&server, limits(Duration::from_secs(1)));
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
-    // Claims more than the descriptor's size: refused before reading.
-    let server =
-        FaultyServer::start(|_| Reply::with(200, &[("Content-Length", "5000")], "x")).await;
-    let c = client(&server, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-}
-
-#[tokio::test]
-async fn gigabyte_blob_and_endless_manifest_stay_bounded() {
-    const GIB: u64 = 1 << 30;
-    let server = FaultyServer::start(|_| Reply::Stream {
-        headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
-        total: GIB,
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    let before = rss_bytes();
-    // The descriptor says 1 KiB; 1 GiB streams.
-    let d = blob_descriptor(&format!("sha256:{:064x}", 1), 1024);
-    let (r, took) = within(
-        Duration::from_secs(5),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
-    // A manifest with no length: cut at the 4 MiB cap.
-    let (r, _) = within(
-        Duration::from_secs(5),
-        c.registry.manifest(&image(&server, "a"), "v1"),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-    let grown = rss_bytes().saturating_sub(before);
-    assert!(grown < 64 << 20, "RSS grew by {} MiB", grown >> 20);
-
-    // The descriptor says 1 GiB: refused before any request.
-    let seen = server.seen().len();
-    let d = blob_descriptor(&format!("sha256:{:064x}", 1), GIB);
-    let (r, _) = within(
-        Duration::from_secs(5),
-        c.registry.blob(&image(&server, "a"), &d),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-    assert_eq!(server.seen().len(), seen, "not fetched");
-}
-
-fn referrers_index(count: usize, start: usize) -> Vec<u8> {
-    let entries: Vec<String> = (start..start + count)
-        .map(|i| {
-            format!(
-                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{i:064x}","size":500,"artifactType":"application/vnd.cncf.notary.signature"}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
-        entries.join(",")
-    )
-    .into_bytes()
-}
-
-// R10: 10,000 referrers in one answer, endless pages, and a page link to another host.
-#[tokio::test]
-async fn referrer_lists_are_bounded() {
-    let subject: Digest = format!("sha256:{:064x}", 42).parse().expect("digest");
-    let big = referrers_index(10_000, 0);
-    let server =
-        FaultyServer::start(move |_| Reply::with(200, &[("Content-Type", OCI_INDEX)], big.clone()))
-            .await;
-    let c = client(&server, Limits::default());
-    let before = rss_bytes();
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.referrers(&image(&server, "a"), &subject),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooManyReferrers, "{r:?}");
-    assert!(rss_bytes().saturating_sub(before) < 64 << 20);
-
-    // Endless pages of 20: stops once the total passes max_referrers (50), on page 3.
-    let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |req: &Seen| {
-        let i = n.fetch_add(1, Ordering::SeqCst);
-        let next = format!(
-            "<{}?page={}>; rel=\"next\"",
-            req.path.split('?').next().unwrap_or_default(),
-            i + 1
-        );
-        Reply::with(
-            200,
-            &[("Content-Type", OCI_INDEX), ("Link", next.as_str())],
-            referrers_index(20, i * 20),
-        )
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.referrers(&image(&server, "a"), &subject),
-    )
-    .await;
-    assert_eq!(reason(&r), Reason::TooManyReferrers, "{r:?}");
-    assert_eq!(server.seen().len(), 3);
-
-    // Two pages within the limit are joined.
-    let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |req: &Seen| {
-        let i = n.fetch_add(1, Ordering::SeqCst);
-        if i == 0 {
-            let next = format!("<{}?last=x>; rel=\"next\"", req.path);
-            Reply::with(200, &[("Link", next.as_str())], referrers_index(20, 0))
-        } else {
-            Reply::with(200, &[], referrers_index(5, 20))
-        }
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.referrers(&image(&server, "a"), &subject),
-    )
-    .await;
-    assert_eq!(r.expect("two pages").len(), 25);
-
-    // A next page on another host is not followed.
-    let other = FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
-        Reply::with(200, &[], referrers_index(1, 0))
-    })
-    .await;
-    let next = format!("<{}>; rel=\"next\"", other.url("/v2/a/referrers/x"));
-    let server = FaultyServer::start(move |_| {
-        Reply::with(200, &[("Link", next.as_str())], referrers_index(1, 0))
-    })
-    .await;
-    let c = client_with(
-        &[&server, &other],
-        &[],
-        DenyList::default(),
-        Limits::default(),
-    );
-    let (r, _) = within(
-        Duration::from_secs(3),
-        c.registry.referrers(&image(&server, "a"), &subject),
-    )
-    .await;
-    assert!(r.is_err(), "{r:?}");
-    assert!(other.seen().is_empty());
-}
-
-// R11: no referrers API (404): the tag schema, and the 404 is remembered.
-#[tokio::test]
-async fn referrers_fall_back_to_the_tag_schema() {
-    let subject: Digest = format!("sha256:{:064x}", 43).parse().expect("digest");
-    let index = referrers_index(2, 0);
-    let index_digest = sha256_digest(&index);
-    let server = FaultyServer::start(move |req: &Seen| {
-        if req.path.contains("/referrers/") {
-            Reply::with(404, &[("Content-Type", "text/plain")], "404 page not found")
-        } else if req.path.ends_with(&format!("sha256-{:064x}", 43)) {
-            Reply::with(
-                200,
-                &[
-                    ("Content-Type", OCI_INDEX),
-                    ("Docker-Content-Digest", index_digest.as_str()),
-                ],
-                index.clone(),
-            )
-        } else {
-            Reply::status(404)
-        }
-    })
-    .await;
-    let c = client(&server, Limits::default());
-    for _ in 0..2 {
-        let (r, _) = within(
-            Duration::from_secs(3),
-            c.registry.referrers(&image(&server, "a"), &subject),
-        )
-        .await;
-        assert_eq!(r.expect("tag schema").len(), 2);
-    }
-    let api_calls = server
-        .seen()
-        .iter()
-        .filter(|s| s.path.contains("/referrers/"))
-        .count();
-    assert_eq!(api_calls, 1, "the missing API is remembered");
-}
-
-/// The per-host bound covers bodies, not just requests waiting for headers: with one request
-/// allowed per host, a second request waits until the first blob's body is read, so a host
-/// that trickles bodies cannot have more of them in flight than the bound.
-#[tokio::test]
-async fn blob_bodies_are_read_under_the_host_permit() {
-    let blob = vec![b'x'; 20];
-    let digest = sha256_digest(&blob);
-    let server = {
-        let blob = blob.clone();
-        FaultyServer::start(move |seen| {
-            if seen.path.contains("/blobs/") {
-                Reply::Trickle {
-                    headers: vec![("Content-Length".into(), blob.len().to_string())],
-                    body: blob.clone(),
-                    every: Duration::from_millis(40),
-                }
-            } else {
-                Reply::status(404)
-            }
-        })
-        .await
-    };
-    let c = Arc::new(client(
-        &server,
-        Limits {
-            max_concurrent_per_host: 1,
-            ..Limits::default()
-        },
-    ));
-    let img = image(&server, "a:v1");
-    let slow = {
-        let (c, img) = (c.clone(), img.clone());
-        let d = blob_descriptor(&digest, 20);
-        tokio::spawn(async move { c.registry.blob(&img, &d).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let other = {
-        let (c, img) = (c.clone(), img.clone());
-        tokio::spawn(async move { c.registry.manifest(&img, "v2").await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        server.seen().len(),
-        1,
-        "the second request waits while the first body streams"
-    );
-    assert_eq!(slow.await.expect("task").expect("blob"), blob);
-    assert!(other.await.expect("task").expect("manifest").is_none());
-    assert_eq!(server.seen().len(), 2);
 }

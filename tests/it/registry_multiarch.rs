@@ -6,13 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signet::decision::{CacheConfig, Engine, ImageUse, Verdict};
+use signet::decision::{ImageUse, Verdict};
+use signet::engine;
 use signet::metrics::Metrics;
-use signet::registry::{HttpRegistry, RegistryConfig};
+use signet::registry::RegistryConfig;
 
 use crate::support::cosign::{self, CosignKey};
 use crate::support::registry::TestRegistry;
-use crate::support::signet::cosign_policy;
+use crate::support::signet::{cosign_policy, test_options};
 
 async fn decide(registry: &TestRegistry, policy: &str, image: &str) -> Verdict {
     let set = signet::policy::load_str(Path::new("policies.yaml"), policy).expect("policy loads");
@@ -21,8 +22,7 @@ async fn decide(registry: &TestRegistry, policy: &str, image: &str) -> Verdict {
         insecure: vec![registry.addr()],
         ..RegistryConfig::default()
     };
-    let client = HttpRegistry::new(config, metrics.clone()).expect("client");
-    let engine = Engine::new(Arc::new(client), set, CacheConfig::default(), metrics);
+    let engine = engine::build(config, set, metrics, test_options()).expect("engine");
     engine
         .decide(
             &[ImageUse {

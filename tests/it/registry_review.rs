@@ -7,13 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signet::decision::{CacheConfig, Engine, ImageUse, Verdict};
+use signet::decision::{ImageUse, Verdict};
+use signet::engine;
 use signet::metrics::Metrics;
-use signet::registry::{DenyList, HttpRegistry, Limits, RegistryConfig};
+use signet::registry::{DenyList, Limits, RegistryConfig};
 
 use crate::support::cosign::CosignKey;
 use crate::support::faulty::{FaultyServer, Reply, Seen};
-use crate::support::signet::cosign_policy;
+use crate::support::signet::{cosign_policy, test_options};
 
 /// One scripted fault.
 type Handler = Box<dyn Fn(&Seen) -> Reply + Send + Sync>;
@@ -45,13 +46,7 @@ async fn decide(
         },
         ..RegistryConfig::default()
     };
-    let registry = HttpRegistry::new(config, metrics.clone()).expect("client");
-    let engine = Engine::new(
-        Arc::new(registry),
-        set,
-        CacheConfig::default(),
-        metrics.clone(),
-    );
+    let engine = engine::build(config, set, metrics.clone(), test_options()).expect("engine");
     let started = Instant::now();
     let verdict = engine
         .decide(

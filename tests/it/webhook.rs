@@ -81,6 +81,76 @@ impl World {
     }
 }
 
+/// An unsigned image with an SBOM, an attestation and more referrers: the deny message says
+/// what was looked at and set aside, naming at most three and counting the rest.
+#[tokio::test]
+async fn no_signature_denial_names_the_referrers_it_ignored() {
+    let w = world().await;
+    let pusher = w.registry.pusher();
+    let unsigned = pusher.push_image("team/app", "3.0", 3).await;
+    let empty = "application/vnd.oci.empty.v1+json";
+    fn layer(t: &str) -> Vec<(&str, Vec<u8>, crate::support::oci::Annotations)> {
+        vec![(t, b"{}".to_vec(), crate::support::oci::annotations(&[]))]
+    }
+    pusher
+        .push_referrer(
+            "team/app",
+            &unsigned,
+            "application/spdx+json",
+            empty,
+            layer("application/spdx+json"),
+            crate::support::oci::annotations(&[]),
+        )
+        .await;
+    let bundle = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    pusher
+        .push_referrer(
+            "team/app",
+            &unsigned,
+            bundle,
+            empty,
+            layer(bundle),
+            crate::support::oci::annotations(&[(
+                "dev.sigstore.bundle.predicateType",
+                "https://slsa.dev/provenance/v1",
+            )]),
+        )
+        .await;
+    for n in 0..2 {
+        pusher
+            .push_referrer(
+                "team/app",
+                &unsigned,
+                &format!("application/vnd.example.scan.v{n}+json"),
+                empty,
+                layer("application/json"),
+                crate::support::oci::annotations(&[]),
+            )
+            .await;
+    }
+    let signet = w.enforcing_signet().await;
+
+    let denied = signet
+        .review(&pod_with(&unsigned.reference_by_tag(&w.registry.addr())))
+        .await;
+    assert_denied(&denied);
+    let msg = message(&denied);
+    assert!(msg.contains("no signature found"), "{msg}");
+    assert!(msg.contains("; ignored 4 artifacts: "), "{msg}");
+    assert!(msg.contains(" and 1 more"), "{msg}");
+    let named = [
+        "an SBOM (application/spdx+json)",
+        "an attestation (https://slsa.dev/provenance/v1)",
+        "an artifact (application/vnd.example.scan.v",
+    ];
+    assert_eq!(
+        named.iter().filter(|n| msg.contains(*n)).count(),
+        3,
+        "three of the four named: {msg}"
+    );
+    signet.stop().await;
+}
+
 #[tokio::test]
 async fn signed_image_is_allowed_and_unsigned_is_denied_with_the_reason() {
     let w = world().await;
@@ -527,6 +597,9 @@ async fn policies_reload_on_change_and_a_bad_reload_keeps_the_last_good_set() {
     let review = pod_with(&img.reference_by_tag(&w.registry.addr()));
     let signet = Signet::start(&settings("deny"), &[&w.registry]).await;
     assert_denied(&signet.review(&review).await);
+    // The start-up load counts as a success, as it does in `signet serve`.
+    let loads = signet.metric("signet_policy_reloads_total{result=\"success\"}");
+    assert_eq!(loads, 1.0);
 
     let file = signet.policy_dir.join("policies.yaml");
     std::fs::write(&file, settings("allow")).unwrap();
@@ -541,7 +614,7 @@ async fn policies_reload_on_change_and_a_bad_reload_keeps_the_last_good_set() {
     assert!(allowed, "the new policy set was not picked up");
     assert_eq!(
         signet.metric("signet_policy_reloads_total{result=\"success\"}"),
-        1.0
+        loads + 1.0
     );
 
     std::fs::write(

@@ -1,4 +1,4 @@
-//! The real signet server, in process, over HTTPS: the same `server::start` `signet serve`
+//! The real signet server, in process, over HTTPS: the same `engine::serve` `signet serve`
 //! runs, with its self-signed certificate, on ephemeral loopback ports.
 
 use std::path::{Path, PathBuf};
@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use signet::decision::{CacheConfig, Engine};
+use signet::engine;
 use signet::metrics::Metrics;
-use signet::registry::{HttpRegistry, Limits, RegistryConfig};
-use signet::revocation::HttpRevocation;
-use signet::server::{self, Handle, ServeConfig, ServeLimits, TlsSource};
+use signet::registry::{Limits, RegistryConfig};
+use signet::server::{Handle, ServeConfig, ServeLimits, TlsSource};
 use tempfile::TempDir;
 
 use super::registry::TestRegistry;
@@ -120,8 +119,10 @@ impl Signet {
         serve_limits: ServeLimits,
     ) -> Signet {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let set = signet::policy::load_dir(&policy_dir)
-            .unwrap_or_else(|e| panic!("test policies do not load: {e:?}"));
+        // `engine::serve` would start not ready; a test wants the loader's errors instead.
+        if let Err(e) = signet::policy::load_dir(&policy_dir) {
+            panic!("test policies do not load: {e:?}");
+        }
         let mut config = RegistryConfig {
             limits,
             ..RegistryConfig::default()
@@ -133,41 +134,28 @@ impl Signet {
             }
         }
         let metrics = Arc::new(Metrics::new());
-        let deny = config.deny.clone();
-        let registry = HttpRegistry::new(config, metrics.clone()).expect("registry client");
-        let mut engine = Engine::new(
-            Arc::new(registry),
-            set,
-            CacheConfig::default(),
-            metrics.clone(),
-        );
-        if revocation {
-            let fetcher = HttpRevocation::new(deny).expect("revocation fetcher");
-            engine = engine.with_revocation(Arc::new(fetcher));
-        }
-        let engine = Arc::new(engine);
         let ca_out = dir.path().join("ca.pem");
-        let handle = server::start(
-            ServeConfig {
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                admin_listen: "127.0.0.1:0".parse().expect("addr"),
-                tls: TlsSource::SelfSigned {
-                    ca_out: ca_out.clone(),
-                },
-                policies: policy_dir.clone(),
-                no_match_override: None,
-                policy_poll: Duration::from_millis(200),
-                tls_poll: Duration::from_secs(10),
-                shutdown_delay: Duration::ZERO,
-                drain_timeout: Duration::from_secs(2),
-                limits: serve_limits,
+        let serve = ServeConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: TlsSource::SelfSigned {
+                ca_out: ca_out.clone(),
             },
-            engine,
-            metrics.clone(),
-            true,
-        )
-        .await
-        .expect("signet starts");
+            policies: policy_dir.clone(),
+            no_match_override: None,
+            policy_poll: Duration::from_millis(200),
+            tls_poll: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
+            drain_timeout: Duration::from_secs(2),
+            limits: serve_limits,
+        };
+        let options = engine::Options {
+            revocation,
+            ..test_options()
+        };
+        let handle = engine::serve(serve, config, metrics.clone(), options)
+            .await
+            .expect("signet starts");
         let ca_pem = std::fs::read_to_string(&ca_out).expect("CA written");
         Signet {
             url: format!("https://localhost:{}/validate", handle.webhook_addr.port()),
@@ -309,5 +297,14 @@ impl Signet {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
         }
+    }
+}
+
+/// The engine options tests build with: production's, without the revocation fetcher (no test
+/// reaches the network by accident; [`Signet::start_with_revocation`] turns it on).
+pub fn test_options() -> engine::Options {
+    engine::Options {
+        revocation: false,
+        ..engine::Options::default()
     }
 }

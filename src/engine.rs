@@ -1,0 +1,80 @@
+//! The wiring every command shares: the registry client, the engine over it and the revocation
+//! fetcher, built once here so `signet serve`, `signet verify`, `signet review` and the
+//! integration tests all run the same composition. Only start-up code calls this module.
+
+use std::sync::Arc;
+
+use crate::decision::{CacheConfig, Engine};
+use crate::metrics::Metrics;
+use crate::policy::PolicySet;
+use crate::policy::source::{self, Directory};
+use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::revocation::HttpRevocation;
+use crate::server::{self, Handle, ServeConfig};
+
+/// How [`build`] composes the engine beyond the registry configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub caches: CacheConfig,
+    /// Give the engine the HTTP revocation fetcher, so Notation chains that name CRL or OCSP
+    /// locations are checked against them. Without it such chains have an unknown revocation
+    /// status (which the trust policy's level judges); tests turn it off so that no test
+    /// reaches the network by accident.
+    pub revocation: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            caches: CacheConfig::default(),
+            revocation: true,
+        }
+    }
+}
+
+/// Why the engine cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Registry(String),
+}
+
+/// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
+/// revocation fetcher (if that cannot be built, revocation has no fetcher and a warning is
+/// logged). Both share the registry's SSRF deny-list and `metrics`.
+pub fn build(
+    registry: RegistryConfig,
+    policies: PolicySet,
+    metrics: Arc<Metrics>,
+    options: Options,
+) -> Result<Engine, BuildError> {
+    let deny = registry.deny.clone();
+    let client = HttpRegistry::new(registry, metrics.clone()).map_err(BuildError::Registry)?;
+    let engine = Engine::new(Arc::new(client), policies, options.caches, metrics.clone());
+    if !options.revocation {
+        return Ok(engine);
+    }
+    Ok(match HttpRevocation::new(deny) {
+        Ok(r) => engine.with_revocation(Arc::new(r.with_metrics(metrics))),
+        Err(error) => {
+            tracing::warn!(%error, "revocation checks have no fetcher");
+            engine
+        }
+    })
+}
+
+/// What `signet serve` runs: loads the policy directory of `serve` (an invalid set starts the
+/// server not ready, never "allow all"), builds the engine and starts both ports.
+pub async fn serve(
+    serve: ServeConfig,
+    registry: RegistryConfig,
+    metrics: Arc<Metrics>,
+    options: Options,
+) -> anyhow::Result<Handle> {
+    let (set, valid) = source::load_initial(
+        &Directory::new(serve.policies.clone(), serve.no_match_override),
+        &metrics,
+    );
+    let engine = build(registry, set, metrics.clone(), options)?;
+    server::start(serve, Arc::new(engine), metrics, valid).await
+}
