@@ -34,7 +34,6 @@
 
 mod chain;
 mod crl;
-mod der_walk;
 mod envelope;
 #[cfg(fuzzing)]
 #[doc(hidden)]

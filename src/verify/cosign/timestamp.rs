@@ -18,6 +18,10 @@ use crate::policy::cosign::trust_root::{CertificateAuthority, TrustRoot};
 use crate::policy::cosign::{KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
 use crate::verify::Failure;
+use crate::verify::pkix::der::{
+    GeneralizedTime, Reader, TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER,
+    TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET, Tlv,
+};
 
 const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
 const OID_TST_INFO: &[u8] = &[
@@ -35,71 +39,6 @@ fn invalid(d: impl Into<String>) -> Failure {
     Failure::new(Reason::TimestampInvalid, d)
 }
 
-/// One DER element: tag byte, contents, and the whole encoding.
-#[derive(Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    raw: &'a [u8],
-}
-
-/// Reads consecutive DER elements (definite lengths only, as DER requires).
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn next(&mut self) -> Option<Tlv<'a>> {
-        let b = self.0;
-        let tag = *b.first()?;
-        if tag & 0x1f == 0x1f {
-            return None; // high tag numbers do not occur in these structures
-        }
-        let first = usize::from(*b.get(1)?);
-        let (len, header) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | usize::from(*b.get(2 + i)?);
-            }
-            (len, 2 + n)
-        };
-        let end = header.checked_add(len)?;
-        let raw = b.get(..end)?;
-        self.0 = &b[end..];
-        Some(Tlv {
-            tag,
-            content: &raw[header..],
-            raw,
-        })
-    }
-
-    fn expect(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        let t = self.next()?;
-        (t.tag == tag).then_some(t)
-    }
-
-    /// Skips elements until one with `tag`.
-    fn find(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        while let Some(t) = self.next() {
-            if t.tag == tag {
-                return Some(t);
-            }
-        }
-        None
-    }
-}
-
-const SEQ: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID: u8 = 0x06;
-const INT: u8 = 0x02;
-const OCTETS: u8 = 0x04;
-const CTX0: u8 = 0xa0;
-
 fn hash_alg(oid: &[u8]) -> Option<&'static digest::Algorithm> {
     match oid {
         o if o == OID_SHA256 => Some(&digest::SHA256),
@@ -111,7 +50,7 @@ fn hash_alg(oid: &[u8]) -> Option<&'static digest::Algorithm> {
 
 /// The OID inside an AlgorithmIdentifier.
 fn alg_oid(alg: Tlv<'_>) -> Option<&[u8]> {
-    Reader(alg.content).expect(OID).map(|o| o.content)
+    Reader(alg.value).expect(TAG_OID).map(|o| o.value)
 }
 
 /// A parsed timestamp token.
@@ -130,77 +69,77 @@ struct Token<'a> {
 }
 
 fn parse(token: &[u8]) -> Option<Token<'_>> {
-    let ci = Reader(token).expect(SEQ)?;
-    let mut r = Reader(ci.content);
-    if r.expect(OID)?.content != OID_SIGNED_DATA {
+    let ci = Reader(token).expect(TAG_SEQUENCE)?;
+    let mut r = Reader(ci.value);
+    if r.expect(TAG_OID)?.value != OID_SIGNED_DATA {
         return None;
     }
-    let sd = Reader(r.expect(CTX0)?.content).expect(SEQ)?;
-    let mut sd = Reader(sd.content);
-    sd.expect(INT)?; // version
-    sd.expect(SET)?; // digestAlgorithms
-    let encap = sd.expect(SEQ)?;
-    let mut e = Reader(encap.content);
-    if e.expect(OID)?.content != OID_TST_INFO {
+    let sd = Reader(r.expect(TAG_CTX0)?.value).expect(TAG_SEQUENCE)?;
+    let mut sd = Reader(sd.value);
+    sd.expect(TAG_INTEGER)?; // version
+    sd.expect(TAG_SET)?; // digestAlgorithms
+    let encap = sd.expect(TAG_SEQUENCE)?;
+    let mut e = Reader(encap.value);
+    if e.expect(TAG_OID)?.value != OID_TST_INFO {
         return None;
     }
-    let tst_info = Reader(e.expect(CTX0)?.content).expect(OCTETS)?.content;
+    let tst_info = Reader(e.expect(TAG_CTX0)?.value)
+        .expect(TAG_OCTET_STRING)?
+        .value;
     let mut certificates = Vec::new();
     let mut next = sd.next()?;
-    if next.tag == CTX0 {
-        let mut certs = Reader(next.content);
-        while let Some(c) = certs.next() {
-            if c.tag == SEQ {
-                certificates.push(c.raw);
-            }
-        }
+    if next.tag == TAG_CTX0 {
+        certificates.extend(
+            Reader(next.value)
+                .filter(|c| c.tag == TAG_SEQUENCE)
+                .map(|c| c.full),
+        );
         next = sd.next()?;
     }
-    if next.tag == 0xa1 {
+    if next.tag == TAG_CTX1 {
         next = sd.next()?; // crls
     }
-    if next.tag != SET {
+    if next.tag != TAG_SET {
         return None;
     }
     // Exactly the first SignerInfo: TSAs sign once.
-    let si = Reader(next.content).expect(SEQ)?;
-    let mut si = Reader(si.content);
-    si.expect(INT)?;
+    let si = Reader(next.value).expect(TAG_SEQUENCE)?;
+    let mut si = Reader(si.value);
+    si.expect(TAG_INTEGER)?;
     si.next()?; // sid
-    let digest_alg = hash_alg(alg_oid(si.expect(SEQ)?)?)?;
-    let attrs = si.expect(CTX0)?;
-    si.expect(SEQ)?; // signatureAlgorithm: the key and digest decide
-    let signature = si.expect(OCTETS)?.content;
+    let digest_alg = hash_alg(alg_oid(si.expect(TAG_SEQUENCE)?)?)?;
+    let attrs = si.expect(TAG_CTX0)?;
+    si.expect(TAG_SEQUENCE)?; // signatureAlgorithm: the key and digest decide
+    let signature = si.expect(TAG_OCTET_STRING)?.value;
 
-    let mut signed_attrs = attrs.raw.to_vec();
-    signed_attrs[0] = SET;
+    let mut signed_attrs = attrs.full.to_vec();
+    signed_attrs[0] = TAG_SET;
     let mut message_digest = None;
     let mut content_type_ok = false;
-    let mut a = Reader(attrs.content);
-    while let Some(attr) = a.next() {
-        let mut ar = Reader(attr.content);
-        let oid = ar.expect(OID)?.content;
-        let values = ar.expect(SET)?;
+    for attr in Reader(attrs.value) {
+        let mut ar = Reader(attr.value);
+        let oid = ar.expect(TAG_OID)?.value;
+        let values = ar.expect(TAG_SET)?;
         if oid == OID_MESSAGE_DIGEST {
-            message_digest = Some(Reader(values.content).expect(OCTETS)?.content);
+            message_digest = Some(Reader(values.value).expect(TAG_OCTET_STRING)?.value);
         } else if oid == OID_CONTENT_TYPE {
-            content_type_ok = Reader(values.content).expect(OID)?.content == OID_TST_INFO;
+            content_type_ok = Reader(values.value).expect(TAG_OID)?.value == OID_TST_INFO;
         }
     }
     if !content_type_ok {
         return None;
     }
 
-    let tst = Reader(tst_info).expect(SEQ)?;
-    let mut t = Reader(tst.content);
-    t.expect(INT)?; // version
-    t.expect(OID)?; // policy
-    let mi = t.expect(SEQ)?;
-    let mut mi = Reader(mi.content);
-    let imprint_alg = hash_alg(alg_oid(mi.expect(SEQ)?)?)?;
-    let imprint = mi.expect(OCTETS)?.content;
-    t.expect(INT)?; // serialNumber
-    let gen_time = parse_generalized_time(t.find(0x18)?.content)?;
+    let tst = Reader(tst_info).expect(TAG_SEQUENCE)?;
+    let mut t = Reader(tst.value);
+    t.expect(TAG_INTEGER)?; // version
+    t.expect(TAG_OID)?; // policy
+    let mi = t.expect(TAG_SEQUENCE)?;
+    let mut mi = Reader(mi.value);
+    let imprint_alg = hash_alg(alg_oid(mi.expect(TAG_SEQUENCE)?)?)?;
+    let imprint = mi.expect(TAG_OCTET_STRING)?.value;
+    t.expect(TAG_INTEGER)?; // serialNumber
+    let gen_time = parse_generalized_time(t.skip_to(TAG_GENERALIZED_TIME)?.value)?;
     Some(Token {
         tst_info,
         imprint_alg,
@@ -214,32 +153,9 @@ fn parse(token: &[u8]) -> Option<Token<'_>> {
     })
 }
 
-/// `YYYYMMDDHHMMSS[.f+]Z`; fractional seconds are allowed by RFC 3161 and dropped.
+/// `YYYYMMDDHHMMSS[.f*]Z`; fractional seconds are allowed by RFC 3161 and dropped.
 fn parse_generalized_time(b: &[u8]) -> Option<SystemTime> {
-    let s = std::str::from_utf8(b).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let (main, frac) = s.split_once('.').unwrap_or((s, ""));
-    if main.len() != 14
-        || !main.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| main[r].parse::<u16>().ok();
-    let month = time::Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::from(n(0..4)?), month, u8::try_from(n(6..8)?).ok()?)
-            .ok()?;
-    let t = time::Time::from_hms(
-        u8::try_from(n(8..10)?).ok()?,
-        u8::try_from(n(10..12)?).ok()?,
-        u8::try_from(n(12..14)?).ok()?,
-    )
-    .ok()?;
-    let secs = time::PrimitiveDateTime::new(date, t)
-        .assume_utc()
-        .unix_timestamp();
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+    GeneralizedTime::parse(b)?.whole_seconds()
 }
 
 /// Whether `raw` verifies over `message` with `key`, the digest given by the CMS signer info.

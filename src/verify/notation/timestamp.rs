@@ -22,7 +22,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 
 use super::CheckError;
-use super::der_walk::{
+use crate::verify::pkix::der::{
     TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET,
     Tlv, Walker,
 };
@@ -40,7 +40,7 @@ const EKU_TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x0
 const MAX_TOKEN: usize = 256 * 1024;
 
 /// The DER walker, with errors worded for timestamps.
-const W: Walker = Walker { context: bad_str };
+const W: Walker<CheckError> = Walker { context: bad_str };
 
 fn bad_str(what: &str) -> CheckError {
     bad(what)
