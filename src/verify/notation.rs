@@ -44,13 +44,14 @@ mod timestamp;
 
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::UnparsedPublicKey;
 
 use super::{Context, Evidence, Expiry, Failure, NotationSignature, Outcome, Subject};
 use crate::policy::notation::{
     Action, Level, NotationAuthority, StoreType, TrustedIdentities, VerifyTimestamp,
 };
 use crate::reason::Reason;
+use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use revocation::{
@@ -513,17 +514,22 @@ fn verify_raw(
     sig: &[u8],
 ) -> Result<(), CheckError> {
     use envelope::Algorithm as A;
-    let algorithm: &'static dyn VerificationAlgorithm = match alg {
-        A::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
-        A::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
-        A::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
-        A::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
-        A::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-        A::Es512 => &signature::ECDSA_P521_SHA512_FIXED,
+    let algorithm = match alg {
+        A::Ps256 => Some(algorithms::rsa_pss(Hash::Sha256)),
+        A::Ps384 => Some(algorithms::rsa_pss(Hash::Sha384)),
+        A::Ps512 => Some(algorithms::rsa_pss(Hash::Sha512)),
+        A::Es256 => algorithms::fixed(KeyKind::EcP256),
+        A::Es384 => algorithms::fixed(KeyKind::EcP384),
+        A::Es512 => algorithms::fixed(KeyKind::EcP521),
     };
-    UnparsedPublicKey::new(algorithm, key)
-        .verify(message, sig)
-        .map_err(|_| {
+    algorithm
+        .ok_or(())
+        .and_then(|a| {
+            UnparsedPublicKey::new(a, key)
+                .verify(message, sig)
+                .map_err(|_| ())
+        })
+        .map_err(|()| {
             CheckError::BadSignature(format!(
                 "the {} signature does not verify with the signing certificate's key",
                 alg.as_str()

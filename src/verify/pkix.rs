@@ -6,4 +6,5 @@
 //!
 //! Pure like the rest of `verify`: bytes in, verdicts out, no I/O.
 
+pub mod algorithms;
 pub mod der;

@@ -11,13 +11,13 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature as sig;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use crate::policy::cosign::PublicKey;
 use crate::policy::cosign::trust_root::{CertificateAuthority, TrustRoot};
-use crate::policy::cosign::{KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
 use crate::verify::Failure;
+use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 use crate::verify::pkix::der::{
     GeneralizedTime, Reader, TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER,
     TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET, Tlv,
@@ -165,24 +165,9 @@ fn cms_signature_verifies(
     message: &[u8],
     raw: &[u8],
 ) -> bool {
-    let sha = |a: &'static digest::Algorithm| std::ptr::eq(digest_alg, a);
-    let alg: &dyn sig::VerificationAlgorithm = match key.algorithm {
-        KeyAlgorithm::EcdsaP256 if sha(&digest::SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP256 if sha(&digest::SHA384) => &sig::ECDSA_P256_SHA384_ASN1,
-        KeyAlgorithm::EcdsaP384 if sha(&digest::SHA256) => &sig::ECDSA_P384_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP384 if sha(&digest::SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
-        KeyAlgorithm::EcdsaP521 if sha(&digest::SHA512) => &sig::ECDSA_P521_SHA512_ASN1,
-        KeyAlgorithm::Rsa if sha(&digest::SHA256) => &sig::RSA_PKCS1_2048_8192_SHA256,
-        KeyAlgorithm::Rsa if sha(&digest::SHA384) => &sig::RSA_PKCS1_2048_8192_SHA384,
-        KeyAlgorithm::Rsa if sha(&digest::SHA512) => &sig::RSA_PKCS1_2048_8192_SHA512,
-        KeyAlgorithm::Ed25519 => &sig::ED25519,
-        _ => return false,
-    };
-    super::spki_bits(&key.der).is_some_and(|bits| {
-        sig::UnparsedPublicKey::new(alg, &bits)
-            .verify(message, raw)
-            .is_ok()
-    })
+    let algorithm =
+        Hash::of_digest(digest_alg).and_then(|h| algorithms::asn1(KeyKind::from(key.algorithm), h));
+    super::asn1_verifies(key, algorithm, message, raw)
 }
 
 /// Verifies a timestamp token over `signature` against the timestamp authorities of `root`;

@@ -215,7 +215,7 @@ fn usable(
         .signature
         .as_bytes()
         .ok_or("the CRL signature is not a whole number of bytes")?;
-    super::revocation::verify_signed(
+    crate::verify::pkix::algorithms::verify_x509(
         issuer.cert.tbs_certificate().subject_public_key_info(),
         &list.signature_algorithm.oid.to_string(),
         tbs,

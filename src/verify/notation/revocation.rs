@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use const_oid::ObjectIdentifier;
 use der::Decode;
 use futures_util::future::join_all;
@@ -382,33 +381,4 @@ fn ocsp_status(
         }
     }
     Err(error.unwrap_or_else(|| "no OCSP response was available".into()))
-}
-
-/// Verifies a signature made by the key of `spki` with the X.509 signature algorithm
-/// `alg_oid` (CRLs, OCSP responses).
-pub(super) fn verify_signed(
-    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
-    alg_oid: &str,
-    message: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    let curve = super::chain::named_curve(spki).unwrap_or_default();
-    let algorithm: &'static dyn VerificationAlgorithm = match (alg_oid, curve.as_str()) {
-        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        ("1.2.840.10045.4.3.2", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", "1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA384_ASN1,
-        ("1.2.840.10045.4.3.2", "1.3.132.0.34") => &signature::ECDSA_P384_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", "1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
-        ("1.2.840.10045.4.3.4", "1.3.132.0.35") => &signature::ECDSA_P521_SHA512_ASN1,
-        _ => {
-            return Err(format!(
-                "uses signature algorithm {alg_oid}, which signet does not support"
-            ));
-        }
-    };
-    UnparsedPublicKey::new(algorithm, spki.subject_public_key.raw_bytes())
-        .verify(message, sig)
-        .map_err(|_| "has a signature that does not verify".to_string())
 }

@@ -14,7 +14,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::UnparsedPublicKey;
 use const_oid::db::rfc5280 as oids;
 use der::Decode;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -22,6 +22,9 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 
 use super::CheckError;
+use crate::verify::pkix::algorithms::{
+    self, Family, Hash, KeyKind, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION,
+};
 use crate::verify::pkix::der::{
     TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET,
     Tlv, Walker,
@@ -291,44 +294,29 @@ fn verify_signer(
             .ok_or_else(|| bad("has an empty signature algorithm"))?,
     )?;
     let key_oid = spki.algorithm.oid.to_string();
-    let sha = if digest_alg == &digest::SHA256 {
-        256
-    } else if digest_alg == &digest::SHA384 {
-        384
-    } else {
-        512
-    };
-    let algorithm: &'static dyn VerificationAlgorithm = if key_oid == "1.2.840.113549.1.1.1" {
-        match (alg_oid.as_str(), sha) {
-            ("1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.11", 256) => {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            }
-            ("1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.12", 384) => {
-                &signature::RSA_PKCS1_2048_8192_SHA384
-            }
-            ("1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.13", 512) => {
-                &signature::RSA_PKCS1_2048_8192_SHA512
-            }
-            _ => {
-                return Err(bad(format!(
+    let hash = Hash::of_digest(digest_alg).unwrap_or(Hash::Sha512);
+    let sha = hash.bits();
+    let algorithm = if key_oid == OID_RSA_ENCRYPTION {
+        // rsaEncryption, or the shaNWithRSAEncryption of the SignerInfo's own digest.
+        let named = alg_oid == OID_RSA_ENCRYPTION
+            || algorithms::x509_signature(&alg_oid) == Some((Family::Rsa, hash));
+        named
+            .then(|| algorithms::asn1(KeyKind::Rsa, hash))
+            .flatten()
+            .ok_or_else(|| {
+                bad(format!(
                     "uses signature algorithm {alg_oid}, which signet does not support for RSA"
-                )));
-            }
-        }
-    } else if key_oid == "1.2.840.10045.2.1" {
-        let curve = super::chain::named_curve(spki).unwrap_or_default();
-        match (curve.as_str(), sha) {
-            ("1.2.840.10045.3.1.7", 256) => &signature::ECDSA_P256_SHA256_ASN1,
-            ("1.2.840.10045.3.1.7", 384) => &signature::ECDSA_P256_SHA384_ASN1,
-            ("1.3.132.0.34", 256) => &signature::ECDSA_P384_SHA256_ASN1,
-            ("1.3.132.0.34", 384) => &signature::ECDSA_P384_SHA384_ASN1,
-            ("1.3.132.0.35", 512) => &signature::ECDSA_P521_SHA512_ASN1,
-            _ => {
-                return Err(bad(format!(
+                ))
+            })?
+    } else if key_oid == OID_EC_PUBLIC_KEY {
+        let curve = algorithms::named_curve(spki).unwrap_or_default();
+        KeyKind::from_curve(&curve)
+            .and_then(|k| algorithms::asn1(k, hash))
+            .ok_or_else(|| {
+                bad(format!(
                     "uses an EC key ({curve}) and digest (SHA-{sha}) signet does not support"
-                )));
-            }
-        }
+                ))
+            })?
     } else {
         return Err(bad("has a TSA key that is neither RSA nor EC"));
     };
