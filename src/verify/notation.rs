@@ -39,7 +39,9 @@ mod envelope;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ocsp;
-mod revocation;
+mod revocation_check;
+mod revocation_plan;
+mod revocation_urls;
 mod timestamp;
 
 use std::time::SystemTime;
@@ -54,7 +56,7 @@ use crate::reason::Reason;
 use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
-pub use revocation::{
+pub use revocation_plan::{
     Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
     fresh_until,
 };
@@ -199,14 +201,14 @@ pub fn revocation_locations(
         if authenticity(authority, &intact).1.is_err() {
             continue;
         }
-        let mut found = revocation::chain_locations(&intact.chain);
+        let mut found = revocation_plan::chain_locations(&intact.chain);
         if authority.actions.authentic_timestamp != Action::Skip
             && let Ok(TrustedTime {
                 tsa_chain: Some(tsa),
                 ..
             }) = authentic_time(authority, &intact.env, &intact.chain, ctx.now)
         {
-            found.extend(revocation::chain_locations(&tsa));
+            found.extend(revocation_plan::chain_locations(&tsa));
         }
         for l in found {
             if !out.contains(&l) {
@@ -224,12 +226,12 @@ fn names_revocation_locations(sig: &NotationSignature) -> bool {
         return false;
     };
     let in_chain =
-        chain::parse(&env.chain).is_ok_and(|c| !revocation::chain_locations(&c).is_empty());
+        chain::parse(&env.chain).is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty());
     in_chain
         || env.timestamp.as_deref().is_some_and(|token| {
             timestamp::token_certificates(token).iter().any(|der| {
                 chain::parse(std::slice::from_ref(der))
-                    .is_ok_and(|c| !revocation::chain_locations(&c).is_empty())
+                    .is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty())
             })
         })
 }
@@ -460,7 +462,7 @@ fn verify_signature(
             if let Some(tsa) = &t.tsa_chain
                 && authority.actions.revocation != Action::Skip
             {
-                let tsa_status = revocation::check(tsa, revocation_data, now, None);
+                let tsa_status = revocation_check::check(tsa, revocation_data, now, None);
                 holds_until(tsa_status.map_err(|e| match e {
                     CheckError::Revocation(m) => {
                         CheckError::Revocation(format!("the timestamp's TSA chain: {m}"))
@@ -491,7 +493,8 @@ fn verify_signature(
 
     // Revocation of the signing chain.
     if authority.actions.revocation != Action::Skip {
-        let result = revocation::check(chain, revocation_data, now, signed_at).map(holds_until);
+        let result =
+            revocation_check::check(chain, revocation_data, now, signed_at).map(holds_until);
         apply(Check::Revocation, authority.actions.revocation, result)?;
     }
 

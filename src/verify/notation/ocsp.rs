@@ -276,7 +276,7 @@ pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
             continue;
         };
         if !has_nocheck(&cert) {
-            urls.extend(super::revocation::crl_urls(&cert).0);
+            urls.extend(super::revocation_urls::crl_urls(&cert).0);
         }
     }
     urls
