@@ -8,3 +8,4 @@
 
 pub mod algorithms;
 pub mod der;
+pub mod timestamp;
