@@ -525,19 +525,15 @@ fn verify_raw(
         A::Es384 => algorithms::fixed(KeyKind::EcP384),
         A::Es512 => algorithms::fixed(KeyKind::EcP521),
     };
-    algorithm
-        .ok_or(())
-        .and_then(|a| {
-            UnparsedPublicKey::new(a, key)
-                .verify(message, sig)
-                .map_err(|_| ())
-        })
-        .map_err(|()| {
-            CheckError::BadSignature(format!(
-                "the {} signature does not verify with the signing certificate's key",
-                alg.as_str()
-            ))
-        })
+    let verifies =
+        algorithm.is_some_and(|a| UnparsedPublicKey::new(a, key).verify(message, sig).is_ok());
+    if verifies {
+        return Ok(());
+    }
+    Err(CheckError::BadSignature(format!(
+        "the {} signature does not verify with the signing certificate's key",
+        alg.as_str()
+    )))
 }
 
 #[derive(serde::Deserialize)]
