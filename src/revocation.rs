@@ -1,7 +1,9 @@
-//! Fetching revocation status for Notation signing chains: CRLs over HTTP GET and OCSP over
-//! HTTP POST, as the Notary Project specification prescribes (`http://` only), with its time
-//! limits (2 s per OCSP responder, 5 s per CRL), a size cap, and a short cache so that a burst
-//! of reviews does not ask a responder once each.
+//! The HTTP fetcher of revocation answers: the network side of
+//! `verify::notation::RevocationSource` (the checks themselves are
+//! `verify::notation::revocation_check`). CRLs over HTTP GET and OCSP over HTTP POST for
+//! Notation signing chains, as the Notary Project specification prescribes (`http://` only),
+//! with its time limits (2 s per OCSP responder, 5 s per CRL), a size cap, and a short cache
+//! so that a burst of reviews does not ask a responder once each.
 //!
 //! The verifier (`verify::notation`) stays pure: it names the URLs and judges the answers;
 //! this adapter does the I/O. A failed fetch is simply absent, which the verifier reports as

@@ -7,6 +7,7 @@
 
 pub mod cosign;
 pub mod notation;
+pub mod pkix;
 
 use std::time::SystemTime;
 

@@ -32,6 +32,7 @@ use super::{Context, CosignSignature, Evidence, Failure, Outcome};
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
+use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 /// The media type of a Cosign simple-signing payload layer.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -166,21 +167,47 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
         // signers make with the same key, and is as sound.
         KeyAlgorithm::Rsa => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
-                || spki_bits(&key.der).is_some_and(|bits| {
-                    sig::UnparsedPublicKey::new(&sig::RSA_PSS_2048_8192_SHA256, &bits)
-                        .verify(payload, raw)
-                        .is_ok()
-                })
+                || asn1_verifies(key, Some(algorithms::rsa_pss(Hash::Sha256)), payload, raw)
         }
         // cosign signs P-384 keys over SHA-256 by default; other signers use SHA-384.
         KeyAlgorithm::EcdsaP384 => {
-            spki_bits(&key.der).is_some_and(|point| {
-                sig::UnparsedPublicKey::new(&sig::ECDSA_P384_SHA256_ASN1, &point)
-                    .verify(payload, raw)
-                    .is_ok()
-            }) || via_sigstore(CosignVerificationKey::try_from_der(&key.der))
+            asn1_verifies(
+                key,
+                algorithms::asn1(KeyKind::EcP384, Hash::Sha256),
+                payload,
+                raw,
+            ) || via_sigstore(CosignVerificationKey::try_from_der(&key.der))
         }
         KeyAlgorithm::EcdsaP521 => via_sigstore(CosignVerificationKey::try_from_der(&key.der)),
+    }
+}
+
+/// Whether `raw` verifies over `message` with `key` and `algorithm` (from
+/// [`algorithms`]; `None`, an algorithm signet does not support, never verifies).
+pub(crate) fn asn1_verifies(
+    key: &PublicKey,
+    algorithm: Option<&'static dyn sig::VerificationAlgorithm>,
+    message: &[u8],
+    raw: &[u8],
+) -> bool {
+    algorithm.is_some_and(|alg| {
+        spki_bits(&key.der).is_some_and(|bits| {
+            sig::UnparsedPublicKey::new(alg, &bits)
+                .verify(message, raw)
+                .is_ok()
+        })
+    })
+}
+
+impl From<KeyAlgorithm> for KeyKind {
+    fn from(a: KeyAlgorithm) -> Self {
+        match a {
+            KeyAlgorithm::EcdsaP256 => KeyKind::EcP256,
+            KeyAlgorithm::EcdsaP384 => KeyKind::EcP384,
+            KeyAlgorithm::EcdsaP521 => KeyKind::EcP521,
+            KeyAlgorithm::Rsa => KeyKind::Rsa,
+            KeyAlgorithm::Ed25519 => KeyKind::Ed25519,
+        }
     }
 }
 
@@ -243,18 +270,13 @@ pub(crate) fn decode_signature(b64: &str) -> Result<Vec<u8>, Failure> {
 /// Whether `raw` is a transparency log's (Rekor, CT) signature of `message` with `key`: the
 /// hash is the curve's own (SHA-256 for P-256, SHA-384 for P-384), RSA is PKCS#1 v1.5.
 pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]) -> bool {
-    let alg: &dyn sig::VerificationAlgorithm = match key.algorithm {
-        KeyAlgorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP384 => &sig::ECDSA_P384_SHA384_ASN1,
-        KeyAlgorithm::EcdsaP521 => &sig::ECDSA_P521_SHA512_ASN1,
-        KeyAlgorithm::Ed25519 => &sig::ED25519,
-        KeyAlgorithm::Rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
-    };
-    spki_bits(&key.der).is_some_and(|bits| {
-        sig::UnparsedPublicKey::new(alg, &bits)
-            .verify(message, raw)
-            .is_ok()
-    })
+    let kind = KeyKind::from(key.algorithm);
+    asn1_verifies(
+        key,
+        algorithms::asn1(kind, kind.natural_hash()),
+        message,
+        raw,
+    )
 }
 
 /// Ranks failures so the most telling one is reported: a signature that verifies but names

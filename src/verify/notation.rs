@@ -34,27 +34,29 @@
 
 mod chain;
 mod crl;
-mod der_walk;
 mod envelope;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
 mod ocsp;
-mod revocation;
+mod revocation_check;
+mod revocation_plan;
+mod revocation_urls;
 mod timestamp;
 
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::UnparsedPublicKey;
 
 use super::{Context, Evidence, Expiry, Failure, NotationSignature, Outcome, Subject};
 use crate::policy::notation::{
     Action, Level, NotationAuthority, StoreType, TrustedIdentities, VerifyTimestamp,
 };
 use crate::reason::Reason;
+use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
-pub use revocation::{
+pub use revocation_plan::{
     Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
     fresh_until,
 };
@@ -199,14 +201,14 @@ pub fn revocation_locations(
         if authenticity(authority, &intact).1.is_err() {
             continue;
         }
-        let mut found = revocation::chain_locations(&intact.chain);
+        let mut found = revocation_plan::chain_locations(&intact.chain);
         if authority.actions.authentic_timestamp != Action::Skip
             && let Ok(TrustedTime {
                 tsa_chain: Some(tsa),
                 ..
             }) = authentic_time(authority, &intact.env, &intact.chain, ctx.now)
         {
-            found.extend(revocation::chain_locations(&tsa));
+            found.extend(revocation_plan::chain_locations(&tsa));
         }
         for l in found {
             if !out.contains(&l) {
@@ -224,12 +226,12 @@ fn names_revocation_locations(sig: &NotationSignature) -> bool {
         return false;
     };
     let in_chain =
-        chain::parse(&env.chain).is_ok_and(|c| !revocation::chain_locations(&c).is_empty());
+        chain::parse(&env.chain).is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty());
     in_chain
         || env.timestamp.as_deref().is_some_and(|token| {
             timestamp::token_certificates(token).iter().any(|der| {
                 chain::parse(std::slice::from_ref(der))
-                    .is_ok_and(|c| !revocation::chain_locations(&c).is_empty())
+                    .is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty())
             })
         })
 }
@@ -460,7 +462,7 @@ fn verify_signature(
             if let Some(tsa) = &t.tsa_chain
                 && authority.actions.revocation != Action::Skip
             {
-                let tsa_status = revocation::check(tsa, revocation_data, now, None);
+                let tsa_status = revocation_check::check(tsa, revocation_data, now, None);
                 holds_until(tsa_status.map_err(|e| match e {
                     CheckError::Revocation(m) => {
                         CheckError::Revocation(format!("the timestamp's TSA chain: {m}"))
@@ -491,7 +493,8 @@ fn verify_signature(
 
     // Revocation of the signing chain.
     if authority.actions.revocation != Action::Skip {
-        let result = revocation::check(chain, revocation_data, now, signed_at).map(holds_until);
+        let result =
+            revocation_check::check(chain, revocation_data, now, signed_at).map(holds_until);
         apply(Check::Revocation, authority.actions.revocation, result)?;
     }
 
@@ -514,22 +517,23 @@ fn verify_raw(
     sig: &[u8],
 ) -> Result<(), CheckError> {
     use envelope::Algorithm as A;
-    let algorithm: &'static dyn VerificationAlgorithm = match alg {
-        A::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
-        A::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
-        A::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
-        A::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
-        A::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-        A::Es512 => &signature::ECDSA_P521_SHA512_FIXED,
+    let algorithm = match alg {
+        A::Ps256 => Some(algorithms::rsa_pss(Hash::Sha256)),
+        A::Ps384 => Some(algorithms::rsa_pss(Hash::Sha384)),
+        A::Ps512 => Some(algorithms::rsa_pss(Hash::Sha512)),
+        A::Es256 => algorithms::fixed(KeyKind::EcP256),
+        A::Es384 => algorithms::fixed(KeyKind::EcP384),
+        A::Es512 => algorithms::fixed(KeyKind::EcP521),
     };
-    UnparsedPublicKey::new(algorithm, key)
-        .verify(message, sig)
-        .map_err(|_| {
-            CheckError::BadSignature(format!(
-                "the {} signature does not verify with the signing certificate's key",
-                alg.as_str()
-            ))
-        })
+    let verifies =
+        algorithm.is_some_and(|a| UnparsedPublicKey::new(a, key).verify(message, sig).is_ok());
+    if verifies {
+        return Ok(());
+    }
+    Err(CheckError::BadSignature(format!(
+        "the {} signature does not verify with the signing certificate's key",
+        alg.as_str()
+    )))
 }
 
 #[derive(serde::Deserialize)]

@@ -1,272 +1,32 @@
-//! RFC 3161 signed timestamps from a Sigstore bundle's `timestampVerificationData`.
+//! RFC 3161 signed timestamps from a Sigstore bundle's `timestampVerificationData`: the
+//! Sigstore policy on top of the shared token verifier ([`crate::verify::pkix::timestamp`]).
 //!
-//! A timestamp is a CMS SignedData whose content is a TSTInfo: the TSA signs "this hash existed
-//! at genTime". The hash must be that of the signature being timestamped, the CMS signed
-//! attributes must carry the TSTInfo's digest, the CMS signature must verify with the key of a
-//! timestamp authority of the trust root, and that authority's chain must be valid at genTime
-//! with the timeStamping EKU. The DER is walked by hand (a few fixed structures): the `cms`
-//! crate is a release candidate, and der 0.8 rejects the fractional seconds RFC 3161 allows in
-//! genTime.
+//! The token must timestamp the signature being checked, and its CMS signature must verify
+//! with the key of a timestamp authority of the trust root (its own certificate, or one the
+//! token carries that chains to it), valid at genTime per the trust root and with the
+//! timeStamping EKU. The authenticated time is genTime to the whole second.
 
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::digest;
-use aws_lc_rs::signature as sig;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use crate::policy::cosign::PublicKey;
 use crate::policy::cosign::trust_root::{CertificateAuthority, TrustRoot};
-use crate::policy::cosign::{KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
 use crate::verify::Failure;
-
-const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-const OID_TST_INFO: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
-];
-const OID_MESSAGE_DIGEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
-const OID_CONTENT_TYPE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
-const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
-const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
-/// id-kp-timeStamping (DER value of 1.3.6.1.5.5.7.3.8).
-const TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+use crate::verify::pkix::algorithms::KeyKind;
+use crate::verify::pkix::der::GeneralizedTime;
+use crate::verify::pkix::timestamp::{
+    ChainError, ContentError, TimeStampingEku, Token, chain_at, parse,
+};
 
 fn invalid(d: impl Into<String>) -> Failure {
     Failure::new(Reason::TimestampInvalid, d)
 }
 
-/// One DER element: tag byte, contents, and the whole encoding.
-#[derive(Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    raw: &'a [u8],
-}
-
-/// Reads consecutive DER elements (definite lengths only, as DER requires).
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn next(&mut self) -> Option<Tlv<'a>> {
-        let b = self.0;
-        let tag = *b.first()?;
-        if tag & 0x1f == 0x1f {
-            return None; // high tag numbers do not occur in these structures
-        }
-        let first = usize::from(*b.get(1)?);
-        let (len, header) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | usize::from(*b.get(2 + i)?);
-            }
-            (len, 2 + n)
-        };
-        let end = header.checked_add(len)?;
-        let raw = b.get(..end)?;
-        self.0 = &b[end..];
-        Some(Tlv {
-            tag,
-            content: &raw[header..],
-            raw,
-        })
-    }
-
-    fn expect(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        let t = self.next()?;
-        (t.tag == tag).then_some(t)
-    }
-
-    /// Skips elements until one with `tag`.
-    fn find(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        while let Some(t) = self.next() {
-            if t.tag == tag {
-                return Some(t);
-            }
-        }
-        None
-    }
-}
-
-const SEQ: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID: u8 = 0x06;
-const INT: u8 = 0x02;
-const OCTETS: u8 = 0x04;
-const CTX0: u8 = 0xa0;
-
-fn hash_alg(oid: &[u8]) -> Option<&'static digest::Algorithm> {
-    match oid {
-        o if o == OID_SHA256 => Some(&digest::SHA256),
-        o if o == OID_SHA384 => Some(&digest::SHA384),
-        o if o == OID_SHA512 => Some(&digest::SHA512),
-        _ => None,
-    }
-}
-
-/// The OID inside an AlgorithmIdentifier.
-fn alg_oid(alg: Tlv<'_>) -> Option<&[u8]> {
-    Reader(alg.content).expect(OID).map(|o| o.content)
-}
-
-/// A parsed timestamp token.
-struct Token<'a> {
-    tst_info: &'a [u8],
-    imprint_alg: &'static digest::Algorithm,
-    imprint: &'a [u8],
-    gen_time: SystemTime,
-    digest_alg: &'static digest::Algorithm,
-    /// The signed attributes re-tagged as a SET: what the TSA signed.
-    signed_attrs: Vec<u8>,
-    message_digest: &'a [u8],
-    signature: &'a [u8],
-    /// DER certificates the token carries (candidates for the TSA's own certificate).
-    certificates: Vec<&'a [u8]>,
-}
-
-fn parse(token: &[u8]) -> Option<Token<'_>> {
-    let ci = Reader(token).expect(SEQ)?;
-    let mut r = Reader(ci.content);
-    if r.expect(OID)?.content != OID_SIGNED_DATA {
-        return None;
-    }
-    let sd = Reader(r.expect(CTX0)?.content).expect(SEQ)?;
-    let mut sd = Reader(sd.content);
-    sd.expect(INT)?; // version
-    sd.expect(SET)?; // digestAlgorithms
-    let encap = sd.expect(SEQ)?;
-    let mut e = Reader(encap.content);
-    if e.expect(OID)?.content != OID_TST_INFO {
-        return None;
-    }
-    let tst_info = Reader(e.expect(CTX0)?.content).expect(OCTETS)?.content;
-    let mut certificates = Vec::new();
-    let mut next = sd.next()?;
-    if next.tag == CTX0 {
-        let mut certs = Reader(next.content);
-        while let Some(c) = certs.next() {
-            if c.tag == SEQ {
-                certificates.push(c.raw);
-            }
-        }
-        next = sd.next()?;
-    }
-    if next.tag == 0xa1 {
-        next = sd.next()?; // crls
-    }
-    if next.tag != SET {
-        return None;
-    }
-    // Exactly the first SignerInfo: TSAs sign once.
-    let si = Reader(next.content).expect(SEQ)?;
-    let mut si = Reader(si.content);
-    si.expect(INT)?;
-    si.next()?; // sid
-    let digest_alg = hash_alg(alg_oid(si.expect(SEQ)?)?)?;
-    let attrs = si.expect(CTX0)?;
-    si.expect(SEQ)?; // signatureAlgorithm: the key and digest decide
-    let signature = si.expect(OCTETS)?.content;
-
-    let mut signed_attrs = attrs.raw.to_vec();
-    signed_attrs[0] = SET;
-    let mut message_digest = None;
-    let mut content_type_ok = false;
-    let mut a = Reader(attrs.content);
-    while let Some(attr) = a.next() {
-        let mut ar = Reader(attr.content);
-        let oid = ar.expect(OID)?.content;
-        let values = ar.expect(SET)?;
-        if oid == OID_MESSAGE_DIGEST {
-            message_digest = Some(Reader(values.content).expect(OCTETS)?.content);
-        } else if oid == OID_CONTENT_TYPE {
-            content_type_ok = Reader(values.content).expect(OID)?.content == OID_TST_INFO;
-        }
-    }
-    if !content_type_ok {
-        return None;
-    }
-
-    let tst = Reader(tst_info).expect(SEQ)?;
-    let mut t = Reader(tst.content);
-    t.expect(INT)?; // version
-    t.expect(OID)?; // policy
-    let mi = t.expect(SEQ)?;
-    let mut mi = Reader(mi.content);
-    let imprint_alg = hash_alg(alg_oid(mi.expect(SEQ)?)?)?;
-    let imprint = mi.expect(OCTETS)?.content;
-    t.expect(INT)?; // serialNumber
-    let gen_time = parse_generalized_time(t.find(0x18)?.content)?;
-    Some(Token {
-        tst_info,
-        imprint_alg,
-        imprint,
-        gen_time,
-        digest_alg,
-        signed_attrs,
-        message_digest: message_digest?,
-        signature,
-        certificates,
-    })
-}
-
-/// `YYYYMMDDHHMMSS[.f+]Z`; fractional seconds are allowed by RFC 3161 and dropped.
+/// `YYYYMMDDHHMMSS[.f*]Z`; fractional seconds are allowed by RFC 3161 and dropped.
 fn parse_generalized_time(b: &[u8]) -> Option<SystemTime> {
-    let s = std::str::from_utf8(b).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let (main, frac) = s.split_once('.').unwrap_or((s, ""));
-    if main.len() != 14
-        || !main.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| main[r].parse::<u16>().ok();
-    let month = time::Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::from(n(0..4)?), month, u8::try_from(n(6..8)?).ok()?)
-            .ok()?;
-    let t = time::Time::from_hms(
-        u8::try_from(n(8..10)?).ok()?,
-        u8::try_from(n(10..12)?).ok()?,
-        u8::try_from(n(12..14)?).ok()?,
-    )
-    .ok()?;
-    let secs = time::PrimitiveDateTime::new(date, t)
-        .assume_utc()
-        .unix_timestamp();
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Whether `raw` verifies over `message` with `key`, the digest given by the CMS signer info.
-fn cms_signature_verifies(
-    key: &PublicKey,
-    digest_alg: &'static digest::Algorithm,
-    message: &[u8],
-    raw: &[u8],
-) -> bool {
-    let sha = |a: &'static digest::Algorithm| std::ptr::eq(digest_alg, a);
-    let alg: &dyn sig::VerificationAlgorithm = match key.algorithm {
-        KeyAlgorithm::EcdsaP256 if sha(&digest::SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP256 if sha(&digest::SHA384) => &sig::ECDSA_P256_SHA384_ASN1,
-        KeyAlgorithm::EcdsaP384 if sha(&digest::SHA256) => &sig::ECDSA_P384_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP384 if sha(&digest::SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
-        KeyAlgorithm::EcdsaP521 if sha(&digest::SHA512) => &sig::ECDSA_P521_SHA512_ASN1,
-        KeyAlgorithm::Rsa if sha(&digest::SHA256) => &sig::RSA_PKCS1_2048_8192_SHA256,
-        KeyAlgorithm::Rsa if sha(&digest::SHA384) => &sig::RSA_PKCS1_2048_8192_SHA384,
-        KeyAlgorithm::Rsa if sha(&digest::SHA512) => &sig::RSA_PKCS1_2048_8192_SHA512,
-        KeyAlgorithm::Ed25519 => &sig::ED25519,
-        _ => return false,
-    };
-    super::spki_bits(&key.der).is_some_and(|bits| {
-        sig::UnparsedPublicKey::new(alg, &bits)
-            .verify(message, raw)
-            .is_ok()
-    })
+    GeneralizedTime::parse(b)?.whole_seconds()
 }
 
 /// Verifies a timestamp token over `signature` against the timestamp authorities of `root`;
@@ -276,28 +36,40 @@ pub fn verify(
     signature: &[u8],
     root: &TrustRoot,
 ) -> Result<(SystemTime, String), Failure> {
-    let t = parse(token).ok_or_else(|| invalid("the RFC 3161 timestamp is not a valid token"))?;
-    if digest::digest(t.imprint_alg, signature).as_ref() != t.imprint {
-        return Err(invalid("the timestamp is for another signature"));
-    }
-    if digest::digest(t.digest_alg, t.tst_info).as_ref() != t.message_digest {
-        return Err(invalid(
-            "the timestamp's signed attributes do not match its content",
-        ));
+    let not_a_token = || invalid("the RFC 3161 timestamp is not a valid token");
+    let t = parse(token).map_err(|_| not_a_token())?;
+    let gen_time = parse_generalized_time(t.gen_time).ok_or_else(not_a_token)?;
+    match t.check_content(signature) {
+        Ok(()) => {}
+        Err(ContentError::OtherSignature) => {
+            return Err(invalid("the timestamp is for another signature"));
+        }
+        Err(ContentError::NoContentType | ContentError::NoMessageDigest) => {
+            return Err(not_a_token());
+        }
+        Err(ContentError::MessageDigest) => {
+            return Err(invalid(
+                "the timestamp's signed attributes do not match its content",
+            ));
+        }
     }
     let mut last = invalid("no timestamp authority of the trust root signed this timestamp");
     for tsa in &root.timestamp_authorities {
-        match verify_with(&t, tsa) {
-            Ok(()) => return Ok((t.gen_time, tsa.name.clone())),
+        match verify_with(&t, gen_time, tsa) {
+            Ok(()) => return Ok((gen_time, tsa.name.clone())),
             Err(f) => last = f,
         }
     }
     Err(last)
 }
 
-fn verify_with(t: &Token<'_>, tsa: &CertificateAuthority) -> Result<(), Failure> {
+fn verify_with(
+    t: &Token<'_>,
+    gen_time: SystemTime,
+    tsa: &CertificateAuthority,
+) -> Result<(), Failure> {
     use der::{Decode, Encode};
-    if !tsa.valid_for.contains(t.gen_time) {
+    if !tsa.valid_for.contains(gen_time) {
         return Err(invalid(format!(
             "timestamp authority {:?} was not valid at the timestamp's time",
             tsa.name
@@ -311,15 +83,11 @@ fn verify_with(t: &Token<'_>, tsa: &CertificateAuthority) -> Result<(), Failure>
         .ok_or_else(|| invalid("empty timestamp authority chain"))?;
     let mut candidates: Vec<&[u8]> = tsa.chain.iter().map(Vec::as_slice).collect();
     candidates.extend(t.certificates.iter().copied());
-    let anchor_der = CertificateDer::from(anchor.as_slice());
-    let anchor_ta = webpki::anchor_from_trusted_cert(&anchor_der)
+    webpki::anchor_from_trusted_cert(&CertificateDer::from(anchor.as_slice()))
         .map_err(|e| invalid(format!("timestamp authority anchor: {e}")))?;
-    let inter: Vec<CertificateDer<'_>> = rest
-        .iter()
-        .map(|c| CertificateDer::from(c.as_slice()))
-        .collect();
+    let inter: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
     let at = UnixTime::since_unix_epoch(
-        t.gen_time
+        gen_time
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO),
     );
@@ -333,32 +101,28 @@ fn verify_with(t: &Token<'_>, tsa: &CertificateAuthority) -> Result<(), Failure>
         let Ok(key) = PublicKey::from_der(&spki) else {
             continue;
         };
-        if !cms_signature_verifies(&key, t.digest_alg, &t.signed_attrs, t.signature) {
+        let Some(bits) = super::spki_bits(&key.der) else {
+            continue;
+        };
+        if t.verify_signature(KeyKind::from(key.algorithm), &bits)
+            .is_err()
+        {
             continue;
         }
-        let leaf = CertificateDer::from(der);
         // A self-signed single-certificate TSA is its own anchor.
         if der == anchor.as_slice() {
             return Ok(());
         }
-        let ee = webpki::EndEntityCert::try_from(&leaf)
-            .map_err(|e| invalid(format!("timestamp authority certificate: {e}")))?;
-        return ee
-            .verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
-                std::slice::from_ref(&anchor_ta),
-                &inter,
-                at,
-                webpki::KeyUsage::required(TIME_STAMPING),
-                None,
-                None,
-            )
+        return chain_at(der, &inter, &[anchor.as_slice()], at, TimeStampingEku::Required)
             .map(|_| ())
-            .map_err(|e| {
-                invalid(format!(
+            .map_err(|e| match e {
+                ChainError::Unusable(e) => {
+                    invalid(format!("timestamp authority certificate: {e}"))
+                }
+                ChainError::NoPath(e) => invalid(format!(
                     "the timestamp authority's certificate does not chain to {:?} at the timestamp's time: {e:?}",
                     tsa.name
-                ))
+                )),
             });
     }
     Err(invalid(format!(

@@ -23,13 +23,14 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use super::CheckError;
 use super::envelope::Algorithm;
 use crate::policy::notation::DistinguishedName;
+use crate::verify::pkix::algorithms::{
+    KeyKind, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION, named_curve,
+};
 
 /// DER value of id-kp-codeSigning (1.3.6.1.5.5.7.3.3), for webpki.
 pub(super) const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 const OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
-const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 
 /// One parsed certificate of the chain.
 pub struct ChainCert {
@@ -78,15 +79,6 @@ impl LeafKey {
             LeafKey::Rsa(b, _) | LeafKey::Ec(b, _) => b,
         }
     }
-}
-
-/// The named curve (OID, dotted) of an EC key's parameters.
-pub(super) fn named_curve(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Option<String> {
-    spki.algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-        .map(|o| o.to_string())
 }
 
 /// Parses the chain (leaf first), capped at [`super::envelope::MAX_CHAIN`].
@@ -305,7 +297,7 @@ fn public_key(c: &ChainCert) -> Result<LeafKey, CheckError> {
     let bits = spki.subject_public_key.raw_bytes().to_vec();
     let bad = |what: String| CheckError::Certificate(format!("{}: {what}", c.subject));
     match spki.algorithm.oid.to_string().as_str() {
-        RSA_ENCRYPTION => {
+        OID_RSA_ENCRYPTION => {
             let key = RsaPublicKey::from_der(&bits)
                 .map_err(|e| bad(format!("unreadable RSA public key: {e}")))?;
             let _ = key.public_exponent;
@@ -316,14 +308,14 @@ fn public_key(c: &ChainCert) -> Result<LeafKey, CheckError> {
             };
             Ok(LeafKey::Rsa(bits, size))
         }
-        EC_PUBLIC_KEY => {
+        OID_EC_PUBLIC_KEY => {
             let curve =
                 named_curve(spki).ok_or_else(|| bad("EC key without a named curve".into()))?;
-            let size = match curve.as_str() {
-                "1.2.840.10045.3.1.7" => 256,
-                "1.3.132.0.34" => 384,
-                "1.3.132.0.35" => 521,
-                other => return Err(bad(format!("EC curve {other} is not supported"))),
+            let size = match KeyKind::from_curve(&curve) {
+                Some(KeyKind::EcP256) => 256,
+                Some(KeyKind::EcP384) => 384,
+                Some(KeyKind::EcP521) => 521,
+                _ => return Err(bad(format!("EC curve {curve} is not supported"))),
             };
             Ok(LeafKey::Ec(bits, size))
         }

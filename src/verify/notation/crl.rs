@@ -24,7 +24,7 @@ use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 
 use super::CheckError;
 use super::chain::ChainCert;
-use super::der_walk::{TAG_SEQUENCE, Walker};
+use crate::verify::pkix::der::{TAG_SEQUENCE, Walker};
 
 const CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
 const DELTA_CRL_INDICATOR: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.27");
@@ -40,7 +40,7 @@ const REMOVE_FROM_CRL: u8 = 8;
 /// Clock skew tolerated on thisUpdate.
 const SKEW: Duration = Duration::from_secs(300);
 
-const W: Walker = Walker { context: bad_str };
+const W: Walker<CheckError> = Walker { context: bad_str };
 
 fn bad_str(what: &str) -> CheckError {
     CheckError::Revocation(format!("the CRL {what}"))
@@ -215,7 +215,7 @@ fn usable(
         .signature
         .as_bytes()
         .ok_or("the CRL signature is not a whole number of bytes")?;
-    super::revocation::verify_signed(
+    crate::verify::pkix::algorithms::verify_x509(
         issuer.cert.tbs_certificate().subject_public_key_info(),
         &list.signature_algorithm.oid.to_string(),
         tbs,
@@ -287,7 +287,7 @@ fn entry(r: &RevokedCert) -> Result<Entry, String> {
                 let (t, _) = W
                     .expect(
                         ext.extn_value.as_bytes(),
-                        super::der_walk::TAG_GENERALIZED_TIME,
+                        crate::verify::pkix::der::TAG_GENERALIZED_TIME,
                         "invalidity date",
                     )
                     .map_err(|e| e.to_string())?;

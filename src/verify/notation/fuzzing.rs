@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use super::chain::{self, ChainCert};
-use super::{crl, envelope, ocsp, revocation, timestamp};
+use super::{crl, envelope, ocsp, revocation_plan, timestamp};
 
 /// A signature envelope as a registry would serve it, then everything derived from it.
 pub fn envelope(cose: bool, bytes: &[u8]) {
@@ -30,7 +30,7 @@ pub fn certificates(ders: &[Vec<u8>]) {
     };
     let _ = chain::check_integrity(&parsed);
     let _ = chain::leaf_subject(&parsed);
-    let _ = revocation::chain_locations(&parsed);
+    let _ = revocation_plan::chain_locations(&parsed);
     let _ = chain::invalid_at(&parsed, SystemTime::now());
 }
 
@@ -58,7 +58,7 @@ impl Pair {
     /// A DER CRL about the certificate.
     pub fn crl(&self, der: &[u8]) {
         let _ = crl::status(&self.cert, &self.issuer, &[der], SystemTime::now(), None);
-        let _ = revocation::fresh_until(der, false);
+        let _ = revocation_plan::fresh_until(der, false);
     }
 
     /// A DER OCSP response about the certificate.
@@ -66,6 +66,6 @@ impl Pair {
         let _ = ocsp::status(der, &self.cert, &self.issuer, SystemTime::now());
         let _ = ocsp::responder_crl_urls(der);
         let _ = ocsp::next_update(der);
-        let _ = revocation::fresh_until(der, true);
+        let _ = revocation_plan::fresh_until(der, true);
     }
 }

@@ -19,7 +19,7 @@ use x509_cert::Certificate;
 
 use super::CheckError;
 use super::chain::ChainCert;
-use super::der_walk::{
+use crate::verify::pkix::der::{
     TAG_CTX0, TAG_CTX1, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, Tlv,
     Walker,
 };
@@ -31,7 +31,7 @@ const EKU_OCSP_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09
 const SKEW: Duration = Duration::from_secs(300);
 const MAX_RESPONSE: usize = 64 * 1024;
 
-const W: Walker = Walker { context: bad_str };
+const W: Walker<CheckError> = Walker { context: bad_str };
 
 fn bad_str(what: &str) -> CheckError {
     CheckError::Revocation(format!("the OCSP response {what}"))
@@ -276,7 +276,7 @@ pub fn responder_crl_urls(response: &[u8]) -> Vec<String> {
             continue;
         };
         if !has_nocheck(&cert) {
-            urls.extend(super::revocation::crl_urls(&cert).0);
+            urls.extend(super::revocation_urls::crl_urls(&cert).0);
         }
     }
     urls
@@ -420,5 +420,5 @@ fn verify_sig(
 ) -> Result<(), CheckError> {
     let parts = W.children(sig_alg.value)?;
     let alg = W.oid(parts.first().ok_or_else(|| bad_str("has no algorithm"))?)?;
-    super::revocation::verify_signed(spki, &alg, message, sig).map_err(|e| bad_str(&e))
+    crate::verify::pkix::algorithms::verify_x509(spki, &alg, message, sig).map_err(|e| bad_str(&e))
 }
