@@ -711,8 +711,13 @@ async fn read_body(
             &format!("the body exceeds {max} bytes\n"),
         )
     };
+    // Reviews of ordinary objects are a few KiB: they stay outside the budget, so they never
+    // queue behind large bodies waiting for it (the budget's queue is first come, first
+    // served). The in-flight cap bounds them: at most `max_inflight_reviews` × `small` bytes.
+    let small = state.limits.inline_decode_max_bytes;
     let mut reserved = match declared {
         Some(len) if len > max as u64 => return Err(too_large(state)),
+        Some(len) if len <= small as u64 => None,
         // `len <= max`, and validation keeps `max` below u32::MAX.
         Some(len) => match acquire_by(
             &state.body_budget,
@@ -736,11 +741,13 @@ async fn read_body(
             if buf.len() + data.len() > max {
                 return Err(ReadError::TooLarge);
             }
-            if declared.is_none() {
+            // A body of unknown length draws on the budget for what it holds beyond `small`.
+            let beyond = (buf.len() + data.len()).saturating_sub(buf.len().max(small));
+            if declared.is_none() && beyond > 0 {
                 let more = state
                     .body_budget
                     .clone()
-                    .try_acquire_many_owned(u32::try_from(data.len()).unwrap_or(u32::MAX))
+                    .try_acquire_many_owned(u32::try_from(beyond).unwrap_or(u32::MAX))
                     .map_err(|_| ReadError::OverBudget)?;
                 match reserved.as_mut() {
                     Some(permit) => permit.merge(more),

@@ -364,6 +364,32 @@ async fn the_body_budget_refuses_a_body_beyond_it_and_admits_a_small_one() {
     signet.stop().await;
 }
 
+/// Found by the soak under hostile load: with the budget full of stalled large bodies and
+/// another large one waiting at the front of its queue, an ordinary review (a few KiB) waited
+/// behind it until its read deadline. Small bodies are outside the budget now.
+#[tokio::test]
+async fn a_small_review_never_queues_behind_large_bodies_for_the_budget() {
+    let mut limits = small();
+    limits.request_read_timeout = Duration::from_secs(3);
+    let signet = start(limits).await;
+    // The 1 MiB budget taken by two stalled 500 KiB bodies, and a third waiting for it.
+    let _a = stalled_http1(&signet, 500 << 10, 100 << 10).await;
+    let _b = stalled_http1(&signet, 500 << 10, 100 << 10).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _c = stalled_http1(&signet, 500 << 10, 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let (status, body) = signet.post(&normal_review(), "timeout=10s", false).await;
+    assert_allowed(status, &body);
+    // Before, it waited for the queued body's read deadline (3 s); now nothing holds it.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a small review waited {:?} for the body budget",
+        started.elapsed()
+    );
+    signet.stop().await;
+}
+
 #[tokio::test]
 async fn at_the_connection_cap_a_new_connection_replaces_the_longest_idle_one() {
     let mut limits = small();
