@@ -195,6 +195,18 @@ pub async fn soak(world: World<'_>, mut cfg: Soak, report: &mut Report) -> anyho
         warm.summary()
     );
     let idle_rss = signet.proc.rss_kib();
+    // signet's own time per decided review (only reviews that were read and decoded count).
+    let served = async || {
+        (
+            signet
+                .metric("signet_admission_review_duration_seconds_sum")
+                .await,
+            signet
+                .metric("signet_admission_review_duration_seconds_count")
+                .await,
+        )
+    };
+    let (sum0, count0) = served().await;
 
     let start = Instant::now();
     let end = tokio::time::Instant::now() + Duration::from_secs_f64(cfg.secs);
@@ -235,6 +247,8 @@ pub async fn soak(world: World<'_>, mut cfg: Soak, report: &mut Report) -> anyho
     }
     let samples = sampler.await?;
     let decisions = signet.series("signet_admission_reviews_total").await;
+    let (sum1, count1) = served().await;
+    let server_ms = (sum1 - sum0) * 1e3 / (count1 - count0).max(1.0);
     // "Final": once the hostile peers have gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let final_rss = signet.proc.rss_kib();
@@ -261,8 +275,11 @@ pub async fn soak(world: World<'_>, mut cfg: Soak, report: &mut Report) -> anyho
             cfg.secs, cfg.idle, cfg.slowloris, cfg.stalled, cfg.h2_connections, cfg.rate
         ),
         &format!(
-            "normal: {} answered, {} wrong ({} wrongly allowed), {} errors of which {} timeouts; p50 {:.3} / p99 {:.3} / max {:.3} ms. signet RSS before {}, **peak {}**, 2 s after {}; open fds peak {}, 2 s after {}. Idle connections open at once: peak {}; closed by signet {}; connect failures {}. Slowloris: {}. Stalled bodies: {} sent, {}. HTTP/2 streams opened {} (connection failures {}). Answers to hostile requests: {statuses}. signet's reviews by decision: {decisions}",
+            "normal: {} answered in {:.0} s ({:.1}/s of {:.0}/s offered), {} wrong ({} wrongly allowed), {} errors of which {} timeouts; p50 {:.3} / p99 {:.3} / max {:.3} ms from when due; signet's own mean time per review {server_ms:.1} ms. signet RSS before {}, **peak {}**, 2 s after {}; open fds peak {}, 2 s after {}. Idle connections open at once: peak {}; closed by signet {}; connect failures {}. Slowloris: {}. Stalled bodies: {} sent, {}. HTTP/2 streams opened {} (connection failures {}). Answers to hostile requests: {statuses}. signet's reviews by decision: {decisions}",
             normal.ok,
+            normal.elapsed.as_secs_f64(),
+            normal.rate(),
+            cfg.rate,
             normal.wrong,
             normal.wrongly_allowed,
             normal.errors,
