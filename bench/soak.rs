@@ -233,7 +233,11 @@ pub async fn soak(world: World<'_>, mut cfg: Soak, report: &mut Report) -> anyho
     for _ in 0..cfg.h2_connections {
         tasks.push(tokio::spawn(h2_flood(target.clone(), h.clone(), end)));
     }
-    let sampler = tokio::spawn(sample(pid, h.clone(), start, end));
+    let decided = {
+        let (http, url) = (signet.http.clone(), format!("{}/metrics", signet.admin));
+        move || decided(http.clone(), url.clone())
+    };
+    let sampler = tokio::spawn(sample(pid, h.clone(), start, end, decided));
     let normal = open_loop(
         &target,
         &Arc::new(work),
@@ -318,14 +322,32 @@ fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-/// Samples signet's RSS and descriptors every 500 ms until `end`; prints one line every 10 s.
-/// Returns the peaks (KiB, count).
-async fn sample(
+/// Reviews signet has allowed or denied so far (the normal traffic: hostile requests never get
+/// a verdict).
+async fn decided(http: reqwest::Client, url: String) -> f64 {
+    let text = match http.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| {
+            l.starts_with("signet_admission_reviews_total{")
+                && (l.contains("\"allowed\"") || l.contains("\"denied\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Samples signet's RSS and descriptors every 500 ms until `end`; prints one line every 10 s,
+/// with the normal reviews decided in those 10 s. Returns the peaks (KiB, count).
+async fn sample<F: std::future::Future<Output = f64>>(
     pid: u32,
     h: Arc<Hostile>,
     start: Instant,
     end: tokio::time::Instant,
+    decided: impl Fn() -> F,
 ) -> (u64, usize) {
+    let mut last = decided().await;
     let (mut peak_rss, mut peak_fds) = (0u64, 0usize);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut n = 0u64;
@@ -343,9 +365,11 @@ async fn sample(
         peak_rss = peak_rss.max(rss);
         peak_fds = peak_fds.max(fds);
         if n.is_multiple_of(20) {
+            let now = decided().await;
             eprintln!(
-                "soak t={:>4.0}s: RSS {} fds {fds}; idle open {}, closed {}; h2 streams {}; stalled {}; load {}",
+                "soak t={:>4.0}s: normal reviews decided {:.0}; RSS {} fds {fds}; idle open {}, closed {}; h2 streams {}; stalled {}; load {}",
                 start.elapsed().as_secs_f64(),
+                now - last,
                 mib(rss),
                 h.idle_open.load(Ordering::Relaxed),
                 h.idle_closed.load(Ordering::Relaxed),
@@ -353,6 +377,7 @@ async fn sample(
                 h.stalled_sent.load(Ordering::Relaxed),
                 load()
             );
+            last = now;
         }
         n += 1;
     }
