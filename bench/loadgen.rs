@@ -16,7 +16,9 @@
 //!   would take longer than the rest of the suite);
 //! - the limits, measured in the same run: an HTTPS echo server on signet's own TLS stack (this
 //!   binary, `loadgen echo-server`, as a separate process), one registry round trip, one P-256
-//!   and one RSA-PSS-2048 verification, one AdmissionReview decode.
+//!   and one RSA-PSS-2048 verification, one AdmissionReview decode;
+//! - the soak (`bench/soak.rs`, `--only soak`): normal reviews while idle connections,
+//!   slowloris headers, stalled bodies and HTTP/2 stream floods are held at once.
 //!
 //! Latency is measured per request with hdrhistogram. Closed loop: N connections, each sends
 //! its next review when the previous answer arrives. Open loop: reviews are due at a fixed rate

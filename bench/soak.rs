@@ -323,31 +323,30 @@ fn fd_count(pid: u32) -> usize {
 }
 
 /// Reviews signet has allowed or denied so far (the normal traffic: hostile requests never get
-/// a verdict).
-async fn decided(http: reqwest::Client, url: String) -> f64 {
-    let text = match http.get(url).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    text.lines()
+/// a verdict); `None` when `/metrics` did not answer.
+async fn decided(http: reqwest::Client, url: String) -> Option<f64> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let n = text
+        .lines()
         .filter(|l| {
             l.starts_with("signet_admission_reviews_total{")
                 && (l.contains("\"allowed\"") || l.contains("\"denied\""))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .sum();
+    Some(n)
 }
 
 /// Samples signet's RSS and descriptors every 500 ms until `end`; prints one line every 10 s,
 /// with the normal reviews decided in those 10 s. Returns the peaks (KiB, count).
-async fn sample<F: std::future::Future<Output = f64>>(
+async fn sample<F: std::future::Future<Output = Option<f64>>>(
     pid: u32,
     h: Arc<Hostile>,
     start: Instant,
     end: tokio::time::Instant,
     decided: impl Fn() -> F,
 ) -> (u64, usize) {
-    let mut last = decided().await;
+    let mut last = decided().await.unwrap_or(0.0);
     let (mut peak_rss, mut peak_fds) = (0u64, 0usize);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut n = 0u64;
@@ -366,10 +365,12 @@ async fn sample<F: std::future::Future<Output = f64>>(
         peak_fds = peak_fds.max(fds);
         if n.is_multiple_of(20) {
             let now = decided().await;
+            let new = now.map_or("? (no answer from /metrics)".into(), |n| {
+                format!("{:.0}", n - last)
+            });
             eprintln!(
-                "soak t={:>4.0}s: normal reviews decided {:.0}; RSS {} fds {fds}; idle open {}, closed {}; h2 streams {}; stalled {}; load {}",
+                "soak t={:>4.0}s: normal reviews decided {new}; RSS {} fds {fds}; idle open {}, closed {}; h2 streams {}; stalled {}; load {}",
                 start.elapsed().as_secs_f64(),
-                now - last,
                 mib(rss),
                 h.idle_open.load(Ordering::Relaxed),
                 h.idle_closed.load(Ordering::Relaxed),
@@ -377,7 +378,7 @@ async fn sample<F: std::future::Future<Output = f64>>(
                 h.stalled_sent.load(Ordering::Relaxed),
                 load()
             );
-            last = now;
+            last = now.unwrap_or(last);
         }
         n += 1;
     }
