@@ -16,7 +16,9 @@
 //!   would take longer than the rest of the suite);
 //! - the limits, measured in the same run: an HTTPS echo server on signet's own TLS stack (this
 //!   binary, `loadgen echo-server`, as a separate process), one registry round trip, one P-256
-//!   and one RSA-PSS-2048 verification, one AdmissionReview decode.
+//!   and one RSA-PSS-2048 verification, one AdmissionReview decode;
+//! - the soak (`bench/soak.rs`, `--only soak`): normal reviews while idle connections,
+//!   slowloris headers, stalled bodies and HTTP/2 stream floods are held at once.
 //!
 //! Latency is measured per request with hdrhistogram. Closed loop: N connections, each sends
 //! its next review when the previous answer arrives. Open loop: reviews are due at a fixed rate
@@ -76,6 +78,8 @@ use support::registry::TestRegistry;
 use support::responder::{CertStatus, Responder};
 use support::signet::cosign_policy;
 
+mod soak;
+
 /// The image in `pod-create.json` that scenarios replace.
 const POD_IMAGE: &str = "nginx:1.27";
 /// What the API server sends by default, and what the client waits at most.
@@ -95,9 +99,28 @@ struct Args {
     /// Small sizes everywhere (a smoke run of the whole suite in well under a minute).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: limits,a,b,c,e,f,g.
+    /// Scenarios to run, comma-separated: limits,a,b,c,e,f,g,soak (`soak` is not in the
+    /// default set: it takes `--soak-secs` and 10,000 connections).
     #[arg(long, default_value = "limits,a,b,c,e,f,g")]
     only: String,
+    /// Seconds of hostile load in the soak (with `--quick`: 10).
+    #[arg(long, default_value_t = 150.0)]
+    soak_secs: f64,
+    /// Idle TLS connections the soak holds (scaled down to the open-file limit).
+    #[arg(long, default_value_t = 10_000)]
+    soak_idle: usize,
+    /// Normal reviews per second during the soak, every verdict checked.
+    #[arg(long, default_value_t = 100.0)]
+    soak_rate: f64,
+    /// Slowloris connections (headers one byte a second) in the soak.
+    #[arg(long, default_value_t = 200)]
+    soak_slowloris: usize,
+    /// Stalled 7 MiB bodies (2 MiB sent) held at once in the soak.
+    #[arg(long, default_value_t = 64)]
+    soak_stalled: usize,
+    /// HTTP/2 connections flooding streams in the soak.
+    #[arg(long, default_value_t = 8)]
+    soak_h2: usize,
     /// Verdicts to cache for the memory figure (g).
     #[arg(long, default_value_t = 100_000)]
     verdicts: u64,
@@ -247,6 +270,8 @@ struct Stats {
     hist: Histogram<u64>,
     ok: u64,
     errors: u64,
+    /// Of the errors, reviews with no answer within `REVIEW_TIMEOUT`.
+    timeouts: u64,
     /// Answers whose `allowed` was not the expected one.
     wrong: u64,
     /// Of those, answers that allowed what should have been denied (the dangerous kind).
@@ -266,6 +291,7 @@ impl Stats {
             hist: histogram(),
             ok: 0,
             errors: 0,
+            timeouts: 0,
             wrong: 0,
             wrongly_allowed: 0,
             wrong_samples: Vec::new(),
@@ -277,6 +303,7 @@ impl Stats {
         self.hist.add(&other.hist).expect("same bounds");
         self.ok += other.ok;
         self.errors += other.errors;
+        self.timeouts += other.timeouts;
         self.wrong += other.wrong;
         self.wrongly_allowed += other.wrongly_allowed;
         for m in &other.wrong_samples {
@@ -436,13 +463,14 @@ async fn send_one(
     since: Instant,
     stats: &mut Stats,
 ) {
-    match target.post(send, work.body.clone()).await {
-        Ok((StatusCode::OK, body)) => {
+    let answer = target.post(send, work.body.clone()).await;
+    match answer {
+        Ok((StatusCode::OK, ref body)) => {
             stats
                 .hist
                 .saturating_record(since.elapsed().as_nanos() as u64);
             stats.ok += 1;
-            let got = allowed_of(&body);
+            let got = allowed_of(body);
             if let Some(expect) = work.expect
                 && got != Some(expect)
             {
@@ -451,12 +479,15 @@ async fn send_one(
                     stats.wrongly_allowed += 1;
                 }
                 if stats.wrong_samples.len() < 3 {
-                    stats.wrong_samples.push(message_of(&body));
+                    stats.wrong_samples.push(message_of(body));
                 }
             }
         }
         Ok(_) | Err(_) => {
             stats.errors += 1;
+            if matches!(&answer, Err(e) if e.is::<tokio::time::error::Elapsed>()) {
+                stats.timeouts += 1;
+            }
             if let Ok(fresh) = target.connect().await {
                 *send = fresh;
             }
@@ -656,6 +687,7 @@ impl SignetProc {
         insecure: &[String],
         rust_log: Option<&str>,
         prefix: Option<&str>,
+        extra: &[String],
     ) -> anyhow::Result<SignetProc> {
         let dir = tempfile::Builder::new().prefix("signet-bench-").tempdir()?;
         let policy_dir = dir.path().join("policies");
@@ -690,6 +722,7 @@ impl SignetProc {
         for host in insecure {
             cmd.arg("--insecure-registry").arg(host);
         }
+        cmd.args(extra);
         cmd.env_remove("RUST_LOG");
         if let Some(filter) = rust_log {
             cmd.env("RUST_LOG", filter);
@@ -1660,6 +1693,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &insecure,
         args.signet_log.as_deref(),
         args.signet_prefix.as_deref(),
+        &[],
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -2186,6 +2220,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "-",
             "≤ 256 MiB",
         );
+    }
+
+    // The soak: normal reviews while hostile peers hold connections, headers, bodies, streams.
+    if wants("soak") {
+        let world = soak::World {
+            bin: &args.signet,
+            signet_log: args.signet_log.as_deref(),
+            registry: &registry,
+            key: &key,
+            policies: &policies,
+            insecure: &insecure,
+        };
+        let cfg = soak::Soak {
+            secs: if args.quick { 10.0 } else { args.soak_secs },
+            idle: if args.quick {
+                args.soak_idle.min(500)
+            } else {
+                args.soak_idle
+            },
+            rate: args.soak_rate,
+            slowloris: args.soak_slowloris,
+            stalled: args.soak_stalled,
+            h2_connections: args.soak_h2,
+        };
+        soak::soak(world, cfg, &mut report).await?;
     }
 
     report.row(

@@ -6,6 +6,7 @@
 #   bench/run.sh --quick             # smoke run of every scenario (well under a minute)
 #   bench/run.sh --only a,c --secs 10
 #   bench/run.sh --only limits,c --cold-kinds notation-jws,notation-cose   # some cold kinds only
+#   bench/run.sh --only soak --soak-secs 150   # hostile load: 10,000 idle connections and more
 # Environment: MAX_WAIT (seconds to wait for load < LOAD_MAX, default 300), LOAD_MAX (1.5),
 # SKIP_MICRO=1 to skip criterion.
 set -euo pipefail
@@ -17,7 +18,8 @@ command -v docker-registry >/dev/null ||
 # The OCSP responder of the Notation cold kinds answers with `openssl ocsp`.
 command -v openssl >/dev/null ||
     { echo "openssl is missing: run scripts/install-test-deps.sh (as root)" >&2; exit 2; }
-# The burst scenario holds 1,000 connections on each side.
+# The burst scenario holds 1,000 connections on each side, the soak 10,000 (signet raises its
+# own soft limit to the hard one; the soak scales down if the hard limit is below ~11,000).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --locked --bin signet --example loadgen
