@@ -439,8 +439,11 @@ impl Engine {
                     let by_tag = image.digest().is_none();
                     async move {
                         if p.require_digest && by_tag {
-                            self.metrics
-                                .verification(verifier_kind_of(p).as_str(), Reason::DigestRequired);
+                            self.metrics.verification(
+                                verifier_kind_of(p).as_str(),
+                                true,
+                                Reason::DigestRequired,
+                            );
                             return result(p, digest_required(pinned));
                         }
                         let v = match tokio::time::timeout_at(
@@ -472,7 +475,7 @@ impl Engine {
     fn record_undecided(&self, policy: &Policy, reason: Reason) {
         for a in &policy.authorities {
             self.metrics
-                .verification(verifier_kind(&a.verifier).as_str(), reason);
+                .verification(verifier_kind(&a.verifier).as_str(), false, reason);
         }
     }
 
@@ -666,7 +669,7 @@ impl Engine {
                 }
                 Outcome::Failed(f) => f.reason,
             };
-            self.metrics.verification(o.verifier.as_str(), reason);
+            self.metrics.verification(o.verifier.as_str(), true, reason);
         }
         if outcomes.iter().any(trusted) {
             PolicyVerdict::Trusted {
@@ -769,7 +772,7 @@ impl Engine {
     fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
         for a in &policy.authorities {
             self.metrics
-                .verification(verifier_kind(&a.verifier).as_str(), e.reason);
+                .verification(verifier_kind(&a.verifier).as_str(), false, e.reason);
         }
         PolicyVerdict::Undecided {
             reason: e.reason,

@@ -240,13 +240,16 @@ impl Metrics {
     }
 
     /// Counts one verification outcome.
-    pub fn verification(&self, verifier: &str, reason: Reason) {
+    /// Counts one verification. `decided`: it reached a verdict, so its result is `trusted` or
+    /// `untrusted` whatever the reason usually means (a junk signature's `too_large` is an
+    /// untrusted signature, not a registry error); otherwise the result is `error`.
+    pub fn verification(&self, verifier: &str, decided: bool, reason: Reason) {
         let result = if reason == Reason::Trusted {
             "trusted"
-        } else if reason.is_undecidable() {
-            "error"
-        } else {
+        } else if decided {
             "untrusted"
+        } else {
+            "error"
         };
         self.verifications
             .with_label_values(&[verifier, result, reason.as_str()])
@@ -274,9 +277,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_decided_verification_is_never_an_error_whatever_its_reason() {
+        let m = Metrics::new();
+        // A junk signature layer too large to be a signature: untrusted, not a registry error.
+        m.verification("cosign", true, Reason::TooLarge);
+        m.verification("cosign", false, Reason::RegistryUnreachable);
+        let text = m.encode();
+        assert!(
+            text.contains("signet_verifications_total{reason=\"too_large\",result=\"untrusted\",verifier=\"cosign\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signet_verifications_total{reason=\"registry_unreachable\",result=\"error\",verifier=\"cosign\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn exposes_the_documented_names() {
         let m = Metrics::new();
-        m.verification("cosign", Reason::NoSignature);
+        m.verification("cosign", true, Reason::NoSignature);
         m.cache("verdict", true);
         m.registry_requests
             .with_label_values(&["manifest", "200"])
