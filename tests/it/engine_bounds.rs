@@ -382,37 +382,7 @@ async fn a_crowded_review_does_not_starve_another_on_the_same_host() {
         })
     };
     let host = server.addr();
-    let m = image_manifest(1);
-    let digest = sha256_digest(&m);
-    let payload = cosign::simple_signing_payload(&format!("{host}/team/app"), &digest);
-    let layer = SignatureLayer::signed(payload.clone(), &key);
-    let sig = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": format!("sha256:{:064x}", 7), "size": 2},
-        "layers": [{
-            "mediaType": SIMPLESIGNING,
-            "digest": sha256_digest(&payload),
-            "size": payload.len(),
-            "annotations": {SIGNATURE_ANNOTATION: layer.annotations[SIGNATURE_ANNOTATION]},
-        }],
-    }))
-    .unwrap();
-    {
-        let mut r = routes.lock().unwrap();
-        r.insert("/v2/team/app/manifests/v1".into(), (OCI_MANIFEST, m));
-        r.insert(
-            format!(
-                "/v2/team/app/manifests/{}.sig",
-                digest.replacen(':', "-", 1)
-            ),
-            (OCI_MANIFEST, sig),
-        );
-        r.insert(
-            format!("/v2/team/app/blobs/{}", sha256_digest(&payload)),
-            ("application/octet-stream", payload),
-        );
-    }
+    serve_signed_app(&routes, &host, &key);
     let policy = cosign_policy(
         "prod",
         &format!("{host}/**"),
@@ -608,37 +578,7 @@ async fn a_shared_verification_that_fails_for_one_review_is_redone_for_another()
         })
     };
     let host = server.addr();
-    let m = image_manifest(1);
-    let digest = sha256_digest(&m);
-    let payload = cosign::simple_signing_payload(&format!("{host}/team/app"), &digest);
-    let layer = SignatureLayer::signed(payload.clone(), &key);
-    let sig = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": format!("sha256:{:064x}", 7), "size": 2},
-        "layers": [{
-            "mediaType": SIMPLESIGNING,
-            "digest": sha256_digest(&payload),
-            "size": payload.len(),
-            "annotations": {SIGNATURE_ANNOTATION: layer.annotations[SIGNATURE_ANNOTATION]},
-        }],
-    }))
-    .unwrap();
-    {
-        let mut r = routes.lock().unwrap();
-        r.insert("/v2/team/app/manifests/v1".into(), (OCI_MANIFEST, m));
-        r.insert(
-            format!(
-                "/v2/team/app/manifests/{}.sig",
-                digest.replacen(':', "-", 1)
-            ),
-            (OCI_MANIFEST, sig),
-        );
-        r.insert(
-            format!("/v2/team/app/blobs/{}", sha256_digest(&payload)),
-            ("application/octet-stream", payload),
-        );
-    }
+    serve_signed_app(&routes, &host, &key);
     let policy = cosign_policy(
         "prod",
         &format!("{host}/**"),
@@ -678,4 +618,39 @@ async fn a_shared_verification_that_fails_for_one_review_is_redone_for_another()
         "the second verified for itself: {}",
         reason(&second)
     );
+}
+
+/// `team/app:v1` on the fake registry at `host`, with a Cosign `.sig` signed by `key`.
+fn serve_signed_app(routes: &SlowRoutes, host: &str, key: &CosignKey) {
+    let m = image_manifest(1);
+    let digest = sha256_digest(&m);
+    let payload = cosign::simple_signing_payload(&format!("{host}/team/app"), &digest);
+    let layer = SignatureLayer::signed(payload.clone(), key);
+    let sig = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": format!("sha256:{:064x}", 7), "size": 2},
+        "layers": [{
+            "mediaType": SIMPLESIGNING,
+            "digest": sha256_digest(&payload),
+            "size": payload.len(),
+            "annotations": {SIGNATURE_ANNOTATION: layer.annotations[SIGNATURE_ANNOTATION]},
+        }],
+    }))
+    .unwrap();
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert("/v2/team/app/manifests/v1".into(), (OCI_MANIFEST, m));
+        r.insert(
+            format!(
+                "/v2/team/app/manifests/{}.sig",
+                digest.replacen(':', "-", 1)
+            ),
+            (OCI_MANIFEST, sig),
+        );
+        r.insert(
+            format!("/v2/team/app/blobs/{}", sha256_digest(&payload)),
+            ("application/octet-stream", payload),
+        );
+    }
 }
