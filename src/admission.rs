@@ -20,6 +20,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::response::StatusSummary;
 use serde::Deserialize;
 
+pub mod manifest;
 pub mod pin;
 
 use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};

@@ -5,9 +5,26 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+/// Exit status of every command, printed at the end of `--help`.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  admitted: every image trusted (verify), every object admitted (review), policies valid
+     (policy check), or the server stopped cleanly (serve)
+  1  denied: an image is untrusted (verify), an object would be denied (review), or a policy
+     file has errors (policy check)
+  2  usage or configuration error (bad flag, unreadable file, no policy directory)
+  3  could not check: no image is untrusted, but one could not be checked (registry
+     unreachable or refusing, deadline) (verify)";
+
 /// signet: admit only signed container images.
 #[derive(Debug, Parser)]
-#[command(name = "signet", version, about, propagate_version = true)]
+#[command(
+    name = "signet",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_STATUS_HELP
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -22,10 +39,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How `verify` and `review` print their result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// For people.
     Text,
+    /// For scripts; field names in camelCase, like the policy YAML.
     Json,
+    /// The JSON document, as YAML.
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,22 +61,42 @@ pub enum NoMatchArg {
 pub enum Command {
     /// Run the admission webhook.
     Serve(ServeArgs),
-    /// Verify images against the policies, as the webhook would, and print why.
+    /// Verify images against the policies, say what the webhook would do, and why.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Verify(VerifyArgs),
-    /// Evaluate one AdmissionReview JSON (a file, or - for standard input) and print the response.
+    /// Answer AdmissionReviews or plain manifests (Pod, Deployment, any workload, a List) as
+    /// the webhook would.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Review(ReviewArgs),
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print a shell completion script, e.g. `signet completion bash > ~/.local/share/bash-completion/completions/signet`.
+    Completion(CompletionArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Check every policy file in a directory; print each error with file and line.
-    Check {
-        /// The policy directory.
-        dir: PathBuf,
-    },
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct PolicyCheckArgs {
+    /// The policy directory (the same as --policies).
+    #[arg(value_name = "DIR", conflicts_with = "policies")]
+    pub dir: Option<PathBuf>,
+    /// The policy directory [default: policies].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// How signet reaches registries (shared by serve, verify and review).
@@ -71,10 +113,13 @@ pub struct RegistryArgs {
     /// image hosts). Repeatable.
     #[arg(long = "registry-ca-for", value_name = "HOST=FILE")]
     pub registry_ca_for: Vec<String>,
-    /// A docker config.json whose `auths` give registry credentials.
+    /// A docker config.json whose `auths` give registry credentials, or a directory holding
+    /// one (as DOCKER_CONFIG names it). Without it, `verify` and `review` read
+    /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json when there is one, as docker,
+    /// cosign, crane and notation do; `serve` reads only what it is given.
     #[arg(
         long = "docker-config",
-        value_name = "FILE",
+        value_name = "FILE|DIR",
         env = "SIGNET_DOCKER_CONFIG"
     )]
     pub docker_config: Option<PathBuf>,
@@ -113,11 +158,12 @@ pub struct RegistryArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Address of the HTTPS webhook.
-    #[arg(long, default_value = "0.0.0.0:8443")]
+    /// Address of the HTTPS webhook. Loopback unless told otherwise: in a cluster pass
+    /// 0.0.0.0:8443 (the shipped manifests do).
+    #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
     /// Address of the plain-HTTP admin port (/healthz, /readyz, /metrics).
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub admin_listen: SocketAddr,
     /// Serving certificate (PEM); re-read when it changes. Without it, a self-signed one is made.
     #[arg(long, requires = "tls_key", value_name = "FILE")]
@@ -125,12 +171,13 @@ pub struct ServeArgs {
     /// Serving key (PEM).
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// Where to write the CA of the self-signed certificate.
+    /// Where to write the CA of the self-signed certificate [default: a directory of this
+    /// process's own under the temporary directory, signet-dev-PID/ca.pem; the log names it].
     #[arg(long, value_name = "FILE")]
     pub self_signed_ca_out: Option<PathBuf>,
-    /// The policy directory; re-read when it changes.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    pub policies: PathBuf,
+    /// The policy directory; re-read when it changes [default: policies].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
     /// Override the policies' noMatch setting.
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
@@ -200,9 +247,9 @@ pub struct VerifyArgs {
     /// Images to verify.
     #[arg(required = true)]
     pub images: Vec<String>,
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    pub policies: PathBuf,
+    /// The policy directory [default: policies].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
     /// Evaluate as for a request in this namespace (for namespaced ImagePolicies).
     #[arg(long)]
     pub namespace: Option<String>,
@@ -210,7 +257,7 @@ pub struct VerifyArgs {
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Overall time limit, in seconds.
     #[arg(long, default_value_t = 30)]
@@ -221,14 +268,24 @@ pub struct VerifyArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct ReviewArgs {
-    /// AdmissionReview JSON file, or - for standard input.
-    pub file: PathBuf,
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    pub policies: PathBuf,
+    /// Files (- for standard input), YAML or JSON, one or many documents each: AdmissionReviews
+    /// are answered as they are; any other object (a Pod, a Deployment, a List of them) is
+    /// reviewed as its CREATE would be.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The policy directory [default: policies].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// Namespace of manifests that name none (for namespaced ImagePolicies).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
     /// Override the policies' noMatch setting.
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
+    /// Output format: text, or the AdmissionReview responses as JSON or YAML (several as a
+    /// List).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
     /// Overall time limit, in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,

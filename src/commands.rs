@@ -2,23 +2,24 @@
 //! [`Config`], and runs one command.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::Output;
 use crate::config::{CommandConfig, Config};
-use crate::decision::{Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
+use crate::decision::{Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::source::{self, Source};
-use crate::policy::{self, NoMatch};
+use crate::policy::{self, NoMatch, OnError};
 use crate::registry::RegistryConfig;
 use crate::review::{Reviewer, Route};
 use crate::verify::Outcome;
-use crate::{EXIT_UNTRUSTED, EXIT_USAGE, admission, engine, exit, server};
+use crate::{EXIT_UNCHECKED, EXIT_UNTRUSTED, EXIT_USAGE, admission, engine, exit, server};
 
-/// Runs one command to completion.
+/// Runs one command to completion. One arm per subcommand, each handing its configuration to
+/// its own function.
 pub async fn run(config: Config) -> ExitCode {
     let Config {
         log_format: _,
@@ -35,31 +36,205 @@ pub async fn run(config: Config) -> ExitCode {
             timeout,
             registry,
         } => {
-            let Some(engine) = offline_engine(&policies, no_match, registry) else {
-                return exit(EXIT_USAGE);
-            };
-            verify_command(&engine, &images, namespace.as_deref(), output, timeout).await
+            let namespace = namespace.as_deref();
+            verify_command(
+                &images, &policies, namespace, no_match, output, timeout, registry,
+            )
+            .await
         }
         CommandConfig::Review {
-            file,
+            files,
             policies,
+            namespace,
             no_match,
+            output,
             timeout,
             registry,
-        } => review_command(&file, &policies, no_match, timeout, registry).await,
+        } => {
+            review_command(
+                &files, &policies, &namespace, no_match, output, timeout, registry,
+            )
+            .await
+        }
         CommandConfig::PolicyCheck { dir } => policy_check_command(&dir),
+        CommandConfig::Completion { shell } => completion_command(shell),
     }
 }
 
-/// `signet verify`: decides `images` as a review in `namespace` would, prints the verdict and
-/// exits non-zero unless every image would be admitted without complaint.
+/// What `signet verify` concluded about one image. Ordered from best to worst: the worst of a
+/// run decides its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Trust {
+    /// Every policy that covers the image trusts it.
+    Trusted,
+    /// No policy covers it and `noMatch` is `allow`.
+    Allowed,
+    /// Nothing says it is untrusted, but a policy could not check it (registry, deadline).
+    CouldNotCheck,
+    /// A policy decided it is not trusted, no policy covers it (and `noMatch` is not
+    /// `allow`), or the reference is invalid.
+    Untrusted,
+}
+
+impl Trust {
+    fn of(r: &ImageReport, no_match: NoMatch) -> Trust {
+        match &r.status {
+            ImageStatus::InvalidReference { .. } => Trust::Untrusted,
+            ImageStatus::NoPolicy { .. } if no_match == NoMatch::Allow => Trust::Allowed,
+            ImageStatus::NoPolicy { .. } => Trust::Untrusted,
+            ImageStatus::Checked { policies } => policies
+                .iter()
+                .map(|p| match p.verdict {
+                    PolicyVerdict::Trusted { .. } => Trust::Trusted,
+                    PolicyVerdict::Untrusted { .. } => Trust::Untrusted,
+                    PolicyVerdict::Undecided { .. } => Trust::CouldNotCheck,
+                })
+                .max()
+                .unwrap_or(Trust::Untrusted),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Trust::Trusted => "TRUSTED",
+            Trust::Allowed => "ALLOWED",
+            Trust::CouldNotCheck => "COULD NOT CHECK",
+            Trust::Untrusted => "UNTRUSTED",
+        }
+    }
+
+    fn exit_code(self) -> u8 {
+        match self {
+            Trust::Trusted | Trust::Allowed => 0,
+            Trust::CouldNotCheck => EXIT_UNCHECKED,
+            Trust::Untrusted => EXIT_UNTRUSTED,
+        }
+    }
+}
+
+/// What the webhook would answer for one image on its own.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookAnswer {
+    allowed: bool,
+    /// `admitted`, `warned`, `audited` or `denied`.
+    decision: &'static str,
+    /// In words, e.g. `admitted with a warning (mode warn)`.
+    summary: String,
+    /// The deny message, warnings and audit annotations the API server would get.
+    messages: Vec<String>,
+}
+
+impl WebhookAnswer {
+    fn of(r: &ImageReport, no_match: NoMatch) -> Self {
+        let v = r.admission(no_match);
+        let (decision, words) = if !v.allowed {
+            ("denied", "denied")
+        } else if !v.warnings.is_empty() {
+            ("warned", "admitted with a warning")
+        } else if !v.audit_annotations.is_empty() {
+            ("audited", "admitted with an audit annotation")
+        } else {
+            ("admitted", "admitted")
+        };
+        let why = why(r, no_match);
+        let summary = if why.is_empty() {
+            words.to_string()
+        } else {
+            format!("{words} ({why})")
+        };
+        let mut messages = v.denials;
+        messages.extend(v.warnings);
+        messages.extend(v.audit_annotations.into_values());
+        WebhookAnswer {
+            allowed: v.allowed,
+            decision,
+            summary,
+            messages,
+        }
+    }
+}
+
+/// Which setting gives an image's admission: `mode warn`, `onError: allow`, `noMatch: deny`…
+fn why(r: &ImageReport, no_match: NoMatch) -> String {
+    let mut settings: Vec<String> = Vec::new();
+    match &r.status {
+        ImageStatus::InvalidReference { .. } => settings.push("invalid reference".into()),
+        ImageStatus::NoPolicy { .. } => {
+            settings.push(format!("noMatch: {}", no_match_str(no_match)))
+        }
+        ImageStatus::Checked { policies } => {
+            for p in policies {
+                let s = match &p.verdict {
+                    PolicyVerdict::Trusted { authorities } => {
+                        let logged = authorities.iter().any(
+                            |a| matches!(&a.result, Outcome::Trusted(e) if !e.logged.is_empty()),
+                        );
+                        if !logged {
+                            continue;
+                        }
+                        "a failed check the verification level only logs".to_string()
+                    }
+                    PolicyVerdict::Undecided { .. } if p.on_error == OnError::Allow => {
+                        "onError: allow".to_string()
+                    }
+                    _ => format!("mode {}", p.mode.as_str()),
+                };
+                if !settings.contains(&s) {
+                    settings.push(s);
+                }
+            }
+        }
+    }
+    settings.join(", ")
+}
+
+fn no_match_str(n: NoMatch) -> &'static str {
+    match n {
+        NoMatch::Deny => "deny",
+        NoMatch::Warn => "warn",
+        NoMatch::Allow => "allow",
+    }
+}
+
+/// One image of `signet verify -o json`: the engine's report, the trust label, and what the
+/// webhook would do.
+#[derive(serde::Serialize)]
+struct VerifiedImage<'a> {
+    #[serde(flatten)]
+    report: &'a ImageReport,
+    trust: Trust,
+    webhook: WebhookAnswer,
+}
+
+/// `signet verify -o json`.
+#[derive(serde::Serialize)]
+struct VerifyOutput<'a> {
+    /// The worst of the images' trust.
+    result: Trust,
+    /// Every image trusted (or allowed by `noMatch: allow`).
+    trusted: bool,
+    images: Vec<VerifiedImage<'a>>,
+    /// Why the images were refused as a whole (too many, over the review's budget), if so.
+    denials: Vec<String>,
+}
+
+/// `signet verify`: decides `images` as a review in `namespace` would, prints for each its
+/// trust and what the webhook would do, and exits by the worst trust: 0 trusted, 1 untrusted,
+/// 3 could not check.
 async fn verify_command(
-    engine: &Engine,
     images: &[String],
+    policies: &Path,
     namespace: Option<&str>,
+    no_match: Option<NoMatch>,
     output: Output,
     timeout: Duration,
+    registry: RegistryConfig,
 ) -> ExitCode {
+    let Some(engine) = offline_engine(policies, no_match, registry) else {
+        return exit(EXIT_USAGE);
+    };
     let uses: Vec<ImageUse> = images
         .iter()
         .map(|i| ImageUse {
@@ -71,76 +246,208 @@ async fn verify_command(
         .decide(&uses, namespace, Instant::now() + timeout)
         .await;
     let no_match = engine.policies().no_match;
-    // Refused as a whole (too many images): no image was checked.
-    let refused = verdict.images.is_empty() && !verdict.allowed;
-    let ok = !refused && verdict.images.iter().all(|r| admitted_clean(r, no_match));
-    let mut out = std::io::stdout().lock();
-    let _ = match output {
-        Output::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "trusted": ok,
-                "images": verdict.images,
-                "denials": if refused { verdict.denials.clone() } else { Vec::new() },
-            }))
-            .unwrap_or_default()
-        ),
-        Output::Text if refused => {
-            writeln!(out, "UNTRUSTED  {}", verdict.denials.join("; "))
-        }
-        Output::Text => write!(out, "{}", render_text(&verdict.images, no_match)),
+    let out = verify_output(&verdict, no_match);
+    let code = if out.trusted {
+        0
+    } else {
+        out.result.exit_code().max(1)
     };
-    exit(if ok { 0 } else { EXIT_UNTRUSTED })
+    let printed = match output {
+        Output::Text => write_text(&render_text(&out)),
+        _ => write_structured(output, &out),
+    };
+    match printed {
+        Ok(()) => exit(code),
+        Err(e) => {
+            eprintln!("signet verify: {e}");
+            exit(EXIT_USAGE)
+        }
+    }
 }
 
-/// `signet review`: answers one AdmissionReview (a file, or `-` for standard input) as the
-/// validating route would, and prints the response review.
+fn verify_output(verdict: &Verdict, no_match: NoMatch) -> VerifyOutput<'_> {
+    // Refused as a whole (too many images): no image was checked.
+    let refused = verdict.images.is_empty() && !verdict.allowed;
+    let images: Vec<VerifiedImage<'_>> = verdict
+        .images
+        .iter()
+        .map(|report| VerifiedImage {
+            report,
+            trust: Trust::of(report, no_match),
+            webhook: WebhookAnswer::of(report, no_match),
+        })
+        .collect();
+    let result = if refused {
+        Trust::Untrusted
+    } else {
+        images
+            .iter()
+            .map(|i| i.trust)
+            .max()
+            .unwrap_or(Trust::Untrusted)
+    };
+    // Over the review's budget the whole review is denied, whatever each image's answer.
+    let budget_refusal = !verdict.allowed && images.iter().all(|i| i.webhook.allowed);
+    VerifyOutput {
+        result,
+        trusted: result <= Trust::Allowed && !budget_refusal,
+        denials: if refused || budget_refusal {
+            verdict.denials.clone()
+        } else {
+            Vec::new()
+        },
+        images,
+    }
+}
+
+/// `signet review`: answers each review as the validating route would and prints the
+/// answers; exits 1 when any is denied.
 async fn review_command(
-    file: &Path,
+    files: &[PathBuf],
     policies: &Path,
+    namespace: &str,
     no_match: Option<NoMatch>,
+    output: Output,
     timeout: Duration,
     registry: RegistryConfig,
 ) -> ExitCode {
-    let review =
-        match read_input(file).and_then(|b| admission::decode(&b).map_err(|e| e.to_string())) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("signet review: {e}");
-                return exit(EXIT_USAGE);
-            }
-        };
-    let metrics = Metrics::new();
+    let Some(reviews) = read_reviews(files, namespace) else {
+        return exit(EXIT_USAGE);
+    };
     let Some(engine) = offline_engine(policies, no_match, registry) else {
         return exit(EXIT_USAGE);
     };
+    let reviews = &reviews;
+    let metrics = Metrics::new();
     let reviewer = Reviewer {
         engine: &engine,
         metrics: &metrics,
         ready: true,
     };
-    let start = Instant::now();
-    let answer = reviewer
-        .answer(Route::Validate, &review, start, start + timeout)
-        .await;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&answer.response).unwrap_or_default()
-    );
-    exit(0)
+    let mut answers = Vec::with_capacity(reviews.len());
+    for review in reviews {
+        let start = Instant::now();
+        answers.push(
+            reviewer
+                .answer(Route::Validate, review, start, start + timeout)
+                .await,
+        );
+    }
+    let denied = answers.iter().any(|a| a.decision == "denied");
+    let printed = match output {
+        Output::Text => write_text(&render_reviews(reviews, &answers)),
+        _ => {
+            let mut responses: Vec<serde_json::Value> =
+                answers.into_iter().map(|a| a.response).collect();
+            if responses.len() == 1 {
+                write_structured(output, &responses.remove(0))
+            } else {
+                // Several answers: one document, as kubectl prints several objects.
+                write_structured(
+                    output,
+                    &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": responses}),
+                )
+            }
+        }
+    };
+    match printed {
+        Ok(()) => exit(if denied { EXIT_UNTRUSTED } else { 0 }),
+        Err(e) => {
+            eprintln!("signet review: {e}");
+            exit(EXIT_USAGE)
+        }
+    }
 }
 
-/// `signet policy check`: loads `dir` and lists its policies, or every error in it.
+/// The reviews in `files` (`-` is standard input), or `None` after printing why not.
+fn read_reviews(files: &[PathBuf], namespace: &str) -> Option<Vec<admission::Review>> {
+    let mut reviews = Vec::new();
+    for file in files {
+        let read = read_input(file).and_then(|body| {
+            admission::manifest::reviews(&body, namespace)
+                .map_err(|e| format!("{}: {e}", file.display()))
+        });
+        match read {
+            Ok(mut r) => reviews.append(&mut r),
+            Err(e) => {
+                eprintln!("signet review: {e}");
+                return None;
+            }
+        }
+    }
+    if reviews.is_empty() {
+        eprintln!("signet review: the input holds no object to review");
+        return None;
+    }
+    Some(reviews)
+}
+
+/// `signet review` output for people: one line per object, then its warnings.
+fn render_reviews(reviews: &[admission::Review], answers: &[crate::review::Answer]) -> String {
+    let mut s = String::new();
+    for (review, answer) in reviews.iter().zip(answers) {
+        let response = &answer.response["response"];
+        let label = if answer.decision == "denied" {
+            "DENIED  "
+        } else {
+            "ADMITTED"
+        };
+        let namespace = review
+            .namespace()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{label}  {} {namespace}{}",
+            review.kind(),
+            review.name()
+        ));
+        match &review.action {
+            admission::Action::Skip(why) => s.push_str(&format!(": {why}")),
+            _ => {
+                if let Some(m) = response["status"]["message"].as_str() {
+                    s.push_str(&format!(": {m}"));
+                }
+            }
+        }
+        s.push('\n');
+        for w in response["warnings"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "    Warning: {}\n",
+                w.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    s
+}
+
+/// `signet policy check`: loads `dir` and lists its policies, or every error in it. A
+/// directory that yields no policy at all is an error too: every image would be judged by
+/// `noMatch` alone, which is rarely what pointing at it meant.
 fn policy_check_command(dir: &Path) -> ExitCode {
+    if !dir.is_dir() {
+        eprintln!(
+            "{}: no such directory (pass the policy directory as --policies DIR)",
+            dir.display()
+        );
+        return exit(EXIT_USAGE);
+    }
     match policy::load_dir(dir) {
+        Ok(set) if set.policies.is_empty() => {
+            eprintln!(
+                "{}: no policy found (no ClusterImagePolicy or ImagePolicy in a *.yaml or *.yml \
+                 file, no Notation trust policy); every image would get noMatch: {}",
+                dir.display(),
+                no_match_str(set.no_match)
+            );
+            exit(EXIT_UNTRUSTED)
+        }
         Ok(set) => {
             println!(
-                "{}: {} polic{} valid; noMatch: {:?}",
+                "{}: {} polic{} valid; noMatch: {}",
                 dir.display(),
                 set.policies.len(),
                 if set.policies.len() == 1 { "y" } else { "ies" },
-                set.no_match
+                no_match_str(set.no_match)
             );
             for p in &set.policies {
                 println!(
@@ -164,12 +471,31 @@ fn policy_check_command(dir: &Path) -> ExitCode {
     }
 }
 
-/// Whether an image would be admitted without any complaint.
-fn admitted_clean(r: &ImageReport, no_match: NoMatch) -> bool {
-    match &r.status {
-        ImageStatus::NoPolicy { .. } => no_match == NoMatch::Allow,
-        _ => r.trusted(),
-    }
+/// `signet completion SHELL`: the completion script on standard output.
+fn completion_command(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = <crate::cli::Args as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "signet", &mut std::io::stdout());
+    exit(0)
+}
+
+fn write_text(text: &str) -> Result<(), String> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write the output: {e}"))
+}
+
+/// `value` as JSON or YAML on standard output.
+fn write_structured<T: serde::Serialize>(output: Output, value: &T) -> Result<(), String> {
+    let text = match output {
+        Output::Yaml => serde_yaml::to_string(value).map_err(|e| e.to_string())?,
+        _ => {
+            let mut t = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+            t.push('\n');
+            t
+        }
+    };
+    write_text(&text)
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>, String> {
@@ -189,6 +515,13 @@ fn offline_engine(
     no_match: Option<NoMatch>,
     registry: RegistryConfig,
 ) -> Option<Engine> {
+    if !policies.is_dir() {
+        eprintln!(
+            "{}: no such directory (pass the policy directory as --policies DIR)",
+            policies.display()
+        );
+        return None;
+    }
     let set = match source::Directory::new(policies, no_match).load() {
         Ok(s) => s,
         Err(errors) => {
@@ -212,11 +545,24 @@ fn offline_engine(
     }
 }
 
+/// `signet serve`: runs the webhook until SIGTERM. A development CA goes to a directory this
+/// process makes (see `--self-signed-ca-out`), removed again when it stops.
 async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
     };
+    let mut made_dir = None;
+    if let Some(dir) = self_signed.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot make the directory for the development CA");
+            return exit(EXIT_USAGE);
+        }
+        made_dir = Some(dir.to_path_buf());
+    }
     let metrics = Arc::new(Metrics::new());
     match engine::serve(serve, registry, metrics, engine::Options::default()).await {
         Ok(handle) => {
@@ -225,6 +571,9 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
                 tracing::info!(ca = %ca.display(), "self-signed serving certificate; trust this CA to call the webhook (curl --cacert)");
             }
             handle.wait().await;
+            if let Some(dir) = made_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             exit(0)
         }
         Err(e) => {
@@ -234,76 +583,78 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
     }
 }
 
-/// `signet verify` output for people.
-fn render_text(images: &[ImageReport], no_match: NoMatch) -> String {
+/// `signet verify` output for people: per image its trust, why, and what the webhook would do.
+fn render_text(out: &VerifyOutput<'_>) -> String {
     let mut s = String::new();
-    for r in images {
+    if out.images.is_empty() {
+        s.push_str(&format!("UNTRUSTED  {}\n", out.denials.join("; ")));
+        return s;
+    }
+    for image in &out.images {
+        let r = image.report;
         let name = r.reference.as_deref().unwrap_or(&r.image);
         let digest = r
             .digest
             .as_ref()
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
+        let label = image.trust.label();
         match &r.status {
             ImageStatus::InvalidReference { detail } => {
                 s.push_str(&format!(
-                    "UNTRUSTED  {:?}: not a valid image reference: {detail}\n",
+                    "{label}  {:?}: not a valid image reference: {detail}\n",
                     r.image
                 ));
             }
-            ImageStatus::NoPolicy { .. } => {
-                let verdict = if no_match == NoMatch::Allow {
-                    "ALLOWED  "
-                } else {
-                    "UNTRUSTED"
-                };
+            ImageStatus::NoPolicy { no_match } => {
                 s.push_str(&format!(
-                    "{verdict}  {name}: no policy covers this image (noMatch: {no_match:?})\n"
+                    "{label}  {name}: no policy covers this image (noMatch: {})\n",
+                    no_match_str(*no_match)
                 ));
             }
             ImageStatus::Checked { policies } => {
-                let verdict = if r.trusted() {
-                    "TRUSTED  "
-                } else {
-                    "UNTRUSTED"
-                };
-                s.push_str(&format!("{verdict}  {name}{digest}\n"));
+                s.push_str(&format!("{label}  {name}{digest}\n"));
                 for p in policies {
-                    match &p.verdict {
-                        PolicyVerdict::Trusted { authorities }
-                        | PolicyVerdict::Untrusted { authorities, .. } => {
-                            for a in authorities {
-                                let line = match &a.result {
-                                    Outcome::Trusted(e) => {
-                                        let mut l = format!("trusted: {}", e.summary);
-                                        for logged in &e.logged {
-                                            l.push_str(&format!(" [logged: {logged}]"));
-                                        }
-                                        l
-                                    }
-                                    Outcome::Failed(f) => {
-                                        format!("{}: {}", f.reason.describe(), f.detail)
-                                    }
-                                };
-                                s.push_str(&format!(
-                                    "    policy {:?} ({}), authority {:?} ({}): {line}\n",
-                                    p.policy.as_str(),
-                                    p.mode.as_str(),
-                                    a.authority,
-                                    a.verifier.as_str()
-                                ));
-                            }
-                        }
-                        PolicyVerdict::Undecided { reason, detail } => s.push_str(&format!(
-                            "    policy {:?} ({}): could not verify: {}: {detail}\n",
-                            p.policy.as_str(),
-                            p.mode.as_str(),
-                            reason.describe()
-                        )),
-                    }
+                    render_policy(&mut s, p);
                 }
             }
         }
+        s.push_str(&format!("    webhook: {}\n", image.webhook.summary));
+    }
+    if !out.denials.is_empty() {
+        s.push_str(&format!("webhook: denied: {}\n", out.denials.join("; ")));
     }
     s
+}
+
+fn render_policy(s: &mut String, p: &crate::decision::PolicyResult) {
+    match &p.verdict {
+        PolicyVerdict::Trusted { authorities } | PolicyVerdict::Untrusted { authorities, .. } => {
+            for a in authorities {
+                let line = match &a.result {
+                    Outcome::Trusted(e) => {
+                        let mut l = format!("trusted: {}", e.summary);
+                        for logged in &e.logged {
+                            l.push_str(&format!(" [logged: {logged}]"));
+                        }
+                        l
+                    }
+                    Outcome::Failed(f) => format!("{}: {}", f.reason.describe(), f.detail),
+                };
+                s.push_str(&format!(
+                    "    policy {:?} ({}), authority {:?} ({}): {line}\n",
+                    p.policy.as_str(),
+                    p.mode.as_str(),
+                    a.authority,
+                    a.verifier.as_str()
+                ));
+            }
+        }
+        PolicyVerdict::Undecided { reason, detail } => s.push_str(&format!(
+            "    policy {:?} ({}): could not check: {}: {detail}\n",
+            p.policy.as_str(),
+            p.mode.as_str(),
+            reason.describe()
+        )),
+    }
 }

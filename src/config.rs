@@ -39,15 +39,77 @@ pub enum CommandConfig {
         registry: RegistryConfig,
     },
     Review {
-        file: PathBuf,
+        files: Vec<PathBuf>,
         policies: PathBuf,
+        /// For manifests that name none.
+        namespace: String,
         no_match: Option<NoMatch>,
+        output: Output,
         timeout: Duration,
         registry: RegistryConfig,
     },
     PolicyCheck {
         dir: PathBuf,
     },
+    Completion {
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The policy directory every command reads unless told otherwise.
+pub const DEFAULT_POLICIES: &str = "policies";
+
+/// `--policies`, or the default `policies/`, which must then exist: a missing default is the
+/// first thing a new user meets, so the message names the flag.
+fn policy_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    let dir = PathBuf::from(DEFAULT_POLICIES);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(ConfigError(format!(
+            "no policy directory: ./{DEFAULT_POLICIES} does not exist here; pass --policies DIR \
+             (the directory of your policy YAML files)"
+        )))
+    }
+}
+
+/// Whether log lines may carry ANSI colour: only to a terminal, and never when `NO_COLOR` is
+/// set to anything non-empty (<https://no-color.org>).
+pub fn ansi_wanted() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+/// The docker `config.json` to read credentials from: `--docker-config` (a file, or a
+/// directory holding `config.json`); otherwise, where `docker_defaults` (the offline commands),
+/// docker's own places: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, when the
+/// file exists. `serve` reads only what it is given: a server's credentials are deliberate.
+fn docker_config_path(
+    flag: Option<PathBuf>,
+    docker_defaults: bool,
+) -> Option<(PathBuf, &'static str)> {
+    if let Some(path) = flag {
+        let path = if path.is_dir() {
+            path.join("config.json")
+        } else {
+            path
+        };
+        return Some((path, "--docker-config"));
+    }
+    if !docker_defaults {
+        return None;
+    }
+    let found = |p: PathBuf| p.is_file().then_some(p);
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return found(PathBuf::from(dir).join("config.json")).map(|p| (p, "DOCKER_CONFIG"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    found(PathBuf::from(home).join(".docker").join("config.json"))
+        .map(|p| (p, "~/.docker/config.json"))
 }
 
 fn no_match(n: Option<NoMatchArg>) -> Option<NoMatch> {
@@ -61,93 +123,101 @@ fn no_match(n: Option<NoMatchArg>) -> Option<NoMatch> {
 impl TryFrom<cli::RegistryArgs> for RegistryConfig {
     type Error = ConfigError;
 
+    /// For `serve`: credentials only from `--docker-config`.
     fn try_from(args: cli::RegistryArgs) -> Result<Self, ConfigError> {
-        let cli::RegistryArgs {
-            insecure_registry,
-            registry_ca,
-            registry_ca_for,
-            docker_config,
-            registry_deny_cidr,
-            registry_timeout_ms,
-            registry_max_concurrency_per_host,
-            review_max_images,
-            review_max_concurrency,
-            review_max_requests,
-            review_max_blob_mib,
-            review_max_fetched_mib,
-            max_held_blob_mib,
-        } = args;
-        let mut ca_pem = Vec::new();
-        for path in &registry_ca {
-            let pem = read(path, "--registry-ca")?;
-            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                return Err(ConfigError(format!(
-                    "--registry-ca {}: no PEM CERTIFICATE in the file",
-                    path.display()
-                )));
-            }
-            ca_pem.push(pem);
-        }
-        let credentials = match &docker_config {
-            Some(path) => {
-                let text = String::from_utf8(read(path, "--docker-config")?).map_err(|_| {
-                    ConfigError(format!("--docker-config {}: not UTF-8", path.display()))
-                })?;
-                let (creds, ignored) = RegistryConfig::docker_config(&text)
-                    .map_err(|e| ConfigError(format!("--docker-config {}: {e}", path.display())))?;
-                for helper in ignored {
-                    tracing::warn!(%helper, "credential helpers are not supported; ignoring");
-                }
-                creds
-            }
-            None => Default::default(),
-        };
-        if registry_timeout_ms == 0 {
-            return Err(ConfigError("--registry-timeout-ms must be positive".into()));
-        }
-        let mut registry_ca_pem = std::collections::HashMap::new();
-        for entry in &registry_ca_for {
-            let (host, path) = entry
-                .split_once('=')
-                .filter(|(h, p)| !h.is_empty() && !p.is_empty())
-                .ok_or_else(|| {
-                    ConfigError(format!("--registry-ca-for {entry:?}: want HOST=FILE"))
-                })?;
-            let pem = read(Path::new(path), "--registry-ca-for")?;
-            if !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE") {
-                return Err(ConfigError(format!(
-                    "--registry-ca-for {host}: no PEM CERTIFICATE in {path}"
-                )));
-            }
-            registry_ca_pem.insert(host.to_string(), pem);
-        }
-        let mut extra_deny = Vec::new();
-        for c in &registry_deny_cidr {
-            extra_deny.push(
-                c.parse::<Cidr>()
-                    .map_err(|e| ConfigError(format!("--registry-deny-cidr: {e}")))?,
-            );
-        }
-        Ok(RegistryConfig {
-            insecure: insecure_registry,
-            ca_pem,
-            registry_ca_pem,
-            credentials,
-            realm_hosts: Default::default(),
-            deny: DenyList::with(extra_deny),
-            limits: work_limits(Limits {
-                request_timeout: Duration::from_millis(registry_timeout_ms),
-                max_concurrent_per_host: registry_max_concurrency_per_host,
-                review_max_images,
-                review_max_concurrent: review_max_concurrency,
-                review_max_requests,
-                review_max_bytes: review_max_blob_mib.saturating_mul(1 << 20),
-                review_max_fetched_bytes: review_max_fetched_mib.saturating_mul(1 << 20),
-                max_held_bytes: max_held_blob_mib.saturating_mul(1 << 20),
-                ..Limits::default()
-            })?,
-        })
+        registry_config(args, false)
     }
+}
+
+/// The registry configuration; `docker_defaults`: read docker's own credential file when
+/// `--docker-config` is not given (see [`docker_config_path`]).
+fn registry_config(
+    args: cli::RegistryArgs,
+    docker_defaults: bool,
+) -> Result<RegistryConfig, ConfigError> {
+    let cli::RegistryArgs {
+        insecure_registry,
+        registry_ca,
+        registry_ca_for,
+        docker_config,
+        registry_deny_cidr,
+        registry_timeout_ms,
+        registry_max_concurrency_per_host,
+        review_max_images,
+        review_max_concurrency,
+        review_max_requests,
+        review_max_blob_mib,
+        review_max_fetched_mib,
+        max_held_blob_mib,
+    } = args;
+    let mut ca_pem = Vec::new();
+    for path in &registry_ca {
+        let pem = read(path, "--registry-ca")?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(ConfigError(format!(
+                "--registry-ca {}: no PEM CERTIFICATE in the file",
+                path.display()
+            )));
+        }
+        ca_pem.push(pem);
+    }
+    let credentials = match docker_config_path(docker_config, docker_defaults) {
+        Some((path, origin)) => {
+            let path = &path;
+            let text = String::from_utf8(read(path, origin)?)
+                .map_err(|_| ConfigError(format!("{origin} {}: not UTF-8", path.display())))?;
+            let (creds, ignored) = RegistryConfig::docker_config(&text)
+                .map_err(|e| ConfigError(format!("{origin} {}: {e}", path.display())))?;
+            for helper in ignored {
+                tracing::warn!(%helper, "credential helpers are not supported; ignoring");
+            }
+            creds
+        }
+        None => Default::default(),
+    };
+    if registry_timeout_ms == 0 {
+        return Err(ConfigError("--registry-timeout-ms must be positive".into()));
+    }
+    let mut registry_ca_pem = std::collections::HashMap::new();
+    for entry in &registry_ca_for {
+        let (host, path) = entry
+            .split_once('=')
+            .filter(|(h, p)| !h.is_empty() && !p.is_empty())
+            .ok_or_else(|| ConfigError(format!("--registry-ca-for {entry:?}: want HOST=FILE")))?;
+        let pem = read(Path::new(path), "--registry-ca-for")?;
+        if !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE") {
+            return Err(ConfigError(format!(
+                "--registry-ca-for {host}: no PEM CERTIFICATE in {path}"
+            )));
+        }
+        registry_ca_pem.insert(host.to_string(), pem);
+    }
+    let mut extra_deny = Vec::new();
+    for c in &registry_deny_cidr {
+        extra_deny.push(
+            c.parse::<Cidr>()
+                .map_err(|e| ConfigError(format!("--registry-deny-cidr: {e}")))?,
+        );
+    }
+    Ok(RegistryConfig {
+        insecure: insecure_registry,
+        ca_pem,
+        registry_ca_pem,
+        credentials,
+        realm_hosts: Default::default(),
+        deny: DenyList::with(extra_deny),
+        limits: work_limits(Limits {
+            request_timeout: Duration::from_millis(registry_timeout_ms),
+            max_concurrent_per_host: registry_max_concurrency_per_host,
+            review_max_images,
+            review_max_concurrent: review_max_concurrency,
+            review_max_requests,
+            review_max_bytes: review_max_blob_mib.saturating_mul(1 << 20),
+            review_max_fetched_bytes: review_max_fetched_mib.saturating_mul(1 << 20),
+            max_held_bytes: max_held_blob_mib.saturating_mul(1 << 20),
+            ..Limits::default()
+        })?,
+    })
 }
 
 /// Checks the limits on what one review may cost against each other.
@@ -228,6 +298,15 @@ impl TryFrom<cli::LimitArgs> for ServeLimits {
     }
 }
 
+/// Where `serve` writes the CA of its self-signed certificate unless told: a directory of
+/// this process's own, so that two development servers on one machine never overwrite each
+/// other's CA.
+fn dev_ca_path() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("signet-dev-{}", std::process::id()))
+        .join("ca.pem")
+}
+
 fn read(path: &Path, flag: &str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| ConfigError(format!("{flag} {}: {e}", path.display())))
 }
@@ -258,8 +337,7 @@ impl TryFrom<Args> for Config {
                 let tls = match (tls_cert, tls_key) {
                     (Some(cert), Some(key)) => TlsSource::Files { cert, key },
                     (None, None) => TlsSource::SelfSigned {
-                        ca_out: self_signed_ca_out
-                            .unwrap_or_else(|| std::env::temp_dir().join("signet-dev-ca.pem")),
+                        ca_out: self_signed_ca_out.unwrap_or_else(dev_ca_path),
                     },
                     _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
                 };
@@ -268,7 +346,7 @@ impl TryFrom<Args> for Config {
                         listen,
                         admin_listen,
                         tls,
-                        policies,
+                        policies: policy_dir(policies)?,
                         no_match_override: no_match(nm),
                         policy_poll: Duration::from_secs(5),
                         tls_poll: Duration::from_secs(10),
@@ -291,32 +369,42 @@ impl TryFrom<Args> for Config {
                 } = v;
                 CommandConfig::Verify {
                     images,
-                    policies,
+                    policies: policy_dir(policies)?,
                     namespace,
                     no_match: no_match(nm),
                     output,
                     timeout: Duration::from_secs(timeout_secs.max(1)),
-                    registry: registry.try_into()?,
+                    registry: registry_config(registry, true)?,
                 }
             }
             cli::Command::Review(r) => {
                 let cli::ReviewArgs {
-                    file,
+                    files,
                     policies,
+                    namespace,
                     no_match: nm,
+                    output,
                     timeout_secs,
                     registry,
                 } = r;
                 CommandConfig::Review {
-                    file,
-                    policies,
+                    files,
+                    policies: policy_dir(policies)?,
+                    namespace,
                     no_match: no_match(nm),
+                    output,
                     timeout: Duration::from_secs(timeout_secs.max(1)),
-                    registry: registry.try_into()?,
+                    registry: registry_config(registry, true)?,
                 }
             }
-            cli::Command::Policy(cli::PolicyCommand::Check { dir }) => {
-                CommandConfig::PolicyCheck { dir }
+            cli::Command::Policy(cli::PolicyCommand::Check(cli::PolicyCheckArgs {
+                dir,
+                policies,
+            })) => CommandConfig::PolicyCheck {
+                dir: policy_dir(dir.or(policies))?,
+            },
+            cli::Command::Completion(cli::CompletionArgs { shell }) => {
+                CommandConfig::Completion { shell }
             }
         };
         Ok(Config {
@@ -380,6 +468,34 @@ mod tests {
         assert!(e.to_string().contains("--max-connections"), "{e}");
         let e = serve(&["--request-read-timeout-ms", "0"]).unwrap_err();
         assert!(e.to_string().contains("--request-read-timeout-ms"), "{e}");
+    }
+
+    /// `serve` with no address flags listens on loopback only, and its development CA goes to
+    /// a directory of this process's own.
+    #[test]
+    fn serve_defaults_to_loopback_and_a_per_process_dev_ca() {
+        let args = Args::try_parse_from(["signet", "serve"]).unwrap();
+        let CommandConfig::Serve { serve, .. } = Config::try_from(args).unwrap().command else {
+            unreachable!()
+        };
+        assert!(serve.listen.ip().is_loopback(), "{}", serve.listen);
+        assert!(
+            serve.admin_listen.ip().is_loopback(),
+            "{}",
+            serve.admin_listen
+        );
+        let TlsSource::SelfSigned { ca_out } = serve.tls else {
+            panic!("not self-signed")
+        };
+        let pid = std::process::id().to_string();
+        assert!(
+            ca_out
+                .parent()
+                .unwrap()
+                .ends_with(format!("signet-dev-{pid}")),
+            "{}",
+            ca_out.display()
+        );
     }
 
     #[test]

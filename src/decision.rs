@@ -92,7 +92,11 @@ pub struct ImageUse {
 
 /// The verdict of one policy for one image.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "verdict", rename_all = "lowercase")]
+#[serde(
+    tag = "verdict",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum PolicyVerdict {
     /// At least one authority verified the image.
     Trusted { authorities: Vec<AuthorityOutcome> },
@@ -116,8 +120,9 @@ impl PolicyVerdict {
     }
 }
 
-/// One policy's result for one image.
+/// One policy's result for one image. Field names in camelCase, like the policy YAML.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyResult {
     pub policy: PolicyName,
     #[serde(serialize_with = "serialize_mode")]
@@ -144,6 +149,7 @@ fn serialize_on_error<S: serde::Serializer>(m: &OnError, s: S) -> Result<S::Ok, 
 
 /// Everything signet concluded about one image.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageReport {
     /// As written in the workload.
     pub image: String,
@@ -157,7 +163,11 @@ pub struct ImageReport {
 
 /// How an image fared.
 #[derive(Clone, Debug, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(
+    tag = "status",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ImageStatus {
     InvalidReference { detail: String },
     NoPolicy { no_match: NoMatch },
@@ -165,6 +175,12 @@ pub enum ImageStatus {
 }
 
 impl ImageReport {
+    /// What the webhook answers for this image alone: denied, or admitted with its warnings
+    /// and audit annotations (`signet verify` says it per image).
+    pub fn admission(&self, no_match: NoMatch) -> Verdict {
+        message::aggregate(vec![self.clone()], no_match)
+    }
+
     /// Whether every policy that covers the image trusts it (and at least one covers it).
     pub fn trusted(&self) -> bool {
         match &self.status {

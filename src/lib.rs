@@ -32,10 +32,14 @@ use std::process::ExitCode;
 
 pub use commands::run;
 
-/// Exit code for "untrusted" (`signet verify`) or "errors found" (`signet policy check`).
+/// Exit code for "untrusted" (`signet verify`), "denied" (`signet review`) or "errors found"
+/// (`signet policy check`).
 pub const EXIT_UNTRUSTED: u8 = 1;
 /// Exit code for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code for "could not check" (`signet verify`): no image is untrusted, but one could not
+/// be verified (registry unreachable or refusing, deadline).
+pub const EXIT_UNCHECKED: u8 = 3;
 
 /// Maps an exit status number to an [`ExitCode`].
 pub fn exit(code: u8) -> ExitCode {

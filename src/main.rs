@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = signet::cli::Args::parse();
     let format = args.log_format;
-    signet::telemetry::init(format);
+    signet::telemetry::init(format, signet::config::ansi_wanted());
     let config = match signet::config::Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -22,14 +22,16 @@ const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustl
 /// [`join_bounded`] builds.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
-/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber; `ansi`: colour the plain format (only for a terminal, and
+/// not under `NO_COLOR`: see [`crate::config::ansi_wanted`]). Calling it twice is harmless
+/// (the second call is ignored).
+pub fn init(format: LogFormat, ansi: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stderr));
+    let _ = tracing::subscriber::set_global_default(build(format, filter, std::io::stderr, ansi));
 }
 
-/// The subscriber [`init`] installs, writing to `writer` (tests pass a buffer).
+/// The subscriber [`init`] installs, without colour, writing to `writer` (tests pass a buffer).
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
@@ -38,8 +40,21 @@ pub fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    build(format, filter, writer, false)
+}
+
+fn build<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     match format {
         LogFormat::Json => Box::new(

@@ -67,8 +67,10 @@ impl VerifierKind {
     }
 }
 
-/// What made an image trusted under one authority.
+/// What made an image trusted under one authority. Field names in camelCase, like the policy
+/// YAML (`signet verify -o json`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Evidence {
     /// Which key, certificate or identity verified, in plain words.
     pub summary: String,
@@ -77,6 +79,7 @@ pub struct Evidence {
     /// When the evidence stops holding, if sooner than the cache's own limit: the signature's
     /// expiry, the chain's notAfter when no timestamp pins the signing time, the nextUpdate of
     /// a revocation answer relied on. A cached verdict never outlives it.
+    #[serde(serialize_with = "rfc3339_opt")]
     pub valid_until: Option<std::time::SystemTime>,
     /// The first thing the trust rests on that lapses unless someone rotates or re-signs: the
     /// signature's own expiry, or a certificate of the chain when no timestamp pins the signing
@@ -87,6 +90,7 @@ pub struct Evidence {
 
 /// A point in time after which an image's trust stops holding, and what lapses then.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Expiry {
     #[serde(serialize_with = "rfc3339")]
     pub at: std::time::SystemTime,
@@ -104,6 +108,16 @@ impl Expiry {
     }
 }
 
+fn rfc3339_opt<S: serde::Serializer>(
+    t: &Option<std::time::SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 fn rfc3339<S: serde::Serializer>(t: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_time(*t))
 }
@@ -117,6 +131,7 @@ pub fn format_time(t: std::time::SystemTime) -> String {
 
 /// Why an image is not trusted under one authority.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     pub reason: Reason,
     /// Plain words: what was expected and what was found.
@@ -134,6 +149,7 @@ impl Failure {
 
 /// The result of one authority's check of one image.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthorityOutcome {
     pub authority: String,
     pub verifier: VerifierKind,

@@ -210,6 +210,16 @@ impl DenyList {
     }
 }
 
+/// A registry name the system resolver could not resolve; found again in reqwest's error chain
+/// so that "no such name" reads apart from "nothing listens there".
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the name {host}: {source}")]
+pub struct Unresolvable {
+    pub host: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// The [`Denied`] somewhere in an error's source chain, if any.
 pub fn denied_in(e: &(dyn std::error::Error + 'static)) -> Option<Denied> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -241,8 +251,13 @@ impl reqwest::dns::Resolve for FilteringResolver {
         let deny = self.deny.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|source| Unresolvable {
+                    host: host.clone(),
+                    source,
+                })?
+                .collect();
             for a in &addrs {
                 deny.check(a.ip())?;
             }

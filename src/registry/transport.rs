@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::RegistryError;
-use super::ssrf::{DenyList, denied_in};
+use super::ssrf::{DenyList, Unresolvable, denied_in};
 use crate::reason::Reason;
 
 /// Redirect hops followed per request (blob downloads commonly redirect once to storage).
@@ -112,10 +112,7 @@ pub(crate) fn transport_error(host: &str, e: &reqwest::Error, timeout: Duration)
         return RegistryError::new(Reason::RegistryUnreachable, format!("{host} {why}"));
     }
     if e.is_connect() {
-        return RegistryError::new(
-            Reason::RegistryUnreachable,
-            format!("cannot connect to {host}"),
-        );
+        return RegistryError::new(Reason::RegistryUnreachable, connect_failure(host, e));
     }
     RegistryError::new(
         Reason::RegistryUnreachable,
@@ -123,6 +120,48 @@ pub(crate) fn transport_error(host: &str, e: &reqwest::Error, timeout: Duration)
     )
 }
 
+/// Why a connection could not be made, in words that say what to do: a name that does not
+/// resolve, a port where nothing listens, a plain-HTTP registry spoken to over TLS, a
+/// certificate signet does not trust.
+fn connect_failure(host: &str, e: &reqwest::Error) -> String {
+    if let Some(u) = find_in_chain::<Unresolvable>(e) {
+        return format!("{u} (is the registry's host name right?)");
+    }
+    if let Some(tls) = find_in_chain::<rustls::Error>(e) {
+        return match tls {
+            rustls::Error::InvalidMessage(_) => format!(
+                "{host} does not speak TLS (TLS handshake failed: {tls}): if it is a plain-HTTP \
+                 registry, add --insecure-registry {host}"
+            ),
+            rustls::Error::InvalidCertificate(_) => format!(
+                "the TLS certificate of {host} is not trusted ({tls}): add its CA with \
+                 --registry-ca FILE or --registry-ca-for {host}=FILE"
+            ),
+            _ => format!("TLS handshake with {host} failed: {tls}"),
+        };
+    }
+    if let Some(io) = find_in_chain::<std::io::Error>(e) {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                return format!(
+                    "connection refused by {host}: nothing listens there (is the registry \
+                     running, is the port right?)"
+                );
+            }
+            std::io::ErrorKind::UnexpectedEof => {
+                return format!(
+                    "{host} closed the connection during the TLS handshake: if it is a \
+                     plain-HTTP registry, add --insecure-registry {host}"
+                );
+            }
+            _ => {}
+        }
+    }
+    format!("cannot connect to {host}")
+}
+
+/// The first `T` in an error's source chain. An `io::Error` wrapping another error (as
+/// tokio-rustls wraps `rustls::Error`) does not list it as its source, so it is looked into.
 fn find_in_chain<'a, T: std::error::Error + 'static>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
@@ -130,6 +169,13 @@ fn find_in_chain<'a, T: std::error::Error + 'static>(
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<T>() {
             return Some(t);
+        }
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(found) = inner.and_then(find_in_chain::<T>) {
+            return Some(found);
         }
         cur = err.source();
     }

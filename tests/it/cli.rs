@@ -1,6 +1,7 @@
-//! The command line: `signet verify`, `signet review` and `signet policy check`, run as the
-//! real binary.
+//! The command line: `signet verify`, `signet review`, `signet policy check` and
+//! `signet completion`, run as the real binary.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::cosign::{self, CosignKey};
@@ -9,11 +10,45 @@ use crate::support::registry::TestRegistry;
 use crate::support::signet::{cosign_policy, settings};
 
 fn signet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(args)
+    signet_with(args, &[], None)
+}
+
+/// `signet` with extra environment variables and, if given, a working directory. docker's own
+/// credential places are pointed at an empty directory unless the test sets them.
+fn signet_with(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.args(args)
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("run signet")
+        .env("HOME", "/nonexistent")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("SIGNET_DOCKER_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.output().expect("run signet")
+}
+
+/// Every object key in `v` that is not camelCase (holds `_` or `-`, or starts upper case).
+fn non_camel_keys(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                if k.contains('_') || k.contains('-') || k.starts_with(|c: char| c.is_uppercase()) {
+                    out.push(format!("{at}.{k}"));
+                }
+                non_camel_keys(child, &format!("{at}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                non_camel_keys(child, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn text(o: &Output) -> String {
@@ -88,8 +123,42 @@ async fn verify_exit_codes_and_output() {
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
     assert_eq!(v["trusted"], false);
+    assert_eq!(v["result"], "untrusted");
+    assert_eq!(v["images"][0]["trust"], "untrusted");
     assert_eq!(v["images"][0]["policies"][0]["verdict"], "untrusted");
     assert_eq!(v["images"][0]["policies"][0]["reason"], "no_signature");
+    assert_eq!(v["images"][0]["policies"][0]["onError"], "deny");
+    assert_eq!(v["images"][0]["webhook"]["allowed"], false);
+    assert_eq!(
+        v["images"][0]["webhook"]["summary"],
+        "denied (mode enforce)"
+    );
+
+    // Field names are camelCase like the policy YAML, in JSON and in YAML, trusted or not.
+    for (image, format) in [(&bad, "json"), (&good, "yaml")] {
+        let o = signet(&[
+            "verify",
+            image,
+            "--policies",
+            policies,
+            "--insecure-registry",
+            &addr,
+            "-o",
+            format,
+        ]);
+        let v: serde_json::Value = if format == "json" {
+            serde_json::from_slice(&o.stdout).expect("JSON output")
+        } else {
+            serde_yaml::from_slice(&o.stdout).expect("YAML output")
+        };
+        let mut bad_keys = Vec::new();
+        non_camel_keys(&v, "", &mut bad_keys);
+        assert!(bad_keys.is_empty(), "{bad_keys:?} in {v:#}");
+        assert!(
+            v["images"][0]["policies"][0]["verdict"].is_string(),
+            "{v:#}"
+        );
+    }
 
     // Usage and configuration errors exit 2.
     let o = signet(&["verify", &good, "--policies", "/nonexistent"]);
@@ -119,8 +188,10 @@ async fn review_prints_the_admission_response() {
         dir.path().to_str().unwrap(),
         "--insecure-registry",
         &registry.addr(),
+        "--output",
+        "json",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "denied: {}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["response"]["allowed"], false);
     assert_eq!(v["response"]["status"]["code"], 403);
@@ -134,19 +205,329 @@ async fn review_prints_the_admission_response() {
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("not YAML or JSON"), "{}", text(&o));
+}
+
+/// A multi-document YAML file of plain manifests, as `kubectl apply -f` takes it: each object
+/// is reviewed as its CREATE; the run exits 1 because one is denied.
+#[tokio::test]
+async fn review_takes_plain_manifests_and_fails_when_any_is_denied() {
+    let registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let pusher = registry.pusher();
+    let signed = pusher.push_image("team/app", "1.0", 31).await;
+    cosign::sign_image(&registry, "team/app", &signed, &key).await;
+    let unsigned = pusher.push_image("team/app", "2.0", 32).await;
+    let dir = policy_dir(&registry, &key);
+    let addr = registry.addr();
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers: [{{name: c, image: \"{}\"}}]\n",
+        signed.reference_by_tag(&addr)
+    );
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api, namespace: prod}}\nspec:\n  selector: {{matchLabels: {{app: api}}}}\n  template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers: [{{name: c, image: \"{}\"}}]\n",
+        unsigned.reference_by_tag(&addr)
+    );
+    let service =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec: {ports: [{port: 80}]}\n";
+    let manifests = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let f = manifests.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let all = write("all.yaml", &format!("{pod}---\n{deployment}---\n{service}"));
+    let policies = dir.path().to_str().unwrap();
+    let review = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "review",
+            file,
+            "--policies",
+            policies,
+            "--insecure-registry",
+            &addr,
+        ];
+        args.extend_from_slice(extra);
+        signet(&args)
+    };
+
+    let o = review(&all, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("ADMITTED  v1/Pod default/web"), "{out}");
     assert!(
-        text(&o).contains("not a valid AdmissionReview"),
+        out.contains("DENIED    apps/v1/Deployment prod/api: ")
+            && out.contains("no signature found"),
+        "{out}"
+    );
+    assert!(
+        out.contains("v1/Service default/api: kind not governed"),
+        "{out}"
+    );
+
+    // JSON: the AdmissionReview responses, several as a List.
+    let o = review(&all, &["-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["kind"], "List");
+    let allowed: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["response"]["allowed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(allowed, [true, false, true]);
+
+    // One admitted Pod, as JSON input: exit 0, one AdmissionReview out as YAML.
+    let pod_json: serde_json::Value = serde_yaml::from_str(&pod).unwrap();
+    let one = write("pod.json", &pod_json.to_string());
+    let o = review(&one, &["-o", "yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_yaml::from_slice(&o.stdout).expect("YAML");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(v["response"]["allowed"], true);
+}
+
+/// `verify` says what the webhook would do under `warn`, and an image whose registry cannot be
+/// reached is "could not check" (exit 3), not "untrusted" (exit 1).
+#[tokio::test]
+async fn verify_says_what_the_webhook_does_and_could_not_check_apart() {
+    let registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let unsigned = registry.pusher().push_image("team/app", "1.0", 33).await;
+    let addr = registry.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = cosign_policy(
+        "soft",
+        &format!("{addr}/**"),
+        "warn",
+        "deny",
+        &key.public_key_pem(),
+    );
+    std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
+    let policies = dir.path().to_str().unwrap();
+    let image = unsigned.reference_by_tag(&addr);
+    let o = signet(&[
+        "verify",
+        &image,
+        "--policies",
+        policies,
+        "--insecure-registry",
+        &addr,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("UNTRUSTED")
+            && text(&o).contains("webhook: admitted with a warning (mode warn)"),
         "{}",
         text(&o)
     );
+
+    // Nothing listens on the port: could not check.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    std::fs::write(
+        dir.path().join("q.yaml"),
+        cosign_policy(
+            "gone",
+            &format!("{gone}/**"),
+            "enforce",
+            "deny",
+            &key.public_key_pem(),
+        ),
+    )
+    .unwrap();
+    let missing = format!("{gone}/team/app:1.0");
+    let o = signet(&[
+        "verify",
+        &missing,
+        "--policies",
+        policies,
+        "--insecure-registry",
+        &gone,
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("COULD NOT CHECK") && text(&o).contains("webhook: denied (mode enforce)"),
+        "{}",
+        text(&o)
+    );
+    let o = signet(&[
+        "verify",
+        &missing,
+        "--policies",
+        policies,
+        "--insecure-registry",
+        &gone,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["result"], "could_not_check");
+    // One untrusted image among them makes the whole run untrusted.
+    let o = signet(&[
+        "verify",
+        &missing,
+        &image,
+        "--policies",
+        policies,
+        "--insecure-registry",
+        &gone,
+        "--insecure-registry",
+        &addr,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+/// DOCKER_CONFIG (a directory) gives `verify` its credentials, as it does docker and cosign;
+/// `--docker-config` takes a directory too. Without credentials the registry refuses: could
+/// not check.
+#[tokio::test]
+async fn verify_reads_credentials_from_docker_config_directories() {
+    let registry = TestRegistry::builder()
+        .test_tls()
+        .htpasswd("dora", "s3cret")
+        .start();
+    let unsigned = registry.pusher().push_image("team/app", "v1", 34).await;
+    let key = CosignKey::p256();
+    let dir = policy_dir(&registry, &key);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, registry.ca_pem().unwrap()).unwrap();
+    let docker = tempfile::tempdir().unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("dora:s3cret");
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.addr()
+        ),
+    )
+    .unwrap();
+    let image = unsigned.reference_by_tag(&registry.addr());
+    let args = [
+        "verify",
+        &image,
+        "--policies",
+        dir.path().to_str().unwrap(),
+        "--registry-ca",
+        ca.to_str().unwrap(),
+    ];
+    let o = signet_with(&args, &[], None);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("refused access"), "{}", text(&o));
+
+    let docker_dir = docker.path().to_str().unwrap();
+    let o = signet_with(&args, &[("DOCKER_CONFIG", docker_dir)], None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no signature found"), "{}", text(&o));
+
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--docker-config", docker_dir]);
+    let o = signet_with(&with_flag, &[], None);
+    assert!(text(&o).contains("no signature found"), "{}", text(&o));
+
+    // ~/.docker/config.json when DOCKER_CONFIG is unset.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".docker")).unwrap();
+    std::fs::copy(
+        docker.path().join("config.json"),
+        home.path().join(".docker/config.json"),
+    )
+    .unwrap();
+    let o = signet_with(&args, &[("HOME", home.path().to_str().unwrap())], None);
+    assert!(text(&o).contains("no signature found"), "{}", text(&o));
+}
+
+/// Run where there is no `policies/` directory, every command names the flag to use.
+#[test]
+fn a_missing_default_policy_directory_names_the_flag() {
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        &["verify", "example.com/app:1"][..],
+        &["review", "-"][..],
+        &["policy", "check"][..],
+    ] {
+        let o = signet_with(args, &[], Some(empty.path()));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("--policies"), "{args:?}: {}", text(&o));
+    }
+}
+
+/// Logs carry no ANSI colour when standard error is not a terminal.
+#[test]
+fn no_colour_when_the_output_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&cert, "not a cert").unwrap();
+    let c = cert.to_str().unwrap();
+    let args = [
+        "serve",
+        "--tls-cert",
+        c,
+        "--tls-key",
+        c,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--policies",
+        dir.path().to_str().unwrap(),
+    ];
+    let o = signet_with(&args, &[("RUST_LOG", "info")], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot start"), "{}", text(&o));
+    assert!(!text(&o).contains('\x1b'), "{:?}", text(&o));
+}
+
+#[test]
+fn completion_scripts_for_the_usual_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = signet(&["completion", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("signet") && out.contains("verify") && out.contains("policies"),
+            "{shell}: {out:.300}"
+        );
+    }
+    let o = signet(&["completion", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 #[test]
 fn policy_check_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), settings("deny")).unwrap();
+    // A directory without a single policy says so.
+    let o = signet(&["policy", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no policy found"), "{}", text(&o));
+    let key = CosignKey::p256();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        cosign_policy(
+            "prod",
+            "example.com/**",
+            "enforce",
+            "deny",
+            &key.public_key_pem(),
+        ),
+    )
+    .unwrap();
     let o = signet(&["policy", "check", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // --policies, like every other command.
+    let o = signet(&[
+        "policy",
+        "check",
+        "--policies",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("1 policy valid"), "{}", text(&o));
     std::fs::write(dir.path().join("b.yaml"), "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: x\nspec:\n  images: [\"**\"]\n  mood: enforce\n  authorities: []\n").unwrap();
     let o = signet(&["policy", "check", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
