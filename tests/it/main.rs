@@ -8,6 +8,7 @@
 mod support;
 
 mod cli;
+mod cli_errors;
 mod cli_serve;
 mod cosign_bundles;
 mod cosign_keyless;
