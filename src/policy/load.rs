@@ -112,6 +112,10 @@ struct ConfigSpec {
     no_match: NoMatch,
     #[serde(default)]
     expiry_warning_days: Option<u32>,
+    /// The mode of the policies imported from a Notation trust policy in the directory
+    /// (Notation's file has no such notion): enforce (default), warn or audit.
+    #[serde(default)]
+    notation_mode: Mode,
 }
 
 /// The longest expiry-warning window accepted: ten years is already "always".
@@ -170,29 +174,37 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
         .iter()
         .map(|(p, t)| (p.as_path(), t.as_str()))
         .collect();
-    let notation = dir.join(NOTATION_TRUST_POLICY);
-    let imported = if notation.is_file() {
-        match std::fs::read_to_string(&notation) {
-            Ok(text) => match import_notation(&notation, &text) {
-                Ok(p) => p,
+    let parts = load_parts(&borrowed);
+    let notation_mode = parts.as_ref().map(|(_, m)| *m).unwrap_or_default();
+    let mut notation = dir.join(NOTATION_TRUST_POLICY);
+    let imported = match notation_trust_policy(dir) {
+        Ok(None) => Vec::new(),
+        Ok(Some(file)) => {
+            notation = file;
+            match std::fs::read_to_string(&notation) {
+                Ok(text) => match import_notation(&notation, &text, notation_mode) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push(e);
+                        Vec::new()
+                    }
+                },
                 Err(e) => {
-                    errors.push(e);
+                    errors.push(LoadError {
+                        file: notation.clone(),
+                        line: None,
+                        message: format!("cannot read file: {e}"),
+                    });
                     Vec::new()
                 }
-            },
-            Err(e) => {
-                errors.push(LoadError {
-                    file: notation.clone(),
-                    line: None,
-                    message: format!("cannot read file: {e}"),
-                });
-                Vec::new()
             }
         }
-    } else {
-        Vec::new()
+        Err(e) => {
+            errors.push(e);
+            Vec::new()
+        }
     };
-    let result = load_sources(&borrowed).and_then(|mut set| {
+    let result = parts.and_then(|(mut set, _)| {
         for p in imported {
             if set.policies.iter().any(|q| q.name == p.name) {
                 return Err(vec![LoadError {
@@ -222,6 +234,11 @@ pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, Vec<LoadError>> {
 }
 
 fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> {
+    load_parts(sources).map(|(set, _)| set)
+}
+
+/// The policy set of `sources`, and the mode its SignetConfig gives imported Notation policies.
+fn load_parts(sources: &[(&Path, &str)]) -> Result<(PolicySet, Mode), Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut policies: BTreeMap<PolicyName, Arc<Policy>> = BTreeMap::new();
     let mut settings: Option<(ConfigSpec, String)> = None;
@@ -320,11 +337,18 @@ fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> 
     }
     if errors.is_empty() {
         let settings = settings.map(|(s, _)| s);
-        Ok(PolicySet {
-            policies: policies.into_values().collect(),
-            no_match: settings.as_ref().map(|s| s.no_match).unwrap_or_default(),
-            expiry_warning_days: settings.and_then(|s| s.expiry_warning_days),
-        })
+        let notation_mode = settings
+            .as_ref()
+            .map(|s| s.notation_mode)
+            .unwrap_or_default();
+        Ok((
+            PolicySet {
+                policies: policies.into_values().collect(),
+                no_match: settings.as_ref().map(|s| s.no_match).unwrap_or_default(),
+                expiry_warning_days: settings.and_then(|s| s.expiry_warning_days),
+            },
+            notation_mode,
+        ))
     } else {
         Err(errors)
     }
@@ -430,14 +454,38 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
     })
 }
 
-/// The file name of a Notation trust policy in a policy directory, and the trust-store
-/// directory beside it (Notation's own layout: `trustpolicy.json` and `truststore/x509/...`).
+/// The file names of a Notation trust policy in a policy directory, and the trust-store
+/// directory beside it (Notation's own layout: `trustpolicy.oci.json`, or the older
+/// `trustpolicy.json`, and `truststore/x509/...`).
 pub const NOTATION_TRUST_POLICY: &str = "trustpolicy.json";
+/// The name Notation (1.2 and later) reads first.
+pub const NOTATION_TRUST_POLICY_OCI: &str = "trustpolicy.oci.json";
 const NOTATION_TRUST_STORE: &str = "truststore";
 
-/// Turns a Notation `trustpolicy.json` into policies, one per statement: enforcing, failing
-/// closed, scoped as Notation scopes them.
-fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
+/// The Notation trust policy of `dir`, under either name. Both at once is an error: which one
+/// applies would depend on the Notation version that reads the directory.
+fn notation_trust_policy(dir: &Path) -> Result<Option<PathBuf>, LoadError> {
+    let oci = dir.join(NOTATION_TRUST_POLICY_OCI);
+    let old = dir.join(NOTATION_TRUST_POLICY);
+    match (oci.is_file(), old.is_file()) {
+        (true, true) => Err(LoadError {
+            file: dir.to_path_buf(),
+            line: None,
+            message: format!(
+                "both {NOTATION_TRUST_POLICY_OCI} and {NOTATION_TRUST_POLICY} are present: keep \
+                 one Notation trust policy (Notation 1.2 and later read {NOTATION_TRUST_POLICY_OCI})"
+            ),
+        }),
+        (true, false) => Ok(Some(oci)),
+        (false, true) => Ok(Some(old)),
+        (false, false) => Ok(None),
+    }
+}
+
+/// Turns a Notation trust policy into policies, one per statement: in `mode` (the
+/// SignetConfig's `notationMode`, enforce by default), failing closed, scoped as Notation
+/// scopes them.
+fn import_notation(file: &Path, text: &str, mode: Mode) -> Result<Vec<Policy>, LoadError> {
     let err = |message: String| LoadError {
         file: file.to_path_buf(),
         line: None,
@@ -464,6 +512,9 @@ fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut material = text.as_bytes().to_vec();
         material.extend_from_slice(st.name.as_bytes());
+        if mode != Mode::Enforce {
+            material.extend_from_slice(mode.as_str().as_bytes());
+        }
         for store in &st.authority.trust_stores {
             for c in &store.certificates {
                 material.extend_from_slice(&c.der);
@@ -473,7 +524,7 @@ fn import_notation(file: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
             name: PolicyName(format!("notation:{}", st.name)),
             namespace: None,
             images,
-            mode: Mode::Enforce,
+            mode,
             on_error: OnError::Deny,
             // Notation's trust policy has no such notion: signatures count where they are.
             platform_signatures: PlatformSignatures::Ignore,
@@ -725,6 +776,54 @@ mod tests {
             ["notation:everything-else"]
         );
         assert_eq!(names("nginx"), ["notation:everything-else"]);
+    }
+
+    /// A directory with Notation's trust policy under `name` and the example trust store.
+    fn notation_dir(names: &[&str], extra_yaml: &str) -> tempfile::TempDir {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/notation-config");
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            std::fs::copy(example.join("trustpolicy.json"), dir.path().join(name)).unwrap();
+        }
+        std::os::unix::fs::symlink(example.join("truststore"), dir.path().join("truststore"))
+            .unwrap();
+        if !extra_yaml.is_empty() {
+            std::fs::write(dir.path().join("config.yaml"), extra_yaml).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn notation_trust_policy_is_read_under_its_current_name_too() {
+        let dir = notation_dir(&["trustpolicy.oci.json"], "");
+        let set = load_dir(dir.path()).unwrap();
+        assert_eq!(set.policies.len(), 2);
+        assert!(set.policies[0].source.ends_with("trustpolicy.oci.json"));
+        assert!(set.policies.iter().all(|p| p.mode == Mode::Enforce));
+
+        let both = notation_dir(&["trustpolicy.oci.json", "trustpolicy.json"], "");
+        let errors = load_dir(both.path()).unwrap_err();
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("trustpolicy.oci.json") && text.contains("trustpolicy.json are present"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_imported_notation_trust_policy_takes_the_configured_mode() {
+        let config =
+            "apiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  notationMode: warn\n";
+        let warn = load_dir(notation_dir(&["trustpolicy.json"], config).path()).unwrap();
+        assert!(warn.policies.iter().all(|p| p.mode == Mode::Warn));
+        let enforce = load_dir(notation_dir(&["trustpolicy.json"], "").path()).unwrap();
+        assert_ne!(
+            warn.policies[0].generation, enforce.policies[0].generation,
+            "the mode is part of the generation"
+        );
+        let bad = config.replace("warn", "loud");
+        let errors = load_dir(notation_dir(&["trustpolicy.json"], &bad).path()).unwrap_err();
+        assert!(errors[0].to_string().contains("loud"), "{errors:?}");
     }
 
     #[test]
