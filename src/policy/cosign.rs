@@ -87,12 +87,18 @@ pub struct CtlogSpec {
     pub required: bool,
 }
 
-/// One trusted public key: where its PEM comes from (see [`MaterialSpec`]).
+/// One trusted public key: where its PEM comes from (see [`MaterialSpec`]), and whether RSA-PSS
+/// signatures by it count.
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeySpec {
     #[serde(flatten)]
     pub material: MaterialSpec,
+    /// Accept RSA-PSS signatures (SHA-256, salt length 32) by this RSA key besides PKCS#1 v1.5.
+    /// Off by default: `cosign verify --key` accepts PKCS#1 v1.5 only, and signet's verdicts
+    /// agree with cosign's unless a key says otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rsa_pss: bool,
     /// Fields nothing above knows. Kept so that a misspelt field is a load error naming it
     /// (the strict parsing every other part of a policy gets), which `flatten` cannot give.
     #[serde(flatten, skip_serializing)]
@@ -127,6 +133,11 @@ pub enum LoadError {
     },
     #[error("cosign.keys[{index}]: {detail}")]
     Key { index: usize, detail: String },
+    #[error("cosign.keys[{index}]: rsaPss applies to RSA keys only; this key is {algorithm}")]
+    RsaPssNotRsa {
+        index: usize,
+        algorithm: &'static str,
+    },
     #[error("cosign.keyless.identities is empty: list at least one issuer and subject")]
     NoIdentities,
     #[error("cosign.keyless.identities[{index}]: give exactly one of {a} or {b}")]
@@ -280,6 +291,9 @@ pub struct PublicKey {
     pub algorithm: KeyAlgorithm,
     /// SHA-256 of the DER, to name the key in messages without printing it.
     pub fingerprint: Digest,
+    /// RSA-PSS signatures count too (`rsaPss: true` on the key entry); PKCS#1 v1.5 only
+    /// otherwise, as cosign.
+    pub rsa_pss: bool,
 }
 
 impl PublicKey {
@@ -341,6 +355,7 @@ impl PublicKey {
             der: der.to_vec(),
             algorithm,
             fingerprint: Digest::sha256_of(der),
+            rsa_pss: false,
         })
     }
 }
@@ -374,7 +389,7 @@ impl CosignAuthority {
                 return Err(LoadError::KeyField {
                     index,
                     field: field.clone(),
-                    expected: MaterialSpec::FIELDS.join(", "),
+                    expected: [MaterialSpec::FIELDS, &["rsaPss"]].concat().join(", "),
                 });
             }
             let found = resolver
@@ -384,8 +399,18 @@ impl CosignAuthority {
                 index,
                 detail: format!("{} is not PEM text", found.shown),
             })?;
-            let key =
+            let mut key =
                 PublicKey::from_pem(&pem).map_err(|detail| LoadError::Key { index, detail })?;
+            if entry.rsa_pss {
+                if key.algorithm != KeyAlgorithm::Rsa {
+                    return Err(LoadError::RsaPssNotRsa {
+                        index,
+                        algorithm: key.algorithm.as_str(),
+                    });
+                }
+                key.rsa_pss = true;
+                material.extend_from_slice(b"rsaPss");
+            }
             material.extend_from_slice(&key.der);
             keys.push(key);
         }
@@ -650,6 +675,33 @@ mod tests {
                 "keyless: {identities: [{issuer: i, subject: s, sub: x}], trustRoot: {file: x}}"
             )
             .is_err()
+        );
+    }
+
+    /// `rsaPss: true` opts one RSA key into RSA-PSS signatures, changes the generation
+    /// material, and is refused on a key that is not RSA.
+    #[test]
+    fn rsa_pss_is_opt_in_per_rsa_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(dir.path().join("rsa.pub"), rsa.public_key_pem()).unwrap();
+        std::fs::write(dir.path().join("ec.pub"), ec.public_key_pem()).unwrap();
+        let load = |yaml: &str| {
+            CosignAuthority::load(&spec(yaml), &Resolver::files(), &Context::file(dir.path()))
+        };
+        let (plain, plain_bytes) = load("keys: [{file: rsa.pub}]\n").unwrap();
+        assert!(!plain.keys[0].rsa_pss);
+        let (pss, pss_bytes) = load("keys: [{file: rsa.pub, rsaPss: true}]\n").unwrap();
+        assert!(pss.keys[0].rsa_pss);
+        assert_ne!(plain_bytes, pss_bytes);
+        let err = load("keys: [{file: ec.pub, rsaPss: true}]\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("rsaPss applies to RSA keys only; this key is ecdsa-p256"),
+            "{err}"
         );
     }
 

@@ -714,8 +714,9 @@ mod tests {
         let errs = errors(&text);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
-            errs[0]
-                .contains("cosign.keys[0]: unknown field `inlnie`, expected one of inline, file"),
+            errs[0].contains(
+                "cosign.keys[0]: unknown field `inlnie`, expected one of inline, file, rsaPss"
+            ),
             "{errs:?}"
         );
     }

@@ -12,8 +12,9 @@
 //! Hash choice: like cosign's CLI, ECDSA P-256 and P-384 signatures are checked over SHA-256 of
 //! the payload, and additionally P-384 over SHA-384 and P-521 over SHA-512 (what other signers
 //! pair with those curves); both are accepted for P-384 because both are sound and signers
-//! differ. RSA signatures are PKCS#1 v1.5 with SHA-256 (and RSA-PSS with SHA-256, salt length
-//! 32, checked with aws-lc-rs); Ed25519 is pure.
+//! differ. RSA signatures are PKCS#1 v1.5 with SHA-256, as `cosign verify --key` accepts; RSA-PSS
+//! (SHA-256, salt length 32, checked with aws-lc-rs) only for a key whose entry says `rsaPss:
+//! true`. Ed25519 is pure.
 
 pub mod bundle;
 pub mod certificate;
@@ -163,11 +164,13 @@ pub fn key_verifies(key: &PublicKey, payload: &[u8], raw: &[u8]) -> bool {
         KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Ed25519 => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
         }
-        // PKCS#1 v1.5 is what cosign makes; RSA-PSS (salt length = hash length) is what other
-        // signers make with the same key, and is as sound.
+        // PKCS#1 v1.5 is what cosign makes and all `cosign verify --key` accepts; RSA-PSS
+        // (salt length = hash length), what other signers make with the same key, only where
+        // the key entry opts in, so that verdicts agree with cosign's by default.
         KeyAlgorithm::Rsa => {
             via_sigstore(CosignVerificationKey::try_from_der(&key.der))
-                || asn1_verifies(key, Some(algorithms::rsa_pss(Hash::Sha256)), payload, raw)
+                || (key.rsa_pss
+                    && asn1_verifies(key, Some(algorithms::rsa_pss(Hash::Sha256)), payload, raw))
         }
         // cosign signs P-384 keys over SHA-256 by default; other signers use SHA-384.
         KeyAlgorithm::EcdsaP384 => {
@@ -618,7 +621,7 @@ mod tests {
             one(&key, &payload, &rsa.sign(&payload).unwrap()),
             Reason::Trusted
         );
-        // RSA-PSS with SHA-256.
+        // RSA-PSS with SHA-256: only for a key that allows it (cosign accepts PKCS#1 v1.5 only).
         let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&rsa.serialize_der()).unwrap();
         let mut pss = vec![0u8; pair.public_modulus_len()];
         pair.sign(
@@ -628,7 +631,12 @@ mod tests {
             &mut pss,
         )
         .unwrap();
-        assert_eq!(one(&key, &payload, &pss), Reason::Trusted);
+        assert_eq!(one(&key, &payload, &pss), Reason::UntrustedSigner);
+        let pss_key = PublicKey {
+            rsa_pss: true,
+            ..key.clone()
+        };
+        assert_eq!(one(&pss_key, &payload, &pss), Reason::Trusted);
         // PKCS#1 over SHA-512 is not accepted.
         let mut sha512 = vec![0u8; pair.public_modulus_len()];
         pair.sign(
@@ -778,7 +786,9 @@ mod tests {
             args.extend_from_slice(&["-sign", &k, "-out", &sigf, "payload"]);
             run(&args);
             // cosign.pub as openssl writes it, loaded as a policy would.
-            let key = PublicKey::from_pem(&std::fs::read_to_string(p(&pubf)).unwrap()).unwrap();
+            let mut key = PublicKey::from_pem(&std::fs::read_to_string(p(&pubf)).unwrap()).unwrap();
+            // The PSS signature counts only for a key entry with `rsaPss: true`.
+            key.rsa_pss = name == "pss";
             let raw = std::fs::read(p(&sigf)).unwrap();
             assert_eq!(one(&key, &payload, &raw), Reason::Trusted, "{name}");
             let mut bad = payload.clone();

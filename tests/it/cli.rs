@@ -672,3 +672,76 @@ async fn serve_with_invalid_policies_is_not_ready_denies_and_drains_on_sigterm()
     );
     assert!(log.contains("shutdown signal received"), "{log}");
 }
+
+/// cosign's `verify --key` takes RSA PKCS#1 v1.5 signatures only: an RSA-PSS signature by the
+/// trusted key is untrusted unless the key entry opts in with `rsaPss: true`.
+#[tokio::test]
+async fn an_rsa_pss_signature_is_trusted_only_where_the_key_allows_it() {
+    use crate::support::cosign::{
+        SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer, push_signature_layers,
+        simple_signing_payload,
+    };
+    use aws_lc_rs::signature::{RSA_PSS_SHA256, RsaKeyPair};
+    use base64::Engine;
+    let registry = TestRegistry::start();
+    let key = CosignKey::rsa();
+    let image = registry.pusher().push_image("team/app", "1.0", 35).await;
+    let payload = simple_signing_payload(&registry.repo_ref("team/app"), &image.digest);
+    let pem = key.private_key_pem();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pkcs8 = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let pair = RsaKeyPair::from_pkcs8(&pkcs8).unwrap();
+    let mut signature = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &payload,
+        &mut signature,
+    )
+    .unwrap();
+    let mut layer = SignatureLayer {
+        media_type: SIMPLESIGNING.to_owned(),
+        payload,
+        annotations: Default::default(),
+    };
+    layer.annotations.insert(
+        SIGNATURE_ANNOTATION.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(&signature),
+    );
+    push_signature_layers(
+        &registry.pusher(),
+        "team/app",
+        &image.digest,
+        vec![layer],
+        true,
+    )
+    .await;
+
+    let addr = registry.addr();
+    let reference = image.reference_by_tag(&addr);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = cosign_policy(
+        "prod",
+        &format!("{addr}/**"),
+        "enforce",
+        "deny",
+        &key.public_key_pem(),
+    );
+    let verify = |policy: &str| {
+        std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
+        signet(&[
+            "verify",
+            &reference,
+            "--policies",
+            dir.path().to_str().unwrap(),
+            "--insecure-registry",
+            &addr,
+        ])
+    };
+    let o = verify(&policy);
+    assert_eq!(o.status.code(), Some(1), "PSS by default: {}", text(&o));
+    let o = verify(&format!("{policy}            rsaPss: true\n"));
+    assert_eq!(o.status.code(), Some(0), "PSS allowed: {}", text(&o));
+}
