@@ -11,7 +11,7 @@ Exit status:
   0  admitted: every image trusted (verify), every object admitted (review), policies valid
      (policy check), or the server stopped cleanly (serve)
   1  denied: an image is untrusted (verify), an object would be denied (review), or a policy
-     file has errors (policy check)
+     file has errors or the directory holds no policy (policy check)
   2  usage or configuration error (bad flag, unreadable file, no policy directory)
   3  could not check: no image is untrusted, but one could not be checked (registry
      unreachable or refusing, deadline) (verify)";

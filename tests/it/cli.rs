@@ -482,6 +482,41 @@ fn no_colour_when_the_output_is_not_a_terminal() {
     assert!(!text(&o).contains('\x1b'), "{:?}", text(&o));
 }
 
+/// On a terminal (a pseudo-terminal made by util-linux `script`), log lines are coloured unless
+/// `NO_COLOR` is set.
+#[test]
+fn no_colour_on_a_terminal_under_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&cert, "not a cert").unwrap();
+    let c = cert.display();
+    let line = format!(
+        "{} serve --tls-cert {c} --tls-key {c} --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --policies {}",
+        env!("CARGO_BIN_EXE_signet"),
+        dir.path().display()
+    );
+    let on_terminal = |no_color: Option<&str>| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let o = cmd.output().expect("util-linux script runs");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let coloured = on_terminal(None);
+    assert!(coloured.contains("cannot start"), "{coloured:?}");
+    assert!(
+        coloured.contains('\x1b'),
+        "a terminal gets colour: {coloured:?}"
+    );
+    let plain = on_terminal(Some("1"));
+    assert!(plain.contains("cannot start"), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+}
+
 #[test]
 fn completion_scripts_for_the_usual_shells() {
     for shell in ["bash", "zsh", "fish"] {
