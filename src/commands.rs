@@ -394,18 +394,18 @@ fn render_reviews(reviews: &[admission::Review], answers: &[crate::review::Answe
         };
         let namespace = review
             .namespace()
-            .map(|n| format!("{n}/"))
+            .map(|n| format!("{}/", esc(n)))
             .unwrap_or_default();
         s.push_str(&format!(
             "{label}  {} {namespace}{}",
-            review.kind(),
-            review.name()
+            esc(&review.kind()),
+            esc(review.name())
         ));
         match &review.action {
             admission::Action::Skip(why) => s.push_str(&format!(": {why}")),
             _ => {
                 if let Some(m) = response["status"]["message"].as_str() {
-                    s.push_str(&format!(": {m}"));
+                    s.push_str(&format!(": {}", esc(m)));
                 }
             }
         }
@@ -413,7 +413,7 @@ fn render_reviews(reviews: &[admission::Review], answers: &[crate::review::Answe
         for w in response["warnings"].as_array().into_iter().flatten() {
             s.push_str(&format!(
                 "    Warning: {}\n",
-                w.as_str().unwrap_or_default()
+                esc(w.as_str().unwrap_or_default())
             ));
         }
     }
@@ -578,21 +578,26 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
+            if let Some(dir) = made_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             exit(EXIT_USAGE)
         }
     }
 }
 
 /// `signet verify` output for people: per image its trust, why, and what the webhook would do.
+/// Details quote registries and certificate subjects, so control characters are escaped before
+/// they reach a terminal.
 fn render_text(out: &VerifyOutput<'_>) -> String {
     let mut s = String::new();
     if out.images.is_empty() {
-        s.push_str(&format!("UNTRUSTED  {}\n", out.denials.join("; ")));
+        s.push_str(&format!("UNTRUSTED  {}\n", esc(&out.denials.join("; "))));
         return s;
     }
     for image in &out.images {
         let r = image.report;
-        let name = r.reference.as_deref().unwrap_or(&r.image);
+        let name = esc(r.reference.as_deref().unwrap_or(&r.image));
         let digest = r
             .digest
             .as_ref()
@@ -602,8 +607,9 @@ fn render_text(out: &VerifyOutput<'_>) -> String {
         match &r.status {
             ImageStatus::InvalidReference { detail } => {
                 s.push_str(&format!(
-                    "{label}  {:?}: not a valid image reference: {detail}\n",
-                    r.image
+                    "{label}  {:?}: not a valid image reference: {}\n",
+                    r.image,
+                    esc(detail)
                 ));
             }
             ImageStatus::NoPolicy { no_match } => {
@@ -622,7 +628,10 @@ fn render_text(out: &VerifyOutput<'_>) -> String {
         s.push_str(&format!("    webhook: {}\n", image.webhook.summary));
     }
     if !out.denials.is_empty() {
-        s.push_str(&format!("webhook: denied: {}\n", out.denials.join("; ")));
+        s.push_str(&format!(
+            "webhook: denied: {}\n",
+            esc(&out.denials.join("; "))
+        ));
     }
     s
 }
@@ -633,13 +642,13 @@ fn render_policy(s: &mut String, p: &crate::decision::PolicyResult) {
             for a in authorities {
                 let line = match &a.result {
                     Outcome::Trusted(e) => {
-                        let mut l = format!("trusted: {}", e.summary);
+                        let mut l = format!("trusted: {}", esc(&e.summary));
                         for logged in &e.logged {
-                            l.push_str(&format!(" [logged: {logged}]"));
+                            l.push_str(&format!(" [logged: {}]", esc(logged)));
                         }
                         l
                     }
-                    Outcome::Failed(f) => format!("{}: {}", f.reason.describe(), f.detail),
+                    Outcome::Failed(f) => format!("{}: {}", f.reason.describe(), esc(&f.detail)),
                 };
                 s.push_str(&format!(
                     "    policy {:?} ({}), authority {:?} ({}): {line}\n",
@@ -651,10 +660,51 @@ fn render_policy(s: &mut String, p: &crate::decision::PolicyResult) {
             }
         }
         PolicyVerdict::Undecided { reason, detail } => s.push_str(&format!(
-            "    policy {:?} ({}): could not check: {}: {detail}\n",
+            "    policy {:?} ({}): could not check: {}: {}\n",
             p.policy.as_str(),
             p.mode.as_str(),
-            reason.describe()
+            reason.describe(),
+            esc(detail)
         )),
+    }
+}
+
+/// Text from a registry, a signature or a workload, with control characters escaped for the
+/// terminal it is printed to.
+fn esc(s: &str) -> String {
+    crate::telemetry::escape_controls(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reason quoting hostile text (a terminal escape, a line break) prints as one escaped
+    /// line per item, with its trust label and what the webhook would do.
+    #[test]
+    fn verify_text_escapes_what_it_quotes() {
+        let report = ImageReport {
+            image: "r.io/a:1".into(),
+            reference: None,
+            digest: None,
+            containers: Vec::new(),
+            status: ImageStatus::InvalidReference {
+                detail: "bad\n\u{1b}[2Jforged".into(),
+            },
+        };
+        let verdict = Verdict {
+            allowed: false,
+            images: vec![report],
+            ..Verdict::default()
+        };
+        let out = verify_output(&verdict, NoMatch::Deny);
+        assert_eq!(out.result, Trust::Untrusted);
+        let text = render_text(&out);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(
+            text,
+            "UNTRUSTED  \"r.io/a:1\": not a valid image reference: bad\\n\\u{1b}[2Jforged\n    \
+             webhook: denied (invalid reference)\n"
+        );
     }
 }
