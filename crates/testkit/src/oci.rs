@@ -14,8 +14,8 @@ use aws_lc_rs::digest;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use super::registry::TestRegistry;
-use super::token::TokenMinter;
+use crate::registry::TestRegistry;
+use crate::token::TokenMinter;
 
 /// The exact `Accept` list every manifest GET/HEAD must send (distribution answers 404 for an OCI manifest otherwise).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \

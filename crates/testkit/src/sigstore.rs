@@ -39,8 +39,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::cosign::{CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer};
-use super::oci::{Annotations, OCI_EMPTY, PushedImage, Pusher};
+use crate::cosign::{CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer};
+use crate::oci::{Annotations, OCI_EMPTY, PushedImage, Pusher};
 
 /// Annotation: the PEM Fulcio certificate of a keyless `.sig` layer.
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
@@ -565,7 +565,7 @@ impl Sigstore {
         digest: &str,
         entry: LogEntry,
     ) -> SignatureLayer {
-        let payload = super::cosign::simple_signing_payload(docker_reference, digest);
+        let payload = crate::cosign::simple_signing_payload(docker_reference, digest);
         let signature = leaf.sign(&payload);
         let body = Self::hashedrekord_body(&signature, &payload, &leaf.pem());
         let mut annotations = Annotations::new();

@@ -37,7 +37,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
 
-use super::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
+use crate::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
 
 /// The artifact type of Notary Project signature manifests.
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";

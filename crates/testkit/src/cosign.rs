@@ -21,8 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
-use super::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
-use super::registry::TestRegistry;
+use crate::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
+use crate::registry::TestRegistry;
 
 /// Media type of a Cosign simple-signing payload layer.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -336,7 +336,7 @@ pub async fn push_signature_layers(
     layers: Vec<SignatureLayer>,
     append: bool,
 ) -> SignatureManifest {
-    let tag = format!("{}.sig", super::oci::referrers_tag(subject_digest));
+    let tag = format!("{}.sig", crate::oci::referrers_tag(subject_digest));
     let mut all_layers = Vec::new();
     if append && let Some(existing) = pusher.get_manifest(repo, &tag).await {
         for layer in existing.json()["layers"]
