@@ -449,6 +449,10 @@ fn payload(image: &PushedImage) -> Vec<u8> {
 pub struct Tsa {
     /// The TSA root: it goes into a `tsa` trust store, and it signs the TSA's CRLs.
     pub root: Authority,
+    /// The root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// The TSA's own certificate (which the tokens carry), DER.
+    pub leaf_der: Vec<u8>,
     dir: TempDir,
 }
 
@@ -502,7 +506,12 @@ impl Tsa {
             ),
         )
         .expect("write ts.cnf");
-        Tsa { root, dir }
+        Tsa {
+            root,
+            root_der: root_cert.der().to_vec(),
+            leaf_der: cert.der().to_vec(),
+            dir,
+        }
     }
 
     /// An RFC 3161 token (the `TimeStampToken`, a CMS SignedData) over `data`, with the TSA
