@@ -4,7 +4,8 @@
 //! (`crate::support::cosign::…`); `signet` starts the real signet server in process.
 
 pub use signet_testkit::{
-    cosign, fake, faulty, fixtures, layout, notary, oci, registry, responder, sigstore, token,
+    cosign, fake, faulty, fixtures, layout, notary, oci, registry, responder, review, sigstore,
+    token,
 };
 
 #[allow(dead_code)]

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
 use crate::registry::TestRegistry;
+use crate::sigstore::pem;
 
 /// Media type of a Cosign simple-signing payload layer.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -263,17 +264,6 @@ impl CosignKey {
         );
         std::fs::read(&sig).expect("read signature")
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = BASE64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// The simple-signing payload byte for byte as cosign writes it (Go's `json.Marshal` order,
