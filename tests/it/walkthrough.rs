@@ -26,8 +26,11 @@ fn bin_dir() -> &'static Path {
         Some(other) => other,
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target_dir = dir.parent().expect("the target directory");
     let status = Command::new(cargo)
         .args(["build", "--locked", "--quiet", "--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
         .args(["-p", "signet-testkit", "--bin", "signet-dev"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
