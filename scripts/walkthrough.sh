@@ -63,6 +63,11 @@ fi
 if [[ -z $REGISTRY ]]; then
   step "A registry on loopback (Debian's docker-registry)"
   REGISTRY=127.0.0.1:5000
+  if ! command -v docker-registry > /dev/null; then
+    echo "walkthrough: docker-registry is not installed (apt-get install docker-registry, or" \
+      "scripts/install-test-deps.sh), and no REGISTRY was given" >&2
+    exit 2
+  fi
   printf 'version: 0.1\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n' \
     "$WORK/registry" "$REGISTRY" > "$WORK/registry.yml"
   start docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1
