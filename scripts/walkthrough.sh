@@ -22,7 +22,9 @@ ADMIN=${SIGNET_WALKTHROUGH_ADMIN:-127.0.0.1:8080}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/signet-walkthrough.XXXXXX")
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    if kill "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -111,7 +113,7 @@ EOF
     > "$WORK/response.json" || true
   cat "$WORK/response.json"; echo
   verdict "$what: signet serve" "$expected" "$(allowed_field "$WORK/response.json")"
-  kill "$started" && wait "$started" || true
+  if kill "$started"; then wait "$started" || true; fi
 }
 
 step "Cosign: an image, a key, and a policy trusting the key for that image"
