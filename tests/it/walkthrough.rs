@@ -17,7 +17,9 @@ fn free_port() -> u16 {
 }
 
 /// Builds `signet-dev` into the directory of the `signet` binary under test (same target
-/// directory and profile) and returns that directory.
+/// directory and profile) and returns that directory. The build runs at the lowest CPU
+/// priority, so that the tests running beside it keep their timing; building it before the
+/// suite (`cargo build --locked -p signet-testkit --bin signet-dev`) makes this a no-op.
 fn bin_dir() -> &'static Path {
     let signet = Path::new(env!("CARGO_BIN_EXE_signet"));
     let dir = signet.parent().expect("signet's directory");
@@ -27,7 +29,9 @@ fn bin_dir() -> &'static Path {
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let target_dir = dir.parent().expect("the target directory");
-    let status = Command::new(cargo)
+    let status = Command::new("nice")
+        .args(["-n", "19"])
+        .arg(cargo)
         .args(["build", "--locked", "--quiet", "--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
