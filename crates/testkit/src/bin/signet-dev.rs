@@ -10,6 +10,8 @@
 //! - `sign notation`: a Notation JWS or COSE signature from a generated test CA, pushed as an
 //!   OCI 1.1 referrer (through the referrers tag schema, which every registry serves).
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -114,6 +116,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Command::PushDemoImage { image } => {
             let image = ImageName::parse(&image)?;
+            if image.reference.contains(':') {
+                return Err(format!(
+                    "push-demo-image pushes by tag, not by digest ({})",
+                    image.reference
+                ));
+            }
             let pusher = connect(&image.host).await?;
             let seed = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -186,7 +194,13 @@ fn keygen(out: &Path) -> Result<(), String> {
     }
     std::fs::create_dir_all(out).map_err(|err| format!("{}: {err}", out.display()))?;
     let key = CosignKey::p256();
-    std::fs::write(&private, key.private_key_pem())
+    // Readable by its owner only, as cosign writes cosign.key.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private)
+        .and_then(|mut file| file.write_all(key.private_key_pem().as_bytes()))
         .map_err(|err| format!("{}: {err}", private.display()))?;
     std::fs::write(&public, key.public_key_pem())
         .map_err(|err| format!("{}: {err}", public.display()))?;
