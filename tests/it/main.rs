@@ -29,4 +29,5 @@ mod registry_review;
 mod revocation;
 mod server_limits;
 mod update_rule;
+mod walkthrough;
 mod webhook;

@@ -13,7 +13,8 @@
 //! - `notary`: a Notation signer (test PKI, JWS and COSE envelopes, an `openssl ts` TSA),
 //!   independent of signet's verifier;
 //! - `responder`: a CRL and OCSP responder (`openssl ocsp` per request) that logs requests;
-//! - `policy`: policy documents as text.
+//! - `policy`: policy documents as text;
+//! - `review`: assertions on AdmissionReview responses.
 //!
 //! It does not depend on `signet`: signet's own unit tests use it, and a dependency back would
 //! build a second copy of signet's types. Helpers that start signet itself live with the tests
@@ -32,5 +33,6 @@ pub mod oci;
 pub mod policy;
 pub mod registry;
 pub mod responder;
+pub mod review;
 pub mod sigstore;
 pub mod token;
