@@ -344,6 +344,8 @@ struct Cx {
     providers: BTreeMap<String, Provider>,
     /// Client IDs the stores authenticate with.
     store_clients: Vec<(String, String)>,
+    /// Providers in the input that could not be read (already reported).
+    unreadable: BTreeSet<String>,
 }
 
 /// A string field, `None` when absent, null or empty (Helm renders unset values as empty).
@@ -477,6 +479,7 @@ impl Cx {
                 "spec.parameters",
                 "missing: the provider holds nothing",
             );
+            self.unreadable.insert(r.name.clone());
             return;
         };
         let mut p = Provider {
@@ -511,6 +514,7 @@ impl Cx {
                         "provider type {other:?} is not supported (inline and azurekeyvault are): copy its certificates or keys into the policies as inline PEM"
                     ),
                 );
+                self.unreadable.insert(r.name.clone());
                 return;
             }
         };
@@ -524,6 +528,10 @@ impl Cx {
                 );
             }
         }
+        if p.inline_certificates.is_none() && p.inline_key.is_none() && p.vault.is_none() {
+            self.unreadable.insert(r.name.clone());
+            return;
+        }
         if let Some(ns) = &r.namespace
             && r.kind.starts_with("Namespaced")
         {
@@ -531,6 +539,18 @@ impl Cx {
                 .insert(format!("{ns}/{}", r.name), p.clone());
         }
         self.providers.insert(r.name.clone(), p);
+    }
+
+    /// Why provider `name`'s `what` are missing.
+    fn missing(&self, name: &str, what: &str) -> String {
+        let short = name.rsplit_once('/').map_or(name, |(_, n)| n);
+        if self.unreadable.contains(short) {
+            format!("provider {name:?} could not be converted (reported above); its {what} are missing")
+        } else {
+            format!(
+                "provider {name:?} is not in the input (export KeyManagementProviders and CertificateStores too); its {what} are missing"
+            )
+        }
     }
 
     fn inline_provider(&mut self, r: &Resource, params: &Value, p: &mut Provider) {
@@ -1028,21 +1048,6 @@ impl Cx {
                 units.push(u);
             }
         }
-        let globals: Vec<&Unit> = units.iter().filter(|u| u.images == ["**"]).collect();
-        if let Some(g) = globals.first() {
-            for u in units.iter().filter(|u| u.images != ["**"]) {
-                self.findings.push(Finding {
-                    severity: Severity::Changed,
-                    resource: r.id(),
-                    field: format!("spec.parameters.trustPolicyDoc {:?}", u.statement),
-                    message: format!(
-                        "Notation uses this statement instead of the \"*\" statement {:?} for {}; signet requires every policy whose images match, so these images must satisfy both (stricter)",
-                        g.statement,
-                        u.images.join(", ")
-                    ),
-                });
-            }
-        }
         units
     }
 
@@ -1204,14 +1209,8 @@ impl Cx {
                 .get(&pname)
                 .or_else(|| pname.rsplit_once('/').and_then(|(_, n)| self.providers.get(n)))
             else {
-                self.find(
-                    Severity::Dropped,
-                    r,
-                    &at,
-                    &format!(
-                        "provider {pname:?} is not in the input (export KeyManagementProviders and CertificateStores too); its certificates are missing"
-                    ),
-                );
+                let msg = self.missing(&pname, "certificates");
+                self.find(Severity::Dropped, r, &at, &msg);
                 continue;
             };
             let before = certificates.len();
@@ -1370,6 +1369,14 @@ impl Cx {
             );
         }
         let Some(policies) = policies else {
+            if field(&params, "key").is_none() && field(&params, "rekorURL").is_none() {
+                self.find(
+                    Severity::Dropped,
+                    r,
+                    "spec.parameters.trustPolicies",
+                    "missing or not a list: nothing to verify with",
+                );
+            }
             if field(&params, "rekorURL").is_some() {
                 self.find(
                     Severity::Dropped,
@@ -1525,12 +1532,8 @@ impl Cx {
             .get(&pname)
             .or_else(|| pname.rsplit_once('/').and_then(|(_, n)| self.providers.get(n)))
         else {
-            self.find(
-                Severity::Dropped,
-                r,
-                at,
-                &format!("provider {pname:?} is not in the input (export KeyManagementProviders too); its keys are missing"),
-            );
+            let msg = self.missing(&pname, "keys");
+            self.find(Severity::Dropped, r, at, &msg);
             return Vec::new();
         };
         let wanted = text(field(k, "name"));
