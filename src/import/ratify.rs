@@ -43,8 +43,7 @@ use crate::policy::{ImageGlob, Mode};
 
 use output::{
     AuthorityOut, AzureOut, CertOut, ConfigDoc, ConfigSpec, CosignOut, FileOut, IdentityOut,
-    KeyOut, KeylessOut, Metadata, NotationOut, PolicyDoc, PolicySpec, Required, StoreOut,
-    VaultRef,
+    KeyOut, KeylessOut, Metadata, NotationOut, PolicyDoc, PolicySpec, Required, StoreOut, VaultRef,
 };
 
 /// The API group of Ratify's resources; any version of it is read.
@@ -372,7 +371,11 @@ fn flag(v: &Value, key: &str) -> Option<bool> {
 
 fn keys_of(v: &Value) -> Vec<String> {
     v.as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str().map(String::from)).collect())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -535,8 +538,7 @@ impl Cx {
         if let Some(ns) = &r.namespace
             && r.kind.starts_with("Namespaced")
         {
-            self.providers
-                .insert(format!("{ns}/{}", r.name), p.clone());
+            self.providers.insert(format!("{ns}/{}", r.name), p.clone());
         }
         self.providers.insert(r.name.clone(), p);
     }
@@ -545,7 +547,9 @@ impl Cx {
     fn missing(&self, name: &str, what: &str) -> String {
         let short = name.rsplit_once('/').map_or(name, |(_, n)| n);
         if self.unreadable.contains(short) {
-            format!("provider {name:?} could not be converted (reported above); its {what} are missing")
+            format!(
+                "provider {name:?} could not be converted (reported above); its {what} are missing"
+            )
         } else {
             format!(
                 "provider {name:?} is not in the input (export KeyManagementProviders and CertificateStores too); its {what} are missing"
@@ -571,23 +575,21 @@ impl Cx {
             }
         });
         match content.as_str() {
-            "certificate" => {
-                match crate::policy::notation::parse_certificates(value.as_bytes()) {
-                    Ok(c) if !c.is_empty() => p.inline_certificates = Some(value + "\n"),
-                    Ok(_) => self.find(
-                        Severity::Dropped,
-                        r,
-                        "spec.parameters.value",
-                        "holds no certificate",
-                    ),
-                    Err(e) => self.find(
-                        Severity::Dropped,
-                        r,
-                        "spec.parameters.value",
-                        &format!("not usable as certificates: {e}"),
-                    ),
-                }
-            }
+            "certificate" => match crate::policy::notation::parse_certificates(value.as_bytes()) {
+                Ok(c) if !c.is_empty() => p.inline_certificates = Some(value + "\n"),
+                Ok(_) => self.find(
+                    Severity::Dropped,
+                    r,
+                    "spec.parameters.value",
+                    "holds no certificate",
+                ),
+                Err(e) => self.find(
+                    Severity::Dropped,
+                    r,
+                    "spec.parameters.value",
+                    &format!("not usable as certificates: {e}"),
+                ),
+            },
             "key" => match PublicKey::from_pem(&value) {
                 Ok(_) => p.inline_key = Some(value + "\n"),
                 Err(e) => self.find(
@@ -607,8 +609,7 @@ impl Cx {
     }
 
     fn vault_provider(&mut self, r: &Resource, params: &Value, p: &mut Provider) {
-        let Some(uri) =
-            text(field(params, "vaultURI")).or_else(|| text(field(params, "vaultUri")))
+        let Some(uri) = text(field(params, "vaultURI")).or_else(|| text(field(params, "vaultUri")))
         else {
             self.find(
                 Severity::Dropped,
@@ -673,12 +674,7 @@ impl Cx {
                     .cloned()
                     .unwrap_or_default(),
                 Err(e) => {
-                    self.find(
-                        Severity::Dropped,
-                        r,
-                        &at,
-                        &format!("not a YAML array: {e}"),
-                    );
+                    self.find(Severity::Dropped, r, &at, &format!("not a YAML array: {e}"));
                     return Vec::new();
                 }
             },
@@ -699,12 +695,7 @@ impl Cx {
                 text(field(&item, "version")).or_else(|| text(field(&item, "certificateVersion")));
             match name {
                 Some(name) => out.push(VaultObject { name, version }),
-                None => self.find(
-                    Severity::Dropped,
-                    r,
-                    &format!("{at}[{i}]"),
-                    "has no name",
-                ),
+                None => self.find(Severity::Dropped, r, &format!("{at}[{i}]"), "has no name"),
             }
         }
         out
@@ -965,8 +956,12 @@ impl Cx {
     fn notation(&mut self, r: &Resource) -> Vec<Unit> {
         let params = r.params().cloned().unwrap_or(Value::Null);
         for k in keys_of(&params) {
-            if !["verificationCertStores", "verificationCerts", "trustPolicyDoc"]
-                .contains(&k.as_str())
+            if ![
+                "verificationCertStores",
+                "verificationCerts",
+                "trustPolicyDoc",
+            ]
+            .contains(&k.as_str())
             {
                 self.find(
                     Severity::Note,
@@ -1204,11 +1199,11 @@ impl Cx {
         };
         let mut certificates = Vec::new();
         for pname in providers.clone() {
-            let Some(p) = self
-                .providers
-                .get(&pname)
-                .or_else(|| pname.rsplit_once('/').and_then(|(_, n)| self.providers.get(n)))
-            else {
+            let Some(p) = self.providers.get(&pname).or_else(|| {
+                pname
+                    .rsplit_once('/')
+                    .and_then(|(_, n)| self.providers.get(n))
+            }) else {
                 let msg = self.missing(&pname, "certificates");
                 self.find(Severity::Dropped, r, &at, &msg);
                 continue;
@@ -1412,7 +1407,10 @@ impl Cx {
                             Severity::Changed,
                             r,
                             &format!("{at}.scopes"),
-                            &format!("scope {s:?} becomes {}: it covers {w} (stricter)", globs.join(", ")),
+                            &format!(
+                                "scope {s:?} becomes {}: it covers {w} (stricter)",
+                                globs.join(", ")
+                            ),
                         );
                     }
                     images.extend(globs);
@@ -1527,11 +1525,11 @@ impl Cx {
             self.find(Severity::Dropped, r, at, "names no provider and no file");
             return Vec::new();
         };
-        let Some(p) = self
-            .providers
-            .get(&pname)
-            .or_else(|| pname.rsplit_once('/').and_then(|(_, n)| self.providers.get(n)))
-        else {
+        let Some(p) = self.providers.get(&pname).or_else(|| {
+            pname
+                .rsplit_once('/')
+                .and_then(|(_, n)| self.providers.get(n))
+        }) else {
             let msg = self.missing(&pname, "keys");
             self.find(Severity::Dropped, r, at, &msg);
             return Vec::new();
@@ -1546,7 +1544,9 @@ impl Cx {
                     severity: Severity::Note,
                     resource: r.id(),
                     field: at.to_string(),
-                    message: "an inline provider holds one key: the name and version are not needed".into(),
+                    message:
+                        "an inline provider holds one key: the name and version are not needed"
+                            .into(),
                 });
             }
             out.push(KeyOut {

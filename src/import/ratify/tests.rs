@@ -96,7 +96,11 @@ fn aks_notation_walkthrough_converts_and_loads() {
     // No vault, so no SignetConfig.
     assert!(docs(&c).iter().all(|d| d["kind"] != "SignetConfig"));
     // The store's workload identity is reported with what replaces it.
-    assert!(has(&c, Severity::Note, "azureWorkloadIdentity"), "{}", c.report());
+    assert!(
+        has(&c, Severity::Note, "azureWorkloadIdentity"),
+        "{}",
+        c.report()
+    );
     let set = load(&c);
     assert_eq!(set.policies.len(), 1);
     assert_eq!(set.policies[0].authorities.len(), 1);
@@ -187,7 +191,10 @@ fn cosign_scope_table() {
     let (g, wider) = ok("reg.io/ns/app:v1*");
     assert_eq!(g, ["reg.io/ns/app"]);
     assert!(wider.is_some());
-    assert_eq!(ok("reg.io:5000/ns/app"), (vec!["reg.io:5000/ns/app".into()], None));
+    assert_eq!(
+        ok("reg.io:5000/ns/app"),
+        (vec!["reg.io:5000/ns/app".into()], None)
+    );
     for bad in ["reg.io/*/app", "reg.io/a*b*", "*reg.io"] {
         assert!(cosign_scope(bad).is_err(), "{bad}");
     }
@@ -286,7 +293,11 @@ fn what_cannot_be_carried_over_is_dropped_loudly() {
         "could not be converted (reported above)",
         "legacy keyless verification",
     ] {
-        assert!(has(&c, Severity::Dropped, needle), "{needle}\n{}", c.report());
+        assert!(
+            has(&c, Severity::Dropped, needle),
+            "{needle}\n{}",
+            c.report()
+        );
     }
     assert!(c.report().contains("do NOT verify everything"));
 }
@@ -388,12 +399,15 @@ fn verifiers_combine_as_the_ratify_policy_says() {
     assert!(has(&c, Severity::Changed, "not required by the Policy"));
 
     // A Policy requiring an SBOM cannot be honoured.
-    let sbom = required.replace("cosign.artifact.sig.v1+json", "x").replace(
-        "application/vnd.dev.x",
-        "application/spdx+json",
-    );
+    let sbom = required
+        .replace("cosign.artifact.sig.v1+json", "x")
+        .replace("application/vnd.dev.x", "application/spdx+json");
     let c = from_text(&both_verifiers(&sbom));
-    assert!(has(&c, Severity::Dropped, "application/spdx+json"), "{}", c.report());
+    assert!(
+        has(&c, Severity::Dropped, "application/spdx+json"),
+        "{}",
+        c.report()
+    );
 }
 
 #[test]
@@ -409,19 +423,33 @@ fn vault_providers_with_different_identities_are_reported() {
         kmp("a", "c1"),
         kmp("b", "c2")
     ));
-    assert!(has(&c, Severity::Changed, "one Azure identity"), "{}", c.report());
+    assert!(
+        has(&c, Severity::Changed, "one Azure identity"),
+        "{}",
+        c.report()
+    );
     let p = policies(&c);
     let keys = &p[0]["spec"]["authorities"][0]["cosign"]["keys"];
-    assert_eq!(keys[0]["keyVault"]["vaultURI"], "https://a.vault.azure.net/");
+    assert_eq!(
+        keys[0]["keyVault"]["vaultURI"],
+        "https://a.vault.azure.net/"
+    );
     assert!(keys[0]["keyVault"].get("version").is_none());
     assert_eq!(keys[1]["keyVault"]["version"], "v2");
     // A key name the provider does not list is dropped, not guessed.
     let c = from_text(&format!(
         "{}---\n{}",
         kmp("a", "c1"),
-        verifier.replace("{provider: a}, ", "").replace("name: k,", "name: other,").replace("provider: b", "provider: a")
+        verifier
+            .replace("{provider: a}, ", "")
+            .replace("name: k,", "name: other,")
+            .replace("provider: b", "provider: a")
     ));
-    assert!(has(&c, Severity::Dropped, "no key named \"other\""), "{}", c.report());
+    assert!(
+        has(&c, Severity::Dropped, "no key named \"other\""),
+        "{}",
+        c.report()
+    );
 }
 
 #[test]
@@ -448,7 +476,9 @@ fn malformed_input_is_an_error_or_a_finding_never_a_panic() {
         let c = run(t).unwrap();
         // Each malformed resource is reported, beyond the note about the missing Policy.
         assert!(
-            c.findings.iter().any(|f| !f.message.starts_with("not in the input")),
+            c.findings
+                .iter()
+                .any(|f| !f.message.starts_with("not in the input")),
             "{t}\n{}",
             c.report()
         );
