@@ -1684,8 +1684,9 @@ impl Cx {
             }
         }
         let mut names: BTreeSet<String> = BTreeSet::new();
-        let mut emitted: Vec<(String, Vec<String>)> = Vec::new();
-        for ((images, _), list) in groups {
+        // (name, images, the signature type when types are required separately).
+        let mut emitted: Vec<(String, Vec<String>, Option<Kind>)> = Vec::new();
+        for ((images, required), list) in groups {
             let base = sanitize(&format!(
                 "ratify-{}",
                 list.iter()
@@ -1731,10 +1732,14 @@ impl Cx {
                     sources.join(", ")
                 ),
             });
-            emitted.push((name, images));
+            emitted.push((name, images, required));
         }
-        for (i, (a, ga)) in emitted.iter().enumerate() {
-            for (b, gb) in &emitted[i + 1..] {
+        for (i, (a, ga, ka)) in emitted.iter().enumerate() {
+            for (b, gb, kb) in &emitted[i + 1..] {
+                // Policies for two required signature types apply together, as in Ratify.
+                if ka != kb {
+                    continue;
+                }
                 if let Some((x, y)) = ga
                     .iter()
                     .flat_map(|x| gb.iter().map(move |y| (x, y)))
