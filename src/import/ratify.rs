@@ -292,6 +292,10 @@ enum Kind {
     Cosign,
 }
 
+/// The images of a group of trust policies, and their signature type when the `Policy`
+/// requires types separately.
+type GroupKey = (Vec<String>, Option<Kind>);
+
 /// How Ratify's `Policy` combines the verifiers' reports.
 enum Combine {
     /// One verified signature of any type suffices.
@@ -1657,7 +1661,7 @@ impl Cx {
         conversion: &mut Conversion,
     ) -> Result<(), ImportError> {
         // (images, kind when types are required separately) → units, in input order.
-        let mut groups: Vec<((Vec<String>, Option<Kind>), Vec<Unit>)> = Vec::new();
+        let mut groups: Vec<(GroupKey, Vec<Unit>)> = Vec::new();
         for u in units {
             let kind = match combine {
                 Combine::AnyVerifier => None,
