@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+use super::cosign::cosign_scope;
+use super::notation::notation_scope;
 use super::*;
+use crate::policy::ImageGlob;
 
 fn fixture(name: &str) -> Conversion {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -386,7 +389,11 @@ fn verifiers_combine_as_the_ratify_policy_says() {
             .all(|p| p["spec"]["authorities"].as_sequence().unwrap().len() == 1)
     );
     // That both apply is Ratify's meaning here, not a difference to report.
-    assert!(!has(&c, Severity::Changed, "must satisfy both"), "{}", c.report());
+    assert!(
+        !has(&c, Severity::Changed, "must satisfy both"),
+        "{}",
+        c.report()
+    );
     assert_eq!(load(&c).policies.len(), 2);
 
     // Only Notation named: the Cosign verifier no longer decides anything.
