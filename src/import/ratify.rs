@@ -290,9 +290,9 @@ enum Kind {
     Cosign,
 }
 
-/// The images of a group of trust policies, and their signature type when the `Policy`
-/// requires types separately.
-type GroupKey = (Vec<String>, Option<Kind>);
+/// The images of a group of trust policies, their signature type when the `Policy` requires
+/// types separately, and whether it is a Notation `skip` statement (grouped alone).
+type GroupKey = (Vec<String>, Option<Kind>, bool);
 
 /// How Ratify's `Policy` combines the verifiers' reports.
 enum Combine {
@@ -335,6 +335,9 @@ struct Unit {
     statement: String,
     images: Vec<String>,
     authority: AuthorityOut,
+    /// A Notation `skip` statement: trusted without a signature, so never merged with other
+    /// authorities (it would make them pointless).
+    skip: bool,
 }
 
 #[derive(Default)]
@@ -983,7 +986,7 @@ impl Cx {
             let mut images = u.images.clone();
             images.sort();
             images.dedup();
-            let key = (images, kind);
+            let key = (images, kind, u.skip);
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, list)) => list.push(u),
                 None => groups.push((key, vec![u])),
@@ -991,8 +994,8 @@ impl Cx {
         }
         let mut names: BTreeSet<String> = BTreeSet::new();
         // (name, images, the signature type when types are required separately).
-        let mut emitted: Vec<(String, Vec<String>, Option<Kind>)> = Vec::new();
-        for ((images, required), list) in groups {
+        let mut emitted: Vec<(String, Vec<String>, Option<Kind>, bool)> = Vec::new();
+        for ((images, required, skip), list) in groups {
             let base = sanitize(&format!(
                 "ratify-{}",
                 list.iter()
@@ -1038,12 +1041,13 @@ impl Cx {
                     sources.join(", ")
                 ),
             });
-            emitted.push((name, images, required));
+            emitted.push((name, images, required, skip));
         }
-        for (i, (a, ga, ka)) in emitted.iter().enumerate() {
-            for (b, gb, kb) in &emitted[i + 1..] {
-                // Policies for two required signature types apply together, as in Ratify.
-                if ka != kb {
+        for (i, (a, ga, ka, sa)) in emitted.iter().enumerate() {
+            for (b, gb, kb, sb) in &emitted[i + 1..] {
+                // Policies for two required signature types apply together, as in Ratify; a
+                // skip policy passes anyway.
+                if ka != kb || *sa || *sb {
                     continue;
                 }
                 if let Some((x, y)) = ga

@@ -226,6 +226,7 @@ impl Cx {
             return None;
         }
         Some(Unit {
+            skip: false,
             kind: Kind::Cosign,
             verifier: r.name.clone(),
             statement: name,

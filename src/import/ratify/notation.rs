@@ -198,7 +198,16 @@ impl Cx {
             }
         }
         let verifier = r.name.clone();
+        if skip {
+            self.find(
+                Severity::Changed,
+                r,
+                &at,
+                "level skip: signet trusts these images without looking for a signature (Ratify still needed a signature artifact to exist, unverified); the statement becomes a policy of its own, so it never stands in for another verifier",
+            );
+        }
         Some(Unit {
+            skip,
             kind: Kind::Notation,
             authority: AuthorityOut {
                 name: String::new(),

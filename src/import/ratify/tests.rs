@@ -523,3 +523,29 @@ fn key_vault_outputs_load_once_the_loader_reads_key_vault_references() {
         }
     }
 }
+
+/// A Notation `skip` statement trusts without a signature in signet. Put beside a Cosign
+/// authority in one policy (any authority suffices) it would let unsigned images past the Cosign
+/// check, which Ratify still ran; so it gets a policy of its own.
+#[test]
+fn a_skip_statement_never_stands_in_for_another_verifier() {
+    let text = both_verifiers("").replace(
+        "signatureVerification: {level: strict}\n          trustStores: [\"ca:certs\"]\n          trustedIdentities: [\"*\"]",
+        "signatureVerification: {level: skip}",
+    );
+    let c = from_text(&text);
+    assert!(!c.dropped(), "{}", c.report());
+    let p = policies(&c);
+    assert_eq!(p.len(), 2, "{}", c.to_yaml_stream());
+    for policy in &p {
+        assert_eq!(
+            policy["spec"]["authorities"].as_sequence().unwrap().len(),
+            1,
+            "{}",
+            c.to_yaml_stream()
+        );
+    }
+    assert!(has(&c, Severity::Changed, "level skip"), "{}", c.report());
+    let set = load(&c);
+    assert_eq!(set.policies.len(), 2);
+}
