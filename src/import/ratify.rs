@@ -1113,7 +1113,7 @@ impl Cx {
                 severity: Severity::Note,
                 resource: first.clone(),
                 field: "spec.parameters.tenantID/clientID".into(),
-                message: "missing: signet takes them from the workload identity environment (AZURE_TENANT_ID, AZURE_CLIENT_ID)".into(),
+                message: "missing: signet takes them from the environment the workload-identity webhook injects (AZURE_TENANT_ID, AZURE_CLIENT_ID)".into(),
             });
         }
         let doc = ConfigDoc {

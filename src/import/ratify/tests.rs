@@ -497,29 +497,42 @@ fn malformed_input_is_an_error_or_a_finding_never_a_panic() {
     assert!(has(&c, Severity::Dropped, "private key"), "{}", c.report());
 }
 
-/// The Key Vault outputs must load once the policy loader reads `keyVault` references and
-/// `SignetConfig.spec.azure`. Until then the loader refuses those fields as unknown and this
-/// test says so and stops; afterwards it runs in full.
+/// The Key Vault outputs as the policy loader reads them. Before the loader knows `keyVault`
+/// references it refuses them (and `SignetConfig.spec.azure`) as unknown fields, and this test
+/// only says so. Once it knows them, the one error allowed is that this loader, with no Azure
+/// identity configured, cannot fetch them: any other error (a field name the loader spells
+/// differently, `azure` unknown while `keyVault` is known) fails the test.
 #[test]
-fn key_vault_outputs_load_once_the_loader_reads_key_vault_references() {
+fn key_vault_outputs_parse_with_the_policy_loader() {
     for name in [
         "notation-akv.yaml",
         "cosign-akv.yaml",
         "certificatestore.yaml",
     ] {
         let c = fixture(name);
-        match crate::policy::load_str(Path::new("converted.yaml"), &c.to_yaml_stream()) {
-            Ok(set) => assert!(!set.policies.is_empty(), "{name}"),
-            Err(errors) => {
-                let unknown = errors.iter().all(|e| {
-                    e.message.contains("unknown field `keyVault`")
-                        || e.message.contains("unknown field `azure`")
-                });
-                assert!(unknown, "{name}: {errors:?}");
-                eprintln!(
-                    "{name}: this policy loader has no keyVault/azure fields yet; load check skipped"
-                );
+        let errors = match crate::policy::load_str(Path::new("converted.yaml"), &c.to_yaml_stream())
+        {
+            Ok(set) => {
+                assert!(!set.policies.is_empty(), "{name}");
+                continue;
             }
+            Err(errors) => errors,
+        };
+        let before = errors
+            .iter()
+            .any(|e| e.message.contains("unknown field `keyVault`"));
+        for e in &errors {
+            let allowed = if before {
+                e.message.contains("unknown field `keyVault`")
+                    || e.message.contains("unknown field `azure`")
+            } else {
+                e.message.contains("needs an Azure identity")
+                    || e.message.contains("not fetched yet")
+            };
+            assert!(allowed, "{name}: {e}");
+        }
+        if before {
+            eprintln!("{name}: this policy loader does not read keyVault references yet");
         }
     }
 }
