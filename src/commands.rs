@@ -57,6 +57,12 @@ pub async fn run(config: Config) -> ExitCode {
             .await
         }
         CommandConfig::PolicyCheck { dir } => policy_check_command(&dir),
+        CommandConfig::ImportRatify {
+            files,
+            out_dir,
+            mode,
+            force,
+        } => crate::import::ratify_command(&files, out_dir.as_deref(), mode, force),
         CommandConfig::Completion { shell } => completion_command(shell),
     }
 }

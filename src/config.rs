@@ -51,6 +51,12 @@ pub enum CommandConfig {
     PolicyCheck {
         dir: PathBuf,
     },
+    ImportRatify {
+        files: Vec<PathBuf>,
+        out_dir: Option<PathBuf>,
+        mode: crate::policy::Mode,
+        force: bool,
+    },
     Completion {
         shell: clap_complete::Shell,
     },
@@ -406,6 +412,21 @@ impl TryFrom<Args> for Config {
             cli::Command::Completion(cli::CompletionArgs { shell }) => {
                 CommandConfig::Completion { shell }
             }
+            cli::Command::Import(cli::ImportCommand::Ratify(cli::ImportRatifyArgs {
+                files,
+                out_dir,
+                mode,
+                force,
+            })) => CommandConfig::ImportRatify {
+                files,
+                out_dir,
+                mode: match mode {
+                    cli::ImportMode::Enforce => crate::policy::Mode::Enforce,
+                    cli::ImportMode::Warn => crate::policy::Mode::Warn,
+                    cli::ImportMode::Audit => crate::policy::Mode::Audit,
+                },
+                force,
+            },
         };
         Ok(Config {
             log_format,
