@@ -348,11 +348,14 @@ struct Private {
     policy: String,
 }
 
-async fn private_registry() -> Private {
-    let registry = TestRegistry::builder()
-        .test_tls()
-        .htpasswd("robot", "s3cret")
-        .start();
+/// Basic auth (htpasswd), or with `token` Bearer tokens from the harness's token server.
+async fn private_registry(token: bool) -> Private {
+    let builder = TestRegistry::builder().test_tls();
+    let registry = if token {
+        builder.token_auth("robot", "s3cret").start()
+    } else {
+        builder.htpasswd("robot", "s3cret").start()
+    };
     let key = CosignKey::p256();
     let pushed = registry.pusher().push_image("team/private", "v1", 71).await;
     cosign::sign_image(&registry, "team/private", &pushed, &key).await;
@@ -379,9 +382,24 @@ fn engine_over(
     cluster: HashMap<String, Credentials>,
 ) -> (signet::decision::Engine, Arc<Metrics>) {
     let set = signet::policy::load_str(Path::new("policies.yaml"), &p.policy).expect("loads");
+    // The harness's token server speaks plain HTTP on 127.0.0.1.
+    let insecure = p
+        .registry
+        .token_server()
+        .map(|t| {
+            t.realm()
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .into_iter()
+        .collect();
     let config = RegistryConfig {
         ca_pem: vec![p.registry.ca_pem().unwrap().as_bytes().to_vec()],
         credentials: cluster,
+        insecure,
         ..RegistryConfig::default()
     };
     let metrics = Arc::new(Metrics::new());
@@ -445,7 +463,7 @@ fn registry_requests(metrics: &Metrics) -> f64 {
 /// the pull secret that was missing.
 #[tokio::test]
 async fn a_private_image_is_verified_with_the_pods_own_pull_secret_and_only_with_it() {
-    let p = private_registry().await;
+    let p = private_registry(false).await;
     let (api, _) = fake_api(vec![(
         path("secrets", "regcred"),
         reply(regcred_for(&p.registry.addr(), "robot", "s3cret")),
@@ -485,7 +503,7 @@ async fn a_private_image_is_verified_with_the_pods_own_pull_secret_and_only_with
 /// another host gives nothing here, and the cluster-wide `--docker-config` is the fallback.
 #[tokio::test]
 async fn a_secret_for_another_host_gives_nothing_and_the_docker_config_is_the_fallback() {
-    let p = private_registry().await;
+    let p = private_registry(false).await;
     let (api, _) = fake_api(vec![(
         path("secrets", "regcred"),
         reply(regcred_for("registry.example.com", "robot", "s3cret")),
@@ -515,7 +533,7 @@ async fn a_secret_for_another_host_gives_nothing_and_the_docker_config_is_the_fa
 /// which secret could not be read; a secret with a wrong password is named as refused.
 #[tokio::test]
 async fn forbidden_and_refused_pull_secrets_are_named_in_the_denial() {
-    let p = private_registry().await;
+    let p = private_registry(false).await;
     let (forbidden, _) = fake_api(vec![(
         path("secrets", "regcred"),
         reply(recorded("rbac-get-secret-forbidden-sa")),
@@ -549,4 +567,39 @@ async fn forbidden_and_refused_pull_secrets_are_named_in_the_denial() {
         !message.contains("q7"),
         "no password in messages: {message}"
     );
+}
+
+/// The Bearer flow: the pull secret goes to the registry's own token realm, the token it buys
+/// is cached for that secret only, and a workload without it asks the realm anonymously and
+/// is refused.
+#[tokio::test]
+async fn a_token_bought_with_a_pull_secret_serves_only_that_workload() {
+    let p = private_registry(true).await;
+    let (api, _) = fake_api(vec![(
+        path("secrets", "regcred"),
+        reply(regcred_for(&p.registry.addr(), "robot", "s3cret")),
+    )]);
+    let (engine, _) = engine_over(&p, api, HashMap::new());
+    let token = p.registry.token_server().unwrap();
+    let before = token.requests().len();
+
+    let (allowed, message) = admit(&engine, &pod(&p.image, &["regcred"])).await;
+    assert!(allowed, "{message}");
+    let (allowed, message) = admit(&engine, &pod(&p.image, &["gone"])).await;
+    assert!(!allowed);
+    assert!(message.contains("refused a pull token"), "{message}");
+    assert!(
+        message.contains("pull secret \"gone\" was not found"),
+        "{message}"
+    );
+
+    let asked: Vec<_> = token.requests().into_iter().skip(before).collect();
+    let granted: Vec<_> = asked.iter().filter(|r| r.granted).collect();
+    let anonymous: Vec<_> = asked.iter().filter(|r| r.authorization.is_none()).collect();
+    assert!(!granted.is_empty(), "{asked:?}");
+    assert!(
+        !anonymous.is_empty(),
+        "the second workload asked anonymously: {asked:?}"
+    );
+    assert_eq!(granted.len() + anonymous.len(), asked.len(), "{asked:?}");
 }
