@@ -603,3 +603,166 @@ async fn a_token_bought_with_a_pull_secret_serves_only_that_workload() {
     );
     assert_eq!(granted.len() + anonymous.len(), asked.len(), "{asked:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The binary: `signet serve --pull-secrets` finds the cluster from KUBECONFIG
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary with `--pull-secrets` and a kubeconfig naming a small HTTP server that
+/// answers like the API server (recorded bytes): the pod with the pull secret is admitted, the
+/// one without is denied, and the secret was read with the kubeconfig's token. Without any
+/// cluster configuration, serve refuses to start and says why.
+#[tokio::test]
+async fn serve_with_pull_secrets_reads_them_through_the_kubeconfigs_cluster() {
+    use crate::support::faulty::{FaultyServer, Reply};
+
+    let p = private_registry(false).await;
+    let secret = regcred_for(&p.registry.addr(), "robot", "s3cret");
+    let api = FaultyServer::start(move |seen| {
+        let (status, body) = if seen.path.starts_with(&path("secrets", "regcred")) {
+            secret.clone()
+        } else {
+            let (name, kind) = {
+                let mut parts = seen.path.split('?').next().unwrap().rsplit('/');
+                (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                )
+            };
+            let (status, body) = recorded("secret-get-deleted-404");
+            (
+                status,
+                body.replace("cosign-pub", &name).replace("secrets", &kind),
+            )
+        };
+        Reply::with(status, &[("content-type", "application/json")], body)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: signet\n  user:\n    token: test-token-5f2\ncontexts:\n- name: test\n  context: {{cluster: test, user: signet, namespace: default}}\ncurrent-context: test\n",
+            api.url("")
+        ),
+    )
+    .unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("p.yaml"), &p.policy).unwrap();
+    let registry_ca = dir.path().join("registry-ca.pem");
+    std::fs::write(&registry_ca, p.registry.ca_pem().unwrap()).unwrap();
+    let ca = dir.path().join("ca.pem");
+    let (port, admin) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let admin_listen = format!("127.0.0.1:{admin}");
+    let args = [
+        "serve",
+        "--pull-secrets",
+        "--listen",
+        &listen,
+        "--admin-listen",
+        &admin_listen,
+        "--policies",
+        policies.to_str().unwrap(),
+        "--self-signed-ca-out",
+        ca.to_str().unwrap(),
+        "--registry-ca",
+        registry_ca.to_str().unwrap(),
+    ];
+
+    // No KUBECONFIG, not in a pod: a clear refusal.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("--pull-secrets needs the Kubernetes API"),
+        "{log}"
+    );
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let probe = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = probe
+            .get(format!("http://{admin_listen}/readyz"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outcome = async {
+        assert!(ready, "signet did not become ready");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+            .build()
+            .unwrap();
+        let mut answers = Vec::new();
+        for secrets in [&["regcred"][..], &["gone"]] {
+            let mut review = load_review("pod-create");
+            replace_image(&mut review, "nginx:1.27", &p.image);
+            review["request"]["namespace"] = json!("team-a");
+            review["request"]["object"]["spec"]["imagePullSecrets"] =
+                Value::Array(secrets.iter().map(|s| json!({"name": s})).collect());
+            let resp: Value = client
+                .post(format!("https://localhost:{port}/validate?timeout=10s"))
+                .json(&review)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answers.push(resp["response"].clone());
+        }
+        answers
+    }
+    .await;
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+
+    assert_eq!(outcome[0]["allowed"], true, "{:?}", outcome[0]);
+    assert_eq!(outcome[1]["allowed"], false);
+    let message = outcome[1]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pull secret \"gone\" was not found"),
+        "{message}"
+    );
+    let seen = api.seen();
+    let get = seen
+        .iter()
+        .find(|s| s.path.starts_with(&path("secrets", "regcred")))
+        .unwrap_or_else(|| panic!("the secret was not read: {seen:?}"));
+    assert_eq!(get.method, "GET");
+    assert_eq!(get.header("authorization"), Some("Bearer test-token-5f2"));
+    assert!(seen.iter().all(|s| s.method == "GET"), "{seen:?}");
+}
