@@ -186,6 +186,36 @@ async fn a_service_accounts_pull_secret_is_read_and_cached() {
     assert_eq!(lookups(&metrics, "serviceaccount", "found"), 1);
 }
 
+/// An admission storm: 200 reviews of one workload at once, all cache misses, cost one `get`
+/// per object (concurrent misses share one request).
+#[tokio::test]
+async fn an_admission_storm_costs_one_get_per_object() {
+    let (client, seen) = fake_api(vec![
+        (
+            path("secrets", "regcred"),
+            reply(recorded("secret-get-dockerconfigjson")),
+        ),
+        (
+            path("serviceaccounts", "signet"),
+            reply(recorded("serviceaccount-get-imagepullsecrets")),
+        ),
+    ]);
+    let source = PullSecrets::new(client, Arc::new(Metrics::new()));
+    let w = workload(&["regcred"], "signet");
+    let started = Instant::now();
+    let all = futures_util::future::join_all((0..200).map(|_| source.lookup(&w, soon()))).await;
+    eprintln!(
+        "MEASURE 200 concurrent pull-secret lookups of one workload: {:.2} ms, {} API requests",
+        started.elapsed().as_secs_f64() * 1e3,
+        seen.lock().unwrap().len()
+    );
+    assert!(
+        all.iter()
+            .all(|c| c.note().is_none() && c.identity("registry.example.com").is_some())
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2, "{seen:?}");
+}
+
 /// A forbidden, a wrong-type and a missing secret, and a missing service account: none is
 /// fatal, each is named in the note, counted under its closed label, and (being the API
 /// server's answer) cached.
@@ -480,8 +510,14 @@ async fn a_private_image_is_verified_with_the_pods_own_pull_secret_and_only_with
         "{message}"
     );
 
+    let (started, before) = (Instant::now(), registry_requests(&metrics));
     let (allowed, message) = admit(&engine, &with_secret).await;
     assert!(allowed, "{message}");
+    eprintln!(
+        "MEASURE first review with a pull secret (API lookup, resolve, verify): {:.2} ms, {} registry requests",
+        started.elapsed().as_secs_f64() * 1e3,
+        registry_requests(&metrics) - before
+    );
 
     // The trusted verdict is cached now; the workload without credentials still asks the
     // registry itself, and is still refused.
@@ -494,8 +530,13 @@ async fn a_private_image_is_verified_with_the_pods_own_pull_secret_and_only_with
     // The workload with the secret is answered from its own cached resolution and the shared
     // verdict: no registry request at all.
     let before = registry_requests(&metrics);
+    let started = Instant::now();
     let (allowed, _) = admit(&engine, &with_secret).await;
     assert!(allowed);
+    eprintln!(
+        "MEASURE the same workload again (all cached): {:.2} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     assert_eq!(registry_requests(&metrics), before);
 }
 
