@@ -359,8 +359,8 @@ impl Engine {
 
     /// Like [`Engine::decide`], with the registry credentials of `workload` (its pull secrets,
     /// then its service account's) ahead of the cluster-wide ones, when the engine has a
-    /// source for them. What the caches share between workloads: see [`Engine::resolve`] and
-    /// [`Engine::verdict`].
+    /// source for them. What the caches share between workloads with different credentials is
+    /// written at `resolve` and `verdict` below, and in docs/registry.md.
     pub async fn decide_for(
         &self,
         images: &[ImageUse],

@@ -9,7 +9,7 @@
 //! then the service account's, then the cluster-wide `--docker-config`), and the registry client
 //! applies it to every request of that review ([`super::with_credentials`]). Credentials stay
 //! bound to the host their docker config key names, normalised exactly like `--docker-config`
-//! keys ([`super::auth::normalise_config_host`]); the token-realm rule of [`super::auth`] holds
+//! keys (`auth::normalise_config_host`); the token-realm rule of the `auth` module holds
 //! for them as for the cluster-wide ones.
 //!
 //! A missing, forbidden or unusable secret is not fatal: it is logged, counted
