@@ -76,7 +76,16 @@ enum Answer {
 /// A path without an answer gets the recorded 404 Status, renamed to the requested object.
 /// Returns the client and the paths asked for, in order.
 fn fake_api(routes: Vec<(String, Answer)>) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
-    let routes: HashMap<String, Answer> = routes.into_iter().collect();
+    let (client, seen, _) = fake_api_mut(routes);
+    (client, seen)
+}
+
+/// Like [`fake_api`], with the routes kept changeable (a secret rotated, deleted).
+type Routes = Arc<Mutex<HashMap<String, Answer>>>;
+
+fn fake_api_mut(routes: Vec<(String, Answer)>) -> (kube::Client, Arc<Mutex<Vec<String>>>, Routes) {
+    let routes: Routes = Arc::new(Mutex::new(routes.into_iter().collect()));
+    let table = routes.clone();
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -87,7 +96,8 @@ fn fake_api(routes: Vec<(String, Answer)>) -> (kube::Client, Arc<Mutex<Vec<Strin
             assert_eq!(request.method(), http::Method::GET, "signet only gets");
             let path = request.uri().path().to_owned();
             log.lock().unwrap().push(path.clone());
-            let answer = routes.get(&path).cloned().unwrap_or_else(|| {
+            let answer = table.lock().unwrap().get(&path).cloned();
+            let answer = answer.unwrap_or_else(|| {
                 let mut parts = path.rsplit('/');
                 let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
                 let (status, body) = recorded("secret-get-deleted-404");
@@ -107,7 +117,7 @@ fn fake_api(routes: Vec<(String, Answer)>) -> (kube::Client, Arc<Mutex<Vec<Strin
             }
         }
     });
-    (kube::Client::new(service, "default"), seen)
+    (kube::Client::new(service, "default"), seen, routes)
 }
 
 fn reply((status, body): (u16, String)) -> Answer {
@@ -214,6 +224,49 @@ async fn an_admission_storm_costs_one_get_per_object() {
             .all(|c| c.note().is_none() && c.identity("registry.example.com").is_some())
     );
     assert_eq!(seen.lock().unwrap().len(), 2, "{seen:?}");
+}
+
+/// A rotated secret is used once the cache entry expires, and a deleted one stops giving
+/// credentials: the cache only bounds how often the API server is asked.
+#[tokio::test]
+async fn a_rotated_or_deleted_secret_is_honoured_after_the_ttl() {
+    let (client, seen, routes) = fake_api_mut(vec![(
+        path("secrets", "regcred"),
+        reply(regcred_for("registry.example.com", "robot", "first")),
+    )]);
+    let ttl = Duration::from_millis(300);
+    let source = PullSecrets::with_ttl(client, Arc::new(Metrics::new()), ttl);
+    let w = workload(&["regcred"], "default");
+    let first = source.lookup(&w, soon()).await;
+    let id = |c: &signet::registry::WorkloadCredentials| c.identity("registry.example.com");
+    assert!(id(&first).is_some());
+    routes.lock().unwrap().insert(
+        path("secrets", "regcred"),
+        reply(regcred_for("registry.example.com", "robot", "second")),
+    );
+    assert_eq!(id(&source.lookup(&w, soon()).await), id(&first), "cached");
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let rotated = source.lookup(&w, soon()).await;
+    assert!(id(&rotated).is_some());
+    assert_ne!(id(&rotated), id(&first), "the rotated secret is used");
+
+    routes.lock().unwrap().remove(&path("secrets", "regcred"));
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let deleted = source.lookup(&w, soon()).await;
+    assert_eq!(id(&deleted), None);
+    assert!(
+        deleted
+            .note()
+            .unwrap()
+            .contains("pull secret \"regcred\" was not found")
+    );
+    let gets = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| **p == path("secrets", "regcred"))
+        .count();
+    assert_eq!(gets, 3, "one get per TTL");
 }
 
 /// A forbidden, a wrong-type and a missing secret, and a missing service account: none is
