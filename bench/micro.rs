@@ -18,7 +18,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use signet::image::{Digest, ImageRef};
 use signet::policy::{PolicySet, Verifier};
-use signet::verify::CosignSignature;
+use signet::verify::cosign::CosignSignature;
 
 /// The integration-test harness, shared by path (tests/it/support/*.rs).
 #[allow(dead_code)]
@@ -142,7 +142,8 @@ fn verify(c: &mut Criterion) {
 /// to learn which URLs to fetch for trusted chains only).
 fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use signet::policy::notation::{NotationAuthority, NotationSpec};
-    use signet::verify::{Context, NotationSignature, Outcome, Subject};
+    use signet::verify::notation::NotationSignature;
+    use signet::verify::{Context, Outcome, Subject};
 
     let chain = SigningChain::new(&ChainSpec::default());
     let root = chain.root.cert_pem.trim_end().replace('\n', "\n      ");

@@ -21,20 +21,44 @@ use base64::engine::general_purpose::STANDARD;
 use crate::image::Digest;
 use crate::policy::cosign::CosignAuthority;
 use crate::reason::Reason;
+use crate::verify::format::{Layers, Place, Predicate, ReferrerSource, Source};
 use crate::verify::{Context, Evidence, Failure};
 
 use super::certificate::Leaf;
 use super::key_verifies;
 use super::rekor::{Entry, InclusionProof, Signer, check_dsse};
 
-/// The bundle media types accepted. v0.1/v0.2 differ only in how the certificate is carried.
-pub const MEDIA_TYPES: [&str; 3] = [
+/// The bundle media types accepted, newest first: the one definition, used both for the
+/// bundle's own `mediaType` and for the `artifactType` of the referrer that carries it (the
+/// Sigstore OCI layout makes them equal; cosign v3 writes v0.3). v0.1/v0.2 differ only in how
+/// the certificate is carried.
+pub const MEDIA_TYPES: &[&str] = &[
     "application/vnd.dev.sigstore.bundle.v0.3+json",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
 ];
 /// The predicate type of a cosign image signature.
 pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The annotation cosign v3 puts on each bundle referrer (and the referrers index copies): the
+/// predicate type of the statement inside.
+pub const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// Where discovery finds bundles: referrers of one of [`MEDIA_TYPES`], in the second round
+/// (only when the `.sig` tag satisfied no authority). cosign v3 attestations (SBOMs,
+/// provenance, scans) share the signature's artifact type and accumulate; the predicate-type
+/// annotation sets them aside without a fetch, so they cannot use up the attempts.
+pub const REFERRER: Source = Source {
+    stage: 1,
+    place: Place::Referrers(ReferrerSource {
+        artifact_types: MEDIA_TYPES,
+        name: "a Sigstore bundle",
+        predicate: Some(Predicate {
+            annotation: PREDICATE_ANNOTATION,
+            signature: SIGN_PREDICATE,
+        }),
+        layers: Layers::First,
+    }),
+};
 const IN_TOTO: &str = "application/vnd.in-toto+json";
 
 fn malformed(d: impl Into<String>) -> Failure {

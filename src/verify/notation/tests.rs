@@ -1288,6 +1288,7 @@ fn revocation_from_ocsp_responses() {
 }
 
 mod revocation_cases;
+mod seam;
 
 mod real_timestamps {
     //! The RFC 3161 timestamps of notation's e2e layouts (a Microsoft TSA). The TSA root is not
