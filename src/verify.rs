@@ -108,6 +108,27 @@ impl Failure {
     }
 }
 
+/// The most telling of the failures met ([`Reason::telling`], the one ranking; on a tie the
+/// first kept).
+#[derive(Debug, Default)]
+pub struct MostTelling(Option<Failure>);
+
+impl MostTelling {
+    pub fn keep(&mut self, f: Failure) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|b| f.reason.telling() > b.reason.telling())
+        {
+            self.0 = Some(f);
+        }
+    }
+
+    pub fn into_inner(self) -> Option<Failure> {
+        self.0
+    }
+}
+
 /// The result of one authority's check of one image.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AuthorityOutcome {

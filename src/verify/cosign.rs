@@ -29,7 +29,7 @@ use base64::engine::general_purpose::STANDARD;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::format::{self, Artifact, Fetched, Format, Kind, Place, Plan, Source, TagSource};
-use super::{Context, Evidence, Failure, Outcome, Subject};
+use super::{Context, Evidence, Failure, MostTelling, Outcome, Subject};
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
@@ -170,21 +170,8 @@ pub fn verify_with_keys(
             "no Cosign signature (looked for the sha256-<hex>.sig tag)",
         ));
     }
-    let mut best: Option<Failure> = None;
-    let mut keep = |f: Failure| {
-        let rank = |r: Reason| match r {
-            Reason::PayloadMismatch => 3,
-            Reason::Malformed => 2,
-            Reason::UntrustedSigner => 1,
-            _ => 0,
-        };
-        if best
-            .as_ref()
-            .is_none_or(|b| rank(f.reason) > rank(b.reason))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = MostTelling::default();
+    let mut keep = |f: Failure| best.keep(f);
     for (i, s) in signatures.iter().enumerate() {
         let raw = match STANDARD.decode(s.signature.trim()) {
             Ok(raw) => raw,
@@ -228,7 +215,8 @@ pub fn verify_with_keys(
         }
     }
     Outcome::Failed(
-        best.unwrap_or_else(|| Failure::new(Reason::SignatureInvalid, "no valid signature")),
+        best.into_inner()
+            .unwrap_or_else(|| Failure::new(Reason::SignatureInvalid, "no valid signature")),
     )
 }
 
@@ -367,35 +355,6 @@ pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]
     )
 }
 
-/// Ranks failures so the most telling one is reported: a signature that verifies but names
-/// another image beats "no valid signature".
-#[derive(Default)]
-struct Best(Option<Failure>);
-
-impl Best {
-    fn rank(r: Reason) -> u8 {
-        match r {
-            Reason::PayloadMismatch => 7,
-            Reason::IdentityMismatch | Reason::Expired => 6,
-            Reason::TransparencyLog | Reason::TimestampInvalid | Reason::CertificateInvalid => 5,
-            Reason::SignatureInvalid => 4,
-            Reason::Malformed => 2,
-            Reason::UntrustedSigner => 1,
-            _ => 0,
-        }
-    }
-
-    fn keep(&mut self, f: Failure) {
-        if self
-            .0
-            .as_ref()
-            .is_none_or(|b| Self::rank(f.reason) > Self::rank(b.reason))
-        {
-            self.0 = Some(f);
-        }
-    }
-}
-
 /// Keyless verification of `.sig`-tag signatures only (the authority's keys are not tried):
 /// any one signature whose certificate satisfies the authority's keyless settings suffices.
 pub fn verify_keyless(
@@ -410,7 +369,7 @@ pub fn verify_keyless(
             "this authority has no keyless identities",
         ));
     };
-    let mut best = Best::default();
+    let mut best = MostTelling::default();
     for (i, s) in signatures.iter().enumerate() {
         match keyless::verify_signature(authority, keyless, digest, s, ctx) {
             Ok(e) => return Outcome::Trusted(e),
@@ -420,7 +379,7 @@ pub fn verify_keyless(
             )),
         }
     }
-    Outcome::Failed(best.0.unwrap_or_else(|| {
+    Outcome::Failed(best.into_inner().unwrap_or_else(|| {
         Failure::new(
             Reason::NoSignature,
             "no Cosign signature (looked for the sha256-<hex>.sig tag)",
@@ -450,7 +409,7 @@ fn verify_from(
     first: usize,
     ctx: &Context,
 ) -> Outcome {
-    let mut best = Best::default();
+    let mut best = MostTelling::default();
     let mut skipped = Vec::new();
     for (i, s) in (first..).zip(signatures) {
         match verify_one(authority, digest, s, ctx) {
@@ -470,7 +429,7 @@ fn verify_from(
             }
         }
     }
-    Outcome::Failed(best.0.unwrap_or_else(|| {
+    Outcome::Failed(best.into_inner().unwrap_or_else(|| {
         let mut detail = String::from(
             "no Cosign signature (looked for the sha256-<hex>.sig tag and Sigstore bundle referrers)",
         );

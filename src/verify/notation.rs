@@ -61,8 +61,8 @@ use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use revocation_plan::{
-    Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
-    fresh_until,
+    Fetch, FetchError, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource,
+    fetch_revocation, fresh_until,
 };
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).
@@ -415,12 +415,11 @@ fn judged(
             " (only the first {MAX_SIGNATURES} of {total} signatures were tried)"
         ));
     }
-    // The most telling reason: the first failure past integrity if any (a signature that got
-    // further explains more than a broken one), else the first.
+    // The most telling reason ([`Reason::telling`]; on a tie the first signature's).
     let reason = failures
         .iter()
-        .find(|(_, f)| f.check != Check::Integrity)
-        .or(failures.first())
+        .rev()
+        .max_by_key(|(_, f)| f.error.reason().telling())
         .map(|(_, f)| f.error.reason())
         .unwrap_or(Reason::SignatureInvalid);
     Outcome::Failed(Failure::new(reason, detail))

@@ -51,8 +51,12 @@ pub struct RevocationLocation {
     pub issuer_der: Vec<u8>,
 }
 
+/// Why a source could not fetch one answer: the source's own typed error, boxed. The verifier
+/// only sees the answer missing (status unknown); the source logs and counts the cause.
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A boxed future, so the trait stays object safe without an async-trait dependency.
-pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>>;
 
 /// The I/O seam, implemented by the layer that may use the network: with timeouts, size caps
 /// (notation-core-go caps CRLs at 32 MiB) and `http://` only.

@@ -1118,12 +1118,12 @@ fn revocation_from_supplied_crls() {
                 if url == CRL_URL {
                     Ok(self.0.clone())
                 } else {
-                    Err(format!("no CRL at {url}"))
+                    Err(format!("no CRL at {url}").into())
                 }
             })
         }
         fn post_ocsp<'a>(&'a self, url: &'a str, _: &'a [u8]) -> Fetch<'a> {
-            Box::pin(async move { Err(format!("no responder at {url}")) })
+            Box::pin(async move { Err(format!("no responder at {url}").into()) })
         }
     }
     let sig = jws(&chain, &Env::default());
@@ -1267,7 +1267,7 @@ fn revocation_from_ocsp_responses() {
     struct Responder(Vec<u8>);
     impl RevocationSource for Responder {
         fn fetch_crl<'a>(&'a self, url: &'a str) -> Fetch<'a> {
-            Box::pin(async move { Err(format!("no CRL at {url}")) })
+            Box::pin(async move { Err(format!("no CRL at {url}").into()) })
         }
         fn post_ocsp<'a>(&'a self, url: &'a str, body: &'a [u8]) -> Fetch<'a> {
             Box::pin(async move {
