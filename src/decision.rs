@@ -724,10 +724,11 @@ impl Engine {
             };
             // Down (check, pure), the fetches its plan names, and back (verdicts, pure): once.
             let n = tally.number(artifact.kind);
-            let (authorities, ctx) = (&tally.policy.authorities, tally.ctx);
+            let (policy, ctx) = (tally.policy, tally.ctx);
+            let authorities = &policy.authorities;
             let checked = format::check(authorities, subject, artifact, n, &ctx);
             let fetched = self.fetch(checked.plan()).await;
-            for (i, outcome) in checked.verdicts(&fetched, &ctx) {
+            for (i, outcome) in checked.verdicts(authorities, &fetched, &ctx) {
                 tally.keep(i, outcome);
             }
         }

@@ -9,6 +9,11 @@
 //! [`keyless`], [`rekor`] and [`bundle`]. The only module that knows the `sigstore` crate; it
 //! is used for the key-type-aware signature check only, because its keyless path skips checks.
 //!
+//! [`Cosign`] is the format seam (`verify::format`): `.sig`-tag layers ([`SIG_TAG`]) in the
+//! first discovery round, bundle referrers ([`bundle::REFERRER`], of the one list of accepted
+//! bundle media types) in the second; nothing to fetch, so the check is the verdict. Must not
+//! import `registry`, `discovery`, `decision` or `verify::notation`.
+//!
 //! Hash choice: like cosign's CLI, ECDSA P-256 and P-384 signatures are checked over SHA-256 of
 //! the payload, and additionally P-384 over SHA-384 and P-521 over SHA-512 (what other signers
 //! pair with those curves); both are accepted for P-384 because both are sound and signers

@@ -22,8 +22,6 @@ use super::cosign::{Cosign, CosignArtifact};
 use super::notation::{Notation, RevocationData, RevocationLocation, fetch_revocation};
 use super::{Context, Outcome, Subject, VerifierKind};
 use crate::image::Digest;
-use crate::policy::cosign::CosignAuthority;
-use crate::policy::notation::NotationAuthority;
 use crate::policy::{Authority, Verifier};
 use crate::reason::Reason;
 
@@ -292,27 +290,28 @@ pub fn no_signature(verifier: &Verifier, subject: &Subject, ctx: &Context) -> Ou
 
 /// One signature checked under every authority that uses its kind, as far as possible
 /// without fetched data; [`Checked::plan`] says what to fetch, [`Checked::verdicts`] finishes.
-pub struct Checked<'a> {
-    pending: Vec<(usize, Pending<'a>)>,
+/// Owns what it holds (no borrow of the policy), so it can cross to and from a blocking pool.
+pub struct Checked {
+    pending: Vec<(usize, Pending)>,
     plan: Plan,
 }
 
-enum Pending<'a> {
-    Cosign(&'a CosignAuthority, <Cosign as Format>::Proved),
-    Notation(&'a NotationAuthority, <Notation as Format>::Proved),
+enum Pending {
+    Cosign(<Cosign as Format>::Proved),
+    Notation(<Notation as Format>::Proved),
 }
 
 /// Checks `artifact` (the `n`th of its kind) with each of `authorities` that uses its kind.
 ///
 /// Synchronous and CPU-bound (every signature and certificate check happens here), no I/O: a
 /// caller may run it on a blocking pool.
-pub fn check<'a>(
-    authorities: &'a [Authority],
+pub fn check(
+    authorities: &[Authority],
     subject: &Subject,
     artifact: Artifact,
     n: usize,
     ctx: &Context,
-) -> Checked<'a> {
+) -> Checked {
     let mut out = Checked {
         pending: Vec::new(),
         plan: Plan::default(),
@@ -328,12 +327,12 @@ pub fn check<'a>(
             Verifier::Cosign(c) => {
                 let s = cosign.get_or_insert_with(|| Cosign::read(artifact.clone()));
                 let (p, plan) = Cosign::check(c, subject, s, n, ctx);
-                (Pending::Cosign(c, p), plan)
+                (Pending::Cosign(p), plan)
             }
             Verifier::Notation(x) => {
                 let s = notation.get_or_insert_with(|| Notation::read(artifact.clone()));
                 let (p, plan) = Notation::check(x, subject, s, n, ctx);
-                (Pending::Notation(x, p), plan)
+                (Pending::Notation(p), plan)
             }
         };
         out.plan.merge(plan);
@@ -342,24 +341,35 @@ pub fn check<'a>(
     out
 }
 
-impl Checked<'_> {
+impl Checked {
     /// What to fetch before [`Checked::verdicts`]; may be empty.
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    /// Each checked authority's outcome (by its index in the policy), finished with what was
-    /// fetched for the plan. Synchronous and CPU-bound (revocation answers are judged here),
-    /// no I/O.
-    pub fn verdicts(self, fetched: &Fetched, ctx: &Context) -> Vec<(usize, Outcome)> {
+    /// Each checked authority's outcome (by its index in `authorities`, which must be those
+    /// given to [`check`]), finished with what was fetched for the plan. Synchronous and
+    /// CPU-bound (revocation answers are judged here), no I/O.
+    pub fn verdicts(
+        self,
+        authorities: &[Authority],
+        fetched: &Fetched,
+        ctx: &Context,
+    ) -> Vec<(usize, Outcome)> {
         self.pending
             .into_iter()
-            .map(|(i, p)| {
-                let outcome = match p {
-                    Pending::Cosign(a, p) => Cosign::verdict(a, p, fetched, ctx),
-                    Pending::Notation(a, p) => Notation::verdict(a, p, fetched, ctx),
+            .filter_map(|(i, p)| {
+                let outcome = match (p, &authorities.get(i)?.verifier) {
+                    (Pending::Cosign(p), Verifier::Cosign(a)) => {
+                        Cosign::verdict(a, p, fetched, ctx)
+                    }
+                    (Pending::Notation(p), Verifier::Notation(a)) => {
+                        Notation::verdict(a, p, fetched, ctx)
+                    }
+                    // Other authorities than those checked: nothing to finish.
+                    _ => return None,
                 };
-                (i, outcome)
+                Some((i, outcome))
             })
             .collect()
     }
@@ -392,5 +402,82 @@ pub fn keep(current: &mut Outcome, new: Outcome) {
     };
     if replace {
         *current = new;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::cosign::CosignAuthority;
+    use crate::policy::notation::{NotationAuthority, NotationSpec};
+
+    fn cosign() -> Authority {
+        Authority {
+            name: "c".into(),
+            verifier: Verifier::Cosign(CosignAuthority::from_keys(Vec::new())),
+        }
+    }
+
+    fn notation() -> Authority {
+        let spec: NotationSpec =
+            serde_yaml::from_str("signatureVerification: {level: skip}").unwrap();
+        let (n, _) = NotationAuthority::load(&spec, std::path::Path::new(".")).unwrap();
+        Authority {
+            name: "n".into(),
+            verifier: Verifier::Notation(Box::new(n)),
+        }
+    }
+
+    fn set(kinds: &[Kind]) -> Kinds {
+        kinds.iter().copied().collect()
+    }
+
+    #[test]
+    fn bundles_are_looked_for_in_a_later_round_than_the_sig_tag_and_notation() {
+        use Kind::*;
+        assert_eq!(stages(&[]), Vec::<Kinds>::new());
+        assert_eq!(stages(&[cosign()]), vec![set(&[Cosign]), set(&[Bundle])]);
+        assert_eq!(stages(&[notation()]), vec![set(&[Notation])]);
+        assert_eq!(
+            stages(&[notation(), cosign(), cosign()]),
+            vec![set(&[Cosign, Notation]), set(&[Bundle])]
+        );
+        assert_eq!(
+            set(&[Bundle, Cosign]).iter().collect::<Vec<_>>(),
+            [Cosign, Bundle]
+        );
+    }
+
+    #[test]
+    fn a_signature_is_checked_only_by_the_authorities_of_its_kind() {
+        let authorities = [cosign(), notation(), cosign()];
+        let subject = Subject {
+            digest: Digest::sha256_of(b"image"),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 1,
+        };
+        let ctx = Context {
+            now: std::time::SystemTime::now(),
+        };
+        let artifact = Artifact {
+            kind: Kind::Bundle,
+            manifest: None,
+            layer_digest: Digest::sha256_of(b"{}"),
+            media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
+            annotations: BTreeMap::new(),
+            bytes: Bytes::from_static(b"{}"),
+        };
+        let checked = check(&authorities, &subject, artifact, 3, &ctx);
+        assert!(checked.plan().is_empty());
+        let verdicts = checked.verdicts(&authorities, &Fetched::default(), &ctx);
+        let checked: Vec<usize> = verdicts.iter().map(|(i, _)| *i).collect();
+        assert_eq!(checked, [0, 2]);
+        for (_, o) in verdicts {
+            // Numbered as the fourth bundle seen.
+            assert!(
+                matches!(&o, Outcome::Failed(f) if f.detail.starts_with("bundle 3: ")),
+                "{o:?}"
+            );
+        }
     }
 }

@@ -15,6 +15,8 @@
 //! Rekor v2 entries (`dsse` 0.0.2), checkpoint consistency with other views of the log
 //! (offline), and `messageSignature` bundles (blob signatures, which name no image).
 
+use std::time::SystemTime;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -503,26 +505,37 @@ fn log_and_times(
         ));
     }
     if let Some((leaf, keyless)) = &signer.leaf {
-        // The certificate must be valid at every established time.
-        let mut ca_name = String::new();
-        let mut issuer_der: &[u8] = &[];
-        for (t, _) in &times {
-            let (ca, issuer) = leaf.verify_chain(root, *t)?;
-            ca_name = ca.name.clone();
-            issuer_der = issuer;
-        }
-        leaf.check_usage()?;
-        let sct = if keyless.ctlog_required {
-            format!(", SCT from {}", leaf.verify_sct(root, issuer_der)?)
-        } else {
-            String::new()
-        };
-        log_note = format!(", certificate from {ca_name:?}{sct}{log_note}");
+        let at: Vec<SystemTime> = times.iter().map(|(t, _)| *t).collect();
+        log_note = format!("{}{log_note}", certificate_note(leaf, keyless, root, &at)?);
     }
     for (_, what) in &times {
         log_note.push_str(&format!(", {what}"));
     }
     Ok(log_note)
+}
+
+/// A keyless signer's certificate: its chain valid at every established time, its usage, and
+/// its SCT when the authority requires one. Returns the evidence's note.
+fn certificate_note(
+    leaf: &Leaf,
+    keyless: &Keyless,
+    root: &crate::policy::cosign::TrustRoot,
+    times: &[SystemTime],
+) -> Result<String, Failure> {
+    let mut ca_name = String::new();
+    let mut issuer_der: &[u8] = &[];
+    for t in times {
+        let (ca, issuer) = leaf.verify_chain(root, *t)?;
+        ca_name = ca.name.clone();
+        issuer_der = issuer;
+    }
+    leaf.check_usage()?;
+    let sct = if keyless.ctlog_required {
+        format!(", SCT from {}", leaf.verify_sct(root, issuer_der)?)
+    } else {
+        String::new()
+    };
+    Ok(format!(", certificate from {ca_name:?}{sct}"))
 }
 
 /// The first tlog entry that verifies fully: a `dsse` entry with a valid SET or a valid

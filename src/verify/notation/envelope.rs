@@ -221,8 +221,14 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
     }))
 }
 
+/// The JWS protected header (a JSON object), payload and signature.
+type JwsDecoded = (Map<String, Value>, Vec<u8>, Vec<u8>);
+
+/// The certificate chain (DER, leaf first) and the timestamp token of an unprotected header.
+type Unprotected = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
 /// The JWS protected header (a JSON object), payload and signature, base64url-decoded.
-fn jws_decode(jws: &JwsJson) -> Result<(Map<String, Value>, Vec<u8>, Vec<u8>), CheckError> {
+fn jws_decode(jws: &JwsJson) -> Result<JwsDecoded, CheckError> {
     let protected_bytes = URL_SAFE_NO_PAD.decode(&jws.protected).map_err(|e| {
         CheckError::Malformed(format!("the JWS protected header is not base64url: {e}"))
     })?;
@@ -281,7 +287,7 @@ fn jws_protected(header: &Map<String, Value>) -> Result<Algorithm, CheckError> {
 
 /// The JWS unprotected header: the certificate chain (DER, leaf first) and the timestamp
 /// token.
-fn jws_unprotected(header: &JwsUnprotected) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), CheckError> {
+fn jws_unprotected(header: &JwsUnprotected) -> Result<Unprotected, CheckError> {
     if header.x5c.len() > MAX_CHAIN {
         return Err(CheckError::Malformed(format!(
             "x5c holds {} certificates, more than {MAX_CHAIN}",
@@ -402,9 +408,7 @@ fn cose_protected(protected: &coset::Header) -> Result<Algorithm, CheckError> {
 
 /// The COSE unprotected header: the certificate chain (x5chain, RFC 9360: one bstr, or an
 /// array of bstr) and the timestamp token.
-fn cose_unprotected(
-    unprotected: &coset::Header,
-) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), CheckError> {
+fn cose_unprotected(unprotected: &coset::Header) -> Result<Unprotected, CheckError> {
     let mut chain = Vec::new();
     let mut timestamp = None;
     for (label, value) in &unprotected.rest {

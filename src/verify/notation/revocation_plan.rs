@@ -1,7 +1,8 @@
 //! The revocation fetch plan of Notation signing and TSA chains: which CRLs and OCSP responses
 //! to fetch, and the types the verifier and the fetcher exchange.
 //!
-//! The verifier stays pure: [`super::revocation_locations`] tells the caller which CRL and OCSP
+//! The verifier stays pure: the format seam's check (`super::Notation`, or
+//! [`super::revocation_locations`] for a list of signatures) tells the caller which CRL and OCSP
 //! URLs the chains of signatures that passed integrity and authenticity name (with the OCSP
 //! request bodies), the caller fetches them (through a [`RevocationSource`], bounded by its own
 //! deadline: the Notary defaults are 2 s per OCSP responder and 5 s per CRL; the HTTP
