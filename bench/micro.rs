@@ -137,9 +137,9 @@ fn verify(c: &mut Criterion) {
 /// `verify/notation_{jws,cose}`: one signature made at start by the test signer, under a strict
 /// authority whose `ca` store holds the chain's root and that trusts any identity. The leaf
 /// names no revocation URL, so nothing is fetched and the outcome is trusted.
-/// `verify/notation_jws_revocation_locations`: the pass signet's engine runs first on every
-/// cold Notation review under a revocation-checking level (integrity and authenticity again,
-/// to learn which URLs to fetch for trusted chains only).
+/// `verify/notation_jws_revocation_locations`: the fetch plan of a list of signatures under a
+/// revocation-checking level (integrity and authenticity, to learn which URLs to fetch for
+/// trusted chains only). The engine gets the same plan from its one check of each signature.
 fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use signet::policy::notation::{NotationAuthority, NotationSpec};
     use signet::verify::notation::NotationSignature;
