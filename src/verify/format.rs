@@ -449,6 +449,14 @@ mod tests {
     }
 
     #[test]
+    fn what_a_check_returns_can_move_to_a_blocking_pool_and_back() {
+        fn movable<T: Send + 'static>() {}
+        movable::<Checked>();
+        movable::<Artifact>();
+        movable::<Fetched>();
+    }
+
+    #[test]
     fn a_signature_is_checked_only_by_the_authorities_of_its_kind() {
         let authorities = [cosign(), notation(), cosign()];
         let subject = Subject {
