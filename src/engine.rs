@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::policy::source::{self, Directory};
 use crate::registry::pull_secrets::PullSecrets;
-use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::registry::{HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -37,7 +37,7 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Registry(String),
+    Registry(#[source] SetupError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
