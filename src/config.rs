@@ -337,6 +337,7 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
+                    pull_secrets,
                     limits,
                     registry,
                 } = s;
@@ -359,6 +360,7 @@ impl TryFrom<Args> for Config {
                         shutdown_delay: Duration::from_secs(shutdown_delay_secs),
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
                         limits: limits.try_into()?,
+                        pull_secrets,
                     }),
                     registry: registry.try_into()?,
                 }

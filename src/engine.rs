@@ -8,7 +8,8 @@ use crate::decision::{CacheConfig, Engine};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::policy::source::{self, Directory};
-use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::registry::pull_secrets::PullSecrets;
+use crate::registry::{HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -36,7 +37,7 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Registry(String),
+    Registry(#[source] SetupError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
@@ -75,6 +76,15 @@ pub async fn serve(
         &Directory::new(serve.policies.clone(), serve.no_match_override),
         &metrics,
     );
-    let engine = build(registry, set, metrics.clone(), options)?;
+    let mut engine = build(registry, set, metrics.clone(), options)?;
+    if serve.pull_secrets {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "--pull-secrets needs the Kubernetes API (KUBECONFIG or the in-cluster \
+                 configuration): {e}"
+            )
+        })?;
+        engine = engine.with_pull_secrets(Arc::new(PullSecrets::new(client, metrics.clone())));
+    }
     server::start(serve, Arc::new(engine), metrics, valid).await
 }
