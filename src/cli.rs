@@ -134,6 +134,20 @@ pub struct ServeArgs {
     /// Override the policies' noMatch setting.
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
+    /// Also take policies from ClusterImagePolicy and ImagePolicy resources, watched through
+    /// the cluster that KUBECONFIG names (in a pod: the in-cluster config), and write their
+    /// status. The policy directory still applies. See docs/kubernetes.md.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// signet's own namespace, with --kubernetes: the one namespace whose Secrets and
+    /// ConfigMaps ClusterImagePolicies may reference.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "signet-system",
+        value_name = "NS"
+    )]
+    pub namespace: String,
     /// Seconds to keep serving after SIGTERM before draining (endpoint removal lag).
     #[arg(long, default_value_t = 0)]
     pub shutdown_delay_secs: u64,

@@ -11,6 +11,7 @@ use crate::cli::Output;
 use crate::config::{CommandConfig, Config};
 use crate::decision::{Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict};
 use crate::metrics::Metrics;
+use crate::policy::kube::KubeOptions;
 use crate::policy::source::{self, Source};
 use crate::policy::{self, NoMatch};
 use crate::registry::RegistryConfig;
@@ -25,7 +26,11 @@ pub async fn run(config: Config) -> ExitCode {
         command,
     } = config;
     match command {
-        CommandConfig::Serve { serve, registry } => serve_command(*serve, registry).await,
+        CommandConfig::Serve {
+            serve,
+            registry,
+            kubernetes,
+        } => serve_command(*serve, registry, kubernetes).await,
         CommandConfig::Verify {
             images,
             policies,
@@ -212,13 +217,18 @@ fn offline_engine(
     }
 }
 
-async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
+async fn serve_command(
+    serve: server::ServeConfig,
+    registry: RegistryConfig,
+    kubernetes: Option<KubeOptions>,
+) -> ExitCode {
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
     };
     let metrics = Arc::new(Metrics::new());
-    match engine::serve(serve, registry, metrics, engine::Options::default()).await {
+    let options = engine::Options::default();
+    match engine::serve_with(serve, registry, metrics, options, kubernetes).await {
         Ok(handle) => {
             tracing::info!(webhook = %handle.webhook_addr, admin = %handle.admin_addr, "signet is serving: POST https://{}/validate", handle.webhook_addr);
             if let Some(ca) = self_signed {

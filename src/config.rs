@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Args, LogFormat, NoMatchArg, Output};
 use crate::policy::NoMatch;
+use crate::policy::kube::KubeOptions;
 use crate::registry::{Cidr, DenyList, Limits, RegistryConfig};
 use crate::server::{ServeConfig, ServeLimits, TlsSource};
 
@@ -28,6 +29,8 @@ pub enum CommandConfig {
         /// Boxed: by far the largest variant.
         serve: Box<ServeConfig>,
         registry: RegistryConfig,
+        /// `--kubernetes`: policy resources from the API server too.
+        kubernetes: Option<KubeOptions>,
     },
     Verify {
         images: Vec<String>,
@@ -252,9 +255,14 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
+                    kubernetes,
+                    namespace,
                     limits,
                     registry,
                 } = s;
+                let kubernetes = kubernetes.then(|| KubeOptions {
+                    namespace: namespace.clone(),
+                });
                 let tls = match (tls_cert, tls_key) {
                     (Some(cert), Some(key)) => TlsSource::Files { cert, key },
                     (None, None) => TlsSource::SelfSigned {
@@ -277,6 +285,7 @@ impl TryFrom<Args> for Config {
                         limits: limits.try_into()?,
                     }),
                     registry: registry.try_into()?,
+                    kubernetes,
                 }
             }
             cli::Command::Verify(v) => {

@@ -32,7 +32,7 @@ pub use trust_root::{TrustRoot, TrustRootError};
 /// ```
 ///
 /// `keys` and `keyless` may both be present; any signature satisfying either suffices.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CosignSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,7 +44,7 @@ pub struct CosignSpec {
 }
 
 /// Keyless (Fulcio certificate) signatures: who may sign, and the trust root.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeylessSpec {
     pub identities: Vec<IdentitySpec>,
@@ -55,7 +55,7 @@ pub struct KeylessSpec {
 
 /// One trusted signer identity. Both parts are required: an issuer (`issuer` exact or
 /// `issuerRegExp`) and a subject (`subject` exact or `subjectRegExp`).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IdentitySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,7 @@ pub struct IdentitySpec {
 }
 
 /// A file path, relative to the policy file.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     pub file: String,
@@ -79,14 +79,14 @@ pub struct FileSource {
 /// need a verified Rekor entry whatever this says: it binds the signature to the public log
 /// and, for `.sig` signatures, is their only trusted signing time (bundles may add RFC 3161
 /// timestamps). Relaxing it for keyless would mean trusting certificates nobody can audit.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlogSpec {
     pub required: bool,
 }
 
 /// Certificate-transparency (SCT) requirement for keyless certificates.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CtlogSpec {
     pub required: bool,
@@ -94,7 +94,7 @@ pub struct CtlogSpec {
 
 /// Where a public key comes from: `inline` PEM or a PEM `file` (relative to the policy file).
 /// Exactly one of the two.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeySource {
     #[serde(skip_serializing_if = "Option::is_none")]
