@@ -717,3 +717,6 @@ fn now() -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

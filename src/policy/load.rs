@@ -806,6 +806,7 @@ mod tests {
         for dir in [
             root.clone(),
             root.join("examples"),
+            root.join("crds"),
             root.join("notation-config"),
         ] {
             if let Err(errs) = load_dir(&dir) {

@@ -238,15 +238,25 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
         ("Service", "signet"),
         ("PodDisruptionBudget", "signet"),
         ("ValidatingWebhookConfiguration", "signet"),
+        ("CustomResourceDefinition", "clusterimagepolicies.signet.dev"),
+        ("CustomResourceDefinition", "imagepolicies.signet.dev"),
+        ("ClusterRole", "signet-policies"),
+        ("ClusterRoleBinding", "signet-policies"),
     ] {
         assert!(
             kinds.contains(&(kind.to_string(), name.to_string())),
             "missing {kind} {name}; have {kinds:?}"
         );
     }
+    const CLUSTER_SCOPED: [&str; 4] = [
+        "Namespace",
+        "ValidatingWebhookConfiguration",
+        "CustomResourceDefinition",
+        "ClusterRole",
+    ];
     for o in objects() {
         let kind = o["kind"].as_str().unwrap();
-        if kind == "Namespace" || kind == "ValidatingWebhookConfiguration" {
+        if CLUSTER_SCOPED.contains(&kind) || kind == "ClusterRoleBinding" {
             continue;
         }
         assert_eq!(
@@ -256,14 +266,73 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
             o["metadata"]["name"]
         );
     }
-    // No RBAC is granted: signet makes no API calls (see manifests/rbac.yaml).
-    assert!(
-        !objects().iter().any(|o| o["apiVersion"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("rbac.authorization.k8s.io")),
-        "RBAC objects appeared: signet needs no API access; justify them in rbac.yaml and here"
+}
+
+/// Every RBAC rule the base grants, as (apiGroup/resource, verb), from every Role and
+/// ClusterRole in `docs`.
+fn grants(docs: &[Value]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for o in docs {
+        let kind = o["kind"].as_str().unwrap_or("");
+        if kind != "Role" && kind != "ClusterRole" {
+            continue;
+        }
+        for rule in o["rules"].as_sequence().unwrap() {
+            assert!(
+                rule["resourceNames"].is_null() || kind == "Role",
+                "resourceNames in {rule:?}"
+            );
+            for g in strs(&rule["apiGroups"]) {
+                for r in strs(&rule["resources"]) {
+                    for v in strs(&rule["verbs"]) {
+                        out.insert((kind.to_string(), format!("{g}/{r}"), v.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rbac_grants_only_reading_the_policy_resources_and_patching_their_status() {
+    let granted = grants(&objects());
+    let expected: BTreeSet<(String, String, String)> = [
+        ("signet.dev/clusterimagepolicies", "get"),
+        ("signet.dev/clusterimagepolicies", "list"),
+        ("signet.dev/clusterimagepolicies", "watch"),
+        ("signet.dev/imagepolicies", "get"),
+        ("signet.dev/imagepolicies", "list"),
+        ("signet.dev/imagepolicies", "watch"),
+        ("signet.dev/clusterimagepolicies/status", "patch"),
+        ("signet.dev/imagepolicies/status", "patch"),
+    ]
+    .into_iter()
+    .map(|(r, v)| ("ClusterRole".to_string(), r.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(granted, expected, "the base grants more or less than the policy source needs");
+    let binding = object("ClusterRoleBinding", "signet-policies");
+    assert_eq!(binding["roleRef"]["name"].as_str(), Some("signet-policies"));
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("signet"));
+    assert_eq!(
+        binding["subjects"][0]["namespace"].as_str(),
+        Some("signet-system")
     );
+}
+
+#[test]
+fn the_crds_in_the_base_are_the_generated_ones() {
+    for name in [
+        "clusterimagepolicies.signet.dev",
+        "imagepolicies.signet.dev",
+    ] {
+        let crd = object("CustomResourceDefinition", name);
+        let file: Value = serde_yaml::from_str(
+            &std::fs::read_to_string(manifests_dir().join(format!("crds/{name}.yaml"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(crd["spec"], file["spec"], "{name}: kustomize changed the spec");
+    }
 }
 
 #[test]
@@ -386,6 +455,7 @@ fn deployment_runs_the_agreed_command_line() {
             "--tls-cert=/etc/signet/tls/tls.crt",
             "--tls-key=/etc/signet/tls/tls.key",
             "--policies=/etc/signet/policies",
+            "--kubernetes",
             "--log-format=json",
         ]
     );
@@ -432,7 +502,8 @@ fn pod_is_locked_down() {
         sc["seccompProfile"]["type"].as_str(),
         Some("RuntimeDefault")
     );
-    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    // The token is for the policy source's watches and status writes (rbac.yaml).
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(true));
     for k in ["requests", "limits"] {
         for r in ["cpu", "memory"] {
             assert!(!c["resources"][k][r].is_null(), "resources.{k}.{r} unset");
