@@ -10,6 +10,7 @@ pub mod crd;
 mod glob;
 pub mod kube;
 mod load;
+pub mod material;
 pub mod notation;
 pub mod source;
 
@@ -17,13 +18,22 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use glob::{GlobError, ImageGlob};
-pub use load::{LoadError, load_dir, load_str};
+pub use load::{LoadError, load_dir, load_dir_with, load_str};
 
 use crate::image::ImageRef;
 
 /// What a failing image does to the admission.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -48,7 +58,16 @@ impl Mode {
 
 /// What an image gets when verification cannot complete (registry down, deadline).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
@@ -122,7 +141,16 @@ impl fmt::Display for PolicyName {
 /// build for one platform next to a current one for another, and it will be admitted. Use it
 /// only where every signed platform image is acceptable on its own.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformSignatures {

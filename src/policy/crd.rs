@@ -309,7 +309,15 @@ mod tests {
             !(obj.contains_key("properties") && obj.contains_key("additionalProperties")),
             "{path}: properties beside additionalProperties"
         );
-        for k in ["anyOf", "oneOf", "allOf", "not", "$ref", "definitions", "$defs"] {
+        for k in [
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "not",
+            "$ref",
+            "definitions",
+            "$defs",
+        ] {
             assert!(!obj.contains_key(k), "{path}: {k} in a structural schema");
         }
         if let Some(props) = obj.get("properties").and_then(|p| p.as_object()) {

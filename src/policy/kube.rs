@@ -16,7 +16,7 @@
 //! a rollout) do not loop. Must not import `decision`, `registry`, `verify` or `server`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use super::crd::{
     desired_status, needs_write,
 };
 use super::load::{Metadata, PolicyDoc, build_policy};
+use super::material::Resolver;
 use super::source::{Directory, Source};
 use super::{LoadError, Policy, PolicyName, PolicySet};
 use crate::metrics::Metrics;
@@ -170,6 +171,7 @@ pub fn reconcile(
     files: &BTreeMap<PolicyName, String>,
     objects: Vec<Object>,
     last_good: &mut LastGood,
+    resolver: &Resolver,
 ) -> Reconciled {
     let mut out = Reconciled::default();
     let present: std::collections::HashSet<String> =
@@ -194,7 +196,7 @@ pub fn reconcile(
             continue;
         }
         let kept = last_good.get(&object.uid).and_then(|(g, _)| *g);
-        match load_object(&object) {
+        match load_object(&object, resolver) {
             Ok(policy) => {
                 let policy = Arc::new(policy);
                 last_good.insert(object.uid.clone(), (object.generation, policy.clone()));
@@ -216,7 +218,7 @@ pub fn reconcile(
 }
 
 /// Parses and builds one object's policy; the error names the field (`spec.images[1]: ...`).
-pub fn load_object(object: &Object) -> Result<Policy, String> {
+pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, String> {
     let spec: PolicySpec = serde_path_to_error::deserialize(&object.spec).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -226,11 +228,6 @@ pub fn load_object(object: &Object) -> Result<Policy, String> {
             format!("spec.{path}: {inner}")
         }
     })?;
-    if let Some(field) = file_reference(&spec) {
-        return Err(format!(
-            "{field}: a policy resource cannot read signet's files; give the key inline"
-        ));
-    }
     let doc = PolicyDoc {
         api_version: API_VERSION.to_string(),
         kind: object.kind.as_str().to_string(),
@@ -243,41 +240,15 @@ pub fn load_object(object: &Object) -> Result<Policy, String> {
         },
         spec,
     };
-    build_policy(&doc, Path::new(""), object.describe()).map_err(|e| e.with_field_path())
-}
-
-/// The first field of `spec` that names a file, as a path (`spec.authorities[0].cosign.keys[1]`).
-/// Files are the policy directory's: a resource, which tenants may write, must not reach them.
-pub fn file_reference(spec: &PolicySpec) -> Option<String> {
-    for (i, a) in spec.authorities.iter().enumerate() {
-        let at = format!("spec.authorities[{i}]");
-        if let Some(c) = &a.cosign {
-            if let Some(k) = c.keys.iter().position(|k| k.file.is_some()) {
-                return Some(format!("{at}.cosign.keys[{k}].file"));
-            }
-            if c.keyless.is_some() {
-                return Some(format!("{at}.cosign.keyless.trustRoot.file"));
-            }
-        }
-        if let Some(n) = &a.notation {
-            for (s, store) in n.trust_stores.iter().enumerate() {
-                if store.directory.is_some() {
-                    return Some(format!("{at}.notation.trustStores[{s}].directory"));
-                }
-                if let Some(c) = store.certificates.iter().position(|c| c.file.is_some()) {
-                    return Some(format!(
-                        "{at}.notation.trustStores[{s}].certificates[{c}].file"
-                    ));
-                }
-            }
-        }
-    }
-    None
+    // No base directory: a resource, which tenants may write, cannot name signet's files.
+    build_policy(&doc, None, resolver, object.describe()).map_err(|e| e.with_field_path())
 }
 
 /// No cluster could be found or reached.
 #[derive(Debug, thiserror::Error)]
-#[error("--kubernetes: no usable cluster configuration (KUBECONFIG or the in-cluster config of a pod): {0}")]
+#[error(
+    "--kubernetes: no usable cluster configuration (KUBECONFIG or the in-cluster config of a pod): {0}"
+)]
 pub struct ConnectError(#[source] kube::Error);
 
 /// What the watch tasks share with the source.
@@ -322,6 +293,7 @@ pub struct StatusUpdate {
 /// Policy resources and the policy directory, as one [`Source`].
 pub struct KubeSource {
     files: Directory,
+    resolver: Resolver,
     stores: [(Kind, Store<DynamicObject>); 2],
     shared: Arc<Shared>,
     last_good: Mutex<LastGood>,
@@ -381,6 +353,7 @@ impl KubeSource {
         };
         KubeSource {
             files,
+            resolver: Resolver::files(),
             stores: [a, b],
             shared,
             last_good: Mutex::new(HashMap::new()),
@@ -481,7 +454,7 @@ impl Source for KubeSource {
             .map(|p| (p.name.clone(), p.source.clone()))
             .collect();
         let reconciled = match self.last_good.lock() {
-            Ok(mut last_good) => reconcile(&files, self.objects(), &mut last_good),
+            Ok(mut last_good) => reconcile(&files, self.objects(), &mut last_good, &self.resolver),
             Err(_) => unreachable!("no code panics while holding the last-good lock"),
         };
         set.policies.extend(reconciled.policies);
@@ -555,7 +528,11 @@ async fn staleness(client: kube::Client, shared: Arc<Shared>, metrics: Arc<Metri
                     Watched::ImagePolicies => Kind::ImagePolicy,
                 };
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
-                if api.list_metadata(&ListParams::default().limit(1)).await.is_ok() {
+                if api
+                    .list_metadata(&ListParams::default().limit(1))
+                    .await
+                    .is_ok()
+                {
                     shared.contact(w);
                 }
             }

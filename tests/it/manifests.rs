@@ -238,7 +238,10 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
         ("Service", "signet"),
         ("PodDisruptionBudget", "signet"),
         ("ValidatingWebhookConfiguration", "signet"),
-        ("CustomResourceDefinition", "clusterimagepolicies.signet.dev"),
+        (
+            "CustomResourceDefinition",
+            "clusterimagepolicies.signet.dev",
+        ),
         ("CustomResourceDefinition", "imagepolicies.signet.dev"),
         ("ClusterRole", "signet-policies"),
         ("ClusterRoleBinding", "signet-policies"),
@@ -310,7 +313,10 @@ fn rbac_grants_only_reading_the_policy_resources_and_patching_their_status() {
     .into_iter()
     .map(|(r, v)| ("ClusterRole".to_string(), r.to_string(), v.to_string()))
     .collect();
-    assert_eq!(granted, expected, "the base grants more or less than the policy source needs");
+    assert_eq!(
+        granted, expected,
+        "the base grants more or less than the policy source needs"
+    );
     let binding = object("ClusterRoleBinding", "signet-policies");
     assert_eq!(binding["roleRef"]["name"].as_str(), Some("signet-policies"));
     assert_eq!(binding["subjects"][0]["name"].as_str(), Some("signet"));
@@ -331,7 +337,10 @@ fn the_crds_in_the_base_are_the_generated_ones() {
             &std::fs::read_to_string(manifests_dir().join(format!("crds/{name}.yaml"))).unwrap(),
         )
         .unwrap();
-        assert_eq!(crd["spec"], file["spec"], "{name}: kustomize changed the spec");
+        assert_eq!(
+            crd["spec"], file["spec"],
+            "{name}: kustomize changed the spec"
+        );
     }
 }
 

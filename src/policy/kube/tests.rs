@@ -2,6 +2,7 @@
 //! answering with recorded API server responses (tests/fixtures/kube-api/).
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Mutex as StdMutex;
 
 use http::{Request, Response};
@@ -60,7 +61,12 @@ fn a_broken_object_keeps_its_last_good_generation_and_spoils_no_other() {
         1,
         good_spec("registry.example.com/b/**"),
     );
-    let r = reconcile(&files, vec![a.clone(), b.clone()], &mut last_good);
+    let r = reconcile(
+        &files,
+        vec![a.clone(), b.clone()],
+        &mut last_good,
+        &Resolver::files(),
+    );
     assert_eq!(r.policies.len(), 2);
     let generation_a = r.policies[0].generation.clone();
 
@@ -68,7 +74,12 @@ fn a_broken_object_keeps_its_last_good_generation_and_spoils_no_other() {
     let mut broken = a.clone();
     broken.generation = Some(2);
     broken.spec["images"] = json!(["registry.example.com/a/**", "Registry.example.com/a:tag"]);
-    let r = reconcile(&files, vec![broken, b.clone()], &mut last_good);
+    let r = reconcile(
+        &files,
+        vec![broken, b.clone()],
+        &mut last_good,
+        &Resolver::files(),
+    );
     assert_eq!(r.policies.len(), 2);
     assert_eq!(r.policies[0].generation, generation_a);
     match outcome_of(&r, "a") {
@@ -81,9 +92,15 @@ fn a_broken_object_keeps_its_last_good_generation_and_spoils_no_other() {
     assert_eq!(outcome_of(&r, "b"), &Outcome::Loaded);
 
     // A new object that never loaded enforces nothing; a deleted one is forgotten.
-    let mut fresh = object(Kind::ClusterImagePolicy, None, "c", 1, json!({"images": []}));
+    let mut fresh = object(
+        Kind::ClusterImagePolicy,
+        None,
+        "c",
+        1,
+        json!({"images": []}),
+    );
     fresh.spec = json!({"images": ["**"], "authorities": []});
-    let r = reconcile(&files, vec![fresh], &mut last_good);
+    let r = reconcile(&files, vec![fresh], &mut last_good, &Resolver::files());
     assert!(r.policies.is_empty());
     assert!(last_good.is_empty(), "deleted objects are forgotten");
     assert!(matches!(
@@ -106,10 +123,23 @@ fn a_name_in_both_the_directory_and_the_cluster_is_reported_and_the_file_wins() 
         &files,
         vec![
             object(Kind::ClusterImagePolicy, None, "prod", 1, good_spec("**")),
-            object(Kind::ImagePolicy, Some("team-a"), "apps", 1, good_spec("**")),
-            object(Kind::ImagePolicy, Some("team-b"), "apps", 1, good_spec("**")),
+            object(
+                Kind::ImagePolicy,
+                Some("team-a"),
+                "apps",
+                1,
+                good_spec("**"),
+            ),
+            object(
+                Kind::ImagePolicy,
+                Some("team-b"),
+                "apps",
+                1,
+                good_spec("**"),
+            ),
         ],
         &mut last_good,
+        &Resolver::files(),
     );
     assert_eq!(r.policies.len(), 1);
     assert_eq!(r.policies[0].name.as_str(), "team-b/apps");
@@ -119,10 +149,7 @@ fn a_name_in_both_the_directory_and_the_cluster_is_reported_and_the_file_wins() 
         .filter(|(_, o)| matches!(o, Outcome::DuplicateName { .. }))
         .map(|(o, _)| o.describe())
         .collect();
-    assert_eq!(
-        dups,
-        ["ClusterImagePolicy prod", "ImagePolicy team-a/apps"]
-    );
+    assert_eq!(dups, ["ClusterImagePolicy prod", "ImagePolicy team-a/apps"]);
 }
 
 #[test]
@@ -138,6 +165,7 @@ fn an_image_policy_applies_in_its_own_namespace_only() {
             good_spec("registry.example.com/**"),
         )],
         &mut last_good,
+        &Resolver::files(),
     );
     let p = &r.policies[0];
     let image = "registry.example.com/app:1".parse().unwrap();
@@ -152,37 +180,49 @@ fn errors_name_the_field_of_the_resource() {
     spec["authorities"][0]["cosign"]["keys"] =
         json!([{"inline": key_pem()}, {"inline": "not a key"}]);
     let o = object(Kind::ClusterImagePolicy, None, "p", 1, spec);
-    let e = load_object(&o).unwrap_err();
-    assert!(
-        e.starts_with("spec.authorities[0].cosign.keys[1]: "),
-        "{e}"
-    );
+    let e = load_object(&o, &Resolver::files()).unwrap_err();
+    assert!(e.starts_with("spec.authorities[0].cosign.keys[1]: "), "{e}");
 
     let mut spec = good_spec("**");
     spec["authorities"][0]["cosign"]["keys"] = json!([{"file": "/etc/shadow"}]);
-    let e = load_object(&object(Kind::ClusterImagePolicy, None, "p", 1, spec)).unwrap_err();
+    let e = load_object(
+        &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
+        &Resolver::files(),
+    )
+    .unwrap_err();
     assert!(
-        e.starts_with("spec.authorities[0].cosign.keys[0].file: a policy resource cannot read"),
+        e.starts_with("spec.authorities[0].cosign.keys[0]: ")
+            && e.contains("this policy does not come from a file"),
         "{e}"
     );
 
     let mut spec = good_spec("**");
     spec["mode"] = json!("block");
-    let e = load_object(&object(Kind::ClusterImagePolicy, None, "p", 1, spec)).unwrap_err();
+    let e = load_object(
+        &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
+        &Resolver::files(),
+    )
+    .unwrap_err();
     assert!(e.starts_with("spec.mode: unknown variant `block`"), "{e}");
 
     let mut spec = good_spec("**");
-    spec["authorities"][0]["notation"] =
-        json!({"signatureVerification": {"level": "strict"}});
-    let e = load_object(&object(Kind::ClusterImagePolicy, None, "p", 1, spec)).unwrap_err();
-    assert!(e.starts_with("spec.authorities[0]: authority \"ci\" has both"), "{e}");
+    spec["authorities"][0]["notation"] = json!({"signatureVerification": {"level": "strict"}});
+    let e = load_object(
+        &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
+        &Resolver::files(),
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("spec.authorities[0]: authority \"ci\" has both"),
+        "{e}"
+    );
 }
 
 #[test]
 fn the_same_spec_as_a_file_or_a_resource_has_the_same_generation() {
     let spec = good_spec("registry.example.com/**");
     let o = object(Kind::ClusterImagePolicy, None, "prod", 1, spec.clone());
-    let from_resource = load_object(&o).unwrap();
+    let from_resource = load_object(&o, &Resolver::files()).unwrap();
     let doc = json!({
         "apiVersion": API_VERSION, "kind": "ClusterImagePolicy",
         "metadata": {"name": "prod"}, "spec": spec,
@@ -359,7 +399,11 @@ impl FakeApi {
                         .map(|v| v.to_str().unwrap().to_string()),
                     body,
                 });
-                match state.scripts.get_mut(&(r as u8)).and_then(|q| q.pop_front()) {
+                match state
+                    .scripts
+                    .get_mut(&(r as u8))
+                    .and_then(|q| q.pop_front())
+                {
                     Some(response) => respond(send, response),
                     None => state.parked.entry(r as u8).or_default().push_back(send),
                 }
@@ -500,7 +544,10 @@ async fn watch_events_change_the_set_within_moments_and_a_410_relists() {
             &[("baseline", good_spec("registry.example.com/**"))],
         ),
     );
-    api.push(Route::ListNamespaced, recorded("list-clusterimagepolicies-empty"));
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-clusterimagepolicies-empty"),
+    );
     let metrics = Arc::new(Metrics::new());
     let (_dir, files) = empty_dir();
     let source = Arc::new(KubeSource::start(
@@ -569,7 +616,10 @@ async fn watch_events_change_the_set_within_moments_and_a_410_relists() {
     // The next watch gets 410 Gone as an ERROR event: the watcher lists again; the recorded
     // empty list leaves no resource policy.
     api.push(Route::WatchCluster, recorded("watch-rv-too-old-410"));
-    api.push(Route::ListCluster, recorded("list-clusterimagepolicies-empty"));
+    api.push(
+        Route::ListCluster,
+        recorded("list-clusterimagepolicies-empty"),
+    );
     let (_, names) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
@@ -594,7 +644,10 @@ async fn forbidden_lists_keep_signet_not_ready_and_count_as_stale() {
             recorded("rbac-list-clusterimagepolicies-forbidden-sa"),
         );
     }
-    api.push(Route::ListNamespaced, recorded("list-clusterimagepolicies-empty"));
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-clusterimagepolicies-empty"),
+    );
     let metrics = Arc::new(Metrics::new());
     let (_dir, files) = empty_dir();
     let source = KubeSource::start(api.client(), files, options(), metrics.clone());
@@ -664,7 +717,10 @@ async fn two_writers_converge_and_then_neither_writes_again() {
                 server.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
             }
         }
-        assert!(round > 0 || writes == 1, "the first writer writes, the second agrees");
+        assert!(
+            round > 0 || writes == 1,
+            "the first writer writes, the second agrees"
+        );
     }
     assert_eq!(writes, 1, "one write in five rounds of two replicas");
     let s = server.status.unwrap();
@@ -744,8 +800,8 @@ fn the_example_resources_load_as_resources() {
         ("cluster-image-policy.yaml", Kind::ClusterImagePolicy),
         ("image-policy.yaml", Kind::ImagePolicy),
     ] {
-        let v: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join(file)).unwrap())
-            .unwrap();
+        let v: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
         assert_eq!(v["kind"], kind.as_str());
         let o = Object {
             kind,
@@ -756,7 +812,7 @@ fn the_example_resources_load_as_resources() {
             spec: v["spec"].clone(),
             status: None,
         };
-        if let Err(e) = load_object(&o) {
+        if let Err(e) = load_object(&o, &Resolver::files()) {
             panic!("{file}: {e}");
         }
     }
