@@ -148,6 +148,19 @@ pub struct ServeArgs {
         value_name = "NS"
     )]
     pub namespace: String,
+    /// With --kubernetes: watch Secrets and ConfigMaps in every namespace (needs the
+    /// secrets-all-namespaces RBAC component), so that ImagePolicies can take keys from their
+    /// own namespace. Without it only signet's namespace is watched.
+    #[arg(long, requires = "kubernetes")]
+    pub secrets_all_namespaces: bool,
+    /// With --secrets-all-namespaces: a further namespace whose Secrets and ConfigMaps
+    /// ClusterImagePolicies may reference (`*`: any). Repeatable.
+    #[arg(
+        long = "cluster-policy-namespace",
+        value_name = "NS",
+        requires = "secrets_all_namespaces"
+    )]
+    pub cluster_policy_namespace: Vec<String>,
     /// Seconds to keep serving after SIGTERM before draining (endpoint removal lag).
     #[arg(long, default_value_t = 0)]
     pub shutdown_delay_secs: u64,

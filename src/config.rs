@@ -257,11 +257,15 @@ impl TryFrom<Args> for Config {
                     drain_timeout_secs,
                     kubernetes,
                     namespace,
+                    secrets_all_namespaces,
+                    cluster_policy_namespace,
                     limits,
                     registry,
                 } = s;
                 let kubernetes = kubernetes.then(|| KubeOptions {
-                    namespace: namespace.clone(),
+                    namespace,
+                    cluster_policy_namespaces: cluster_policy_namespace,
+                    secrets_all_namespaces,
                 });
                 let tls = match (tls_cert, tls_key) {
                     (Some(cert), Some(key)) => TlsSource::Files { cert, key },

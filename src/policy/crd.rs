@@ -142,8 +142,9 @@ pub enum Outcome {
     DuplicateName { other: String },
     /// A referenced Secret or ConfigMap is outside what this policy may read.
     ReferenceNotAllowed { message: String, kept: Option<i64> },
-    /// A referenced Secret, ConfigMap or key in it does not exist.
-    ReferenceNotFound { message: String, kept: Option<i64> },
+    /// A referenced Secret, ConfigMap or key in it does not exist: the authorities that need
+    /// it trust nothing until it does.
+    ReferenceNotFound { message: String },
 }
 
 impl Outcome {
@@ -166,8 +167,10 @@ impl Outcome {
         match self {
             Outcome::Loaded => "the policy is enforced".to_string(),
             Outcome::Invalid { message, kept: k }
-            | Outcome::ReferenceNotAllowed { message, kept: k }
-            | Outcome::ReferenceNotFound { message, kept: k } => format!("{message}{}", kept(k)),
+            | Outcome::ReferenceNotAllowed { message, kept: k } => format!("{message}{}", kept(k)),
+            Outcome::ReferenceNotFound { message } => {
+                format!("{message} (the authorities that need it trust nothing until it exists)")
+            }
             Outcome::DuplicateName { other } => format!(
                 "a policy of the same name is defined in {other}, which is enforced instead"
             ),

@@ -32,16 +32,25 @@ use super::crd::{
     desired_status, needs_write,
 };
 use super::load::{Metadata, PolicyDoc, build_policy};
-use super::material::Resolver;
+use super::material::{Context, MaterialError, MaterialSpec, Reference, Resolver, Want};
 use super::source::{Directory, Source};
 use super::{LoadError, Policy, PolicyName, PolicySet};
 use crate::metrics::Metrics;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use objects::{KubeObjects, TenantRules};
 
 /// How the Kubernetes source is set up (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeOptions {
     /// signet's own namespace (`--namespace`, or `POD_NAMESPACE`).
     pub namespace: String,
+    /// `--cluster-policy-namespace`: further namespaces whose Secrets and ConfigMaps
+    /// cluster-wide policies may reference (`*`: any).
+    pub cluster_policy_namespaces: Vec<String>,
+    /// `--secrets-all-namespaces`: watch Secrets and ConfigMaps in every namespace, so that
+    /// `ImagePolicy` resources can reference their own (else only signet's namespace is
+    /// watched).
+    pub secrets_all_namespaces: bool,
 }
 
 /// The kinds of policy resource.
@@ -85,15 +94,26 @@ impl Kind {
 pub enum Watched {
     ClusterImagePolicies,
     ImagePolicies,
+    Secrets,
+    ConfigMaps,
 }
 
+const WATCHED: usize = 4;
+
 impl Watched {
-    const ALL: [Watched; 2] = [Watched::ClusterImagePolicies, Watched::ImagePolicies];
+    const ALL: [Watched; WATCHED] = [
+        Watched::ClusterImagePolicies,
+        Watched::ImagePolicies,
+        Watched::Secrets,
+        Watched::ConfigMaps,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Watched::ClusterImagePolicies => "clusterimagepolicies",
             Watched::ImagePolicies => "imagepolicies",
+            Watched::Secrets => "secrets",
+            Watched::ConfigMaps => "configmaps",
         }
     }
 
@@ -101,7 +121,14 @@ impl Watched {
         match self {
             Watched::ClusterImagePolicies => 0,
             Watched::ImagePolicies => 1,
+            Watched::Secrets => 2,
+            Watched::ConfigMaps => 3,
         }
+    }
+
+    /// Whether its objects are trust material (else policies).
+    fn material(self) -> bool {
+        matches!(self, Watched::Secrets | Watched::ConfigMaps)
     }
 }
 
@@ -203,13 +230,28 @@ pub fn reconcile(
                 out.policies.push(policy);
                 out.outcomes.push((object, Outcome::Loaded));
             }
-            Err(message) => {
+            Err(ObjectError::Missing { message, degraded }) => {
+                // Never fall back to a generation that may trust the material now gone.
+                last_good.remove(&object.uid);
+                tracing::warn!(resource = %object.describe(), error = %message, "policy resource references missing trust material");
+                out.policies.push(Arc::new(degraded));
+                out.outcomes
+                    .push((object, Outcome::ReferenceNotFound { message }));
+            }
+            Err(e) => {
+                let (message, outcome) = match e {
+                    ObjectError::NotAllowed(m) => {
+                        (m.clone(), Outcome::ReferenceNotAllowed { message: m, kept })
+                    }
+                    ObjectError::Invalid(m) | ObjectError::Missing { message: m, .. } => {
+                        (m.clone(), Outcome::Invalid { message: m, kept })
+                    }
+                };
                 tracing::warn!(resource = %object.describe(), error = %message, "policy resource rejected");
                 if let Some((_, p)) = last_good.get(&object.uid) {
                     out.policies.push(p.clone());
                 }
-                out.outcomes
-                    .push((object, Outcome::Invalid { message, kept }));
+                out.outcomes.push((object, outcome));
             }
         }
     }
@@ -217,31 +259,144 @@ pub fn reconcile(
     out
 }
 
-/// Parses and builds one object's policy; the error names the field (`spec.images[1]: ...`).
-pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, String> {
+/// Why an object's policy is not (wholly) enforced.
+#[derive(Debug)]
+pub enum ObjectError {
+    /// The spec is wrong; the message names the field.
+    Invalid(String),
+    /// A Secret or ConfigMap reference breaks the tenant rules.
+    NotAllowed(String),
+    /// Referenced material does not exist. `degraded` is the policy without the authorities
+    /// that need it (trusting nothing if that is all of them): enforced in its place, so a
+    /// deleted key stops being trusted while the policy still covers its images.
+    Missing { message: String, degraded: Policy },
+}
+
+/// Parses and builds one object's policy; errors name the field (`spec.images[1]: ...`).
+pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, ObjectError> {
     let spec: PolicySpec = serde_path_to_error::deserialize(&object.spec).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        ObjectError::Invalid(if path == "." {
             format!("spec: {inner}")
         } else {
             format!("spec.{path}: {inner}")
-        }
+        })
     })?;
-    let doc = PolicyDoc {
+    let namespace = match object.kind {
+        Kind::ImagePolicy => object.namespace.clone(),
+        Kind::ClusterImagePolicy => None,
+    };
+    let cx = Context {
+        base: None,
+        namespace: namespace.as_deref(),
+    };
+    // Every Secret and ConfigMap named, checked before loading so that each one that is
+    // missing or not allowed is reported, not only the first.
+    let mut not_allowed = Vec::new();
+    let mut missing = Vec::new();
+    let mut unusable = std::collections::BTreeSet::new();
+    for (index, path, m) in references(&spec) {
+        if !matches!(m.reference(), Ok(Reference::Object(..))) {
+            continue;
+        }
+        match resolver.resolve(m, Want::TrustRoot, &cx) {
+            Err(MaterialError::NotAllowed(e)) => not_allowed.push(format!("{path}.{e}")),
+            Err(MaterialError::NotFound(e)) => {
+                unusable.insert(index);
+                missing.push(format!("{path}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    if !not_allowed.is_empty() {
+        return Err(ObjectError::NotAllowed(not_allowed.join("; ")));
+    }
+    let doc = |spec: PolicySpec| PolicyDoc {
         api_version: API_VERSION.to_string(),
         kind: object.kind.as_str().to_string(),
         metadata: Metadata {
             name: object.name.clone(),
-            namespace: match object.kind {
-                Kind::ImagePolicy => object.namespace.clone(),
-                Kind::ClusterImagePolicy => None,
-            },
+            namespace: namespace.clone(),
         },
         spec,
     };
     // No base directory: a resource, which tenants may write, cannot name signet's files.
-    build_policy(&doc, None, resolver, object.describe()).map_err(|e| e.with_field_path())
+    let build = |spec: PolicySpec| {
+        build_policy(&doc(spec), None, resolver, object.describe())
+            .map_err(|e| ObjectError::Invalid(e.with_field_path()))
+    };
+    if missing.is_empty() {
+        return build(spec);
+    }
+    let mut usable = spec.clone();
+    usable.authorities = spec
+        .authorities
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !unusable.contains(i))
+        .map(|(_, a)| a.clone())
+        .collect();
+    let degraded = if usable.authorities.is_empty() {
+        trusting_nothing(object, &doc(spec))?
+    } else {
+        build(usable)?
+    };
+    Err(ObjectError::Missing {
+        message: missing.join("; "),
+        degraded,
+    })
+}
+
+/// Every place `spec` names trust material: (authority index, field path, the reference).
+fn references(spec: &PolicySpec) -> Vec<(usize, String, &MaterialSpec)> {
+    let mut out = Vec::new();
+    for (i, a) in spec.authorities.iter().enumerate() {
+        let at = format!("spec.authorities[{i}]");
+        if let Some(c) = &a.cosign {
+            for (k, key) in c.keys.iter().enumerate() {
+                out.push((i, format!("{at}.cosign.keys[{k}]"), &key.material));
+            }
+            if let Some(k) = &c.keyless {
+                out.push((i, format!("{at}.cosign.keyless.trustRoot"), &k.trust_root));
+            }
+        }
+        if let Some(n) = &a.notation {
+            for (s, store) in n.trust_stores.iter().enumerate() {
+                for (c, cert) in store.certificates.iter().enumerate() {
+                    out.push((
+                        i,
+                        format!("{at}.notation.trustStores[{s}].certificates[{c}]"),
+                        cert,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The object's policy with no authority: it still covers its images, and trusts nothing.
+fn trusting_nothing(object: &Object, doc: &PolicyDoc) -> Result<Policy, ObjectError> {
+    let mut material = b"trusting nothing: referenced material is missing\n".to_vec();
+    material.extend_from_slice(
+        &serde_json::to_vec(doc).map_err(|e| ObjectError::Invalid(format!("spec: {e}")))?,
+    );
+    let spec = &doc.spec;
+    Ok(Policy {
+        name: object.policy_name(),
+        namespace: doc.metadata.namespace.clone(),
+        images: spec.images.clone(),
+        mode: spec.mode,
+        on_error: spec.on_error,
+        platform_signatures: spec.platform_signatures,
+        require_digest: spec.require_digest,
+        pin_templates: spec.pin_templates,
+        authorities: Vec::new(),
+        generation: crate::image::Digest::sha256_of(&material).hex()[..16].to_string(),
+        source: object.describe(),
+        scope: super::Scope::Glob,
+    })
 }
 
 /// No cluster could be found or reached.
@@ -256,9 +411,11 @@ struct Shared {
     /// Woken on every change of a watched object, so a change is loaded at once.
     wake: Arc<Notify>,
     /// The first list of each watched resource has arrived.
-    synced: [AtomicBool; 2],
+    synced: [AtomicBool; WATCHED],
     /// Per watched resource: since when its watch has been failing (`None`: current).
-    failing: [Mutex<Option<Instant>>; 2],
+    failing: [Mutex<Option<Instant>>; WATCHED],
+    /// Bumped on every change of a watched Secret or ConfigMap (the resolver's version).
+    material: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -314,17 +471,19 @@ impl Drop for KubeSource {
 }
 
 impl KubeSource {
-    /// Starts watching both kinds through `client`, and the status writer.
+    /// Starts watching both kinds, and the Secrets and ConfigMaps policies may reference,
+    /// through `client`, and the status writer. File policies may reference them too.
     pub fn start(
         client: kube::Client,
         files: Directory,
-        _options: KubeOptions,
+        options: KubeOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
         let shared = Arc::new(Shared {
             wake: Arc::new(Notify::new()),
-            synced: [AtomicBool::new(false), AtomicBool::new(false)],
-            failing: [Mutex::new(None), Mutex::new(None)],
+            synced: std::array::from_fn(|_| AtomicBool::new(false)),
+            failing: std::array::from_fn(|_| Mutex::new(None)),
+            material: Arc::new(AtomicU64::new(0)),
         });
         let mut tasks = Vec::new();
         let mut stores = Vec::new();
@@ -334,14 +493,40 @@ impl KubeSource {
             let writer = reflector::store::Writer::new(ar);
             stores.push((kind, writer.as_reader()));
             tasks.push(tokio::spawn(drive(
-                api.clone(),
+                api,
                 writer,
                 kind.watched(),
                 shared.clone(),
             )));
         }
+        let probes = Probes::new(&client, &options);
+        let (secrets, secrets_writer) = reflector::store::<Secret>();
+        tasks.push(tokio::spawn(drive(
+            probes.secrets.clone(),
+            secrets_writer,
+            Watched::Secrets,
+            shared.clone(),
+        )));
+        let (config_maps, config_maps_writer) = reflector::store::<ConfigMap>();
+        tasks.push(tokio::spawn(drive(
+            probes.config_maps.clone(),
+            config_maps_writer,
+            Watched::ConfigMaps,
+            shared.clone(),
+        )));
+        let objects = KubeObjects {
+            secrets,
+            config_maps,
+            rules: TenantRules {
+                own: options.namespace.clone(),
+                cluster_extra: options.cluster_policy_namespaces.clone(),
+                all_namespaces: options.secrets_all_namespaces,
+            },
+            version: shared.material.clone(),
+        };
+        let resolver = Resolver::files().with_objects(Arc::new(objects));
         tasks.push(tokio::spawn(staleness(
-            client.clone(),
+            probes,
             shared.clone(),
             metrics.clone(),
         )));
@@ -352,8 +537,8 @@ impl KubeSource {
             Err(_) => unreachable!("two kinds, two stores"),
         };
         KubeSource {
-            files,
-            resolver: Resolver::files(),
+            files: files.with_resolver(resolver.clone()),
+            resolver,
             stores: [a, b],
             shared,
             last_good: Mutex::new(HashMap::new()),
@@ -472,16 +657,22 @@ impl Source for KubeSource {
 
 /// Runs one reflector: keeps `writer`'s store current, marks the resource synced after its
 /// first list and current or failing, and wakes the source on every change.
-async fn drive(
-    api: Api<DynamicObject>,
-    writer: reflector::store::Writer<DynamicObject>,
+async fn drive<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
     which: Watched,
     shared: Arc<Shared>,
-) {
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    // Managed fields are large and never read: dropped before they are stored.
+    let events =
+        watcher(api, watcher::Config::default()).modify(|o| o.meta_mut().managed_fields = None);
+    let mut stream = reflector::reflector(writer, events)
         .default_backoff()
         .boxed();
-    let mut stream = stream;
     while let Some(event) = stream.next().await {
         match event {
             Ok(event) => {
@@ -495,21 +686,62 @@ async fn drive(
                     watcher::Event::Init | watcher::Event::InitApply(_) => false,
                 };
                 if changed {
-                    tracing::debug!(resource = which.as_str(), "policy resources changed");
+                    if which.material() {
+                        shared.material.fetch_add(1, Ordering::AcqRel);
+                    }
+                    tracing::debug!(resource = which.as_str(), "watched objects changed");
                     shared.wake.notify_one();
                 }
             }
             Err(error) => {
                 shared.failed(which);
-                tracing::warn!(resource = which.as_str(), %error, "watch of policy resources failed; retrying, the last policies stay in force");
+                tracing::warn!(resource = which.as_str(), %error, "watch failed; retrying, the last policies stay in force");
             }
+        }
+    }
+}
+
+/// The APIs of the watched resources, for the cheap lists that confirm a failed watch is
+/// current again.
+struct Probes {
+    cluster: Api<DynamicObject>,
+    namespaced: Api<DynamicObject>,
+    secrets: Api<Secret>,
+    config_maps: Api<ConfigMap>,
+}
+
+impl Probes {
+    fn new(client: &kube::Client, options: &KubeOptions) -> Self {
+        let (secrets, config_maps) = if options.secrets_all_namespaces {
+            (Api::all(client.clone()), Api::all(client.clone()))
+        } else {
+            (
+                Api::namespaced(client.clone(), &options.namespace),
+                Api::namespaced(client.clone(), &options.namespace),
+            )
+        };
+        Probes {
+            cluster: Api::all_with(client.clone(), &Kind::ClusterImagePolicy.api_resource()),
+            namespaced: Api::all_with(client.clone(), &Kind::ImagePolicy.api_resource()),
+            secrets,
+            config_maps,
+        }
+    }
+
+    async fn reachable(&self, w: Watched) -> bool {
+        let one = ListParams::default().limit(1);
+        match w {
+            Watched::ClusterImagePolicies => self.cluster.list_metadata(&one).await.is_ok(),
+            Watched::ImagePolicies => self.namespaced.list_metadata(&one).await.is_ok(),
+            Watched::Secrets => self.secrets.list_metadata(&one).await.is_ok(),
+            Watched::ConfigMaps => self.config_maps.list_metadata(&one).await.is_ok(),
         }
     }
 }
 
 /// Keeps `signet_policy_source_stale_seconds` current. A watch that failed is confirmed current
 /// again by its next event or by a cheap list (a quiet watch sends no events to tell).
-async fn staleness(client: kube::Client, shared: Arc<Shared>, metrics: Arc<Metrics>) {
+async fn staleness(probes: Probes, shared: Arc<Shared>, metrics: Arc<Metrics>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut probe = 0u32;
     loop {
@@ -522,19 +754,8 @@ async fn staleness(client: kube::Client, shared: Arc<Shared>, metrics: Arc<Metri
                 .policy_source_stale
                 .with_label_values(&[w.as_str()])
                 .set(secs);
-            if since.is_some() && probe % 5 == 0 {
-                let kind = match w {
-                    Watched::ClusterImagePolicies => Kind::ClusterImagePolicy,
-                    Watched::ImagePolicies => Kind::ImagePolicy,
-                };
-                let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
-                if api
-                    .list_metadata(&ListParams::default().limit(1))
-                    .await
-                    .is_ok()
-                {
-                    shared.contact(w);
-                }
+            if since.is_some() && probe % 5 == 0 && probes.reachable(w).await {
+                shared.contact(w);
             }
         }
     }
@@ -695,5 +916,6 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+mod objects;
 #[cfg(test)]
 mod tests;

@@ -265,7 +265,8 @@ fn recorded_with_specs(name: &str, specs: &[(&str, Value)]) -> (u16, Vec<u8>) {
     let text = String::from_utf8(body).unwrap();
     let replace = |o: &mut Value| {
         let n = o["metadata"]["name"].as_str().unwrap_or("").to_string();
-        if let Some((_, s)) = specs.iter().find(|(k, _)| *k == n) {
+        let full = format!("{}/{n}", o["metadata"]["namespace"].as_str().unwrap_or(""));
+        if let Some((_, s)) = specs.iter().find(|(k, _)| *k == n || *k == full) {
             o["spec"] = s.clone();
         }
     };
@@ -302,6 +303,10 @@ enum Route {
     WatchCluster,
     ListNamespaced,
     WatchNamespaced,
+    ListSecrets,
+    WatchSecrets,
+    ListConfigMaps,
+    WatchConfigMaps,
     PatchStatus,
     Other,
 }
@@ -309,12 +314,23 @@ enum Route {
 fn route(req: &http::request::Parts) -> Route {
     let path = req.uri.path();
     let watch = req.uri.query().unwrap_or("").contains("watch=true");
-    match (req.method.as_str(), path, watch) {
-        ("PATCH", p, _) if p.ends_with("/status") => Route::PatchStatus,
-        ("GET", "/apis/signet.dev/v1alpha1/clusterimagepolicies", false) => Route::ListCluster,
-        ("GET", "/apis/signet.dev/v1alpha1/clusterimagepolicies", true) => Route::WatchCluster,
-        ("GET", "/apis/signet.dev/v1alpha1/imagepolicies", false) => Route::ListNamespaced,
-        ("GET", "/apis/signet.dev/v1alpha1/imagepolicies", true) => Route::WatchNamespaced,
+    let last = path.rsplit('/').next().unwrap_or("");
+    if req.method == http::Method::PATCH {
+        return if last == "status" {
+            Route::PatchStatus
+        } else {
+            Route::Other
+        };
+    }
+    match (last, watch) {
+        ("clusterimagepolicies", false) => Route::ListCluster,
+        ("clusterimagepolicies", true) => Route::WatchCluster,
+        ("imagepolicies", false) => Route::ListNamespaced,
+        ("imagepolicies", true) => Route::WatchNamespaced,
+        ("secrets", false) => Route::ListSecrets,
+        ("secrets", true) => Route::WatchSecrets,
+        ("configmaps", false) => Route::ListConfigMaps,
+        ("configmaps", true) => Route::WatchConfigMaps,
         _ => Route::Other,
     }
 }
@@ -430,7 +446,25 @@ fn empty_dir() -> (tempfile::TempDir, Directory) {
 fn options() -> KubeOptions {
     KubeOptions {
         namespace: "signet-system".into(),
+        cluster_policy_namespaces: Vec::new(),
+        secrets_all_namespaces: false,
     }
+}
+
+/// A recorded empty list turned into a ConfigMapList (no ConfigMap list was recorded; a list
+/// response differs only in its kind and apiVersion).
+fn empty_config_maps() -> (u16, Vec<u8>) {
+    let (status, body) = recorded("list-clusterimagepolicies-empty");
+    let mut list: Value = serde_json::from_slice(&body).unwrap();
+    list["apiVersion"] = json!("v1");
+    list["kind"] = json!("ConfigMapList");
+    (status, list.to_string().into_bytes())
+}
+
+/// Scripts the first lists of Secrets (the recorded team-a list) and ConfigMaps (empty).
+fn material_lists(api: &FakeApi) {
+    api.push(Route::ListSecrets, recorded("secret-list-namespace"));
+    api.push(Route::ListConfigMaps, empty_config_maps());
 }
 
 fn status_bodies(api: &FakeApi) -> Vec<Value> {
@@ -459,6 +493,7 @@ async fn the_recorded_lists_load_each_object_on_its_own_and_statuses_name_the_fi
     for _ in 0..5 {
         api.push(Route::PatchStatus, recorded("status-apply-ssa"));
     }
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let (_dir, files) = empty_dir();
     let source = KubeSource::start(api.client(), files, options(), metrics.clone());
@@ -492,7 +527,7 @@ async fn the_recorded_lists_load_each_object_on_its_own_and_statuses_name_the_fi
         audit["message"]
             .as_str()
             .unwrap()
-            .starts_with("spec.authorities[0]: unknown field `keyless`"),
+            .starts_with("spec.authorities[0].keyless: unknown field `keyless`"),
         "{audit}"
     );
     // Namespaced objects are patched at their namespaced path.
@@ -548,6 +583,7 @@ async fn watch_events_change_the_set_within_moments_and_a_410_relists() {
         Route::ListNamespaced,
         recorded("list-clusterimagepolicies-empty"),
     );
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let (_dir, files) = empty_dir();
     let source = Arc::new(KubeSource::start(
@@ -648,6 +684,7 @@ async fn forbidden_lists_keep_signet_not_ready_and_count_as_stale() {
         Route::ListNamespaced,
         recorded("list-clusterimagepolicies-empty"),
     );
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let (_dir, files) = empty_dir();
     let source = KubeSource::start(api.client(), files, options(), metrics.clone());
@@ -692,6 +729,7 @@ async fn two_writers_converge_and_then_neither_writes_again() {
     for _ in 0..10 {
         api.push(Route::PatchStatus, recorded("status-apply-ssa"));
     }
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let mut one = StatusWriter::new(api.client(), metrics.clone());
     let mut two = StatusWriter::new(api.client(), metrics.clone());
@@ -735,6 +773,7 @@ async fn two_writers_that_disagree_write_once_each_not_forever() {
     for _ in 0..20 {
         api.push(Route::PatchStatus, recorded("status-apply-ssa"));
     }
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let mut old = StatusWriter::new(api.client(), metrics.clone());
     let mut new = StatusWriter::new(api.client(), metrics.clone());
@@ -777,6 +816,7 @@ async fn a_forbidden_status_write_is_counted_and_retried_later() {
         recorded("rbac-list-clusterimagepolicies-forbidden-sa"),
     );
     api.push(Route::PatchStatus, recorded("status-apply-ssa"));
+    material_lists(&api);
     let metrics = Arc::new(Metrics::new());
     let mut w = StatusWriter::new(api.client(), metrics.clone());
     let update = StatusUpdate {
@@ -815,5 +855,180 @@ fn the_example_resources_load_as_resources() {
         if let Err(e) = load_object(&o, &Resolver::files()) {
             panic!("{file}: {e}");
         }
+    }
+}
+
+/// A spec that takes its first key from the recorded Secret `cosign-pub`.
+fn secret_spec(namespace: Option<&str>) -> Value {
+    let mut r = json!({"name": "cosign-pub", "key": "cosign.pub"});
+    if let Some(ns) = namespace {
+        r["namespace"] = json!(ns);
+    }
+    json!({
+        "images": ["registry.example.com/team-a/**"],
+        "authorities": [
+            {"name": "release", "cosign": {"keys": [{"secretRef": r}]}},
+            {"name": "inline", "cosign": {"keys": [{"inline": key_pem()}]}},
+        ],
+    })
+}
+
+#[tokio::test]
+async fn a_key_from_a_secret_is_rotated_and_deleted_without_a_restart() {
+    let api = FakeApi::default();
+    api.push(
+        Route::ListCluster,
+        recorded("list-clusterimagepolicies-empty"),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded_with_specs(
+            "list-imagepolicies-all-namespaces",
+            &[
+                ("team-a/apps", secret_spec(None)),
+                // Another tenant's policy names team-a's Secret: refused.
+                ("team-b/apps", secret_spec(Some("team-a"))),
+            ],
+        ),
+    );
+    for _ in 0..20 {
+        api.push(Route::PatchStatus, recorded("status-apply-ssa"));
+    }
+    material_lists(&api);
+    let metrics = Arc::new(Metrics::new());
+    let (_dir, files) = empty_dir();
+    let opts = KubeOptions {
+        secrets_all_namespaces: true,
+        ..options()
+    };
+    let source = Arc::new(KubeSource::start(
+        api.client(),
+        files,
+        opts,
+        metrics.clone(),
+    ));
+    assert!(source.wait_synced(Duration::from_secs(5)).await);
+    let policy = |set: &PolicySet, name: &str| {
+        set.policies
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let set = source.load().unwrap();
+    let apps = policy(&set, "team-a/apps");
+    assert_eq!(apps.authorities.len(), 2);
+    let first = apps.generation.clone();
+    assert!(
+        set.policies
+            .iter()
+            .all(|p| p.name.as_str() != "team-b/apps"),
+        "a policy that breaks the tenant rules never loaded"
+    );
+
+    let readiness = Arc::new(crate::policy::source::Readiness::new(true));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = crate::policy::source::spawn_watch(
+        source.clone(),
+        Duration::from_secs(600),
+        readiness,
+        metrics.clone(),
+        move |set| {
+            let _ = tx.send(set);
+        },
+    );
+    // Rotation: the recorded MODIFIED event, its key replaced by a new one.
+    let rotated = key_pem();
+    let (status, body) = watch_lines("watch-secrets-fieldselector", &[0], &[]);
+    let mut event: Value = serde_json::from_slice(&body).unwrap();
+    use base64::Engine;
+    event["object"]["data"]["cosign.pub"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(&rotated));
+    let sent = Instant::now();
+    api.push(
+        Route::WatchSecrets,
+        (status, format!("{event}\n").into_bytes()),
+    );
+    let set = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("the rotation applies within 2 s")
+        .unwrap();
+    eprintln!("Secret event to applied policy set: {:?}", sent.elapsed());
+    let apps = policy(&set, "team-a/apps");
+    assert_ne!(apps.generation, first, "a rotated key is a new generation");
+    assert_eq!(apps.authorities.len(), 2);
+
+    // Deletion: the recorded DELETED event. The authority that used the key trusts nothing;
+    // the policy still covers its images with its other authority.
+    api.push(
+        Route::WatchSecrets,
+        watch_lines("watch-secrets-fieldselector", &[1], &[]),
+    );
+    let set = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("the deletion applies within 2 s")
+        .unwrap();
+    let apps = policy(&set, "team-a/apps");
+    let names: Vec<&str> = apps.authorities.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["inline"]);
+    eventually("the missing Secret in the status", || {
+        status_bodies(&api).iter().any(|b| {
+            let c = &b["status"]["conditions"][0];
+            b["metadata"]["namespace"] == "team-a"
+                && b["metadata"]["name"] == "apps"
+                && c["reason"] == "ReferenceNotFound"
+                && c["message"].as_str().is_some_and(|m| {
+                    m.starts_with(
+                        "spec.authorities[0].cosign.keys[0]: Secret team-a/cosign-pub not found",
+                    )
+                })
+        })
+    })
+    .await;
+    let refused = status_bodies(&api)
+        .into_iter()
+        .find(|b| b["metadata"]["namespace"] == "team-b")
+        .expect("a status for team-b/apps");
+    assert_eq!(
+        refused["status"]["conditions"][0]["reason"],
+        "ReferenceNotAllowed"
+    );
+    task.abort();
+}
+
+#[test]
+fn a_policy_whose_only_key_is_missing_covers_its_images_and_trusts_nothing() {
+    let mut spec = secret_spec(None);
+    spec["authorities"] = json!([spec["authorities"][0].clone()]);
+    let o = object(Kind::ImagePolicy, Some("team-a"), "apps", 1, spec);
+    #[derive(Debug)]
+    struct Nothing;
+    impl crate::policy::material::ObjectMaterial for Nothing {
+        fn get(
+            &self,
+            kind: crate::policy::material::ObjectKind,
+            r: &crate::policy::material::ObjectKeyRef,
+            _: &Context<'_>,
+        ) -> Result<(Vec<u8>, String), MaterialError> {
+            Err(MaterialError::NotFound(format!(
+                "{} {} not found",
+                kind.as_str(),
+                r.name
+            )))
+        }
+        fn version(&self) -> u64 {
+            0
+        }
+    }
+    let resolver = Resolver::files().with_objects(Arc::new(Nothing));
+    match load_object(&o, &resolver) {
+        Err(ObjectError::Missing { message, degraded }) => {
+            assert!(message.contains("Secret cosign-pub not found"), "{message}");
+            assert!(degraded.authorities.is_empty());
+            let image = "registry.example.com/team-a/app:1".parse().unwrap();
+            assert!(degraded.matches(&image, Some("team-a")));
+            assert!(!degraded.matches(&image, Some("team-b")));
+        }
+        other => panic!("{other:?}"),
     }
 }
