@@ -260,15 +260,18 @@ pub fn reconcile(
 }
 
 /// Why an object's policy is not (wholly) enforced.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The spec is wrong; the message names the field.
+    #[error("{0}")]
     Invalid(String),
     /// A Secret or ConfigMap reference breaks the tenant rules.
+    #[error("{0}")]
     NotAllowed(String),
     /// Referenced material does not exist. `degraded` is the policy without the authorities
     /// that need it (trusting nothing if that is all of them): enforced in its place, so a
     /// deleted key stops being trusted while the policy still covers its images.
+    #[error("{message}")]
     Missing { message: String, degraded: Policy },
 }
 
@@ -416,6 +419,9 @@ struct Shared {
     failing: [Mutex<Option<Instant>>; WATCHED],
     /// Bumped on every change of a watched Secret or ConfigMap (the resolver's version).
     material: Arc<AtomicU64>,
+    /// When the oldest change not yet loaded arrived: how long a change takes to apply is
+    /// logged with each load.
+    changed_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -484,6 +490,7 @@ impl KubeSource {
             synced: std::array::from_fn(|_| AtomicBool::new(false)),
             failing: std::array::from_fn(|_| Mutex::new(None)),
             material: Arc::new(AtomicU64::new(0)),
+            changed_at: Mutex::new(None),
         });
         let mut tasks = Vec::new();
         let mut stores = Vec::new();
@@ -589,7 +596,7 @@ impl KubeSource {
 impl Source for KubeSource {
     fn describe(&self) -> String {
         format!(
-            "{} and the Kubernetes API (clusterimagepolicies, imagepolicies)",
+            "{} and the Kubernetes API (clusterimagepolicies, imagepolicies, secrets, configmaps)",
             self.files.describe()
         )
     }
@@ -651,6 +658,19 @@ impl Source for KubeSource {
             .collect();
         let _ = self.status.send(updates);
         self.loaded.store(true, Ordering::Release);
+        if let Some(at) = self
+            .shared
+            .changed_at
+            .lock()
+            .ok()
+            .and_then(|mut a| a.take())
+        {
+            tracing::info!(
+                since_event_ms = at.elapsed().as_secs_f64() * 1000.0,
+                policies = set.policies.len(),
+                "policy resources loaded"
+            );
+        }
         Ok(set)
     }
 }
@@ -688,6 +708,9 @@ async fn drive<K>(
                 if changed {
                     if which.material() {
                         shared.material.fetch_add(1, Ordering::AcqRel);
+                    }
+                    if let Ok(mut at) = shared.changed_at.lock() {
+                        at.get_or_insert_with(Instant::now);
                     }
                     tracing::debug!(resource = which.as_str(), "watched objects changed");
                     shared.wake.notify_one();
@@ -754,7 +777,7 @@ async fn staleness(probes: Probes, shared: Arc<Shared>, metrics: Arc<Metrics>) {
                 .policy_source_stale
                 .with_label_values(&[w.as_str()])
                 .set(secs);
-            if since.is_some() && probe % 5 == 0 && probes.reachable(w).await {
+            if since.is_some() && probe.is_multiple_of(5) && probes.reachable(w).await {
                 shared.contact(w);
             }
         }

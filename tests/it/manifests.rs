@@ -245,6 +245,8 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
         ("CustomResourceDefinition", "imagepolicies.signet.dev"),
         ("ClusterRole", "signet-policies"),
         ("ClusterRoleBinding", "signet-policies"),
+        ("Role", "signet-trust-material"),
+        ("RoleBinding", "signet-trust-material"),
     ] {
         assert!(
             kinds.contains(&(kind.to_string(), name.to_string())),
@@ -298,7 +300,7 @@ fn grants(docs: &[Value]) -> BTreeSet<(String, String, String)> {
 }
 
 #[test]
-fn rbac_grants_only_reading_the_policy_resources_and_patching_their_status() {
+fn rbac_grants_reading_policies_and_own_namespace_material_and_patching_status() {
     let granted = grants(&objects());
     let expected: BTreeSet<(String, String, String)> = [
         ("signet.dev/clusterimagepolicies", "get"),
@@ -312,10 +314,22 @@ fn rbac_grants_only_reading_the_policy_resources_and_patching_their_status() {
     ]
     .into_iter()
     .map(|(r, v)| ("ClusterRole".to_string(), r.to_string(), v.to_string()))
+    .chain(
+        ["/secrets", "/configmaps"]
+            .into_iter()
+            .flat_map(|r| ["get", "list", "watch"].map(|v| (r, v)))
+            .map(|(r, v)| ("Role".to_string(), r.to_string(), v.to_string())),
+    )
     .collect();
     assert_eq!(
         granted, expected,
         "the base grants more or less than the policy source needs"
+    );
+    let role = object("Role", "signet-trust-material");
+    assert_eq!(
+        role["metadata"]["namespace"].as_str(),
+        Some("signet-system"),
+        "Secrets are read in signet's own namespace only"
     );
     let binding = object("ClusterRoleBinding", "signet-policies");
     assert_eq!(binding["roleRef"]["name"].as_str(), Some("signet-policies"));
@@ -783,6 +797,30 @@ fn the_pinning_component_renders_a_valid_mutating_webhook() {
         .iter()
         .any(|r| strs(&r["resources"]).contains(&"pods"));
     assert!(pods, "pods are pinned: {w:?}");
+}
+
+#[test]
+fn the_secrets_all_namespaces_component_grants_cluster_wide_reading_and_sets_the_flag() {
+    let Some(text) = render_overlay(&["secrets-all-namespaces"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    validate_builtin("the secrets-all-namespaces overlay", &docs);
+    let granted = grants(&docs);
+    for r in ["/secrets", "/configmaps"] {
+        for v in ["get", "list", "watch"] {
+            assert!(
+                granted.contains(&("ClusterRole".to_string(), r.to_string(), v.to_string())),
+                "{r} {v} not granted cluster-wide"
+            );
+        }
+    }
+    let binding = find(&docs, "ClusterRoleBinding", "signet-trust-material");
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("signet"));
+    let d = find(&docs, "Deployment", "signet");
+    let args = strs(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(args.contains(&"--secrets-all-namespaces"), "{args:?}");
+    assert!(args.contains(&"--kubernetes"), "{args:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

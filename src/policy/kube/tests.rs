@@ -180,7 +180,7 @@ fn errors_name_the_field_of_the_resource() {
     spec["authorities"][0]["cosign"]["keys"] =
         json!([{"inline": key_pem()}, {"inline": "not a key"}]);
     let o = object(Kind::ClusterImagePolicy, None, "p", 1, spec);
-    let e = load_object(&o, &Resolver::files()).unwrap_err();
+    let e = load_object(&o, &Resolver::files()).unwrap_err().to_string();
     assert!(e.starts_with("spec.authorities[0].cosign.keys[1]: "), "{e}");
 
     let mut spec = good_spec("**");
@@ -189,7 +189,8 @@ fn errors_name_the_field_of_the_resource() {
         &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
         &Resolver::files(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.starts_with("spec.authorities[0].cosign.keys[0]: ")
             && e.contains("this policy does not come from a file"),
@@ -202,7 +203,8 @@ fn errors_name_the_field_of_the_resource() {
         &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
         &Resolver::files(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.starts_with("spec.mode: unknown variant `block`"), "{e}");
 
     let mut spec = good_spec("**");
@@ -211,7 +213,8 @@ fn errors_name_the_field_of_the_resource() {
         &object(Kind::ClusterImagePolicy, None, "p", 1, spec),
         &Resolver::files(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.starts_with("spec.authorities[0]: authority \"ci\" has both"),
         "{e}"
