@@ -1,5 +1,7 @@
 //! The Kubernetes policy source: `ClusterImagePolicy` and `ImagePolicy` resources, watched with
-//! `kube::runtime` reflectors and combined with the policy directory.
+//! `kube::runtime` reflectors and combined with the policy directory, and the Secrets and
+//! ConfigMaps policies take keys from (`objects`: the kube part of the material resolver, with
+//! the tenant rules).
 //!
 //! The reflectors keep an in-memory copy of every policy resource. [`KubeSource::load`] builds
 //! the set from that copy and the directory: the directory's errors fail the whole load as
@@ -8,7 +10,8 @@
 //! loaded enforces nothing). A resource with the name of a file policy is not loaded: the file
 //! wins, both sides are reported. Not ready until the first list of both kinds has synced; when
 //! the API server goes away the copy is kept, so the last good set stays enforced (never "allow
-//! all") and `signet_policy_source_stale_seconds` says for how long.
+//! all") and `signet_policy_source_stale_seconds` says for how long. A referenced Secret or
+//! ConfigMap that disappears takes the authorities that used it out of trust at once.
 //!
 //! Status is written by one task per process with server-side apply, only when the object's
 //! status differs from what this process computes, and at most once per object generation and
@@ -22,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -36,7 +40,6 @@ use super::material::{Context, MaterialError, MaterialSpec, Reference, Resolver,
 use super::source::{Directory, Source};
 use super::{LoadError, Policy, PolicyName, PolicySet};
 use crate::metrics::Metrics;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use objects::{KubeObjects, TenantRules};
 
 /// How the Kubernetes source is set up (from the command line).
@@ -231,10 +234,12 @@ pub fn reconcile(
                 out.outcomes.push((object, Outcome::Loaded));
             }
             Err(ObjectError::Missing { message, degraded }) => {
-                // Never fall back to a generation that may trust the material now gone.
-                last_good.remove(&object.uid);
+                // The degraded policy replaces the last good one: a later broken generation
+                // then keeps covering the images without trusting the material now gone.
+                let degraded = Arc::new(degraded);
+                last_good.insert(object.uid.clone(), (object.generation, degraded.clone()));
                 tracing::warn!(resource = %object.describe(), error = %message, "policy resource references missing trust material");
-                out.policies.push(Arc::new(degraded));
+                out.policies.push(degraded);
                 out.outcomes
                     .push((object, Outcome::ReferenceNotFound { message }));
             }

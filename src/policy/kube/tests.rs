@@ -1035,3 +1035,141 @@ fn a_policy_whose_only_key_is_missing_covers_its_images_and_trusts_nothing() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A fake API server with state: one ClusterImagePolicy (the recorded `baseline`, with a spec
+/// that loads). Lists return it; watches wait for a change; a status apply that changes the
+/// status bumps its resourceVersion and wakes every watch with a MODIFIED event, and one that
+/// changes nothing is a no-op, as on the real server.
+#[derive(Default)]
+struct Live {
+    object: Value,
+    watchers: Vec<Responder>,
+    idle: Vec<Responder>,
+    patches: usize,
+}
+
+fn live_client(live: &Arc<StdMutex<Live>>) -> kube::Client {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let live = live.clone();
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let body = body.collect_bytes().await.unwrap_or_default();
+            let mut state = live.lock().unwrap();
+            match route(&parts) {
+                Route::ListCluster => {
+                    let (status, bytes) = recorded("list-clusterimagepolicies");
+                    let mut list: Value = serde_json::from_slice(&bytes).unwrap();
+                    list["items"] = json!([state.object.clone()]);
+                    list["metadata"]["resourceVersion"] =
+                        state.object["metadata"]["resourceVersion"].clone();
+                    respond(send, (status, list.to_string().into_bytes()));
+                }
+                Route::WatchCluster => state.watchers.push(send),
+                Route::ListNamespaced => respond(send, recorded("list-clusterimagepolicies-empty")),
+                Route::ListSecrets => respond(send, recorded("secret-list-namespace")),
+                Route::ListConfigMaps => respond(send, empty_config_maps()),
+                Route::PatchStatus => {
+                    state.patches += 1;
+                    let applied: Value = serde_json::from_slice(&body).unwrap();
+                    if state.object["status"] != applied["status"] {
+                        state.object["status"] = applied["status"].clone();
+                        let rv: u64 = state.object["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        state.object["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+                        let event = json!({"type": "MODIFIED", "object": state.object.clone()});
+                        for w in state.watchers.drain(..) {
+                            respond(w, (200, format!("{event}\n").into_bytes()));
+                        }
+                    }
+                    let (status, _) = recorded("status-apply-ssa");
+                    respond(send, (status, state.object.to_string().into_bytes()));
+                }
+                _ => state.idle.push(send),
+            }
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+#[tokio::test]
+async fn two_replicas_write_a_status_once_between_them_and_then_never_again() {
+    let (_, bytes) = recorded_with_specs(
+        "list-clusterimagepolicies",
+        &[("baseline", good_spec("**"))],
+    );
+    let list: Value = serde_json::from_slice(&bytes).unwrap();
+    let baseline = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["metadata"]["name"] == "baseline")
+        .unwrap()
+        .clone();
+    let live = Arc::new(StdMutex::new(Live {
+        object: baseline,
+        ..Live::default()
+    }));
+    let mut replicas = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..2 {
+        let metrics = Arc::new(Metrics::new());
+        let (dir, files) = empty_dir();
+        let source = Arc::new(KubeSource::start(
+            live_client(&live),
+            files,
+            options(),
+            metrics.clone(),
+        ));
+        assert!(source.wait_synced(Duration::from_secs(5)).await);
+        let tx = tx.clone();
+        let task = crate::policy::source::spawn_watch(
+            source.clone(),
+            Duration::from_millis(50),
+            Arc::new(crate::policy::source::Readiness::new(false)),
+            metrics,
+            move |set| {
+                let _ = tx.send(set.policies.len());
+            },
+        );
+        source.shared.wake.notify_one();
+        replicas.push((dir, source, task));
+    }
+    // Both replicas load once.
+    for _ in 0..2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    eventually("a status on the object", || {
+        live.lock().unwrap().object["status"]["conditions"][0]["status"] == "True"
+    })
+    .await;
+    // Let every watch event and poll settle, then record the writes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = live.lock().unwrap().patches;
+    assert!(
+        (1..=2).contains(&settled),
+        "{settled} writes: one, or two when both replicas wrote before seeing the other's"
+    );
+    // Status events reach both replicas but change no generation: no reload, no write.
+    for (_, source, _) in &replicas {
+        source.shared.wake.notify_one();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        live.lock().unwrap().patches,
+        settled,
+        "a replica wrote again"
+    );
+    assert!(rx.try_recv().is_err(), "a status change caused a reload");
+    for (_, _, task) in replicas {
+        task.abort();
+    }
+}
