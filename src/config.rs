@@ -396,6 +396,40 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_flags_become_options_only_with_kubernetes() {
+        let kube = |extra: &[&str]| {
+            let mut argv = vec!["signet", "serve"];
+            argv.extend_from_slice(extra);
+            let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+            Config::try_from(args)
+                .map_err(|e| e.to_string())
+                .map(|c| match c.command {
+                    CommandConfig::Serve { kubernetes, .. } => kubernetes,
+                    _ => unreachable!(),
+                })
+        };
+        assert_eq!(kube(&[]).unwrap(), None);
+        let k = kube(&["--kubernetes", "--namespace", "ops"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(k.namespace, "ops");
+        assert!(!k.secrets_all_namespaces && k.cluster_policy_namespaces.is_empty());
+        let k = kube(&[
+            "--kubernetes",
+            "--secrets-all-namespaces",
+            "--cluster-policy-namespace",
+            "team-a",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(k.secrets_all_namespaces);
+        assert_eq!(k.cluster_policy_namespaces, ["team-a"]);
+        // Each flag needs the one that makes it mean something.
+        assert!(kube(&["--secrets-all-namespaces"]).is_err());
+        assert!(kube(&["--kubernetes", "--cluster-policy-namespace", "x"]).is_err());
+    }
+
+    #[test]
     fn registry_ca_for_wants_host_and_file() {
         for bad in ["nohost", "=file", "host="] {
             let e = registry(&["--registry-ca-for", bad]).unwrap_err();

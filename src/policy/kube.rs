@@ -467,7 +467,8 @@ pub struct KubeSource {
     last_good: Mutex<LastGood>,
     status: mpsc::UnboundedSender<Vec<StatusUpdate>>,
     /// Whether a load has succeeded since the stores synced; until then every fingerprint
-    /// differs, so the watcher loads as soon as the stores are ready whatever it saw before.
+    /// differs (`polls` counts up), so the watcher loads as soon as the stores are ready
+    /// whatever it saw before.
     loaded: AtomicBool,
     polls: AtomicU64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -611,10 +612,14 @@ impl Source for KubeSource {
             return b"unsynced".to_vec();
         }
         let mut out = self.files.fingerprint();
-        if !self.loaded.load(Ordering::Acquire) {
-            let n = self.polls.fetch_add(1, Ordering::Relaxed);
-            out.extend_from_slice(&n.to_le_bytes());
-        }
+        // Until a load succeeds each call counts up, so the watcher loads whatever it saw
+        // before; the count then stays where that load left it.
+        let n = if self.loaded.load(Ordering::Acquire) {
+            self.polls.load(Ordering::Acquire)
+        } else {
+            self.polls.fetch_add(1, Ordering::AcqRel) + 1
+        };
+        out.extend_from_slice(&n.to_le_bytes());
         // Generation, not resourceVersion: a status write changes only the latter and must not
         // cause a reload.
         for o in self.objects() {
