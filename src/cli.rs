@@ -35,6 +35,8 @@ pub enum NoMatchArg {
     Allow,
 }
 
+// Parsed once per process: the size of the serve variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook.

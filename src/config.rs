@@ -262,7 +262,7 @@ impl TryFrom<Args> for Config {
                     limits,
                     registry,
                 } = s;
-                let kubernetes = kubernetes.then(|| KubeOptions {
+                let kubernetes = kubernetes.then_some(KubeOptions {
                     namespace,
                     cluster_policy_namespaces: cluster_policy_namespace,
                     secrets_all_namespaces,

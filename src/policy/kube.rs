@@ -236,7 +236,7 @@ pub fn reconcile(
             Err(ObjectError::Missing { message, degraded }) => {
                 // The degraded policy replaces the last good one: a later broken generation
                 // then keeps covering the images without trusting the material now gone.
-                let degraded = Arc::new(degraded);
+                let degraded: Arc<Policy> = Arc::from(degraded);
                 last_good.insert(object.uid.clone(), (object.generation, degraded.clone()));
                 tracing::warn!(resource = %object.describe(), error = %message, "policy resource references missing trust material");
                 out.policies.push(degraded);
@@ -277,7 +277,10 @@ pub enum ObjectError {
     /// that need it (trusting nothing if that is all of them): enforced in its place, so a
     /// deleted key stops being trusted while the policy still covers its images.
     #[error("{message}")]
-    Missing { message: String, degraded: Policy },
+    Missing {
+        message: String,
+        degraded: Box<Policy>,
+    },
 }
 
 /// Parses and builds one object's policy; errors name the field (`spec.images[1]: ...`).
@@ -345,11 +348,11 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
         .filter(|(i, _)| !unusable.contains(i))
         .map(|(_, a)| a.clone())
         .collect();
-    let degraded = if usable.authorities.is_empty() {
+    let degraded = Box::new(if usable.authorities.is_empty() {
         trusting_nothing(object, &doc(spec))?
     } else {
         build(usable)?
-    };
+    });
     Err(ObjectError::Missing {
         message: missing.join("; "),
         degraded,
