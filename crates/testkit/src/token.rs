@@ -39,7 +39,7 @@ pub struct TokenRequest {
     pub granted: bool,
 }
 
-/// Signs registry tokens; shared by the server thread and [`super::oci::Pusher`].
+/// Signs registry tokens; shared by the server thread and [`crate::oci::Pusher`].
 pub struct TokenMinter {
     pkcs8: Vec<u8>,
     cert_der: Vec<u8>,
