@@ -265,6 +265,7 @@ impl TryFrom<Args> for Config {
                     namespace,
                     secrets_all_namespaces,
                     cluster_policy_namespace,
+                    pull_secrets,
                     limits,
                     registry,
                 } = s;
@@ -293,6 +294,7 @@ impl TryFrom<Args> for Config {
                         shutdown_delay: Duration::from_secs(shutdown_delay_secs),
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
                         limits: limits.try_into()?,
+                        pull_secrets,
                     }),
                     registry: registry.try_into()?,
                     kubernetes,

@@ -32,10 +32,14 @@ use crate::policy::{
 use crate::reason::Reason;
 use crate::registry::{
     self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Registry,
-    RegistryError, Resolved,
+    RegistryError, Resolved, WorkloadCredentialSource,
 };
 use crate::verify::notation::{RevocationData, RevocationSource};
 use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+
+/// Whose registry credentials a review runs with (`--pull-secrets`): the namespace, the pod
+/// spec's pull secrets and service account. Plain data; the admission module fills it in.
+pub use crate::registry::Workload;
 
 /// The most platform manifests `platformSignatures: accept` verifies in one index.
 const MAX_PLATFORMS: usize = 16;
@@ -261,12 +265,17 @@ fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration)
 pub struct Engine {
     registry: Arc<dyn Registry>,
     policies: RwLock<Arc<PolicySet>>,
-    digests: Cache<String, Resolved>,
+    /// Tag → digest, by (reference, identity of the workload's credentials for its host). A
+    /// resolution was obtained with those credentials: a workload without them must ask the
+    /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
+    digests: Cache<(String, Option<String>), Resolved>,
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<dyn RevocationSource>>,
     /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
     held_bytes: Arc<Semaphore>,
+    /// Where a workload's own registry credentials come from (`--pull-secrets`).
+    pull_secrets: Option<Arc<dyn WorkloadCredentialSource>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -301,7 +310,15 @@ impl Engine {
                 .build(),
             metrics,
             revocation: None,
+            pull_secrets: None,
         }
+    }
+
+    /// Looks up each workload's own registry credentials (its pull secrets) with `source`;
+    /// they take precedence over the cluster-wide ones in [`Engine::decide_for`].
+    pub fn with_pull_secrets(mut self, source: Arc<dyn WorkloadCredentialSource>) -> Self {
+        self.pull_secrets = Some(source);
+        self
     }
 
     /// Where Notation revocation checks fetch CRLs and OCSP answers. Without one, chains that
@@ -332,6 +349,36 @@ impl Engine {
     /// more registry requests or blob bytes than its limits allow, is denied as a whole,
     /// whatever `onError` says: the pod spec asked for that much, the registry did not fail.
     pub async fn decide(
+        &self,
+        images: &[ImageUse],
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Verdict {
+        self.decide_for(images, namespace, None, deadline).await
+    }
+
+    /// Like [`Engine::decide`], with the registry credentials of `workload` (its pull secrets,
+    /// then its service account's) ahead of the cluster-wide ones, when the engine has a
+    /// source for them. What the caches share between workloads with different credentials is
+    /// written at `resolve` and `verdict` below, and in docs/registry.md.
+    pub async fn decide_for(
+        &self,
+        images: &[ImageUse],
+        namespace: Option<&str>,
+        workload: Option<&Workload>,
+        deadline: Instant,
+    ) -> Verdict {
+        match (&self.pull_secrets, workload) {
+            (Some(source), Some(w)) => {
+                let creds = Arc::new(source.lookup(w, deadline).await);
+                registry::with_credentials(creds, self.decide_images(images, namespace, deadline))
+                    .await
+            }
+            _ => self.decide_images(images, namespace, deadline).await,
+        }
+    }
+
+    async fn decide_images(
         &self,
         images: &[ImageUse],
         namespace: Option<&str>,
@@ -410,7 +457,7 @@ impl Engine {
         }
         let undecided = |e: &RegistryError| PolicyVerdict::Undecided {
             reason: e.reason,
-            detail: e.detail.clone(),
+            detail: with_credential_note(e),
         };
         let resolved = match tokio::time::timeout_at(
             deadline.into(),
@@ -479,7 +526,9 @@ impl Engine {
         }
     }
 
-    /// Tag (or digest) → manifest descriptor, cached briefly since tags move.
+    /// Tag (or digest) → manifest descriptor, cached briefly since tags move, and only for the
+    /// credentials it was resolved with: every workload passes the registry's access check
+    /// with its own credentials before it can reach a shared verdict.
     async fn resolve(
         &self,
         budget: &ReviewBudget,
@@ -490,10 +539,14 @@ impl Engine {
             missed.store(true, Ordering::Relaxed);
             budget.resolve(image).await
         };
-        let mut r = self.digests.try_get_with(image.to_string(), run()).await;
+        let key = (
+            image.to_string(),
+            registry::credential_identity(image.registry()),
+        );
+        let mut r = self.digests.try_get_with(key.clone(), run()).await;
         if r.is_err() && !missed.load(Ordering::Relaxed) {
             // Another review's failure, perhaps of its own budget or deadline: ask for this one.
-            r = self.digests.try_get_with(image.to_string(), run()).await;
+            r = self.digests.try_get_with(key, run()).await;
         }
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
@@ -502,8 +555,11 @@ impl Engine {
 
     /// The verdict of one policy for one digest, from the cache or by verifying.
     ///
-    /// Concurrent reviews asking for one key share one verification, run under the budget and
-    /// deadline of the review that started it. Undecided results are not cached, and a review
+    /// Concurrent reviews asking for one key share one verification, run under the budget,
+    /// deadline and registry credentials of the review that started it. The key holds no
+    /// credentials: a definitive verdict is about the digest's signatures in its repository,
+    /// not about who may pull it, and a review only gets here after resolving the image with
+    /// its own credentials ([`Engine::resolve`]). Undecided results are not cached, and a review
     /// that received one from another review's run verifies once more under its own, so that
     /// one review running out of requests or time cannot fail another's image.
     async fn verdict(
@@ -776,8 +832,18 @@ impl Engine {
         }
         PolicyVerdict::Undecided {
             reason: e.reason,
-            detail: e.detail,
+            detail: with_credential_note(&e),
         }
+    }
+}
+
+/// The detail of a registry failure, with what the workload's pull secrets could not give when
+/// the registry refused access (or hid the repository): the missing or unreadable secret is
+/// then the likely cause.
+fn with_credential_note(e: &RegistryError) -> String {
+    match (e.reason, registry::credential_note()) {
+        (Reason::Unauthorized | Reason::NotFound, Some(note)) => format!("{}; {note}", e.detail),
+        _ => e.detail.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::policy::kube::{KubeOptions, KubeSource};
 use crate::policy::source::{self, Directory, Source};
+use crate::registry::pull_secrets::PullSecrets;
 use crate::registry::{HttpRegistry, RegistryConfig};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
@@ -102,6 +103,15 @@ pub async fn serve_with(
         }
     };
     let (set, valid) = source::load_initial(policies.as_ref(), &metrics);
-    let engine = build(registry, set, metrics.clone(), options)?;
+    let mut engine = build(registry, set, metrics.clone(), options)?;
+    if serve.pull_secrets {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "--pull-secrets needs the Kubernetes API (KUBECONFIG or the in-cluster \
+                 configuration): {e}"
+            )
+        })?;
+        engine = engine.with_pull_secrets(Arc::new(PullSecrets::new(client, metrics.clone())));
+    }
     server::start(serve, Arc::new(engine), metrics, valid, policies).await
 }

@@ -21,6 +21,17 @@ pub const SKIP_REASONS: [&str; 5] = [
     "subresource",
 ];
 
+/// The `result` label values of `signet_pull_secret_lookups_total`: `found` and the registry's
+/// `SecretProblem` labels (a test there keeps the two lists equal).
+pub const PULL_SECRET_RESULTS: [&str; 6] = [
+    "found",
+    "not_found",
+    "forbidden",
+    "wrong_type",
+    "malformed",
+    "error",
+];
+
 /// All of signet's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -39,6 +50,9 @@ pub struct Metrics {
     pub revocation_duration: HistogramVec,
     pub policy_reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
+    /// Pull secrets and service accounts read from the Kubernetes API (`--pull-secrets`; cache
+    /// misses), by object (`secret`, `serviceaccount`) and result.
+    pub pull_secret_lookups: IntCounterVec,
     pub policies_loaded: IntGauge,
     /// Per policy: when the first trust-store certificate it relies on expires (Unix seconds).
     /// The label is the policy's name: the operator's, bounded by the policy set.
@@ -198,6 +212,12 @@ impl Metrics {
                 "Serving certificate (re)loads, by result",
                 &["result"],
             ),
+            pull_secret_lookups: counter(
+                &registry,
+                "pull_secret_lookups_total",
+                "Pull secrets and service accounts read from the Kubernetes API, by object and result",
+                &["object", "result"],
+            ),
             policies_loaded,
             trust_expiry: {
                 let g = GaugeVec::new(
@@ -262,6 +282,11 @@ impl Metrics {
         for r in ["success", "failure"] {
             m.policy_reloads.with_label_values(&[r]);
             m.tls_reloads.with_label_values(&[r]);
+        }
+        for object in ["secret", "serviceaccount"] {
+            for r in PULL_SECRET_RESULTS {
+                m.pull_secret_lookups.with_label_values(&[object, r]);
+            }
         }
         m
     }

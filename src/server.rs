@@ -77,6 +77,9 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Connection, request and memory limits.
     pub limits: ServeLimits,
+    /// Check each workload's images with its own pull secrets (and its service account's),
+    /// read from the Kubernetes API; the cluster-wide credentials are the fallback.
+    pub pull_secrets: bool,
 }
 
 /// Shared state of the running server.

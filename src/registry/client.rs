@@ -333,7 +333,8 @@ impl HttpRegistry {
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit), RegistryError> {
         let host = image.registry();
         let scope = format!("repository:{}:pull", image.repository());
-        let creds = self.credentials.credentials(host);
+        let workload = super::workload_credentials();
+        let creds = super::pull_secrets::choose(workload.as_deref(), &*self.credentials, host);
         let token_key: TokenKey = (
             host.to_string(),
             scope.clone(),
@@ -383,14 +384,18 @@ impl HttpRegistry {
                         self.is_insecure(host) || self.is_insecure(&url_host(realm))
                     })
                     .map_err(|why| {
-                        let hint = match (&why, creds.is_some()) {
-                            (ChallengeError::NotBearer(_), true) => {
-                                " (the configured credentials were not accepted)"
+                        let from_workload = workload.as_deref().and_then(|w| w.source_of(host));
+                        let hint = match (&why, creds.is_some(), from_workload) {
+                            (ChallengeError::NotBearer(_), true, Some(secret)) => {
+                                format!(" (the credentials of {secret} were not accepted)")
                             }
-                            (ChallengeError::NotBearer(_), false) => {
-                                " (no credentials are configured for it)"
+                            (ChallengeError::NotBearer(_), true, None) => {
+                                " (the configured credentials were not accepted)".into()
                             }
-                            (ChallengeError::Unusable(_), _) => "",
+                            (ChallengeError::NotBearer(_), false, _) => {
+                                " (no credentials are configured for it)".into()
+                            }
+                            (ChallengeError::Unusable(_), _, _) => String::new(),
                         };
                         RegistryError::new(
                             Reason::Unauthorized,

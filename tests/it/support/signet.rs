@@ -131,6 +131,7 @@ impl Signet {
             shutdown_delay: Duration::ZERO,
             drain_timeout: Duration::from_secs(2),
             limits: serve_limits,
+            pull_secrets: false,
         };
         let options = engine::Options {
             revocation,
