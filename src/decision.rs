@@ -7,8 +7,11 @@
 //! review's deadline; what does not finish in time is undecided and follows `onError`. Each
 //! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
 //! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
-//! checked one at a time until an authority is satisfied (`Tally`). Must not import hyper or
-//! Kubernetes types: the admission module translates.
+//! checked one at a time until an authority is satisfied (`Tally`). What to discover and how
+//! to judge a signature is the formats' word, asked through `verify::format` only; this module
+//! does the I/O (registry, revocation fetches), the caching, the budget and the tally. Must not
+//! import hyper, Kubernetes types (the admission module translates), or the formats' modules
+//! (`verify::cosign`, `verify::notation`).
 
 mod budget;
 mod message;
@@ -23,7 +26,7 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 
 use self::budget::{ReviewBudget, SignatureBytes};
-use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Signature, Wants};
+use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Wants};
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
 use crate::policy::{
@@ -34,8 +37,8 @@ use crate::registry::{
     self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Registry,
     RegistryError, Resolved, WorkloadCredentialSource,
 };
-use crate::verify::notation::{RevocationData, RevocationSource};
-use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+use crate::verify::format::{self, Fetched, Plan, RevocationSource};
+use crate::verify::{AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
 
 /// Whose registry credentials a review runs with (`--pull-secrets`): the namespace, the pod
 /// spec's pull secrets and service account. Plain data; the admission module fills it in.
@@ -598,10 +601,8 @@ impl Engine {
 
     /// Finds the signatures the policy can use and checks each authority; any suffices.
     ///
-    /// Discovery is staged to keep registry round trips low: Cosign's `.sig` tag and (when a
-    /// Notation authority asks) the referrers first; Sigstore bundles in the referrers only when
-    /// no authority was satisfied by those, since legacy `.sig` signatures are still the common
-    /// case and cost one request less.
+    /// Discovery runs in the rounds the formats ask for (`format::stages`), a later round only
+    /// while no authority is satisfied, to keep registry round trips low.
     async fn verify(
         &self,
         budget: &ReviewBudget,
@@ -682,21 +683,13 @@ impl Engine {
         };
         let mut tally = Tally::new(policy, &subject, &ctx);
         let mut bytes = SignatureBytes::new(budget);
-        let first = Wants {
-            cosign: policy.wants_cosign(),
-            notation: policy.wants_notation(),
-            bundles: false,
-        };
-        let mut failed = self
-            .judge(budget, &mut bytes, &mut tally, image, first)
-            .await;
-        if !tally.trusted() && policy.wants_cosign() {
-            let bundles = Wants {
-                bundles: true,
-                ..Wants::default()
-            };
+        let mut failed = None;
+        for (round, wants) in format::stages(&policy.authorities).into_iter().enumerate() {
+            if round > 0 && tally.trusted() {
+                break;
+            }
             let more = self
-                .judge(budget, &mut bytes, &mut tally, image, bundles)
+                .judge(budget, &mut bytes, &mut tally, image, wants)
                 .await;
             failed = failed.or(more);
         }
@@ -772,7 +765,7 @@ impl Engine {
             {
                 tally.used.push(d.digest.clone());
             }
-            let signature = match opened {
+            let artifact = match opened {
                 Ok(o) => match bytes.fetch(image, &o.layer, o.kind).await {
                     Ok(b) => discovery::assemble(&o, b),
                     Err(n) => {
@@ -785,44 +778,26 @@ impl Engine {
                     continue;
                 }
             };
-            let revocation = match &signature {
-                Signature::Notation(n) => {
-                    self.revocation_data(tally.policy, subject, std::slice::from_ref(n), &tally.ctx)
-                        .await
-                }
-                _ => RevocationData::default(),
-            };
-            tally.check(&signature, &revocation);
+            // Down (check, pure), the fetches its plan names, and back (verdicts, pure): once.
+            let n = tally.number(artifact.kind);
+            let (policy, ctx) = (tally.policy, tally.ctx);
+            let authorities = &policy.authorities;
+            let checked = format::check(authorities, subject, artifact, n, &ctx);
+            let fetched = self.fetch(checked.plan()).await;
+            for (i, outcome) in checked.verdicts(authorities, &fetched, &ctx) {
+                tally.keep(i, outcome);
+            }
         }
         failed
     }
 
-    /// Fetches revocation answers for the Notation signatures found, for the authorities of
-    /// the policy that check revocation, and only for chains those authorities trust.
-    async fn revocation_data(
-        &self,
-        policy: &Policy,
-        subject: &Subject,
-        signatures: &[verify::NotationSignature],
-        ctx: &Context,
-    ) -> RevocationData {
-        let Some(source) = &self.revocation else {
-            return RevocationData::default();
-        };
-        let mut locations = Vec::new();
-        for a in &policy.authorities {
-            if let Verifier::Notation(n) = &a.verifier {
-                for l in verify::notation::revocation_locations(n, subject, signatures, ctx) {
-                    if !locations.contains(&l) {
-                        locations.push(l);
-                    }
-                }
-            }
+    /// What a signature's check asked to fetch (revocation answers), when the engine has a
+    /// fetcher; without one the verdict finds the answers missing.
+    async fn fetch(&self, plan: &Plan) -> Fetched {
+        match &self.revocation {
+            Some(source) if !plan.is_empty() => format::fetch(source.as_ref(), plan).await,
+            _ => Fetched::default(),
         }
-        if locations.is_empty() {
-            return RevocationData::default();
-        }
-        verify::notation::fetch_revocation(source.as_ref(), &locations).await
     }
 
     fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
@@ -848,14 +823,15 @@ fn with_credential_note(e: &RegistryError) -> String {
 }
 
 /// Each authority's best outcome so far, as signatures are checked one at a time: trusted, or
-/// the failure that says most ([`rank`]; on a tie the first, i.e. the newest signature's).
+/// the failure that says most (`format::keep`; on a tie the first, i.e. the newest
+/// signature's).
 struct Tally<'a> {
     policy: &'a Policy,
     subject: &'a Subject,
     ctx: Context,
     outcomes: Vec<Outcome>,
     /// Signatures checked so far, per kind, to number them in messages.
-    seen: [usize; 3],
+    seen: [usize; Kind::ALL.len()],
     /// Artifacts of the subject set aside as no signature this policy uses (a referrer may be
     /// set aside by one listing and used by the next: `used` wins).
     ignored: Vec<discovery::Ignored>,
@@ -869,17 +845,14 @@ impl<'a> Tally<'a> {
         let outcomes = policy
             .authorities
             .iter()
-            .map(|a| match &a.verifier {
-                Verifier::Cosign(c) => verify::cosign::verify(c, &subject.digest, &[], &[], ctx),
-                Verifier::Notation(n) => verify::notation::verify(n, subject, &[], ctx),
-            })
+            .map(|a| format::no_signature(&a.verifier, subject, ctx))
             .collect();
         Tally {
             policy,
             subject,
             ctx: *ctx,
             outcomes,
-            seen: [0; 3],
+            seen: [0; Kind::ALL.len()],
             ignored: Vec::new(),
             used: Vec::new(),
         }
@@ -891,49 +864,19 @@ impl<'a> Tally<'a> {
             .any(|o| matches!(o, Outcome::Trusted(_)))
     }
 
-    /// Checks one signature with every authority that uses its kind.
-    fn check(&mut self, signature: &Signature, revocation: &RevocationData) {
-        let kind = match signature {
-            Signature::Cosign(_) => Kind::Cosign,
-            Signature::Notation(_) => Kind::Notation,
-            Signature::Bundle(_) => Kind::Bundle,
-        };
-        let n = self.seen[kind as usize];
-        self.seen[kind as usize] += 1;
-        let (policy, subject, ctx) = (self.policy, self.subject, self.ctx);
-        let ctx = &ctx;
-        for (i, a) in policy.authorities.iter().enumerate() {
-            let outcome = match (&a.verifier, signature) {
-                (Verifier::Cosign(c), Signature::Cosign(s)) => {
-                    verify::cosign::verify(c, &subject.digest, std::slice::from_ref(s), &[], ctx)
-                }
-                (Verifier::Cosign(c), Signature::Bundle(b)) => {
-                    verify::cosign::verify(c, &subject.digest, &[], std::slice::from_ref(b), ctx)
-                }
-                (Verifier::Notation(a), Signature::Notation(s)) => {
-                    verify::notation::verify_with_revocation(
-                        a,
-                        subject,
-                        std::slice::from_ref(s),
-                        ctx,
-                        revocation,
-                    )
-                }
-                _ => continue,
-            };
-            self.keep(i, renumber(outcome, n));
-        }
+    /// The number of the next signature of `kind`, counted from 0, for messages.
+    fn number(&mut self, kind: Kind) -> usize {
+        let n = self.seen[kind.index()];
+        self.seen[kind.index()] += 1;
+        n
     }
 
     /// A defective signature artifact: a failed signature for the authorities of its kinds.
     fn defect(&mut self, d: &Defect) {
         for i in 0..self.policy.authorities.len() {
-            let uses = match self.policy.authorities[i].verifier {
-                Verifier::Cosign(_) => {
-                    d.kinds.contains(&Kind::Cosign) || d.kinds.contains(&Kind::Bundle)
-                }
-                Verifier::Notation(_) => d.kinds.contains(&Kind::Notation),
-            };
+            let uses = format::kinds(&self.policy.authorities[i].verifier)
+                .iter()
+                .any(|k| d.kinds.contains(k));
             if uses {
                 self.keep(i, Outcome::Failed(d.failure.clone()));
             }
@@ -956,28 +899,7 @@ impl<'a> Tally<'a> {
     }
 
     fn keep(&mut self, i: usize, new: Outcome) {
-        let replace = match (&mut self.outcomes[i], &new) {
-            (Outcome::Trusted(_), _) => false,
-            (_, Outcome::Trusted(_)) => true,
-            (Outcome::Failed(old), Outcome::Failed(f))
-                if old.reason == Reason::NoSignature && f.reason == Reason::NoSignature =>
-            {
-                // Still no signature, but the verifier says what it set aside (an attestation
-                // that is no signature): keep every such note.
-                if let Some((_, ignored)) = f.detail.split_once(IGNORED) {
-                    if old.detail.contains(IGNORED) {
-                        old.detail = format!("{}; {ignored}", old.detail);
-                    } else {
-                        old.detail = f.detail.clone();
-                    }
-                }
-                false
-            }
-            (Outcome::Failed(old), Outcome::Failed(f)) => rank(f.reason) > rank(old.reason),
-        };
-        if replace {
-            self.outcomes[i] = new;
-        }
+        format::keep(&mut self.outcomes[i], new);
     }
 
     /// The outcomes for the verdict: the authorities up to the first that trusts, or all. The
@@ -1006,24 +928,6 @@ impl<'a> Tally<'a> {
             }
         }
         out
-    }
-}
-
-/// The verifiers number the signatures of the list they are given; each gets one here, so
-/// its number among the signatures of its kind is put back.
-fn renumber(outcome: Outcome, n: usize) -> Outcome {
-    match outcome {
-        Outcome::Failed(mut f) => {
-            for label in ["signature", "bundle"] {
-                let first = format!("{label} 0: ");
-                if f.detail.contains(&first) {
-                    f.detail = f.detail.replacen(&first, &format!("{label} {n}: "), 1);
-                    break;
-                }
-            }
-            Outcome::Failed(f)
-        }
-        t => t,
     }
 }
 
@@ -1060,28 +964,12 @@ fn ignored_note(ignored: &[discovery::Ignored], used: &[Digest]) -> String {
     )
 }
 
-/// How the Cosign verifier introduces the artifacts it set aside as no signature.
-const IGNORED: &str = "; ignored: ";
-
-/// How much a failure says: a signature that was found but failed says more than "no
-/// signature", and a malformed one less than one that was checked.
-fn rank(r: Reason) -> u8 {
-    match r {
-        Reason::NoSignature => 0,
-        Reason::Malformed => 1,
-        _ => 2,
-    }
-}
-
 fn trusted(o: &AuthorityOutcome) -> bool {
     matches!(o.result, Outcome::Trusted(_))
 }
 
 fn verifier_kind(v: &Verifier) -> VerifierKind {
-    match v {
-        Verifier::Cosign(_) => VerifierKind::Cosign,
-        Verifier::Notation(_) => VerifierKind::Notation,
-    }
+    format::verifier_kind(v)
 }
 
 fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
@@ -1135,7 +1023,7 @@ fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
             Outcome::Failed(Failure { reason, .. }) => Some(*reason),
             Outcome::Trusted(_) => None,
         })
-        .max_by_key(|r| rank(*r))
+        .max_by_key(|r| r.telling())
         .unwrap_or(Reason::SignatureInvalid)
 }
 

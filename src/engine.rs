@@ -10,7 +10,7 @@ use crate::policy::PolicySet;
 use crate::policy::kube::{KubeOptions, KubeSource};
 use crate::policy::source::{self, Directory, Source};
 use crate::registry::pull_secrets::PullSecrets;
-use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::registry::{HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -38,7 +38,7 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Registry(String),
+    Registry(#[source] SetupError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP

@@ -26,10 +26,43 @@ use bytes::Bytes;
 pub use auth::Credentials;
 pub use client::{HttpRegistry, RegistryConfig};
 pub use pull_secrets::{Workload, WorkloadCredentialSource, WorkloadCredentials};
-pub use ssrf::{Cidr, DenyList};
+pub use ssrf::{Cidr, CidrError, DenyList};
 
 use crate::image::{Digest, ImageRef};
 use crate::reason::Reason;
+
+/// Why the registry client cannot be set up from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("not a docker config.json: {0}")]
+    DockerConfig(#[source] serde_json::Error),
+    #[error("auths[{host}].auth is not base64: {source}")]
+    AuthNotBase64 {
+        host: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("auths[{0}].auth is not UTF-8")]
+    AuthNotUtf8(String),
+    #[error("auths[{0}].auth is not user:password")]
+    AuthNotUserPassword(String),
+    #[error("registry CA bundle: {0}")]
+    CaBundle(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("{what} {host:?}: {source}")]
+    Host {
+        what: &'static str,
+        host: String,
+        #[source]
+        source: crate::image::ParseError,
+    },
+    #[error(
+        "insecure registry {0:?}: port 443 is the HTTPS port; a plain-HTTP registry there is \
+         not supported (without a port, plain HTTP means port 80)"
+    )]
+    InsecureOnHttpsPort(String),
+}
 
 /// Media types signet asks for when reading manifests. Debian's docker-registry answers 404 to
 /// an OCI manifest unless `Accept` names the OCI types exactly.

@@ -134,7 +134,8 @@ pub fn secret_credentials(secret: &Secret) -> Result<SecretCredentials, SecretPr
     } else {
         text.to_string()
     };
-    let (creds, _helpers) = auth::docker_config(&text).map_err(SecretProblem::Malformed)?;
+    let (creds, _helpers) =
+        auth::docker_config(&text).map_err(|e| SecretProblem::Malformed(e.to_string()))?;
     Ok(creds)
 }
 
