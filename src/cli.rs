@@ -57,6 +57,8 @@ pub enum NoMatchArg {
     Allow,
 }
 
+// Parsed once per process: the size of the serve variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook.
@@ -184,6 +186,33 @@ pub struct ServeArgs {
     /// Override the policies' noMatch setting.
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
+    /// Also take policies from ClusterImagePolicy and ImagePolicy resources, watched through
+    /// the cluster that KUBECONFIG names (in a pod: the in-cluster config), and write their
+    /// status. The policy directory still applies. See docs/kubernetes.md.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// signet's own namespace, with --kubernetes: the one namespace whose Secrets and
+    /// ConfigMaps ClusterImagePolicies may reference.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "signet-system",
+        value_name = "NS"
+    )]
+    pub namespace: String,
+    /// With --kubernetes: watch Secrets and ConfigMaps in every namespace (needs the
+    /// secrets-all-namespaces RBAC component), so that ImagePolicies can take keys from their
+    /// own namespace. Without it only signet's namespace is watched.
+    #[arg(long, requires = "kubernetes")]
+    pub secrets_all_namespaces: bool,
+    /// With --secrets-all-namespaces: a further namespace whose Secrets and ConfigMaps
+    /// ClusterImagePolicies may reference (`*`: any). Repeatable.
+    #[arg(
+        long = "cluster-policy-namespace",
+        value_name = "NS",
+        requires = "secrets_all_namespaces"
+    )]
+    pub cluster_policy_namespace: Vec<String>,
     /// Seconds to keep serving after SIGTERM before draining (endpoint removal lag).
     #[arg(long, default_value_t = 0)]
     pub shutdown_delay_secs: u64,

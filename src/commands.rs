@@ -11,6 +11,7 @@ use crate::cli::Output;
 use crate::config::{CommandConfig, Config};
 use crate::decision::{Engine, ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
 use crate::metrics::Metrics;
+use crate::policy::kube::KubeOptions;
 use crate::policy::source::{self, Source};
 use crate::policy::{self, NoMatch, OnError};
 use crate::registry::RegistryConfig;
@@ -26,7 +27,11 @@ pub async fn run(config: Config) -> ExitCode {
         command,
     } = config;
     match command {
-        CommandConfig::Serve { serve, registry } => serve_command(*serve, registry).await,
+        CommandConfig::Serve {
+            serve,
+            registry,
+            kubernetes,
+        } => serve_command(*serve, registry, kubernetes).await,
         CommandConfig::Verify {
             images,
             policies,
@@ -553,7 +558,11 @@ fn offline_engine(
 
 /// `signet serve`: runs the webhook until SIGTERM. A development CA goes to a directory this
 /// process makes (see `--self-signed-ca-out`), removed again when it stops.
-async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> ExitCode {
+async fn serve_command(
+    serve: server::ServeConfig,
+    registry: RegistryConfig,
+    kubernetes: Option<KubeOptions>,
+) -> ExitCode {
     let self_signed = match &serve.tls {
         server::TlsSource::SelfSigned { ca_out } => Some(ca_out.clone()),
         server::TlsSource::Files { .. } => None,
@@ -570,7 +579,8 @@ async fn serve_command(serve: server::ServeConfig, registry: RegistryConfig) -> 
         made_dir = Some(dir.to_path_buf());
     }
     let metrics = Arc::new(Metrics::new());
-    match engine::serve(serve, registry, metrics, engine::Options::default()).await {
+    let options = engine::Options::default();
+    match engine::serve_with(serve, registry, metrics, options, kubernetes).await {
         Ok(handle) => {
             tracing::info!(webhook = %handle.webhook_addr, admin = %handle.admin_addr, "signet is serving: POST https://{}/validate", handle.webhook_addr);
             if let Some(ca) = self_signed {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Args, LogFormat, NoMatchArg, Output};
 use crate::policy::NoMatch;
+use crate::policy::kube::KubeOptions;
 use crate::registry::{Cidr, DenyList, Limits, RegistryConfig};
 use crate::server::{ServeConfig, ServeLimits, TlsSource};
 
@@ -28,6 +29,8 @@ pub enum CommandConfig {
         /// Boxed: by far the largest variant.
         serve: Box<ServeConfig>,
         registry: RegistryConfig,
+        /// `--kubernetes`: policy resources from the API server too.
+        kubernetes: Option<KubeOptions>,
     },
     Verify {
         images: Vec<String>,
@@ -337,10 +340,19 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
+                    kubernetes,
+                    namespace,
+                    secrets_all_namespaces,
+                    cluster_policy_namespace,
                     pull_secrets,
                     limits,
                     registry,
                 } = s;
+                let kubernetes = kubernetes.then_some(KubeOptions {
+                    namespace,
+                    cluster_policy_namespaces: cluster_policy_namespace,
+                    secrets_all_namespaces,
+                });
                 let tls = match (tls_cert, tls_key) {
                     (Some(cert), Some(key)) => TlsSource::Files { cert, key },
                     (None, None) => TlsSource::SelfSigned {
@@ -363,6 +375,7 @@ impl TryFrom<Args> for Config {
                         pull_secrets,
                     }),
                     registry: registry.try_into()?,
+                    kubernetes,
                 }
             }
             cli::Command::Verify(v) => {
@@ -519,6 +532,40 @@ mod tests {
             "{}",
             ca_out.display()
         );
+    }
+
+    #[test]
+    fn kubernetes_flags_become_options_only_with_kubernetes() {
+        let kube = |extra: &[&str]| {
+            let mut argv = vec!["signet", "serve"];
+            argv.extend_from_slice(extra);
+            let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+            Config::try_from(args)
+                .map_err(|e| e.to_string())
+                .map(|c| match c.command {
+                    CommandConfig::Serve { kubernetes, .. } => kubernetes,
+                    _ => unreachable!(),
+                })
+        };
+        assert_eq!(kube(&[]).unwrap(), None);
+        let k = kube(&["--kubernetes", "--namespace", "ops"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(k.namespace, "ops");
+        assert!(!k.secrets_all_namespaces && k.cluster_policy_namespaces.is_empty());
+        let k = kube(&[
+            "--kubernetes",
+            "--secrets-all-namespaces",
+            "--cluster-policy-namespace",
+            "team-a",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(k.secrets_all_namespaces);
+        assert_eq!(k.cluster_policy_namespaces, ["team-a"]);
+        // Each flag needs the one that makes it mean something.
+        assert!(kube(&["--secrets-all-namespaces"]).is_err());
+        assert!(kube(&["--kubernetes", "--cluster-policy-namespace", "x"]).is_err());
     }
 
     #[test]

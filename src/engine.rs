@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::decision::{CacheConfig, Engine};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
-use crate::policy::source::{self, Directory};
+use crate::policy::kube::{KubeOptions, KubeSource};
+use crate::policy::source::{self, Directory, Source};
 use crate::registry::pull_secrets::PullSecrets;
 use crate::registry::{HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
@@ -72,10 +73,36 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     options: Options,
 ) -> anyhow::Result<Handle> {
-    let (set, valid) = source::load_initial(
-        &Directory::new(serve.policies.clone(), serve.no_match_override),
-        &metrics,
-    );
+    serve_with(serve, registry, metrics, options, None).await
+}
+
+/// How long `signet serve --kubernetes` waits for the first list of policy resources before it
+/// starts anyway, not ready until they arrive.
+const FIRST_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// As [`serve`], with policy resources from the Kubernetes API besides the directory when
+/// `kubernetes` is set (the cluster found through `KUBECONFIG` or the in-cluster config).
+pub async fn serve_with(
+    serve: ServeConfig,
+    registry: RegistryConfig,
+    metrics: Arc<Metrics>,
+    options: Options,
+    kubernetes: Option<KubeOptions>,
+) -> anyhow::Result<Handle> {
+    let files = Directory::new(serve.policies.clone(), serve.no_match_override);
+    let policies: Arc<dyn Source> = match kubernetes {
+        None => Arc::new(files),
+        Some(k) => {
+            let source = KubeSource::connect(files, k, metrics.clone()).await?;
+            if !source.wait_synced(FIRST_SYNC).await {
+                tracing::warn!(
+                    "no list of policy resources from the API server yet; not ready until it arrives"
+                );
+            }
+            Arc::new(source)
+        }
+    };
+    let (set, valid) = source::load_initial(policies.as_ref(), &metrics);
     let mut engine = build(registry, set, metrics.clone(), options)?;
     if serve.pull_secrets {
         let client = kube::Client::try_default().await.map_err(|e| {
@@ -86,5 +113,5 @@ pub async fn serve(
         })?;
         engine = engine.with_pull_secrets(Arc::new(PullSecrets::new(client, metrics.clone())));
     }
-    server::start(serve, Arc::new(engine), metrics, valid).await
+    server::start(serve, Arc::new(engine), metrics, valid, policies).await
 }

@@ -57,6 +57,12 @@ pub struct Metrics {
     /// Per policy: when the first trust-store certificate it relies on expires (Unix seconds).
     /// The label is the policy's name: the operator's, bounded by the policy set.
     pub trust_expiry: GaugeVec,
+    /// Per watched Kubernetes resource (a closed set: `clusterimagepolicies`, `imagepolicies`,
+    /// `secrets`, `configmaps`): seconds since its watch was last known to be current; 0 while
+    /// it is.
+    pub policy_source_stale: GaugeVec,
+    /// Status writes to policy resources, by result (`written`, `failed`).
+    pub policy_status_writes: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -228,6 +234,27 @@ impl Metrics {
                     .unwrap_or_else(|e| unreachable!("gauge registered once: {e}"));
                 g
             },
+            policy_source_stale: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "policy_source_stale_seconds",
+                        "Seconds since the watch of a Kubernetes resource policies come from was last known to be current (0: current)",
+                    )
+                    .namespace("signet"),
+                    &["source"],
+                )
+                .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("gauge registered once: {e}"));
+                g
+            },
+            policy_status_writes: counter(
+                &registry,
+                "policy_status_writes_total",
+                "Status writes to policy custom resources, by result",
+                &["result"],
+            ),
             registry,
         };
         // Pre-register the common label sets so dashboards see zeros, not gaps.

@@ -6,7 +6,9 @@
 //! `verify` or `decision`: keys are parsed here into plain DER, verifiers build from that.
 
 pub mod cosign;
+pub mod crd;
 mod glob;
+pub mod kube;
 mod load;
 pub mod material;
 pub mod notation;
@@ -22,7 +24,16 @@ use crate::image::ImageRef;
 
 /// What a failing image does to the admission.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -47,7 +58,16 @@ impl Mode {
 
 /// What an image gets when verification cannot complete (registry down, deadline).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
@@ -121,7 +141,16 @@ impl fmt::Display for PolicyName {
 /// build for one platform next to a current one for another, and it will be admitted. Use it
 /// only where every signed platform image is acceptable on its own.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformSignatures {

@@ -152,6 +152,7 @@ pub async fn start(
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     policies_valid: bool,
+    policies: Arc<dyn source::Source>,
 ) -> anyhow::Result<Handle> {
     let (pair, ca_pem, files) = match &config.tls {
         TlsSource::Files { cert, key } => (
@@ -212,7 +213,7 @@ pub async fn start(
         ));
     }
     background.push(source::spawn_watch(
-        source::Directory::new(config.policies.clone(), config.no_match_override),
+        policies,
         config.policy_poll,
         state.policies.clone(),
         metrics.clone(),

@@ -34,7 +34,7 @@ pub use trust_root::{TrustRoot, TrustRootError};
 /// ```
 ///
 /// `keys` and `keyless` may both be present; any signature satisfying either suffices.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CosignSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -46,7 +46,7 @@ pub struct CosignSpec {
 }
 
 /// Keyless (Fulcio certificate) signatures: who may sign, and the trust root.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeylessSpec {
     pub identities: Vec<IdentitySpec>,
@@ -57,7 +57,7 @@ pub struct KeylessSpec {
 
 /// One trusted signer identity. Both parts are required: an issuer (`issuer` exact or
 /// `issuerRegExp`) and a subject (`subject` exact or `subjectRegExp`).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IdentitySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,14 +74,14 @@ pub struct IdentitySpec {
 /// need a verified Rekor entry whatever this says: it binds the signature to the public log
 /// and, for `.sig` signatures, is their only trusted signing time (bundles may add RFC 3161
 /// timestamps). Relaxing it for keyless would mean trusting certificates nobody can audit.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlogSpec {
     pub required: bool,
 }
 
 /// Certificate-transparency (SCT) requirement for keyless certificates.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CtlogSpec {
     pub required: bool,
@@ -89,7 +89,7 @@ pub struct CtlogSpec {
 
 /// One trusted public key: where its PEM comes from (see [`MaterialSpec`]), and whether RSA-PSS
 /// signatures by it count.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeySpec {
     #[serde(flatten)]
@@ -102,6 +102,7 @@ pub struct KeySpec {
     /// Fields nothing above knows. Kept so that a misspelt field is a load error naming it
     /// (the strict parsing every other part of a policy gets), which `flatten` cannot give.
     #[serde(flatten, skip_serializing)]
+    #[schemars(skip)]
     pub unknown: BTreeMap<String, serde_yaml::Value>,
 }
 

@@ -7,16 +7,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::cosign::{CosignAuthority, CosignSpec};
+use super::cosign::CosignAuthority;
+use super::crd::PolicySpec;
 use super::material::{Context, Resolver};
-use super::notation::{NotationAuthority, NotationSpec};
+use super::notation::NotationAuthority;
 use super::{
     Authority, ImageGlob, Mode, NoMatch, OnError, PlatformSignatures, Policy, PolicyName,
     PolicySet, Verifier,
 };
 use crate::image::Digest;
 
-const API_VERSION: &str = "signet.dev/v1alpha1";
+use super::crd::API_VERSION;
 const KINDS: &str = "ClusterImagePolicy, ImagePolicy, SignetConfig";
 
 /// One problem in one policy file.
@@ -46,52 +47,23 @@ struct Header {
     kind: Option<String>,
 }
 
+/// A policy document: the same shape in a file and as a custom resource. Its JSON is hashed
+/// into the policy's generation.
 #[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PolicyDoc {
-    api_version: String,
-    kind: String,
-    metadata: Metadata,
-    spec: PolicySpec,
+pub(crate) struct PolicyDoc {
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    pub(crate) metadata: Metadata,
+    pub(crate) spec: PolicySpec,
 }
 
 /// Kubernetes object metadata: only name and namespace matter; other fields (labels, or those a
 /// cluster adds when a policy is exported) are accepted and ignored.
 #[derive(serde::Deserialize, serde::Serialize)]
-struct Metadata {
-    name: String,
-    namespace: Option<String>,
-}
-
-#[derive(serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PolicySpec {
-    images: Vec<ImageGlob>,
-    #[serde(default)]
-    mode: Mode,
-    #[serde(default)]
-    on_error: OnError,
-    #[serde(default, skip_serializing_if = "is_default")]
-    platform_signatures: PlatformSignatures,
-    #[serde(default, skip_serializing_if = "is_default")]
-    require_digest: bool,
-    #[serde(default, skip_serializing_if = "is_default")]
-    pin_templates: bool,
-    authorities: Vec<AuthoritySpec>,
-}
-
-/// Leaves an unset option out of the generation hash, so adding the option did not change the
-/// generation (and cache keys) of existing policies.
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
-
-#[derive(serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-struct AuthoritySpec {
-    name: String,
-    cosign: Option<CosignSpec>,
-    notation: Option<NotationSpec>,
+pub(crate) struct Metadata {
+    pub(crate) name: String,
+    pub(crate) namespace: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -376,19 +348,114 @@ fn load_policy(
 ) -> Result<Policy, DocError> {
     let parsed: PolicyDoc =
         serde_yaml::from_str(doc).map_err(|e| (yaml_line(&e), yaml_message(&e)))?;
+    build_policy(&parsed, Some(base), resolver, file.display().to_string()).map_err(|e| {
+        let line = match &e.at {
+            At::Metadata => locate(doc, "metadata"),
+            At::Name => locate(doc, "name"),
+            At::Spec(key) => locate(doc, key),
+            At::Authority { name, .. } => locate_after(doc, "name", name),
+        };
+        let message = match &e.at {
+            At::Authority {
+                name,
+                verifier: Some(_),
+                ..
+            } => format!("authority {name:?}: {}", e.message),
+            _ => e.message,
+        };
+        (line, message)
+    })
+}
+
+/// Where in a policy document a problem is, so that each source can name it its own way: a
+/// file by line, a custom resource by field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum At {
+    Metadata,
+    Name,
+    /// A field directly under `spec`.
+    Spec(&'static str),
+    /// `spec.authorities[index]`; `verifier` is set when the message is the verifier loader's
+    /// (which names its own field, e.g. `cosign.keys[1]: ...`).
+    Authority {
+        index: usize,
+        name: String,
+        verifier: Option<&'static str>,
+    },
+}
+
+/// One problem in one policy document, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpecError {
+    pub(crate) at: At,
+    pub(crate) message: String,
+}
+
+impl SpecError {
+    /// The message with the field path in front, as for a custom resource:
+    /// `spec.authorities[0].cosign.keys[1]: not a public key`.
+    pub(crate) fn with_field_path(&self) -> String {
+        match &self.at {
+            At::Metadata => format!("metadata: {}", self.message),
+            At::Name => format!("metadata.name: {}", self.message),
+            At::Spec(key) => {
+                let m = self
+                    .message
+                    .strip_prefix(&format!("spec.{key} "))
+                    .unwrap_or(&self.message);
+                format!("spec.{key}: {m}")
+            }
+            At::Authority {
+                index,
+                verifier: Some(v),
+                ..
+            } => {
+                let m = &self.message;
+                let field_first = m
+                    .split(['[', ':', ' ', '.'])
+                    .next()
+                    .is_some_and(|w| NESTED_FIELDS.contains(&w));
+                if m.starts_with(&format!("{v}.")) {
+                    format!("spec.authorities[{index}].{m}")
+                } else if field_first {
+                    format!("spec.authorities[{index}].{v}.{m}")
+                } else {
+                    format!("spec.authorities[{index}].{v}: {m}")
+                }
+            }
+            At::Authority { index, .. } => {
+                format!("spec.authorities[{index}]: {}", self.message)
+            }
+        }
+    }
+}
+
+/// Fields of a Notation authority its loader's messages start with.
+const NESTED_FIELDS: [&str; 3] = ["trustStores", "signatureVerification", "trustedIdentities"];
+
+/// Builds a policy from a parsed document; `base` is where relative key paths start (`None`:
+/// the policy names no files), `resolver` reads its trust material, `source` names the document
+/// in messages. Files and custom resources both come here.
+pub(crate) fn build_policy(
+    parsed: &PolicyDoc,
+    base: Option<&Path>,
+    resolver: &Resolver,
+    source: String,
+) -> Result<Policy, SpecError> {
+    let err = |at: At, message: String| SpecError { at, message };
     let PolicyDoc {
         api_version: _,
         kind,
         metadata,
         spec,
-    } = &parsed;
+    } = parsed;
     if metadata.name.is_empty() {
-        return Err((locate(doc, "name"), "metadata.name is empty".into()));
+        return Err(err(At::Name, "metadata.name is empty".into()));
     }
     let namespace = match (kind.as_str(), &metadata.namespace) {
         ("ImagePolicy", None) => {
-            return Err((
-                locate(doc, "metadata"),
+            return Err(err(
+                At::Metadata,
                 "an ImagePolicy needs metadata.namespace (it applies in that namespace only)"
                     .into(),
             ));
@@ -401,46 +468,57 @@ fn load_policy(
         None => PolicyName(metadata.name.clone()),
     };
     if spec.images.is_empty() {
-        return Err((
-            locate(doc, "images"),
+        return Err(err(
+            At::Spec("images"),
             "spec.images is empty: list at least one glob".into(),
         ));
     }
     if spec.authorities.is_empty() {
-        return Err((
-            locate(doc, "authorities"),
+        return Err(err(
+            At::Spec("authorities"),
             "spec.authorities is empty: list at least one cosign or notation authority".into(),
         ));
     }
     let cx = Context {
-        base: Some(base),
+        base,
         namespace: namespace.as_deref(),
     };
-    let mut material =
-        serde_json::to_vec(&parsed).map_err(|e| (None, format!("cannot hash the policy: {e}")))?;
+    let mut material = serde_json::to_vec(parsed).map_err(|e| {
+        err(
+            At::Spec("authorities"),
+            format!("cannot hash the policy: {e}"),
+        )
+    })?;
     let mut authorities = Vec::with_capacity(spec.authorities.len());
     let mut seen = std::collections::HashSet::new();
-    for a in &spec.authorities {
-        let at = locate_after(doc, "name", &a.name);
+    for (index, a) in spec.authorities.iter().enumerate() {
+        let at = |verifier: Option<&'static str>| At::Authority {
+            index,
+            name: a.name.clone(),
+            verifier,
+        };
         if !seen.insert(a.name.as_str()) {
-            return Err((at, format!("duplicate authority name {:?}", a.name)));
+            return Err(err(
+                at(None),
+                format!("duplicate authority name {:?}", a.name),
+            ));
         }
         let verifier = match (&a.cosign, &a.notation) {
             (Some(c), None) => {
                 let (auth, bytes) = CosignAuthority::load(c, resolver, &cx)
-                    .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
+                    .map_err(|m| err(at(Some("cosign")), m.to_string()))?;
                 material.extend_from_slice(&bytes);
                 Verifier::Cosign(auth)
             }
             (None, Some(n)) => {
                 let (auth, bytes) = NotationAuthority::load(n, resolver, &cx)
-                    .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
+                    .map_err(|m| err(at(Some("notation")), m))?;
                 material.extend_from_slice(&bytes);
                 Verifier::Notation(Box::new(auth))
             }
             (Some(_), Some(_)) => {
-                return Err((
-                    at,
+                return Err(err(
+                    at(None),
                     format!(
                         "authority {:?} has both cosign and notation: use two authorities",
                         a.name
@@ -448,8 +526,8 @@ fn load_policy(
                 ));
             }
             (None, None) => {
-                return Err((
-                    at,
+                return Err(err(
+                    at(None),
                     format!("authority {:?} needs cosign or notation", a.name),
                 ));
             }
@@ -470,7 +548,7 @@ fn load_policy(
         pin_templates: spec.pin_templates,
         authorities,
         generation: Digest::sha256_of(&material).hex()[..16].to_string(),
-        source: file.display().to_string(),
+        source,
         scope: super::Scope::Glob,
     })
 }
@@ -715,7 +793,7 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
             errs[0].contains(
-                "cosign.keys[0]: unknown field `inlnie`, expected one of inline, file, rsaPss"
+                "cosign.keys[0]: unknown field `inlnie`, expected one of inline, file, secretRef, configMapRef, rsaPss"
             ),
             "{errs:?}"
         );
@@ -866,6 +944,7 @@ mod tests {
         for dir in [
             root.clone(),
             root.join("examples"),
+            root.join("crds"),
             root.join("notation-config"),
         ] {
             if let Err(errs) = load_dir(&dir) {

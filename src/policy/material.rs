@@ -19,14 +19,61 @@ use std::path::{Path, PathBuf};
 /// ```yaml
 /// {inline: "-----BEGIN PUBLIC KEY-----..."}   # the material itself
 /// {file: keys/release.pub}                    # relative to the policy file
+/// {secretRef: {name: cosign, key: cosign.pub}}         # a watched Secret (--kubernetes)
+/// {configMapRef: {name: ca, key: ca.crt, namespace: x}} # a watched ConfigMap (--kubernetes)
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MaterialSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// A key of a Secret, read from signet's watch of Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<ObjectKeyRef>,
+    /// A key of a ConfigMap, read from signet's watch of ConfigMaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ObjectKeyRef>,
+}
+
+/// A key of a Secret or ConfigMap. The namespace defaults to the policy's: an `ImagePolicy`'s
+/// own, signet's for a `ClusterImagePolicy`; the tenant rules decide which others are allowed.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectKeyRef {
+    pub name: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The kinds of object trust material can be read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Secret,
+    ConfigMap,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "Secret",
+            ObjectKind::ConfigMap => "ConfigMap",
+        }
+    }
+
+    /// The field of a [`MaterialSpec`] that names it.
+    pub fn field(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "secretRef",
+            ObjectKind::ConfigMap => "configMapRef",
+        }
+    }
 }
 
 /// The origin a [`MaterialSpec`] names, once it is known to name exactly one.
@@ -34,11 +81,12 @@ pub struct MaterialSpec {
 pub enum Reference<'a> {
     Inline(&'a str),
     File(&'a str),
+    Object(ObjectKind, &'a ObjectKeyRef),
 }
 
 impl MaterialSpec {
     /// The field names, in the order messages list them.
-    pub const FIELDS: &'static [&'static str] = &["inline", "file"];
+    pub const FIELDS: &'static [&'static str] = &["inline", "file", "secretRef", "configMapRef"];
 
     pub fn inline(text: impl Into<String>) -> Self {
         MaterialSpec {
@@ -63,6 +111,12 @@ impl MaterialSpec {
         if let Some(path) = &self.file {
             found.push(Reference::File(path));
         }
+        if let Some(r) = &self.secret_ref {
+            found.push(Reference::Object(ObjectKind::Secret, r));
+        }
+        if let Some(r) = &self.config_map_ref {
+            found.push(Reference::Object(ObjectKind::ConfigMap, r));
+        }
         match found.as_slice() {
             [one] => Ok(*one),
             _ => Err(MaterialError::NotExactlyOne),
@@ -83,6 +137,14 @@ pub enum Want {
 }
 
 impl Want {
+    fn what(self) -> &'static str {
+        match self {
+            Want::PublicKey => "key files",
+            Want::Certificates => "certificate files",
+            Want::TrustRoot => "trust roots",
+        }
+    }
+
     /// The largest material of this kind that is read; real ones are far smaller.
     pub fn max_len(self) -> u64 {
         match self {
@@ -140,6 +202,16 @@ pub enum MaterialError {
     },
     #[error("{path}: a file is named, but this policy does not come from a file")]
     NoBaseDirectory { path: String },
+    #[error(
+        "{field} needs signet serve --kubernetes (Secrets and ConfigMaps are read from the API server)"
+    )]
+    NoObjects { field: &'static str },
+    /// The tenant rules forbid the reference.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The object or its key does not exist (or is not watched).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// `a`, `a or b`, `a, b or c`.
@@ -151,15 +223,37 @@ fn one_of(fields: &[&str]) -> String {
     }
 }
 
+/// Secrets and ConfigMaps as a material source (the Kubernetes policy source implements it
+/// from its watches). It applies the tenant rules: which namespaces `cx` may read.
+pub trait ObjectMaterial: Send + Sync + std::fmt::Debug {
+    /// The bytes under `r.key`, and the object as named in messages (`Secret ns/name`).
+    fn get(
+        &self,
+        kind: ObjectKind,
+        r: &ObjectKeyRef,
+        cx: &Context<'_>,
+    ) -> Result<(Vec<u8>, String), MaterialError>;
+    /// Changes whenever a watched object changes.
+    fn version(&self) -> u64;
+}
+
 /// Turns a [`MaterialSpec`] into bytes. Inline text and files are always available; further
 /// sources plug in here.
 #[derive(Debug, Clone, Default)]
-pub struct Resolver {}
+pub struct Resolver {
+    objects: Option<std::sync::Arc<dyn ObjectMaterial>>,
+}
 
 impl Resolver {
     /// Inline material and files only.
     pub fn files() -> Self {
         Resolver::default()
+    }
+
+    /// Also Secrets and ConfigMaps, from `objects`.
+    pub fn with_objects(mut self, objects: std::sync::Arc<dyn ObjectMaterial>) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     /// The bytes `spec` names.
@@ -182,6 +276,22 @@ impl Resolver {
                     shown: full.display().to_string(),
                 })
             }
+            Reference::Object(kind, r) => {
+                let objects = self.objects.as_ref().ok_or(MaterialError::NoObjects {
+                    field: kind.field(),
+                })?;
+                let (bytes, shown) = objects.get(kind, r, cx)?;
+                let max = want.max_len();
+                if bytes.len() as u64 > max {
+                    return Err(MaterialError::TooLarge {
+                        path: shown,
+                        len: bytes.len() as u64,
+                        max,
+                        what: want.what(),
+                    });
+                }
+                Ok(Resolved { bytes, shown })
+            }
         }
     }
 
@@ -197,7 +307,7 @@ impl Resolver {
     /// Changes whenever material this resolver answers from may have changed (always 0 for
     /// inline text and files: file changes are seen by the directory source itself).
     pub fn version(&self) -> u64 {
-        0
+        self.objects.as_ref().map_or(0, |o| o.version())
     }
 }
 
@@ -214,11 +324,7 @@ pub fn read_limited(path: &Path, want: Want) -> Result<Vec<u8>, MaterialError> {
             path: shown(),
             len: meta.len(),
             max,
-            what: match want {
-                Want::PublicKey => "key files",
-                Want::Certificates => "certificate files",
-                Want::TrustRoot => "trust roots",
-            },
+            what: want.what(),
         });
     }
     std::fs::read(path).map_err(|source| MaterialError::Read {
@@ -236,10 +342,11 @@ mod tests {
         let both = MaterialSpec {
             inline: Some("x".into()),
             file: Some("y".into()),
+            ..MaterialSpec::default()
         };
         assert_eq!(
             both.reference().unwrap_err().to_string(),
-            "give exactly one of inline or file"
+            "give exactly one of inline, file, secretRef or configMapRef"
         );
         assert!(MaterialSpec::default().reference().is_err());
         assert_eq!(

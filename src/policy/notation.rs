@@ -40,7 +40,7 @@ pub use import::{ImportedStatement, RegistryScopes, import_trust_policy};
 const MAX_STORE_CERTS: usize = 1000;
 
 /// The YAML form of a Notation authority, field names as in Notation's `trustpolicy.json`.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NotationSpec {
     pub signature_verification: SignatureVerificationSpec,
@@ -51,7 +51,7 @@ pub struct NotationSpec {
 }
 
 /// `signatureVerification: {level, override, verifyTimestamp}`.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SignatureVerificationSpec {
     pub level: Level,
@@ -63,7 +63,7 @@ pub struct SignatureVerificationSpec {
 
 /// `override`: per-check actions replacing the level's defaults. `integrity` is accepted by
 /// the parser only so that the load error can say why it is not allowed.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OverrideSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +79,9 @@ pub struct OverrideSpec {
 }
 
 /// A Notation verification level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Strict,
@@ -100,7 +102,9 @@ impl Level {
 }
 
 /// What a failed check does: fail the signature, be recorded, or not run at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Enforce,
@@ -109,7 +113,17 @@ pub enum Action {
 }
 
 /// When the RFC 3161 timestamp of a `notary.x509` signature is checked (trust policy 1.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum VerifyTimestamp {
     #[default]
@@ -118,7 +132,7 @@ pub enum VerifyTimestamp {
 }
 
 /// One trust store: certificates listed one by one, or a Notation trust-store directory.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TrustStoreSpec {
     #[serde(rename = "type")]
@@ -133,7 +147,17 @@ pub struct TrustStoreSpec {
 
 /// Trust store types. `ca` roots `notary.x509` signatures, `signingAuthority` roots
 /// `notary.x509.signingAuthority` signatures, `tsa` roots RFC 3161 timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 pub enum StoreType {
     #[serde(rename = "ca")]
     Ca,

@@ -27,6 +27,26 @@ pub trait Source: Send + Sync + 'static {
     fn fingerprint(&self) -> Vec<u8>;
     /// Loads the whole set, or says precisely what is wrong (file, line, field).
     fn load(&self) -> Result<PolicySet, Vec<LoadError>>;
+    /// Woken when the content may have changed, for sources that are told (a watch) rather
+    /// than polled: the watcher then compares fingerprints at once instead of at its next poll.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+impl<S: Source + ?Sized> Source for Arc<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn fingerprint(&self) -> Vec<u8> {
+        (**self).fingerprint()
+    }
+    fn load(&self) -> Result<PolicySet, Vec<LoadError>> {
+        (**self).load()
+    }
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        (**self).wake()
+    }
 }
 
 /// Policy files in a directory (a mounted ConfigMap, or a checkout), with the command line's
@@ -111,8 +131,8 @@ pub fn load_initial(source: &dyn Source, metrics: &Metrics) -> (PolicySet, bool)
     }
 }
 
-/// Polls `source` every `every`; each set that loads after a change goes to `apply` and makes
-/// `readiness` valid. A set that fails keeps the previous one (logged, counted as a failure).
+/// Polls `source` every `every`, and at once when the source wakes it; each set that loads
+/// after a change goes to `apply` and makes `readiness` valid. A set that fails keeps the previous one (logged, counted as a failure).
 pub fn spawn_watch<S, F>(
     source: S,
     every: Duration,
@@ -126,10 +146,19 @@ where
 {
     tokio::spawn(async move {
         let mut last = source.fingerprint();
+        let wake = source.wake();
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            match &wake {
+                Some(wake) => tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = wake.notified() => {}
+                },
+                None => {
+                    tick.tick().await;
+                }
+            }
             let now = source.fingerprint();
             if now == last {
                 continue;
@@ -138,10 +167,16 @@ where
             match source.load() {
                 Ok(set) => {
                     let count = set.policies.len();
+                    let started = std::time::Instant::now();
                     apply(set);
                     readiness.set_valid();
                     metrics.policy_reloads.with_label_values(&["success"]).inc();
-                    tracing::info!(policies = count, source = %source.describe(), "policies reloaded");
+                    tracing::info!(
+                        policies = count,
+                        source = %source.describe(),
+                        apply_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "policies reloaded"
+                    );
                 }
                 Err(errors) => {
                     metrics.policy_reloads.with_label_values(&["failure"]).inc();

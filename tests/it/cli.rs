@@ -595,6 +595,38 @@ fn serve_refuses_a_bad_certificate_pair_with_a_message() {
     assert!(text(&o).contains("no CERTIFICATE"), "{}", text(&o));
 }
 
+#[test]
+fn serve_with_kubernetes_and_no_cluster_configuration_exits_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args([
+            "serve",
+            "--kubernetes",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--self-signed-ca-out",
+            dir.path().join("ca.pem").to_str().unwrap(),
+            "--policies",
+            dir.path().to_str().unwrap(),
+        ])
+        // Neither a kubeconfig (KUBECONFIG names a missing file, no ~/.kube/config) nor a pod.
+        .env("KUBECONFIG", dir.path().join("missing"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run signet");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--kubernetes: no usable cluster configuration"),
+        "{}",
+        text(&o)
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

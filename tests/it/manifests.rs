@@ -238,15 +238,30 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
         ("Service", "signet"),
         ("PodDisruptionBudget", "signet"),
         ("ValidatingWebhookConfiguration", "signet"),
+        (
+            "CustomResourceDefinition",
+            "clusterimagepolicies.signet.dev",
+        ),
+        ("CustomResourceDefinition", "imagepolicies.signet.dev"),
+        ("ClusterRole", "signet-policies"),
+        ("ClusterRoleBinding", "signet-policies"),
+        ("Role", "signet-trust-material"),
+        ("RoleBinding", "signet-trust-material"),
     ] {
         assert!(
             kinds.contains(&(kind.to_string(), name.to_string())),
             "missing {kind} {name}; have {kinds:?}"
         );
     }
+    const CLUSTER_SCOPED: [&str; 4] = [
+        "Namespace",
+        "ValidatingWebhookConfiguration",
+        "CustomResourceDefinition",
+        "ClusterRole",
+    ];
     for o in objects() {
         let kind = o["kind"].as_str().unwrap();
-        if kind == "Namespace" || kind == "ValidatingWebhookConfiguration" {
+        if CLUSTER_SCOPED.contains(&kind) || kind == "ClusterRoleBinding" {
             continue;
         }
         assert_eq!(
@@ -256,14 +271,91 @@ fn the_expected_objects_exist_and_live_in_signet_system() {
             o["metadata"]["name"]
         );
     }
-    // No RBAC is granted: signet makes no API calls (see manifests/rbac.yaml).
-    assert!(
-        !objects().iter().any(|o| o["apiVersion"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("rbac.authorization.k8s.io")),
-        "RBAC objects appeared: signet needs no API access; justify them in rbac.yaml and here"
+}
+
+/// Every RBAC rule the base grants, as (apiGroup/resource, verb), from every Role and
+/// ClusterRole in `docs`.
+fn grants(docs: &[Value]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for o in docs {
+        let kind = o["kind"].as_str().unwrap_or("");
+        if kind != "Role" && kind != "ClusterRole" {
+            continue;
+        }
+        for rule in o["rules"].as_sequence().unwrap() {
+            assert!(
+                rule["resourceNames"].is_null() || kind == "Role",
+                "resourceNames in {rule:?}"
+            );
+            for g in strs(&rule["apiGroups"]) {
+                for r in strs(&rule["resources"]) {
+                    for v in strs(&rule["verbs"]) {
+                        out.insert((kind.to_string(), format!("{g}/{r}"), v.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rbac_grants_reading_policies_and_own_namespace_material_and_patching_status() {
+    let granted = grants(&objects());
+    let expected: BTreeSet<(String, String, String)> = [
+        ("signet.dev/clusterimagepolicies", "get"),
+        ("signet.dev/clusterimagepolicies", "list"),
+        ("signet.dev/clusterimagepolicies", "watch"),
+        ("signet.dev/imagepolicies", "get"),
+        ("signet.dev/imagepolicies", "list"),
+        ("signet.dev/imagepolicies", "watch"),
+        ("signet.dev/clusterimagepolicies/status", "patch"),
+        ("signet.dev/imagepolicies/status", "patch"),
+    ]
+    .into_iter()
+    .map(|(r, v)| ("ClusterRole".to_string(), r.to_string(), v.to_string()))
+    .chain(
+        ["/secrets", "/configmaps"]
+            .into_iter()
+            .flat_map(|r| ["get", "list", "watch"].map(|v| (r, v)))
+            .map(|(r, v)| ("Role".to_string(), r.to_string(), v.to_string())),
+    )
+    .collect();
+    assert_eq!(
+        granted, expected,
+        "the base grants more or less than the policy source needs"
     );
+    let role = object("Role", "signet-trust-material");
+    assert_eq!(
+        role["metadata"]["namespace"].as_str(),
+        Some("signet-system"),
+        "Secrets are read in signet's own namespace only"
+    );
+    let binding = object("ClusterRoleBinding", "signet-policies");
+    assert_eq!(binding["roleRef"]["name"].as_str(), Some("signet-policies"));
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("signet"));
+    assert_eq!(
+        binding["subjects"][0]["namespace"].as_str(),
+        Some("signet-system")
+    );
+}
+
+#[test]
+fn the_crds_in_the_base_are_the_generated_ones() {
+    for name in [
+        "clusterimagepolicies.signet.dev",
+        "imagepolicies.signet.dev",
+    ] {
+        let crd = object("CustomResourceDefinition", name);
+        let file: Value = serde_yaml::from_str(
+            &std::fs::read_to_string(manifests_dir().join(format!("crds/{name}.yaml"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            crd["spec"], file["spec"],
+            "{name}: kustomize changed the spec"
+        );
+    }
 }
 
 #[test]
@@ -386,6 +478,7 @@ fn deployment_runs_the_agreed_command_line() {
             "--tls-cert=/etc/signet/tls/tls.crt",
             "--tls-key=/etc/signet/tls/tls.key",
             "--policies=/etc/signet/policies",
+            "--kubernetes",
             "--log-format=json",
         ]
     );
@@ -432,7 +525,8 @@ fn pod_is_locked_down() {
         sc["seccompProfile"]["type"].as_str(),
         Some("RuntimeDefault")
     );
-    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    // The token is for the policy source's watches and status writes (rbac.yaml).
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(true));
     for k in ["requests", "limits"] {
         for r in ["cpu", "memory"] {
             assert!(!c["resources"][k][r].is_null(), "resources.{k}.{r} unset");
@@ -703,6 +797,30 @@ fn the_pinning_component_renders_a_valid_mutating_webhook() {
         .iter()
         .any(|r| strs(&r["resources"]).contains(&"pods"));
     assert!(pods, "pods are pinned: {w:?}");
+}
+
+#[test]
+fn the_secrets_all_namespaces_component_grants_cluster_wide_reading_and_sets_the_flag() {
+    let Some(text) = render_overlay(&["secrets-all-namespaces"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    validate_builtin("the secrets-all-namespaces overlay", &docs);
+    let granted = grants(&docs);
+    for r in ["/secrets", "/configmaps"] {
+        for v in ["get", "list", "watch"] {
+            assert!(
+                granted.contains(&("ClusterRole".to_string(), r.to_string(), v.to_string())),
+                "{r} {v} not granted cluster-wide"
+            );
+        }
+    }
+    let binding = find(&docs, "ClusterRoleBinding", "signet-trust-material");
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("signet"));
+    let d = find(&docs, "Deployment", "signet");
+    let args = strs(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(args.contains(&"--secrets-all-namespaces"), "{args:?}");
+    assert!(args.contains(&"--kubernetes"), "{args:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1355,17 +1473,16 @@ fn the_pull_secrets_component_grants_get_only_and_turns_the_flag_on() {
     assert_eq!(subjects[0]["kind"], "ServiceAccount");
     assert_eq!(subjects[0]["name"], pod["serviceAccountName"]);
     assert_eq!(subjects[0]["namespace"], "signet-system");
-    // Nothing else grants anything.
-    let rbac = docs
-        .iter()
-        .filter(|d| {
-            d["apiVersion"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("rbac.authorization.k8s.io")
-        })
-        .count();
-    assert_eq!(rbac, 2);
+    // Nothing else grants anything beyond what the base grants.
+    let is_rbac = |d: &&Value| {
+        d["apiVersion"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("rbac.authorization.k8s.io")
+    };
+    let rbac = docs.iter().filter(is_rbac).count();
+    let base = objects();
+    assert_eq!(rbac, base.iter().filter(is_rbac).count() + 2);
 
     assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(true));
     let c = &pod["containers"][0];
