@@ -124,9 +124,10 @@ async fn review_command(
     let answer = reviewer
         .answer(Route::Validate, &review, start, start + timeout)
         .await;
+    let response: serde_json::Value = serde_json::from_slice(&answer.response).unwrap_or_default();
     println!(
         "{}",
-        serde_json::to_string_pretty(&answer.response).unwrap_or_default()
+        serde_json::to_string_pretty(&response).unwrap_or_default()
     );
     exit(0)
 }

@@ -636,7 +636,7 @@ async fn review(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let review = match decode(body, &state).await {
+    let review = match decode(body, &state, route).await {
         Ok(r) => r,
         Err(e) => {
             state
@@ -661,7 +661,7 @@ async fn review(
             .with_label_values(&[] as &[&str])
             .observe(start.elapsed().as_secs_f64());
     }
-    json(StatusCode::OK, &answer.response)
+    json(StatusCode::OK, answer.response)
 }
 
 /// The declared body length, when there is one that parses.
@@ -806,13 +806,20 @@ enum ReadError {
 async fn decode(
     body: Buffered,
     state: &AppState,
+    route: Route,
 ) -> Result<admission::Review, admission::DecodeError> {
+    // The validating route reads only what a decision needs; the pinning route keeps the
+    // object to patch it.
+    let decode = match route {
+        Route::Validate => admission::decode,
+        Route::Mutate => admission::decode_with_object,
+    };
     if body.bytes.len() <= state.limits.inline_decode_max_bytes {
-        return admission::decode(&body.bytes);
+        return decode(&body.bytes);
     }
     // The semaphore is never closed, so acquiring only fails if it were.
     let _slot = state.decodes.acquire().await.ok();
-    match tokio::task::spawn_blocking(move || admission::decode(&body.bytes)).await {
+    match tokio::task::spawn_blocking(move || decode(&body.bytes)).await {
         Ok(decoded) => decoded,
         Err(error) => Err(admission::DecodeError::Json(format!(
             "decoding stopped: {error}"
@@ -924,8 +931,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
