@@ -267,6 +267,9 @@ pub struct Engine {
     revocation: Option<Arc<dyn RevocationSource>>,
     /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
     held_bytes: Arc<Semaphore>,
+    /// Signature checks running on the blocking pool at once: half the cores (at least one),
+    /// so that a storm of cold images leaves cores to the async workers' cache hits.
+    verify_slots: Semaphore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -286,6 +289,9 @@ impl Engine {
         let held = registry.limits().max_held_bytes.min(u64::from(u32::MAX));
         Engine {
             held_bytes: Arc::new(Semaphore::new(usize::try_from(held).unwrap_or(usize::MAX))),
+            verify_slots: Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            ),
             registry,
             policies: RwLock::new(Arc::new(policies)),
             digests: Cache::builder()
@@ -511,7 +517,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let key = VerdictKey {
             repository: image.name(),
@@ -551,7 +557,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let subject = Subject {
             digest: resolved.digest.clone(),
@@ -579,7 +585,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> Option<PolicyVerdict> {
         let index = match budget.manifest(image, resolved.digest.as_str()).await {
             Ok(Some(m)) => m,
@@ -619,7 +625,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         subject: Subject,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let ctx = Context {
             now: SystemTime::now(),
@@ -632,7 +638,7 @@ impl Engine {
             bundles: false,
         };
         let mut failed = self
-            .judge(budget, &mut bytes, &mut tally, image, first)
+            .judge(budget, &mut bytes, &mut tally, policy, image, first)
             .await;
         if !tally.trusted() && policy.wants_cosign() {
             let bundles = Wants {
@@ -640,7 +646,7 @@ impl Engine {
                 ..Wants::default()
             };
             let more = self
-                .judge(budget, &mut bytes, &mut tally, image, bundles)
+                .judge(budget, &mut bytes, &mut tally, policy, image, bundles)
                 .await;
             failed = failed.or(more);
         }
@@ -691,6 +697,7 @@ impl Engine {
         budget: &ReviewBudget,
         bytes: &mut SignatureBytes<'_>,
         tally: &mut Tally<'_>,
+        policy: &Arc<Policy>,
         image: &ImageRef,
         wants: Wants,
     ) -> Option<RegistryError> {
@@ -731,21 +738,50 @@ impl Engine {
             };
             let revocation = match &signature {
                 Signature::Notation(n) => {
-                    self.revocation_data(tally.policy, subject, std::slice::from_ref(n), &tally.ctx)
+                    self.revocation_data(policy, subject, std::slice::from_ref(n), &tally.ctx)
                         .await
                 }
                 _ => RevocationData::default(),
             };
-            tally.check(&signature, &revocation);
+            let kind = kind_of(&signature);
+            let check = SignatureCheck {
+                policy: policy.clone(),
+                subject: subject.clone(),
+                ctx: tally.ctx,
+                signature,
+                revocation,
+            };
+            let (outcomes, _) = self.off_workers(check, SignatureCheck::run).await;
+            tally.record(kind, outcomes);
         }
         failed
+    }
+
+    /// Runs `work` on `input` on the blocking pool, at most [`verify_slots`](Engine) at a
+    /// time: signature checks and chain validations take tens to hundreds of microseconds of
+    /// CPU each, and on the async workers a storm of cold images would hold back every cache
+    /// hit. Returns the input with the result (it is shared with the pool while it runs).
+    async fn off_workers<I, T>(&self, input: I, work: fn(&I) -> T) -> (T, Arc<I>)
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let input = Arc::new(input);
+        let _slot = self.verify_slots.acquire().await.ok();
+        let shared = input.clone();
+        match tokio::task::spawn_blocking(move || work(&shared)).await {
+            Ok(out) => (out, input),
+            // The pool is shutting down (or the work panicked, which it would do here too):
+            // run it here rather than answer without it.
+            Err(_) => (work(&input), input),
+        }
     }
 
     /// Fetches revocation answers for the Notation signatures found, for the authorities of
     /// the policy that check revocation, and only for chains those authorities trust.
     async fn revocation_data(
         &self,
-        policy: &Policy,
+        policy: &Arc<Policy>,
         subject: &Subject,
         signatures: &[verify::NotationSignature],
         ctx: &Context,
@@ -753,16 +789,24 @@ impl Engine {
         let Some(source) = &self.revocation else {
             return RevocationData::default();
         };
-        let mut locations = Vec::new();
-        for a in &policy.authorities {
-            if let Verifier::Notation(n) = &a.verifier {
-                for l in verify::notation::revocation_locations(n, subject, signatures, ctx) {
-                    if !locations.contains(&l) {
-                        locations.push(l);
+        // Learning the locations validates the chains: off the async workers too.
+        let input = (policy.clone(), subject.clone(), signatures.to_vec(), *ctx);
+        let (locations, _) = self
+            .off_workers(input, |(policy, subject, signatures, ctx)| {
+                let mut locations = Vec::new();
+                for a in &policy.authorities {
+                    if let Verifier::Notation(n) = &a.verifier {
+                        for l in verify::notation::revocation_locations(n, subject, signatures, ctx)
+                        {
+                            if !locations.contains(&l) {
+                                locations.push(l);
+                            }
+                        }
                     }
                 }
-            }
-        }
+                locations
+            })
+            .await;
         if locations.is_empty() {
             return RevocationData::default();
         }
@@ -825,36 +869,11 @@ impl<'a> Tally<'a> {
             .any(|o| matches!(o, Outcome::Trusted(_)))
     }
 
-    /// Checks one signature with every authority that uses its kind.
-    fn check(&mut self, signature: &Signature, revocation: &RevocationData) {
-        let kind = match signature {
-            Signature::Cosign(_) => Kind::Cosign,
-            Signature::Notation(_) => Kind::Notation,
-            Signature::Bundle(_) => Kind::Bundle,
-        };
+    /// Keeps the outcomes of one signature of `kind` ([`SignatureCheck::run`]).
+    fn record(&mut self, kind: Kind, outcomes: Vec<(usize, Outcome)>) {
         let n = self.seen[kind as usize];
         self.seen[kind as usize] += 1;
-        let (policy, subject, ctx) = (self.policy, self.subject, self.ctx);
-        let ctx = &ctx;
-        for (i, a) in policy.authorities.iter().enumerate() {
-            let outcome = match (&a.verifier, signature) {
-                (Verifier::Cosign(c), Signature::Cosign(s)) => {
-                    verify::cosign::verify(c, &subject.digest, std::slice::from_ref(s), &[], ctx)
-                }
-                (Verifier::Cosign(c), Signature::Bundle(b)) => {
-                    verify::cosign::verify(c, &subject.digest, &[], std::slice::from_ref(b), ctx)
-                }
-                (Verifier::Notation(a), Signature::Notation(s)) => {
-                    verify::notation::verify_with_revocation(
-                        a,
-                        subject,
-                        std::slice::from_ref(s),
-                        ctx,
-                        revocation,
-                    )
-                }
-                _ => continue,
-            };
+        for (i, outcome) in outcomes {
             self.keep(i, renumber(outcome, n));
         }
     }
@@ -940,6 +959,54 @@ impl<'a> Tally<'a> {
             }
         }
         out
+    }
+}
+
+/// One signature to check with every authority of a policy that uses its kind: what runs on
+/// the blocking pool.
+struct SignatureCheck {
+    policy: Arc<Policy>,
+    subject: Subject,
+    ctx: Context,
+    signature: Signature,
+    revocation: RevocationData,
+}
+
+impl SignatureCheck {
+    /// Each authority's outcome for the signature, by the authority's index.
+    fn run(&self) -> Vec<(usize, Outcome)> {
+        let (subject, ctx, revocation) = (&self.subject, &self.ctx, &self.revocation);
+        let mut out = Vec::new();
+        for (i, a) in self.policy.authorities.iter().enumerate() {
+            let outcome = match (&a.verifier, &self.signature) {
+                (Verifier::Cosign(c), Signature::Cosign(s)) => {
+                    verify::cosign::verify(c, &subject.digest, std::slice::from_ref(s), &[], ctx)
+                }
+                (Verifier::Cosign(c), Signature::Bundle(b)) => {
+                    verify::cosign::verify(c, &subject.digest, &[], std::slice::from_ref(b), ctx)
+                }
+                (Verifier::Notation(a), Signature::Notation(s)) => {
+                    verify::notation::verify_with_revocation(
+                        a,
+                        subject,
+                        std::slice::from_ref(s),
+                        ctx,
+                        revocation,
+                    )
+                }
+                _ => continue,
+            };
+            out.push((i, outcome));
+        }
+        out
+    }
+}
+
+fn kind_of(signature: &Signature) -> Kind {
+    match signature {
+        Signature::Cosign(_) => Kind::Cosign,
+        Signature::Notation(_) => Kind::Notation,
+        Signature::Bundle(_) => Kind::Bundle,
     }
 }
 
@@ -1121,6 +1188,55 @@ mod tests {
                 expires: None,
             }),
         }
+    }
+
+    /// A registry with nothing in it.
+    struct Empty;
+
+    #[async_trait::async_trait]
+    impl Registry for Empty {
+        async fn resolve(&self, _: &ImageRef) -> Result<Resolved, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn manifest(
+            &self,
+            _: &ImageRef,
+            _: &str,
+        ) -> Result<Option<registry::Manifest>, RegistryError> {
+            Ok(None)
+        }
+        async fn blob(&self, _: &ImageRef, _: &Descriptor) -> Result<bytes::Bytes, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn referrers(
+            &self,
+            _: &ImageRef,
+            _: &Digest,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            Ok(Vec::new())
+        }
+        fn limits(&self) -> registry::Limits {
+            registry::Limits::default()
+        }
+    }
+
+    /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a
+    /// single-threaded runtime (the async worker is the test's thread), they run elsewhere.
+    #[tokio::test]
+    async fn signature_checks_run_off_the_async_workers() {
+        let engine = Engine::new(
+            Arc::new(Empty),
+            PolicySet::default(),
+            CacheConfig::default(),
+            Arc::new(Metrics::new()),
+        );
+        let here = std::thread::current().id();
+        let (there, input) = engine
+            .off_workers(7u32, |n| (*n, std::thread::current().id()))
+            .await;
+        assert_eq!(there.0, 7);
+        assert_eq!(*input, 7);
+        assert_ne!(there.1, here, "the check ran on the async worker");
     }
 
     #[test]
