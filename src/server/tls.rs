@@ -102,7 +102,9 @@ pub fn spawn_reloader(
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Ok(pair) = read_pair(&cert, &key) else {
+            // File reads block: on the blocking pool, not on the workers answering reviews.
+            let (c, k) = (cert.clone(), key.clone());
+            let Ok(Ok(pair)) = tokio::task::spawn_blocking(move || read_pair(&c, &k)).await else {
                 continue;
             };
             if pair == last {
