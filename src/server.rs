@@ -176,6 +176,20 @@ pub async fn start(
     ));
     metrics.tls_reloads.with_label_values(&["success"]).inc();
     let tls_config = Arc::new(tls::server_config(resolver.clone()).map_err(anyhow::Error::msg)?);
+    // Before the port opens: otherwise the first review after a rollout pays for every lazy
+    // first use on the handshake path.
+    match tls::warm_up(tls_config.clone(), &resolver.current()) {
+        Ok(steps) => {
+            let ms = |i: usize| steps.get(i).map_or(0.0, |s| s.1.as_secs_f64() * 1e3);
+            tracing::info!(
+                key_exchange_ms = ms(0),
+                signing_key_ms = ms(1),
+                handshake_ms = ms(2),
+                "TLS warmed up"
+            );
+        }
+        Err(error) => tracing::warn!(%error, "the TLS warm-up failed; serving regardless"),
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
 
     let mut config = config;
