@@ -1963,6 +1963,35 @@ mod equivalence {
         assert!(matches!(decode(&bad), Err(DecodeError::Json(_))));
     }
 
+    /// serde_json skips a value without recursing, so nesting in a field no decision reads
+    /// cannot exhaust the stack however deep (the body limit allows millions of levels): the
+    /// fast reader answers such a body, as the full decoder does for a key it ignores too
+    /// (it refuses one it reads into a type, like `labels`, at 128 levels).
+    #[test]
+    fn deep_nesting_where_no_decision_reads_is_skipped_without_recursion() {
+        let body = String::from_utf8(fixture("pod-create.json")).unwrap();
+        let deep = format!("{}1{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        for at in ["\"run\": \"web\"", "\"dryRun\": false"] {
+            let nested = body.replacen(at, &format!("{at}, \"x\": {deep}"), 1);
+            assert_ne!(nested, body, "{at}");
+            assert!(matches!(
+                decode(nested.as_bytes()).unwrap().action,
+                Action::Check(_)
+            ));
+            agree_unless_unread(nested.as_bytes(), true).unwrap();
+        }
+        // Where a decision reads, the limit holds: an image nested 200 deep is a 400.
+        let nested = body.replacen(
+            "\"nginx:1.27\"",
+            &format!("{}1{}", "[".repeat(200), "]".repeat(200)),
+            1,
+        );
+        assert!(matches!(
+            decode(nested.as_bytes()),
+            Err(DecodeError::Json(_))
+        ));
+    }
+
     /// What the fast reader does not check, and the full decoder does: the types of fields no
     /// decision reads. The fast reader answers from what it read; the full decoder refuses.
     #[test]
