@@ -17,6 +17,8 @@
 //! - the limits, measured in the same run: an HTTPS echo server on signet's own TLS stack (this
 //!   binary, `loadgen echo-server`, as a separate process), one registry round trip, one P-256
 //!   and one RSA-PSS-2048 verification, one AdmissionReview decode;
+//! - nginx (scenario n), one worker serving signet's own answer with signet's certificate, and
+//!   `wrk` driving both: the static-body floor of the cache hit;
 //! - the soak (`bench/soak.rs`, `--only soak`): normal reviews while idle connections,
 //!   slowloris headers, stalled bodies and HTTP/2 stream floods are held at once.
 //!
