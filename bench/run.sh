@@ -18,6 +18,9 @@ command -v docker-registry >/dev/null ||
 # The OCSP responder of the Notation cold kinds answers with `openssl ocsp`.
 command -v openssl >/dev/null ||
     { echo "openssl is missing: run scripts/install-test-deps.sh (as root)" >&2; exit 2; }
+# nginx and wrk for the static-body floor of scenario (n).
+bench/install.sh
+export PATH="$PATH:/usr/sbin"
 # The burst scenario holds 1,000 connections on each side, the soak 10,000 (signet raises its
 # own soft limit to the hard one; the soak scales down if the hard limit is below ~11,000).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -349,7 +349,7 @@ async fn review_command(
         Output::Text => write_text(&render_reviews(reviews, &answers)),
         _ => {
             let mut responses: Vec<serde_json::Value> =
-                answers.into_iter().map(|a| a.response).collect();
+                answers.iter().map(|a| response_json(&a.response)).collect();
             if responses.len() == 1 {
                 write_structured(output, &responses.remove(0))
             } else {
@@ -368,6 +368,11 @@ async fn review_command(
             exit(EXIT_USAGE)
         }
     }
+}
+
+/// A response AdmissionReview as JSON (the server writes it as bytes; it is always JSON).
+fn response_json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_default()
 }
 
 /// The reviews in `files` (`-` is standard input), or `None` after printing why not.
@@ -397,7 +402,8 @@ fn read_reviews(files: &[PathBuf], namespace: &str) -> Option<Vec<admission::Rev
 fn render_reviews(reviews: &[admission::Review], answers: &[crate::review::Answer]) -> String {
     let mut s = String::new();
     for (review, answer) in reviews.iter().zip(answers) {
-        let response = &answer.response["response"];
+        let whole = response_json(&answer.response);
+        let response = &whole["response"];
         let label = if answer.decision == "denied" {
             "DENIED  "
         } else {

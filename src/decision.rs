@@ -295,6 +295,9 @@ pub struct Engine {
     held_bytes: Arc<Semaphore>,
     /// Where a workload's own registry credentials come from (`--pull-secrets`).
     pull_secrets: Option<Arc<dyn WorkloadCredentialSource>>,
+    /// Signature checks running on the blocking pool at once: half the cores (at least one),
+    /// so that a storm of cold images leaves cores to the async workers' cache hits.
+    verify_slots: Semaphore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -314,6 +317,9 @@ impl Engine {
         let held = registry.limits().max_held_bytes.min(u64::from(u32::MAX));
         Engine {
             held_bytes: Arc::new(Semaphore::new(usize::try_from(held).unwrap_or(usize::MAX))),
+            verify_slots: Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            ),
             registry,
             policies: RwLock::new(Arc::new(policies)),
             digests: Cache::builder()
@@ -586,7 +592,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let key = VerdictKey {
             repository: image.name(),
@@ -624,7 +630,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let subject = Subject {
             digest: resolved.digest.clone(),
@@ -652,7 +658,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         resolved: &Resolved,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> Option<PolicyVerdict> {
         let index = match budget.manifest(image, resolved.digest.as_str()).await {
             Ok(Some(m)) => m,
@@ -692,7 +698,7 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         subject: Subject,
-        policy: &Policy,
+        policy: &Arc<Policy>,
     ) -> PolicyVerdict {
         let ctx = Context {
             now: SystemTime::now(),
@@ -797,10 +803,23 @@ impl Engine {
             // Down (check, pure), the fetches its plan names, and back (verdicts, pure): once.
             let n = tally.number(artifact.kind);
             let (policy, ctx) = (tally.policy, tally.ctx);
-            let authorities = &policy.authorities;
-            let checked = format::check(authorities, subject, artifact, n, &ctx);
+            let checked = {
+                let (policy, subject) = (policy.clone(), subject.clone());
+                self.off_workers(move || {
+                    format::check(&policy.authorities, &subject, artifact, n, &ctx)
+                })
+                .await
+            };
+            let Some(checked) = checked else {
+                continue;
+            };
             let fetched = self.fetch(checked.plan()).await;
-            for (i, outcome) in checked.verdicts(authorities, &fetched, &ctx) {
+            let verdicts = {
+                let policy = policy.clone();
+                self.off_workers(move || checked.verdicts(&policy.authorities, &fetched, &ctx))
+                    .await
+            };
+            for (i, outcome) in verdicts.into_iter().flatten() {
                 tally.keep(i, outcome);
             }
         }
@@ -813,6 +832,25 @@ impl Engine {
         match &self.revocation {
             Some(source) if !plan.is_empty() => format::fetch(source.as_ref(), plan).await,
             _ => Fetched::default(),
+        }
+    }
+
+    /// Runs `work` on the blocking pool, at most [`verify_slots`](Engine) at a time: signature
+    /// checks and chain validations take tens to hundreds of microseconds of CPU each, and on
+    /// the async workers a storm of cold images would hold back every cache hit. `None` only
+    /// when the work could not finish (the runtime is shutting down, or the work panicked):
+    /// the signature then counts for nothing, which can only deny.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _slot = self.verify_slots.acquire().await.ok();
+        match tokio::task::spawn_blocking(work).await {
+            Ok(out) => Some(out),
+            Err(e) => {
+                tracing::error!(error = %e, "a signature check did not finish");
+                None
+            }
         }
     }
 
@@ -842,7 +880,7 @@ fn with_credential_note(e: &RegistryError) -> String {
 /// the failure that says most (`format::keep`; on a tie the first, i.e. the newest
 /// signature's).
 struct Tally<'a> {
-    policy: &'a Policy,
+    policy: &'a Arc<Policy>,
     subject: &'a Subject,
     ctx: Context,
     outcomes: Vec<Outcome>,
@@ -857,7 +895,7 @@ struct Tally<'a> {
 impl<'a> Tally<'a> {
     /// Every authority's outcome with no signature at all: "no signature", except what needs
     /// none (a Notation authority at level `skip`).
-    fn new(policy: &'a Policy, subject: &'a Subject, ctx: &Context) -> Self {
+    fn new(policy: &'a Arc<Policy>, subject: &'a Subject, ctx: &Context) -> Self {
         let outcomes = policy
             .authorities
             .iter()
@@ -1091,6 +1129,54 @@ mod tests {
                 expires: None,
             }),
         }
+    }
+
+    /// A registry with nothing in it.
+    struct Empty;
+
+    #[async_trait::async_trait]
+    impl Registry for Empty {
+        async fn resolve(&self, _: &ImageRef) -> Result<Resolved, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn manifest(
+            &self,
+            _: &ImageRef,
+            _: &str,
+        ) -> Result<Option<registry::Manifest>, RegistryError> {
+            Ok(None)
+        }
+        async fn blob(&self, _: &ImageRef, _: &Descriptor) -> Result<bytes::Bytes, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn referrers(
+            &self,
+            _: &ImageRef,
+            _: &Digest,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            Ok(Vec::new())
+        }
+        fn limits(&self) -> registry::Limits {
+            registry::Limits::default()
+        }
+    }
+
+    /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a
+    /// single-threaded runtime (the async worker is the test's thread), they run elsewhere.
+    #[tokio::test]
+    async fn signature_checks_run_off_the_async_workers() {
+        let engine = Engine::new(
+            Arc::new(Empty),
+            PolicySet::default(),
+            CacheConfig::default(),
+            Arc::new(Metrics::new()),
+        );
+        let here = std::thread::current().id();
+        let there = engine
+            .off_workers(|| std::thread::current().id())
+            .await
+            .expect("the work finishes");
+        assert_ne!(there, here, "the check ran on the async worker");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub enum Route {
 
 /// The answer to one review, with the decision label it was counted under.
 pub struct Answer {
-    pub response: serde_json::Value,
+    /// The response AdmissionReview, as JSON.
+    pub response: Vec<u8>,
     /// `allowed`, `denied` or `warned` for the validating route; `pinned` or `unchanged` for
     /// the pinning route.
     pub decision: &'static str,

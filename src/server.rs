@@ -180,6 +180,20 @@ pub async fn start(
     ));
     metrics.tls_reloads.with_label_values(&["success"]).inc();
     let tls_config = Arc::new(tls::server_config(resolver.clone()).map_err(anyhow::Error::msg)?);
+    // Before the port opens: otherwise the first review after a rollout pays for every lazy
+    // first use on the handshake path.
+    match tls::warm_up(tls_config.clone(), &resolver.current()) {
+        Ok(steps) => {
+            let ms = |i: usize| steps.get(i).map_or(0.0, |s| s.1.as_secs_f64() * 1e3);
+            tracing::info!(
+                key_exchange_ms = ms(0),
+                signing_key_ms = ms(1),
+                handshake_ms = ms(2),
+                "TLS warmed up"
+            );
+        }
+        Err(error) => tracing::warn!(%error, "the TLS warm-up failed; serving regardless"),
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
 
     let mut config = config;
@@ -640,7 +654,7 @@ async fn review(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let review = match decode(body, &state).await {
+    let review = match decode(body, &state, route).await {
         Ok(r) => r,
         Err(e) => {
             state
@@ -665,7 +679,7 @@ async fn review(
             .with_label_values(&[] as &[&str])
             .observe(start.elapsed().as_secs_f64());
     }
-    json(StatusCode::OK, &answer.response)
+    json(StatusCode::OK, answer.response)
 }
 
 /// The declared body length, when there is one that parses.
@@ -810,13 +824,20 @@ enum ReadError {
 async fn decode(
     body: Buffered,
     state: &AppState,
+    route: Route,
 ) -> Result<admission::Review, admission::DecodeError> {
+    // The validating route reads only what a decision needs; the pinning route keeps the
+    // object to patch it.
+    let decode = match route {
+        Route::Validate => admission::decode,
+        Route::Mutate => admission::decode_with_object,
+    };
     if body.bytes.len() <= state.limits.inline_decode_max_bytes {
-        return admission::decode(&body.bytes);
+        return decode(&body.bytes);
     }
     // The semaphore is never closed, so acquiring only fails if it were.
     let _slot = state.decodes.acquire().await.ok();
-    match tokio::task::spawn_blocking(move || admission::decode(&body.bytes)).await {
+    match tokio::task::spawn_blocking(move || decode(&body.bytes)).await {
         Ok(decoded) => decoded,
         Err(error) => Err(admission::DecodeError::Json(format!(
             "decoding stopped: {error}"
@@ -928,8 +949,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(

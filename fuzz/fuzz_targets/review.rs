@@ -1,11 +1,23 @@
 //! An AdmissionReview body as the API server (or anyone reaching the port) sends it: decoded,
-//! then answered. Neither may panic, whatever the bytes.
+//! then answered. Neither may panic, whatever the bytes. The validating route's decoder (which
+//! reads only what a decision needs) must agree with the full decoder of the pinning route:
+//! the same review and action whenever both read the body, the same error whenever it fails.
+//! It may answer a body the full decoder refuses only for a field no decision reads.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use signet::admission::{decode, decode_with_object};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(review) = signet::admission::decode(data) {
+    let fast = decode(data);
+    let full = decode_with_object(data).map(|r| r.without_object());
+    match (&fast, &full) {
+        (Ok(fast), Ok(full)) => assert_eq!(fast, full, "the two decoders disagree"),
+        (Err(fast), Err(full)) => assert_eq!(fast, full, "the two decoders fail differently"),
+        (Err(fast), Ok(full)) => panic!("only the fast decoder failed: {fast:?} / {full:?}"),
+        (Ok(_), Err(_)) => {}
+    }
+    if let Ok(review) = fast {
         let _ = signet::admission::respond_action(&review);
         let denied = signet::decision::Verdict {
             allowed: false,

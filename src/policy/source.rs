@@ -144,8 +144,11 @@ where
     S: Source,
     F: Fn(PolicySet) + Send + 'static,
 {
+    let source = Arc::new(source);
     tokio::spawn(async move {
-        let mut last = source.fingerprint();
+        let Ok(mut last) = off_workers(&source, S::fingerprint).await else {
+            return;
+        };
         let wake = source.wake();
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
@@ -159,12 +162,17 @@ where
                     tick.tick().await;
                 }
             }
-            let now = source.fingerprint();
+            let Ok(now) = off_workers(&source, S::fingerprint).await else {
+                continue;
+            };
             if now == last {
                 continue;
             }
             last = now;
-            match source.load() {
+            let Ok(loaded) = off_workers(&source, S::load).await else {
+                continue;
+            };
+            match loaded {
                 Ok(set) => {
                     let count = set.policies.len();
                     let started = std::time::Instant::now();
@@ -187,6 +195,16 @@ where
             }
         }
     })
+}
+
+/// Runs `read` on `source` on the blocking pool: reading and parsing files blocks, and the
+/// async workers answer reviews. `Err` only when the runtime is shutting down.
+async fn off_workers<S: Source, T: Send + 'static>(
+    source: &Arc<S>,
+    read: fn(&S) -> T,
+) -> Result<T, tokio::task::JoinError> {
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || read(&source)).await
 }
 
 /// A cheap summary of a directory's contents: the names and SHA-256 of every file below it

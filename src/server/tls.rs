@@ -57,6 +57,14 @@ impl ReloadingResolver {
         }
     }
 
+    /// The certificate handshakes get now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn replace(&self, key: CertifiedKey) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
     }
@@ -102,7 +110,9 @@ pub fn spawn_reloader(
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Ok(pair) = read_pair(&cert, &key) else {
+            // File reads block: on the blocking pool, not on the workers answering reviews.
+            let (c, k) = (cert.clone(), key.clone());
+            let Ok(Ok(pair)) = tokio::task::spawn_blocking(move || read_pair(&c, &k)).await else {
                 continue;
             };
             if pair == last {
@@ -182,6 +192,26 @@ mod tests {
     }
 
     #[test]
+    fn the_warm_up_makes_a_whole_handshake_with_the_serving_certificate() {
+        let (pair, _) = self_signed(&[]).unwrap();
+        let resolver = Arc::new(ReloadingResolver::new(certified_key(&pair).unwrap()));
+        let config = Arc::new(server_config(resolver.clone()).unwrap());
+        let steps = warm_up(config, &resolver.current()).unwrap();
+        assert_eq!(
+            steps.iter().map(|(what, _)| *what).collect::<Vec<_>>(),
+            ["key exchange", "signing key", "handshake"]
+        );
+        // A handshake that cannot complete (no protocol in common) is an error, not a panic.
+        let other = Arc::new(ReloadingResolver::new(
+            certified_key(&self_signed(&[]).unwrap().0).unwrap(),
+        ));
+        let mut broken = server_config(other.clone()).unwrap();
+        broken.alpn_protocols = vec![b"h3".to_vec()];
+        let err = warm_up(Arc::new(broken), &other.current()).unwrap_err();
+        assert!(err.contains("TLS warm-up"), "{err}");
+    }
+
+    #[test]
     fn bad_pem_is_a_clear_error() {
         let (pair, _) = self_signed(&[]).unwrap();
         let err = certified_key(&PemPair {
@@ -198,4 +228,146 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("do not form a usable pair"), "{err}");
     }
+}
+
+/// Accepts the server's certificate whatever it is (a handshake with ourselves, in memory:
+/// there is nobody to authenticate), but checks the handshake signatures as any client would,
+/// so the warm-up runs the same verification code.
+#[derive(Debug)]
+struct Ourselves(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Ourselves {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// What the first connection after start-up would otherwise initialise on its own time, done
+/// before the port opens: each key exchange group once, one signature with the serving key,
+/// then one TLS 1.3 handshake between `server` and a client of our own, in memory, with one
+/// application record each way (rustls' and hyper-less code paths, aws-lc's first uses).
+/// Returns how long each step took, for the start-up log.
+pub fn warm_up(
+    server: Arc<rustls::ServerConfig>,
+    key: &CertifiedKey,
+) -> Result<Vec<(&'static str, std::time::Duration)>, String> {
+    let mut steps = Vec::new();
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let start = std::time::Instant::now();
+    for group in &provider.kx_groups {
+        let ours = group.start().map_err(|e| format!("TLS warm-up: {e}"))?;
+        let theirs = group.start().map_err(|e| format!("TLS warm-up: {e}"))?;
+        let _ = ours.complete(theirs.pub_key());
+    }
+    steps.push(("key exchange", start.elapsed()));
+    let start = std::time::Instant::now();
+    let schemes = provider
+        .signature_verification_algorithms
+        .supported_schemes();
+    if let Some(signer) = key.key.choose_scheme(&schemes) {
+        signer
+            .sign(b"signet warm-up")
+            .map_err(|e| format!("TLS warm-up: {e}"))?;
+    }
+    steps.push(("signing key", start.elapsed()));
+    steps.push(("handshake", handshake(server, provider)?));
+    Ok(steps)
+}
+
+/// One TLS 1.3 handshake with `server` and one record each way, in memory.
+fn handshake(
+    server: Arc<rustls::ServerConfig>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<std::time::Duration, String> {
+    use std::io::{Read, Write};
+    let start = std::time::Instant::now();
+    let mut client_config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("TLS warm-up: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Ourselves(provider)))
+        .with_no_client_auth();
+    client_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from("localhost")
+        .map_err(|e| format!("TLS warm-up: {e}"))?;
+    let mut client = rustls::ClientConnection::new(Arc::new(client_config), name)
+        .map_err(|e| format!("TLS warm-up: {e}"))?;
+    let mut server =
+        rustls::ServerConnection::new(server).map_err(|e| format!("TLS warm-up: {e}"))?;
+    let err = |e: std::io::Error| format!("TLS warm-up: {e}");
+    let tls = |e: rustls::Error| format!("TLS warm-up: {e}");
+    client.writer().write_all(b"ping").map_err(err)?;
+    let mut buf = Vec::new();
+    let mut got = [0u8; 4];
+    // Each round moves every pending record one way, then the other; a handshake takes two.
+    for _ in 0..8 {
+        buf.clear();
+        while client.wants_write() {
+            client.write_tls(&mut buf).map_err(err)?;
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            server.read_tls(&mut rd).map_err(err)?;
+        }
+        server.process_new_packets().map_err(tls)?;
+        if !server.is_handshaking() && server.reader().read_exact(&mut got).is_ok() {
+            server.writer().write_all(&got).map_err(err)?;
+        }
+        buf.clear();
+        while server.wants_write() {
+            server.write_tls(&mut buf).map_err(err)?;
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).map_err(err)?;
+        }
+        client.process_new_packets().map_err(tls)?;
+        if !client.is_handshaking() && client.reader().read_exact(&mut got).is_ok() {
+            return if &got == b"ping" {
+                Ok(start.elapsed())
+            } else {
+                Err("TLS warm-up: the record came back changed".into())
+            };
+        }
+    }
+    Err("TLS warm-up: the handshake did not finish".into())
 }

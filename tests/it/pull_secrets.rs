@@ -520,7 +520,8 @@ async fn admit(engine: &signet::decision::Engine, review: &admission::Review) ->
             start + Duration::from_secs(10),
         )
         .await;
-    let r = &answer.response["response"];
+    let whole: serde_json::Value = serde_json::from_slice(&answer.response).unwrap();
+    let r = &whole["response"];
     (
         r["allowed"].as_bool().unwrap(),
         r["status"]["message"]
