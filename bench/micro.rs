@@ -153,7 +153,12 @@ fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
          trustedIdentities: ['*']\n"
     ))
     .expect("Notation spec parses");
-    let (authority, _) = NotationAuthority::load(&spec, Path::new(".")).expect("authority loads");
+    let (authority, _) = NotationAuthority::load(
+        &spec,
+        &signet::policy::material::Resolver::files(),
+        &signet::policy::material::Context::file(Path::new(".")),
+    )
+    .expect("authority loads");
     let image = image();
     let subject = Subject {
         digest: image.digest.parse().expect("digest"),

@@ -8,6 +8,7 @@
 pub mod cosign;
 mod glob;
 mod load;
+pub mod material;
 pub mod notation;
 pub mod source;
 
@@ -15,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use glob::{GlobError, ImageGlob};
-pub use load::{LoadError, load_dir, load_str};
+pub use load::{LoadError, load_dir, load_dir_with, load_str};
 
 use crate::image::ImageRef;
 

@@ -4,11 +4,12 @@
 //! a failure at admission time. What is kept is the DER `SubjectPublicKeyInfo` and its algorithm;
 //! `verify::cosign` builds verifiers from that. Keyless identities are compiled once: regular
 //! expressions are always anchored (`^(?:…)$`), so `.*@example.com` can never match
-//! `evil@example.com.attacker`. The Sigstore trust root is read from a file, never fetched.
+//! `evil@example.com.attacker`. Keys and the Sigstore trust root come from the policy's
+//! [`Resolver`] (inline text, files, and further sources); nothing is fetched at admission time.
 
 pub mod trust_root;
 
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use der::Decode;
@@ -16,6 +17,7 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
+use super::material::{Context, MaterialError, MaterialSpec, Resolver, Want};
 use crate::image::Digest;
 pub use trust_root::{TrustRoot, TrustRootError};
 
@@ -36,7 +38,7 @@ pub use trust_root::{TrustRoot, TrustRootError};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CosignSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<KeySource>,
+    pub keys: Vec<KeySpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyless: Option<KeylessSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +50,7 @@ pub struct CosignSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeylessSpec {
     pub identities: Vec<IdentitySpec>,
-    pub trust_root: FileSource,
+    pub trust_root: MaterialSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctlog: Option<CtlogSpec>,
 }
@@ -68,13 +70,6 @@ pub struct IdentitySpec {
     pub subject_reg_exp: Option<String>,
 }
 
-/// A file path, relative to the policy file.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSource {
-    pub file: String,
-}
-
 /// Transparency-log (Rekor) requirement for key-based signatures. Keyless signatures always
 /// need a verified Rekor entry whatever this says: it binds the signature to the public log
 /// and, for `.sig` signatures, is their only trusted signing time (bundles may add RFC 3161
@@ -92,15 +87,25 @@ pub struct CtlogSpec {
     pub required: bool,
 }
 
-/// Where a public key comes from: `inline` PEM or a PEM `file` (relative to the policy file).
-/// Exactly one of the two.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeySource {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inline: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+/// One trusted public key: where its PEM comes from (see [`MaterialSpec`]).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySpec {
+    #[serde(flatten)]
+    pub material: MaterialSpec,
+    /// Fields nothing above knows. Kept so that a misspelt field is a load error naming it
+    /// (the strict parsing every other part of a policy gets), which `flatten` cannot give.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_yaml::Value>,
+}
+
+impl KeySpec {
+    pub fn material(material: MaterialSpec) -> Self {
+        KeySpec {
+            material,
+            ..KeySpec::default()
+        }
+    }
 }
 
 /// Why a `cosign` authority could not be loaded.
@@ -108,15 +113,18 @@ pub struct KeySource {
 pub enum LoadError {
     #[error("cosign needs keys or keyless (or both)")]
     Empty,
-    #[error("cosign.keys[{index}]: cannot read {path}: {source}")]
-    KeyFile {
+    #[error("cosign.keys[{index}]: {source}")]
+    KeyMaterial {
         index: usize,
-        path: String,
         #[source]
-        source: std::io::Error,
+        source: MaterialError,
     },
-    #[error("cosign.keys[{index}]: give exactly one of inline or file")]
-    KeySource { index: usize },
+    #[error("cosign.keys[{index}]: unknown field `{field}`, expected one of {expected}")]
+    KeyField {
+        index: usize,
+        field: String,
+        expected: String,
+    },
     #[error("cosign.keys[{index}]: {detail}")]
     Key { index: usize, detail: String },
     #[error("cosign.keyless.identities is empty: list at least one issuer and subject")]
@@ -136,11 +144,10 @@ pub enum LoadError {
     },
     #[error("cosign.keyless.identities[{index}].{field} is empty")]
     EmptyIdentity { index: usize, field: &'static str },
-    #[error("cosign.keyless.trustRoot: cannot read {path}: {source}")]
-    TrustRootFile {
-        path: String,
+    #[error("cosign.keyless.trustRoot: {source}")]
+    TrustRootMaterial {
         #[source]
-        source: std::io::Error,
+        source: MaterialError,
     },
     #[error("cosign.keyless.trustRoot {path}: {source}")]
     TrustRoot {
@@ -350,27 +357,33 @@ impl CosignAuthority {
         }
     }
 
-    /// Resolves a spec, reading key and trust-root files relative to `base`. Returns the
+    /// Resolves a spec, asking `resolver` for the keys and the trust root. Returns the
     /// authority and the bytes that identify it (for the policy generation hash).
-    pub fn load(spec: &CosignSpec, base: &Path) -> Result<(Self, Vec<u8>), LoadError> {
+    pub fn load(
+        spec: &CosignSpec,
+        resolver: &Resolver,
+        cx: &Context<'_>,
+    ) -> Result<(Self, Vec<u8>), LoadError> {
         if spec.keys.is_empty() && spec.keyless.is_none() {
             return Err(LoadError::Empty);
         }
         let mut keys = Vec::with_capacity(spec.keys.len());
         let mut material = Vec::new();
-        for (index, source) in spec.keys.iter().enumerate() {
-            let pem = match (&source.inline, &source.file) {
-                (Some(pem), None) => pem.clone(),
-                (None, Some(f)) => {
-                    let path = base.join(f);
-                    std::fs::read_to_string(&path).map_err(|source| LoadError::KeyFile {
-                        index,
-                        path: path.display().to_string(),
-                        source,
-                    })?
-                }
-                _ => return Err(LoadError::KeySource { index }),
-            };
+        for (index, entry) in spec.keys.iter().enumerate() {
+            if let Some(field) = entry.unknown.keys().next() {
+                return Err(LoadError::KeyField {
+                    index,
+                    field: field.clone(),
+                    expected: MaterialSpec::FIELDS.join(", "),
+                });
+            }
+            let found = resolver
+                .resolve(&entry.material, Want::PublicKey, cx)
+                .map_err(|source| LoadError::KeyMaterial { index, source })?;
+            let pem = String::from_utf8(found.bytes).map_err(|_| LoadError::Key {
+                index,
+                detail: format!("{} is not PEM text", found.shown),
+            })?;
             let key =
                 PublicKey::from_pem(&pem).map_err(|detail| LoadError::Key { index, detail })?;
             material.extend_from_slice(&key.der);
@@ -379,7 +392,7 @@ impl CosignAuthority {
         let (keyless, trust_root) = match &spec.keyless {
             None => (None, None),
             Some(k) => {
-                let (keyless, root, bytes) = load_keyless(k, base)?;
+                let (keyless, root, bytes) = load_keyless(k, resolver, cx)?;
                 material.extend_from_slice(&bytes);
                 (Some(keyless), Some(Arc::new(root)))
             }
@@ -403,7 +416,8 @@ impl CosignAuthority {
 
 fn load_keyless(
     spec: &KeylessSpec,
-    base: &Path,
+    resolver: &Resolver,
+    cx: &Context<'_>,
 ) -> Result<(Keyless, TrustRoot, Vec<u8>), LoadError> {
     if spec.identities.is_empty() {
         return Err(LoadError::NoIdentities);
@@ -436,12 +450,10 @@ fn load_keyless(
             subject: part(&id.subject, &id.subject_reg_exp, "subject", "subjectRegExp")?,
         });
     }
-    let path = base.join(&spec.trust_root.file);
-    let shown = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|source| LoadError::TrustRootFile {
-        path: shown.clone(),
-        source,
-    })?;
+    let found = resolver
+        .resolve(&spec.trust_root, Want::TrustRoot, cx)
+        .map_err(|source| LoadError::TrustRootMaterial { source })?;
+    let (shown, bytes) = (found.shown, found.bytes);
     let root = TrustRoot::from_json(&bytes).map_err(|source| LoadError::TrustRoot {
         path: shown.clone(),
         source,
@@ -518,7 +530,8 @@ mod tests {
         let s = spec(
             "keyless:\n  identities:\n    - {issuer: https://accounts.example.com, subject: a@example.com}\n    - {issuerRegExp: 'https://token\\.actions\\..*', subjectRegExp: '.*@example\\.com'}\n  trustRoot: {file: trusted_root.json}\n",
         );
-        let (auth, material) = CosignAuthority::load(&s, dir.path()).unwrap();
+        let (auth, material) =
+            CosignAuthority::load(&s, &Resolver::files(), &Context::file(dir.path())).unwrap();
         assert!(auth.keys.is_empty());
         assert!(auth.tlog_required, "tlog defaults to required with keyless");
         let keyless = auth.keyless.as_ref().unwrap();
@@ -553,18 +566,24 @@ mod tests {
         let s = spec(
             "keys: [{file: cosign.pub}]\nkeyless:\n  identities: [{issuer: i, subject: s}]\n  trustRoot: {file: trusted_root.json}\n  ctlog: {required: false}\ntlog: {required: false}\n",
         );
-        let (auth, _) = CosignAuthority::load(&s, dir.path()).unwrap();
+        let (auth, _) =
+            CosignAuthority::load(&s, &Resolver::files(), &Context::file(dir.path())).unwrap();
         assert_eq!(auth.keys.len(), 1);
         assert!(!auth.tlog_required);
         assert!(!auth.keyless.unwrap().ctlog_required);
         // Keys only: no tlog by default (compatible with existing key policies); asking for
         // one without a trust root is an error.
-        let (auth, _) =
-            CosignAuthority::load(&spec("keys: [{file: cosign.pub}]\n"), dir.path()).unwrap();
+        let (auth, _) = CosignAuthority::load(
+            &spec("keys: [{file: cosign.pub}]\n"),
+            &Resolver::files(),
+            &Context::file(dir.path()),
+        )
+        .unwrap();
         assert!(!auth.tlog_required);
         let err = CosignAuthority::load(
             &spec("keys: [{file: cosign.pub}]\ntlog: {required: true}\n"),
-            dir.path(),
+            &Resolver::files(),
+            &Context::file(dir.path()),
         )
         .unwrap_err();
         assert!(matches!(err, LoadError::TlogWithoutTrustRoot), "{err}");
@@ -574,7 +593,7 @@ mod tests {
     fn keyless_spec_errors_are_precise() {
         let dir = dir_with_root(false);
         let load = |y: &str| {
-            CosignAuthority::load(&spec(y), dir.path())
+            CosignAuthority::load(&spec(y), &Resolver::files(), &Context::file(dir.path()))
                 .unwrap_err()
                 .to_string()
         };

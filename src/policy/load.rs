@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::cosign::{CosignAuthority, CosignSpec};
+use super::material::{Context, Resolver};
 use super::notation::{NotationAuthority, NotationSpec};
 use super::{
     Authority, ImageGlob, Mode, NoMatch, OnError, PlatformSignatures, Policy, PolicyName,
@@ -134,6 +135,11 @@ impl serde::Serialize for ImageGlob {
 /// links of a mounted ConfigMap, are skipped; subdirectories may hold key files). Files are read
 /// in name order, so the result does not depend on the file system.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
+    load_dir_with(dir, &Resolver::files())
+}
+
+/// [`load_dir`], with trust material resolved by `resolver`.
+pub fn load_dir_with(dir: &Path, resolver: &Resolver) -> Result<PolicySet, Vec<LoadError>> {
     let whole = |message: String| {
         vec![LoadError {
             file: dir.to_path_buf(),
@@ -192,7 +198,7 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
     } else {
         Vec::new()
     };
-    let result = load_sources(&borrowed).and_then(|mut set| {
+    let result = load_sources(&borrowed, resolver).and_then(|mut set| {
         for p in imported {
             if set.policies.iter().any(|q| q.name == p.name) {
                 return Err(vec![LoadError {
@@ -218,10 +224,13 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
 /// Loads policies from one YAML text (for tests and `signet review` with inline policies);
 /// `file` is used in messages and as the base for relative key paths.
 pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, Vec<LoadError>> {
-    load_sources(&[(file, text)])
+    load_sources(&[(file, text)], &Resolver::files())
 }
 
-fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> {
+fn load_sources(
+    sources: &[(&Path, &str)],
+    resolver: &Resolver,
+) -> Result<PolicySet, Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut policies: BTreeMap<PolicyName, Arc<Policy>> = BTreeMap::new();
     let mut settings: Option<(ConfigSpec, String)> = None;
@@ -265,7 +274,7 @@ fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> 
             }
             match header.kind.as_deref() {
                 Some("ClusterImagePolicy") | Some("ImagePolicy") => {
-                    match load_policy(doc, base, file) {
+                    match load_policy(doc, base, file, resolver) {
                         Ok(policy) => {
                             if let Some(prev) = policies.get(&policy.name) {
                                 errors.push(err(
@@ -332,7 +341,12 @@ fn load_sources(sources: &[(&Path, &str)]) -> Result<PolicySet, Vec<LoadError>> 
 
 type DocError = (Option<usize>, String);
 
-fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> {
+fn load_policy(
+    doc: &str,
+    base: &Path,
+    file: &Path,
+    resolver: &Resolver,
+) -> Result<Policy, DocError> {
     let parsed: PolicyDoc =
         serde_yaml::from_str(doc).map_err(|e| (yaml_line(&e), yaml_message(&e)))?;
     let PolicyDoc {
@@ -371,6 +385,10 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
             "spec.authorities is empty: list at least one cosign or notation authority".into(),
         ));
     }
+    let cx = Context {
+        base: Some(base),
+        namespace: namespace.as_deref(),
+    };
     let mut material =
         serde_json::to_vec(&parsed).map_err(|e| (None, format!("cannot hash the policy: {e}")))?;
     let mut authorities = Vec::with_capacity(spec.authorities.len());
@@ -382,13 +400,13 @@ fn load_policy(doc: &str, base: &Path, file: &Path) -> Result<Policy, DocError> 
         }
         let verifier = match (&a.cosign, &a.notation) {
             (Some(c), None) => {
-                let (auth, bytes) = CosignAuthority::load(c, base)
+                let (auth, bytes) = CosignAuthority::load(c, resolver, &cx)
                     .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
                 material.extend_from_slice(&bytes);
                 Verifier::Cosign(auth)
             }
             (None, Some(n)) => {
-                let (auth, bytes) = NotationAuthority::load(n, base)
+                let (auth, bytes) = NotationAuthority::load(n, resolver, &cx)
                     .map_err(|m| (at, format!("authority {:?}: {m}", a.name)))?;
                 material.extend_from_slice(&bytes);
                 Verifier::Notation(Box::new(auth))
@@ -634,6 +652,18 @@ mod tests {
         assert!(!c.policies[0].require_digest);
         let errs = errors(&policy_yaml("  requireDigest: sometimes\n"));
         assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
+    fn a_misspelt_key_field_is_an_error_naming_it() {
+        let text = policy_yaml("").replace("- inline: |", "- inlnie: x\n            inline: |");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0]
+                .contains("cosign.keys[0]: unknown field `inlnie`, expected one of inline, file"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -32,11 +32,10 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
+use super::material::{Context, MaterialSpec, Resolver, Want};
 pub use dn::DistinguishedName;
 pub use import::{ImportedStatement, RegistryScopes, import_trust_policy};
 
-/// The largest certificate file read from a trust store; real ones are a few KiB.
-const MAX_CERT_FILE: u64 = 1024 * 1024;
 /// The most certificates one trust store may hold.
 const MAX_STORE_CERTS: usize = 1000;
 
@@ -126,20 +125,10 @@ pub struct TrustStoreSpec {
     pub kind: StoreType,
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub certificates: Vec<CertificateSource>,
+    pub certificates: Vec<MaterialSpec>,
     /// A directory of PEM or DER files (`.pem`, `.crt`, `.cer`), relative to the policy file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
-}
-
-/// Where certificates come from: `inline` PEM or a `file` (PEM or DER) relative to the policy.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CertificateSource {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inline: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
 }
 
 /// Trust store types. `ca` roots `notary.x509` signatures, `signingAuthority` roots
@@ -231,10 +220,14 @@ impl TrustedIdentities {
 }
 
 impl NotationAuthority {
-    /// Resolves a spec, reading trust-store files relative to `base`. The returned bytes (the
-    /// DER of every trusted certificate) go into the policy generation hash, so that replacing
-    /// a certificate file invalidates cached verdicts.
-    pub fn load(spec: &NotationSpec, base: &Path) -> Result<(Self, Vec<u8>), String> {
+    /// Resolves a spec, asking `resolver` for the trust stores' certificates. The returned
+    /// bytes (the DER of every trusted certificate) go into the policy generation hash, so that
+    /// replacing a certificate invalidates cached verdicts.
+    pub fn load(
+        spec: &NotationSpec,
+        resolver: &Resolver,
+        cx: &Context<'_>,
+    ) -> Result<(Self, Vec<u8>), String> {
         let sv = &spec.signature_verification;
         let level = sv.level;
         if level == Level::Skip {
@@ -282,7 +275,7 @@ impl NotationAuthority {
             if stores.iter().any(|t| t.kind == s.kind && t.name == s.name) {
                 return Err(format!("{at}: this trust store is listed twice"));
             }
-            let store = load_store(s, base).map_err(|m| format!("{at}: {m}"))?;
+            let store = load_store(s, resolver, cx).map_err(|m| format!("{at}: {m}"))?;
             for c in &store.certificates {
                 material.extend_from_slice(&c.der);
             }
@@ -405,31 +398,29 @@ fn validate_store_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn load_store(spec: &TrustStoreSpec, base: &Path) -> Result<TrustStore, String> {
+fn load_store(
+    spec: &TrustStoreSpec,
+    resolver: &Resolver,
+    cx: &Context<'_>,
+) -> Result<TrustStore, String> {
     if spec.certificates.is_empty() && spec.directory.is_none() {
         return Err("give certificates or a directory".into());
     }
     let mut certificates = Vec::new();
     for (i, source) in spec.certificates.iter().enumerate() {
-        let found = match (&source.inline, &source.file) {
-            (Some(pem), None) => parse_certificates(pem.as_bytes())
-                .map_err(|m| format!("certificates[{i}] (inline): {m}"))?,
-            (None, Some(f)) => {
-                let path = base.join(f);
-                let bytes = read_cert_file(&path).map_err(|m| format!("certificates[{i}]: {m}"))?;
-                parse_certificates(&bytes)
-                    .map_err(|m| format!("certificates[{i}] ({}): {m}", path.display()))?
-            }
-            _ => {
-                return Err(format!(
-                    "certificates[{i}]: give exactly one of inline or file"
-                ));
-            }
-        };
-        certificates.extend(found);
+        let found = resolver
+            .resolve(source, Want::Certificates, cx)
+            .map_err(|e| format!("certificates[{i}]: {e}"))?;
+        certificates.extend(
+            parse_certificates(&found.bytes)
+                .map_err(|m| format!("certificates[{i}] ({}): {m}", found.shown))?,
+        );
     }
     if let Some(dir) = &spec.directory {
-        certificates.extend(read_store_dir(&base.join(dir))?);
+        let dir = resolver
+            .path(dir, cx)
+            .map_err(|e| format!("directory: {e}"))?;
+        certificates.extend(read_store_dir(&dir)?);
     }
     if certificates.is_empty() {
         return Err("the trust store holds no certificate".into());
@@ -506,16 +497,7 @@ pub(crate) fn read_store_dir(dir: &Path) -> Result<Vec<TrustedCertificate>, Stri
 }
 
 fn read_cert_file(path: &Path) -> Result<Vec<u8>, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if meta.len() > MAX_CERT_FILE {
-        return Err(format!(
-            "{} is {} bytes, larger than the {MAX_CERT_FILE}-byte limit for certificate files",
-            path.display(),
-            meta.len()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    super::material::read_limited(path, Want::Certificates).map_err(|e| e.to_string())
 }
 
 /// Parses one or more PEM certificates, or one DER certificate.

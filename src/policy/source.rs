@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{LoadError, NoMatch, PolicySet, load_dir};
+use super::material::Resolver;
+use super::{LoadError, NoMatch, PolicySet, load_dir_with};
 use crate::metrics::Metrics;
 
 /// Somewhere policies are read from.
@@ -33,6 +34,7 @@ pub trait Source: Send + Sync + 'static {
 pub struct Directory {
     dir: PathBuf,
     no_match: Option<NoMatch>,
+    resolver: Resolver,
 }
 
 impl Directory {
@@ -40,7 +42,14 @@ impl Directory {
         Directory {
             dir: dir.into(),
             no_match,
+            resolver: Resolver::files(),
         }
+    }
+
+    /// Resolves the policies' trust material with `resolver` instead of files alone.
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
     }
 }
 
@@ -50,11 +59,13 @@ impl Source for Directory {
     }
 
     fn fingerprint(&self) -> Vec<u8> {
-        fingerprint(&self.dir)
+        let mut f = fingerprint(&self.dir);
+        f.extend_from_slice(&self.resolver.version().to_be_bytes());
+        f
     }
 
     fn load(&self) -> Result<PolicySet, Vec<LoadError>> {
-        let mut set = load_dir(&self.dir)?;
+        let mut set = load_dir_with(&self.dir, &self.resolver)?;
         if let Some(n) = self.no_match {
             set.no_match = n;
         }

@@ -125,7 +125,13 @@ fn skip_authority(root: &Path) -> NotationAuthority {
         "{err}"
     );
     let spec: NotationSpec = serde_yaml::from_str("signatureVerification: {level: skip}").unwrap();
-    NotationAuthority::load(&spec, root).unwrap().0
+    NotationAuthority::load(
+        &spec,
+        &signet::policy::material::Resolver::files(),
+        &signet::policy::material::Context::file(root),
+    )
+    .unwrap()
+    .0
 }
 
 fn check(root: &Path, layout: &str, policy: &str, certs: &[&str]) -> Outcome {

@@ -150,8 +150,12 @@ pub fn import_trust_policy(
             trust_stores: stores,
             trusted_identities: st.trusted_identities,
         };
-        let (authority, _) =
-            NotationAuthority::load(&spec, trust_store_root).map_err(|m| format!("{at}: {m}"))?;
+        let (authority, _) = NotationAuthority::load(
+            &spec,
+            &crate::policy::material::Resolver::files(),
+            &crate::policy::material::Context::file(trust_store_root),
+        )
+        .map_err(|m| format!("{at}: {m}"))?;
         out.push(ImportedStatement {
             name: st.name,
             registry_scopes: scopes,

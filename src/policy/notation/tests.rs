@@ -14,7 +14,12 @@ fn cert_pem() -> String {
 
 fn load(yaml: &str) -> Result<NotationAuthority, String> {
     let spec: NotationSpec = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
-    NotationAuthority::load(&spec, Path::new("/nonexistent")).map(|(a, _)| a)
+    NotationAuthority::load(
+        &spec,
+        &crate::policy::material::Resolver::files(),
+        &crate::policy::material::Context::file(Path::new("/nonexistent")),
+    )
+    .map(|(a, _)| a)
 }
 
 fn with_store(head: &str, identities: &str) -> String {

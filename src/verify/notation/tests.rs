@@ -524,9 +524,13 @@ fn cose(chain: &Chain, e: &Env) -> NotationSignature {
 
 fn authority_yaml(yaml: &str) -> NotationAuthority {
     let spec: NotationSpec = serde_yaml::from_str(yaml).unwrap();
-    NotationAuthority::load(&spec, std::path::Path::new("."))
-        .unwrap()
-        .0
+    NotationAuthority::load(
+        &spec,
+        &crate::policy::material::Resolver::files(),
+        &crate::policy::material::Context::file(std::path::Path::new(".")),
+    )
+    .unwrap()
+    .0
 }
 
 fn authority(root_pem: &str, level: &str, identity: &str) -> NotationAuthority {

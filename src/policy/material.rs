@@ -1,0 +1,301 @@
+//! Trust material named by a policy (public keys, certificates, Sigstore trust roots), and the
+//! [`Resolver`] that turns a name into bytes.
+//!
+//! A policy never says *how* to read its keys: each place that takes material holds a
+//! [`MaterialSpec`] naming exactly one origin (`inline` text, a `file` relative to the policy
+//! file, and the origins further sources add). The loaders in `policy::cosign` and
+//! `policy::notation` ask the resolver for the bytes and parse them; they read no file and call
+//! no API themselves. A source that keeps material fresh (a watched object store, a refreshed
+//! secret store) answers from what it holds and bumps [`Resolver::version`] when that changes,
+//! which makes the policy source load again: the new bytes go into the policy's generation, so
+//! verdicts cached under the old material are not reused.
+//!
+//! Must not import `decision`, `registry`, `verify` or `server`.
+
+use std::path::{Path, PathBuf};
+
+/// Where one piece of trust material comes from. Exactly one field is set.
+///
+/// ```yaml
+/// {inline: "-----BEGIN PUBLIC KEY-----..."}   # the material itself
+/// {file: keys/release.pub}                    # relative to the policy file
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaterialSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// The origin a [`MaterialSpec`] names, once it is known to name exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference<'a> {
+    Inline(&'a str),
+    File(&'a str),
+}
+
+impl MaterialSpec {
+    /// The field names, in the order messages list them.
+    pub const FIELDS: &'static [&'static str] = &["inline", "file"];
+
+    pub fn inline(text: impl Into<String>) -> Self {
+        MaterialSpec {
+            inline: Some(text.into()),
+            ..MaterialSpec::default()
+        }
+    }
+
+    pub fn file(path: impl Into<String>) -> Self {
+        MaterialSpec {
+            file: Some(path.into()),
+            ..MaterialSpec::default()
+        }
+    }
+
+    /// The one origin this names, or an error listing the fields to choose from.
+    pub fn reference(&self) -> Result<Reference<'_>, MaterialError> {
+        let mut found = Vec::with_capacity(1);
+        if let Some(text) = &self.inline {
+            found.push(Reference::Inline(text));
+        }
+        if let Some(path) = &self.file {
+            found.push(Reference::File(path));
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(MaterialError::NotExactlyOne),
+        }
+    }
+}
+
+/// What the bytes are for: the resolver may convert (a key store's JSON key to PEM) or apply a
+/// size limit that suits the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A PEM `PUBLIC KEY` (a Cosign key).
+    PublicKey,
+    /// One or more certificates, PEM or DER (a Notation trust store).
+    Certificates,
+    /// A Sigstore `trusted_root.json`.
+    TrustRoot,
+}
+
+impl Want {
+    /// The largest material of this kind that is read; real ones are far smaller.
+    pub fn max_len(self) -> u64 {
+        match self {
+            Want::PublicKey => 64 * 1024,
+            Want::Certificates => 1024 * 1024,
+            Want::TrustRoot => 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where the reference is written: relative paths and namespace rules depend on it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The directory of the policy file, for relative paths; `None` for policies that do not
+    /// come from a file (they cannot name files).
+    pub base: Option<&'a Path>,
+    /// The namespace of an `ImagePolicy`; `None` for a `ClusterImagePolicy`.
+    pub namespace: Option<&'a str>,
+}
+
+impl<'a> Context<'a> {
+    /// A policy read from a file in `base`.
+    pub fn file(base: &'a Path) -> Self {
+        Context {
+            base: Some(base),
+            namespace: None,
+        }
+    }
+}
+
+/// Material as read, with how to name its origin in messages (`inline`, a path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub bytes: Vec<u8>,
+    pub shown: String,
+}
+
+/// Why material could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialError {
+    #[error("give exactly one of {}", one_of(MaterialSpec::FIELDS))]
+    NotExactlyOne,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {len} bytes, larger than the {max}-byte limit for {what}")]
+    TooLarge {
+        path: String,
+        len: u64,
+        max: u64,
+        what: &'static str,
+    },
+    #[error("{path}: a file is named, but this policy does not come from a file")]
+    NoBaseDirectory { path: String },
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn one_of(fields: &[&str]) -> String {
+    match fields {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Turns a [`MaterialSpec`] into bytes. Inline text and files are always available; further
+/// sources plug in here.
+#[derive(Debug, Clone, Default)]
+pub struct Resolver {}
+
+impl Resolver {
+    /// Inline material and files only.
+    pub fn files() -> Self {
+        Resolver::default()
+    }
+
+    /// The bytes `spec` names.
+    pub fn resolve(
+        &self,
+        spec: &MaterialSpec,
+        want: Want,
+        cx: &Context<'_>,
+    ) -> Result<Resolved, MaterialError> {
+        match spec.reference()? {
+            Reference::Inline(text) => Ok(Resolved {
+                bytes: text.as_bytes().to_vec(),
+                shown: "inline".into(),
+            }),
+            Reference::File(path) => {
+                let full = self.path(path, cx)?;
+                let bytes = read_limited(&full, want)?;
+                Ok(Resolved {
+                    bytes,
+                    shown: full.display().to_string(),
+                })
+            }
+        }
+    }
+
+    /// A path relative to the policy file, for material that only files can hold (a Notation
+    /// trust-store directory).
+    pub fn path(&self, path: &str, cx: &Context<'_>) -> Result<PathBuf, MaterialError> {
+        match cx.base {
+            Some(base) => Ok(base.join(path)),
+            None => Err(MaterialError::NoBaseDirectory { path: path.into() }),
+        }
+    }
+
+    /// Changes whenever material this resolver answers from may have changed (always 0 for
+    /// inline text and files: file changes are seen by the directory source itself).
+    pub fn version(&self) -> u64 {
+        0
+    }
+}
+
+/// Reads a file of at most `want.max_len()` bytes.
+pub fn read_limited(path: &Path, want: Want) -> Result<Vec<u8>, MaterialError> {
+    let shown = || path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| MaterialError::Read {
+        path: shown(),
+        source,
+    })?;
+    let max = want.max_len();
+    if meta.len() > max {
+        return Err(MaterialError::TooLarge {
+            path: shown(),
+            len: meta.len(),
+            max,
+            what: match want {
+                Want::PublicKey => "key files",
+                Want::Certificates => "certificate files",
+                Want::TrustRoot => "trust roots",
+            },
+        });
+    }
+    std::fs::read(path).map_err(|source| MaterialError::Read {
+        path: shown(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_origin() {
+        let both = MaterialSpec {
+            inline: Some("x".into()),
+            file: Some("y".into()),
+        };
+        assert_eq!(
+            both.reference().unwrap_err().to_string(),
+            "give exactly one of inline or file"
+        );
+        assert!(MaterialSpec::default().reference().is_err());
+        assert_eq!(
+            MaterialSpec::file("k.pub").reference().unwrap(),
+            Reference::File("k.pub")
+        );
+    }
+
+    #[test]
+    fn files_are_relative_to_the_policy_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.pub"), b"key").unwrap();
+        std::fs::write(dir.path().join("big"), vec![b'a'; 70 * 1024]).unwrap();
+        let r = Resolver::files();
+        let cx = Context::file(dir.path());
+        let got = r
+            .resolve(&MaterialSpec::file("k.pub"), Want::PublicKey, &cx)
+            .unwrap();
+        assert_eq!(got.bytes, b"key");
+        assert!(got.shown.ends_with("k.pub"));
+        let e = r
+            .resolve(&MaterialSpec::file("big"), Want::PublicKey, &cx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("larger than the 65536-byte limit for key files"),
+            "{e}"
+        );
+        let e = r
+            .resolve(&MaterialSpec::file("missing"), Want::PublicKey, &cx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read ") && e.contains("missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_policy_without_a_file_cannot_name_files() {
+        let e = Resolver::files()
+            .resolve(
+                &MaterialSpec::file("k.pub"),
+                Want::PublicKey,
+                &Context::default(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not come from a file"), "{e}");
+        let inline = Resolver::files()
+            .resolve(
+                &MaterialSpec::inline("pem"),
+                Want::PublicKey,
+                &Context::default(),
+            )
+            .unwrap();
+        assert_eq!(inline.shown, "inline");
+    }
+}
