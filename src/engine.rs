@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::azure::{AzureConfig, Entra, KeyVault};
 use crate::decision::{CacheConfig, Engine};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
+use crate::policy::keyvault::KeyVaultStore;
 use crate::policy::source::{self, Directory};
-use crate::registry::{HttpRegistry, RegistryConfig};
+use crate::registry::{Acr, HttpRegistry, RegistryConfig};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -37,6 +39,8 @@ impl Default for Options {
 pub enum BuildError {
     #[error("{0}")]
     Registry(String),
+    #[error("Azure: {0}")]
+    Azure(#[from] crate::azure::AzureError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
@@ -49,7 +53,16 @@ pub fn build(
     options: Options,
 ) -> Result<Engine, BuildError> {
     let deny = registry.deny.clone();
-    let client = HttpRegistry::new(registry, metrics.clone()).map_err(BuildError::Registry)?;
+    let azure = registry.azure.clone();
+    let mut client = HttpRegistry::new(registry, metrics.clone()).map_err(BuildError::Registry)?;
+    if let Some(azure) = azure.filter(|a| !a.acr_hosts.is_empty()) {
+        let entra = Arc::new(Entra::new(&azure, metrics.clone())?);
+        client = client.with_acr(Arc::new(Acr::new(
+            entra,
+            azure.tenant_id.clone(),
+            azure.acr_hosts.clone(),
+        )));
+    }
     let engine = Engine::new(Arc::new(client), policies, options.caches, metrics.clone());
     if !options.revocation {
         return Ok(engine);
@@ -66,15 +79,37 @@ pub fn build(
 /// What `signet serve` runs: loads the policy directory of `serve` (an invalid set starts the
 /// server not ready, never "allow all"), builds the engine and starts both ports.
 pub async fn serve(
-    serve: ServeConfig,
+    mut serve: ServeConfig,
     registry: RegistryConfig,
     metrics: Arc<Metrics>,
     options: Options,
 ) -> anyhow::Result<Handle> {
+    if let Some(azure) = &registry.azure {
+        let store = key_vault(azure, metrics.clone())?;
+        // Runs for the life of the process, like the policy watcher it feeds.
+        store.spawn(azure.refresh_interval);
+        serve.material = serve.material.clone().with_key_vault(store);
+    }
     let (set, valid) = source::load_initial(
-        &Directory::new(serve.policies.clone(), serve.no_match_override),
+        &Directory::new(serve.policies.clone(), serve.no_match_override)
+            .with_resolver(serve.material.clone()),
         &metrics,
     );
     let engine = build(registry, set, metrics.clone(), options)?;
     server::start(serve, Arc::new(engine), metrics, valid).await
+}
+
+/// The Key Vault store over the Azure identity of `azure` (not yet refreshing: call
+/// [`KeyVaultStore::spawn`], or [`KeyVaultStore::refresh`] once for a one-shot command).
+pub fn key_vault(
+    azure: &AzureConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<KeyVaultStore>, BuildError> {
+    let entra = Arc::new(Entra::new(azure, metrics.clone())?);
+    let vault = KeyVault::new(azure, entra, metrics.clone())?;
+    Ok(Arc::new(KeyVaultStore::new(
+        Arc::new(vault),
+        azure.stale_after,
+        metrics,
+    )))
 }

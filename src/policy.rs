@@ -7,6 +7,7 @@
 
 pub mod cosign;
 mod glob;
+pub mod keyvault;
 mod load;
 pub mod material;
 pub mod notation;

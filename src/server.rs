@@ -77,6 +77,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Connection, request and memory limits.
     pub limits: ServeLimits,
+    /// Resolves the policies' trust material (files, and Key Vault when configured).
+    pub material: crate::policy::material::Resolver,
 }
 
 /// Shared state of the running server.
@@ -209,7 +211,8 @@ pub async fn start(
         ));
     }
     background.push(source::spawn_watch(
-        source::Directory::new(config.policies.clone(), config.no_match_override),
+        source::Directory::new(config.policies.clone(), config.no_match_override)
+            .with_resolver(config.material.clone()),
         config.policy_poll,
         state.policies.clone(),
         metrics.clone(),

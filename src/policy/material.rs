@@ -13,12 +13,17 @@
 //! Must not import `decision`, `registry`, `verify` or `server`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use super::keyvault::KeyVaultSpec;
+use super::keyvault::KeyVaultStore;
 
 /// Where one piece of trust material comes from. Exactly one field is set.
 ///
 /// ```yaml
 /// {inline: "-----BEGIN PUBLIC KEY-----..."}   # the material itself
 /// {file: keys/release.pub}                    # relative to the policy file
+/// {keyVault: {vaultURI: https://v.vault.azure.net/, name: k}}   # Azure Key Vault
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -27,6 +32,9 @@ pub struct MaterialSpec {
     pub inline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// A Key Vault key (Cosign) or certificate (Notation), kept fresh by the Key Vault store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault: Option<KeyVaultSpec>,
 }
 
 /// The origin a [`MaterialSpec`] names, once it is known to name exactly one.
@@ -34,11 +42,12 @@ pub struct MaterialSpec {
 pub enum Reference<'a> {
     Inline(&'a str),
     File(&'a str),
+    KeyVault(&'a KeyVaultSpec),
 }
 
 impl MaterialSpec {
     /// The field names, in the order messages list them.
-    pub const FIELDS: &'static [&'static str] = &["inline", "file"];
+    pub const FIELDS: &'static [&'static str] = &["inline", "file", "keyVault"];
 
     pub fn inline(text: impl Into<String>) -> Self {
         MaterialSpec {
@@ -62,6 +71,9 @@ impl MaterialSpec {
         }
         if let Some(path) = &self.file {
             found.push(Reference::File(path));
+        }
+        if let Some(kv) = &self.key_vault {
+            found.push(Reference::KeyVault(kv));
         }
         match found.as_slice() {
             [one] => Ok(*one),
@@ -118,6 +130,22 @@ impl<'a> Context<'a> {
 pub struct Resolved {
     pub bytes: Vec<u8>,
     pub shown: String,
+    /// The source says this material is trusted no more (a disabled or deleted Key Vault
+    /// version, or one unreadable for longer than allowed): `bytes` is empty, and the place
+    /// that names it trusts nothing through it. Loaders skip it rather than fail, so that the
+    /// policy loads without it instead of the previous policies (which trusted it) staying.
+    pub withdrawn: bool,
+}
+
+impl Resolved {
+    /// Material the source withdrew; `shown` says which and why.
+    pub fn withdrawn(shown: String) -> Self {
+        Resolved {
+            bytes: Vec::new(),
+            shown,
+            withdrawn: true,
+        }
+    }
 }
 
 /// Why material could not be read.
@@ -140,6 +168,13 @@ pub enum MaterialError {
     },
     #[error("{path}: a file is named, but this policy does not come from a file")]
     NoBaseDirectory { path: String },
+    #[error("{shown}: {detail}")]
+    KeyVault { shown: String, detail: String },
+    #[error(
+        "keyVault material needs an Azure identity: set AZURE_TENANT_ID, AZURE_CLIENT_ID and \
+         AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET"
+    )]
+    NoKeyVault,
 }
 
 /// `a`, `a or b`, `a, b or c`.
@@ -154,12 +189,20 @@ fn one_of(fields: &[&str]) -> String {
 /// Turns a [`MaterialSpec`] into bytes. Inline text and files are always available; further
 /// sources plug in here.
 #[derive(Debug, Clone, Default)]
-pub struct Resolver {}
+pub struct Resolver {
+    keyvault: Option<Arc<KeyVaultStore>>,
+}
 
 impl Resolver {
     /// Inline material and files only.
     pub fn files() -> Self {
         Resolver::default()
+    }
+
+    /// Also answers `keyVault` references, from `store`.
+    pub fn with_key_vault(mut self, store: Arc<KeyVaultStore>) -> Self {
+        self.keyvault = Some(store);
+        self
     }
 
     /// The bytes `spec` names.
@@ -173,13 +216,19 @@ impl Resolver {
             Reference::Inline(text) => Ok(Resolved {
                 bytes: text.as_bytes().to_vec(),
                 shown: "inline".into(),
+                withdrawn: false,
             }),
+            Reference::KeyVault(kv) => match &self.keyvault {
+                Some(store) => store.resolve(kv, want),
+                None => Err(MaterialError::NoKeyVault),
+            },
             Reference::File(path) => {
                 let full = self.path(path, cx)?;
                 let bytes = read_limited(&full, want)?;
                 Ok(Resolved {
                     bytes,
                     shown: full.display().to_string(),
+                    withdrawn: false,
                 })
             }
         }
@@ -194,10 +243,11 @@ impl Resolver {
         }
     }
 
-    /// Changes whenever material this resolver answers from may have changed (always 0 for
-    /// inline text and files: file changes are seen by the directory source itself).
+    /// Changes whenever material this resolver answers from may have changed (inline text and
+    /// files never move it: file changes are seen by the directory source itself; the Key
+    /// Vault store moves it when a refresh changed an answer).
     pub fn version(&self) -> u64 {
-        0
+        self.keyvault.as_ref().map_or(0, |k| k.version())
     }
 }
 
@@ -236,10 +286,11 @@ mod tests {
         let both = MaterialSpec {
             inline: Some("x".into()),
             file: Some("y".into()),
+            key_vault: None,
         };
         assert_eq!(
             both.reference().unwrap_err().to_string(),
-            "give exactly one of inline or file"
+            "give exactly one of inline, file or keyVault"
         );
         assert!(MaterialSpec::default().reference().is_err());
         assert_eq!(

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::RegistryError;
 use super::auth::{Bearer, Credentials};
 use super::client::HttpRegistry;
 use super::transport::read_capped;
-use super::RegistryError;
 use crate::azure::{ACR_SCOPE, Entra, host_matches};
 use crate::reason::Reason;
 
@@ -157,7 +157,9 @@ impl HttpRegistry {
             .ok()
             .and_then(|a| a.refresh_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized(format!("{host}'s /oauth2/exchange sent no refresh_token")))?;
+            .ok_or_else(|| {
+                unauthorized(format!("{host}'s /oauth2/exchange sent no refresh_token"))
+            })?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let lifetime = jwt_expiry(&token)
             .map(|exp| Duration::from_secs(u64::try_from(exp - now - 60).unwrap_or(0)))
@@ -188,7 +190,9 @@ mod tests {
             "https://r.azurecr.io/oauth2/exchange"
         );
         assert_eq!(
-            exchange_url(&u("http://127.0.0.1:5001/token")).unwrap().as_str(),
+            exchange_url(&u("http://127.0.0.1:5001/token"))
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:5001/exchange"
         );
         assert!(exchange_url(&u("https://r.azurecr.io/oauth2/auth")).is_none());

@@ -81,6 +81,8 @@ pub struct RegistryConfig {
     pub realm_hosts: HashMap<String, Vec<String>>,
     /// Address ranges never connected to (checked on resolved addresses at connect time).
     pub deny: DenyList,
+    /// The Azure identity: registries it marks as ACR are read with it ([`super::acr`]).
+    pub azure: Option<crate::azure::AzureConfig>,
     pub limits: Limits,
 }
 
@@ -195,7 +197,11 @@ impl HttpRegistry {
 
     /// The no-redirect client for token requests to `host`.
     pub(super) fn token_client(&self, host: &str) -> &reqwest::Client {
-        &self.per_registry.get(host).unwrap_or(&self.default_clients).token
+        &self
+            .per_registry
+            .get(host)
+            .unwrap_or(&self.default_clients)
+            .token
     }
 
     pub(super) fn metrics(&self) -> &Metrics {

@@ -148,6 +148,7 @@ impl Signet {
             shutdown_delay: Duration::ZERO,
             drain_timeout: Duration::from_secs(2),
             limits: serve_limits,
+            material: Default::default(),
         };
         let options = engine::Options {
             revocation,
