@@ -14,6 +14,7 @@ mod engine_bounds;
 mod expiry;
 mod harness;
 mod image;
+mod keyvault;
 mod manifests;
 mod notation;
 mod notation_files;

@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests:
 //! - `registry`: a real `docker-registry` process per test ([`registry::TestRegistry`]);
 //! - `oci`: pushes images, indexes and referrers (with the referrers tag schema);
+//! - `azure`: a test Entra ID token endpoint and Key Vault over HTTPS;
 //! - `cosign`: a Cosign-style signer independent of signet's verifier;
 //! - `sigstore`: a test Sigstore (Fulcio CA, Rekor, CT log, trusted root) for keyless
 //!   `.sig` signatures and cosign v3 bundle referrers, also independent of the verifier;
@@ -15,6 +16,7 @@
 //! Each test module uses a different subset, so unused helpers are not dead code.
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod cosign;
 pub mod fake;
 pub mod faulty;

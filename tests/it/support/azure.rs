@@ -25,6 +25,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
+use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 use super::registry::TestTls;
@@ -101,9 +102,10 @@ impl AzureServer {
     /// Starts the server; it accepts `assertion` as the federated token.
     pub async fn start(assertion: &str) -> AzureServer {
         let tls = TestTls::generate();
-        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let certs: Vec<_> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
         let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes()).unwrap();
         let mut config = rustls::ServerConfig::builder()
             .with_no_client_auth()
@@ -134,7 +136,9 @@ impl AzureServer {
                         };
                         let service = hyper::service::service_fn(move |req| {
                             let state = state.clone();
-                            async move { Ok::<_, std::convert::Infallible>(handle(req, &state, addr).await) }
+                            async move {
+                                Ok::<_, std::convert::Infallible>(handle(req, &state, addr).await)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -168,13 +172,22 @@ impl AzureServer {
 
     /// Whether `token` was issued by this Entra for `scope`.
     pub fn issued_for(&self, token: &str, scope: &str) -> bool {
-        self.state.lock().unwrap().issued.get(token).map(String::as_str) == Some(scope)
+        self.state
+            .lock()
+            .unwrap()
+            .issued
+            .get(token)
+            .map(String::as_str)
+            == Some(scope)
     }
 
     /// Every token issued, with its scope.
     pub fn issued(&self) -> Vec<(String, String)> {
         let s = self.state.lock().unwrap();
-        s.issued.iter().map(|(t, sc)| (t.clone(), sc.clone())).collect()
+        s.issued
+            .iter()
+            .map(|(t, sc)| (t.clone(), sc.clone()))
+            .collect()
     }
 
     /// A checker for other test servers: was this token issued for `scope`?
@@ -291,7 +304,12 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-fn vault_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response<Full<Bytes>> {
+fn vault_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    inner: Option<&str>,
+) -> Response<Full<Bytes>> {
     let mut error = json!({"code": code, "message": message});
     if let Some(i) = inner {
         error["innererror"] = json!({"code": i});
@@ -331,7 +349,12 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let form = parse_form(&String::from_utf8_lossy(&body));
     let mut s = state.lock().unwrap();
     s.seen.push(Seen {
@@ -349,7 +372,12 @@ async fn handle(
     }
     // Key Vault.
     if method != "GET" {
-        return vault_error(StatusCode::METHOD_NOT_ALLOWED, "BadParameter", "only GET here", None);
+        return vault_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BadParameter",
+            "only GET here",
+            None,
+        );
     }
     let params = url_pairs(&query);
     if params.get("api-version").map(String::as_str) != Some("7.4") {
@@ -380,8 +408,14 @@ async fn handle(
         return r;
     }
     if let Some(secs) = s.throttle {
-        let mut r = vault_error(StatusCode::TOO_MANY_REQUESTS, "Throttled", "Rate limit exceeded.", None);
-        r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+        let mut r = vault_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Throttled",
+            "Rate limit exceeded.",
+            None,
+        );
+        r.headers_mut()
+            .insert("retry-after", secs.to_string().parse().unwrap());
         return r;
     }
     if let Some(status) = s.fail {
@@ -396,7 +430,11 @@ async fn handle(
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         [collection @ ("keys" | "certificates"), name, "versions"] => {
-            let list = if *collection == "keys" { &s.keys } else { &s.certificates };
+            let list = if *collection == "keys" {
+                &s.keys
+            } else {
+                &s.certificates
+            };
             let Some(versions) = list.get(*name) else {
                 return not_found(collection, name);
             };
@@ -411,8 +449,16 @@ async fn handle(
                 .collect();
             reply(StatusCode::OK, json!({"value": value, "nextLink": null}))
         }
-        [collection @ ("keys" | "certificates" | "secrets"), name, version] => {
-            let list = if *collection == "keys" { &s.keys } else { &s.certificates };
+        [
+            collection @ ("keys" | "certificates" | "secrets"),
+            name,
+            version,
+        ] => {
+            let list = if *collection == "keys" {
+                &s.keys
+            } else {
+                &s.certificates
+            };
             let Some(v) = list
                 .get(*name)
                 .and_then(|l| l.iter().find(|v| v.id.ends_with(&format!("/{version}"))))
@@ -424,7 +470,10 @@ async fn handle(
                 "keys" => {
                     let mut key = v.body.clone();
                     key["kid"] = json!(v.id.replace("https://VAULT", &vault));
-                    reply(StatusCode::OK, json!({"key": key, "attributes": attributes}))
+                    reply(
+                        StatusCode::OK,
+                        json!({"key": key, "attributes": attributes}),
+                    )
                 }
                 "certificates" => reply(
                     StatusCode::OK,
@@ -482,12 +531,22 @@ fn not_found(collection: &str, name: &str) -> Response<Full<Bytes>> {
 fn token(s: &mut State, form: &HashMap<String, String>) -> Response<Full<Bytes>> {
     let get = |k: &str| form.get(k).map(String::as_str);
     if get("grant_type") != Some("client_credentials") {
-        return entra_error("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.");
+        return entra_error(
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
     }
     if get("client_id") != Some(CLIENT_ID) {
-        return entra_error("unauthorized_client", "AADSTS700016: Application not found in the directory.");
+        return entra_error(
+            "unauthorized_client",
+            "AADSTS700016: Application not found in the directory.",
+        );
     }
-    match (get("client_assertion_type"), get("client_assertion"), get("client_secret")) {
+    match (
+        get("client_assertion_type"),
+        get("client_assertion"),
+        get("client_secret"),
+    ) {
         (Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), Some(assertion), None) => {
             let aud = assertion
                 .split('.')
@@ -515,9 +574,17 @@ fn token(s: &mut State, form: &HashMap<String, String>) -> Response<Full<Bytes>>
         }
         (None, None, Some(secret)) if s.client_secret.as_deref() == Some(secret) => {}
         (None, None, Some(_)) => {
-            return entra_error("invalid_client", "AADSTS7000215: Invalid client secret provided.");
+            return entra_error(
+                "invalid_client",
+                "AADSTS7000215: Invalid client secret provided.",
+            );
         }
-        _ => return entra_error("invalid_request", "AADSTS900144: The request body must contain client_assertion or client_secret."),
+        _ => {
+            return entra_error(
+                "invalid_request",
+                "AADSTS900144: The request body must contain client_assertion or client_secret.",
+            );
+        }
     }
     let scope = get("scope").unwrap_or_default();
     if scope != VAULT_SCOPE && scope != ACR_SCOPE {
@@ -527,7 +594,11 @@ fn token(s: &mut State, form: &HashMap<String, String>) -> Response<Full<Bytes>>
         );
     }
     s.counter += 1;
-    let token = format!("eyJ0eXAiOiJKV1QifQ.{}.{}", URL_SAFE_NO_PAD.encode(scope), s.counter);
+    let token = format!(
+        "eyJ0eXAiOiJKV1QifQ.{}.{}",
+        URL_SAFE_NO_PAD.encode(scope),
+        s.counter
+    );
     s.issued.insert(token.clone(), scope.to_string());
     reply(
         StatusCode::OK,

@@ -209,6 +209,16 @@ impl SigningChain {
         }
     }
 
+    /// DER certificates, leaf first, root last.
+    pub fn ders(&self) -> &[Vec<u8>] {
+        &self.ders
+    }
+
+    /// The leaf's private key, PKCS#8 DER.
+    pub fn leaf_pkcs8(&self) -> &[u8] {
+        &self.leaf_pkcs8
+    }
+
     /// Replaces the leaf with a new one (new key, same name and serial) from the same
     /// intermediate, naming `urls`: many signers under one trusted root, e.g. a leaf per image
     /// whose OCSP URL differs, so that no revocation answer is reused between them.
