@@ -190,7 +190,7 @@ impl KeyVault {
         let on_vault_domain = super::VAULT_SUFFIXES
             .iter()
             .any(|s| name.ends_with(s) && name.len() > s.len() && !host.contains(':'));
-        on_vault_domain || self.vault_hosts.iter().any(|h| *h == host)
+        on_vault_domain || self.vault_hosts.contains(&host)
     }
 
     /// The public key of a key version (the newest enabled one without a version).
