@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> ExitCode {
             timeout,
             registry,
         } => {
-            let Some(engine) = offline_engine(&policies, no_match, registry) else {
+            let Some(engine) = offline_engine(&policies, no_match, registry).await else {
                 return exit(EXIT_USAGE);
             };
             verify_command(&engine, &images, namespace.as_deref(), output, timeout).await
@@ -112,7 +112,7 @@ async fn review_command(
             }
         };
     let metrics = Metrics::new();
-    let Some(engine) = offline_engine(policies, no_match, registry) else {
+    let Some(engine) = offline_engine(policies, no_match, registry).await else {
         return exit(EXIT_USAGE);
     };
     let reviewer = Reviewer {
@@ -184,12 +184,37 @@ fn read_input(file: &Path) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn offline_engine(
+async fn offline_engine(
     policies: &Path,
     no_match: Option<NoMatch>,
-    registry: RegistryConfig,
+    mut registry: RegistryConfig,
 ) -> Option<Engine> {
-    let set = match source::Directory::new(policies, no_match).load() {
+    let mut dir = source::Directory::new(policies, no_match);
+    if registry.azure.is_some() {
+        // Key Vault material: one load names what to fetch, one refresh fetches it.
+        let store = engine::apply_azure_settings(&mut registry, policies).and_then(|()| {
+            let azure = registry
+                .azure
+                .as_ref()
+                .map(|a| engine::key_vault(a, Arc::new(Metrics::new())));
+            azure.transpose()
+        });
+        match store {
+            Ok(Some(store)) => {
+                dir = dir.with_resolver(
+                    policy::material::Resolver::files().with_key_vault(store.clone()),
+                );
+                let _ = dir.load();
+                store.refresh().await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                return None;
+            }
+        }
+    }
+    let set = match dir.load() {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {

@@ -171,29 +171,23 @@ fn azure_config(
         azure_stale_after_secs,
     } = args;
     let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let (tenant_id, client_id) = match (nonempty(azure_tenant_id), nonempty(azure_client_id)) {
-        (None, None) => return Ok(None),
-        (Some(t), Some(c)) => (t, c),
-        _ => {
-            return Err(ConfigError(
-                "--azure-tenant-id (AZURE_TENANT_ID) and --azure-client-id (AZURE_CLIENT_ID) go \
-                 together"
-                    .into(),
-            ));
-        }
-    };
+    let (tenant, client) = (nonempty(azure_tenant_id), nonempty(azure_client_id));
     let secret = nonempty(std::env::var("AZURE_CLIENT_SECRET").ok());
     let credential = match (azure_federated_token_file, secret) {
         (Some(file), _) => Credential::FederatedTokenFile(file),
         (None, Some(secret)) => Credential::ClientSecret(secret),
+        (None, None) if tenant.is_none() && client.is_none() => return Ok(None),
         (None, None) => {
             return Err(ConfigError(
-                "an Azure tenant and client are set but no credential: set \
+                "an Azure tenant or client is set but no credential: set \
                  AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET"
                     .into(),
             ));
         }
     };
+    // The tenant and client may also come from the policies' SignetConfig.spec.azure; what
+    // is still missing then is an error at start-up.
+    let (tenant_id, client_id) = (tenant.unwrap_or_default(), client.unwrap_or_default());
     let authority_host = reqwest::Url::parse(&azure_authority_host).map_err(|e| {
         ConfigError(format!(
             "--azure-authority-host {azure_authority_host:?}: {e}"
@@ -221,8 +215,10 @@ fn azure_config(
         request_timeout: Duration::from_millis(timeout_ms.max(1000)),
     };
     // Fails now, not at the first refresh, on a bad authority or tenant.
-    crate::azure::entra::token_url(&config.authority_host, &config.tenant_id)
-        .map_err(|e| ConfigError(e.to_string()))?;
+    if !config.tenant_id.is_empty() {
+        crate::azure::entra::token_url(&config.authority_host, &config.tenant_id)
+            .map_err(|e| ConfigError(e.to_string()))?;
+    }
     Ok(Some(config))
 }
 

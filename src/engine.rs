@@ -80,10 +80,11 @@ pub fn build(
 /// server not ready, never "allow all"), builds the engine and starts both ports.
 pub async fn serve(
     mut serve: ServeConfig,
-    registry: RegistryConfig,
+    mut registry: RegistryConfig,
     metrics: Arc<Metrics>,
     options: Options,
 ) -> anyhow::Result<Handle> {
+    apply_azure_settings(&mut registry, &serve.policies)?;
     if let Some(azure) = &registry.azure {
         let store = key_vault(azure, metrics.clone())?;
         // Runs for the life of the process, like the policy watcher it feeds.
@@ -112,4 +113,28 @@ pub fn key_vault(
         azure.stale_after,
         metrics,
     )))
+}
+
+/// Completes the Azure identity with the `SignetConfig.spec.azure` of the policy directory.
+pub fn apply_azure_settings(
+    registry: &mut RegistryConfig,
+    policies: &std::path::Path,
+) -> Result<(), BuildError> {
+    let Some(azure) = registry.azure.as_mut() else {
+        return Ok(());
+    };
+    let settings = crate::policy::keyvault::read_settings(policies)
+        .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+    if let Some(s) = settings {
+        s.apply(azure)
+            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+    }
+    if azure.tenant_id.is_empty() || azure.client_id.is_empty() {
+        return Err(BuildError::Azure(crate::azure::AzureError::Config(
+            "an Azure credential is set but no tenant or client ID: set AZURE_TENANT_ID and \
+             AZURE_CLIENT_ID, or spec.azure.tenantID and clientID in the SignetConfig"
+                .into(),
+        )));
+    }
+    Ok(())
 }

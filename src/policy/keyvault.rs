@@ -53,6 +53,138 @@ pub struct KeyVaultSpec {
     pub chain: Option<bool>,
 }
 
+/// `SignetConfig.spec.azure`: the Azure identity and refresh timing, over the
+/// workload-identity environment and the command line. Read when signet starts.
+///
+/// ```yaml
+/// spec:
+///   azure: {tenantID: …, clientID: …, authorityHost: https://login.microsoftonline.com/,
+///           refreshInterval: 5m, staleAfter: 1h}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzureSettings {
+    #[serde(rename = "tenantID", default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
+    /// `300s`, `5m`, `1h` (or plain seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<String>,
+}
+
+impl AzureSettings {
+    /// Checks every field; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(h) = &self.authority_host {
+            let url = reqwest::Url::parse(h)
+                .map_err(|e| format!("spec.azure.authorityHost {h:?}: {e}"))?;
+            if url.scheme() != "https" {
+                return Err(format!("spec.azure.authorityHost {h:?} is not https"));
+            }
+        }
+        for (field, v) in [
+            ("refreshInterval", &self.refresh_interval),
+            ("staleAfter", &self.stale_after),
+        ] {
+            if let Some(v) = v {
+                parse_duration(v).map_err(|m| format!("spec.azure.{field}: {m}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Overrides the parts of `config` this names.
+    pub fn apply(&self, config: &mut crate::azure::AzureConfig) -> Result<(), String> {
+        self.validate()?;
+        if let Some(t) = &self.tenant_id {
+            config.tenant_id = t.clone();
+        }
+        if let Some(c) = &self.client_id {
+            config.client_id = c.clone();
+        }
+        if let Some(h) = &self.authority_host {
+            config.authority_host = reqwest::Url::parse(h).map_err(|e| e.to_string())?;
+        }
+        if let Some(v) = &self.refresh_interval {
+            config.refresh_interval = parse_duration(v)?;
+        }
+        if let Some(v) = &self.stale_after {
+            config.stale_after = parse_duration(v)?;
+        }
+        Ok(())
+    }
+}
+
+/// `90`, `90s`, `5m`, `1h`: a positive duration of at most a week.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let (number, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{v:?} is not a duration like 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{v:?} is not a duration like 90s, 5m or 1h")),
+    };
+    if secs == 0 || secs > 7 * 24 * 3600 {
+        return Err(format!("{v:?} must be between 1s and 168h"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// The `spec.azure` of the `SignetConfig` in a policy directory's YAML files, if any. Read
+/// once at start-up (the identity is fixed for the life of the process).
+pub fn read_settings(dir: &std::path::Path) -> Result<Option<AzureSettings>, String> {
+    use serde::Deserialize;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let Ok(value) = serde_yaml::Value::deserialize(doc) else {
+                continue;
+            };
+            if value.get("kind").and_then(|k| k.as_str()) != Some("SignetConfig") {
+                continue;
+            }
+            let Some(azure) = value.get("spec").and_then(|s| s.get("azure")) else {
+                continue;
+            };
+            let settings: AzureSettings = serde_yaml::from_value(azure.clone())
+                .map_err(|e| format!("{}: spec.azure: {e}", path.display()))?;
+            settings
+                .validate()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(Some(settings));
+        }
+    }
+    Ok(None)
+}
+
 /// What is read for a reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -514,6 +646,49 @@ mod tests {
         store.refresh().await;
         let e = store.resolve(&spec(), Want::PublicKey).unwrap_err();
         assert!(e.to_string().contains("AADSTS700212"), "{e}");
+    }
+
+    #[test]
+    fn settings_durations_and_overrides() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "0s", "5d", "m", "-1s", "200h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\n---\napiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  azure: {tenantID: t1, clientID: c1, refreshInterval: 2m, staleAfter: 30m}\n",
+        )
+        .unwrap();
+        let s = read_settings(dir.path()).unwrap().unwrap();
+        let mut config = crate::azure::AzureConfig {
+            tenant_id: String::new(),
+            client_id: String::new(),
+            authority_host: reqwest::Url::parse(crate::azure::DEFAULT_AUTHORITY_HOST).unwrap(),
+            credential: crate::azure::Credential::ClientSecret("x".into()),
+            ca_pem: vec![],
+            vault_hosts: vec![],
+            acr_hosts: vec![],
+            refresh_interval: Duration::from_secs(1),
+            stale_after: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        s.apply(&mut config).unwrap();
+        assert_eq!(
+            (config.tenant_id.as_str(), config.client_id.as_str()),
+            ("t1", "c1")
+        );
+        assert_eq!(config.refresh_interval, Duration::from_secs(120));
+        assert_eq!(config.stale_after, Duration::from_secs(1800));
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "kind: SignetConfig\nspec:\n  azure: {tenantId: t1}\n",
+        )
+        .unwrap();
+        let e = read_settings(dir.path()).unwrap_err();
+        assert!(e.contains("unknown field `tenantId`"), "{e}");
     }
 
     #[test]

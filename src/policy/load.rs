@@ -113,6 +113,9 @@ struct ConfigSpec {
     no_match: NoMatch,
     #[serde(default)]
     expiry_warning_days: Option<u32>,
+    /// The Azure identity for Key Vault and ACR (read at start-up, see `policy::keyvault`).
+    #[serde(default)]
+    azure: Option<super::keyvault::AzureSettings>,
 }
 
 /// The longest expiry-warning window accepted: ten years is already "always".
@@ -313,6 +316,8 @@ fn load_sources(
                                     "spec.expiryWarningDays is at most {MAX_EXPIRY_WARNING_DAYS} (0 turns the warnings off)"
                                 ),
                             ));
+                        } else if let Some(Err(m)) = c.spec.azure.as_ref().map(|a| a.validate()) {
+                            errors.push(err(locate(doc, "azure"), m));
                         } else {
                             settings = Some((c.spec, here));
                         }

@@ -618,3 +618,70 @@ async fn a_notation_certificate_chain_from_key_vault_verifies_pem_and_pkcs12() {
         "the chain was read through the certificate's secret"
     );
 }
+
+/// `signet verify` reads Key Vault too: the identity from the workload-identity variables and
+/// the SignetConfig's `spec.azure`, the test endpoint through the flags.
+#[tokio::test]
+async fn signet_verify_reads_key_vault_with_the_workload_identity_variables() {
+    let azure = Azure::start().await;
+    let key = CosignKey::p256();
+    let version = azure.server.add_key_version(KEY, p256_jwk(&key));
+    let registry = TestRegistry::start();
+    let image = registry.pusher().push_image("team/app", "v1", 1).await;
+    cosign::sign_image(&registry, "team/app", &image, &key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = key_vault_policy(&format!("{}/**", registry.addr()), &azure.server.url(), KEY);
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        format!(
+            "{policy}---\napiVersion: signet.dev/v1alpha1\nkind: SignetConfig\nspec:\n  azure: {{tenantID: {TENANT}, refreshInterval: 1m}}\n"
+        ),
+    )
+    .unwrap();
+    let ca = dir.path().join("azure-ca.pem");
+    std::fs::write(&ca, &azure.server.tls.ca_pem).unwrap();
+    let run = |dir: std::path::PathBuf| {
+        let (url, host, token, ca, addr, reference) = (
+            azure.server.url(),
+            azure.server.host(),
+            azure.token_file(),
+            ca.clone(),
+            registry.addr(),
+            image.reference_by_tag(&registry.addr()),
+        );
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+                .args(["verify", &reference, "--insecure-registry", &addr])
+                .arg("--policies")
+                .arg(dir)
+                .args(["--azure-authority-host", &url, "--azure-vault-host", &host])
+                .arg("--azure-ca")
+                .arg(ca)
+                .env("AZURE_CLIENT_ID", CLIENT_ID)
+                .env("AZURE_FEDERATED_TOKEN_FILE", token)
+                .env_remove("AZURE_TENANT_ID")
+                .env_remove("AZURE_CLIENT_SECRET")
+                .env_remove("AZURE_AUTHORITY_HOST")
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run signet")
+        })
+    };
+    let o = run(dir.path().to_path_buf()).await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("TRUSTED"), "{text}");
+
+    azure.server.set_enabled(KEY, &version, false);
+    let o = run(dir.path().to_path_buf()).await.unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
