@@ -19,6 +19,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # Every target the manifest names must exist for cargo to read it (benches/examples in bench/).
 COPY bench ./bench
+# The workspace's other member (the dev-only test kit) must exist for cargo to read the workspace.
+COPY crates ./crates
 COPY src ./src
 RUN cargo build --release --locked --bin signet \
  && install -D -m 0755 target/release/signet /out/usr/local/bin/signet

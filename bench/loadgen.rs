@@ -53,19 +53,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The integration-test harness, shared by path (tests/it/support/*.rs).
-#[allow(dead_code)]
-#[path = "../tests/it/support"]
+/// The test kit the integration tests use (crates/testkit), under the tests' module paths.
 mod support {
-    pub mod cosign;
-    pub mod fake;
-    pub mod fixtures;
-    pub mod notary;
-    pub mod oci;
-    pub mod registry;
-    pub mod responder;
-    pub mod signet;
-    pub mod token;
+    pub use signet_testkit::{cosign, fixtures, notary, oci, registry, responder};
+    pub mod signet {
+        pub use signet_testkit::policy::cosign_policy;
+    }
 }
 
 use support::cosign::{self, CosignKey, KeyKind};

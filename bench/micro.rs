@@ -5,9 +5,8 @@
 //! yet). Run: `cargo bench --bench micro`; smoke (each once, seconds): `cargo bench --bench micro
 //! -- --test`.
 //!
-//! Inputs come from the integration-test harness (fixtures, the Cosign-style signer, the
-//! Notation signer), included by path rather than copied, so the bench signs exactly what the
-//! tests sign.
+//! Inputs come from the test kit the integration tests use (crates/testkit: fixtures, the
+//! Cosign-style signer, the Notation signer), so the bench signs exactly what the tests sign.
 
 // Tests and benchmarks may unwrap: a panic here is a failed run, not a crashed webhook.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,17 +19,12 @@ use signet::image::{Digest, ImageRef};
 use signet::policy::{PolicySet, Verifier};
 use signet::verify::CosignSignature;
 
-/// The integration-test harness, shared by path (tests/it/support/*.rs).
-#[allow(dead_code)]
-#[path = "../tests/it/support"]
+/// The test kit the integration tests use (crates/testkit), under the tests' module paths.
 mod support {
-    pub mod cosign;
-    pub mod fixtures;
-    pub mod notary;
-    pub mod oci;
-    pub mod registry;
-    pub mod signet;
-    pub mod token;
+    pub use signet_testkit::{cosign, fixtures, notary, oci};
+    pub mod signet {
+        pub use signet_testkit::policy::cosign_policy;
+    }
 }
 
 use support::cosign::{self as signer, CosignKey};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what signet's test suite needs on a fresh Debian 12 machine (run as root).
 # Idempotent: installs nothing when everything is already present, and says what it installs.
-#   docker-registry  the real OCI registry the integration tests run (tests/it/support/registry.rs)
+#   docker-registry  the real OCI registry the integration tests run (crates/testkit/src/registry.rs)
 #   apache2-utils    htpasswd, for bcrypt entries of the registry's Basic auth
 #   openssl          the independent cross-check of the test Cosign signer
 #   prometheus       promtool, which checks the PromQL of manifests/components/prometheus (the

@@ -46,6 +46,9 @@ pub enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Convert another system's verification configuration into signet policies.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,4 +287,41 @@ pub struct AzureArgs {
     /// it is trusted no more.
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub azure_stale_after_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert Ratify v1 resources (Verifier, KeyManagementProvider, CertificateStore, Store,
+    /// Policy; `kubectl get ... -o yaml` output works as is) into signet policies.
+    ///
+    /// The policies go to standard output, or one file each into --out-dir. Everything that
+    /// cannot be carried over as is is reported on standard error: "dropped" (something Ratify
+    /// verified is not verified: exit status 1), "changed" (verdicts can differ as explained),
+    /// "note" (what replaces an operational setting). Run `signet policy check` on the result.
+    Ratify(ImportRatifyArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ImportRatifyArgs {
+    /// YAML files with Ratify resources (several documents each), or - for standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write one file per policy into this directory instead of standard output.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// The mode of every converted policy: start with warn, switch to enforce once the
+    /// warnings are gone.
+    #[arg(long, value_enum, default_value_t = ImportMode::Enforce)]
+    pub mode: ImportMode,
+    /// Replace files that already exist in --out-dir.
+    #[arg(long, requires = "out_dir")]
+    pub force: bool,
+}
+
+/// `spec.mode` of imported policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportMode {
+    Enforce,
+    Warn,
+    Audit,
 }

@@ -48,6 +48,12 @@ pub async fn run(config: Config) -> ExitCode {
             registry,
         } => review_command(&file, &policies, no_match, timeout, registry).await,
         CommandConfig::PolicyCheck { dir } => policy_check_command(&dir),
+        CommandConfig::ImportRatify {
+            files,
+            out_dir,
+            mode,
+            force,
+        } => crate::import::ratify_command(&files, out_dir.as_deref(), mode, force),
     }
 }
 

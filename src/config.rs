@@ -48,6 +48,12 @@ pub enum CommandConfig {
     PolicyCheck {
         dir: PathBuf,
     },
+    ImportRatify {
+        files: Vec<PathBuf>,
+        out_dir: Option<PathBuf>,
+        mode: crate::policy::Mode,
+        force: bool,
+    },
 }
 
 fn no_match(n: Option<NoMatchArg>) -> Option<NoMatch> {
@@ -391,6 +397,21 @@ impl TryFrom<Args> for Config {
             cli::Command::Policy(cli::PolicyCommand::Check { dir }) => {
                 CommandConfig::PolicyCheck { dir }
             }
+            cli::Command::Import(cli::ImportCommand::Ratify(cli::ImportRatifyArgs {
+                files,
+                out_dir,
+                mode,
+                force,
+            })) => CommandConfig::ImportRatify {
+                files,
+                out_dir,
+                mode: match mode {
+                    cli::ImportMode::Enforce => crate::policy::Mode::Enforce,
+                    cli::ImportMode::Warn => crate::policy::Mode::Warn,
+                    cli::ImportMode::Audit => crate::policy::Mode::Audit,
+                },
+                force,
+            },
         };
         Ok(Config {
             log_format,

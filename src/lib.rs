@@ -17,6 +17,7 @@ pub mod decision;
 pub mod discovery;
 pub mod engine;
 pub mod image;
+pub mod import;
 pub mod metrics;
 pub mod policy;
 pub mod reason;

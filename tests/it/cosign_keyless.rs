@@ -27,32 +27,9 @@ pub(crate) fn pod_with(image: &str) -> Value {
     review
 }
 
-pub(crate) fn message(v: &Value) -> String {
-    v["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-#[track_caller]
-pub(crate) fn assert_allowed(v: &Value) {
-    let r = &v["response"];
-    assert_eq!(r["allowed"], true, "{v:#}");
-    assert!(r.get("warnings").is_none(), "{v:#}");
-}
-
-/// Denied with 403 Forbidden, and the message holds every one of `words`.
-#[track_caller]
-pub(crate) fn assert_denied_with(v: &Value, words: &[&str]) {
-    let r = &v["response"];
-    assert_eq!(r["allowed"], false, "{v:#}");
-    assert_eq!(r["status"]["code"], 403, "{v:#}");
-    assert_eq!(r["status"]["reason"], "Forbidden", "{v:#}");
-    let msg = message(v);
-    for w in words {
-        assert!(msg.contains(w), "the deny message lacks {w:?}:\n{msg}");
-    }
-}
+pub(crate) use crate::support::review::{
+    assert_allowed_clean as assert_allowed, assert_denied_with, message,
+};
 
 pub(crate) struct World {
     pub(crate) registry: TestRegistry,

@@ -10,21 +10,13 @@ use serde_json::Value;
 use crate::support::cosign::{self, CosignKey};
 use crate::support::fixtures::{load_review, replace_image};
 use crate::support::registry::TestRegistry;
+use crate::support::review::{assert_allowed_clean, assert_denied, message};
 use crate::support::signet::{Signet, cosign_policy, settings};
 
-fn assert_allowed_clean(v: &Value) {
-    assert_eq!(v["response"]["allowed"], true, "{v:#}");
-    assert!(v["response"].get("warnings").is_none(), "{v:#}");
-}
-
+/// The message of a 403 Forbidden denial.
 fn denial(v: &Value) -> String {
-    assert_eq!(v["response"]["allowed"], false, "{v:#}");
-    assert_eq!(v["response"]["status"]["code"], 403, "{v:#}");
-    assert_eq!(v["response"]["status"]["reason"], "Forbidden", "{v:#}");
-    v["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    assert_denied(v);
+    message(v)
 }
 
 fn skipped(signet: &Signet, reason: &str) -> f64 {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::support::cosign::{self, CosignKey};
 use crate::support::fixtures::{load_review, replace_image};
 use crate::support::registry::TestRegistry;
+use crate::support::review::{self, assert_allowed_clean, assert_denied, message};
 use crate::support::signet::{Signet, cosign_policy, settings};
 
 const POD: &str = "pod-create.json";
@@ -17,35 +18,10 @@ fn pod_with(image: &str) -> Value {
     review
 }
 
-fn response(v: &Value) -> &Value {
-    &v["response"]
-}
-
-fn message(v: &Value) -> String {
-    v["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn assert_denied(v: &Value) {
-    let r = response(v);
-    assert_eq!(r["allowed"], false, "{v:#}");
-    assert_eq!(r["status"]["code"], 403, "{v:#}");
-    assert_eq!(r["status"]["reason"], "Forbidden", "{v:#}");
-}
-
 /// Denied as kubectl needs it, with `words` in the message.
+#[track_caller]
 fn assert_denied_with(v: &Value, words: &str) {
-    assert_denied(v);
-    let m = message(v);
-    assert!(m.contains(words), "expected {words:?} in: {m}");
-}
-
-fn assert_allowed_clean(v: &Value) {
-    let r = response(v);
-    assert_eq!(r["allowed"], true, "{v:#}");
-    assert!(r.get("warnings").is_none(), "{v:#}");
+    review::assert_denied_with(v, &[words]);
 }
 
 struct World {

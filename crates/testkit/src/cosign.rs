@@ -21,8 +21,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
-use super::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
-use super::registry::TestRegistry;
+use crate::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
+use crate::registry::TestRegistry;
+use crate::sigstore::pem;
 
 /// Media type of a Cosign simple-signing payload layer.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -140,6 +141,52 @@ impl CosignKey {
         }
     }
 
+    /// Reads an unencrypted PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`, what
+    /// [`CosignKey::private_key_pem`] writes): ECDSA P-256, ECDSA P-384 (signed with SHA-256,
+    /// as `cosign sign --key` does), Ed25519 or RSA (PKCS#1 v1.5, SHA-256).
+    pub fn from_private_key_pem(pem: &str) -> Result<CosignKey, String> {
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let pkcs8 = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|err| format!("not a PKCS#8 private key PEM (BEGIN PRIVATE KEY): {err}"))?;
+        let pkcs8 = pkcs8.secret_pkcs8_der().to_vec();
+        let ecdsa = |kind, alg| {
+            let pair = signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8).ok()?;
+            let spki = pair.public_key().as_der().ok()?.as_ref().to_vec();
+            Some(CosignKey {
+                kind,
+                pkcs8: pkcs8.clone(),
+                spki,
+            })
+        };
+        if let Some(key) = ecdsa(KeyKind::P256, &signature::ECDSA_P256_SHA256_ASN1_SIGNING) {
+            return Ok(key);
+        }
+        if let Some(key) = ecdsa(
+            KeyKind::P384Sha256,
+            &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        ) {
+            return Ok(key);
+        }
+        if let Ok(pair) = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8) {
+            let spki = pair.public_key().as_der().map_err(|err| err.to_string())?;
+            return Ok(CosignKey {
+                kind: KeyKind::Ed25519,
+                spki: spki.as_ref().to_vec(),
+                pkcs8,
+            });
+        }
+        if let Ok(pair) = signature::RsaKeyPair::from_pkcs8(&pkcs8) {
+            let spki = pair.public_key().as_der().map_err(|err| err.to_string())?;
+            return Ok(CosignKey {
+                kind: KeyKind::Rsa2048,
+                spki: spki.as_ref().to_vec(),
+                pkcs8,
+            });
+        }
+        Err("the key is neither ECDSA P-256/P-384, Ed25519 nor RSA".to_owned())
+    }
+
     pub fn kind(&self) -> KeyKind {
         self.kind
     }
@@ -217,17 +264,6 @@ impl CosignKey {
         );
         std::fs::read(&sig).expect("read signature")
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = BASE64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// The simple-signing payload byte for byte as cosign writes it (Go's `json.Marshal` order,
@@ -336,7 +372,7 @@ pub async fn push_signature_layers(
     layers: Vec<SignatureLayer>,
     append: bool,
 ) -> SignatureManifest {
-    let tag = format!("{}.sig", super::oci::referrers_tag(subject_digest));
+    let tag = format!("{}.sig", crate::oci::referrers_tag(subject_digest));
     let mut all_layers = Vec::new();
     if append && let Some(existing) = pusher.get_manifest(repo, &tag).await {
         for layer in existing.json()["layers"]
@@ -398,5 +434,23 @@ pub async fn push_signature_layers(
         digest,
         manifest,
         layers: all_layers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CosignKey, KeyKind};
+
+    #[test]
+    fn private_key_pem_reads_back_as_the_same_key() {
+        for kind in [KeyKind::P256, KeyKind::P384Sha256, KeyKind::Ed25519] {
+            let key = CosignKey::generate(kind);
+            let read = CosignKey::from_private_key_pem(&key.private_key_pem()).unwrap();
+            assert_eq!(read.kind(), kind);
+            assert_eq!(read.public_key_der(), key.public_key_der());
+        }
+        let public = CosignKey::p256().public_key_pem();
+        assert!(CosignKey::from_private_key_pem(&public).is_err());
+        assert!(CosignKey::from_private_key_pem("not a key").is_err());
     }
 }

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::oci::{OCI_INDEX, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
+use crate::oci::{OCI_INDEX, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
 
 /// Overrides where `conformance/` is looked for.
 pub const CONFORMANCE_ENV: &str = "SIGNET_CONFORMANCE_DIR";
 
 /// The shared `conformance/` directory: `$SIGNET_CONFORMANCE_DIR`, else the first
-/// `shared/conformance` beside the crate or one of its ancestors (`../shared` from the main
-/// checkout, `../../shared` from a worktree). `None` when absent.
+/// `shared/conformance` in an ancestor of this crate (`../shared` beside the signet checkout).
+/// `None` when absent.
 pub fn conformance_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(CONFORMANCE_ENV) {
         let dir = PathBuf::from(dir);

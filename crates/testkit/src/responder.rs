@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use tempfile::TempDir;
 
-use super::fake::{Reply, ScriptedServer, SeenRequest};
-use super::notary::Authority;
+use crate::fake::{Reply, ScriptedServer, SeenRequest};
+use crate::notary::Authority;
 
 /// The status the OCSP responder gives one serial number.
 #[derive(Clone, Copy, Debug)]

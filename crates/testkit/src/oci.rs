@@ -14,8 +14,8 @@ use aws_lc_rs::digest;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use super::registry::TestRegistry;
-use super::token::TokenMinter;
+use crate::registry::TestRegistry;
+use crate::token::TokenMinter;
 
 /// The exact `Accept` list every manifest GET/HEAD must send (distribution answers 404 for an OCI manifest otherwise).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -203,6 +203,22 @@ impl Pusher {
         }
     }
 
+    /// A pusher for a plain-HTTP registry at `host` (`HOST:PORT`) that needs no credentials,
+    /// such as a `docker-registry` on loopback (the `signet-dev` tool's registries).
+    pub fn plain_http(host: &str) -> Pusher {
+        Pusher {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .expect("build reqwest client"),
+            base_url: format!("http://{host}"),
+            host: host.to_owned(),
+            credentials: None,
+            minter: None,
+        }
+    }
+
     /// The same pusher without credentials (to see the registry's 401).
     pub fn anonymous(mut self) -> Pusher {
         self.credentials = None;
@@ -355,6 +371,26 @@ impl Pusher {
             media_type,
             header_digest,
             bytes,
+        })
+    }
+
+    /// Reads `repo:reference` (a tag or a digest) back as a [`PushedImage`] (no platform, no
+    /// children), e.g. to sign an image pushed by another tool; `None` on 404.
+    pub async fn fetch_image(&self, repo: &str, reference: &str) -> Option<PushedImage> {
+        let fetched = self.get_manifest(repo, reference).await?;
+        let media_type = match fetched.json()["mediaType"].as_str() {
+            Some(media_type) => media_type.to_owned(),
+            None => fetched.media_type.clone(),
+        };
+        Some(PushedImage {
+            repo: repo.to_owned(),
+            tag: (!reference.contains(':')).then(|| reference.to_owned()),
+            digest: fetched.digest(),
+            media_type,
+            size: fetched.bytes.len() as u64,
+            manifest: fetched.bytes,
+            platform: None,
+            children: Vec::new(),
         })
     }
 

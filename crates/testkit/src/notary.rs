@@ -37,7 +37,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
 
-use super::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
+use crate::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
 
 /// The artifact type of Notary Project signature manifests.
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
@@ -49,6 +49,8 @@ pub const LEAF_SERIAL: u64 = 0x1001;
 /// Serial number of every intermediate certificate made here.
 pub const INTERMEDIATE_SERIAL: u64 = 0x1002;
 
+const ROOT_CN: &str = "signet e2e root";
+const INTERMEDIATE_CN: &str = "signet e2e intermediate";
 const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
 const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
 const TIMESTAMP_SIGNATURE: &str = "io.cncf.notary.timestampSignature";
@@ -173,7 +175,7 @@ impl SigningChain {
     pub fn new(spec: &ChainSpec) -> SigningChain {
         let now = OffsetDateTime::now_utc();
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
-        let mut root = ca_params("signet e2e root", now);
+        let mut root = ca_params(ROOT_CN, now);
         root.not_after = now + Duration::days(3650);
         let root_cert = root.self_signed(&root_key).expect("self-sign root");
         let root = Authority {
@@ -183,7 +185,7 @@ impl SigningChain {
         };
 
         let inter_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut inter = ca_params("signet e2e intermediate", now);
+        let mut inter = ca_params(INTERMEDIATE_CN, now);
         inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         inter.serial_number = Some(SerialNumber::from(INTERMEDIATE_SERIAL));
         spec.intermediate.apply(&mut inter);
@@ -217,6 +219,62 @@ impl SigningChain {
     /// The leaf's private key, PKCS#8 DER.
     pub fn leaf_pkcs8(&self) -> &[u8] {
         &self.leaf_pkcs8
+    }
+
+    /// Writes the chain into `dir` as PEM files: `ca.pem` (the root, for a `ca` trust store)
+    /// and `ca.key`, `intermediate.pem` and `intermediate.key`, `leaf.pem` and `leaf.key`.
+    /// [`SigningChain::read_from`] reads them back.
+    pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let cert = |der: &[u8]| crate::sigstore::pem("CERTIFICATE", der);
+        std::fs::write(dir.join("ca.pem"), &self.root.cert_pem)?;
+        std::fs::write(dir.join("ca.key"), &self.root.key_pem)?;
+        std::fs::write(dir.join("intermediate.pem"), &self.intermediate.cert_pem)?;
+        std::fs::write(dir.join("intermediate.key"), &self.intermediate.key_pem)?;
+        std::fs::write(dir.join("leaf.pem"), cert(&self.ders[0]))?;
+        std::fs::write(
+            dir.join("leaf.key"),
+            crate::sigstore::pem("PRIVATE KEY", &self.leaf_pkcs8),
+        )
+    }
+
+    /// A chain [`SigningChain::write_to`] wrote into `dir`.
+    pub fn read_from(dir: &Path) -> Result<SigningChain, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .map_err(|err| format!("{}: {err}", dir.join(name).display()))
+        };
+        let der = |name: &str| -> Result<Vec<u8>, String> {
+            let pem = read(name)?;
+            CertificateDer::from_pem_slice(pem.as_bytes())
+                .map(|der| der.to_vec())
+                .map_err(|err| format!("{}: {err}", dir.join(name).display()))
+        };
+        let authority = |name: &str, cn: &str| -> Result<Authority, String> {
+            let cert_pem = read(&format!("{name}.pem"))?;
+            let key_pem = read(&format!("{name}.key"))?;
+            let key = KeyPair::from_pem(&key_pem)
+                .map_err(|err| format!("{}/{name}.key: {err}", dir.display()))?;
+            // The issuer's name is all a certificate it signs refers to.
+            let params = ca_params(cn, OffsetDateTime::now_utc());
+            Ok(Authority {
+                cert_pem,
+                key_pem,
+                issuer: Issuer::new(params, key),
+            })
+        };
+        let leaf_pkcs8 = PrivatePkcs8KeyDer::from_pem_slice(read("leaf.key")?.as_bytes())
+            .map_err(|err| format!("{}/leaf.key: {err}", dir.display()))?
+            .secret_pkcs8_der()
+            .to_vec();
+        Ok(SigningChain {
+            ders: vec![der("leaf.pem")?, der("intermediate.pem")?, der("ca.pem")?],
+            root: authority("ca", ROOT_CN)?,
+            intermediate: authority("intermediate", INTERMEDIATE_CN)?,
+            leaf_pkcs8,
+        })
     }
 
     /// Replaces the leaf with a new one (new key, same name and serial) from the same
@@ -401,6 +459,10 @@ fn payload(image: &PushedImage) -> Vec<u8> {
 pub struct Tsa {
     /// The TSA root: it goes into a `tsa` trust store, and it signs the TSA's CRLs.
     pub root: Authority,
+    /// The root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// The TSA's own certificate (which the tokens carry), DER.
+    pub leaf_der: Vec<u8>,
     dir: TempDir,
 }
 
@@ -454,7 +516,12 @@ impl Tsa {
             ),
         )
         .expect("write ts.cnf");
-        Tsa { root, dir }
+        Tsa {
+            root,
+            root_der: root_cert.der().to_vec(),
+            leaf_der: cert.der().to_vec(),
+            dir,
+        }
     }
 
     /// An RFC 3161 token (the `TimeStampToken`, a CMS SignedData) over `data`, with the TSA

@@ -39,8 +39,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::cosign::{CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer};
-use super::oci::{Annotations, OCI_EMPTY, PushedImage, Pusher};
+use crate::cosign::{CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer};
+use crate::oci::{Annotations, OCI_EMPTY, PushedImage, Pusher};
 
 /// Annotation: the PEM Fulcio certificate of a keyless `.sig` layer.
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
@@ -146,6 +146,22 @@ impl Log {
         .into_bytes()
     }
 
+    /// The `dev.sigstore.cosign/bundle` annotation (a legacy Rekor bundle) for an entry
+    /// with `body_b64` in this log.
+    pub fn legacy_bundle(&self, body_b64: &str, entry: LogEntry) -> String {
+        let set = self.set(body_b64, entry.integrated_time, entry.log_index);
+        json!({
+            "SignedEntryTimestamp": BASE64.encode(set),
+            "Payload": {
+                "body": body_b64,
+                "integratedTime": entry.integrated_time,
+                "logIndex": entry.log_index,
+                "logID": hex::encode(&self.id)
+            }
+        })
+        .to_string()
+    }
+
     /// The signed entry timestamp of an entry.
     pub fn set(&self, body_b64: &str, integrated_time: u64, log_index: u64) -> Vec<u8> {
         self.sign(&self.set_message(body_b64, integrated_time, log_index))
@@ -178,6 +194,8 @@ pub struct LeafSpec {
     pub not_before: u64,
     /// Embed an SCT from the CT log.
     pub sct: bool,
+    /// The codeSigning EKU, as Fulcio writes; `false` writes serverAuth instead.
+    pub code_signing: bool,
 }
 
 impl Default for LeafSpec {
@@ -188,6 +206,7 @@ impl Default for LeafSpec {
             legacy_issuer: false,
             not_before: now() - 300,
             sct: true,
+            code_signing: true,
         }
     }
 }
@@ -239,6 +258,13 @@ pub struct Fulcio {
 impl Fulcio {
     pub fn new(name: &str) -> Fulcio {
         let start = now() - 365 * 86400;
+        Self::with_validity(name, start, start, start + 5 * 365 * 86400)
+    }
+
+    /// A CA whose root is valid for ten years from `start` and whose intermediate is valid
+    /// from `inter_from` to `inter_to` (seconds since the epoch), e.g. for a test world at a
+    /// fixed time, or an intermediate that expires.
+    pub fn with_validity(name: &str, start: u64, inter_from: u64, inter_to: u64) -> Fulcio {
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
         let mut rp = CertificateParams::new(Vec::<String>::new()).expect("params");
         rp.distinguished_name
@@ -262,8 +288,8 @@ impl Fulcio {
         ip.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         // Fulcio's intermediate carries the codeSigning EKU too.
         ip.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        ip.not_before = odt(start);
-        ip.not_after = odt(start + 5 * 365 * 86400);
+        ip.not_before = odt(inter_from);
+        ip.not_after = odt(inter_to);
         let inter_cert = ip
             .signed_by(&inter_key, &root)
             .expect("intermediate certificate");
@@ -280,6 +306,18 @@ impl Fulcio {
     /// A leaf for `spec`; its SCT (when `spec.sct`) is signed by `ct`.
     pub fn issue(&self, spec: &LeafSpec, ct: &Log) -> Leaf {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
+        let der = self.certificate(&key, spec, spec.sct.then_some(ct));
+        Leaf {
+            key,
+            der,
+            spec: spec.clone(),
+            chain: vec![self.inter_der.clone(), self.root_der.clone()],
+        }
+    }
+
+    /// The DER certificate [`Fulcio::issue`] makes, for a key of the caller's, with an SCT by
+    /// `ct` when given (whatever `spec.sct` says).
+    pub fn certificate(&self, key: &KeyPair, spec: &LeafSpec, ct: Option<&Log>) -> Vec<u8> {
         let mut serial = [0u8; 16];
         serial.copy_from_slice(&sha256(&key.subject_public_key_info())[..16]);
         serial[0] &= 0x7f;
@@ -295,7 +333,11 @@ impl Fulcio {
                 SanType::Rfc822Name(spec.san.as_str().try_into().expect("IA5 email"))
             };
             p.subject_alt_names = vec![san];
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+            p.extended_key_usages = vec![if spec.code_signing {
+                ExtendedKeyUsagePurpose::CodeSigning
+            } else {
+                ExtendedKeyUsagePurpose::ServerAuth
+            }];
             p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             match (&spec.issuer, spec.legacy_issuer) {
                 (Some(issuer), false) => {
@@ -314,34 +356,27 @@ impl Fulcio {
             }
             p
         };
-        let der = if spec.sct {
-            // The CT log signs the precertificate's TBS, which is the final TBS without the
-            // SCT extension: rcgen writes the same TBS for the same parameters (fixed serial),
-            // so the TBS of a certificate made without the extension is that TBS.
-            let pre = params()
-                .signed_by(&key, &self.inter)
-                .expect("precertificate");
-            let tbs = first_element(pre.der()).to_vec();
-            let sct_list = self.sct_list(ct, &tbs, spec.not_before * 1000 + 1000);
-            let mut p = params();
-            p.custom_extensions.push(CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
-                der_octet_string(&sct_list),
-            ));
-            p.signed_by(&key, &self.inter).expect("leaf").der().to_vec()
-        } else {
-            params()
-                .signed_by(&key, &self.inter)
+        let Some(ct) = ct else {
+            return params()
+                .signed_by(key, &self.inter)
                 .expect("leaf")
                 .der()
-                .to_vec()
+                .to_vec();
         };
-        Leaf {
-            key,
-            der,
-            spec: spec.clone(),
-            chain: vec![self.inter_der.clone(), self.root_der.clone()],
-        }
+        // The CT log signs the precertificate's TBS, which is the final TBS without the SCT
+        // extension: rcgen writes the same TBS for the same parameters (fixed serial), so the
+        // TBS of a certificate made without the extension is that TBS.
+        let pre = params()
+            .signed_by(key, &self.inter)
+            .expect("precertificate");
+        let tbs = first_element(pre.der()).to_vec();
+        let sct_list = self.sct_list(ct, &tbs, spec.not_before * 1000 + 1000);
+        let mut p = params();
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+            der_octet_string(&sct_list),
+        ));
+        p.signed_by(key, &self.inter).expect("leaf").der().to_vec()
     }
 
     /// A TLS-encoded SignedCertificateTimestampList with one v1 SCT over the precertificate
@@ -541,19 +576,7 @@ impl Sigstore {
 
     /// The `dev.sigstore.cosign/bundle` annotation for an entry with `body_b64`.
     pub fn legacy_bundle(&self, body_b64: &str, entry: LogEntry) -> String {
-        let set = self
-            .rekor
-            .set(body_b64, entry.integrated_time, entry.log_index);
-        json!({
-            "SignedEntryTimestamp": BASE64.encode(set),
-            "Payload": {
-                "body": body_b64,
-                "integratedTime": entry.integrated_time,
-                "logIndex": entry.log_index,
-                "logID": hex::encode(&self.rekor.id)
-            }
-        })
-        .to_string()
+        self.rekor.legacy_bundle(body_b64, entry)
     }
 
     /// A keyless `.sig` layer: `leaf` signs the simple-signing payload naming `digest` in
@@ -565,7 +588,7 @@ impl Sigstore {
         digest: &str,
         entry: LogEntry,
     ) -> SignatureLayer {
-        let payload = super::cosign::simple_signing_payload(docker_reference, digest);
+        let payload = crate::cosign::simple_signing_payload(docker_reference, digest);
         let signature = leaf.sign(&payload);
         let body = Self::hashedrekord_body(&signature, &payload, &leaf.pem());
         let mut annotations = Annotations::new();

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `tests/fixtures/admission/`.
+/// `tests/fixtures/admission/` of the signet checkout this crate sits in (`crates/testkit`).
 pub fn admission_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/admission")
 }
 
 /// Loads `tests/fixtures/admission/<name>` (`.json` optional), e.g. `load_review("pod-create")`.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::token::TokenServer;
+use crate::token::TokenServer;
 
 /// Where the fix is when the registry binary is missing.
 const INSTALL_HINT: &str = "docker-registry is not installed (or SIGNET_TEST_DOCKER_REGISTRY \
@@ -302,8 +302,8 @@ impl TestRegistry {
     }
 
     /// An OCI pusher/reader for this registry, with its credentials if any.
-    pub fn pusher(&self) -> super::oci::Pusher {
-        super::oci::Pusher::new(self)
+    pub fn pusher(&self) -> crate::oci::Pusher {
+        crate::oci::Pusher::new(self)
     }
 
     /// Whether the process is running.
@@ -514,8 +514,8 @@ fn config_yaml(
         config.push_str(&format!(
             "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
             serde_json::to_string(realm).expect("quote realm"),
-            super::token::SERVICE,
-            super::token::ISSUER,
+            crate::token::SERVICE,
+            crate::token::ISSUER,
             quote(root)
         ));
     }

@@ -56,7 +56,7 @@ pub struct AcrExchange {
 /// The user name ACR refresh tokens are presented with.
 pub const ACR_NULL_USER: &str = "00000000-0000-0000-0000-000000000000";
 
-/// Signs registry tokens; shared by the server thread and [`super::oci::Pusher`].
+/// Signs registry tokens; shared by the server thread and [`crate::oci::Pusher`].
 pub struct TokenMinter {
     pkcs8: Vec<u8>,
     cert_der: Vec<u8>,
