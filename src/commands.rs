@@ -139,7 +139,9 @@ async fn review_command(
 
 /// `signet policy check`: loads `dir` and lists its policies, or every error in it.
 fn policy_check_command(dir: &Path) -> ExitCode {
-    match policy::load_dir(dir) {
+    // Key Vault references are checked for their syntax and place, not fetched.
+    let resolver = policy::material::Resolver::files().key_vault_unfetched();
+    match policy::load_dir_with(dir, &resolver) {
         Ok(set) => {
             println!(
                 "{}: {} polic{} valid; noMatch: {:?}",

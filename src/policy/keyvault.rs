@@ -214,6 +214,33 @@ impl Entry {
     }
 }
 
+/// What `spec` asks for, once its syntax and its place (a key for Cosign, a certificate for
+/// Notation) are checked.
+pub fn entry_for(spec: &KeyVaultSpec, want: Want) -> Result<Entry, MaterialError> {
+    let fail = |detail: String| MaterialError::KeyVault {
+        shown: format!("{}/{}", spec.vault_uri.trim_end_matches('/'), spec.name),
+        detail,
+    };
+    let kind = match (want, spec.chain) {
+        (Want::PublicKey, None) => Kind::Key,
+        (Want::PublicKey, Some(_)) => {
+            return Err(fail(
+                "chain applies to certificates; a Cosign key is a Key Vault key".into(),
+            ));
+        }
+        (Want::Certificates, Some(true)) => Kind::Chain,
+        (Want::Certificates, _) => Kind::Certificate,
+        (Want::TrustRoot, _) => {
+            return Err(fail(
+                "a Sigstore trust root cannot come from Key Vault".into(),
+            ));
+        }
+    };
+    let object =
+        ObjectRef::parse(&spec.vault_uri, &spec.name, spec.version.as_deref()).map_err(fail)?;
+    Ok(Entry { object, kind })
+}
+
 /// Reads one reference from the vault: PEM text, or why not.
 #[async_trait::async_trait]
 pub trait VaultSource: Send + Sync + 'static {
@@ -312,28 +339,7 @@ impl KeyVaultStore {
 
     /// The material `spec` names, from what the store holds.
     pub fn resolve(&self, spec: &KeyVaultSpec, want: Want) -> Result<Resolved, MaterialError> {
-        let fail = |detail: String| MaterialError::KeyVault {
-            shown: format!("{}/{}", spec.vault_uri.trim_end_matches('/'), spec.name),
-            detail,
-        };
-        let kind = match (want, spec.chain) {
-            (Want::PublicKey, None) => Kind::Key,
-            (Want::PublicKey, Some(_)) => {
-                return Err(fail(
-                    "chain applies to certificates; a Cosign key is a Key Vault key".into(),
-                ));
-            }
-            (Want::Certificates, Some(true)) => Kind::Chain,
-            (Want::Certificates, _) => Kind::Certificate,
-            (Want::TrustRoot, _) => {
-                return Err(fail(
-                    "a Sigstore trust root cannot come from Key Vault".into(),
-                ));
-            }
-        };
-        let object =
-            ObjectRef::parse(&spec.vault_uri, &spec.name, spec.version.as_deref()).map_err(fail)?;
-        let entry = Entry { object, kind };
+        let entry = entry_for(spec, want)?;
         let shown = entry.shown();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let state = entries.entry(entry).or_insert_with(|| {

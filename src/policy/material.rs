@@ -191,12 +191,21 @@ fn one_of(fields: &[&str]) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     keyvault: Option<Arc<KeyVaultStore>>,
+    /// `keyVault` references are checked, not fetched (`signet policy check`).
+    keyvault_unfetched: bool,
 }
 
 impl Resolver {
     /// Inline material and files only.
     pub fn files() -> Self {
         Resolver::default()
+    }
+
+    /// Checks `keyVault` references (syntax, and a key for Cosign, a certificate for Notation)
+    /// without fetching them: they load as withdrawn material. For checking policies offline.
+    pub fn key_vault_unfetched(mut self) -> Self {
+        self.keyvault_unfetched = true;
+        self
     }
 
     /// Also answers `keyVault` references, from `store`.
@@ -220,6 +229,13 @@ impl Resolver {
             }),
             Reference::KeyVault(kv) => match &self.keyvault {
                 Some(store) => store.resolve(kv, want),
+                None if self.keyvault_unfetched => {
+                    let entry = super::keyvault::entry_for(kv, want)?;
+                    Ok(Resolved::withdrawn(format!(
+                        "{} (not fetched)",
+                        entry.object
+                    )))
+                }
                 None => Err(MaterialError::NoKeyVault),
             },
             Reference::File(path) => {

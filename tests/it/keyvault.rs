@@ -685,3 +685,36 @@ async fn signet_verify_reads_key_vault_with_the_workload_identity_variables() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// `signet policy check` checks Key Vault references offline (syntax, a key for Cosign)
+/// without an Azure identity, as it does every other field.
+#[test]
+fn policy_check_checks_key_vault_references_without_fetching_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |policy: &str| {
+        std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .arg("policy")
+            .arg("check")
+            .arg(dir.path())
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_ID")
+            .output()
+            .expect("run signet");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    };
+    let good = key_vault_policy("r.example.com/**", "https://myvault.vault.azure.net/", KEY);
+    let (code, text) = check(&good);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = check(&good.replace("https://myvault", "http://myvault"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is not https"), "{text}");
+    let (code, text) = check(&good.replace("name: cosign-key", "name: cosign-key, chain: true"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("chain applies to certificates"), "{text}");
+}
