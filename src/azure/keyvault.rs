@@ -607,6 +607,48 @@ mod tests {
         }
     }
 
+    /// The vault token goes to Key Vault domains and explicitly listed hosts only.
+    #[test]
+    fn only_vault_hosts_may_receive_the_token() {
+        let config = AzureConfig {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            authority_host: reqwest::Url::parse(super::super::DEFAULT_AUTHORITY_HOST).unwrap(),
+            credential: super::super::Credential::ClientSecret("s".into()),
+            ca_pem: vec![],
+            vault_hosts: vec!["127.0.0.1:8443".into()],
+            acr_hosts: vec![],
+            refresh_interval: std::time::Duration::from_secs(1),
+            stale_after: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let entra = Arc::new(Entra::new(&config, metrics.clone()).unwrap());
+        let kv = KeyVault::new(&config, entra, metrics).unwrap();
+        for ok in [
+            "myvault.vault.azure.net",
+            "MyVault.Vault.Azure.Net",
+            "v.vault.azure.cn",
+            "v.vault.usgovcloudapi.net",
+            "hsm.managedhsm.azure.net",
+            "127.0.0.1:8443",
+        ] {
+            assert!(kv.host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "vault.azure.net",
+            "evil.com",
+            "myvault.vault.azure.net.evil.com",
+            "evilvault.azure.net",
+            "myvault.vault.azure.net:8443",
+            "127.0.0.1",
+            "127.0.0.1:8444",
+            "169.254.169.254",
+        ] {
+            assert!(!kv.host_allowed(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn error_bodies_are_read_in_the_rest_api_shape() {
         let body = br#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.\nmore","innererror":{"code":"SecretDisabled"}}}"#;
