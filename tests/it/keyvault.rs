@@ -166,6 +166,7 @@ async fn a_cosign_key_in_key_vault_verifies_and_a_disabled_version_is_denied_wit
     );
     let v = signet.review(&pod_with(&reference)).await;
     assert!(!allowed(&v));
+    assert!(message(&v).contains("trusts no keys"), "{}", message(&v));
     assert!(signet.metric("signet_keyvault_refreshes_total{result=\"withdrawn\"}") >= 1.0);
 
     // Enabled again: trusted again, still without a restart.
