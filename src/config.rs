@@ -436,6 +436,43 @@ mod tests {
     }
 
     #[test]
+    fn azure_flags_make_one_identity_or_a_precise_error() {
+        let a = registry(&[
+            "--azure-tenant-id",
+            "t",
+            "--azure-client-id",
+            "c",
+            "--azure-federated-token-file",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ])
+        .unwrap()
+        .azure
+        .unwrap();
+        assert_eq!((a.tenant_id.as_str(), a.client_id.as_str()), ("t", "c"));
+        assert_eq!(a.acr_hosts, vec!["*.azurecr.io".to_string()]);
+        assert_eq!(
+            a.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(a.refresh_interval, Duration::from_secs(300));
+        assert_eq!(a.stale_after, Duration::from_secs(3600));
+        let e = registry(&["--azure-tenant-id", "t", "--azure-client-id", "c"]).unwrap_err();
+        assert!(e.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
+        let e = registry(&[
+            "--azure-tenant-id",
+            "t",
+            "--azure-client-id",
+            "c",
+            "--azure-federated-token-file",
+            "/t",
+            "--azure-authority-host",
+            "http://login.example.com/",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not https"), "{e}");
+    }
+
+    #[test]
     fn registry_deny_cidr_adds_to_the_defaults() {
         use std::net::IpAddr;
         let r = registry(&[
