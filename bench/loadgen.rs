@@ -1444,7 +1444,8 @@ fn notation_verify_us(
     n: u32,
 ) -> anyhow::Result<f64> {
     use signet::policy::Verifier;
-    use signet::verify::{Context, NotationSignature, Outcome, Subject};
+    use signet::verify::notation::NotationSignature;
+    use signet::verify::{Context, Outcome, Subject};
     let set = signet::policy::load_str(Path::new("bench.yaml"), policy)
         .map_err(|e| anyhow::anyhow!("the Notation policy does not load: {e:?}"))?;
     let Some(Verifier::Notation(authority)) = set

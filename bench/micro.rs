@@ -17,7 +17,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use signet::image::{Digest, ImageRef};
 use signet::policy::{PolicySet, Verifier};
-use signet::verify::CosignSignature;
+use signet::verify::cosign::CosignSignature;
 
 /// The test kit the integration tests use (crates/testkit), under the tests' module paths.
 mod support {
@@ -131,12 +131,13 @@ fn verify(c: &mut Criterion) {
 /// `verify/notation_{jws,cose}`: one signature made at start by the test signer, under a strict
 /// authority whose `ca` store holds the chain's root and that trusts any identity. The leaf
 /// names no revocation URL, so nothing is fetched and the outcome is trusted.
-/// `verify/notation_jws_revocation_locations`: the pass signet's engine runs first on every
-/// cold Notation review under a revocation-checking level (integrity and authenticity again,
-/// to learn which URLs to fetch for trusted chains only).
+/// `verify/notation_jws_revocation_locations`: the fetch plan of a list of signatures under a
+/// revocation-checking level (integrity and authenticity, to learn which URLs to fetch for
+/// trusted chains only). The engine gets the same plan from its one check of each signature.
 fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use signet::policy::notation::{NotationAuthority, NotationSpec};
-    use signet::verify::{Context, NotationSignature, Outcome, Subject};
+    use signet::verify::notation::NotationSignature;
+    use signet::verify::{Context, Outcome, Subject};
 
     let chain = SigningChain::new(&ChainSpec::default());
     let root = chain.root.cert_pem.trim_end().replace('\n', "\n      ");

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 pub mod pin;
 
-use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict};
+use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict, Workload};
 use crate::telemetry::Untrusted;
 use crate::verify::Outcome;
 
@@ -173,6 +173,55 @@ impl Review {
 
     pub fn dry_run(&self) -> bool {
         self.request.dry_run
+    }
+
+    /// The pod spec's `imagePullSecrets[].name`, in order; empty without a pod spec.
+    pub fn pull_secrets(&self) -> Vec<String> {
+        self.pull_identity().0
+    }
+
+    /// The pod spec's service account: `serviceAccountName` (or the deprecated
+    /// `serviceAccount`), `default` when unset, as the API server defaults it.
+    pub fn service_account(&self) -> String {
+        self.pull_identity().1
+    }
+
+    /// Whose registry credentials the images are checked with: the request's namespace (never
+    /// the object's), the pull secrets and the service account. `None` without a namespace.
+    pub fn workload(&self) -> Option<Workload> {
+        let namespace = self.namespace().filter(|n| !n.is_empty())?;
+        let (pull_secrets, service_account) = self.pull_identity();
+        Some(Workload {
+            namespace: namespace.to_string(),
+            pull_secrets,
+            service_account,
+        })
+    }
+
+    /// The pull secrets and service account of the object's pod spec: the one place they are
+    /// read from the object.
+    fn pull_identity(&self) -> (Vec<String>, String) {
+        let path = pod_spec_path(&self.request.kind.group, &self.request.kind.kind);
+        let spec = match (&self.object, path) {
+            (Some(object), Some(path)) => pod_spec_at(object, path),
+            _ => &serde_json::Value::Null,
+        };
+        let secrets = spec["imagePullSecrets"]
+            .as_array()
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r["name"].as_str())
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let account = [&spec["serviceAccountName"], &spec["serviceAccount"]]
+            .into_iter()
+            .find_map(|v| v.as_str().filter(|n| !n.is_empty()))
+            .unwrap_or("default")
+            .to_string();
+        (secrets, account)
     }
 
     /// The span every log line of this review is made in.

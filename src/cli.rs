@@ -146,6 +146,14 @@ pub struct ServeArgs {
     /// Seconds to wait for open connections to finish when draining.
     #[arg(long, default_value_t = 20)]
     pub drain_timeout_secs: u64,
+    /// Check each workload's images with its own registry credentials: the pod's (or pod
+    /// template's) imagePullSecrets, then those of its service account, read from the
+    /// Kubernetes API in its namespace (needs `get` on secrets and serviceaccounts; the
+    /// cluster is found from KUBECONFIG or the in-cluster config). --docker-config stays the
+    /// fallback. A secret that is missing or cannot be read is logged and named in the
+    /// message when the registry then refuses.
+    #[arg(long, env = "SIGNET_PULL_SECRETS")]
+    pub pull_secrets: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     // Last: its help heading applies to every flag after it.

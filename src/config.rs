@@ -330,6 +330,7 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
+                    pull_secrets,
                     limits,
                     registry,
                 } = s;
@@ -354,6 +355,7 @@ impl TryFrom<Args> for Config {
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
                         limits: limits.try_into()?,
                         material: Default::default(),
+                        pull_secrets,
                     }),
                     registry: registry.try_into()?,
                 }

@@ -7,8 +7,11 @@
 //! review's deadline; what does not finish in time is undecided and follows `onError`. Each
 //! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
 //! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
-//! checked one at a time until an authority is satisfied (`Tally`). Must not import hyper or
-//! Kubernetes types: the admission module translates.
+//! checked one at a time until an authority is satisfied (`Tally`). What to discover and how
+//! to judge a signature is the formats' word, asked through `verify::format` only; this module
+//! does the I/O (registry, revocation fetches), the caching, the budget and the tally. Must not
+//! import hyper, Kubernetes types (the admission module translates), or the formats' modules
+//! (`verify::cosign`, `verify::notation`).
 
 mod budget;
 mod message;
@@ -23,7 +26,7 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 
 use self::budget::{ReviewBudget, SignatureBytes};
-use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Signature, Wants};
+use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Wants};
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
 use crate::policy::{
@@ -32,10 +35,14 @@ use crate::policy::{
 use crate::reason::Reason;
 use crate::registry::{
     self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Registry,
-    RegistryError, Resolved,
+    RegistryError, Resolved, WorkloadCredentialSource,
 };
-use crate::verify::notation::{RevocationData, RevocationSource};
-use crate::verify::{self, AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+use crate::verify::format::{self, Fetched, Plan, RevocationSource};
+use crate::verify::{AuthorityOutcome, Context, Failure, Outcome, Subject, VerifierKind};
+
+/// Whose registry credentials a review runs with (`--pull-secrets`): the namespace, the pod
+/// spec's pull secrets and service account. Plain data; the admission module fills it in.
+pub use crate::registry::Workload;
 
 /// The most platform manifests `platformSignatures: accept` verifies in one index.
 const MAX_PLATFORMS: usize = 16;
@@ -261,12 +268,17 @@ fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration)
 pub struct Engine {
     registry: Arc<dyn Registry>,
     policies: RwLock<Arc<PolicySet>>,
-    digests: Cache<String, Resolved>,
+    /// Tag → digest, by (reference, identity of the workload's credentials for its host). A
+    /// resolution was obtained with those credentials: a workload without them must ask the
+    /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
+    digests: Cache<(String, Option<String>), Resolved>,
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<dyn RevocationSource>>,
     /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
     held_bytes: Arc<Semaphore>,
+    /// Where a workload's own registry credentials come from (`--pull-secrets`).
+    pull_secrets: Option<Arc<dyn WorkloadCredentialSource>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -301,7 +313,15 @@ impl Engine {
                 .build(),
             metrics,
             revocation: None,
+            pull_secrets: None,
         }
+    }
+
+    /// Looks up each workload's own registry credentials (its pull secrets) with `source`;
+    /// they take precedence over the cluster-wide ones in [`Engine::decide_for`].
+    pub fn with_pull_secrets(mut self, source: Arc<dyn WorkloadCredentialSource>) -> Self {
+        self.pull_secrets = Some(source);
+        self
     }
 
     /// Where Notation revocation checks fetch CRLs and OCSP answers. Without one, chains that
@@ -332,6 +352,36 @@ impl Engine {
     /// more registry requests or blob bytes than its limits allow, is denied as a whole,
     /// whatever `onError` says: the pod spec asked for that much, the registry did not fail.
     pub async fn decide(
+        &self,
+        images: &[ImageUse],
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Verdict {
+        self.decide_for(images, namespace, None, deadline).await
+    }
+
+    /// Like [`Engine::decide`], with the registry credentials of `workload` (its pull secrets,
+    /// then its service account's) ahead of the cluster-wide ones, when the engine has a
+    /// source for them. What the caches share between workloads with different credentials is
+    /// written at `resolve` and `verdict` below, and in docs/registry.md.
+    pub async fn decide_for(
+        &self,
+        images: &[ImageUse],
+        namespace: Option<&str>,
+        workload: Option<&Workload>,
+        deadline: Instant,
+    ) -> Verdict {
+        match (&self.pull_secrets, workload) {
+            (Some(source), Some(w)) => {
+                let creds = Arc::new(source.lookup(w, deadline).await);
+                registry::with_credentials(creds, self.decide_images(images, namespace, deadline))
+                    .await
+            }
+            _ => self.decide_images(images, namespace, deadline).await,
+        }
+    }
+
+    async fn decide_images(
         &self,
         images: &[ImageUse],
         namespace: Option<&str>,
@@ -410,7 +460,7 @@ impl Engine {
         }
         let undecided = |e: &RegistryError| PolicyVerdict::Undecided {
             reason: e.reason,
-            detail: e.detail.clone(),
+            detail: with_credential_note(e),
         };
         let resolved = match tokio::time::timeout_at(
             deadline.into(),
@@ -479,7 +529,9 @@ impl Engine {
         }
     }
 
-    /// Tag (or digest) → manifest descriptor, cached briefly since tags move.
+    /// Tag (or digest) → manifest descriptor, cached briefly since tags move, and only for the
+    /// credentials it was resolved with: every workload passes the registry's access check
+    /// with its own credentials before it can reach a shared verdict.
     async fn resolve(
         &self,
         budget: &ReviewBudget,
@@ -490,10 +542,14 @@ impl Engine {
             missed.store(true, Ordering::Relaxed);
             budget.resolve(image).await
         };
-        let mut r = self.digests.try_get_with(image.to_string(), run()).await;
+        let key = (
+            image.to_string(),
+            registry::credential_identity(image.registry()),
+        );
+        let mut r = self.digests.try_get_with(key.clone(), run()).await;
         if r.is_err() && !missed.load(Ordering::Relaxed) {
             // Another review's failure, perhaps of its own budget or deadline: ask for this one.
-            r = self.digests.try_get_with(image.to_string(), run()).await;
+            r = self.digests.try_get_with(key, run()).await;
         }
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
@@ -502,8 +558,11 @@ impl Engine {
 
     /// The verdict of one policy for one digest, from the cache or by verifying.
     ///
-    /// Concurrent reviews asking for one key share one verification, run under the budget and
-    /// deadline of the review that started it. Undecided results are not cached, and a review
+    /// Concurrent reviews asking for one key share one verification, run under the budget,
+    /// deadline and registry credentials of the review that started it. The key holds no
+    /// credentials: a definitive verdict is about the digest's signatures in its repository,
+    /// not about who may pull it, and a review only gets here after resolving the image with
+    /// its own credentials ([`Engine::resolve`]). Undecided results are not cached, and a review
     /// that received one from another review's run verifies once more under its own, so that
     /// one review running out of requests or time cannot fail another's image.
     async fn verdict(
@@ -542,10 +601,8 @@ impl Engine {
 
     /// Finds the signatures the policy can use and checks each authority; any suffices.
     ///
-    /// Discovery is staged to keep registry round trips low: Cosign's `.sig` tag and (when a
-    /// Notation authority asks) the referrers first; Sigstore bundles in the referrers only when
-    /// no authority was satisfied by those, since legacy `.sig` signatures are still the common
-    /// case and cost one request less.
+    /// Discovery runs in the rounds the formats ask for (`format::stages`), a later round only
+    /// while no authority is satisfied, to keep registry round trips low.
     async fn verify(
         &self,
         budget: &ReviewBudget,
@@ -626,21 +683,13 @@ impl Engine {
         };
         let mut tally = Tally::new(policy, &subject, &ctx);
         let mut bytes = SignatureBytes::new(budget);
-        let first = Wants {
-            cosign: policy.wants_cosign(),
-            notation: policy.wants_notation(),
-            bundles: false,
-        };
-        let mut failed = self
-            .judge(budget, &mut bytes, &mut tally, image, first)
-            .await;
-        if !tally.trusted() && policy.wants_cosign() {
-            let bundles = Wants {
-                bundles: true,
-                ..Wants::default()
-            };
+        let mut failed = None;
+        for (round, wants) in format::stages(&policy.authorities).into_iter().enumerate() {
+            if round > 0 && tally.trusted() {
+                break;
+            }
             let more = self
-                .judge(budget, &mut bytes, &mut tally, image, bundles)
+                .judge(budget, &mut bytes, &mut tally, image, wants)
                 .await;
             failed = failed.or(more);
         }
@@ -716,7 +765,7 @@ impl Engine {
             {
                 tally.used.push(d.digest.clone());
             }
-            let signature = match opened {
+            let artifact = match opened {
                 Ok(o) => match bytes.fetch(image, &o.layer, o.kind).await {
                     Ok(b) => discovery::assemble(&o, b),
                     Err(n) => {
@@ -729,44 +778,26 @@ impl Engine {
                     continue;
                 }
             };
-            let revocation = match &signature {
-                Signature::Notation(n) => {
-                    self.revocation_data(tally.policy, subject, std::slice::from_ref(n), &tally.ctx)
-                        .await
-                }
-                _ => RevocationData::default(),
-            };
-            tally.check(&signature, &revocation);
+            // Down (check, pure), the fetches its plan names, and back (verdicts, pure): once.
+            let n = tally.number(artifact.kind);
+            let (policy, ctx) = (tally.policy, tally.ctx);
+            let authorities = &policy.authorities;
+            let checked = format::check(authorities, subject, artifact, n, &ctx);
+            let fetched = self.fetch(checked.plan()).await;
+            for (i, outcome) in checked.verdicts(authorities, &fetched, &ctx) {
+                tally.keep(i, outcome);
+            }
         }
         failed
     }
 
-    /// Fetches revocation answers for the Notation signatures found, for the authorities of
-    /// the policy that check revocation, and only for chains those authorities trust.
-    async fn revocation_data(
-        &self,
-        policy: &Policy,
-        subject: &Subject,
-        signatures: &[verify::NotationSignature],
-        ctx: &Context,
-    ) -> RevocationData {
-        let Some(source) = &self.revocation else {
-            return RevocationData::default();
-        };
-        let mut locations = Vec::new();
-        for a in &policy.authorities {
-            if let Verifier::Notation(n) = &a.verifier {
-                for l in verify::notation::revocation_locations(n, subject, signatures, ctx) {
-                    if !locations.contains(&l) {
-                        locations.push(l);
-                    }
-                }
-            }
+    /// What a signature's check asked to fetch (revocation answers), when the engine has a
+    /// fetcher; without one the verdict finds the answers missing.
+    async fn fetch(&self, plan: &Plan) -> Fetched {
+        match &self.revocation {
+            Some(source) if !plan.is_empty() => format::fetch(source.as_ref(), plan).await,
+            _ => Fetched::default(),
         }
-        if locations.is_empty() {
-            return RevocationData::default();
-        }
-        verify::notation::fetch_revocation(source.as_ref(), &locations).await
     }
 
     fn undecided(&self, policy: &Policy, e: RegistryError) -> PolicyVerdict {
@@ -776,20 +807,31 @@ impl Engine {
         }
         PolicyVerdict::Undecided {
             reason: e.reason,
-            detail: e.detail,
+            detail: with_credential_note(&e),
         }
     }
 }
 
+/// The detail of a registry failure, with what the workload's pull secrets could not give when
+/// the registry refused access (or hid the repository): the missing or unreadable secret is
+/// then the likely cause.
+fn with_credential_note(e: &RegistryError) -> String {
+    match (e.reason, registry::credential_note()) {
+        (Reason::Unauthorized | Reason::NotFound, Some(note)) => format!("{}; {note}", e.detail),
+        _ => e.detail.clone(),
+    }
+}
+
 /// Each authority's best outcome so far, as signatures are checked one at a time: trusted, or
-/// the failure that says most ([`rank`]; on a tie the first, i.e. the newest signature's).
+/// the failure that says most (`format::keep`; on a tie the first, i.e. the newest
+/// signature's).
 struct Tally<'a> {
     policy: &'a Policy,
     subject: &'a Subject,
     ctx: Context,
     outcomes: Vec<Outcome>,
     /// Signatures checked so far, per kind, to number them in messages.
-    seen: [usize; 3],
+    seen: [usize; Kind::ALL.len()],
     /// Artifacts of the subject set aside as no signature this policy uses (a referrer may be
     /// set aside by one listing and used by the next: `used` wins).
     ignored: Vec<discovery::Ignored>,
@@ -803,17 +845,14 @@ impl<'a> Tally<'a> {
         let outcomes = policy
             .authorities
             .iter()
-            .map(|a| match &a.verifier {
-                Verifier::Cosign(c) => verify::cosign::verify(c, &subject.digest, &[], &[], ctx),
-                Verifier::Notation(n) => verify::notation::verify(n, subject, &[], ctx),
-            })
+            .map(|a| format::no_signature(&a.verifier, subject, ctx))
             .collect();
         Tally {
             policy,
             subject,
             ctx: *ctx,
             outcomes,
-            seen: [0; 3],
+            seen: [0; Kind::ALL.len()],
             ignored: Vec::new(),
             used: Vec::new(),
         }
@@ -825,49 +864,19 @@ impl<'a> Tally<'a> {
             .any(|o| matches!(o, Outcome::Trusted(_)))
     }
 
-    /// Checks one signature with every authority that uses its kind.
-    fn check(&mut self, signature: &Signature, revocation: &RevocationData) {
-        let kind = match signature {
-            Signature::Cosign(_) => Kind::Cosign,
-            Signature::Notation(_) => Kind::Notation,
-            Signature::Bundle(_) => Kind::Bundle,
-        };
-        let n = self.seen[kind as usize];
-        self.seen[kind as usize] += 1;
-        let (policy, subject, ctx) = (self.policy, self.subject, self.ctx);
-        let ctx = &ctx;
-        for (i, a) in policy.authorities.iter().enumerate() {
-            let outcome = match (&a.verifier, signature) {
-                (Verifier::Cosign(c), Signature::Cosign(s)) => {
-                    verify::cosign::verify(c, &subject.digest, std::slice::from_ref(s), &[], ctx)
-                }
-                (Verifier::Cosign(c), Signature::Bundle(b)) => {
-                    verify::cosign::verify(c, &subject.digest, &[], std::slice::from_ref(b), ctx)
-                }
-                (Verifier::Notation(a), Signature::Notation(s)) => {
-                    verify::notation::verify_with_revocation(
-                        a,
-                        subject,
-                        std::slice::from_ref(s),
-                        ctx,
-                        revocation,
-                    )
-                }
-                _ => continue,
-            };
-            self.keep(i, renumber(outcome, n));
-        }
+    /// The number of the next signature of `kind`, counted from 0, for messages.
+    fn number(&mut self, kind: Kind) -> usize {
+        let n = self.seen[kind.index()];
+        self.seen[kind.index()] += 1;
+        n
     }
 
     /// A defective signature artifact: a failed signature for the authorities of its kinds.
     fn defect(&mut self, d: &Defect) {
         for i in 0..self.policy.authorities.len() {
-            let uses = match self.policy.authorities[i].verifier {
-                Verifier::Cosign(_) => {
-                    d.kinds.contains(&Kind::Cosign) || d.kinds.contains(&Kind::Bundle)
-                }
-                Verifier::Notation(_) => d.kinds.contains(&Kind::Notation),
-            };
+            let uses = format::kinds(&self.policy.authorities[i].verifier)
+                .iter()
+                .any(|k| d.kinds.contains(k));
             if uses {
                 self.keep(i, Outcome::Failed(d.failure.clone()));
             }
@@ -890,28 +899,7 @@ impl<'a> Tally<'a> {
     }
 
     fn keep(&mut self, i: usize, new: Outcome) {
-        let replace = match (&mut self.outcomes[i], &new) {
-            (Outcome::Trusted(_), _) => false,
-            (_, Outcome::Trusted(_)) => true,
-            (Outcome::Failed(old), Outcome::Failed(f))
-                if old.reason == Reason::NoSignature && f.reason == Reason::NoSignature =>
-            {
-                // Still no signature, but the verifier says what it set aside (an attestation
-                // that is no signature): keep every such note.
-                if let Some((_, ignored)) = f.detail.split_once(IGNORED) {
-                    if old.detail.contains(IGNORED) {
-                        old.detail = format!("{}; {ignored}", old.detail);
-                    } else {
-                        old.detail = f.detail.clone();
-                    }
-                }
-                false
-            }
-            (Outcome::Failed(old), Outcome::Failed(f)) => rank(f.reason) > rank(old.reason),
-        };
-        if replace {
-            self.outcomes[i] = new;
-        }
+        format::keep(&mut self.outcomes[i], new);
     }
 
     /// The outcomes for the verdict: the authorities up to the first that trusts, or all. The
@@ -940,24 +928,6 @@ impl<'a> Tally<'a> {
             }
         }
         out
-    }
-}
-
-/// The verifiers number the signatures of the list they are given; each gets one here, so
-/// its number among the signatures of its kind is put back.
-fn renumber(outcome: Outcome, n: usize) -> Outcome {
-    match outcome {
-        Outcome::Failed(mut f) => {
-            for label in ["signature", "bundle"] {
-                let first = format!("{label} 0: ");
-                if f.detail.contains(&first) {
-                    f.detail = f.detail.replacen(&first, &format!("{label} {n}: "), 1);
-                    break;
-                }
-            }
-            Outcome::Failed(f)
-        }
-        t => t,
     }
 }
 
@@ -994,28 +964,12 @@ fn ignored_note(ignored: &[discovery::Ignored], used: &[Digest]) -> String {
     )
 }
 
-/// How the Cosign verifier introduces the artifacts it set aside as no signature.
-const IGNORED: &str = "; ignored: ";
-
-/// How much a failure says: a signature that was found but failed says more than "no
-/// signature", and a malformed one less than one that was checked.
-fn rank(r: Reason) -> u8 {
-    match r {
-        Reason::NoSignature => 0,
-        Reason::Malformed => 1,
-        _ => 2,
-    }
-}
-
 fn trusted(o: &AuthorityOutcome) -> bool {
     matches!(o.result, Outcome::Trusted(_))
 }
 
 fn verifier_kind(v: &Verifier) -> VerifierKind {
-    match v {
-        Verifier::Cosign(_) => VerifierKind::Cosign,
-        Verifier::Notation(_) => VerifierKind::Notation,
-    }
+    format::verifier_kind(v)
 }
 
 fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
@@ -1069,7 +1023,7 @@ fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
             Outcome::Failed(Failure { reason, .. }) => Some(*reason),
             Outcome::Trusted(_) => None,
         })
-        .max_by_key(|r| rank(*r))
+        .max_by_key(|r| r.telling())
         .unwrap_or(Reason::SignatureInvalid)
 }
 

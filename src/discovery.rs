@@ -1,7 +1,9 @@
 //! Discovery: from a subject digest to the signature artifacts that refer to it.
 //!
-//! Cosign signatures come from the `sha256-<hex>.sig` tag; Notation signatures and Sigstore
-//! bundles from the referrers of the digest (the OCI 1.1 API, or the referrers tag schema).
+//! What to look for, and where, is the formats' word ([`crate::verify::format`]): each
+//! artifact [`Kind`] has a source, the layers of a tag named after the digest (Cosign's
+//! `sha256-<hex>.sig`) or the referrers of the digest (the OCI 1.1 API, or the referrers tag
+//! schema) with the artifact types the format accepts. This module knows neither format.
 //! Only what the policy's authorities can use is looked at, and lazily: [`list`] names the
 //! candidates (one request for the `.sig` manifest, one for the referrers), [`open`] reads a
 //! candidate's manifest when it has one, and the caller fetches each signature's blob only when
@@ -15,44 +17,25 @@
 //! layer claiming to be huge, a blob that does not hash to its digest, too many referrers) is a
 //! failed signature ([`Defect`]): decided, not trusted. Only the registry itself failing
 //! ([`is_registry_failure`]) leaves the image undecided, for the policy's `onError`.
+//!
+//! Must not import the formats' modules (`verify::cosign`, `verify::notation`), `decision`
+//! or hyper.
 
 use bytes::Bytes;
 
 use crate::image::{Digest, ImageRef};
 use crate::reason::Reason;
 use crate::registry::{Descriptor, Registry, RegistryError};
-use crate::verify::{CosignSignature, Failure, NotationSignature, Subject};
+use crate::verify::format::{Artifact, Layers, Place, ReferrerSource, TagSource};
+use crate::verify::{Failure, Subject};
 
-/// Notary Project signature artifact type (and config media type of notation 1.0 manifests).
-pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
-/// Sigstore bundle artifact type (cosign v3).
-pub const SIGSTORE_BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub use crate::verify::format::{Kind, Kinds};
+
 /// At most this many signatures of each kind are fetched and tried per image.
 pub const MAX_SIGNATURE_ATTEMPTS: usize = 10;
-/// The annotation cosign v3 puts on each bundle referrer (and the referrers index copies): the
-/// predicate type of the statement inside.
-const BUNDLE_PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
-/// What to look for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Wants {
-    pub cosign: bool,
-    pub notation: bool,
-    pub bundles: bool,
-}
-
-/// The kinds of signature artifact; a defect in one kind fails only the authorities that use it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A layer of the Cosign `.sig` manifest.
-    Cosign,
-    /// A Notary Project signature referrer.
-    Notation,
-    /// A Sigstore bundle referrer (checked by Cosign authorities).
-    Bundle,
-}
+/// What to look for: the artifact kinds of one discovery round.
+pub type Wants = Kinds;
 
 /// A defect of the image's own signature artifacts: the artifacts of `kinds` failed with
 /// `failure`. It counts as a failed signature.
@@ -65,13 +48,13 @@ pub struct Defect {
 /// A signature artifact named for the subject, not fetched yet.
 #[derive(Clone, Debug)]
 pub enum Candidate {
-    /// A layer of the `.sig` manifest: its blob is the signed payload.
-    CosignLayer(Descriptor),
-    /// An entry of the referrers list that may be a Notation signature or a Sigstore bundle.
+    /// A layer of a signature tag's manifest (`.sig`): its blob is the signed payload.
+    TagLayer(Kind, Descriptor),
+    /// An entry of the referrers list that may be a signature of a wanted kind.
     Referrer(Descriptor),
 }
 
-/// The candidates of one subject, newest Cosign layers first, the defects met listing them,
+/// The candidates of one subject, newest tag layers first, the defects met listing them,
 /// and the referrers set aside by their hints (SBOMs, attestations, other kinds).
 #[derive(Clone, Debug, Default)]
 pub struct Listing {
@@ -97,14 +80,6 @@ pub struct Opened {
     pub manifest: Option<Digest>,
 }
 
-/// A signature artifact with its bytes, ready for the verifiers.
-#[derive(Clone, Debug)]
-pub enum Signature {
-    Cosign(CosignSignature),
-    Notation(NotationSignature),
-    Bundle(Bytes),
-}
-
 /// Why a candidate gave no signature.
 #[derive(Clone, Debug)]
 pub enum NotOpened {
@@ -114,6 +89,28 @@ pub enum NotOpened {
     Defect(Defect),
     /// The registry failed: undecided.
     Registry(RegistryError),
+}
+
+fn tag_source(k: Kind) -> Option<&'static TagSource> {
+    match &k.source().place {
+        Place::Tag(t) => Some(t),
+        Place::Referrers(_) => None,
+    }
+}
+
+fn referrer_source(k: Kind) -> Option<&'static ReferrerSource> {
+    match &k.source().place {
+        Place::Referrers(r) => Some(r),
+        Place::Tag(_) => None,
+    }
+}
+
+/// The wanted kinds found as referrers, in [`Kind::ALL`] order.
+fn referrer_kinds(wants: Wants) -> Vec<Kind> {
+    wants
+        .iter()
+        .filter(|k| referrer_source(*k).is_some())
+        .collect()
 }
 
 /// Whether a registry error is the registry failing (unreachable, broken connections, 5xx,
@@ -143,8 +140,8 @@ pub fn classify(e: RegistryError, kinds: &[Kind], what: &str) -> NotOpened {
     }
 }
 
-/// Names the signature artifacts of `subject` in `image`'s repository: the `.sig` manifest's
-/// layers (when `wants.cosign`) and the referrers (when `wants.notation` or `wants.bundles`).
+/// Names the signature artifacts of `subject` in `image`'s repository: the layers of the
+/// signature tags of the wanted kinds, and the referrers (when a wanted kind is found there).
 /// Fails only when the registry fails; defects of the listings are in [`Listing::defects`].
 pub async fn list(
     registry: &dyn Registry,
@@ -153,8 +150,11 @@ pub async fn list(
     wants: Wants,
 ) -> Result<Listing, RegistryError> {
     let mut listing = Listing::default();
-    if wants.cosign {
-        let tag = format!("{}.sig", subject.digest.tag_form());
+    for kind in wants.iter() {
+        let Some(source) = tag_source(kind) else {
+            continue;
+        };
+        let tag = format!("{}{}", subject.digest.tag_form(), source.suffix);
         match registry.manifest(image, &tag).await {
             Ok(Some(manifest)) => {
                 // cosign appends each new signature as a layer: the newest are tried first, so
@@ -166,35 +166,25 @@ pub async fn list(
                         .layers
                         .into_iter()
                         .rev()
-                        .filter(|l| l.media_type == COSIGN_LAYER)
+                        .filter(|l| l.media_type == source.layer_media_type)
                         .take(MAX_SIGNATURE_ATTEMPTS)
-                        .map(Candidate::CosignLayer),
+                        .map(|l| Candidate::TagLayer(kind, l)),
                 );
             }
             Ok(None) => {}
-            Err(e) => match classify(
-                e,
-                &[Kind::Cosign],
-                &format!("the Cosign signature tag {tag}"),
-            ) {
+            Err(e) => match classify(e, &[kind], &format!("{} {tag}", source.title)) {
                 NotOpened::Defect(d) => listing.defects.push(d),
                 NotOpened::Registry(e) => return Err(e),
                 NotOpened::Skipped(_) => {}
             },
         }
     }
-    if wants.notation || wants.bundles {
-        let kinds: Vec<Kind> = [
-            (wants.notation, Kind::Notation),
-            (wants.bundles, Kind::Bundle),
-        ]
-        .into_iter()
-        .filter_map(|(w, k)| w.then_some(k))
-        .collect();
+    let kinds = referrer_kinds(wants);
+    if !kinds.is_empty() {
         match registry.referrers(image, &subject.digest).await {
             Ok(entries) => {
                 for e in entries {
-                    if hinted_wanted(&e, wants) {
+                    if hinted_wanted(&e, &kinds) {
                         listing.candidates.push(Candidate::Referrer(e));
                     } else {
                         listing.ignored.push(Ignored {
@@ -214,21 +204,23 @@ pub async fn list(
     Ok(listing)
 }
 
-/// Whether a referrers-list entry may be a wanted signature, by its (unauthenticated) hints.
-fn hinted_wanted(entry: &Descriptor, wants: Wants) -> bool {
-    // The index entry's artifactType is a hint; the manifest is authoritative.
+/// Whether a referrers-list entry may be a signature of one of `kinds`, by its
+/// (unauthenticated) hints: the index entry's artifactType (the manifest is authoritative), and
+/// a predicate annotation that names an attestation. Only hints: what is fetched is still
+/// judged by its signed content, and a signature labelled as something else is not found
+/// (deny).
+fn hinted_wanted(entry: &Descriptor, kinds: &[Kind]) -> bool {
     let hinted = entry.artifact_type.as_deref();
-    let maybe_notation = hinted.is_none_or(|t| t == NOTATION_ARTIFACT_TYPE);
-    // cosign v3 attestations (SBOMs, provenance, scans) share the signature's artifactType and
-    // accumulate; their predicate-type annotation tells them apart without a fetch, so they
-    // cannot use up the attempts. Only a hint: what is fetched is still judged by its signed
-    // statement, and a signature labelled as something else is not found (deny).
-    let attestation = entry
-        .annotations
-        .get(BUNDLE_PREDICATE_ANNOTATION)
-        .is_some_and(|p| p != crate::verify::cosign::bundle::SIGN_PREDICATE);
-    let maybe_bundle = hinted.is_none_or(|t| t == SIGSTORE_BUNDLE_ARTIFACT_TYPE) && !attestation;
-    (wants.notation && maybe_notation) || (wants.bundles && maybe_bundle)
+    kinds.iter().filter_map(|k| referrer_source(*k)).any(|r| {
+        let typed = hinted.is_none_or(|t| r.artifact_types.contains(&t));
+        let attestation = r.predicate.as_ref().is_some_and(|p| {
+            entry
+                .annotations
+                .get(p.annotation)
+                .is_some_and(|v| v != p.signature)
+        });
+        typed && !attestation
+    })
 }
 
 /// A referrer in a few words, by its artifact type and annotations: "an SBOM
@@ -247,13 +239,15 @@ fn describe(
     let Some(t) = artifact_type.filter(|t| !t.is_empty()) else {
         return "an artifact with no artifact type".into();
     };
-    if let Some(p) = annotations.get(BUNDLE_PREDICATE_ANNOTATION) {
+    let sources = || Kind::ALL.into_iter().filter_map(referrer_source);
+    if let Some(p) = sources()
+        .filter_map(|r| r.predicate.as_ref())
+        .find_map(|p| annotations.get(p.annotation))
+    {
         return format!("an attestation ({})", clip(p));
     }
-    let kind = if t == NOTATION_ARTIFACT_TYPE {
-        "a Notation signature"
-    } else if t == SIGSTORE_BUNDLE_ARTIFACT_TYPE {
-        "a Sigstore bundle"
+    let kind = if let Some(r) = sources().find(|r| r.artifact_types.contains(&t)) {
+        r.name
     } else if t.contains("spdx") || t.contains("cyclonedx") || t.contains("syft") {
         "an SBOM"
     } else if t.contains("in-toto") || t.contains("attestation") || t.contains("provenance") {
@@ -266,13 +260,17 @@ fn describe(
 
 /// Attempts used per kind, so a flood of candidates of one kind is bounded.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Attempts {
-    notation: usize,
-    bundles: usize,
+pub struct Attempts([usize; Kind::ALL.len()]);
+
+impl Attempts {
+    fn left(&self, k: Kind) -> bool {
+        self.0[k.index()] < MAX_SIGNATURE_ATTEMPTS
+    }
 }
 
-/// Opens a candidate: a `.sig` layer as it is; a referrer by fetching its manifest, which must
-/// name the subject and be a wanted kind with one signature layer.
+/// Opens a candidate: a tag layer as it is (if it carries the signature annotation); a
+/// referrer by fetching its manifest, which must name the subject and be a wanted kind with
+/// its signature layer.
 pub async fn open(
     registry: &dyn Registry,
     image: &ImageRef,
@@ -282,31 +280,28 @@ pub async fn open(
     attempts: &mut Attempts,
 ) -> Result<Opened, NotOpened> {
     let entry = match candidate {
-        Candidate::CosignLayer(layer) => {
-            if !layer.annotations.contains_key(COSIGN_SIGNATURE_ANNOTATION) {
+        Candidate::TagLayer(kind, layer) => {
+            let annotated = tag_source(*kind)
+                .is_some_and(|s| layer.annotations.contains_key(s.signature_annotation));
+            if !annotated {
                 return Err(NotOpened::Skipped(Ignored {
                     digest: layer.digest.clone(),
                     what: format!(
-                        "a Cosign layer with no signature annotation ({})",
+                        "{} with no signature annotation ({})",
+                        tag_source(*kind).map_or("a layer", |s| s.layer),
                         layer.digest.short()
                     ),
                 }));
             }
             return Ok(Opened {
-                kind: Kind::Cosign,
+                kind: *kind,
                 layer: layer.clone(),
                 manifest: None,
             });
         }
         Candidate::Referrer(entry) => entry,
     };
-    let hinted: Vec<Kind> = [
-        (wants.notation, Kind::Notation),
-        (wants.bundles, Kind::Bundle),
-    ]
-    .into_iter()
-    .filter_map(|(w, k)| w.then_some(k))
-    .collect();
+    let hinted = referrer_kinds(wants);
     let short = entry.digest.short();
     let what = format!("referrer {short}");
     let skipped = |what: String| {
@@ -315,9 +310,7 @@ pub async fn open(
             what,
         })
     };
-    if (!wants.notation || attempts.notation >= MAX_SIGNATURE_ATTEMPTS)
-        && (!wants.bundles || attempts.bundles >= MAX_SIGNATURE_ATTEMPTS)
-    {
+    if !hinted.iter().any(|k| attempts.left(*k)) {
         return Err(skipped(format!(
             "a referrer not opened, enough signatures tried ({short})"
         )));
@@ -338,39 +331,31 @@ pub async fn open(
         .clone()
         .or_else(|| m.body.config.as_ref().map(|c| c.media_type.clone()))
         .unwrap_or_default();
-    let kind = if artifact_type == NOTATION_ARTIFACT_TYPE
-        && wants.notation
-        && attempts.notation < MAX_SIGNATURE_ATTEMPTS
-    {
-        attempts.notation += 1;
-        Kind::Notation
-    } else if artifact_type == SIGSTORE_BUNDLE_ARTIFACT_TYPE
-        && wants.bundles
-        && attempts.bundles < MAX_SIGNATURE_ATTEMPTS
-    {
-        attempts.bundles += 1;
-        Kind::Bundle
-    } else {
+    let Some((kind, source)) = hinted.iter().find_map(|k| {
+        let r = referrer_source(*k)?;
+        (r.artifact_types.contains(&artifact_type.as_str()) && attempts.left(*k)).then_some((*k, r))
+    }) else {
         return Err(skipped(describe(Some(&artifact_type), &m.body.annotations)));
     };
+    attempts.0[kind.index()] += 1;
     let defect = |detail: String| {
         NotOpened::Defect(Defect {
             kinds: vec![kind],
             failure: Failure::new(Reason::Malformed, detail),
         })
     };
-    let layer = match (kind, m.body.layers.as_slice()) {
+    let layer = match (&source.layers, m.body.layers.as_slice()) {
         (_, [one]) => one.clone(),
-        (Kind::Bundle, [first, ..]) => first.clone(),
+        (Layers::First, [first, ..]) => first.clone(),
         (_, []) => {
             return Err(defect(format!(
                 "signature {} has no layer",
                 m.digest.short()
             )));
         }
-        (_, many) => {
+        (Layers::One { what }, many) => {
             return Err(defect(format!(
-                "Notation signature {} has {} layers, not 1",
+                "{what} {} has {} layers, not 1",
                 m.digest.short(),
                 many.len()
             )));
@@ -383,26 +368,15 @@ pub async fn open(
     })
 }
 
-/// The signature of an opened candidate, with the bytes of its layer.
-pub fn assemble(opened: &Opened, bytes: Bytes) -> Signature {
-    let annotation = |k: &str| opened.layer.annotations.get(k).cloned();
-    match opened.kind {
-        Kind::Cosign => Signature::Cosign(CosignSignature {
-            payload: bytes,
-            signature: annotation(COSIGN_SIGNATURE_ANNOTATION).unwrap_or_default(),
-            certificate: annotation("dev.sigstore.cosign/certificate"),
-            chain: annotation("dev.sigstore.cosign/chain"),
-            bundle: annotation("dev.sigstore.cosign/bundle"),
-        }),
-        Kind::Notation => Signature::Notation(NotationSignature {
-            manifest_digest: opened
-                .manifest
-                .clone()
-                .unwrap_or_else(|| opened.layer.digest.clone()),
-            media_type: opened.layer.media_type.clone(),
-            envelope: bytes,
-        }),
-        Kind::Bundle => Signature::Bundle(bytes),
+/// The artifact of an opened candidate, with the bytes of its layer, for the formats to read.
+pub fn assemble(opened: &Opened, bytes: Bytes) -> Artifact {
+    Artifact {
+        kind: opened.kind,
+        manifest: opened.manifest.clone(),
+        layer_digest: opened.layer.digest.clone(),
+        media_type: opened.layer.media_type.clone(),
+        annotations: opened.layer.annotations.clone(),
+        bytes,
     }
 }
 
@@ -415,6 +389,43 @@ impl From<RegistryError> for crate::verify::Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn referrer(artifact_type: &str, annotations: &[(&str, &str)]) -> Descriptor {
+        Descriptor {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: Digest::sha256_of(artifact_type.as_bytes()),
+            size: 1,
+            artifact_type: Some(artifact_type.into()),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn every_bundle_version_the_verifier_accepts_is_discovered_as_a_bundle() {
+        // The referrer's artifactType is the bundle's media type: one list decides both.
+        for t in [
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "application/vnd.dev.sigstore.bundle+json;version=0.2",
+            "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        ] {
+            assert!(hinted_wanted(&referrer(t, &[]), &[Kind::Bundle]), "{t}");
+            assert!(!hinted_wanted(&referrer(t, &[]), &[Kind::Notation]), "{t}");
+            assert!(describe(Some(t), &Default::default()).starts_with("a Sigstore bundle ("));
+        }
+        let sbom = [(
+            "dev.sigstore.bundle.predicateType",
+            "https://spdx.dev/Document",
+        )];
+        let t = "application/vnd.dev.sigstore.bundle+json;version=0.2";
+        assert!(!hinted_wanted(&referrer(t, &sbom), &[Kind::Bundle]));
+        let notation = "application/vnd.cncf.notary.signature";
+        assert!(hinted_wanted(&referrer(notation, &[]), &[Kind::Notation]));
+        assert!(!hinted_wanted(&referrer(notation, &[]), &[Kind::Bundle]));
+    }
 
     #[test]
     fn only_the_registry_failing_is_undecided() {

@@ -10,7 +10,8 @@ use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::policy::keyvault::KeyVaultStore;
 use crate::policy::source::{self, Directory};
-use crate::registry::{Acr, HttpRegistry, RegistryConfig};
+use crate::registry::pull_secrets::PullSecrets;
+use crate::registry::{Acr, HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -38,7 +39,7 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Registry(String),
+    Registry(#[source] SetupError),
     #[error("Azure: {0}")]
     Azure(#[from] crate::azure::AzureError),
 }
@@ -96,7 +97,16 @@ pub async fn serve(
             .with_resolver(serve.material.clone()),
         &metrics,
     );
-    let engine = build(registry, set, metrics.clone(), options)?;
+    let mut engine = build(registry, set, metrics.clone(), options)?;
+    if serve.pull_secrets {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "--pull-secrets needs the Kubernetes API (KUBECONFIG or the in-cluster \
+                 configuration): {e}"
+            )
+        })?;
+        engine = engine.with_pull_secrets(Arc::new(PullSecrets::new(client, metrics.clone())));
+    }
     server::start(serve, Arc::new(engine), metrics, valid).await
 }
 

@@ -21,6 +21,17 @@ pub const SKIP_REASONS: [&str; 5] = [
     "subresource",
 ];
 
+/// The `result` label values of `signet_pull_secret_lookups_total`: `found` and the registry's
+/// `SecretProblem` labels (a test there keeps the two lists equal).
+pub const PULL_SECRET_RESULTS: [&str; 6] = [
+    "found",
+    "not_found",
+    "forbidden",
+    "wrong_type",
+    "malformed",
+    "error",
+];
+
 /// All of signet's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -45,6 +56,9 @@ pub struct Metrics {
     /// Key Vault refreshes of one piece of trust material, by `result`: `unchanged`,
     /// `changed`, `withdrawn`, `failed` (last good kept), `expired` (stale: trusted no more).
     pub keyvault_refreshes: IntCounterVec,
+    /// Pull secrets and service accounts read from the Kubernetes API (`--pull-secrets`; cache
+    /// misses), by object (`secret`, `serviceaccount`) and result.
+    pub pull_secret_lookups: IntCounterVec,
     pub policies_loaded: IntGauge,
     /// Per policy: when the first trust-store certificate it relies on expires (Unix seconds).
     /// The label is the policy's name: the operator's, bounded by the policy set.
@@ -210,6 +224,12 @@ impl Metrics {
                 "Key Vault trust material refreshes, by result",
                 &["result"],
             ),
+            pull_secret_lookups: counter(
+                &registry,
+                "pull_secret_lookups_total",
+                "Pull secrets and service accounts read from the Kubernetes API, by object and result",
+                &["object", "result"],
+            ),
             policies_loaded,
             trust_expiry: {
                 let g = GaugeVec::new(
@@ -253,6 +273,11 @@ impl Metrics {
         for r in ["success", "failure"] {
             m.policy_reloads.with_label_values(&[r]);
             m.tls_reloads.with_label_values(&[r]);
+        }
+        for object in ["secret", "serviceaccount"] {
+            for r in PULL_SECRET_RESULTS {
+                m.pull_secret_lookups.with_label_values(&[object, r]);
+            }
         }
         m
     }

@@ -84,6 +84,17 @@ impl Reason {
         Reason::Internal,
     ];
 
+    /// How much a failure says about why an image is not trusted, to report the most telling
+    /// one: a signature that was found but failed says more than "no signature", and a
+    /// malformed one less than one that was checked. Ties keep the first seen.
+    pub fn telling(self) -> u8 {
+        match self {
+            Reason::NoSignature => 0,
+            Reason::Malformed => 1,
+            _ => 2,
+        }
+    }
+
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {

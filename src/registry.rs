@@ -14,10 +14,12 @@
 pub mod acr;
 mod auth;
 mod client;
+pub mod pull_secrets;
 pub mod ssrf;
 mod transport;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,10 +27,44 @@ use bytes::Bytes;
 pub use acr::Acr;
 pub use auth::Credentials;
 pub use client::{HttpRegistry, RegistryConfig};
-pub use ssrf::{Cidr, DenyList};
+pub use pull_secrets::{Workload, WorkloadCredentialSource, WorkloadCredentials};
+pub use ssrf::{Cidr, CidrError, DenyList};
 
 use crate::image::{Digest, ImageRef};
 use crate::reason::Reason;
+
+/// Why the registry client cannot be set up from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("not a docker config.json: {0}")]
+    DockerConfig(#[source] serde_json::Error),
+    #[error("auths[{host}].auth is not base64: {source}")]
+    AuthNotBase64 {
+        host: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("auths[{0}].auth is not UTF-8")]
+    AuthNotUtf8(String),
+    #[error("auths[{0}].auth is not user:password")]
+    AuthNotUserPassword(String),
+    #[error("registry CA bundle: {0}")]
+    CaBundle(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("{what} {host:?}: {source}")]
+    Host {
+        what: &'static str,
+        host: String,
+        #[source]
+        source: crate::image::ParseError,
+    },
+    #[error(
+        "insecure registry {0:?}: port 443 is the HTTPS port; a plain-HTTP registry there is \
+         not supported (without a port, plain HTTP means port 80)"
+    )]
+    InsecureOnHttpsPort(String),
+}
 
 /// Media types signet asks for when reading manifests. Debian's docker-registry answers 404 to
 /// an OCI manifest unless `Accept` names the OCI types exactly.
@@ -52,6 +88,39 @@ tokio::task_local! {
 /// A task-local rather than a parameter so the [`Registry`] trait stays as it is.
 pub async fn with_deadline<F: Future>(deadline: Instant, f: F) -> F::Output {
     DEADLINE.scope(deadline, f).await
+}
+
+tokio::task_local! {
+    /// The workload's own registry credentials for the registry calls in this task (see
+    /// [`with_credentials`]).
+    static WORKLOAD: Arc<WorkloadCredentials>;
+}
+
+/// Runs `f` with `credentials` (a workload's pull secrets) taking precedence over the
+/// cluster-wide credentials for every registry call inside it ([`pull_secrets::choose`]).
+///
+/// A task-local for the same reason as [`with_deadline`]: the [`Registry`] trait stays as it
+/// is. The decision engine keys its tag-resolution cache by [`credential_identity`], read from
+/// the same scope, so the cache key and the credentials actually sent cannot disagree.
+pub async fn with_credentials<F: Future>(credentials: Arc<WorkloadCredentials>, f: F) -> F::Output {
+    WORKLOAD.scope(credentials, f).await
+}
+
+/// The workload credentials in scope, if any.
+pub(crate) fn workload_credentials() -> Option<Arc<WorkloadCredentials>> {
+    WORKLOAD.try_with(Arc::clone).ok()
+}
+
+/// The identity of the workload credentials in scope for `host` (`None` when the workload has
+/// none for it: the cluster-wide credentials, a constant of the process, apply).
+pub fn credential_identity(host: &str) -> Option<String> {
+    WORKLOAD.try_with(|w| w.identity(host)).ok().flatten()
+}
+
+/// What the workload credentials in scope could not read (missing or unreadable pull
+/// secrets), for a message about a refused registry request.
+pub fn credential_note() -> Option<String> {
+    WORKLOAD.try_with(|w| w.note()).ok().flatten()
 }
 
 /// Time left before the current review deadline; `None` outside [`with_deadline`].

@@ -103,7 +103,12 @@ impl Reviewer<'_> {
             Action::Check(images) => {
                 let v = self
                     .engine
-                    .decide(images, review.namespace(), deadline)
+                    .decide_for(
+                        images,
+                        review.namespace(),
+                        review.workload().as_ref(),
+                        deadline,
+                    )
                     .await;
                 let decision = if !v.allowed {
                     "denied"
@@ -161,7 +166,12 @@ impl Reviewer<'_> {
         }
         let v = self
             .engine
-            .decide(images, review.namespace(), deadline)
+            .decide_for(
+                images,
+                review.namespace(),
+                review.workload().as_ref(),
+                deadline,
+            )
             .await;
         let pins = v.pins(review.is_template());
         let patch = review.pin_patch(&pins);

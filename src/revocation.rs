@@ -17,7 +17,7 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use crate::metrics::Metrics;
-use crate::registry::ssrf::{DenyList, FilteringResolver};
+use crate::registry::ssrf::{Denied, DenyList, FilteringResolver};
 use crate::verify::notation::{Fetch, RevocationSource, fresh_until};
 
 const OCSP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,6 +47,65 @@ impl Expiry<(String, Vec<u8>), Vec<u8>> for AnswerExpiry {
     }
 }
 
+/// The error of a URL that does not parse.
+type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
+/// Why the fetcher cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the revocation HTTP client: {0}")]
+pub struct BuildError(#[source] reqwest::Error);
+
+/// Why one revocation answer was not fetched. The verifier only sees it missing (status
+/// unknown); the fetcher logs it and counts it under [`FetchError::label`].
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}: only http:// revocation URLs are used")]
+    NotHttp(String),
+    #[error("{url}: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: UrlError,
+    },
+    #[error("{url}: {source}")]
+    Denied {
+        url: String,
+        #[source]
+        source: Denied,
+    },
+    #[error("{0}: resolves to an address of the deny-list")]
+    DeniedOnConnect(String),
+    #[error("{0}: timed out")]
+    Timeout(String),
+    #[error("{0}: unreachable")]
+    Unreachable(String),
+    #[error("{0}: broke off")]
+    BrokeOff(String),
+    #[error("{url}: answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{url}: larger than {cap} bytes")]
+    TooLarge { url: String, cap: usize },
+}
+
+impl FetchError {
+    /// The `result` label of `signet_revocation_requests_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FetchError::NotHttp(_)
+            | FetchError::BadUrl { .. }
+            | FetchError::Denied { .. }
+            | FetchError::DeniedOnConnect(_) => "refused",
+            FetchError::Timeout(_) => "timeout",
+            FetchError::Unreachable(_) | FetchError::BrokeOff(_) => "unreachable",
+            FetchError::Status { .. } => "http_error",
+            FetchError::TooLarge { .. } => "too_large",
+        }
+    }
+}
+
 /// The HTTP revocation fetcher.
 pub struct HttpRevocation {
     http: reqwest::Client,
@@ -64,7 +123,7 @@ impl std::fmt::Debug for HttpRevocation {
 impl HttpRevocation {
     /// A fetcher that, like the registry client, never connects to an address in `deny`
     /// (certificates name their CRL and OCSP URLs, and certificates come from registries).
-    pub fn new(deny: DenyList) -> Result<Self, String> {
+    pub fn new(deny: DenyList) -> Result<Self, BuildError> {
         let deny = Arc::new(deny);
         let http = reqwest::Client::builder()
             .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
@@ -72,7 +131,7 @@ impl HttpRevocation {
             .dns_resolver(Arc::new(FilteringResolver::new(deny.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the revocation HTTP client: {e}"))?;
+            .map_err(BuildError)?;
         Ok(HttpRevocation {
             http,
             deny,
@@ -92,7 +151,7 @@ impl HttpRevocation {
         self
     }
 
-    async fn fetch(&self, url: &str, ocsp_request: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, url: &str, ocsp_request: Option<&[u8]>) -> Result<Vec<u8>, FetchError> {
         let kind = if ocsp_request.is_some() {
             "ocsp"
         } else {
@@ -111,35 +170,41 @@ impl HttpRevocation {
             .try_get_with(key, async {
                 let started = Instant::now();
                 let result = self.download(url, ocsp_request).await;
-                let label = result.as_ref().map_or_else(|(label, _)| *label, |_| "ok");
+                let label = result.as_ref().map_or_else(FetchError::label, |_| "ok");
                 self.record(kind, label, Some(started.elapsed()));
-                result.map_err(|(_, e)| {
+                result.inspect_err(|e| {
                     tracing::warn!(kind, error = %e, "revocation request failed");
-                    e
                 })
             })
             .await
-            .map_err(|e: Arc<String>| (*e).clone())
+            .map_err(|e: Arc<FetchError>| (*e).clone())
     }
 
     /// Only `http://` URLs, never to an address of the deny-list.
-    fn allowed(&self, url: &str) -> Result<(), String> {
+    fn allowed(&self, url: &str) -> Result<(), FetchError> {
         if !url.starts_with("http://") {
-            return Err(format!("{url}: only http:// revocation URLs are used"));
+            return Err(FetchError::NotHttp(url.to_string()));
         }
         // IP-literal hosts skip the resolver: check them here.
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let parsed = reqwest::Url::parse(url).map_err(|source| FetchError::BadUrl {
+            url: url.to_string(),
+            source,
+        })?;
         self.deny
             .check_url(&parsed)
-            .map_err(|d| format!("{url}: {d}"))
+            .map_err(|source| FetchError::Denied {
+                url: url.to_string(),
+                source,
+            })
     }
 
-    /// One GET (CRL) or POST (OCSP), bounded in time and size. Errors carry their metric label.
+    /// One GET (CRL) or POST (OCSP), bounded in time and size.
     async fn download(
         &self,
         url: &str,
         ocsp_request: Option<&[u8]>,
-    ) -> Result<Vec<u8>, (&'static str, String)> {
+    ) -> Result<Vec<u8>, FetchError> {
+        let at = || url.to_string();
         let (req, timeout, cap) = match ocsp_request {
             Some(body) => (
                 self.http
@@ -153,29 +218,29 @@ impl HttpRevocation {
         };
         let mut resp = req.timeout(timeout).send().await.map_err(|e| {
             if e.is_timeout() {
-                ("timeout", format!("{url}: timed out"))
+                FetchError::Timeout(at())
             } else if crate::registry::ssrf::denied_in(&e).is_some() {
-                (
-                    "refused",
-                    format!("{url}: resolves to an address of the deny-list"),
-                )
+                FetchError::DeniedOnConnect(at())
             } else {
-                ("unreachable", format!("{url}: unreachable"))
+                FetchError::Unreachable(at())
             }
         })?;
         if !resp.status().is_success() {
-            return Err(("http_error", format!("{url}: answered {}", resp.status())));
+            return Err(FetchError::Status {
+                url: at(),
+                status: resp.status(),
+            });
         }
         let mut buf = BytesMut::new();
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(("timeout", format!("{url}: timed out"))),
-                Err(_) => return Err(("unreachable", format!("{url}: broke off"))),
+                Err(e) if e.is_timeout() => return Err(FetchError::Timeout(at())),
+                Err(_) => return Err(FetchError::BrokeOff(at())),
             };
             if buf.len() + chunk.len() > cap {
-                return Err(("too_large", format!("{url}: larger than {cap} bytes")));
+                return Err(FetchError::TooLarge { url: at(), cap });
             }
             buf.extend_from_slice(&chunk);
         }
@@ -197,10 +262,10 @@ impl HttpRevocation {
 
 impl RevocationSource for HttpRevocation {
     fn fetch_crl<'a>(&'a self, url: &'a str) -> Fetch<'a> {
-        Box::pin(self.fetch(url, None))
+        Box::pin(async move { Ok(self.fetch(url, None).await?) })
     }
 
     fn post_ocsp<'a>(&'a self, url: &'a str, request: &'a [u8]) -> Fetch<'a> {
-        Box::pin(self.fetch(url, Some(request)))
+        Box::pin(async move { Ok(self.fetch(url, Some(request)).await?) })
     }
 }

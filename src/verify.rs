@@ -1,17 +1,19 @@
 //! Signature verification: pure functions of the fetched bytes, the policy and a clock.
 //!
-//! `cosign` checks Cosign signatures (keys, keyless, bundles), `notation` checks Notary Project
-//! signatures. Both take the artifacts [`crate::discovery`] fetched and report, per authority, an
-//! [`AuthorityOutcome`]: trusted with evidence, or a [`Failure`] with a closed [`Reason`]. This
-//! module must not import `registry`, `decision` or hyper: everything it needs arrives as bytes.
+//! [`format`] is the seam the engine and discovery use, and the only module that names the
+//! formats: `cosign` checks Cosign signatures (keys, keyless, bundles), `notation` checks Notary
+//! Project signatures, each behind [`format::Format`], each owning its artifact types and the
+//! media types it accepts. `pkix` is what both need of X.509 and RFC 3161. Every check reports,
+//! per authority, an [`Outcome`]: trusted with [`Evidence`], or a [`Failure`] with a closed
+//! [`Reason`]. This module must not import `registry`, `discovery`, `decision` or hyper:
+//! everything it needs arrives as bytes.
 
 pub mod cosign;
+pub mod format;
 pub mod notation;
 pub mod pkix;
 
 use std::time::SystemTime;
-
-use bytes::Bytes;
 
 use crate::image::Digest;
 use crate::reason::Reason;
@@ -22,32 +24,6 @@ pub struct Subject {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
-}
-
-/// A Cosign signature from the `sha256-<hex>.sig` tag: one layer of that manifest.
-#[derive(Clone, Debug)]
-pub struct CosignSignature {
-    /// The simple-signing payload (the layer blob), digest-checked by discovery.
-    pub payload: Bytes,
-    /// `dev.cosignproject.cosign/signature`, base64.
-    pub signature: String,
-    /// `dev.sigstore.cosign/certificate` (PEM), for keyless signatures.
-    pub certificate: Option<String>,
-    /// `dev.sigstore.cosign/chain` (PEM), for keyless signatures.
-    pub chain: Option<String>,
-    /// `dev.sigstore.cosign/bundle` (JSON), the Rekor bundle of keyless signatures.
-    pub bundle: Option<String>,
-}
-
-/// A Notary Project signature found through the referrers of the subject.
-#[derive(Clone, Debug)]
-pub struct NotationSignature {
-    /// The digest of the signature manifest (for messages).
-    pub manifest_digest: Digest,
-    /// `application/jose+json` or `application/cose`.
-    pub media_type: String,
-    /// The envelope bytes, digest-checked by discovery.
-    pub envelope: Bytes,
 }
 
 /// The verifier an authority uses; a metric label.
@@ -129,6 +105,27 @@ impl Failure {
             reason,
             detail: detail.into(),
         }
+    }
+}
+
+/// The most telling of the failures met ([`Reason::telling`], the one ranking; on a tie the
+/// first kept).
+#[derive(Debug, Default)]
+pub struct MostTelling(Option<Failure>);
+
+impl MostTelling {
+    pub fn keep(&mut self, f: Failure) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|b| f.reason.telling() > b.reason.telling())
+        {
+            self.0 = Some(f);
+        }
+    }
+
+    pub fn into_inner(self) -> Option<Failure> {
+        self.0
     }
 }
 

@@ -10,6 +10,7 @@
 //! working and a hostile registry learns nothing (containerd CVE-2020-15157). Credentials never
 //! reach `Debug` output or logs. Imports nothing from signet outside `registry`.
 
+use super::SetupError;
 use std::collections::HashMap;
 
 /// Username and password for one registry host. The password never reaches `Debug` output.
@@ -55,7 +56,9 @@ impl CredentialSource for HashMap<String, Credentials> {
 
 /// Reads the `auths` of a docker `config.json`. `credHelpers` and `credsStore` cannot be
 /// run here (no helper binaries in the image); they are reported so the caller can warn.
-pub fn docker_config(text: &str) -> Result<(HashMap<String, Credentials>, Vec<String>), String> {
+pub fn docker_config(
+    text: &str,
+) -> Result<(HashMap<String, Credentials>, Vec<String>), SetupError> {
     use base64::Engine;
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -73,8 +76,7 @@ pub fn docker_config(text: &str) -> Result<(HashMap<String, Credentials>, Vec<St
         username: Option<String>,
         password: Option<String>,
     }
-    let cfg: DockerConfig =
-        serde_json::from_str(text).map_err(|e| format!("not a docker config.json: {e}"))?;
+    let cfg: DockerConfig = serde_json::from_str(text).map_err(SetupError::DockerConfig)?;
     let mut creds = HashMap::new();
     for (host, entry) in cfg.auths {
         let host = normalise_config_host(&host);
@@ -82,12 +84,15 @@ pub fn docker_config(text: &str) -> Result<(HashMap<String, Credentials>, Vec<St
             (Some(auth), _, _) => {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(auth.trim())
-                    .map_err(|e| format!("auths[{host}].auth is not base64: {e}"))?;
-                let raw = String::from_utf8(raw)
-                    .map_err(|_| format!("auths[{host}].auth is not UTF-8"))?;
+                    .map_err(|source| SetupError::AuthNotBase64 {
+                        host: host.clone(),
+                        source,
+                    })?;
+                let raw =
+                    String::from_utf8(raw).map_err(|_| SetupError::AuthNotUtf8(host.clone()))?;
                 let (u, p) = raw
                     .split_once(':')
-                    .ok_or_else(|| format!("auths[{host}].auth is not user:password"))?;
+                    .ok_or_else(|| SetupError::AuthNotUserPassword(host.clone()))?;
                 Credentials {
                     username: u.to_string(),
                     password: p.to_string(),

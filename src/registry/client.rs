@@ -24,7 +24,7 @@ use super::transport::{
 };
 use super::{
     Descriptor, Limits, MANIFEST_ACCEPT, Manifest, ManifestBody, OCI_INDEX, Registry,
-    RegistryError, Resolved, remaining,
+    RegistryError, Resolved, SetupError, remaining,
 };
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
@@ -90,7 +90,7 @@ impl RegistryConfig {
     /// Reads the `auths` of a docker `config.json` (see [`auth::docker_config`]).
     pub fn docker_config(
         text: &str,
-    ) -> Result<(HashMap<String, Credentials>, Vec<String>), String> {
+    ) -> Result<(HashMap<String, Credentials>, Vec<String>), SetupError> {
         auth::docker_config(text)
     }
 }
@@ -137,7 +137,7 @@ impl std::fmt::Debug for HttpRegistry {
 }
 
 impl HttpRegistry {
-    pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, SetupError> {
         let config = normalise_hosts(config)?;
         let deny = Arc::new(config.deny.clone());
         let insecure: Arc<HashSet<String>> = Arc::new(config.insecure.iter().cloned().collect());
@@ -152,17 +152,15 @@ impl HttpRegistry {
                 .dns_resolver(Arc::new(FilteringResolver::new(deny.clone())))
                 .redirect(redirect);
             for pem in config.ca_pem.iter().chain(extra_ca) {
-                for cert in reqwest::Certificate::from_pem_bundle(pem)
-                    .map_err(|e| format!("registry CA bundle: {e}"))?
+                for cert in
+                    reqwest::Certificate::from_pem_bundle(pem).map_err(SetupError::CaBundle)?
                 {
                     builder = builder.add_root_certificate(cert);
                 }
             }
-            builder
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            builder.build().map_err(SetupError::Client)
         };
-        let clients = |extra_ca: Option<&Vec<u8>>| -> Result<Clients, String> {
+        let clients = |extra_ca: Option<&Vec<u8>>| -> Result<Clients, SetupError> {
             Ok(Clients {
                 http: build(redirect_policy(deny.clone(), insecure.clone()), extra_ca)?,
                 token: build(reqwest::redirect::Policy::none(), extra_ca)?,
@@ -358,7 +356,8 @@ impl HttpRegistry {
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit), RegistryError> {
         let host = image.registry();
         let scope = format!("repository:{}:pull", image.repository());
-        let creds = self.credentials.credentials(host);
+        let workload = super::workload_credentials();
+        let creds = super::pull_secrets::choose(workload.as_deref(), &*self.credentials, host);
         let token_key: TokenKey = (
             host.to_string(),
             scope.clone(),
@@ -408,14 +407,18 @@ impl HttpRegistry {
                         self.is_insecure(host) || self.is_insecure(&url_host(realm))
                     })
                     .map_err(|why| {
-                        let hint = match (&why, creds.is_some()) {
-                            (ChallengeError::NotBearer(_), true) => {
-                                " (the configured credentials were not accepted)"
+                        let from_workload = workload.as_deref().and_then(|w| w.source_of(host));
+                        let hint = match (&why, creds.is_some(), from_workload) {
+                            (ChallengeError::NotBearer(_), true, Some(secret)) => {
+                                format!(" (the credentials of {secret} were not accepted)")
                             }
-                            (ChallengeError::NotBearer(_), false) => {
-                                " (no credentials are configured for it)"
+                            (ChallengeError::NotBearer(_), true, None) => {
+                                " (the configured credentials were not accepted)".into()
                             }
-                            (ChallengeError::Unusable(_), _) => "",
+                            (ChallengeError::NotBearer(_), false, _) => {
+                                " (no credentials are configured for it)".into()
+                            }
+                            (ChallengeError::Unusable(_), _, _) => String::new(),
                         };
                         RegistryError::new(
                             Reason::Unauthorized,
@@ -742,9 +745,13 @@ impl HttpRegistry {
 /// `index.docker.io` name the same endpoints as `localhost:5000`, `registry.example.com` and
 /// `docker.io`. An insecure `host:443` is refused: `:443` normalises away, and a plain-HTTP
 /// `host` means port 80.
-fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, String> {
-    let norm = |what: &str, host: &str| {
-        crate::image::normalize_host(host).map_err(|e| format!("{what} {host:?}: {e}"))
+fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, SetupError> {
+    let norm = |what: &'static str, host: &str| {
+        crate::image::normalize_host(host).map_err(|source| SetupError::Host {
+            what,
+            host: host.to_string(),
+            source,
+        })
     };
     let mut insecure = Vec::new();
     for host in &config.insecure {
@@ -753,10 +760,7 @@ fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, String>
             .rsplit_once(':')
             .is_some_and(|(_, p)| p.trim_start_matches('0') == "443");
         if port_443 {
-            return Err(format!(
-                "insecure registry {host:?}: port 443 is the HTTPS port; a plain-HTTP registry \
-                 there is not supported (without a port, plain HTTP means port 80)"
-            ));
+            return Err(SetupError::InsecureOnHttpsPort(host.clone()));
         }
         insecure.push(n);
     }
@@ -764,11 +768,11 @@ fn normalise_hosts(mut config: RegistryConfig) -> Result<RegistryConfig, String>
     config.registry_ca_pem = std::mem::take(&mut config.registry_ca_pem)
         .into_iter()
         .map(|(h, pem)| Ok((norm("registry CA host", &h)?, pem)))
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, SetupError>>()?;
     config.realm_hosts = std::mem::take(&mut config.realm_hosts)
         .into_iter()
         .map(|(h, realms)| Ok((norm("token realm registry", &h)?, realms)))
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, SetupError>>()?;
     // Credentials come from a docker config, whose odd keys are kept rather than fatal.
     config.credentials = std::mem::take(&mut config.credentials)
         .into_iter()
@@ -1055,7 +1059,7 @@ fn claimed_digest(headers: &HeaderMap, host: &str) -> Result<Digest, RegistryErr
 mod tests {
     use super::*;
 
-    fn client(config: RegistryConfig) -> Result<HttpRegistry, String> {
+    fn client(config: RegistryConfig) -> Result<HttpRegistry, SetupError> {
         HttpRegistry::new(config, Arc::new(Metrics::new()))
     }
 
@@ -1128,7 +1132,8 @@ mod tests {
             insecure: vec!["registry.example.com:443".into()],
             ..RegistryConfig::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("443"), "{err}");
         assert!(
             client(RegistryConfig {

@@ -44,11 +44,20 @@ impl Cidr {
     }
 }
 
+/// Why a string is not an address range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} is not an address range (want ADDR/PREFIX)")]
+    NotARange(String),
+    #[error("{input:?}: the prefix length must be 0..={max}")]
+    Prefix { input: String, max: u8 },
+}
+
 impl std::str::FromStr for Cidr {
-    type Err = String;
+    type Err = CidrError;
 
     /// `10.0.0.0/8`, `fe80::/10`, or a bare address (a /32 or /128).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -56,7 +65,7 @@ impl std::str::FromStr for Cidr {
         let addr: IpAddr = addr
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?} is not an address range (want ADDR/PREFIX)"))?;
+            .map_err(|_| CidrError::NotARange(s.to_string()))?;
         let addr = canonical(addr);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -66,7 +75,10 @@ impl std::str::FromStr for Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={max}"))?,
+                .ok_or_else(|| CidrError::Prefix {
+                    input: s.to_string(),
+                    max,
+                })?,
         };
         Ok(Cidr { addr, prefix })
     }

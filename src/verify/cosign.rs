@@ -9,6 +9,11 @@
 //! [`keyless`], [`rekor`] and [`bundle`]. The only module that knows the `sigstore` crate; it
 //! is used for the key-type-aware signature check only, because its keyless path skips checks.
 //!
+//! [`Cosign`] is the format seam (`verify::format`): `.sig`-tag layers ([`SIG_TAG`]) in the
+//! first discovery round, bundle referrers ([`bundle::REFERRER`], of the one list of accepted
+//! bundle media types) in the second; nothing to fetch, so the check is the verdict. Must not
+//! import `registry`, `discovery`, `decision` or `verify::notation`.
+//!
 //! Hash choice: like cosign's CLI, ECDSA P-256 and P-384 signatures are checked over SHA-256 of
 //! the payload, and additionally P-384 over SHA-384 and P-521 over SHA-512 (what other signers
 //! pair with those curves); both are accepted for P-384 because both are sound and signers
@@ -28,7 +33,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use super::{Context, CosignSignature, Evidence, Failure, Outcome};
+use super::format::{self, Artifact, Fetched, Format, Kind, Place, Plan, Source, TagSource};
+use super::{Context, Evidence, Failure, MostTelling, Outcome, Subject};
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, KeyAlgorithm, PublicKey};
 use crate::reason::Reason;
@@ -45,8 +51,95 @@ pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 /// The annotation holding the Rekor bundle (SET and entry) of a signature.
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
-/// The `artifactType` of a cosign v3 signature referrer (a Sigstore bundle).
-pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// Where discovery finds `.sig`-tag signatures: the first round, since legacy `.sig`
+/// signatures are still the common case and cost one request less than bundles.
+pub const SIG_TAG: Source = Source {
+    stage: 0,
+    place: Place::Tag(TagSource {
+        suffix: ".sig",
+        layer_media_type: SIMPLE_SIGNING_MEDIA_TYPE,
+        signature_annotation: SIGNATURE_ANNOTATION,
+        title: "the Cosign signature tag",
+        layer: "a Cosign layer",
+    }),
+};
+
+/// A Cosign signature from the `sha256-<hex>.sig` tag: one layer of that manifest.
+#[derive(Clone, Debug)]
+pub struct CosignSignature {
+    /// The simple-signing payload (the layer blob), digest-checked by discovery.
+    pub payload: bytes::Bytes,
+    /// `dev.cosignproject.cosign/signature`, base64.
+    pub signature: String,
+    /// `dev.sigstore.cosign/certificate` (PEM), for keyless signatures.
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain` (PEM), for keyless signatures.
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle` (JSON), the Rekor bundle of keyless signatures.
+    pub bundle: Option<String>,
+}
+
+/// What a Cosign authority checks: a `.sig`-tag signature or a Sigstore bundle (raw bytes).
+#[derive(Clone, Debug)]
+pub enum CosignArtifact {
+    Tag(CosignSignature),
+    Bundle(bytes::Bytes),
+}
+
+/// The Cosign format: `.sig`-tag signatures and Sigstore bundle referrers. Nothing to fetch:
+/// the check is the verdict.
+#[derive(Debug)]
+pub struct Cosign;
+
+impl Format for Cosign {
+    type Authority = CosignAuthority;
+    type Signature = CosignArtifact;
+    type Proved = Outcome;
+
+    const KINDS: &'static [Kind] = &[Kind::Cosign, Kind::Bundle];
+
+    fn no_signature(authority: &CosignAuthority, subject: &Subject, ctx: &Context) -> Outcome {
+        verify(authority, &subject.digest, &[], &[], ctx)
+    }
+
+    fn read(artifact: Artifact) -> CosignArtifact {
+        if artifact.kind == Kind::Bundle {
+            return CosignArtifact::Bundle(artifact.bytes);
+        }
+        let annotation = |k: &str| artifact.annotations.get(k).cloned();
+        CosignArtifact::Tag(CosignSignature {
+            signature: annotation(SIGNATURE_ANNOTATION).unwrap_or_default(),
+            certificate: annotation(CERTIFICATE_ANNOTATION),
+            chain: annotation(CHAIN_ANNOTATION),
+            bundle: annotation(BUNDLE_ANNOTATION),
+            payload: artifact.bytes,
+        })
+    }
+
+    fn check(
+        authority: &CosignAuthority,
+        subject: &Subject,
+        signature: &CosignArtifact,
+        n: usize,
+        ctx: &Context,
+    ) -> (Outcome, Plan) {
+        let digest = &subject.digest;
+        let outcome = match signature {
+            CosignArtifact::Tag(s) => {
+                verify_from(authority, digest, std::slice::from_ref(s), &[], n, ctx)
+            }
+            CosignArtifact::Bundle(b) => {
+                verify_from(authority, digest, &[], std::slice::from_ref(b), n, ctx)
+            }
+        };
+        (outcome, Plan::default())
+    }
+
+    fn verdict(_: &CosignAuthority, proved: Outcome, _: &Fetched, _: &Context) -> Outcome {
+        proved
+    }
+}
 
 /// The parts of the simple-signing payload signet relies on. Unknown fields are allowed (the
 /// format lets signers add `optional` claims); the `critical` section must be exact.
@@ -82,21 +175,8 @@ pub fn verify_with_keys(
             "no Cosign signature (looked for the sha256-<hex>.sig tag)",
         ));
     }
-    let mut best: Option<Failure> = None;
-    let mut keep = |f: Failure| {
-        let rank = |r: Reason| match r {
-            Reason::PayloadMismatch => 3,
-            Reason::Malformed => 2,
-            Reason::UntrustedSigner => 1,
-            _ => 0,
-        };
-        if best
-            .as_ref()
-            .is_none_or(|b| rank(f.reason) > rank(b.reason))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = MostTelling::default();
+    let mut keep = |f: Failure| best.keep(f);
     for (i, s) in signatures.iter().enumerate() {
         let raw = match STANDARD.decode(s.signature.trim()) {
             Ok(raw) => raw,
@@ -140,7 +220,8 @@ pub fn verify_with_keys(
         }
     }
     Outcome::Failed(
-        best.unwrap_or_else(|| Failure::new(Reason::SignatureInvalid, "no valid signature")),
+        best.into_inner()
+            .unwrap_or_else(|| Failure::new(Reason::SignatureInvalid, "no valid signature")),
     )
 }
 
@@ -279,35 +360,6 @@ pub(crate) fn log_signature_verifies(key: &PublicKey, message: &[u8], raw: &[u8]
     )
 }
 
-/// Ranks failures so the most telling one is reported: a signature that verifies but names
-/// another image beats "no valid signature".
-#[derive(Default)]
-struct Best(Option<Failure>);
-
-impl Best {
-    fn rank(r: Reason) -> u8 {
-        match r {
-            Reason::PayloadMismatch => 7,
-            Reason::IdentityMismatch | Reason::Expired => 6,
-            Reason::TransparencyLog | Reason::TimestampInvalid | Reason::CertificateInvalid => 5,
-            Reason::SignatureInvalid => 4,
-            Reason::Malformed => 2,
-            Reason::UntrustedSigner => 1,
-            _ => 0,
-        }
-    }
-
-    fn keep(&mut self, f: Failure) {
-        if self
-            .0
-            .as_ref()
-            .is_none_or(|b| Self::rank(f.reason) > Self::rank(b.reason))
-        {
-            self.0 = Some(f);
-        }
-    }
-}
-
 /// Keyless verification of `.sig`-tag signatures only (the authority's keys are not tried):
 /// any one signature whose certificate satisfies the authority's keyless settings suffices.
 pub fn verify_keyless(
@@ -322,7 +374,7 @@ pub fn verify_keyless(
             "this authority has no keyless identities",
         ));
     };
-    let mut best = Best::default();
+    let mut best = MostTelling::default();
     for (i, s) in signatures.iter().enumerate() {
         match keyless::verify_signature(authority, keyless, digest, s, ctx) {
             Ok(e) => return Outcome::Trusted(e),
@@ -332,7 +384,7 @@ pub fn verify_keyless(
             )),
         }
     }
-    Outcome::Failed(best.0.unwrap_or_else(|| {
+    Outcome::Failed(best.into_inner().unwrap_or_else(|| {
         Failure::new(
             Reason::NoSignature,
             "no Cosign signature (looked for the sha256-<hex>.sig tag)",
@@ -350,9 +402,21 @@ pub fn verify(
     bundles: &[bytes::Bytes],
     ctx: &Context,
 ) -> Outcome {
-    let mut best = Best::default();
+    verify_from(authority, digest, signatures, bundles, 0, ctx)
+}
+
+/// [`verify`], numbering the signatures and the bundles in messages from `first`.
+fn verify_from(
+    authority: &CosignAuthority,
+    digest: &Digest,
+    signatures: &[CosignSignature],
+    bundles: &[bytes::Bytes],
+    first: usize,
+    ctx: &Context,
+) -> Outcome {
+    let mut best = MostTelling::default();
     let mut skipped = Vec::new();
-    for (i, s) in signatures.iter().enumerate() {
+    for (i, s) in (first..).zip(signatures) {
         match verify_one(authority, digest, s, ctx) {
             Ok(e) => return Outcome::Trusted(e),
             Err(f) => best.keep(Failure::new(
@@ -361,7 +425,7 @@ pub fn verify(
             )),
         }
     }
-    for (i, b) in bundles.iter().enumerate() {
+    for (i, b) in (first..).zip(bundles) {
         match bundle::verify_bundle(authority, digest, b, ctx) {
             Ok(e) => return Outcome::Trusted(e),
             Err(bundle::Skip::NotASignature(d)) => skipped.push(format!("bundle {i}: {d}")),
@@ -370,12 +434,12 @@ pub fn verify(
             }
         }
     }
-    Outcome::Failed(best.0.unwrap_or_else(|| {
+    Outcome::Failed(best.into_inner().unwrap_or_else(|| {
         let mut detail = String::from(
             "no Cosign signature (looked for the sha256-<hex>.sig tag and Sigstore bundle referrers)",
         );
         if !skipped.is_empty() {
-            detail.push_str(&format!("; ignored: {}", skipped.join("; ")));
+            detail.push_str(&format!("{}{}", format::IGNORED, skipped.join("; ")));
         }
         Failure::new(Reason::NoSignature, detail)
     }))

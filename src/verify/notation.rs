@@ -10,9 +10,12 @@
 //! [`Evidence::logged`]) or not run (*skip*). Integrity and the payload descriptor are always
 //! fatal.
 //!
-//! Revocation needs I/O, which stays outside: [`revocation_locations`] lists the OCSP and CRL
-//! URLs (and OCSP request bodies) of the signing and TSA chains, the caller fetches the answers
-//! (a [`RevocationSource`], [`fetch_revocation`]) and passes them to [`verify_with_revocation`].
+//! Revocation needs I/O, which stays outside. Through the format seam ([`Notation`]) a
+//! signature is checked once: the check runs every step but revocation and returns, with what
+//! it proved, the OCSP and CRL locations (and OCSP request bodies) of the signing and TSA
+//! chains it trusts; the caller fetches the answers (a [`RevocationSource`],
+//! [`fetch_revocation`]) and the verdict only judges them. [`revocation_locations`] and
+//! [`verify_with_revocation`] do the same for a list of signatures.
 //!
 //! Decisions where signet is stricter than, or differs from, notation-go (each tested):
 //! - Certificate requirements (leaf and CA key usage, EKU, basicConstraints, key sizes, chain
@@ -48,7 +51,8 @@ use std::time::SystemTime;
 
 use aws_lc_rs::signature::UnparsedPublicKey;
 
-use super::{Context, Evidence, Expiry, Failure, NotationSignature, Outcome, Subject};
+use super::format::{Artifact, Fetched, Format, Kind, Layers, Place, Plan, ReferrerSource, Source};
+use super::{Context, Evidence, Expiry, Failure, Outcome, Subject};
 use crate::policy::notation::{
     Action, Level, NotationAuthority, StoreType, TrustedIdentities, VerifyTimestamp,
 };
@@ -57,12 +61,111 @@ use crate::verify::pkix::algorithms::{self, Hash, KeyKind};
 
 pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use revocation_plan::{
-    Fetch, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource, fetch_revocation,
-    fresh_until,
+    Fetch, FetchError, MAX_CRLS, RevocationData, RevocationLocation, RevocationSource,
+    fetch_revocation, fresh_until,
 };
 
 /// Signatures tried per artifact; the rest are ignored (and the failure says so).
 pub const MAX_SIGNATURES: usize = 10;
+
+/// The Notary Project signature artifact type (and config media type of notation 1.0
+/// manifests).
+pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+
+/// Where discovery finds Notation signatures: referrers of [`ARTIFACT_TYPE`] with exactly one
+/// layer, the envelope, in the first round.
+pub const REFERRER: Source = Source {
+    stage: 0,
+    place: Place::Referrers(ReferrerSource {
+        artifact_types: &[ARTIFACT_TYPE],
+        name: "a Notation signature",
+        predicate: None,
+        layers: Layers::One {
+            what: "Notation signature",
+        },
+    }),
+};
+
+/// A Notary Project signature found through the referrers of the subject.
+#[derive(Clone, Debug)]
+pub struct NotationSignature {
+    /// The digest of the signature manifest (for messages).
+    pub manifest_digest: crate::image::Digest,
+    /// `application/jose+json` or `application/cose`.
+    pub media_type: String,
+    /// The envelope bytes, digest-checked by discovery.
+    pub envelope: bytes::Bytes,
+}
+
+/// The Notation format. The check runs every step of the trust policy but revocation (so a
+/// signature is verified once), and plans the revocation answers of the chains it trusts; the
+/// verdict judges them.
+#[derive(Debug)]
+pub struct Notation;
+
+/// What [`Notation`]'s check leaves for the verdict.
+#[derive(Debug)]
+pub enum NotationProved {
+    /// Decided without fetched data (level `skip`).
+    Done(Outcome),
+    /// Everything but revocation checked.
+    Pending(Box<Proved>),
+}
+
+impl Format for Notation {
+    type Authority = NotationAuthority;
+    type Signature = NotationSignature;
+    type Proved = NotationProved;
+
+    const KINDS: &'static [Kind] = &[Kind::Notation];
+
+    fn no_signature(authority: &NotationAuthority, subject: &Subject, ctx: &Context) -> Outcome {
+        verify(authority, subject, &[], ctx)
+    }
+
+    fn read(artifact: Artifact) -> NotationSignature {
+        NotationSignature {
+            manifest_digest: artifact.manifest.unwrap_or(artifact.layer_digest),
+            media_type: artifact.media_type,
+            envelope: artifact.bytes,
+        }
+    }
+
+    fn check(
+        authority: &NotationAuthority,
+        subject: &Subject,
+        signature: &NotationSignature,
+        _: usize,
+        ctx: &Context,
+    ) -> (NotationProved, Plan) {
+        if authority.level == Level::Skip {
+            let outcome = verify(authority, subject, std::slice::from_ref(signature), ctx);
+            return (NotationProved::Done(outcome), Plan::default());
+        }
+        let mut proved = prove(authority, subject, signature, ctx.now);
+        let plan = Plan {
+            revocation: std::mem::take(&mut proved.locations),
+        };
+        (NotationProved::Pending(Box::new(proved)), plan)
+    }
+
+    fn verdict(
+        authority: &NotationAuthority,
+        proved: NotationProved,
+        fetched: &Fetched,
+        ctx: &Context,
+    ) -> Outcome {
+        match proved {
+            NotationProved::Done(outcome) => outcome,
+            NotationProved::Pending(p) => {
+                let Proved { name, state, .. } = *p;
+                let result =
+                    state.and_then(|s| complete(authority, s, &fetched.revocation, ctx.now));
+                judged(authority, 1, std::iter::once((name, result)))
+            }
+        }
+    }
+}
 
 /// Why one check of one signature failed. Each variant maps to one [`Reason`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,28 +298,17 @@ pub fn revocation_locations(
             // Nothing to fetch: spare the signature checks that trust would need.
             continue;
         }
-        let Ok(intact) = integrity(subject, sig) else {
-            continue;
-        };
-        if authenticity(authority, &intact).1.is_err() {
-            continue;
-        }
-        let mut found = revocation_plan::chain_locations(&intact.chain);
-        if authority.actions.authentic_timestamp != Action::Skip
-            && let Ok(TrustedTime {
-                tsa_chain: Some(tsa),
-                ..
-            }) = authentic_time(authority, &intact.env, &intact.chain, ctx.now)
-        {
-            found.extend(revocation_plan::chain_locations(&tsa));
-        }
-        for l in found {
-            if !out.contains(&l) {
-                out.push(l);
-            }
-        }
+        push_new(&mut out, prove(authority, subject, sig, ctx.now).locations);
     }
     out
+}
+
+fn push_new(out: &mut Vec<RevocationLocation>, found: Vec<RevocationLocation>) {
+    for l in found {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
 }
 
 /// Whether any certificate of the signature (its chain, or its timestamp token) names an
@@ -259,10 +351,27 @@ pub fn verify_with_revocation(
             "no Notation signature refers to this artifact",
         ));
     }
+    // Lazily: the first signature that passes ends the walk.
+    let results = signatures.iter().take(MAX_SIGNATURES).map(|sig| {
+        let Proved { name, state, .. } = prove(authority, subject, sig, ctx.now);
+        (
+            name,
+            state.and_then(|s| complete(authority, s, revocation, ctx.now)),
+        )
+    });
+    judged(authority, signatures.len(), results)
+}
+
+/// The outcome of an artifact's signatures (`total` of them, the first [`MAX_SIGNATURES`]
+/// judged in `results`): trusted by the first that passed, else the failures in a few words.
+fn judged(
+    authority: &NotationAuthority,
+    total: usize,
+    results: impl Iterator<Item = (String, Result<Passed, SignatureFailure>)>,
+) -> Outcome {
     let mut failures: Vec<(String, SignatureFailure)> = Vec::new();
-    for sig in signatures.iter().take(MAX_SIGNATURES) {
-        let name = format!("signature {}", short(sig.manifest_digest.as_str()));
-        match verify_signature(authority, subject, sig, ctx.now, revocation) {
+    for (name, result) in results {
+        match result {
             Ok(p) => {
                 let anchor = p
                     .anchor
@@ -301,18 +410,16 @@ pub fn verify_with_revocation(
             failures.len() - 3
         ));
     }
-    if signatures.len() > MAX_SIGNATURES {
+    if total > MAX_SIGNATURES {
         detail.push_str(&format!(
-            " (only the first {MAX_SIGNATURES} of {} signatures were tried)",
-            signatures.len()
+            " (only the first {MAX_SIGNATURES} of {total} signatures were tried)"
         ));
     }
-    // The most telling reason: the first failure past integrity if any (a signature that got
-    // further explains more than a broken one), else the first.
+    // The most telling reason ([`Reason::telling`]; on a tie the first signature's).
     let reason = failures
         .iter()
-        .find(|(_, f)| f.check != Check::Integrity)
-        .or(failures.first())
+        .rev()
+        .max_by_key(|(_, f)| f.error.reason().telling())
         .map(|(_, f)| f.error.reason())
         .unwrap_or(Reason::SignatureInvalid);
     Outcome::Failed(Failure::new(reason, detail))
@@ -399,47 +506,129 @@ fn authenticity<'a>(
     (anchor, result)
 }
 
-/// Runs every check of one signature under the authority's actions.
-fn verify_signature(
+/// One signature under one authority, checked as far as it goes without revocation answers:
+/// what [`complete`] finishes, and the revocation locations worth fetching for it.
+pub struct Proved {
+    /// `signature sha256:…`, for messages.
+    name: String,
+    state: Result<Partial, SignatureFailure>,
+    /// The CRL and OCSP locations of the signing chain and of the verified timestamp's TSA
+    /// chain, when the signature passed integrity and authenticity and the authority checks
+    /// revocation.
+    locations: Vec<RevocationLocation>,
+}
+
+impl std::fmt::Debug for Proved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proved")
+            .field("name", &self.name)
+            .field("passed", &self.state.is_ok())
+            .field("locations", &self.locations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signature that passed every check up to revocation (or whose failures were only logged).
+struct Partial {
+    intact: Intact,
+    anchor: Option<String>,
+    logged: Vec<String>,
+    valid_until: Option<SystemTime>,
+    expires: Option<Expiry>,
+    /// The authentic-timestamp check without the TSA chain's revocation status; `None` when
+    /// the check is skipped.
+    time: Option<Result<TrustedTime, CheckError>>,
+}
+
+/// Applies an action to a check result: enforce stops, log records, skip never ran.
+fn apply(
+    logged: &mut Vec<String>,
+    check: Check,
+    action: Action,
+    result: Result<(), CheckError>,
+) -> Result<(), SignatureFailure> {
+    match (result, action) {
+        (Ok(()), _) | (_, Action::Skip) => Ok(()),
+        (Err(error), Action::Enforce) => Err(SignatureFailure { check, error }),
+        (Err(error), Action::Log) => {
+            logged.push(format!("{} (logged): {error}", check.as_str()));
+            Ok(())
+        }
+    }
+}
+
+/// Integrity, authenticity, expiry and the authentic timestamp (but not the TSA chain's
+/// revocation status) of one signature, and the revocation locations to fetch for it.
+fn prove(
     authority: &NotationAuthority,
     subject: &Subject,
     sig: &NotationSignature,
     now: SystemTime,
-    revocation_data: &RevocationData,
-) -> Result<Passed, SignatureFailure> {
-    let mut logged = Vec::new();
-    // Applies an action to a check result: enforce stops, log records, skip never ran.
-    let mut apply = |check: Check,
-                     action: Action,
-                     result: Result<(), CheckError>|
-     -> Result<(), SignatureFailure> {
-        match (result, action) {
-            (Ok(()), _) | (_, Action::Skip) => Ok(()),
-            (Err(error), Action::Enforce) => Err(SignatureFailure { check, error }),
-            (Err(error), Action::Log) => {
-                logged.push(format!("{} (logged): {error}", check.as_str()));
-                Ok(())
-            }
+) -> Proved {
+    let name = format!("signature {}", short(sig.manifest_digest.as_str()));
+    let intact = match integrity(subject, sig) {
+        Ok(i) => i,
+        Err(f) => {
+            return Proved {
+                name,
+                state: Err(f),
+                locations: Vec::new(),
+            };
         }
     };
-
-    let intact = integrity(subject, sig)?;
     let (anchor, authentic) = authenticity(authority, &intact);
+    let timestamped = authority.actions.authentic_timestamp != Action::Skip;
+    let mut time = None;
+    let mut locations = Vec::new();
+    // Only chains that passed authenticity are asked about: an untrusted signer chose the URLs
+    // of its own chain.
+    if authority.checks_revocation() && authentic.is_ok() {
+        push_new(
+            &mut locations,
+            revocation_plan::chain_locations(&intact.chain),
+        );
+        if timestamped {
+            let t = authentic_time(authority, &intact.env, &intact.chain, now);
+            if let Ok(TrustedTime {
+                tsa_chain: Some(tsa),
+                ..
+            }) = &t
+            {
+                push_new(&mut locations, revocation_plan::chain_locations(tsa));
+            }
+            time = Some(t);
+        }
+    }
+    let state = partial(authority, intact, anchor, authentic, time, now);
+    Proved {
+        name,
+        state,
+        locations,
+    }
+}
+
+/// The checks of [`prove`] after integrity, under the authority's actions.
+fn partial(
+    authority: &NotationAuthority,
+    intact: Intact,
+    anchor: Option<&crate::policy::notation::TrustedCertificate>,
+    authentic: Result<(), CheckError>,
+    time: Option<Result<TrustedTime, CheckError>>,
+    now: SystemTime,
+) -> Result<Partial, SignatureFailure> {
+    let mut logged = Vec::new();
     apply(
+        &mut logged,
         Check::Authenticity,
         authority.actions.authenticity,
         authentic,
     )?;
-    let Intact { env, chain } = &intact;
+    let env = &intact.env;
     // How long a pass holds: until the signature expires, the chain expires (when no trusted
     // time pins it), or a revocation answer it relied on is due for renewal.
-    let mut valid_until: Option<SystemTime> = None;
-    let mut holds_until = |t: Option<SystemTime>| {
-        valid_until = valid_until.into_iter().chain(t).min();
-    };
-    holds_until(env.expiry);
+    let valid_until = env.expiry;
     // What lapses unless rotated or re-signed (revocation answers renew themselves).
-    let mut expires = env.expiry.map(|at| Expiry {
+    let expires = env.expiry.map(|at| Expiry {
         at,
         what: "the signature's expiry".into(),
     });
@@ -452,13 +641,49 @@ fn verify_signature(
         ))),
         _ => Ok(()),
     };
-    apply(Check::Expiry, authority.actions.expiry, expiry)?;
+    apply(&mut logged, Check::Expiry, authority.actions.expiry, expiry)?;
+    let time = match time {
+        Some(t) => Some(t),
+        None if authority.actions.authentic_timestamp != Action::Skip => {
+            Some(authentic_time(authority, env, &intact.chain, now))
+        }
+        None => None,
+    };
+    Ok(Partial {
+        anchor: anchor.map(|a| a.subject.clone()),
+        intact,
+        logged,
+        valid_until,
+        expires,
+        time,
+    })
+}
 
-    // Authentic timestamp, including the revocation status of the TSA chain (as notation-go
-    // does: a revoked TSA cannot vouch for a time).
+/// Finishes a signature with the revocation answers fetched for it: the TSA chain's status
+/// (part of the authentic-timestamp check, as notation-go does: a revoked TSA cannot vouch for
+/// a time), then the signing chain's.
+fn complete(
+    authority: &NotationAuthority,
+    partial: Partial,
+    revocation_data: &RevocationData,
+    now: SystemTime,
+) -> Result<Passed, SignatureFailure> {
+    let Partial {
+        intact,
+        anchor,
+        mut logged,
+        mut valid_until,
+        mut expires,
+        time,
+    } = partial;
+    let Intact { env, chain } = &intact;
+    let mut holds_until = |t: Option<SystemTime>| {
+        valid_until = valid_until.into_iter().chain(t).min();
+    };
+
     let mut signed_at = None;
-    if authority.actions.authentic_timestamp != Action::Skip {
-        let result = authentic_time(authority, env, chain, now).and_then(|t| {
+    if let Some(time) = time {
+        let result = time.and_then(|t| {
             if let Some(tsa) = &t.tsa_chain
                 && authority.actions.revocation != Action::Skip
             {
@@ -485,6 +710,7 @@ fn verify_signature(
             Ok(())
         });
         apply(
+            &mut logged,
             Check::AuthenticTimestamp,
             authority.actions.authentic_timestamp,
             result,
@@ -495,14 +721,19 @@ fn verify_signature(
     if authority.actions.revocation != Action::Skip {
         let result =
             revocation_check::check(chain, revocation_data, now, signed_at).map(holds_until);
-        apply(Check::Revocation, authority.actions.revocation, result)?;
+        apply(
+            &mut logged,
+            Check::Revocation,
+            authority.actions.revocation,
+            result,
+        )?;
     }
 
     Ok(Passed {
         signer: chain.first().map(|c| c.subject.clone()).unwrap_or_default(),
         format: env.format,
         scheme: env.signing_scheme.as_str(),
-        anchor: anchor.map(|a| a.subject.clone()),
+        anchor,
         logged,
         valid_until,
         expires,

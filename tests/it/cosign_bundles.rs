@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::cosign_keyless::{REPO, World, assert_allowed, assert_denied_with, pod_with};
 use crate::support::cosign::CosignKey;
+use crate::support::oci::{Annotations, OCI_EMPTY, annotations};
 use crate::support::registry::TestRegistry;
 use crate::support::signet::{Signet, cosign_policy};
 use crate::support::sigstore::{
@@ -221,6 +222,45 @@ async fn key_based_bundle_is_allowed_by_its_key_and_denied_for_another() {
             "the bundle's DSSE signature verifies with none of the trusted keys",
         ],
     );
+    signet.stop().await;
+}
+
+/// A bundle referrer's artifactType is the bundle's media type, and discovery finds every
+/// version the verifier accepts: a v0.2 bundle was once set aside unopened as "an artifact",
+/// denying an image whose signature the verifier would have accepted.
+#[tokio::test]
+async fn a_v0_2_bundle_referrer_is_found_and_verified() {
+    const V02: &str = "application/vnd.dev.sigstore.bundle+json;version=0.2";
+    let w = World::new();
+    let key = CosignKey::p256();
+    let image = w.push("v02", 19).await;
+    let v03 = w.sigstore.bundle(
+        &BundleSigner::Key(&key),
+        &w.registry.repo_ref(REPO),
+        &image.digest,
+        SIGN_PREDICATE,
+        LogEntry::default(),
+    );
+    let mut bundle: Value = serde_json::from_slice(&v03).unwrap();
+    bundle["mediaType"] = V02.into();
+    let bundle = serde_json::to_vec(&bundle).unwrap();
+    w.registry
+        .pusher()
+        .push_referrer(
+            REPO,
+            &image,
+            V02,
+            OCI_EMPTY,
+            vec![(V02, bundle, Annotations::new())],
+            annotations(&[("dev.sigstore.bundle.predicateType", SIGN_PREDICATE)]),
+        )
+        .await;
+    let signet = Signet::start(
+        &cosign_policy("keys", &w.glob(), "enforce", "deny", &key.public_key_pem()),
+        &[&w.registry],
+    )
+    .await;
+    assert_allowed(&signet.review(&pod_with(&w.reference(&image))).await);
     signet.stop().await;
 }
 

@@ -21,6 +21,7 @@ mod notation;
 mod notation_files;
 mod notation_revocation;
 mod pinning;
+mod pull_secrets;
 mod registry_auth;
 mod registry_faults;
 mod registry_faults_content;

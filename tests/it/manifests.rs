@@ -1316,3 +1316,66 @@ fn gen_sh_refuses_malformed_extra_sans() {
         assert!(!out.path().join("o").exists(), "{flag} {value} wrote files");
     }
 }
+
+/// The pull-secrets component grants exactly `get` on secrets and serviceaccounts to signet's
+/// own ServiceAccount (no list, no watch, no other resource), turns `--pull-secrets` on (a
+/// flag `signet serve` parses) and mounts the token the base leaves out.
+#[test]
+fn the_pull_secrets_component_grants_get_only_and_turns_the_flag_on() {
+    let Some(text) = render_overlay(&["pull-secrets"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    assert_eq!(
+        docs.len(),
+        objects().len() + 2,
+        "a ClusterRole and its binding"
+    );
+    assert!(validate_builtin("the pull-secrets overlay", &docs).is_empty());
+
+    let role = find(&docs, "ClusterRole", "signet-pull-secrets");
+    let rules = role["rules"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(strs(&rules[0]["apiGroups"]), [""]);
+    let resources: BTreeSet<&str> = strs(&rules[0]["resources"]).into_iter().collect();
+    assert_eq!(resources, BTreeSet::from(["secrets", "serviceaccounts"]));
+    assert_eq!(
+        strs(&rules[0]["verbs"]),
+        ["get"],
+        "least privilege: get only"
+    );
+    assert!(rules[0]["resourceNames"].is_null());
+
+    let binding = find(&docs, "ClusterRoleBinding", "signet-pull-secrets");
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["roleRef"]["name"], "signet-pull-secrets");
+    let subjects = binding["subjects"].as_sequence().unwrap();
+    assert_eq!(subjects.len(), 1);
+    let pod = &find(&docs, "Deployment", "signet")["spec"]["template"]["spec"];
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], pod["serviceAccountName"]);
+    assert_eq!(subjects[0]["namespace"], "signet-system");
+    // Nothing else grants anything.
+    let rbac = docs
+        .iter()
+        .filter(|d| {
+            d["apiVersion"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("rbac.authorization.k8s.io")
+        })
+        .count();
+    assert_eq!(rbac, 2);
+
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(true));
+    let c = &pod["containers"][0];
+    let mut argv = strs(&c["command"]);
+    argv.extend(strs(&c["args"]));
+    assert_eq!(argv.iter().filter(|a| **a == "--pull-secrets").count(), 1);
+    let parsed = <signet::cli::Args as clap::Parser>::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("signet does not accept the component's arguments: {e}"));
+    let signet::cli::Command::Serve(serve) = parsed.command else {
+        panic!("not serve: {argv:?}");
+    };
+    assert!(serve.pull_secrets);
+}

@@ -20,8 +20,9 @@ use signet::policy::notation::{
     NotationAuthority, NotationSpec, RegistryScopes, import_trust_policy,
 };
 use signet::reason::Reason;
+use signet::verify::notation::NotationSignature;
 use signet::verify::notation::verify;
-use signet::verify::{Context, NotationSignature, Outcome, Subject};
+use signet::verify::{Context, Outcome, Subject};
 
 fn shared_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("SIGNET_SHARED_DIR") {

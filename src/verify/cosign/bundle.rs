@@ -15,26 +15,52 @@
 //! Rekor v2 entries (`dsse` 0.0.2), checkpoint consistency with other views of the log
 //! (offline), and `messageSignature` bundles (blob signatures, which name no image).
 
+use std::time::SystemTime;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::image::Digest;
-use crate::policy::cosign::CosignAuthority;
+use crate::policy::cosign::{CosignAuthority, Keyless};
 use crate::reason::Reason;
+use crate::verify::format::{Layers, Place, Predicate, ReferrerSource, Source};
 use crate::verify::{Context, Evidence, Failure};
 
 use super::certificate::Leaf;
 use super::key_verifies;
 use super::rekor::{Entry, InclusionProof, Signer, check_dsse};
 
-/// The bundle media types accepted. v0.1/v0.2 differ only in how the certificate is carried.
-pub const MEDIA_TYPES: [&str; 3] = [
+/// The bundle media types accepted, newest first: the one definition, used both for the
+/// bundle's own `mediaType` and for the `artifactType` of the referrer that carries it (the
+/// Sigstore OCI layout makes them equal; cosign v3 writes v0.3). v0.1/v0.2 differ only in how
+/// the certificate is carried.
+pub const MEDIA_TYPES: &[&str] = &[
     "application/vnd.dev.sigstore.bundle.v0.3+json",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
 ];
 /// The predicate type of a cosign image signature.
 pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The annotation cosign v3 puts on each bundle referrer (and the referrers index copies): the
+/// predicate type of the statement inside.
+pub const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// Where discovery finds bundles: referrers of one of [`MEDIA_TYPES`], in the second round
+/// (only when the `.sig` tag satisfied no authority). cosign v3 attestations (SBOMs,
+/// provenance, scans) share the signature's artifact type and accumulate; the predicate-type
+/// annotation sets them aside without a fetch, so they cannot use up the attempts.
+pub const REFERRER: Source = Source {
+    stage: 1,
+    place: Place::Referrers(ReferrerSource {
+        artifact_types: MEDIA_TYPES,
+        name: "a Sigstore bundle",
+        predicate: Some(Predicate {
+            annotation: PREDICATE_ANNOTATION,
+            signature: SIGN_PREDICATE,
+        }),
+        layers: Layers::First,
+    }),
+};
 const IN_TOTO: &str = "application/vnd.in-toto+json";
 
 fn malformed(d: impl Into<String>) -> Failure {
@@ -211,7 +237,9 @@ impl From<Failure> for Skip {
     }
 }
 
-/// Verifies one bundle as a cosign signature of `digest` under `authority`.
+/// Verifies one bundle as a cosign signature of `digest` under `authority`: the envelope and
+/// its statement ([`Signed::open`]), the signer ([`signer`]), the statement's subject, then
+/// the log entries and trusted times when a log is required ([`log_and_times`]).
 pub fn verify_bundle(
     authority: &CosignAuthority,
     digest: &Digest,
@@ -227,51 +255,105 @@ pub fn verify_bundle(
         ))
         .into());
     }
-    let env = match (&b.dsse_envelope, &b.message_signature) {
-        (Some(env), _) => env,
-        (None, Some(_)) => {
-            return Err(Skip::NotASignature(
-                "a message-signature bundle (a signed blob) names no image".into(),
-            ));
-        }
-        (None, None) => return Err(malformed("the bundle has no DSSE envelope").into()),
+    let signed = Signed::open(&b)?;
+    // The signer first: a certificate under keyless, or one of the authority's keys.
+    let signer = signer(authority, &b.verification_material, &signed)?;
+    // The statement must name this image: checked before the log so a replayed bundle of
+    // another image says so plainly.
+    check_subject(&signed.statement, digest)?;
+    let log_note = if signer.leaf.is_some() || authority.tlog_required {
+        log_and_times(authority, &b.verification_material, &signed, &signer, ctx)?
+    } else {
+        String::new()
     };
-    if env.payload_type != IN_TOTO {
-        return Err(Skip::NotASignature(format!(
-            "DSSE payload type {:?} is not an in-toto statement",
-            env.payload_type
-        )));
-    }
-    let payload = STANDARD
-        .decode(env.payload.trim())
-        .map_err(|_| malformed("the DSSE payload is not base64"))?;
-    let statement: Statement = serde_json::from_slice(&payload)
-        .map_err(|e| malformed(format!("the DSSE payload is not an in-toto statement: {e}")))?;
-    if !statement.kind.starts_with("https://in-toto.io/Statement/") {
-        return Err(malformed(format!("unknown statement type {:?}", statement.kind)).into());
-    }
-    if statement.predicate_type != SIGN_PREDICATE {
-        return Err(Skip::NotASignature(format!(
-            "an attestation of predicate type {:?}, not a cosign signature ({SIGN_PREDICATE})",
-            statement.predicate_type
-        )));
-    }
-    let [sig] = env.signatures.as_slice() else {
-        return Err(malformed(format!(
-            "the DSSE envelope has {} signatures, cosign bundles have exactly one",
-            env.signatures.len()
-        ))
-        .into());
-    };
-    let raw = STANDARD
-        .decode(sig.sig.trim())
-        .map_err(|_| malformed("the DSSE signature is not base64"))?;
-    let signed = pae(&env.payload_type, &payload);
+    Ok(Evidence {
+        summary: format!("cosign bundle signed by {}{log_note}", signer.who),
+        logged: Vec::new(),
+        valid_until: None,
+        expires: None,
+    })
+}
 
-    let cert_der = match (
-        &b.verification_material.certificate,
-        &b.verification_material.x509_certificate_chain,
-    ) {
+/// A bundle's DSSE envelope, opened: the statement it carries and the signature over it.
+struct Signed {
+    /// The DSSE payload (the in-toto statement's bytes).
+    payload: Vec<u8>,
+    statement: Statement,
+    /// The DSSE signature.
+    raw: Vec<u8>,
+    /// What the signature covers: the PAE encoding of the payload.
+    pae: Vec<u8>,
+}
+
+impl Signed {
+    /// The envelope of a signature bundle; other bundles (blob signatures, attestations of
+    /// another predicate type) are [`Skip::NotASignature`].
+    fn open(b: &Bundle) -> Result<Signed, Skip> {
+        let env = match (&b.dsse_envelope, &b.message_signature) {
+            (Some(env), _) => env,
+            (None, Some(_)) => {
+                return Err(Skip::NotASignature(
+                    "a message-signature bundle (a signed blob) names no image".into(),
+                ));
+            }
+            (None, None) => return Err(malformed("the bundle has no DSSE envelope").into()),
+        };
+        if env.payload_type != IN_TOTO {
+            return Err(Skip::NotASignature(format!(
+                "DSSE payload type {:?} is not an in-toto statement",
+                env.payload_type
+            )));
+        }
+        let payload = STANDARD
+            .decode(env.payload.trim())
+            .map_err(|_| malformed("the DSSE payload is not base64"))?;
+        let statement: Statement = serde_json::from_slice(&payload)
+            .map_err(|e| malformed(format!("the DSSE payload is not an in-toto statement: {e}")))?;
+        if !statement.kind.starts_with("https://in-toto.io/Statement/") {
+            return Err(malformed(format!("unknown statement type {:?}", statement.kind)).into());
+        }
+        if statement.predicate_type != SIGN_PREDICATE {
+            return Err(Skip::NotASignature(format!(
+                "an attestation of predicate type {:?}, not a cosign signature ({SIGN_PREDICATE})",
+                statement.predicate_type
+            )));
+        }
+        let [sig] = env.signatures.as_slice() else {
+            return Err(malformed(format!(
+                "the DSSE envelope has {} signatures, cosign bundles have exactly one",
+                env.signatures.len()
+            ))
+            .into());
+        };
+        let raw = STANDARD
+            .decode(sig.sig.trim())
+            .map_err(|_| malformed("the DSSE signature is not base64"))?;
+        let pae = pae(&env.payload_type, &payload);
+        Ok(Signed {
+            payload,
+            statement,
+            raw,
+            pae,
+        })
+    }
+}
+
+/// Who signed a bundle: a Fulcio certificate (keyless) or one of the authority's keys.
+struct BundleSigner<'a> {
+    leaf: Option<(Leaf, &'a Keyless)>,
+    key_der: Option<Vec<u8>>,
+    /// In the evidence: `identity …` or `key … (algorithm)`.
+    who: String,
+}
+
+/// The signer of a bundle: its certificate's key (which must name a trusted identity) or a
+/// trusted key must verify the DSSE signature.
+fn signer<'a>(
+    authority: &'a CosignAuthority,
+    material: &Material,
+    signed: &Signed,
+) -> Result<BundleSigner<'a>, Skip> {
+    let cert_der = match (&material.certificate, &material.x509_certificate_chain) {
         (Some(c), _) => Some(c.raw_bytes.as_str()),
         (None, Some(chain)) => chain.certificates.first().map(|c| c.raw_bytes.as_str()),
         (None, None) => None,
@@ -282,168 +364,178 @@ pub fn verify_bundle(
             .map_err(|_| malformed("the bundle certificate is not base64"))
     })
     .transpose()?;
-
-    let root = authority.trust_root.as_deref();
-    // The signer first: a certificate under keyless, or one of the authority's keys.
-    let (leaf, key_der, who) = match cert_der {
-        Some(der) => {
-            let Some(keyless) = authority.keyless.as_ref() else {
-                return Err(Failure::new(
-                    Reason::UntrustedSigner,
-                    "a keyless (certificate) bundle, but this authority trusts keys only",
-                )
-                .into());
-            };
-            let leaf = Leaf::from_der(&der)?;
-            if !key_verifies(&leaf.key, &signed, &raw) {
-                return Err(Failure::new(
-                    Reason::SignatureInvalid,
-                    "the DSSE signature does not verify with the bundle certificate's key",
-                )
-                .into());
-            }
-            let who = leaf.check_identity(&keyless.identities)?;
-            (Some((leaf, keyless)), None, who)
-        }
-        None => {
-            if b.verification_material.public_key.is_none() {
-                return Err(
-                    malformed("the bundle has neither a certificate nor a public key").into(),
-                );
-            }
-            let key = authority
-                .keys
-                .iter()
-                .find(|k| key_verifies(k, &signed, &raw))
-                .ok_or_else(|| {
-                    Failure::new(
-                        Reason::UntrustedSigner,
-                        "the bundle's DSSE signature verifies with none of the trusted keys",
-                    )
-                })?;
-            (
-                None,
-                Some(key.der.clone()),
-                format!(
-                    "key {} ({})",
-                    key.fingerprint.short(),
-                    key.algorithm.as_str()
-                ),
+    if let Some(der) = cert_der {
+        let Some(keyless) = authority.keyless.as_ref() else {
+            return Err(Failure::new(
+                Reason::UntrustedSigner,
+                "a keyless (certificate) bundle, but this authority trusts keys only",
             )
+            .into());
+        };
+        let leaf = Leaf::from_der(&der)?;
+        if !key_verifies(&leaf.key, &signed.pae, &signed.raw) {
+            return Err(Failure::new(
+                Reason::SignatureInvalid,
+                "the DSSE signature does not verify with the bundle certificate's key",
+            )
+            .into());
         }
-    };
+        let who = leaf.check_identity(&keyless.identities)?;
+        return Ok(BundleSigner {
+            leaf: Some((leaf, keyless)),
+            key_der: None,
+            who,
+        });
+    }
+    if material.public_key.is_none() {
+        return Err(malformed("the bundle has neither a certificate nor a public key").into());
+    }
+    let key = authority
+        .keys
+        .iter()
+        .find(|k| key_verifies(k, &signed.pae, &signed.raw))
+        .ok_or_else(|| {
+            Failure::new(
+                Reason::UntrustedSigner,
+                "the bundle's DSSE signature verifies with none of the trusted keys",
+            )
+        })?;
+    Ok(BundleSigner {
+        leaf: None,
+        key_der: Some(key.der.clone()),
+        who: format!(
+            "key {} ({})",
+            key.fingerprint.short(),
+            key.algorithm.as_str()
+        ),
+    })
+}
 
-    // The statement must name this image: checked before the log so a replayed bundle of
-    // another image says so plainly.
+/// The statement must name `digest` among its subjects.
+fn check_subject(statement: &Statement, digest: &Digest) -> Result<(), Failure> {
     let hex = digest.hex();
     let algorithm = digest.as_str().split(':').next().unwrap_or("sha256");
-    if !statement.subject.iter().any(|s| {
+    if statement.subject.iter().any(|s| {
         s.digest
             .get(algorithm)
             .is_some_and(|v| v.eq_ignore_ascii_case(hex))
     }) {
-        let named: Vec<String> = statement
-            .subject
-            .iter()
-            .flat_map(|s| s.digest.iter().map(|(a, v)| format!("{a}:{v}")))
-            .collect();
-        return Err(Failure::new(
-            Reason::PayloadMismatch,
-            format!("the bundle signs {named:?}, not this image's digest"),
-        )
-        .into());
+        return Ok(());
     }
+    let named: Vec<String> = statement
+        .subject
+        .iter()
+        .flat_map(|s| s.digest.iter().map(|(a, v)| format!("{a}:{v}")))
+        .collect();
+    Err(Failure::new(
+        Reason::PayloadMismatch,
+        format!("the bundle signs {named:?}, not this image's digest"),
+    ))
+}
 
-    let needs_log = leaf.is_some() || authority.tlog_required;
+/// The transparency log and the trusted times: a log entry recording this signature, every
+/// established time (the SET's integrated time and each RFC 3161 timestamp, at least one),
+/// and for a certificate its chain, usage and SCT at every one of those times. Returns the
+/// evidence's note.
+fn log_and_times(
+    authority: &CosignAuthority,
+    material: &Material,
+    signed: &Signed,
+    signer: &BundleSigner<'_>,
+    ctx: &Context,
+) -> Result<String, Failure> {
+    let root = authority.trust_root.as_deref().ok_or_else(|| {
+        Failure::new(
+            Reason::Internal,
+            "a transparency log is required but there is no trust root",
+        )
+    })?;
+    let log_signer = match (&signer.leaf, &signer.key_der) {
+        (Some((l, _)), _) => Signer::Certificate(&l.der),
+        (None, Some(k)) => Signer::Key(k),
+        (None, None) => return Err(malformed("no signer")),
+    };
+    let (entry, set_time) = verify_entries(
+        &material.tlog_entries,
+        root,
+        ctx,
+        &signed.raw,
+        &signed.payload,
+        &log_signer,
+    )?;
     let mut log_note = String::new();
-    if needs_log {
-        let root = root.ok_or_else(|| {
-            Failure::new(
-                Reason::Internal,
-                "a transparency log is required but there is no trust root",
-            )
-        })?;
-        let signer = match (&leaf, &key_der) {
-            (Some((l, _)), _) => Signer::Certificate(&l.der),
-            (None, Some(k)) => Signer::Key(k),
-            (None, None) => return Err(malformed("no signer").into()),
-        };
-        let (entry, set_time) = verify_entries(
-            &b.verification_material.tlog_entries,
-            root,
-            ctx,
-            &raw,
-            &payload,
-            &signer,
-        )?;
-        // Every established time: the SET's integrated time and each RFC 3161 timestamp.
-        let mut times = Vec::new();
-        if let Some(t) = set_time {
-            times.push((
-                t,
-                format!(
-                    "Rekor entry {} at {}",
-                    entry.log_index, entry.integrated_time
-                ),
-            ));
-        } else {
-            log_note.push_str(&format!(
-                ", Rekor entry {} (inclusion proof)",
-                entry.log_index
-            ));
-        }
-        for (i, ts) in b
-            .verification_material
-            .timestamp_verification_data
-            .iter()
-            .flat_map(|d| &d.rfc3161_timestamps)
-            .enumerate()
-        {
-            let token = STANDARD.decode(ts.signed_timestamp.trim()).map_err(|_| {
-                Failure::new(Reason::Malformed, format!("timestamp {i} is not base64"))
-            })?;
-            let (t, tsa) = super::timestamp::verify(&token, &raw, root)?;
-            if t > ctx.now {
-                return Err(
-                    Failure::new(Reason::TimestampInvalid, "a timestamp is in the future").into(),
-                );
-            }
-            times.push((t, format!("timestamp from {tsa:?}")));
-        }
-        if times.is_empty() {
+    // Every established time: the SET's integrated time and each RFC 3161 timestamp.
+    let mut times = Vec::new();
+    if let Some(t) = set_time {
+        times.push((
+            t,
+            format!(
+                "Rekor entry {} at {}",
+                entry.log_index, entry.integrated_time
+            ),
+        ));
+    } else {
+        log_note.push_str(&format!(
+            ", Rekor entry {} (inclusion proof)",
+            entry.log_index
+        ));
+    }
+    for (i, ts) in material
+        .timestamp_verification_data
+        .iter()
+        .flat_map(|d| &d.rfc3161_timestamps)
+        .enumerate()
+    {
+        let token = STANDARD
+            .decode(ts.signed_timestamp.trim())
+            .map_err(|_| Failure::new(Reason::Malformed, format!("timestamp {i} is not base64")))?;
+        let (t, tsa) = super::timestamp::verify(&token, &signed.raw, root)?;
+        if t > ctx.now {
             return Err(Failure::new(
                 Reason::TimestampInvalid,
-                "no trusted time: the log entry has no inclusion promise and there is no RFC 3161 timestamp",
-            )
-            .into());
+                "a timestamp is in the future",
+            ));
         }
-        if let Some((leaf, keyless)) = &leaf {
-            // The certificate must be valid at every established time.
-            let mut ca_name = String::new();
-            let mut issuer_der: &[u8] = &[];
-            for (t, _) in &times {
-                let (ca, issuer) = leaf.verify_chain(root, *t)?;
-                ca_name = ca.name.clone();
-                issuer_der = issuer;
-            }
-            leaf.check_usage()?;
-            let sct = if keyless.ctlog_required {
-                format!(", SCT from {}", leaf.verify_sct(root, issuer_der)?)
-            } else {
-                String::new()
-            };
-            log_note = format!(", certificate from {ca_name:?}{sct}{log_note}");
-        }
-        for (_, what) in &times {
-            log_note.push_str(&format!(", {what}"));
-        }
+        times.push((t, format!("timestamp from {tsa:?}")));
     }
-    Ok(Evidence {
-        summary: format!("cosign bundle signed by {who}{log_note}"),
-        logged: Vec::new(),
-        valid_until: None,
-        expires: None,
-    })
+    if times.is_empty() {
+        return Err(Failure::new(
+            Reason::TimestampInvalid,
+            "no trusted time: the log entry has no inclusion promise and there is no RFC 3161 timestamp",
+        ));
+    }
+    if let Some((leaf, keyless)) = &signer.leaf {
+        let at: Vec<SystemTime> = times.iter().map(|(t, _)| *t).collect();
+        log_note = format!("{}{log_note}", certificate_note(leaf, keyless, root, &at)?);
+    }
+    for (_, what) in &times {
+        log_note.push_str(&format!(", {what}"));
+    }
+    Ok(log_note)
+}
+
+/// A keyless signer's certificate: its chain valid at every established time, its usage, and
+/// its SCT when the authority requires one. Returns the evidence's note.
+fn certificate_note(
+    leaf: &Leaf,
+    keyless: &Keyless,
+    root: &crate::policy::cosign::TrustRoot,
+    times: &[SystemTime],
+) -> Result<String, Failure> {
+    let mut ca_name = String::new();
+    let mut issuer_der: &[u8] = &[];
+    for t in times {
+        let (ca, issuer) = leaf.verify_chain(root, *t)?;
+        ca_name = ca.name.clone();
+        issuer_der = issuer;
+    }
+    leaf.check_usage()?;
+    let sct = if keyless.ctlog_required {
+        format!(", SCT from {}", leaf.verify_sct(root, issuer_der)?)
+    } else {
+        String::new()
+    };
+    Ok(format!(", certificate from {ca_name:?}{sct}"))
 }
 
 /// The first tlog entry that verifies fully: a `dsse` entry with a valid SET or a valid

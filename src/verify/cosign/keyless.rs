@@ -14,11 +14,11 @@
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, Keyless};
 use crate::reason::Reason;
-use crate::verify::{Context, CosignSignature, Evidence, Failure};
+use crate::verify::{Context, Evidence, Failure};
 
 use super::certificate::Leaf;
 use super::rekor::{Entry, Signer, check_hashedrekord};
-use super::{check_payload, decode_signature, key_verifies};
+use super::{CosignSignature, check_payload, decode_signature, key_verifies};
 
 /// Checks one `.sig` layer that carries a certificate against the authority's keyless
 /// settings. `Ok` is the evidence summary.
@@ -95,7 +95,8 @@ mod tests {
     use crate::image::Digest;
     use crate::policy::cosign::{Identity, Matcher};
     use crate::reason::Reason;
-    use crate::verify::{CosignSignature, Outcome};
+    use crate::verify::Outcome;
+    use crate::verify::cosign::CosignSignature;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use rcgen::SigningKey;

@@ -14,7 +14,8 @@ use signet_testkit::sigstore as tk;
 use crate::image::Digest;
 use crate::policy::cosign::trust_root::{CertificateAuthority, LogKey, TrustRoot, ValidFor};
 use crate::policy::cosign::{CosignAuthority, Identity, Keyless, Matcher, PublicKey};
-use crate::verify::{Context, CosignSignature};
+use crate::verify::Context;
+use crate::verify::cosign::CosignSignature;
 
 /// The start of the test world: 2025-01-01T00:00:00Z.
 pub const T0: u64 = 1_735_689_600;

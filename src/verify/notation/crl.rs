@@ -24,6 +24,7 @@ use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 
 use super::CheckError;
 use super::chain::ChainCert;
+use crate::verify::pkix::algorithms::X509SignatureError;
 use crate::verify::pkix::der::{TAG_SEQUENCE, Walker};
 
 const CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
@@ -54,6 +55,45 @@ pub enum CrlStatus {
     Good(Option<SystemTime>),
     Revoked(String),
     Unknown(String),
+}
+
+/// Why a CRL cannot be used; the status is then unknown, and the message says why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CrlError {
+    #[error("a CRL is not a DER CertificateList")]
+    NotDer,
+    #[error("{0} signs CRLs but its keyUsage lacks cRLSign")]
+    NoCrlSign(String),
+    #[error("{0}")]
+    Structure(#[source] CheckError),
+    #[error("the CRL is empty")]
+    Empty,
+    #[error("the CRL signature is not a whole number of bytes")]
+    SignatureBits,
+    #[error("a CRL naming {issuer} as issuer {source}")]
+    Signature {
+        issuer: String,
+        #[source]
+        source: X509SignatureError,
+    },
+    #[error("a CRL is from the future (thisUpdate)")]
+    FromTheFuture,
+    #[error("a CRL has an unreadable issuingDistributionPoint: {0}")]
+    IssuingDistributionPoint(#[source] der::Error),
+    #[error("indirect CRLs and CRLs partitioned by reason are not supported")]
+    Partitioned,
+    #[error("a CRL has an unknown critical extension {0}")]
+    UnknownCritical(ObjectIdentifier),
+    #[error("a delta CRL has no CRL number")]
+    DeltaWithoutNumber,
+    #[error("a CRL entry has a malformed reason code")]
+    EntryReason,
+    #[error("a CRL entry has an unknown critical extension {0} (indirect CRLs are not supported)")]
+    EntryCritical(ObjectIdentifier),
+    #[error("a CRL number is negative")]
+    NegativeNumber,
+    #[error("a CRL has a malformed CRL number")]
+    MalformedNumber,
 }
 
 /// One usable CRL from the issuer.
@@ -127,7 +167,7 @@ pub fn status(
     }
 
     let serial = cert.cert.tbs_certificate().serial_number().as_bytes();
-    let listed = |crl: &Crl| -> Result<Option<Entry>, String> {
+    let listed = |crl: &Crl| -> Result<Option<Entry>, CrlError> {
         crl.list
             .tbs_cert_list
             .revoked_certificates
@@ -139,10 +179,10 @@ pub fn status(
     };
     // The delta is newer: its entry decides; else the base's.
     let (found, from) = match delta.as_ref().map(&listed).transpose() {
-        Err(e) => return unknown(e),
+        Err(e) => return unknown(e.to_string()),
         Ok(Some(Some(e))) => (Some(e), delta.as_ref()),
         Ok(_) => match listed(&base) {
-            Err(e) => return unknown(e),
+            Err(e) => return unknown(e.to_string()),
             Ok(e) => (e, Some(&base)),
         },
     };
@@ -190,9 +230,9 @@ fn usable(
     cert: &ChainCert,
     issuer: &ChainCert,
     now: SystemTime,
-) -> Result<Option<Crl>, String> {
+) -> Result<Option<Crl>, CrlError> {
     let Ok(list) = CertificateList::from_der(der) else {
-        return Err("a CRL is not a DER CertificateList".into());
+        return Err(CrlError::NotDer);
     };
     if &list.tbs_cert_list.issuer != cert.cert.tbs_certificate().issuer() {
         return Ok(None);
@@ -201,29 +241,26 @@ fn usable(
     if let Ok(Some((_, ku))) = issuer.cert.tbs_certificate().get_extension::<KeyUsage>()
         && !ku.crl_sign()
     {
-        return Err(format!(
-            "{} signs CRLs but its keyUsage lacks cRLSign",
-            issuer.subject
-        ));
+        return Err(CrlError::NoCrlSign(issuer.subject.clone()));
     }
     let parts = W
         .expect(der, TAG_SEQUENCE, "CertificateList")
         .and_then(|(outer, _)| W.children(outer.value))
-        .map_err(|e| e.to_string())?;
-    let tbs = parts.first().ok_or("the CRL is empty")?.full;
-    let sig = list
-        .signature
-        .as_bytes()
-        .ok_or("the CRL signature is not a whole number of bytes")?;
+        .map_err(CrlError::Structure)?;
+    let tbs = parts.first().ok_or(CrlError::Empty)?.full;
+    let sig = list.signature.as_bytes().ok_or(CrlError::SignatureBits)?;
     crate::verify::pkix::algorithms::verify_x509(
         issuer.cert.tbs_certificate().subject_public_key_info(),
         &list.signature_algorithm.oid.to_string(),
         tbs,
         sig,
     )
-    .map_err(|e| format!("a CRL naming {} as issuer {e}", issuer.subject))?;
+    .map_err(|source| CrlError::Signature {
+        issuer: issuer.subject.clone(),
+        source,
+    })?;
     if list.tbs_cert_list.this_update.to_system_time() > now + SKEW {
-        return Err("a CRL is from the future (thisUpdate)".into());
+        return Err(CrlError::FromTheFuture);
     }
     let (mut number, mut base_number, mut names_delta) = (Vec::new(), None, false);
     for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
@@ -232,14 +269,10 @@ fn usable(
             DELTA_CRL_INDICATOR => base_number = Some(integer(ext)?),
             FRESHEST_CRL => names_delta = true,
             ISSUING_DISTRIBUTION_POINT => {
-                let idp =
-                    IssuingDistributionPoint::from_der(ext.extn_value.as_bytes()).map_err(|e| {
-                        format!("a CRL has an unreadable issuingDistributionPoint: {e}")
-                    })?;
+                let idp = IssuingDistributionPoint::from_der(ext.extn_value.as_bytes())
+                    .map_err(CrlError::IssuingDistributionPoint)?;
                 if idp.indirect_crl || idp.only_some_reasons.is_some() {
-                    return Err(
-                        "indirect CRLs and CRLs partitioned by reason are not supported".into(),
-                    );
+                    return Err(CrlError::Partitioned);
                 }
                 let is_ca = is_ca(cert);
                 if idp.only_contains_attribute_certs
@@ -250,14 +283,12 @@ fn usable(
                 }
             }
             AUTHORITY_KEY_ID | ISSUER_ALT_NAME => {}
-            other if ext.critical => {
-                return Err(format!("a CRL has an unknown critical extension {other}"));
-            }
+            other if ext.critical => return Err(CrlError::UnknownCritical(other)),
             _ => {}
         }
     }
     if base_number.is_some() && number.is_empty() {
-        return Err("a delta CRL has no CRL number".into());
+        return Err(CrlError::DeltaWithoutNumber);
     }
     Ok(Some(Crl {
         number,
@@ -268,7 +299,7 @@ fn usable(
     }))
 }
 
-fn entry(r: &RevokedCert) -> Result<Entry, String> {
+fn entry(r: &RevokedCert) -> Result<Entry, CrlError> {
     let mut e = Entry {
         reason: None,
         revoked_on: r.revocation_date.to_system_time(),
@@ -280,7 +311,7 @@ fn entry(r: &RevokedCert) -> Result<Entry, String> {
                 // ENUMERATED: tag 0x0a, one byte.
                 match ext.extn_value.as_bytes() {
                     [0x0a, 1, code] => e.reason = Some(*code),
-                    _ => return Err("a CRL entry has a malformed reason code".into()),
+                    _ => return Err(CrlError::EntryReason),
                 }
             }
             INVALIDITY_DATE => {
@@ -290,15 +321,10 @@ fn entry(r: &RevokedCert) -> Result<Entry, String> {
                         crate::verify::pkix::der::TAG_GENERALIZED_TIME,
                         "invalidity date",
                     )
-                    .map_err(|e| e.to_string())?;
-                e.invalidity = Some(W.generalized_time(t.value).map_err(|e| e.to_string())?);
+                    .map_err(CrlError::Structure)?;
+                e.invalidity = Some(W.generalized_time(t.value).map_err(CrlError::Structure)?);
             }
-            other if ext.critical => {
-                return Err(format!(
-                    "a CRL entry has an unknown critical extension {other} (indirect CRLs are \
-                     not supported)"
-                ));
-            }
+            other if ext.critical => return Err(CrlError::EntryCritical(other)),
             _ => {}
         }
     }
@@ -306,16 +332,16 @@ fn entry(r: &RevokedCert) -> Result<Entry, String> {
 }
 
 /// An INTEGER extension value (CRLNumber, BaseCRLNumber), normalised.
-fn integer(ext: &Extension) -> Result<Vec<u8>, String> {
+fn integer(ext: &Extension) -> Result<Vec<u8>, CrlError> {
     match ext.extn_value.as_bytes() {
         [0x02, len, rest @ ..] if usize::from(*len) == rest.len() && !rest.is_empty() => {
             if rest[0] & 0x80 != 0 {
-                return Err("a CRL number is negative".into());
+                return Err(CrlError::NegativeNumber);
             }
             let skip = rest.iter().take_while(|b| **b == 0).count();
             Ok(rest[skip..].to_vec())
         }
-        _ => Err("a CRL has a malformed CRL number".into()),
+        _ => Err(CrlError::MalformedNumber),
     }
 }
 

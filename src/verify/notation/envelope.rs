@@ -189,6 +189,46 @@ struct JwsUnprotected {
 fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
     let jws: JwsJson = serde_json::from_slice(bytes)
         .map_err(|e| CheckError::Malformed(format!("not a flattened JWS JSON envelope: {e}")))?;
+    let (header, payload, signature) = jws_decode(&jws)?;
+    let algorithm = jws_protected(&header)?;
+    let text = |name: &str| -> Result<Option<String>, CheckError> {
+        match header.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(CheckError::Malformed(format!("{name} is not a string"))),
+        }
+    };
+    let time = |name: &str| -> Result<Option<SystemTime>, CheckError> {
+        text(name)?.map(|s| parse_rfc3339(name, &s)).transpose()
+    };
+    let attributes = Attributes::read(text, time)?;
+    let (chain, timestamp) = jws_unprotected(&jws.header)?;
+
+    // The JWS signing input: the protected header and payload exactly as transmitted.
+    let mut signed_bytes = Vec::with_capacity(jws.protected.len() + jws.payload.len() + 1);
+    signed_bytes.extend_from_slice(jws.protected.as_bytes());
+    signed_bytes.push(b'.');
+    signed_bytes.extend_from_slice(jws.payload.as_bytes());
+
+    finish(attributes.envelope(Parts {
+        format: "JWS",
+        algorithm,
+        payload,
+        signed_bytes,
+        signature,
+        chain,
+        timestamp,
+    }))
+}
+
+/// The JWS protected header (a JSON object), payload and signature.
+type JwsDecoded = (Map<String, Value>, Vec<u8>, Vec<u8>);
+
+/// The certificate chain (DER, leaf first) and the timestamp token of an unprotected header.
+type Unprotected = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
+/// The JWS protected header (a JSON object), payload and signature, base64url-decoded.
+fn jws_decode(jws: &JwsJson) -> Result<JwsDecoded, CheckError> {
     let protected_bytes = URL_SAFE_NO_PAD.decode(&jws.protected).map_err(|e| {
         CheckError::Malformed(format!("the JWS protected header is not base64url: {e}"))
     })?;
@@ -203,7 +243,11 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
     let signature = URL_SAFE_NO_PAD
         .decode(&jws.signature)
         .map_err(|e| CheckError::Malformed(format!("the JWS signature is not base64url: {e}")))?;
+    Ok((header, payload, signature))
+}
 
+/// The JWS protected header's algorithm, content type and critical list.
+fn jws_protected(header: &Map<String, Value>) -> Result<Algorithm, CheckError> {
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
@@ -238,33 +282,19 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
     };
     let present: Vec<&str> = header.keys().map(String::as_str).collect();
     check_critical(&crit, &present)?;
+    Ok(algorithm)
+}
 
-    let text = |name: &str| -> Result<Option<&str>, CheckError> {
-        match header.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(CheckError::Malformed(format!("{name} is not a string"))),
-        }
-    };
-    let time = |name: &str| -> Result<Option<SystemTime>, CheckError> {
-        text(name)?.map(|s| parse_rfc3339(name, s)).transpose()
-    };
-    let scheme = text(SIGNING_SCHEME)?
-        .ok_or_else(|| CheckError::Malformed(format!("{SIGNING_SCHEME} is missing")))?;
-    let signing_scheme = SigningScheme::parse(scheme)?;
-    let signing_time = time(SIGNING_TIME)?;
-    let authentic_signing_time = time(AUTHENTIC_SIGNING_TIME)?;
-    let expiry = time(EXPIRY)?;
-    let verification_plugin = text(VERIFICATION_PLUGIN)?.map(str::to_string);
-
-    if jws.header.x5c.len() > MAX_CHAIN {
+/// The JWS unprotected header: the certificate chain (DER, leaf first) and the timestamp
+/// token.
+fn jws_unprotected(header: &JwsUnprotected) -> Result<Unprotected, CheckError> {
+    if header.x5c.len() > MAX_CHAIN {
         return Err(CheckError::Malformed(format!(
             "x5c holds {} certificates, more than {MAX_CHAIN}",
-            jws.header.x5c.len()
+            header.x5c.len()
         )));
     }
-    let chain = jws
-        .header
+    let chain = header
         .x5c
         .iter()
         .map(|c| {
@@ -273,8 +303,7 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
                 .map_err(|e| CheckError::Malformed(format!("an x5c entry is not base64: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let timestamp = jws
-        .header
+    let timestamp = header
         .timestamp_signature
         .as_deref()
         .map(|t| {
@@ -283,33 +312,55 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, CheckError> {
             })
         })
         .transpose()?;
-
-    // The JWS signing input: the protected header and payload exactly as transmitted.
-    let mut signed_bytes = Vec::with_capacity(jws.protected.len() + jws.payload.len() + 1);
-    signed_bytes.extend_from_slice(jws.protected.as_bytes());
-    signed_bytes.push(b'.');
-    signed_bytes.extend_from_slice(jws.payload.as_bytes());
-
-    finish(Envelope {
-        format: "JWS",
-        algorithm,
-        signing_scheme,
-        signing_time,
-        authentic_signing_time,
-        expiry,
-        verification_plugin,
-        payload,
-        signed_bytes,
-        signature,
-        chain,
-        timestamp,
-    })
+    Ok((chain, timestamp))
 }
 
 fn parse_cose(bytes: &[u8]) -> Result<Envelope, CheckError> {
     let sign1 = coset::CoseSign1::from_tagged_slice(bytes)
         .map_err(|e| CheckError::Malformed(format!("not a tagged COSE_Sign1 envelope: {e}")))?;
     let protected = &sign1.protected.header;
+    let algorithm = cose_protected(protected)?;
+    let get = |name: &str| {
+        protected
+            .rest
+            .iter()
+            .find(|(l, _)| matches!(l, Label::Text(t) if t == name))
+            .map(|(_, v)| v)
+    };
+    let text = |name: &str| -> Result<Option<String>, CheckError> {
+        match get(name) {
+            None => Ok(None),
+            Some(coset::cbor::Value::Text(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(CheckError::Malformed(format!(
+                "{name} is not a text string"
+            ))),
+        }
+    };
+    let time = |name: &str| -> Result<Option<SystemTime>, CheckError> {
+        match get(name) {
+            None => Ok(None),
+            Some(v) => cose_time(name, v).map(Some),
+        }
+    };
+    let attributes = Attributes::read(text, time)?;
+    let (chain, timestamp) = cose_unprotected(&sign1.unprotected)?;
+    let payload = sign1.payload.clone().ok_or_else(|| {
+        CheckError::Malformed("the COSE payload is detached; Notary payloads are attached".into())
+    })?;
+    let signed_bytes = sign1.tbs_data(b"");
+    finish(attributes.envelope(Parts {
+        format: "COSE",
+        algorithm,
+        payload,
+        signed_bytes,
+        signature: sign1.signature.clone(),
+        chain,
+        timestamp,
+    }))
+}
+
+/// The COSE protected header's algorithm, content type and critical list.
+fn cose_protected(protected: &coset::Header) -> Result<Algorithm, CheckError> {
     let alg = protected
         .alg
         .as_ref()
@@ -352,42 +403,16 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, CheckError> {
     let crit_refs: Vec<&str> = crit.iter().map(String::as_str).collect();
     let present_refs: Vec<&str> = present.iter().map(String::as_str).collect();
     check_critical(&crit_refs, &present_refs)?;
+    Ok(algorithm)
+}
 
-    let get = |name: &str| {
-        protected
-            .rest
-            .iter()
-            .find(|(l, _)| matches!(l, Label::Text(t) if t == name))
-            .map(|(_, v)| v)
-    };
-    let text = |name: &str| -> Result<Option<String>, CheckError> {
-        match get(name) {
-            None => Ok(None),
-            Some(coset::cbor::Value::Text(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(CheckError::Malformed(format!(
-                "{name} is not a text string"
-            ))),
-        }
-    };
-    let time = |name: &str| -> Result<Option<SystemTime>, CheckError> {
-        match get(name) {
-            None => Ok(None),
-            Some(v) => cose_time(name, v).map(Some),
-        }
-    };
-    let scheme = text(SIGNING_SCHEME)?
-        .ok_or_else(|| CheckError::Malformed(format!("{SIGNING_SCHEME} is missing")))?;
-    let signing_scheme = SigningScheme::parse(&scheme)?;
-    let signing_time = time(SIGNING_TIME)?;
-    let authentic_signing_time = time(AUTHENTIC_SIGNING_TIME)?;
-    let expiry = time(EXPIRY)?;
-    let verification_plugin = text(VERIFICATION_PLUGIN)?;
-
+/// The COSE unprotected header: the certificate chain (x5chain, RFC 9360: one bstr, or an
+/// array of bstr) and the timestamp token.
+fn cose_unprotected(unprotected: &coset::Header) -> Result<Unprotected, CheckError> {
     let mut chain = Vec::new();
     let mut timestamp = None;
-    for (label, value) in &sign1.unprotected.rest {
+    for (label, value) in &unprotected.rest {
         match (label, value) {
-            // x5chain (RFC 9360): one bstr, or an array of bstr.
             (Label::Int(33), coset::cbor::Value::Bytes(b)) => chain = vec![b.clone()],
             (Label::Int(33), coset::cbor::Value::Array(items)) => {
                 if items.len() > MAX_CHAIN {
@@ -414,24 +439,62 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, CheckError> {
             _ => {}
         }
     }
-    let payload = sign1.payload.clone().ok_or_else(|| {
-        CheckError::Malformed("the COSE payload is detached; Notary payloads are attached".into())
-    })?;
-    let signed_bytes = sign1.tbs_data(b"");
-    finish(Envelope {
-        format: "COSE",
-        algorithm,
-        signing_scheme,
-        signing_time,
-        authentic_signing_time,
-        expiry,
-        verification_plugin,
-        payload,
-        signed_bytes,
-        signature: sign1.signature.clone(),
-        chain,
-        timestamp,
-    })
+    Ok((chain, timestamp))
+}
+
+/// The signed attributes both formats carry in their protected header.
+struct Attributes {
+    signing_scheme: SigningScheme,
+    signing_time: Option<SystemTime>,
+    authentic_signing_time: Option<SystemTime>,
+    expiry: Option<SystemTime>,
+    verification_plugin: Option<String>,
+}
+
+/// The rest of an envelope, format by format.
+struct Parts {
+    format: &'static str,
+    algorithm: Algorithm,
+    payload: Vec<u8>,
+    signed_bytes: Vec<u8>,
+    signature: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    timestamp: Option<Vec<u8>>,
+}
+
+impl Attributes {
+    /// Reads the attributes through the format's accessors for a text and a time attribute.
+    fn read(
+        text: impl Fn(&str) -> Result<Option<String>, CheckError>,
+        time: impl Fn(&str) -> Result<Option<SystemTime>, CheckError>,
+    ) -> Result<Attributes, CheckError> {
+        let scheme = text(SIGNING_SCHEME)?
+            .ok_or_else(|| CheckError::Malformed(format!("{SIGNING_SCHEME} is missing")))?;
+        Ok(Attributes {
+            signing_scheme: SigningScheme::parse(&scheme)?,
+            signing_time: time(SIGNING_TIME)?,
+            authentic_signing_time: time(AUTHENTIC_SIGNING_TIME)?,
+            expiry: time(EXPIRY)?,
+            verification_plugin: text(VERIFICATION_PLUGIN)?,
+        })
+    }
+
+    fn envelope(self, p: Parts) -> Envelope {
+        Envelope {
+            format: p.format,
+            algorithm: p.algorithm,
+            signing_scheme: self.signing_scheme,
+            signing_time: self.signing_time,
+            authentic_signing_time: self.authentic_signing_time,
+            expiry: self.expiry,
+            verification_plugin: self.verification_plugin,
+            payload: p.payload,
+            signed_bytes: p.signed_bytes,
+            signature: p.signature,
+            chain: p.chain,
+            timestamp: p.timestamp,
+        }
+    }
 }
 
 /// Checks that apply to both formats once parsed.

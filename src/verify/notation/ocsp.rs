@@ -420,5 +420,6 @@ fn verify_sig(
 ) -> Result<(), CheckError> {
     let parts = W.children(sig_alg.value)?;
     let alg = W.oid(parts.first().ok_or_else(|| bad_str("has no algorithm"))?)?;
-    crate::verify::pkix::algorithms::verify_x509(spki, &alg, message, sig).map_err(|e| bad_str(&e))
+    crate::verify::pkix::algorithms::verify_x509(spki, &alg, message, sig)
+        .map_err(|e| bad_str(&e.to_string()))
 }

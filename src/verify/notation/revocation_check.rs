@@ -16,6 +16,20 @@ use super::ocsp::{self, Status};
 use super::revocation_plan::{MAX_CRLS, RevocationData, checked};
 use super::revocation_urls::{crl_urls, ocsp_urls};
 
+/// Why OCSP gave no usable answer about a certificate (then the CRLs decide, if it names any).
+#[derive(Debug, thiserror::Error)]
+enum NoOcspAnswer {
+    /// A response, or the delegated responder's certificate, that cannot be used.
+    #[error("{0}")]
+    Unusable(#[source] CheckError),
+    #[error("the OCSP responder {0}")]
+    ResponderRevoked(String),
+    #[error("the revocation status of the OCSP responder {0}")]
+    ResponderUnknown(String),
+    #[error("no OCSP response was available")]
+    None,
+}
+
 /// Checks the chain against the supplied answers at `now`, root to leaf. `signed_at` is the
 /// signature's trusted time (timestamp or authentic signing time), if one was established: a
 /// certificate revoked for a compromise that began after it still vouches for the signature.
@@ -63,7 +77,7 @@ pub fn check(
                     )));
                 }
                 Ok((Status::Unknown, _)) => Some("the OCSP responder does not know it".to_string()),
-                Err(e) => Some(e),
+                Err(e) => Some(e.to_string()),
             }
         };
         if crl_urls.is_empty() {
@@ -101,7 +115,7 @@ fn ocsp_status(
     data: &RevocationData,
     crls: &[&[u8]],
     now: SystemTime,
-) -> Result<(Status, Option<SystemTime>), String> {
+) -> Result<(Status, Option<SystemTime>), NoOcspAnswer> {
     let mut error = None;
     for resp in data.ocsp.iter().take(MAX_CRLS) {
         match ocsp::status(resp, cert, issuer, now) {
@@ -111,8 +125,8 @@ fn ocsp_status(
                 };
                 // The delegated responder has no id-pkix-ocsp-nocheck: its issuer's CRL
                 // must show it is not revoked, if it names one.
-                let responder =
-                    super::chain::parse(std::slice::from_ref(der)).map_err(|e| e.to_string())?;
+                let responder = super::chain::parse(std::slice::from_ref(der))
+                    .map_err(NoOcspAnswer::Unusable)?;
                 if crl_urls(&responder[0].cert).0.is_empty() {
                     return Ok((answer.status, answer.next_update));
                 }
@@ -121,15 +135,13 @@ fn ocsp_status(
                         answer.status,
                         answer.next_update.into_iter().chain(next).min(),
                     )),
-                    CrlStatus::Revoked(what) => Err(format!("the OCSP responder {what}")),
-                    CrlStatus::Unknown(why) => {
-                        Err(format!("the revocation status of the OCSP responder {why}"))
-                    }
+                    CrlStatus::Revoked(what) => Err(NoOcspAnswer::ResponderRevoked(what)),
+                    CrlStatus::Unknown(why) => Err(NoOcspAnswer::ResponderUnknown(why)),
                 };
             }
             Ok(None) => {}
-            Err(e) => error = Some(e.to_string()),
+            Err(e) => error = Some(NoOcspAnswer::Unusable(e)),
         }
     }
-    Err(error.unwrap_or_else(|| "no OCSP response was available".into()))
+    Err(error.unwrap_or(NoOcspAnswer::None))
 }

@@ -1,7 +1,8 @@
 //! The revocation fetch plan of Notation signing and TSA chains: which CRLs and OCSP responses
 //! to fetch, and the types the verifier and the fetcher exchange.
 //!
-//! The verifier stays pure: [`super::revocation_locations`] tells the caller which CRL and OCSP
+//! The verifier stays pure: the format seam's check (`super::Notation`, or
+//! [`super::revocation_locations`] for a list of signatures) tells the caller which CRL and OCSP
 //! URLs the chains of signatures that passed integrity and authenticity name (with the OCSP
 //! request bodies), the caller fetches them (through a [`RevocationSource`], bounded by its own
 //! deadline: the Notary defaults are 2 s per OCSP responder and 5 s per CRL; the HTTP
@@ -51,8 +52,12 @@ pub struct RevocationLocation {
     pub issuer_der: Vec<u8>,
 }
 
+/// Why a source could not fetch one answer: the source's own typed error, boxed. The verifier
+/// only sees the answer missing (status unknown); the source logs and counts the cause.
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A boxed future, so the trait stays object safe without an async-trait dependency.
-pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>>;
 
 /// The I/O seam, implemented by the layer that may use the network: with timeouts, size caps
 /// (notation-core-go caps CRLs at 32 MiB) and `http://` only.

@@ -167,14 +167,24 @@ pub fn named_curve(spki: &SubjectPublicKeyInfoOwned) -> Option<String> {
         .map(|o| o.to_string())
 }
 
+/// Why an X.509 signature (of a CRL, an OCSP response) does not verify: a phrase that follows
+/// what was signed in the caller's message ("a CRL naming … as issuer has a signature…").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum X509SignatureError {
+    #[error("uses signature algorithm {0}, which signet does not support")]
+    Unsupported(String),
+    #[error("has a signature that does not verify")]
+    DoesNotVerify,
+}
+
 /// Verifies a signature made by the key of `spki` with the X.509 signature algorithm
-/// `alg_oid` (CRLs, OCSP responses). The error is a phrase for the caller's message.
+/// `alg_oid` (CRLs, OCSP responses).
 pub fn verify_x509(
     spki: &SubjectPublicKeyInfoOwned,
     alg_oid: &str,
     message: &[u8],
     signature: &[u8],
-) -> Result<(), String> {
+) -> Result<(), X509SignatureError> {
     let algorithm = match x509_signature(alg_oid) {
         // The signature algorithm names RSA; a key of another kind fails to verify.
         Some((Family::Rsa, hash)) => asn1(KeyKind::Rsa, hash),
@@ -183,10 +193,10 @@ pub fn verify_x509(
             .and_then(|k| asn1(k, hash)),
         None => None,
     }
-    .ok_or_else(|| format!("uses signature algorithm {alg_oid}, which signet does not support"))?;
+    .ok_or_else(|| X509SignatureError::Unsupported(alg_oid.to_string()))?;
     UnparsedPublicKey::new(algorithm, spki.subject_public_key.raw_bytes())
         .verify(message, signature)
-        .map_err(|_| "has a signature that does not verify".to_string())
+        .map_err(|_| X509SignatureError::DoesNotVerify)
 }
 
 #[cfg(test)]

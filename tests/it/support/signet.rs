@@ -156,6 +156,7 @@ impl Signet {
             drain_timeout: Duration::from_secs(2),
             limits: serve_limits,
             material: Default::default(),
+            pull_secrets: false,
         };
         let options = engine::Options {
             revocation,

@@ -277,12 +277,16 @@ impl RevocationSource for Source {
             self.crls
                 .get(url)
                 .cloned()
-                .ok_or(format!("no CRL at {url}"))
+                .ok_or_else(|| format!("no CRL at {url}").into())
         })
     }
     fn post_ocsp<'a>(&'a self, url: &'a str, _: &'a [u8]) -> Fetch<'a> {
         self.asked.lock().unwrap().push(url.to_string());
-        Box::pin(async move { self.ocsp.clone().ok_or(format!("no responder at {url}")) })
+        Box::pin(async move {
+            self.ocsp
+                .clone()
+                .ok_or_else(|| format!("no responder at {url}").into())
+        })
     }
 }
 

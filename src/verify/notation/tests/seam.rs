@@ -1,0 +1,84 @@
+//! The format seam: one check (everything but revocation, plus the fetch plan) and a verdict
+//! that only judges the fetched answers give what the list verifier gives.
+
+use super::*;
+use crate::verify::format::{Fetched, Format, Kind};
+
+#[test]
+fn check_then_verdict_is_the_list_verifier_with_its_plan() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        ..Pki::default()
+    });
+    let (clean, revoked, stale) = chain.crls.clone().unwrap();
+    let strict = authority(&chain.root_pem, "strict", "*");
+    let ctx = Context { now: now() };
+    for (fmt, build) in FORMATS {
+        let sig = build(&chain, &Env::default());
+        let s = std::slice::from_ref(&sig);
+        for crls in [
+            vec![],
+            vec![clean.clone()],
+            vec![revoked.clone()],
+            vec![stale.clone()],
+        ] {
+            let (proved, plan) = Notation::check(&strict, &subject(), &sig, 0, &ctx);
+            assert_eq!(
+                plan.revocation,
+                revocation_locations(&strict, &subject(), s, &ctx),
+                "{fmt}"
+            );
+            let data = RevocationData {
+                crls,
+                ..RevocationData::default()
+            };
+            let fetched = Fetched {
+                revocation: data.clone(),
+            };
+            assert_eq!(
+                Notation::verdict(&strict, proved, &fetched, &ctx),
+                verify_with_revocation(&strict, &subject(), s, &ctx, &data),
+                "{fmt}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_untrusted_chain_plans_no_fetch_and_fails_at_authenticity() {
+    let chain = make_chain(&Pki {
+        with_crl: true,
+        ..Pki::default()
+    });
+    let other = make_chain(&Pki::default());
+    let trusting_other = authority(&other.root_pem, "strict", "*");
+    let ctx = Context { now: now() };
+    for (fmt, build) in FORMATS {
+        let sig = build(&chain, &Env::default());
+        let (proved, plan) = Notation::check(&trusting_other, &subject(), &sig, 0, &ctx);
+        assert!(plan.is_empty(), "{fmt}: {plan:?}");
+        assert_failed(
+            &Notation::verdict(&trusting_other, proved, &Fetched::default(), &ctx),
+            Reason::UntrustedSigner,
+            "authenticity",
+        );
+    }
+}
+
+#[test]
+fn a_discovered_referrer_reads_as_its_envelope() {
+    let chain = make_chain(&Pki::default());
+    let (_, build) = FORMATS[0];
+    let sig = build(&chain, &Env::default());
+    let read = Notation::read(crate::verify::format::Artifact {
+        kind: Kind::Notation,
+        manifest: Some(sig.manifest_digest.clone()),
+        layer_digest: Digest::sha256_of(&sig.envelope),
+        media_type: sig.media_type.clone(),
+        annotations: Default::default(),
+        bytes: sig.envelope.clone(),
+    });
+    assert_eq!(read.manifest_digest, sig.manifest_digest);
+    assert_eq!(read.media_type, sig.media_type);
+    assert_eq!(read.envelope, sig.envelope);
+}
