@@ -251,9 +251,9 @@ pub struct ReviewArgs {
 }
 
 /// Azure: the workload identity (or a development client secret) that reads Key Vault trust
-/// material and Azure Container Registries. Enabled when the tenant and client IDs are set;
-/// the AKS workload-identity webhook injects the variables. The client secret is read from
-/// AZURE_CLIENT_SECRET only, never from the command line.
+/// material and Azure Container Registries. Enabled when a credential is set (the federated
+/// token file, or AZURE_CLIENT_SECRET, read from the environment only, never from the command
+/// line); the AKS workload-identity webhook injects the variables.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AzureArgs {
     /// The Entra tenant ID.
@@ -281,7 +281,7 @@ pub struct AzureArgs {
     #[arg(long = "azure-vault-host", value_name = "HOST[:PORT]")]
     pub azure_vault_host: Vec<String>,
     /// A registry reached as Azure Container Registry with the workload identity: `*.suffix`
-    /// or an exact host[:port]. Repeatable; default *.azurecr.io.
+    /// or an exact host[:port]. Repeatable.
     #[arg(
         long = "acr-registry",
         value_name = "HOST",
