@@ -118,6 +118,9 @@ pub struct RegistryArgs {
     /// image hosts). Repeatable.
     #[arg(long = "registry-ca-for", value_name = "HOST=FILE")]
     pub registry_ca_for: Vec<String>,
+    /// Azure identity, Key Vault and ACR (see docs/azure.md).
+    #[command(flatten)]
+    pub azure: AzureArgs,
     /// A docker config.json whose `auths` give registry credentials, or a directory holding
     /// one (as DOCKER_CONFIG names it). Without it, `verify` and `review` read
     /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json when there is one, as docker,
@@ -331,6 +334,53 @@ pub struct ReviewArgs {
     pub timeout_secs: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Azure: the workload identity (or a development client secret) that reads Key Vault trust
+/// material and Azure Container Registries. Enabled when a credential is set (the federated
+/// token file, or AZURE_CLIENT_SECRET, read from the environment only, never from the command
+/// line); the AKS workload-identity webhook injects the variables.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct AzureArgs {
+    /// The Entra tenant ID.
+    #[arg(long, value_name = "ID", env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+    /// The application (client) ID of the workload identity.
+    #[arg(long, value_name = "ID", env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+    /// The projected service-account token exchanged for Entra tokens (re-read each time).
+    #[arg(long, value_name = "FILE", env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<PathBuf>,
+    /// The Entra authority (https only).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com/"
+    )]
+    pub azure_authority_host: String,
+    /// A PEM bundle of extra CAs trusted for the Entra authority and vault hosts. Repeatable.
+    #[arg(long = "azure-ca", value_name = "FILE")]
+    pub azure_ca: Vec<PathBuf>,
+    /// A vault host (host or host:port) that may receive the vault token besides the Key
+    /// Vault domains (*.vault.azure.net and the sovereign clouds'). Repeatable.
+    #[arg(long = "azure-vault-host", value_name = "HOST[:PORT]")]
+    pub azure_vault_host: Vec<String>,
+    /// A registry reached as Azure Container Registry with the workload identity: `*.suffix`
+    /// or an exact host[:port]. Repeatable.
+    #[arg(
+        long = "acr-registry",
+        value_name = "HOST",
+        default_value = "*.azurecr.io"
+    )]
+    pub acr_registry: Vec<String>,
+    /// Seconds between Key Vault refreshes.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub azure_refresh_secs: u64,
+    /// Seconds the last good Key Vault material is kept while the vault cannot be read; then
+    /// it is trusted no more.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub azure_stale_after_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -243,7 +243,7 @@ async fn verify_command(
     timeout: Duration,
     registry: RegistryConfig,
 ) -> ExitCode {
-    let Some(engine) = offline_engine(policies, no_match, registry) else {
+    let Some(engine) = offline_engine(policies, no_match, registry).await else {
         return exit(EXIT_USAGE);
     };
     let uses: Vec<ImageUse> = images
@@ -325,7 +325,7 @@ async fn review_command(
     let Some(reviews) = read_reviews(files, namespace) else {
         return exit(EXIT_USAGE);
     };
-    let Some(engine) = offline_engine(policies, no_match, registry) else {
+    let Some(engine) = offline_engine(policies, no_match, registry).await else {
         return exit(EXIT_USAGE);
     };
     let reviews = &reviews;
@@ -448,7 +448,9 @@ fn policy_check_command(dir: &Path) -> ExitCode {
         );
         return exit(EXIT_USAGE);
     }
-    match policy::load_dir(dir) {
+    // Key Vault references are checked for their syntax and place, not fetched.
+    let resolver = policy::material::Resolver::files().key_vault_unfetched();
+    match policy::load_dir_with(dir, &resolver) {
         Ok(set) if set.policies.is_empty() => {
             eprintln!(
                 "{}: no policy found (no ClusterImagePolicy or ImagePolicy in a *.yaml or *.yml \
@@ -527,10 +529,10 @@ fn read_input(file: &Path) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn offline_engine(
+async fn offline_engine(
     policies: &Path,
     no_match: Option<NoMatch>,
-    registry: RegistryConfig,
+    mut registry: RegistryConfig,
 ) -> Option<Engine> {
     if !policies.is_dir() {
         eprintln!(
@@ -539,7 +541,32 @@ fn offline_engine(
         );
         return None;
     }
-    let set = match source::Directory::new(policies, no_match).load() {
+    let mut dir = source::Directory::new(policies, no_match);
+    if registry.azure.is_some() {
+        // Key Vault material: one load names what to fetch, one refresh fetches it.
+        let store = engine::apply_azure_settings(&mut registry, policies).and_then(|()| {
+            let azure = registry
+                .azure
+                .as_ref()
+                .map(|a| engine::key_vault(a, Arc::new(Metrics::new())));
+            azure.transpose()
+        });
+        match store {
+            Ok(Some(store)) => {
+                dir = dir.with_resolver(
+                    policy::material::Resolver::files().with_key_vault(store.clone()),
+                );
+                let _ = dir.load();
+                store.refresh().await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                return None;
+            }
+        }
+    }
+    let set = match dir.load() {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {

@@ -148,6 +148,7 @@ fn registry_config(
         insecure_registry,
         registry_ca,
         registry_ca_for,
+        azure,
         docker_config,
         registry_deny_cidr,
         registry_timeout_ms,
@@ -215,6 +216,7 @@ fn registry_config(
         credentials,
         realm_hosts: Default::default(),
         deny: DenyList::with(extra_deny),
+        azure: azure_config(azure, registry_timeout_ms)?,
         limits: work_limits(Limits {
             request_timeout: Duration::from_millis(registry_timeout_ms),
             max_concurrent_per_host: registry_max_concurrency_per_host,
@@ -227,6 +229,76 @@ fn registry_config(
             ..Limits::default()
         })?,
     })
+}
+
+/// The Azure identity, when the tenant and client IDs are set (flags or the
+/// workload-identity variables); a client secret comes from `AZURE_CLIENT_SECRET` only.
+fn azure_config(
+    args: cli::AzureArgs,
+    timeout_ms: u64,
+) -> Result<Option<crate::azure::AzureConfig>, ConfigError> {
+    use crate::azure::{AzureConfig, Credential};
+    let cli::AzureArgs {
+        azure_tenant_id,
+        azure_client_id,
+        azure_federated_token_file,
+        azure_authority_host,
+        azure_ca,
+        azure_vault_host,
+        acr_registry,
+        azure_refresh_secs,
+        azure_stale_after_secs,
+    } = args;
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (tenant, client) = (nonempty(azure_tenant_id), nonempty(azure_client_id));
+    let secret = nonempty(std::env::var("AZURE_CLIENT_SECRET").ok());
+    let credential = match (azure_federated_token_file, secret) {
+        (Some(file), _) => Credential::FederatedTokenFile(file),
+        (None, Some(secret)) => Credential::ClientSecret(secret),
+        (None, None) if tenant.is_none() && client.is_none() => return Ok(None),
+        (None, None) => {
+            return Err(ConfigError(
+                "an Azure tenant or client is set but no credential: set \
+                 AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET"
+                    .into(),
+            ));
+        }
+    };
+    // The tenant and client may also come from the policies' SignetConfig.spec.azure; what
+    // is still missing then is an error at start-up.
+    let (tenant_id, client_id) = (tenant.unwrap_or_default(), client.unwrap_or_default());
+    let authority_host = reqwest::Url::parse(&azure_authority_host).map_err(|e| {
+        ConfigError(format!(
+            "--azure-authority-host {azure_authority_host:?}: {e}"
+        ))
+    })?;
+    let mut ca_pem = Vec::new();
+    for path in &azure_ca {
+        ca_pem.push(read(path, "--azure-ca")?);
+    }
+    if azure_refresh_secs == 0 || azure_stale_after_secs == 0 {
+        return Err(ConfigError(
+            "--azure-refresh-secs and --azure-stale-after-secs must be positive".into(),
+        ));
+    }
+    let config = AzureConfig {
+        tenant_id,
+        client_id,
+        authority_host,
+        credential,
+        ca_pem,
+        vault_hosts: azure_vault_host,
+        acr_hosts: acr_registry,
+        refresh_interval: Duration::from_secs(azure_refresh_secs),
+        stale_after: Duration::from_secs(azure_stale_after_secs),
+        request_timeout: Duration::from_millis(timeout_ms.max(1000)),
+    };
+    // Fails now, not at the first refresh, on a bad authority or tenant.
+    if !config.tenant_id.is_empty() {
+        crate::azure::entra::token_url(&config.authority_host, &config.tenant_id)
+            .map_err(|e| ConfigError(e.to_string()))?;
+    }
+    Ok(Some(config))
 }
 
 /// Checks the limits on what one review may cost against each other.
@@ -372,6 +444,7 @@ impl TryFrom<Args> for Config {
                         shutdown_delay: Duration::from_secs(shutdown_delay_secs),
                         drain_timeout: Duration::from_secs(drain_timeout_secs),
                         limits: limits.try_into()?,
+                        material: Default::default(),
                         pull_secrets,
                     }),
                     registry: registry.try_into()?,
@@ -463,6 +536,43 @@ mod tests {
             CommandConfig::Verify { registry, .. } => Ok(registry),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn azure_flags_make_one_identity_or_a_precise_error() {
+        let a = registry(&[
+            "--azure-tenant-id",
+            "t",
+            "--azure-client-id",
+            "c",
+            "--azure-federated-token-file",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ])
+        .unwrap()
+        .azure
+        .unwrap();
+        assert_eq!((a.tenant_id.as_str(), a.client_id.as_str()), ("t", "c"));
+        assert_eq!(a.acr_hosts, vec!["*.azurecr.io".to_string()]);
+        assert_eq!(
+            a.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(a.refresh_interval, Duration::from_secs(300));
+        assert_eq!(a.stale_after, Duration::from_secs(3600));
+        let e = registry(&["--azure-tenant-id", "t", "--azure-client-id", "c"]).unwrap_err();
+        assert!(e.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
+        let e = registry(&[
+            "--azure-tenant-id",
+            "t",
+            "--azure-client-id",
+            "c",
+            "--azure-federated-token-file",
+            "/t",
+            "--azure-authority-host",
+            "http://login.example.com/",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not https"), "{e}");
     }
 
     #[test]

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use crate::azure::{AzureConfig, Entra, KeyVault};
 use crate::decision::{CacheConfig, Engine};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
+use crate::policy::keyvault::KeyVaultStore;
 use crate::policy::kube::{KubeOptions, KubeSource};
 use crate::policy::source::{self, Directory, Source};
 use crate::registry::pull_secrets::PullSecrets;
-use crate::registry::{HttpRegistry, RegistryConfig, SetupError};
+use crate::registry::{Acr, HttpRegistry, RegistryConfig, SetupError};
 use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
@@ -39,6 +41,8 @@ impl Default for Options {
 pub enum BuildError {
     #[error("{0}")]
     Registry(#[source] SetupError),
+    #[error("Azure: {0}")]
+    Azure(#[from] crate::azure::AzureError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
@@ -51,7 +55,16 @@ pub fn build(
     options: Options,
 ) -> Result<Engine, BuildError> {
     let deny = registry.deny.clone();
-    let client = HttpRegistry::new(registry, metrics.clone()).map_err(BuildError::Registry)?;
+    let azure = registry.azure.clone();
+    let mut client = HttpRegistry::new(registry, metrics.clone()).map_err(BuildError::Registry)?;
+    if let Some(azure) = azure.filter(|a| !a.acr_hosts.is_empty()) {
+        let entra = Arc::new(Entra::new(&azure, metrics.clone())?);
+        client = client.with_acr(Arc::new(Acr::new(
+            entra,
+            azure.tenant_id.clone(),
+            azure.acr_hosts.clone(),
+        )));
+    }
     let engine = Engine::new(Arc::new(client), policies, options.caches, metrics.clone());
     if !options.revocation {
         return Ok(engine);
@@ -83,13 +96,21 @@ const FIRST_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 /// As [`serve`], with policy resources from the Kubernetes API besides the directory when
 /// `kubernetes` is set (the cluster found through `KUBECONFIG` or the in-cluster config).
 pub async fn serve_with(
-    serve: ServeConfig,
-    registry: RegistryConfig,
+    mut serve: ServeConfig,
+    mut registry: RegistryConfig,
     metrics: Arc<Metrics>,
     options: Options,
     kubernetes: Option<KubeOptions>,
 ) -> anyhow::Result<Handle> {
-    let files = Directory::new(serve.policies.clone(), serve.no_match_override);
+    apply_azure_settings(&mut registry, &serve.policies)?;
+    if let Some(azure) = &registry.azure {
+        let store = key_vault(azure, metrics.clone())?;
+        // Runs for the life of the process, like the policy watcher it feeds.
+        store.spawn(azure.refresh_interval);
+        serve.material = serve.material.clone().with_key_vault(store);
+    }
+    let files = Directory::new(serve.policies.clone(), serve.no_match_override)
+        .with_resolver(serve.material.clone());
     let policies: Arc<dyn Source> = match kubernetes {
         None => Arc::new(files),
         Some(k) => {
@@ -114,4 +135,43 @@ pub async fn serve_with(
         engine = engine.with_pull_secrets(Arc::new(PullSecrets::new(client, metrics.clone())));
     }
     server::start(serve, Arc::new(engine), metrics, valid, policies).await
+}
+
+/// The Key Vault store over the Azure identity of `azure` (not yet refreshing: call
+/// [`KeyVaultStore::spawn`], or [`KeyVaultStore::refresh`] once for a one-shot command).
+pub fn key_vault(
+    azure: &AzureConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<KeyVaultStore>, BuildError> {
+    let entra = Arc::new(Entra::new(azure, metrics.clone())?);
+    let vault = KeyVault::new(azure, entra, metrics.clone())?;
+    Ok(Arc::new(KeyVaultStore::new(
+        Arc::new(vault),
+        azure.stale_after,
+        metrics,
+    )))
+}
+
+/// Completes the Azure identity with the `SignetConfig.spec.azure` of the policy directory.
+pub fn apply_azure_settings(
+    registry: &mut RegistryConfig,
+    policies: &std::path::Path,
+) -> Result<(), BuildError> {
+    let Some(azure) = registry.azure.as_mut() else {
+        return Ok(());
+    };
+    let settings = crate::policy::keyvault::read_settings(policies)
+        .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+    if let Some(s) = settings {
+        s.apply(azure)
+            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+    }
+    if azure.tenant_id.is_empty() || azure.client_id.is_empty() {
+        return Err(BuildError::Azure(crate::azure::AzureError::Config(
+            "an Azure credential is set but no tenant or client ID: set AZURE_TENANT_ID and \
+             AZURE_CLIENT_ID, or spec.azure.tenantID and clientID in the SignetConfig"
+                .into(),
+        )));
+    }
+    Ok(())
 }

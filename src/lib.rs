@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod azure;
 pub mod cli;
 pub mod config;
 pub mod decision;

@@ -50,6 +50,12 @@ pub struct Metrics {
     pub revocation_duration: HistogramVec,
     pub policy_reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
+    /// Requests to Entra ID and Key Vault (and ACR token exchanges), by `endpoint` and a
+    /// closed `result`.
+    pub azure_requests: IntCounterVec,
+    /// Key Vault refreshes of one piece of trust material, by `result`: `unchanged`,
+    /// `changed`, `withdrawn`, `failed` (last good kept), `expired` (stale: trusted no more).
+    pub keyvault_refreshes: IntCounterVec,
     /// Pull secrets and service accounts read from the Kubernetes API (`--pull-secrets`; cache
     /// misses), by object (`secret`, `serviceaccount`) and result.
     pub pull_secret_lookups: IntCounterVec,
@@ -210,6 +216,18 @@ impl Metrics {
                 &registry,
                 "tls_reloads_total",
                 "Serving certificate (re)loads, by result",
+                &["result"],
+            ),
+            azure_requests: counter(
+                &registry,
+                "azure_requests_total",
+                "Requests to Entra ID, Key Vault and ACR token exchanges, by endpoint and result",
+                &["endpoint", "result"],
+            ),
+            keyvault_refreshes: counter(
+                &registry,
+                "keyvault_refreshes_total",
+                "Key Vault trust material refreshes, by result",
                 &["result"],
             ),
             pull_secret_lookups: counter(

@@ -8,6 +8,7 @@
 pub mod cosign;
 pub mod crd;
 mod glob;
+pub mod keyvault;
 pub mod kube;
 mod load;
 pub mod material;

@@ -11,6 +11,7 @@
 //! credentials for referrers and has no referrers paging or filtering; each of those is a
 //! requirement here (see the README's architecture section).
 
+pub mod acr;
 mod auth;
 mod client;
 pub mod pull_secrets;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use acr::Acr;
 pub use auth::Credentials;
 pub use client::{HttpRegistry, RegistryConfig};
 pub use pull_secrets::{Workload, WorkloadCredentialSource, WorkloadCredentials};

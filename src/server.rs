@@ -77,6 +77,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Connection, request and memory limits.
     pub limits: ServeLimits,
+    /// Resolves the policies' trust material (files, and Key Vault when configured).
+    pub material: crate::policy::material::Resolver,
     /// Check each workload's images with its own pull secrets (and its service account's),
     /// read from the Kubernetes API; the cluster-wide credentials are the fallback.
     pub pull_secrets: bool,

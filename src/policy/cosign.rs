@@ -396,6 +396,12 @@ impl CosignAuthority {
             let found = resolver
                 .resolve(&entry.material, Want::PublicKey, cx)
                 .map_err(|source| LoadError::KeyMaterial { index, source })?;
+            if found.withdrawn {
+                // Trusted no more: the authority loads without it (and trusts nothing through
+                // it), rather than the previous policies, which trusted it, staying in force.
+                material.extend_from_slice(found.shown.as_bytes());
+                continue;
+            }
             let pem = String::from_utf8(found.bytes).map_err(|_| LoadError::Key {
                 index,
                 detail: format!("{} is not PEM text", found.shown),

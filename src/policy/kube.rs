@@ -540,7 +540,7 @@ impl KubeSource {
             },
             version: shared.material.clone(),
         };
-        let resolver = Resolver::files().with_objects(Arc::new(objects));
+        let resolver = files.resolver().clone().with_objects(Arc::new(objects));
         tasks.push(tokio::spawn(staleness(
             probes,
             shared.clone(),

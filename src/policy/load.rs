@@ -89,6 +89,9 @@ struct ConfigSpec {
     /// (Notation's file has no such notion): enforce (default), warn or audit.
     #[serde(default)]
     notation_mode: Mode,
+    /// The Azure identity for Key Vault and ACR (read at start-up, see `policy::keyvault`).
+    #[serde(default)]
+    azure: Option<super::keyvault::AzureSettings>,
 }
 
 /// The longest expiry-warning window accepted: ten years is already "always".
@@ -305,6 +308,8 @@ fn load_parts(
                                     "spec.expiryWarningDays is at most {MAX_EXPIRY_WARNING_DAYS} (0 turns the warnings off)"
                                 ),
                             ));
+                        } else if let Some(Err(m)) = c.spec.azure.as_ref().map(|a| a.validate()) {
+                            errors.push(err(locate(doc, "azure"), m));
                         } else {
                             settings = Some((c.spec, here));
                         }

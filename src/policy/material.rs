@@ -13,6 +13,10 @@
 //! Must not import `decision`, `registry`, `verify` or `server`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use super::keyvault::KeyVaultSpec;
+use super::keyvault::KeyVaultStore;
 
 /// Where one piece of trust material comes from. Exactly one field is set.
 ///
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 /// {file: keys/release.pub}                    # relative to the policy file
 /// {secretRef: {name: cosign, key: cosign.pub}}         # a watched Secret (--kubernetes)
 /// {configMapRef: {name: ca, key: ca.crt, namespace: x}} # a watched ConfigMap (--kubernetes)
+/// {keyVault: {vaultURI: https://v.vault.azure.net/, name: k}}   # Azure Key Vault
 /// ```
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
@@ -37,6 +42,9 @@ pub struct MaterialSpec {
     /// A key of a ConfigMap, read from signet's watch of ConfigMaps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_ref: Option<ObjectKeyRef>,
+    /// A Key Vault key (Cosign) or certificate (Notation), kept fresh by the Key Vault store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault: Option<KeyVaultSpec>,
 }
 
 /// A key of a Secret or ConfigMap. The namespace defaults to the policy's: an `ImagePolicy`'s
@@ -82,11 +90,13 @@ pub enum Reference<'a> {
     Inline(&'a str),
     File(&'a str),
     Object(ObjectKind, &'a ObjectKeyRef),
+    KeyVault(&'a KeyVaultSpec),
 }
 
 impl MaterialSpec {
     /// The field names, in the order messages list them.
-    pub const FIELDS: &'static [&'static str] = &["inline", "file", "secretRef", "configMapRef"];
+    pub const FIELDS: &'static [&'static str] =
+        &["inline", "file", "secretRef", "configMapRef", "keyVault"];
 
     pub fn inline(text: impl Into<String>) -> Self {
         MaterialSpec {
@@ -116,6 +126,9 @@ impl MaterialSpec {
         }
         if let Some(r) = &self.config_map_ref {
             found.push(Reference::Object(ObjectKind::ConfigMap, r));
+        }
+        if let Some(kv) = &self.key_vault {
+            found.push(Reference::KeyVault(kv));
         }
         match found.as_slice() {
             [one] => Ok(*one),
@@ -180,6 +193,22 @@ impl<'a> Context<'a> {
 pub struct Resolved {
     pub bytes: Vec<u8>,
     pub shown: String,
+    /// The source says this material is trusted no more (a disabled or deleted Key Vault
+    /// version, or one unreadable for longer than allowed): `bytes` is empty, and the place
+    /// that names it trusts nothing through it. Loaders skip it rather than fail, so that the
+    /// policy loads without it instead of the previous policies (which trusted it) staying.
+    pub withdrawn: bool,
+}
+
+impl Resolved {
+    /// Material the source withdrew; `shown` says which and why.
+    pub fn withdrawn(shown: String) -> Self {
+        Resolved {
+            bytes: Vec::new(),
+            shown,
+            withdrawn: true,
+        }
+    }
 }
 
 /// Why material could not be read.
@@ -212,6 +241,13 @@ pub enum MaterialError {
     /// The object or its key does not exist (or is not watched).
     #[error("{0}")]
     NotFound(String),
+    #[error("{shown}: {detail}")]
+    KeyVault { shown: String, detail: String },
+    #[error(
+        "keyVault material needs an Azure identity: set AZURE_TENANT_ID, AZURE_CLIENT_ID and \
+         AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET"
+    )]
+    NoKeyVault,
 }
 
 /// `a`, `a or b`, `a, b or c`.
@@ -242,6 +278,9 @@ pub trait ObjectMaterial: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     objects: Option<std::sync::Arc<dyn ObjectMaterial>>,
+    keyvault: Option<Arc<KeyVaultStore>>,
+    /// `keyVault` references are checked, not fetched (`signet policy check`).
+    keyvault_unfetched: bool,
 }
 
 impl Resolver {
@@ -256,6 +295,19 @@ impl Resolver {
         self
     }
 
+    /// Checks `keyVault` references (syntax, and a key for Cosign, a certificate for Notation)
+    /// without fetching them: they load as withdrawn material. For checking policies offline.
+    pub fn key_vault_unfetched(mut self) -> Self {
+        self.keyvault_unfetched = true;
+        self
+    }
+
+    /// Also answers `keyVault` references, from `store`.
+    pub fn with_key_vault(mut self, store: Arc<KeyVaultStore>) -> Self {
+        self.keyvault = Some(store);
+        self
+    }
+
     /// The bytes `spec` names.
     pub fn resolve(
         &self,
@@ -267,13 +319,26 @@ impl Resolver {
             Reference::Inline(text) => Ok(Resolved {
                 bytes: text.as_bytes().to_vec(),
                 shown: "inline".into(),
+                withdrawn: false,
             }),
+            Reference::KeyVault(kv) => match &self.keyvault {
+                Some(store) => store.resolve(kv, want),
+                None if self.keyvault_unfetched => {
+                    let entry = super::keyvault::entry_for(kv, want)?;
+                    Ok(Resolved::withdrawn(format!(
+                        "{} (not fetched)",
+                        entry.object
+                    )))
+                }
+                None => Err(MaterialError::NoKeyVault),
+            },
             Reference::File(path) => {
                 let full = self.path(path, cx)?;
                 let bytes = read_limited(&full, want)?;
                 Ok(Resolved {
                     bytes,
                     shown: full.display().to_string(),
+                    withdrawn: false,
                 })
             }
             Reference::Object(kind, r) => {
@@ -290,7 +355,11 @@ impl Resolver {
                         what: want.what(),
                     });
                 }
-                Ok(Resolved { bytes, shown })
+                Ok(Resolved {
+                    bytes,
+                    shown,
+                    withdrawn: false,
+                })
             }
         }
     }
@@ -304,10 +373,12 @@ impl Resolver {
         }
     }
 
-    /// Changes whenever material this resolver answers from may have changed (always 0 for
-    /// inline text and files: file changes are seen by the directory source itself).
+    /// Changes whenever material this resolver answers from may have changed (inline text and
+    /// files never move it: file changes are seen by the directory source itself; the Key
+    /// Vault store moves it when a refresh changed an answer).
     pub fn version(&self) -> u64 {
         self.objects.as_ref().map_or(0, |o| o.version())
+            + self.keyvault.as_ref().map_or(0, |k| k.version())
     }
 }
 
@@ -346,7 +417,7 @@ mod tests {
         };
         assert_eq!(
             both.reference().unwrap_err().to_string(),
-            "give exactly one of inline, file, secretRef or configMapRef"
+            "give exactly one of inline, file, secretRef, configMapRef or keyVault"
         );
         assert!(MaterialSpec::default().reference().is_err());
         assert_eq!(

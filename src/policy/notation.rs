@@ -431,10 +431,16 @@ fn load_store(
         return Err("give certificates or a directory".into());
     }
     let mut certificates = Vec::new();
+    let mut withdrawn = false;
     for (i, source) in spec.certificates.iter().enumerate() {
         let found = resolver
             .resolve(source, Want::Certificates, cx)
             .map_err(|e| format!("certificates[{i}]: {e}"))?;
+        if found.withdrawn {
+            // Trusted no more: the store loads without it (see `Resolved::withdrawn`).
+            withdrawn = true;
+            continue;
+        }
         certificates.extend(
             parse_certificates(&found.bytes)
                 .map_err(|m| format!("certificates[{i}] ({}): {m}", found.shown))?,
@@ -446,7 +452,7 @@ fn load_store(
             .map_err(|e| format!("directory: {e}"))?;
         certificates.extend(read_store_dir(&dir)?);
     }
-    if certificates.is_empty() {
+    if certificates.is_empty() && !withdrawn {
         return Err("the trust store holds no certificate".into());
     }
     if certificates.len() > MAX_STORE_CERTS {

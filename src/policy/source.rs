@@ -66,6 +66,11 @@ impl Directory {
         }
     }
 
+    /// The resolver of the policies' trust material.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
     /// Resolves the policies' trust material with `resolver` instead of files alone.
     pub fn with_resolver(mut self, resolver: Resolver) -> Self {
         self.resolver = resolver;

@@ -81,6 +81,8 @@ pub struct RegistryConfig {
     pub realm_hosts: HashMap<String, Vec<String>>,
     /// Address ranges never connected to (checked on resolved addresses at connect time).
     pub deny: DenyList,
+    /// The Azure identity: registries it marks as ACR are read with it ([`super::acr`]).
+    pub azure: Option<crate::azure::AzureConfig>,
     pub limits: Limits,
 }
 
@@ -122,6 +124,8 @@ pub struct HttpRegistry {
     /// for all reviews, instead of adding load to a registry that asked for less.
     throttled_until: Mutex<Throttles>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Azure Container Registries reached with the workload identity ([`super::acr`]).
+    acr: Option<Arc<super::acr::Acr>>,
 }
 
 impl std::fmt::Debug for HttpRegistry {
@@ -178,7 +182,28 @@ impl HttpRegistry {
             no_referrers_api: Mutex::new(HashMap::new()),
             throttled_until: Mutex::new(Throttles::default()),
             per_host: Mutex::new(HashMap::new()),
+            acr: None,
         })
+    }
+
+    /// Reaches the registries `acr` covers with the Azure workload identity, where no static
+    /// credentials exist for them.
+    pub fn with_acr(mut self, acr: Arc<super::acr::Acr>) -> Self {
+        self.acr = Some(acr);
+        self
+    }
+
+    /// The no-redirect client for token requests to `host`.
+    pub(super) fn token_client(&self, host: &str) -> &reqwest::Client {
+        &self
+            .per_registry
+            .get(host)
+            .unwrap_or(&self.default_clients)
+            .token
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn is_insecure(&self, registry: &str) -> bool {
@@ -236,7 +261,7 @@ impl HttpRegistry {
     /// One HTTP exchange, counted in the metrics whatever its outcome. IP-literal hosts are
     /// checked against the deny-list here, before any connection (names are checked by the
     /// resolver). A failure says whether it is transient (worth a retry of a GET or HEAD).
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         operation: &'static str,
         host: &str,
@@ -459,6 +484,22 @@ impl HttpRegistry {
                 q.append_pair("service", s);
             }
         }
+        // An ACR without static credentials answers with the workload identity, and only to
+        // a realm that may receive the registry's credentials.
+        let acr = match (&self.acr, creds) {
+            (Some(acr), None)
+                if acr.covers(host)
+                    && auth::realm_may_receive_credentials(
+                        host,
+                        &bearer.realm,
+                        &self.config.realm_hosts,
+                    ) =>
+            {
+                Some((acr, self.acr_credentials(acr, host, bearer).await?))
+            }
+            _ => None,
+        };
+        let creds = creds.or(acr.as_ref().map(|(_, c)| c));
         let mut req = self.default_clients.token.get(url.clone());
         if let Some(c) = creds {
             if auth::realm_may_receive_credentials(host, &url, &self.config.realm_hosts) {
@@ -473,6 +514,9 @@ impl HttpRegistry {
         }
         let resp = self.execute("token", host, req).await.map_err(|(e, _)| e)?;
         if !resp.status().is_success() {
+            if let Some((acr, _)) = acr {
+                acr.forget(host);
+            }
             return Err(RegistryError::new(
                 Reason::Unauthorized,
                 format!(

@@ -17,6 +17,7 @@ mod expiry;
 mod harness;
 mod image;
 mod import_ratify;
+mod keyvault;
 mod manifests;
 mod notation;
 mod notation_files;

@@ -211,6 +211,16 @@ impl SigningChain {
         }
     }
 
+    /// DER certificates, leaf first, root last.
+    pub fn ders(&self) -> &[Vec<u8>] {
+        &self.ders
+    }
+
+    /// The leaf's private key, PKCS#8 DER.
+    pub fn leaf_pkcs8(&self) -> &[u8] {
+        &self.leaf_pkcs8
+    }
+
     /// Writes the chain into `dir` as PEM files: `ca.pem` (the root, for a `ca` trust store)
     /// and `ca.key`, `intermediate.pem` and `intermediate.key`, `leaf.pem` and `leaf.key`.
     /// [`SigningChain::read_from`] reads them back.

@@ -37,7 +37,24 @@ pub struct TokenRequest {
     pub service: Option<String>,
     /// Whether a token was issued (credentials matched).
     pub granted: bool,
+    /// The request path (`/token`, or `/exchange` for the ACR exchange).
+    pub path: String,
+    /// The form fields of a POST.
+    pub form: Vec<(String, String)>,
 }
+
+/// The ACR-style `/oauth2/exchange` (here `/exchange`, the realm's sibling): a form POST with
+/// `grant_type=access_token`, `service`, `tenant` and an Entra `access_token` that `accept`
+/// approves, answered with a refresh token; `/token` then grants to the user
+/// `00000000-0000-0000-0000-000000000000` with that refresh token as password.
+pub struct AcrExchange {
+    pub accept: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    pub tenant: String,
+    pub issued: Vec<String>,
+}
+
+/// The user name ACR refresh tokens are presented with.
+pub const ACR_NULL_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Signs registry tokens; shared by the server thread and [`crate::oci::Pusher`].
 pub struct TokenMinter {
@@ -139,6 +156,7 @@ pub struct TokenServer {
     port: u16,
     minter: Arc<TokenMinter>,
     requests: Arc<Mutex<Vec<TokenRequest>>>,
+    acr: Arc<Mutex<Option<AcrExchange>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -152,23 +170,25 @@ impl TokenServer {
         let port = listener.local_addr().expect("addr").port();
         let minter = Arc::new(TokenMinter::new());
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let acr: Arc<Mutex<Option<AcrExchange>>> = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!(
             "Basic {}",
             BASE64.encode(format!("{user}:{password}").as_bytes())
         );
         let thread = {
-            let (minter, requests, stop, user) = (
+            let (minter, requests, stop, user, acr) = (
                 minter.clone(),
                 requests.clone(),
                 stop.clone(),
                 user.to_owned(),
+                acr.clone(),
             );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let record = serve(stream, &minter, &expected, &user);
+                            let record = serve(stream, &minter, &expected, &user, &acr);
                             if let Some(record) = record {
                                 requests.lock().expect("lock").push(record);
                             }
@@ -182,9 +202,23 @@ impl TokenServer {
             port,
             minter,
             requests,
+            acr,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Serves the ACR exchange too (see [`AcrExchange`]).
+    pub fn enable_acr_exchange(
+        &self,
+        tenant: &str,
+        accept: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) {
+        *self.acr.lock().expect("lock") = Some(AcrExchange {
+            accept: Box::new(accept),
+            tenant: tenant.to_owned(),
+            issued: Vec::new(),
+        });
     }
 
     /// `http://127.0.0.1:PORT/token`: the registry's `realm`.
@@ -217,6 +251,7 @@ fn serve(
     minter: &TokenMinter,
     expected_auth: &str,
     user: &str,
+    acr: &Mutex<Option<AcrExchange>>,
 ) -> Option<TokenRequest> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -228,13 +263,72 @@ fn serve(
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.split("\r\n");
-    let target = lines.next()?.split(' ').nth(1)?.to_owned();
-    let authorization = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.trim().to_owned());
+    let split = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let mut body = head[split + 4..].to_vec();
+    let head = String::from_utf8_lossy(&head[..split]).into_owned();
+    let header = |wanted: &str| {
+        head.split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    let length: usize = header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    while body.len() < length.min(64 * 1024) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    let form: Vec<(String, String)> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    let target = head.split("\r\n").next()?.split(' ').nth(1)?.to_owned();
+    let path = target.split('?').next().unwrap_or("").to_owned();
+    let authorization = header("authorization");
+    if path == "/exchange" {
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let mut guard = acr.lock().expect("lock");
+        let granted = guard.as_mut().and_then(|x| {
+            let ok = field("grant_type") == Some("access_token")
+                && field("service") == Some(SERVICE)
+                && field("tenant") == Some(x.tenant.as_str())
+                && field("access_token").is_some_and(|t| (x.accept)(t));
+            ok.then(|| {
+                let refresh = format!("acr-refresh-{}", rand_u64());
+                x.issued.push(refresh.clone());
+                refresh
+            })
+        });
+        drop(guard);
+        let (status, body) = match &granted {
+            Some(refresh) => ("200 OK", json!({"refresh_token": refresh}).to_string()),
+            None => (
+                "401 Unauthorized",
+                json!({"errors": [{"code": "UNAUTHORIZED"}]}).to_string(),
+            ),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes());
+        return Some(TokenRequest {
+            authorization,
+            scopes: Vec::new(),
+            service: None,
+            granted: granted.is_some(),
+            path,
+            form,
+        });
+    }
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut scopes = Vec::new();
     let mut service = None;
@@ -247,7 +341,16 @@ fn serve(
             _ => {}
         }
     }
-    let granted = authorization.as_deref() == Some(expected_auth);
+    let acr_granted = acr.lock().expect("lock").as_ref().is_some_and(|x| {
+        x.issued.iter().any(|refresh| {
+            authorization.as_deref()
+                == Some(&format!(
+                    "Basic {}",
+                    BASE64.encode(format!("{ACR_NULL_USER}:{refresh}").as_bytes())
+                ))
+        })
+    });
+    let granted = authorization.as_deref() == Some(expected_auth) || acr_granted;
     let (status, body) = if granted {
         let access: Vec<Value> = scopes
             .iter()
@@ -280,6 +383,8 @@ fn serve(
         scopes,
         service,
         granted,
+        path,
+        form,
     })
 }
 

@@ -101,11 +101,6 @@ impl Signet {
         revocation: bool,
         serve_limits: ServeLimits,
     ) -> Signet {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        // `engine::serve` would start not ready; a test wants the loader's errors instead.
-        if let Err(e) = signet::policy::load_dir(&policy_dir) {
-            panic!("test policies do not load: {e:?}");
-        }
         let mut config = RegistryConfig {
             limits,
             ..RegistryConfig::default()
@@ -115,6 +110,35 @@ impl Signet {
                 Some(ca) => config.ca_pem.push(ca.as_bytes().to_vec()),
                 None => config.insecure.push(r.addr()),
             }
+        }
+        Self::launch_with(dir, policy_dir, config, revocation, serve_limits).await
+    }
+
+    /// Starts signet on `policies` with this registry configuration (its `azure` part too:
+    /// then the policies may name Key Vault material, and signet starts not ready until that
+    /// is fetched).
+    pub async fn start_configured(policies: &str, config: RegistryConfig) -> Signet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir(&policy_dir).expect("policy dir");
+        std::fs::write(policy_dir.join("policies.yaml"), policies).expect("write policies");
+        Self::launch_with(dir, policy_dir, config, false, ServeLimits::default()).await
+    }
+
+    async fn launch_with(
+        dir: TempDir,
+        policy_dir: PathBuf,
+        config: RegistryConfig,
+        revocation: bool,
+        serve_limits: ServeLimits,
+    ) -> Signet {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // `engine::serve` would start not ready; a test wants the loader's errors instead
+        // (Key Vault material cannot load before signet fetched it).
+        if config.azure.is_none()
+            && let Err(e) = signet::policy::load_dir(&policy_dir)
+        {
+            panic!("test policies do not load: {e:?}");
         }
         let metrics = Arc::new(Metrics::new());
         let ca_out = dir.path().join("ca.pem");
@@ -131,6 +155,7 @@ impl Signet {
             shutdown_delay: Duration::ZERO,
             drain_timeout: Duration::from_secs(2),
             limits: serve_limits,
+            material: Default::default(),
             pull_secrets: false,
         };
         let options = engine::Options {
