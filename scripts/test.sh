@@ -16,7 +16,7 @@ status=0
 cargo build --locked -p signet-testkit --bin signet-dev
 {
     failed=0
-    cargo test --locked --all-targets "$@" || failed=1
+    cargo test --locked --no-fail-fast --all-targets "$@" || failed=1
     cargo test --locked -p signet-testkit || failed=1
     exit "$failed"
 } 2>&1 | tee "$log" || status=$?
