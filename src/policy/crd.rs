@@ -145,6 +145,14 @@ pub enum Outcome {
     /// A referenced Secret, ConfigMap or key in it does not exist: the authorities that need
     /// it trust nothing until it does.
     ReferenceNotFound { message: String },
+    /// Key Vault material the policy names was withdrawn (a disabled or deleted version, or
+    /// one unreadable for longer than `staleAfter`): the policy is enforced, and nothing is
+    /// trusted through that material.
+    MaterialWithdrawn { message: String },
+    /// Key Vault material the policy names could not be read yet (the vault is unreachable,
+    /// refuses signet, or the reference names nothing). `kept` is the generation still
+    /// enforced in its place, if an earlier one loaded.
+    KeyVaultUnavailable { message: String, kept: Option<i64> },
 }
 
 impl Outcome {
@@ -156,6 +164,8 @@ impl Outcome {
             Outcome::DuplicateName { .. } => "DuplicateName",
             Outcome::ReferenceNotAllowed { .. } => "ReferenceNotAllowed",
             Outcome::ReferenceNotFound { .. } => "ReferenceNotFound",
+            Outcome::MaterialWithdrawn { .. } => "MaterialWithdrawn",
+            Outcome::KeyVaultUnavailable { .. } => "KeyVaultUnavailable",
         }
     }
 
@@ -167,10 +177,14 @@ impl Outcome {
         match self {
             Outcome::Loaded => "the policy is enforced".to_string(),
             Outcome::Invalid { message, kept: k }
-            | Outcome::ReferenceNotAllowed { message, kept: k } => format!("{message}{}", kept(k)),
+            | Outcome::ReferenceNotAllowed { message, kept: k }
+            | Outcome::KeyVaultUnavailable { message, kept: k } => format!("{message}{}", kept(k)),
             Outcome::ReferenceNotFound { message } => {
                 format!("{message} (the authorities that need it trust nothing until it exists)")
             }
+            Outcome::MaterialWithdrawn { message } => format!(
+                "{message} (the policy is enforced; its authorities trust nothing through this material)"
+            ),
             Outcome::DuplicateName { other } => format!(
                 "a policy of the same name is defined in {other}, which is enforced instead"
             ),

@@ -233,6 +233,14 @@ pub fn reconcile(
                 out.policies.push(policy);
                 out.outcomes.push((object, Outcome::Loaded));
             }
+            Err(ObjectError::Withdrawn { message, policy }) => {
+                let policy: Arc<Policy> = Arc::from(policy);
+                last_good.insert(object.uid.clone(), (object.generation, policy.clone()));
+                tracing::warn!(resource = %object.describe(), material = %message, "policy resource names Key Vault material that is trusted no more");
+                out.policies.push(policy);
+                out.outcomes
+                    .push((object, Outcome::MaterialWithdrawn { message }));
+            }
             Err(ObjectError::Missing { message, degraded }) => {
                 // The degraded policy replaces the last good one: a later broken generation
                 // then keeps covering the images without trusting the material now gone.
@@ -248,7 +256,12 @@ pub fn reconcile(
                     ObjectError::NotAllowed(m) => {
                         (m.clone(), Outcome::ReferenceNotAllowed { message: m, kept })
                     }
-                    ObjectError::Invalid(m) | ObjectError::Missing { message: m, .. } => {
+                    ObjectError::KeyVaultUnavailable(m) => {
+                        (m.clone(), Outcome::KeyVaultUnavailable { message: m, kept })
+                    }
+                    ObjectError::Invalid(m)
+                    | ObjectError::Missing { message: m, .. }
+                    | ObjectError::Withdrawn { message: m, .. } => {
                         (m.clone(), Outcome::Invalid { message: m, kept })
                     }
                 };
@@ -281,6 +294,16 @@ pub enum ObjectError {
         message: String,
         degraded: Box<Policy>,
     },
+    /// Key Vault material named is withdrawn (disabled, deleted, or stale past `staleAfter`).
+    /// `policy` loaded without it, trusting nothing through it, and is enforced.
+    #[error("{message}")]
+    Withdrawn {
+        message: String,
+        policy: Box<Policy>,
+    },
+    /// Key Vault material named could not be read (never fetched, or every fetch failed).
+    #[error("{0}")]
+    KeyVaultUnavailable(String),
 }
 
 /// Parses and builds one object's policy; errors name the field (`spec.images[1]: ...`).
@@ -307,21 +330,37 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
     let mut not_allowed = Vec::new();
     let mut missing = Vec::new();
     let mut unusable = std::collections::BTreeSet::new();
-    for (index, path, m) in references(&spec) {
-        if !matches!(m.reference(), Ok(Reference::Object(..))) {
-            continue;
-        }
-        match resolver.resolve(m, Want::TrustRoot, &cx) {
-            Err(MaterialError::NotAllowed(e)) => not_allowed.push(format!("{path}.{e}")),
-            Err(MaterialError::NotFound(e)) => {
-                unusable.insert(index);
-                missing.push(format!("{path}: {e}"));
-            }
+    // Key Vault material: withdrawn (the loaders skip it) or not readable (loading fails).
+    let mut withdrawn = Vec::new();
+    let mut unavailable = Vec::new();
+    for (index, path, want, m) in references(&spec) {
+        match m.reference() {
+            Ok(Reference::Object(..)) => match resolver.resolve(m, Want::TrustRoot, &cx) {
+                Err(MaterialError::NotAllowed(e)) => not_allowed.push(format!("{path}.{e}")),
+                Err(MaterialError::NotFound(e)) => {
+                    unusable.insert(index);
+                    missing.push(format!("{path}: {e}"));
+                }
+                _ => {}
+            },
+            // The same `want` as the loader's: the store keeps one entry per (object, kind).
+            Ok(Reference::KeyVault(_)) => match resolver.resolve(m, want, &cx) {
+                Ok(found) if found.withdrawn => {
+                    withdrawn.push(format!("{path}.keyVault: {}", found.shown));
+                }
+                Err(e @ MaterialError::KeyVault { .. }) => {
+                    unavailable.push(format!("{path}.keyVault: {e}"));
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
     if !not_allowed.is_empty() {
         return Err(ObjectError::NotAllowed(not_allowed.join("; ")));
+    }
+    if !unavailable.is_empty() {
+        return Err(ObjectError::KeyVaultUnavailable(unavailable.join("; ")));
     }
     let doc = |spec: PolicySpec| PolicyDoc {
         api_version: API_VERSION.to_string(),
@@ -338,8 +377,16 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
             .map_err(|e| ObjectError::Invalid(e.with_field_path()))
     };
     if missing.is_empty() {
-        return build(spec);
+        let policy = build(spec)?;
+        if withdrawn.is_empty() {
+            return Ok(policy);
+        }
+        return Err(ObjectError::Withdrawn {
+            message: withdrawn.join("; "),
+            policy: Box::new(policy),
+        });
     }
+    missing.extend(withdrawn);
     let mut usable = spec.clone();
     usable.authorities = spec
         .authorities
@@ -359,17 +406,28 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
     })
 }
 
-/// Every place `spec` names trust material: (authority index, field path, the reference).
-fn references(spec: &PolicySpec) -> Vec<(usize, String, &MaterialSpec)> {
+/// Every place `spec` names trust material: (authority index, field path, what the loader
+/// asks for there, the reference).
+fn references(spec: &PolicySpec) -> Vec<(usize, String, Want, &MaterialSpec)> {
     let mut out = Vec::new();
     for (i, a) in spec.authorities.iter().enumerate() {
         let at = format!("spec.authorities[{i}]");
         if let Some(c) = &a.cosign {
             for (k, key) in c.keys.iter().enumerate() {
-                out.push((i, format!("{at}.cosign.keys[{k}]"), &key.material));
+                out.push((
+                    i,
+                    format!("{at}.cosign.keys[{k}]"),
+                    Want::PublicKey,
+                    &key.material,
+                ));
             }
             if let Some(k) = &c.keyless {
-                out.push((i, format!("{at}.cosign.keyless.trustRoot"), &k.trust_root));
+                out.push((
+                    i,
+                    format!("{at}.cosign.keyless.trustRoot"),
+                    Want::TrustRoot,
+                    &k.trust_root,
+                ));
             }
         }
         if let Some(n) = &a.notation {
@@ -378,6 +436,7 @@ fn references(spec: &PolicySpec) -> Vec<(usize, String, &MaterialSpec)> {
                     out.push((
                         i,
                         format!("{at}.notation.trustStores[{s}].certificates[{c}]"),
+                        Want::Certificates,
                         cert,
                     ));
                 }

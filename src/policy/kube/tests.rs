@@ -10,7 +10,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::policy::crd::{ConditionStatus, READY};
+use crate::policy::crd::{Condition, ConditionStatus, READY};
 
 fn key_pem() -> String {
     rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -1172,4 +1172,147 @@ async fn two_replicas_write_a_status_once_between_them_and_then_never_again() {
     for (_, _, task) in replicas {
         task.abort();
     }
+}
+
+// --- Key Vault material in the status ------------------------------------------------------
+
+/// A vault whose every answer the test sets.
+#[derive(Default)]
+struct Vault(StdMutex<Option<Result<Vec<u8>, crate::azure::AzureError>>>);
+
+#[async_trait::async_trait]
+impl crate::policy::keyvault::VaultSource for Vault {
+    async fn fetch(
+        &self,
+        _: &crate::policy::keyvault::Entry,
+    ) -> Result<Vec<u8>, crate::azure::AzureError> {
+        self.0.lock().unwrap().clone().unwrap()
+    }
+}
+
+/// A resolver over a vault that answered `answers` in turn for every reference `spec` names.
+async fn vault_resolver(
+    spec: &Value,
+    answers: Vec<Result<Vec<u8>, crate::azure::AzureError>>,
+) -> Resolver {
+    let vault = Arc::new(Vault::default());
+    let store = Arc::new(crate::policy::keyvault::KeyVaultStore::new(
+        vault.clone(),
+        Duration::from_secs(3600),
+        Arc::new(Metrics::new()),
+    ));
+    let resolver = Resolver::files().with_key_vault(store.clone());
+    // Asking once makes the store fetch the reference at its next refresh.
+    let _ = load_object(
+        &object(Kind::ClusterImagePolicy, None, "p", 1, spec.clone()),
+        &resolver,
+    );
+    for answer in answers {
+        *vault.0.lock().unwrap() = Some(answer);
+        store.refresh().await;
+    }
+    resolver
+}
+
+/// One authority with an inline key and a Key Vault key.
+fn key_vault_spec() -> Value {
+    let mut spec = good_spec("registry.example.com/**");
+    spec["authorities"][0]["cosign"]["keys"] = json!([
+        {"inline": key_pem()},
+        {"keyVault": {"vaultURI": "https://v.vault.azure.net/", "name": "cosign-key", "version": "1"}},
+    ]);
+    spec
+}
+
+fn ready(outcome: &Outcome) -> Condition {
+    desired_status(Some(1), outcome, None, "2026-01-01T00:00:00Z")
+        .conditions
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_vault_key_shows_in_the_status_and_is_trusted_no_more() {
+    let spec = key_vault_spec();
+    let resolver = vault_resolver(
+        &spec,
+        vec![
+            Ok(key_pem().into_bytes()),
+            Err(crate::azure::AzureError::Disabled {
+                what: "key cosign-key/1".into(),
+            }),
+        ],
+    )
+    .await;
+    let mut last_good = LastGood::new();
+    let r = reconcile(
+        &BTreeMap::new(),
+        vec![object(Kind::ClusterImagePolicy, None, "p", 1, spec)],
+        &mut last_good,
+        &resolver,
+    );
+    // Still enforced, with the inline key only.
+    assert_eq!(r.policies.len(), 1);
+    match &r.policies[0].authorities[0].verifier {
+        crate::policy::Verifier::Cosign(c) => assert_eq!(c.keys.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    let outcome = outcome_of(&r, "p");
+    assert_eq!(outcome.reason(), "MaterialWithdrawn", "{outcome:?}");
+    let c = ready(outcome);
+    assert_eq!(c.status, ConditionStatus::False);
+    assert!(
+        c.message
+            .starts_with("spec.authorities[0].cosign.keys[1].keyVault: Key Vault key ")
+            && c.message.contains("disabled")
+            && c.message.contains("trust nothing through"),
+        "{}",
+        c.message
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_key_vault_keeps_the_last_good_generation_and_says_so() {
+    let spec = key_vault_spec();
+    let mut last_good = LastGood::new();
+    let good = object(
+        Kind::ClusterImagePolicy,
+        None,
+        "p",
+        1,
+        good_spec("registry.example.com/**"),
+    );
+    let r = reconcile(
+        &BTreeMap::new(),
+        vec![good],
+        &mut last_good,
+        &Resolver::files(),
+    );
+    assert_eq!(outcome_of(&r, "p"), &Outcome::Loaded);
+    let resolver = vault_resolver(
+        &spec,
+        vec![Err(crate::azure::AzureError::Unreachable {
+            host: "v.vault.azure.net".into(),
+            detail: "connection refused".into(),
+        })],
+    )
+    .await;
+    let r = reconcile(
+        &BTreeMap::new(),
+        vec![object(Kind::ClusterImagePolicy, None, "p", 2, spec)],
+        &mut last_good,
+        &resolver,
+    );
+    assert_eq!(r.policies.len(), 1, "generation 1 stays in force");
+    let outcome = outcome_of(&r, "p");
+    assert_eq!(outcome.reason(), "KeyVaultUnavailable", "{outcome:?}");
+    let c = ready(outcome);
+    assert_eq!(c.status, ConditionStatus::False);
+    assert!(
+        c.message
+            .starts_with("spec.authorities[0].cosign.keys[1].keyVault: ")
+            && c.message.contains("connection refused")
+            && c.message.ends_with("(generation 1 stays in force)"),
+        "{}",
+        c.message
+    );
 }
