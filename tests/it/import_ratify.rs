@@ -1,11 +1,14 @@
 //! `signet import ratify`, run as the real binary on a Ratify configuration that trusts a
 //! Cosign key and a Notation CA inline (KeyManagementProvider `inline`): the converted policies
 //! load, and give Ratify's verdicts on images in the real registry: signed by either signer is
-//! trusted; unsigned, or signed by another key, is not.
+//! trusted; unsigned, or signed by another key, is not. And one whose key is in Azure Key Vault
+//! (KeyManagementProvider `azurekeyvault`), read from the test Azure endpoint.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::keyvault::p256_jwk;
+use crate::support::azure::{AzureServer, CLIENT_ID, EXCHANGE_AUDIENCE, TENANT, federated_token};
 use crate::support::cosign::{self, CosignKey, KeyKind};
 use crate::support::fixtures::{load_review, replace_image};
 use crate::support::notary::{ChainSpec, Format, SigningChain};
@@ -257,4 +260,132 @@ fn a_configuration_with_dropped_checks_exits_non_zero_and_says_why() {
     assert!(err.contains("do NOT verify everything"), "{err}");
     let o = signet(&["import", "ratify", "/nonexistent/ratify.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// The AKS walk-through shape: an `azurekeyvault` provider naming one key version (and the
+/// workload identity), a Cosign verifier trusting it for every image, a plain-HTTP ORAS store.
+fn ratify_key_vault_config(vault_uri: &str, key: &str, version: &str) -> String {
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: KeyManagementProvider
+metadata:
+  name: keymanagementprovider-akv
+spec:
+  type: azurekeyvault
+  parameters:
+    vaultURI: {vault_uri}
+    keys:
+      - name: {key}
+        version: {version}
+    tenantID: {TENANT}
+    clientID: {CLIENT_ID}
+---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: Verifier
+metadata:
+  name: verifier-cosign
+spec:
+  name: cosign
+  artifactTypes: application/vnd.dev.cosign.artifact.sig.v1+json
+  parameters:
+    trustPolicies:
+      - name: default
+        scopes: ["*"]
+        keys:
+          - provider: keymanagementprovider-akv
+        tLogVerify: false
+---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: Store
+metadata:
+  name: store-oras
+spec:
+  name: oras
+  parameters:
+    cosignEnabled: true
+    useHttp: true
+"#
+    )
+}
+
+// Several threads: the test Azure endpoint runs in this runtime while the signet binary,
+// which the test waits for, reads the vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ratify_configuration_with_a_key_vault_key_verifies_through_the_vault() {
+    let token = federated_token(EXCHANGE_AUDIENCE);
+    let azure = AzureServer::start(&token).await;
+    let key = CosignKey::p256();
+    let version = azure.add_key_version("cosign-key", p256_jwk(&key));
+    let registry = TestRegistry::start();
+    let addr = registry.addr();
+    let pusher = registry.pusher();
+    let signed = pusher.push_image("team/akv-signed", "1.0", 81).await;
+    cosign::sign_image(&registry, "team/akv-signed", &signed, &key).await;
+    let unsigned = pusher.push_image("team/akv-unsigned", "1.0", 82).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let config = ratify_key_vault_config(&azure.url(), "cosign-key", &version);
+    let o = import(&config, work.path(), "policies", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("0 dropped"), "{}", text(&o));
+    let policies = work.path().join("policies");
+    // The Azure identity travels in the SignetConfig written beside the policy.
+    let written: String = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        written.contains("keyVault:") && written.contains(&version),
+        "{written}"
+    );
+    assert!(
+        written.contains(TENANT) && written.contains(CLIENT_ID),
+        "{written}"
+    );
+    let o = signet(&["policy", "check", policies.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Only the federated token file and the test endpoint's address and CA are given here:
+    // the tenant and client come from the imported SignetConfig.
+    std::fs::write(work.path().join("token"), &token).unwrap();
+    std::fs::write(work.path().join("azure-ca.pem"), &azure.tls.ca_pem).unwrap();
+    let verify_azure = |image: &str| {
+        Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args([
+                "verify",
+                image,
+                "--policies",
+                policies.to_str().unwrap(),
+                "--insecure-registry",
+                &addr,
+                "--azure-authority-host",
+                &azure.url(),
+                "--azure-ca",
+                work.path().join("azure-ca.pem").to_str().unwrap(),
+                "--azure-vault-host",
+                &azure.host(),
+            ])
+            .env("AZURE_FEDERATED_TOKEN_FILE", work.path().join("token"))
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run signet")
+    };
+    let o = verify_azure(&signed.reference_by_tag(&addr));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("TRUSTED"), "{}", text(&o));
+    let o = verify_azure(&unsigned.reference_by_tag(&addr));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no signature found"), "{}", text(&o));
+    // The key came from the vault: with its version disabled, the signed image is not trusted.
+    azure.set_enabled("cosign-key", &version, false);
+    let o = verify_azure(&signed.reference_by_tag(&addr));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("UNTRUSTED") && text(&o).contains("trusts no keys"),
+        "{}",
+        text(&o)
+    );
 }

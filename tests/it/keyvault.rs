@@ -71,7 +71,7 @@ fn registry_config(registry_hosts: &[String], azure: AzureConfig) -> RegistryCon
 }
 
 /// The JWK Key Vault returns for a P-256 Cosign key.
-fn p256_jwk(key: &CosignKey) -> Value {
+pub(crate) fn p256_jwk(key: &CosignKey) -> Value {
     let der = key.public_key_der();
     let point = &der[der.len() - 65..];
     assert_eq!(point[0], 4, "uncompressed point");
