@@ -1316,3 +1316,60 @@ async fn an_unreadable_key_vault_keeps_the_last_good_generation_and_says_so() {
         c.message
     );
 }
+
+#[tokio::test]
+async fn a_withdrawn_key_vault_key_is_written_to_the_resource_status() {
+    let spec = key_vault_spec();
+    let resolver = vault_resolver(
+        &spec,
+        vec![
+            Ok(key_pem().into_bytes()),
+            Err(crate::azure::AzureError::NotFound {
+                what: "key cosign-key/1".into(),
+                code: "KeyNotFound".into(),
+            }),
+        ],
+    )
+    .await;
+    let api = FakeApi::default();
+    api.push(
+        Route::ListCluster,
+        recorded_with_specs("list-clusterimagepolicies", &[("baseline", spec)]),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-imagepolicies-all-namespaces"),
+    );
+    for _ in 0..5 {
+        api.push(Route::PatchStatus, recorded("status-apply-ssa"));
+    }
+    material_lists(&api);
+    let (_dir, files) = empty_dir();
+    let source = KubeSource::start(
+        api.client(),
+        files.with_resolver(resolver),
+        options(),
+        Arc::new(Metrics::new()),
+    );
+    assert!(source.wait_synced(Duration::from_secs(5)).await);
+    let set = source.load().unwrap();
+    assert!(
+        set.policies.iter().any(|p| p.name.as_str() == "baseline"),
+        "still enforced"
+    );
+    let baseline = || {
+        status_bodies(&api)
+            .into_iter()
+            .find(|b| b["metadata"]["name"] == "baseline")
+    };
+    eventually("the status of baseline", || baseline().is_some()).await;
+    let ready = baseline().unwrap()["status"]["conditions"][0].clone();
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert_eq!(ready["reason"], "MaterialWithdrawn", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.authorities[0].cosign.keys[1].keyVault: Key Vault key ")
+            && message.contains("not found"),
+        "{message}"
+    );
+}
