@@ -359,9 +359,11 @@ impl KeyVaultStore {
             State::Failed { error } => Err(fail(error.clone())),
             State::Withdrawn { why } => Ok(Resolved::withdrawn(format!("{shown} ({why})"))),
             State::Good { at, failing, .. } if at.elapsed() > self.stale_after => {
+                // No elapsed time in it: the text goes into policy resources' status, which is
+                // rewritten whenever it changes.
                 Ok(Resolved::withdrawn(format!(
-                    "{shown} (not read for {}s, longer than staleAfter: {})",
-                    at.elapsed().as_secs(),
+                    "{shown} (unreadable for longer than staleAfter, {:?}: {})",
+                    self.stale_after,
                     failing.as_deref().unwrap_or("no successful refresh")
                 )))
             }
@@ -635,6 +637,9 @@ mod tests {
         let got = store.resolve(&spec(), Want::PublicKey).unwrap();
         assert!(got.withdrawn, "{got:?}");
         assert!(got.shown.contains("staleAfter"), "{got:?}");
+        // Said the same way at every load: a policy resource's status is not rewritten for it.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(store.resolve(&spec(), Want::PublicKey).unwrap(), got);
         set(&vault, Ok(b"PEM"));
         store.refresh().await;
         assert!(!store.resolve(&spec(), Want::PublicKey).unwrap().withdrawn);
