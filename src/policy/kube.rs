@@ -35,6 +35,7 @@ use super::crd::{
     API_VERSION, ClusterImagePolicy, FIELD_MANAGER, Outcome, PolicySpec, PolicyStatus,
     desired_status, needs_write,
 };
+use super::keyvault::entry_for;
 use super::load::{Metadata, PolicyDoc, build_policy};
 use super::material::{Context, MaterialError, MaterialSpec, Reference, Resolver, Want};
 use super::source::{Directory, Source};
@@ -344,15 +345,18 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
                 _ => {}
             },
             // The same `want` as the loader's: the store keeps one entry per (object, kind).
-            Ok(Reference::KeyVault(_)) => match resolver.resolve(m, want, &cx) {
-                Ok(found) if found.withdrawn => {
-                    withdrawn.push(format!("{path}.keyVault: {}", found.shown));
+            // A reference malformed or out of place is a spec error, which loading reports.
+            Ok(Reference::KeyVault(kv)) if entry_for(kv, want).is_ok() => {
+                match resolver.resolve(m, want, &cx) {
+                    Ok(found) if found.withdrawn => {
+                        withdrawn.push(format!("{path}.keyVault: {}", found.shown));
+                    }
+                    Err(e @ MaterialError::KeyVault { .. }) => {
+                        unavailable.push(format!("{path}.keyVault: {e}"));
+                    }
+                    _ => {}
                 }
-                Err(e @ MaterialError::KeyVault { .. }) => {
-                    unavailable.push(format!("{path}.keyVault: {e}"));
-                }
-                _ => {}
-            },
+            }
             _ => {}
         }
     }

@@ -1373,3 +1373,58 @@ async fn a_withdrawn_key_vault_key_is_written_to_the_resource_status() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_withdrawn_notation_certificate_names_its_trust_store_field() {
+    let mut spec = good_spec("registry.example.com/**");
+    spec["authorities"] = json!([{"name": "release", "notation": {
+        "signatureVerification": {"level": "strict"},
+        "trustStores": [{"type": "ca", "name": "akv", "certificates": [
+            {"keyVault": {"vaultURI": "https://v.vault.azure.net/", "name": "release-ca"}},
+        ]}],
+        "trustedIdentities": ["*"],
+    }}]);
+    let resolver = vault_resolver(
+        &spec,
+        vec![Err(crate::azure::AzureError::Disabled {
+            what: "certificate release-ca".into(),
+        })],
+    )
+    .await;
+    let o = object(Kind::ClusterImagePolicy, None, "p", 1, spec);
+    match load_object(&o, &resolver) {
+        Err(ObjectError::Withdrawn { message, policy }) => {
+            assert!(
+                message.starts_with(
+                    "spec.authorities[0].notation.trustStores[0].certificates[0].keyVault: \
+                     Key Vault certificate "
+                ) && message.contains("disabled"),
+                "{message}"
+            );
+            assert_eq!(policy.authorities.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_key_vault_reference_is_an_invalid_spec_not_an_unavailable_vault() {
+    let spec = key_vault_spec();
+    let resolver = vault_resolver(&spec, vec![Ok(key_pem().into_bytes())]).await;
+    for (field, value) in [
+        ("chain", json!(true)),
+        ("vaultURI", json!("http://v.vault.azure.net/")),
+    ] {
+        let mut bad = spec.clone();
+        bad["authorities"][0]["cosign"]["keys"][1]["keyVault"][field] = value;
+        let mut last_good = LastGood::new();
+        let r = reconcile(
+            &BTreeMap::new(),
+            vec![object(Kind::ClusterImagePolicy, None, "p", 1, bad)],
+            &mut last_good,
+            &resolver,
+        );
+        let outcome = outcome_of(&r, "p");
+        assert_eq!(outcome.reason(), "InvalidSpec", "{field}: {outcome:?}");
+    }
+}
