@@ -201,7 +201,8 @@ impl Review {
         &self.pull_secrets
     }
 
-    /// The pod spec's `serviceAccountName`, when the review checks images and it is set.
+    /// The pod spec's `serviceAccountName` (or its deprecated alias `serviceAccount`), when the
+    /// review checks images and one is set and not empty.
     pub fn service_account_name(&self) -> Option<&str> {
         self.service_account.as_deref()
     }
@@ -398,7 +399,11 @@ impl ObjectRead {
                         .flatten()
                         .map(|s| s.name.clone())
                         .collect(),
-                    service_account: pod.service_account_name.clone(),
+                    service_account: [&pod.service_account_name, &pod.service_account]
+                        .into_iter()
+                        .flatten()
+                        .find(|n| !n.is_empty())
+                        .cloned(),
                 }),
                 Err(e) => SpecRead::Unreadable(e.to_string()),
             }
@@ -685,6 +690,9 @@ mod fast {
         image_pull_secrets: Option<Vec<Map<Named<'a>>>>,
         #[serde(default, borrow)]
         service_account_name: Option<Cow<'a, str>>,
+        /// The deprecated alias of `serviceAccountName`.
+        #[serde(default, borrow)]
+        service_account: Option<Cow<'a, str>>,
     }
 
     #[derive(Deserialize)]
@@ -866,7 +874,11 @@ mod fast {
                 .flatten()
                 .map(|s| text(&s.name).to_owned())
                 .collect(),
-            service_account: spec.service_account_name.map(Cow::into_owned),
+            service_account: [spec.service_account_name, spec.service_account]
+                .into_iter()
+                .flatten()
+                .find(|n| !n.is_empty())
+                .map(Cow::into_owned),
         }
     }
 }

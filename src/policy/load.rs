@@ -798,7 +798,7 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
             errs[0].contains(
-                "cosign.keys[0]: unknown field `inlnie`, expected one of inline, file, secretRef, configMapRef, rsaPss"
+                "cosign.keys[0]: unknown field `inlnie`, expected one of inline, file, secretRef, configMapRef, keyVault, rsaPss"
             ),
             "{errs:?}"
         );

@@ -137,7 +137,10 @@ pub fn load_initial(source: &dyn Source, metrics: &Metrics) -> (PolicySet, bool)
 }
 
 /// Polls `source` every `every`, and at once when the source wakes it; each set that loads
-/// after a change goes to `apply` and makes `readiness` valid. A set that fails keeps the previous one (logged, counted as a failure).
+/// after a change goes to `apply` and makes `readiness` valid. A set that fails keeps the
+/// previous one (logged, counted as a failure). The baseline fingerprint is taken here, before
+/// the task starts, so that a change arriving while the task is being scheduled still counts
+/// as a change (the caller has just loaded the set it describes).
 pub fn spawn_watch<S, F>(
     source: S,
     every: Duration,
@@ -150,10 +153,8 @@ where
     F: Fn(PolicySet) + Send + 'static,
 {
     let source = Arc::new(source);
+    let mut last = source.fingerprint();
     tokio::spawn(async move {
-        let Ok(mut last) = off_workers(&source, S::fingerprint).await else {
-            return;
-        };
         let wake = source.wake();
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
