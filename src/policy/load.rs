@@ -517,7 +517,7 @@ pub(crate) fn build_policy(
             }
             (None, Some(n)) => {
                 let (auth, bytes) = NotationAuthority::load(n, resolver, &cx)
-                    .map_err(|m| err(at(Some("notation")), m))?;
+                    .map_err(|m| err(at(Some("notation")), m.to_string()))?;
                 material.extend_from_slice(&bytes);
                 Verifier::Notation(Box::new(auth))
             }
@@ -599,7 +599,8 @@ fn import_notation(file: &Path, text: &str, mode: Mode) -> Result<Vec<Policy>, L
         .parent()
         .unwrap_or(Path::new("."))
         .join(NOTATION_TRUST_STORE);
-    let statements = super::notation::import_trust_policy(text, &root).map_err(err)?;
+    let statements =
+        super::notation::import_trust_policy(text, &root).map_err(|e| err(e.to_string()))?;
     let mut policies = Vec::with_capacity(statements.len());
     for st in statements {
         let (images, scope) = match &st.registry_scopes {

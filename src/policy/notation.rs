@@ -243,6 +243,49 @@ impl TrustedIdentities {
     }
 }
 
+/// Why a Notation authority (the YAML form or an imported `trustpolicy.json`) did not load.
+/// The policy loader prefixes the message with the file and the authority it belongs to.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `signatureVerification` is inconsistent: level skip with checks to make, an override
+    /// the trust-policy spec forbids, or a level that verifies with no trust store.
+    #[error("{0}")]
+    Verification(String),
+    /// One trust store is malformed or its certificates cannot be read.
+    #[error("{at}: {source}")]
+    Store {
+        /// `trustStores[i] (type:name)`, or `trust policy "name"` for an imported store name.
+        at: String,
+        #[source]
+        source: StoreError,
+    },
+    /// Every trust store is a tsa store, so no signing certificate can chain to any of them.
+    #[error(
+        "trustStores has only tsa stores: add a ca or signingAuthority store that signing \
+         certificates chain to"
+    )]
+    OnlyTsaStores,
+    /// `trustedIdentities` is empty, malformed or overlapping.
+    #[error("{0}")]
+    Identities(String),
+    /// An imported `trustpolicy.json` is malformed (size, JSON, version, names, scopes).
+    #[error("{0}")]
+    TrustPolicy(String),
+    /// A statement of an imported `trustpolicy.json` did not load.
+    #[error("{at}: {source}")]
+    Statement {
+        /// `trust policy "name"`.
+        at: String,
+        #[source]
+        source: Box<LoadError>,
+    },
+}
+
+/// Why one trust store did not load: its name, its certificate sources or its certificates.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(String);
+
 impl NotationAuthority {
     /// Resolves a spec, asking `resolver` for the trust stores' certificates. The returned
     /// bytes (the DER of every trusted certificate) go into the policy generation hash, so that
@@ -251,23 +294,29 @@ impl NotationAuthority {
         spec: &NotationSpec,
         resolver: &Resolver,
         cx: &Context<'_>,
-    ) -> Result<(Self, Vec<u8>), String> {
+    ) -> Result<(Self, Vec<u8>), LoadError> {
         let sv = &spec.signature_verification;
         let level = sv.level;
         if level == Level::Skip {
             if sv.overrides.is_some() {
-                return Err("signatureVerification: level skip cannot have an override".into());
+                return Err(LoadError::Verification(
+                    "signatureVerification: level skip cannot have an override".into(),
+                ));
             }
             if sv.verify_timestamp.is_some() {
-                return Err("signatureVerification: level skip cannot have verifyTimestamp".into());
+                return Err(LoadError::Verification(
+                    "signatureVerification: level skip cannot have verifyTimestamp".into(),
+                ));
             }
             if !spec.trust_stores.is_empty() {
-                return Err("level skip verifies nothing, so it cannot have trustStores".into());
+                return Err(LoadError::Verification(
+                    "level skip verifies nothing, so it cannot have trustStores".into(),
+                ));
             }
             if !spec.trusted_identities.is_empty() {
-                return Err(
+                return Err(LoadError::Verification(
                     "level skip verifies nothing, so it cannot have trustedIdentities".into(),
-                );
+                ));
             }
             let authority = NotationAuthority {
                 level,
@@ -286,20 +335,23 @@ impl NotationAuthority {
         let actions = resolve_actions(level, sv.overrides.as_ref())?;
 
         if spec.trust_stores.is_empty() {
-            return Err(format!(
+            return Err(LoadError::Verification(format!(
                 "level {} needs trustStores: list at least one ca or signingAuthority store",
                 level.as_str()
-            ));
+            )));
         }
         let mut stores: Vec<TrustStore> = Vec::with_capacity(spec.trust_stores.len());
         let mut material = Vec::new();
         for (i, s) in spec.trust_stores.iter().enumerate() {
             let at = format!("trustStores[{i}] ({}:{})", s.kind.as_str(), s.name);
-            validate_store_name(&s.name).map_err(|m| format!("{at}: {m}"))?;
-            if stores.iter().any(|t| t.kind == s.kind && t.name == s.name) {
-                return Err(format!("{at}: this trust store is listed twice"));
-            }
-            let store = load_store(s, resolver, cx).map_err(|m| format!("{at}: {m}"))?;
+            let store = validate_store_name(&s.name)
+                .and_then(|()| {
+                    if stores.iter().any(|t| t.kind == s.kind && t.name == s.name) {
+                        return Err(StoreError("this trust store is listed twice".into()));
+                    }
+                    load_store(s, resolver, cx)
+                })
+                .map_err(|source| LoadError::Store { at, source })?;
             for c in &store.certificates {
                 material.extend_from_slice(&c.der);
             }
@@ -309,11 +361,7 @@ impl NotationAuthority {
             .iter()
             .any(|s| matches!(s.kind, StoreType::Ca | StoreType::SigningAuthority))
         {
-            return Err(
-                "trustStores has only tsa stores: add a ca or signingAuthority store that \
-                 signing certificates chain to"
-                    .into(),
-            );
+            return Err(LoadError::OnlyTsaStores);
         }
         let identities = parse_identities(&spec.trusted_identities)?;
         let authority = NotationAuthority {
@@ -348,7 +396,7 @@ impl NotationAuthority {
 
 /// The level's default actions, with the overrides applied (per the trust-policy spec: integrity
 /// cannot be overridden; only revocation may be skipped).
-fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Actions, String> {
+fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Actions, LoadError> {
     use Action::{Enforce, Log};
     let mut actions = match level {
         Level::Strict => Actions {
@@ -374,18 +422,18 @@ fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Act
         return Ok(actions);
     };
     if o.integrity.is_some() {
-        return Err(
+        return Err(LoadError::Verification(
             "signatureVerification.override: integrity cannot be overridden (it is always \
              enforced)"
                 .into(),
-        );
+        ));
     }
-    let no_skip = |name: &str, a: Option<Action>| -> Result<Option<Action>, String> {
+    let no_skip = |name: &str, a: Option<Action>| -> Result<Option<Action>, LoadError> {
         if a == Some(Action::Skip) {
-            return Err(format!(
+            return Err(LoadError::Verification(format!(
                 "signatureVerification.override.{name}: skip is not allowed (use enforce or \
                  log; only revocation can be skipped)"
-            ));
+            )));
         }
         Ok(a)
     };
@@ -405,9 +453,9 @@ fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Act
 }
 
 /// Notation store names are file names: keep them to a safe character set.
-fn validate_store_name(name: &str) -> Result<(), String> {
+fn validate_store_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() {
-        return Err("the trust store name is empty".into());
+        return Err(StoreError("the trust store name is empty".into()));
     }
     if !name
         .bytes()
@@ -415,9 +463,9 @@ fn validate_store_name(name: &str) -> Result<(), String> {
         || name == "."
         || name == ".."
     {
-        return Err(format!(
+        return Err(StoreError(format!(
             "trust store name {name:?} may only contain letters, digits, '_', '.' and '-'"
-        ));
+        )));
     }
     Ok(())
 }
@@ -426,16 +474,16 @@ fn load_store(
     spec: &TrustStoreSpec,
     resolver: &Resolver,
     cx: &Context<'_>,
-) -> Result<TrustStore, String> {
+) -> Result<TrustStore, StoreError> {
     if spec.certificates.is_empty() && spec.directory.is_none() {
-        return Err("give certificates or a directory".into());
+        return Err(StoreError("give certificates or a directory".into()));
     }
     let mut certificates = Vec::new();
     let mut withdrawn = false;
     for (i, source) in spec.certificates.iter().enumerate() {
         let found = resolver
             .resolve(source, Want::Certificates, cx)
-            .map_err(|e| format!("certificates[{i}]: {e}"))?;
+            .map_err(|e| StoreError(format!("certificates[{i}]: {e}")))?;
         if found.withdrawn {
             // Trusted no more: the store loads without it (see `Resolved::withdrawn`).
             withdrawn = true;
@@ -443,23 +491,23 @@ fn load_store(
         }
         certificates.extend(
             parse_certificates(&found.bytes)
-                .map_err(|m| format!("certificates[{i}] ({}): {m}", found.shown))?,
+                .map_err(|m| StoreError(format!("certificates[{i}] ({}): {m}", found.shown)))?,
         );
     }
     if let Some(dir) = &spec.directory {
         let dir = resolver
             .path(dir, cx)
-            .map_err(|e| format!("directory: {e}"))?;
-        certificates.extend(read_store_dir(&dir)?);
+            .map_err(|e| StoreError(format!("directory: {e}")))?;
+        certificates.extend(read_store_dir(&dir).map_err(StoreError)?);
     }
     if certificates.is_empty() && !withdrawn {
-        return Err("the trust store holds no certificate".into());
+        return Err(StoreError("the trust store holds no certificate".into()));
     }
     if certificates.len() > MAX_STORE_CERTS {
-        return Err(format!(
+        return Err(StoreError(format!(
             "the trust store holds {} certificates, more than {MAX_STORE_CERTS}",
             certificates.len()
-        ));
+        )));
     }
     Ok(TrustStore {
         kind: spec.kind,
@@ -564,44 +612,46 @@ pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<TrustedCertificate>
         .collect()
 }
 
-fn parse_identities(list: &[String]) -> Result<TrustedIdentities, String> {
+fn parse_identities(list: &[String]) -> Result<TrustedIdentities, LoadError> {
     if list.is_empty() {
-        return Err(
+        return Err(LoadError::Identities(
             "trustedIdentities is empty: list x509.subject identities, or \"*\" to trust any \
              signer the trust stores vouch for"
                 .into(),
-        );
+        ));
     }
     if list.iter().any(|s| s.trim() == "*") {
         if list.len() > 1 {
-            return Err("trustedIdentities: \"*\" cannot be combined with other identities".into());
+            return Err(LoadError::Identities(
+                "trustedIdentities: \"*\" cannot be combined with other identities".into(),
+            ));
         }
         return Ok(TrustedIdentities::Any);
     }
     let mut subjects: Vec<DistinguishedName> = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let Some(dn) = item.trim().strip_prefix("x509.subject:") else {
-            return Err(format!(
+            return Err(LoadError::Identities(format!(
                 "trustedIdentities[{i}] {item:?}: identities must start with \"x509.subject:\""
-            ));
+            )));
         };
         let dn = DistinguishedName::parse(dn.trim())
-            .map_err(|m| format!("trustedIdentities[{i}]: {m}"))?;
+            .map_err(|m| LoadError::Identities(format!("trustedIdentities[{i}]: {m}")))?;
         for required in ["C", "ST", "O"] {
             if dn.get(required).is_none() {
-                return Err(format!(
+                return Err(LoadError::Identities(format!(
                     "trustedIdentities[{i}] {item:?}: an identity must have C, ST and O; {required} is missing"
-                ));
+                )));
             }
         }
         if let Some(j) = subjects
             .iter()
             .position(|o| o.is_subset_of(&dn) || dn.is_subset_of(o))
         {
-            return Err(format!(
+            return Err(LoadError::Identities(format!(
                 "trustedIdentities[{i}] overlaps trustedIdentities[{j}]: one certificate \
                  subject would match both, which the trust-policy spec forbids"
-            ));
+            )));
         }
         subjects.push(dn);
     }

@@ -120,7 +120,7 @@ fn authority(root: &Path, policy: &str, certs: &[&str]) -> NotationAuthority {
 /// checked with the same statement written as a signet `notation:` block.
 fn skip_authority(root: &Path) -> NotationAuthority {
     let json = std::fs::read_to_string(root.join("trustpolicies/skip_trustpolicy.json")).unwrap();
-    let err = import_trust_policy(&json, root).unwrap_err();
+    let err = import_trust_policy(&json, root).unwrap_err().to_string();
     assert!(
         err.contains("level skip cannot be used with the global scope"),
         "{err}"

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{
-    NotationAuthority, NotationSpec, SignatureVerificationSpec, StoreType, TrustStoreSpec,
+    LoadError, NotationAuthority, NotationSpec, SignatureVerificationSpec, StoreType,
+    TrustStoreSpec,
 };
 
 /// The largest `trustpolicy.json` accepted; real ones are a few KiB.
@@ -58,23 +59,23 @@ struct Statement {
 pub fn import_trust_policy(
     json: &str,
     trust_store_root: &Path,
-) -> Result<Vec<ImportedStatement>, String> {
+) -> Result<Vec<ImportedStatement>, LoadError> {
     if json.len() > MAX_DOCUMENT {
-        return Err(format!(
+        return Err(LoadError::TrustPolicy(format!(
             "the trust policy is {} bytes, more than the {MAX_DOCUMENT}-byte limit",
             json.len()
-        ));
+        )));
     }
-    let doc: Document =
-        serde_json::from_str(json).map_err(|e| format!("invalid trust policy JSON: {e}"))?;
+    let doc: Document = serde_json::from_str(json)
+        .map_err(|e| LoadError::TrustPolicy(format!("invalid trust policy JSON: {e}")))?;
     if doc.version != "1.0" {
-        return Err(format!(
+        return Err(LoadError::TrustPolicy(format!(
             "trust policy version {:?} is not supported (only \"1.0\" is)",
             doc.version
-        ));
+        )));
     }
     if doc.trust_policies.is_empty() {
-        return Err("trustPolicies is empty".into());
+        return Err(LoadError::TrustPolicy("trustPolicies is empty".into()));
     }
     let mut out: Vec<ImportedStatement> = Vec::with_capacity(doc.trust_policies.len());
     // Repository → the statement that claims it, to report overlaps by name.
@@ -83,25 +84,30 @@ pub fn import_trust_policy(
     for st in doc.trust_policies {
         let at = format!("trust policy {:?}", st.name);
         if st.name.trim().is_empty() {
-            return Err("a trust policy statement has an empty name".into());
+            return Err(LoadError::TrustPolicy(
+                "a trust policy statement has an empty name".into(),
+            ));
         }
         if out.iter().any(|o| o.name == st.name) {
-            return Err(format!("{at}: the name is used by two statements"));
+            return Err(LoadError::TrustPolicy(format!(
+                "{at}: the name is used by two statements"
+            )));
         }
-        let scopes = parse_scopes(&st.registry_scopes).map_err(|m| format!("{at}: {m}"))?;
+        let scopes = parse_scopes(&st.registry_scopes)
+            .map_err(|m| LoadError::TrustPolicy(format!("{at}: {m}")))?;
         match &scopes {
             RegistryScopes::Global => {
                 if let Some(other) = &global {
-                    return Err(format!(
+                    return Err(LoadError::TrustPolicy(format!(
                         "{at}: only one statement may use the global scope \"*\", and {other:?} \
                          already does"
-                    ));
+                    )));
                 }
                 if st.signature_verification.level == super::Level::Skip {
-                    return Err(format!(
+                    return Err(LoadError::TrustPolicy(format!(
                         "{at}: level skip cannot be used with the global scope \"*\"; list the \
                          repositories to skip"
-                    ));
+                    )));
                 }
                 global = Some(st.name.clone());
             }
@@ -116,7 +122,7 @@ pub fn import_trust_policy(
                                  a repository may be in only one statement"
                             )
                         };
-                        return Err(msg);
+                        return Err(LoadError::TrustPolicy(msg));
                     }
                 }
             }
@@ -130,14 +136,19 @@ pub fn import_trust_policy(
             .map(str::trim);
         for s in names {
             let Some((kind, name)) = s.split_once(':') else {
-                return Err(format!(
+                return Err(LoadError::TrustPolicy(format!(
                     "{at}: trust store {s:?} is not of the form type:name (e.g. ca:acme)"
-                ));
+                )));
             };
             let kind = StoreType::parse(kind).ok_or_else(|| {
-                format!("{at}: trust store type {kind:?} is not ca, signingAuthority or tsa")
+                LoadError::TrustPolicy(format!(
+                    "{at}: trust store type {kind:?} is not ca, signingAuthority or tsa"
+                ))
             })?;
-            super::validate_store_name(name).map_err(|m| format!("{at}: {m}"))?;
+            super::validate_store_name(name).map_err(|source| LoadError::Store {
+                at: at.clone(),
+                source,
+            })?;
             stores.push(TrustStoreSpec {
                 kind,
                 name: name.to_string(),
@@ -155,7 +166,10 @@ pub fn import_trust_policy(
             &crate::policy::material::Resolver::files(),
             &crate::policy::material::Context::file(trust_store_root),
         )
-        .map_err(|m| format!("{at}: {m}"))?;
+        .map_err(|source| LoadError::Statement {
+            at,
+            source: Box::new(source),
+        })?;
         out.push(ImportedStatement {
             name: st.name,
             registry_scopes: scopes,

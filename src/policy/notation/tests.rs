@@ -20,6 +20,7 @@ fn load(yaml: &str) -> Result<NotationAuthority, String> {
         &crate::policy::material::Context::file(Path::new("/nonexistent")),
     )
     .map(|(a, _)| a)
+    .map_err(|e| e.to_string())
 }
 
 fn with_store(head: &str, identities: &str) -> String {
@@ -274,7 +275,9 @@ mod import {
             ),
         ];
         for (json, needle) in cases {
-            let err = import_trust_policy(&json, root.path()).expect_err(&json);
+            let err = import_trust_policy(&json, root.path())
+                .expect_err(&json)
+                .to_string();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
         }
     }
@@ -301,7 +304,9 @@ mod import {
             let json = std::fs::read_to_string(&path).unwrap();
             if path.ends_with("skip_trustpolicy.json") {
                 // Level skip on the global scope: the spec forbids it (notation-go accepts it).
-                let err = import_trust_policy(&json, root.path()).unwrap_err();
+                let err = import_trust_policy(&json, root.path())
+                    .unwrap_err()
+                    .to_string();
                 assert!(
                     err.contains("skip cannot be used with the global scope"),
                     "{err}"
@@ -388,4 +393,53 @@ mod properties {
             })
             .collect()
     }
+}
+
+/// The loader's errors are typed (a store error keeps its cause as `source`) and read exactly
+/// as the policy loader has always printed them.
+#[test]
+fn load_errors_are_typed_and_keep_their_text() {
+    use std::error::Error as _;
+    let load_typed = |yaml: &str| {
+        let spec: NotationSpec = serde_yaml::from_str(yaml).unwrap();
+        NotationAuthority::load(
+            &spec,
+            &crate::policy::material::Resolver::files(),
+            &crate::policy::material::Context::file(Path::new("/nonexistent")),
+        )
+        .map(|_| ())
+        .unwrap_err()
+    };
+    let err = load_typed(
+        "signatureVerification: {level: strict}\ntrustStores: [{type: ca, name: 'a b'}]\n\
+         trustedIdentities: ['*']",
+    );
+    assert!(matches!(err, LoadError::Store { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "trustStores[0] (ca:a b): trust store name \"a b\" may only contain letters, digits, \
+         '_', '.' and '-'"
+    );
+    assert_eq!(
+        err.source().map(ToString::to_string).as_deref(),
+        Some("trust store name \"a b\" may only contain letters, digits, '_', '.' and '-'")
+    );
+    let err = load_typed("signatureVerification: {level: skip}\ntrustedIdentities: ['*']");
+    assert!(matches!(err, LoadError::Verification(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "level skip verifies nothing, so it cannot have trustedIdentities"
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let json = r#"{"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": [],
+        "trustedIdentities": ["*"]}]}"#;
+    let err = import_trust_policy(json, root.path()).unwrap_err();
+    assert!(matches!(err, LoadError::Statement { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "trust policy \"p\": level strict needs trustStores: list at least one ca or \
+         signingAuthority store"
+    );
 }
