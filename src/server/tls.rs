@@ -29,19 +29,40 @@ impl std::fmt::Debug for PemPair {
     }
 }
 
+/// Why the serving certificate could not be read, built or made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the certificate PEM: {0}")]
+    CertificatePem(#[source] rustls_pki_types::pem::Error),
+    #[error("the certificate file holds no CERTIFICATE block")]
+    NoCertificate,
+    #[error("cannot read the private key PEM: {0}")]
+    KeyPem(#[source] rustls_pki_types::pem::Error),
+    #[error("certificate and key do not form a usable pair: {0}")]
+    Pair(#[source] rustls::Error),
+    #[error("TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+    #[error("cannot make the self-signed certificate: {0}")]
+    SelfSigned(#[source] rcgen::Error),
+}
+
 /// Builds a signing key and chain from PEM.
-pub fn certified_key(pair: &PemPair) -> Result<CertifiedKey, String> {
+pub fn certified_key(pair: &PemPair) -> Result<CertifiedKey, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pair.cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read the certificate PEM: {e}"))?;
+        .map_err(TlsError::CertificatePem)?;
     if certs.is_empty() {
-        return Err("the certificate file holds no CERTIFICATE block".into());
+        return Err(TlsError::NoCertificate);
     }
-    let key = PrivateKeyDer::from_pem_slice(&pair.key)
-        .map_err(|e| format!("cannot read the private key PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&pair.key).map_err(TlsError::KeyPem)?;
     let provider = aws_lc_rs::default_provider();
-    CertifiedKey::from_der(certs, key, &provider)
-        .map_err(|e| format!("certificate and key do not form a usable pair: {e}"))
+    CertifiedKey::from_der(certs, key, &provider).map_err(TlsError::Pair)
 }
 
 /// Resolves every handshake to the current certificate.
@@ -83,11 +104,11 @@ impl ResolvesServerCert for ReloadingResolver {
 
 /// The rustls server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1 (the API server
 /// offers both; hyper-util serves whichever is chosen).
-pub fn server_config(resolver: Arc<ReloadingResolver>) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(resolver: Arc<ReloadingResolver>) -> Result<rustls::ServerConfig, TlsError> {
     let mut cfg =
         rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS configuration: {e}"))?
+            .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -136,21 +157,27 @@ pub fn spawn_reloader(
 }
 
 /// Reads a certificate and key file.
-pub fn read_pair(cert: &Path, key: &Path) -> Result<PemPair, String> {
+pub fn read_pair(cert: &Path, key: &Path) -> Result<PemPair, TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
     Ok(PemPair {
-        cert: std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?,
-        key: std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?,
+        cert: read(cert)?,
+        key: read(key)?,
     })
 }
 
 /// A development CA and a serving certificate for `localhost`, `127.0.0.1`, `::1` and the
 /// given extra names. Returns (serving pair, CA certificate PEM).
-pub fn self_signed(extra_names: &[String]) -> Result<(PemPair, String), String> {
+pub fn self_signed(extra_names: &[String]) -> Result<(PemPair, String), TlsError> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
     };
-    let err = |e: rcgen::Error| format!("cannot make the self-signed certificate: {e}");
+    let err = TlsError::SelfSigned;
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca.distinguished_name
@@ -219,14 +246,38 @@ mod tests {
             key: pair.key.clone(),
         })
         .unwrap_err();
-        assert!(err.contains("no CERTIFICATE"), "{err}");
+        assert!(matches!(err, TlsError::NoCertificate), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the certificate file holds no CERTIFICATE block"
+        );
         let (other, _) = self_signed(&[]).unwrap();
         let err = certified_key(&PemPair {
             cert: pair.cert,
             key: other.key,
         })
         .unwrap_err();
-        assert!(err.contains("do not form a usable pair"), "{err}");
+        assert!(matches!(err, TlsError::Pair(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("certificate and key do not form a usable pair: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_names_its_path() {
+        let err = read_pair(
+            Path::new("/nonexistent/tls.crt"),
+            Path::new("/nonexistent/tls.key"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TlsError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot read /nonexistent/tls.crt: "),
+            "{err}"
+        );
     }
 }
 
