@@ -374,7 +374,7 @@ impl TryFrom<cli::LimitArgs> for ServeLimits {
             h2_keep_alive_timeout: Duration::from_secs(h2_keep_alive_timeout_secs),
             ..ServeLimits::default()
         };
-        limits.validate().map_err(ConfigError)?;
+        limits.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(limits)
     }
 }

@@ -98,9 +98,35 @@ impl Default for ServeLimits {
     }
 }
 
+/// Serving limits that do not make sense together; each names the flag to change.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// A count or timeout flag is zero.
+    #[error("{flag} must be positive")]
+    NotPositive { flag: &'static str },
+    /// The largest body could never get a permit from the body budget.
+    #[error(
+        "--max-body-bytes ({max_body}) exceeds --body-budget-bytes ({budget}): a body of the \
+         largest size could never be read"
+    )]
+    BodyOverBudget { max_body: usize, budget: usize },
+    /// Body-budget permits are requested as `u32`.
+    #[error("--body-budget-bytes must be below {} (4 GiB)", u32::MAX)]
+    BudgetTooLarge,
+    /// A new connection could find every connection busy and nothing to evict.
+    #[error(
+        "--max-connections ({connections}) must exceed --max-inflight-reviews ({inflight}), so \
+         that a new connection can always replace an idle one"
+    )]
+    ConnectionsNotAboveInflight { connections: usize, inflight: usize },
+    /// An HTTP/2 flow-control window below the protocol's initial window.
+    #[error("HTTP/2 windows must be at least 65535 bytes")]
+    H2WindowTooSmall,
+}
+
 impl ServeLimits {
     /// Checks the limits make sense together; the error names the flag to change.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LimitsError> {
         let positive = [
             ("--max-connections", self.max_connections),
             ("--max-inflight-reviews", self.max_inflight_reviews),
@@ -114,7 +140,7 @@ impl ServeLimits {
         ];
         for (flag, value) in positive {
             if value == 0 {
-                return Err(format!("{flag} must be positive"));
+                return Err(LimitsError::NotPositive { flag });
             }
         }
         let timeouts = [
@@ -126,32 +152,29 @@ impl ServeLimits {
         ];
         for (flag, value) in timeouts {
             if value.is_zero() {
-                return Err(format!("{flag} must be positive"));
+                return Err(LimitsError::NotPositive { flag });
             }
         }
         if self.max_body_bytes > self.body_budget_bytes {
-            return Err(format!(
-                "--max-body-bytes ({}) exceeds --body-budget-bytes ({}): a body of the largest size could never be read",
-                self.max_body_bytes, self.body_budget_bytes
-            ));
+            return Err(LimitsError::BodyOverBudget {
+                max_body: self.max_body_bytes,
+                budget: self.body_budget_bytes,
+            });
         }
         // Semaphore permits are requested as u32.
         if u32::try_from(self.body_budget_bytes).is_err() {
-            return Err(format!(
-                "--body-budget-bytes must be below {} (4 GiB)",
-                u32::MAX
-            ));
+            return Err(LimitsError::BudgetTooLarge);
         }
         // Only a connection with a request in flight cannot be evicted for a new one, so with
         // more connections than in-flight reviews a new connection always gets in.
         if self.max_connections <= self.max_inflight_reviews {
-            return Err(format!(
-                "--max-connections ({}) must exceed --max-inflight-reviews ({}), so that a new connection can always replace an idle one",
-                self.max_connections, self.max_inflight_reviews
-            ));
+            return Err(LimitsError::ConnectionsNotAboveInflight {
+                connections: self.max_connections,
+                inflight: self.max_inflight_reviews,
+            });
         }
         if self.h2_stream_window_bytes < 65_535 || self.h2_connection_window_bytes < 65_535 {
-            return Err("HTTP/2 windows must be at least 65535 bytes".into());
+            return Err(LimitsError::H2WindowTooSmall);
         }
         Ok(())
     }
@@ -346,6 +369,45 @@ impl Drop for RequestGuard {
 mod tests {
     use super::*;
 
+    /// The limits that conflict are named with their values, in the words `--help` users see.
+    #[test]
+    fn conflicting_limits_are_typed_and_name_both_flags() {
+        let l = ServeLimits {
+            max_body_bytes: 10,
+            body_budget_bytes: 5,
+            ..ServeLimits::default()
+        };
+        assert_eq!(
+            l.validate().unwrap_err().to_string(),
+            "--max-body-bytes (10) exceeds --body-budget-bytes (5): a body of the largest size \
+             could never be read"
+        );
+        let mut l = ServeLimits::default();
+        l.max_connections = l.max_inflight_reviews;
+        let e = l.validate().unwrap_err();
+        assert!(
+            matches!(e, LimitsError::ConnectionsNotAboveInflight { .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--max-connections ({n}) must exceed --max-inflight-reviews ({n}), so that a new \
+                 connection can always replace an idle one",
+                n = l.max_inflight_reviews
+            )
+        );
+        let l = ServeLimits {
+            h2_stream_window_bytes: 1,
+            ..ServeLimits::default()
+        };
+        assert_eq!(l.validate(), Err(LimitsError::H2WindowTooSmall));
+        assert_eq!(
+            LimitsError::BudgetTooLarge.to_string(),
+            "--body-budget-bytes must be below 4294967295 (4 GiB)"
+        );
+    }
+
     #[test]
     fn defaults_are_valid() {
         ServeLimits::default().validate().unwrap();
@@ -371,7 +433,7 @@ mod tests {
             let mut l = ServeLimits::default();
             change(&mut l);
             let e = l.validate().unwrap_err();
-            assert!(e.contains(flag), "{flag}: {e}");
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
         }
     }
 
