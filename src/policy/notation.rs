@@ -33,7 +33,7 @@ use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
 use super::material::{Context, MaterialSpec, Resolver, Want};
-pub use dn::DistinguishedName;
+pub use dn::{DistinguishedName, DnError};
 pub use import::{ImportedStatement, RegistryScopes, import_trust_policy};
 
 /// The most certificates one trust store may hold.

@@ -12,6 +12,35 @@ use std::fmt;
 use der::{Tag, Tagged};
 use x509_cert::name::Name;
 
+/// Why a distinguished name (from a trust policy, or a certificate's subject) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnError {
+    #[error("{text:?} has an empty RDN")]
+    EmptyRdn { text: String },
+    #[error("{text:?} has a multi-valued RDN ({rdn:?}), which is not supported")]
+    MultiValuedRdn { text: String, rdn: String },
+    #[error("{text:?}: RDN {rdn:?} is not TYPE=value")]
+    NotTypeValue { text: String, rdn: String },
+    #[error("{text:?}: RDN {rdn:?} has no attribute type")]
+    NoAttributeType { text: String, rdn: String },
+    #[error("{text:?}: hex-encoded value in {rdn:?} is not supported")]
+    HexValue { text: String, rdn: String },
+    #[error("value {value:?} ends with a lone backslash")]
+    LoneBackslash { value: String },
+    #[error("{text:?} has the attribute {kind} twice; each attribute may appear once")]
+    RepeatedAttribute { text: String, kind: String },
+    #[error("empty distinguished name")]
+    Empty,
+    #[error("the certificate name has a multi-valued RDN")]
+    CertificateMultiValuedRdn,
+    #[error("the certificate name attribute {kind} is not text")]
+    CertificateNotText { kind: String },
+    #[error(
+        "the certificate name has the attribute {kind} twice, which trust policies cannot match"
+    )]
+    CertificateRepeatedAttribute { kind: String },
+}
+
 /// A parsed distinguished name with unique attribute types, in written order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DistinguishedName {
@@ -21,56 +50,60 @@ pub struct DistinguishedName {
 impl DistinguishedName {
     /// Parses the RFC 4514-like text form used in trust policies (`C=US, ST=WA, O=Example`).
     /// Separators are `,` or `;`; `\` escapes the next character.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, DnError> {
         let mut attributes: Vec<(String, String)> = Vec::new();
         for rdn in split_unescaped(text, &[',', ';']) {
             if rdn.trim().is_empty() {
-                return Err(format!("{text:?} has an empty RDN"));
+                return Err(DnError::EmptyRdn { text: text.into() });
             }
             if split_unescaped(&rdn, &['+']).len() > 1 {
-                return Err(format!(
-                    "{text:?} has a multi-valued RDN ({:?}), which is not supported",
-                    rdn.trim()
-                ));
+                return Err(DnError::MultiValuedRdn {
+                    text: text.into(),
+                    rdn: rdn.trim().into(),
+                });
             }
             let Some((kind, value)) = rdn.split_once('=') else {
-                return Err(format!("{text:?}: RDN {:?} is not TYPE=value", rdn.trim()));
+                return Err(DnError::NotTypeValue {
+                    text: text.into(),
+                    rdn: rdn.trim().into(),
+                });
             };
             let kind = normalise_type(kind.trim());
             if kind.is_empty() {
-                return Err(format!(
-                    "{text:?}: RDN {:?} has no attribute type",
-                    rdn.trim()
-                ));
+                return Err(DnError::NoAttributeType {
+                    text: text.into(),
+                    rdn: rdn.trim().into(),
+                });
             }
             let value = value.trim_start();
             if value.starts_with('#') {
-                return Err(format!(
-                    "{text:?}: hex-encoded value in {:?} is not supported",
-                    rdn.trim()
-                ));
+                return Err(DnError::HexValue {
+                    text: text.into(),
+                    rdn: rdn.trim().into(),
+                });
             }
             let value = unescape(value.trim_end_matches(' '), value)?;
             if attributes.iter().any(|(k, _)| *k == kind) {
-                return Err(format!(
-                    "{text:?} has the attribute {kind} twice; each attribute may appear once"
-                ));
+                return Err(DnError::RepeatedAttribute {
+                    text: text.into(),
+                    kind,
+                });
             }
             attributes.push((kind, value));
         }
         if attributes.is_empty() {
-            return Err("empty distinguished name".into());
+            return Err(DnError::Empty);
         }
         Ok(DistinguishedName { attributes })
     }
 
     /// The subject (or issuer) of a certificate. Attribute types signet cannot name by a short
     /// string keep their dotted OID, so they can still be matched.
-    pub fn from_x509(name: &Name) -> Result<Self, String> {
+    pub fn from_x509(name: &Name) -> Result<Self, DnError> {
         let mut attributes: Vec<(String, String)> = Vec::new();
         for rdn in name.as_ref().iter() {
             if rdn.len() != 1 {
-                return Err("the certificate name has a multi-valued RDN".into());
+                return Err(DnError::CertificateMultiValuedRdn);
             }
             for atv in rdn.iter() {
                 let oid = atv.oid.to_string();
@@ -87,13 +120,11 @@ impl DistinguishedName {
                     "1.2.840.113549.1.9.1" => "EMAILADDRESS".to_string(),
                     _ => oid,
                 };
-                let value = decode_string(&atv.value)
-                    .ok_or_else(|| format!("the certificate name attribute {kind} is not text"))?;
+                let Some(value) = decode_string(&atv.value) else {
+                    return Err(DnError::CertificateNotText { kind });
+                };
                 if attributes.iter().any(|(k, _)| *k == kind) {
-                    return Err(format!(
-                        "the certificate name has the attribute {kind} twice, which trust \
-                         policies cannot match"
-                    ));
+                    return Err(DnError::CertificateRepeatedAttribute { kind });
                 }
                 attributes.push((kind, value));
             }
@@ -161,7 +192,7 @@ fn split_unescaped(text: &str, separators: &[char]) -> Vec<String> {
 
 /// Removes escapes. `trimmed` is the value without trailing spaces; an escaped trailing space
 /// (`\ `) survives because trimming stopped at the backslash.
-fn unescape(trimmed: &str, original: &str) -> Result<String, String> {
+fn unescape(trimmed: &str, original: &str) -> Result<String, DnError> {
     let mut out = String::with_capacity(trimmed.len());
     let mut chars = trimmed.chars();
     while let Some(c) = chars.next() {
@@ -170,7 +201,11 @@ fn unescape(trimmed: &str, original: &str) -> Result<String, String> {
                 Some(next) => out.push(next),
                 // The escaped character was a trailing space that trimming removed.
                 None if original.len() > trimmed.len() => out.push(' '),
-                None => return Err(format!("value {original:?} ends with a lone backslash")),
+                None => {
+                    return Err(DnError::LoneBackslash {
+                        value: original.into(),
+                    });
+                }
             }
         } else {
             out.push(c);

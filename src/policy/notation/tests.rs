@@ -443,3 +443,37 @@ fn load_errors_are_typed_and_keep_their_text() {
          signingAuthority store"
     );
 }
+
+/// A refused distinguished name says which rule it broke, in the same words as always.
+#[test]
+fn dn_errors_are_typed_and_keep_their_text() {
+    let cases = [
+        ("C=US,,O=x", r#""C=US,,O=x" has an empty RDN"#),
+        (
+            "C=US+O=x",
+            r#""C=US+O=x" has a multi-valued RDN ("C=US+O=x"), which is not supported"#,
+        ),
+        ("C=US, O", r#""C=US, O": RDN "O" is not TYPE=value"#),
+        ("=US", r#""=US": RDN "=US" has no attribute type"#),
+        (
+            "C=#0101",
+            r##""C=#0101": hex-encoded value in "C=#0101" is not supported"##,
+        ),
+        ("C=US\\", r#"value "US\\" ends with a lone backslash"#),
+        (
+            "C=US, C=FR",
+            r#""C=US, C=FR" has the attribute C twice; each attribute may appear once"#,
+        ),
+    ];
+    for (text, want) in cases {
+        let err = DistinguishedName::parse(text).unwrap_err();
+        assert_eq!(err.to_string(), want, "{text}");
+    }
+    assert_eq!(
+        DistinguishedName::parse("C=US, C=FR").unwrap_err(),
+        DnError::RepeatedAttribute {
+            text: "C=US, C=FR".into(),
+            kind: "C".into()
+        }
+    );
+}

@@ -114,7 +114,7 @@ pub fn leaf_subject(chain: &[ChainCert]) -> Result<DistinguishedName, CheckError
         .first()
         .ok_or_else(|| CheckError::Malformed("empty certificate chain".into()))?;
     DistinguishedName::from_x509(leaf.cert.tbs_certificate().subject())
-        .map_err(CheckError::Identity)
+        .map_err(|e| CheckError::Identity(e.to_string()))
 }
 
 /// The Notary Project certificate requirements and the chain's own signatures. Integrity.
