@@ -132,8 +132,14 @@ pub enum LoadError {
         field: String,
         expected: String,
     },
-    #[error("cosign.keys[{index}]: {detail}")]
-    Key { index: usize, detail: String },
+    #[error("cosign.keys[{index}]: {shown} is not PEM text")]
+    KeyText { index: usize, shown: String },
+    #[error("cosign.keys[{index}]: {source}")]
+    Key {
+        index: usize,
+        #[source]
+        source: KeyError,
+    },
     #[error("cosign.keys[{index}]: rsaPss applies to RSA keys only; this key is {algorithm}")]
     RsaPssNotRsa {
         index: usize,
@@ -284,6 +290,30 @@ impl KeyAlgorithm {
     }
 }
 
+/// Why a Cosign public key (PEM or DER `SubjectPublicKeyInfo`) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a PEM block (expected -----BEGIN PUBLIC KEY-----)")]
+    NotPem,
+    /// Pasting `cosign.key` instead of `cosign.pub` is the common mistake.
+    #[error("this is a private key ({label}); the policy needs the public key (cosign.pub)")]
+    PrivateKey { label: String },
+    #[error("this is a certificate; the policy needs a PEM PUBLIC KEY")]
+    Certificate,
+    #[error("PEM block {label:?} is not a PUBLIC KEY")]
+    OtherBlock { label: String },
+    #[error("cannot read the PEM public key: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("not a valid SubjectPublicKeyInfo: {0}")]
+    Spki(#[source] der::Error),
+    #[error("EC key without a named curve")]
+    NoNamedCurve,
+    #[error("EC curve {oid} is not supported (P-256, P-384, P-521 are)")]
+    Curve { oid: String },
+    #[error("key algorithm {oid} is not supported")]
+    Algorithm { oid: String },
+}
+
 /// One trusted public key.
 #[derive(Debug, Clone)]
 pub struct PublicKey {
@@ -300,33 +330,29 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses one PEM `PUBLIC KEY`. Private keys and certificates are rejected by name, since
     /// pasting the wrong file is the common mistake.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let label = pem
             .lines()
             .find_map(|l| l.trim().strip_prefix("-----BEGIN "))
             .and_then(|l| l.strip_suffix("-----"));
         match label {
-            None => return Err("not a PEM block (expected -----BEGIN PUBLIC KEY-----)".into()),
+            None => return Err(KeyError::NotPem),
             Some("PUBLIC KEY") => {}
             Some(l) if l.contains("PRIVATE KEY") => {
-                return Err(format!(
-                    "this is a private key ({l}); the policy needs the public key (cosign.pub)"
-                ));
+                return Err(KeyError::PrivateKey { label: l.into() });
             }
             Some("CERTIFICATE") => {
-                return Err("this is a certificate; the policy needs a PEM PUBLIC KEY".into());
+                return Err(KeyError::Certificate);
             }
-            Some(l) => return Err(format!("PEM block {l:?} is not a PUBLIC KEY")),
+            Some(l) => return Err(KeyError::OtherBlock { label: l.into() }),
         }
-        let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
-            .map_err(|e| format!("cannot read the PEM public key: {e}"))?;
+        let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).map_err(KeyError::Pem)?;
         Self::from_der(der.as_ref())
     }
 
     /// Parses a DER `SubjectPublicKeyInfo`.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let spki = SubjectPublicKeyInfoOwned::from_der(der)
-            .map_err(|e| format!("not a valid SubjectPublicKeyInfo: {e}"))?;
+    pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(KeyError::Spki)?;
         let oid = spki.algorithm.oid.to_string();
         let algorithm = match oid.as_str() {
             "1.2.840.10045.2.1" => {
@@ -336,21 +362,19 @@ impl PublicKey {
                     .as_ref()
                     .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
                     .map(|o| o.to_string())
-                    .ok_or("EC key without a named curve")?;
+                    .ok_or(KeyError::NoNamedCurve)?;
                 match curve.as_str() {
                     "1.2.840.10045.3.1.7" => KeyAlgorithm::EcdsaP256,
                     "1.3.132.0.34" => KeyAlgorithm::EcdsaP384,
                     "1.3.132.0.35" => KeyAlgorithm::EcdsaP521,
                     c => {
-                        return Err(format!(
-                            "EC curve {c} is not supported (P-256, P-384, P-521 are)"
-                        ));
+                        return Err(KeyError::Curve { oid: c.into() });
                     }
                 }
             }
             "1.2.840.113549.1.1.1" => KeyAlgorithm::Rsa,
             "1.3.101.112" => KeyAlgorithm::Ed25519,
-            o => return Err(format!("key algorithm {o} is not supported")),
+            o => return Err(KeyError::Algorithm { oid: o.into() }),
         };
         Ok(PublicKey {
             der: der.to_vec(),
@@ -402,12 +426,12 @@ impl CosignAuthority {
                 material.extend_from_slice(found.shown.as_bytes());
                 continue;
             }
-            let pem = String::from_utf8(found.bytes).map_err(|_| LoadError::Key {
+            let pem = String::from_utf8(found.bytes).map_err(|_| LoadError::KeyText {
                 index,
-                detail: format!("{} is not PEM text", found.shown),
+                shown: found.shown.clone(),
             })?;
             let mut key =
-                PublicKey::from_pem(&pem).map_err(|detail| LoadError::Key { index, detail })?;
+                PublicKey::from_pem(&pem).map_err(|source| LoadError::Key { index, source })?;
             if entry.rsa_pss {
                 if key.algorithm != KeyAlgorithm::Rsa {
                     return Err(LoadError::RsaPssNotRsa {
@@ -729,13 +753,26 @@ mod tests {
         );
 
         let err = PublicKey::from_pem(&kp.serialize_pem()).unwrap_err();
-        assert!(err.contains("private key"), "{err}");
+        assert!(matches!(err, KeyError::PrivateKey { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "this is a private key (PRIVATE KEY); the policy needs the public key (cosign.pub)"
+        );
         let err = PublicKey::from_pem("hello").unwrap_err();
-        assert!(err.contains("not a PEM block"), "{err}");
+        assert!(matches!(err, KeyError::NotPem), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "not a PEM block (expected -----BEGIN PUBLIC KEY-----)"
+        );
         let err =
             PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
                 .unwrap_err();
-        assert!(err.contains("SubjectPublicKeyInfo"), "{err}");
+        assert!(matches!(err, KeyError::Spki(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("not a valid SubjectPublicKeyInfo: "),
+            "{err}"
+        );
     }
 
     /// The whole policy loader with a keyless authority: camelCase fields, the trust root read

@@ -42,8 +42,12 @@ pub enum TrustRootError {
         #[source]
         source: der::Error,
     },
-    #[error("{at}: {detail}")]
-    Key { at: String, detail: String },
+    #[error("{at}: {source}")]
+    Key {
+        at: String,
+        #[source]
+        source: super::KeyError,
+    },
     #[error("{at}: {value:?} is not an RFC 3339 time")]
     Time { at: String, value: String },
     #[error("{at}: the certificate chain is empty")]
@@ -204,9 +208,9 @@ fn logs(raw: &[RawLog], field: &str) -> Result<Vec<LogKey>, TrustRootError> {
         .map(|(i, l)| {
             let at = format!("{field}[{i}]");
             let der = b64(&l.public_key.raw_bytes, &format!("{at}.publicKey.rawBytes"))?;
-            let key = PublicKey::from_der(&der).map_err(|detail| TrustRootError::Key {
+            let key = PublicKey::from_der(&der).map_err(|source| TrustRootError::Key {
                 at: format!("{at}.publicKey"),
-                detail,
+                source,
             })?;
             let log_id = match &l.log_id {
                 Some(id) => b64(&id.key_id, &format!("{at}.logId.keyId"))?,
