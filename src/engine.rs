@@ -164,7 +164,7 @@ pub fn apply_azure_settings(
         .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
     if let Some(s) = settings {
         s.apply(azure)
-            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e.to_string())))?;
     }
     if azure.tenant_id.is_empty() || azure.client_id.is_empty() {
         return Err(BuildError::Azure(crate::azure::AzureError::Config(

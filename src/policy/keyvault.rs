@@ -79,14 +79,41 @@ pub struct AzureSettings {
     pub stale_after: Option<String>,
 }
 
+/// Why a `spec.azure` block is refused; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `detail` is the URL parser's message (its error type is not a dependency of signet).
+    #[error("spec.azure.authorityHost {host:?}: {detail}")]
+    AuthorityHost { host: String, detail: String },
+    #[error("spec.azure.authorityHost {host:?} is not https")]
+    NotHttps { host: String },
+    #[error("spec.azure.{field}: {source}")]
+    Duration {
+        field: &'static str,
+        #[source]
+        source: DurationError,
+    },
+}
+
+/// Why a duration such as `refreshInterval` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{value:?} is not a duration like 90s, 5m or 1h")]
+    Malformed { value: String },
+    #[error("{value:?} must be between 1s and 168h")]
+    OutOfRange { value: String },
+}
+
 impl AzureSettings {
     /// Checks every field; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         if let Some(h) = &self.authority_host {
-            let url = reqwest::Url::parse(h)
-                .map_err(|e| format!("spec.azure.authorityHost {h:?}: {e}"))?;
+            let url = reqwest::Url::parse(h).map_err(|e| SettingsError::AuthorityHost {
+                host: h.clone(),
+                detail: e.to_string(),
+            })?;
             if url.scheme() != "https" {
-                return Err(format!("spec.azure.authorityHost {h:?} is not https"));
+                return Err(SettingsError::NotHttps { host: h.clone() });
             }
         }
         for (field, v) in [
@@ -94,14 +121,15 @@ impl AzureSettings {
             ("staleAfter", &self.stale_after),
         ] {
             if let Some(v) = v {
-                parse_duration(v).map_err(|m| format!("spec.azure.{field}: {m}"))?;
+                parse_duration(v).map_err(|source| SettingsError::Duration { field, source })?;
             }
         }
         Ok(())
     }
 
-    /// Overrides the parts of `config` this names.
-    pub fn apply(&self, config: &mut crate::azure::AzureConfig) -> Result<(), String> {
+    /// Overrides the parts of `config` this names. The checks after `validate` cannot fail;
+    /// they report as `validate` would.
+    pub fn apply(&self, config: &mut crate::azure::AzureConfig) -> Result<(), SettingsError> {
         self.validate()?;
         if let Some(t) = &self.tenant_id {
             config.tenant_id = t.clone();
@@ -110,20 +138,31 @@ impl AzureSettings {
             config.client_id = c.clone();
         }
         if let Some(h) = &self.authority_host {
-            config.authority_host = reqwest::Url::parse(h).map_err(|e| e.to_string())?;
+            config.authority_host =
+                reqwest::Url::parse(h).map_err(|e| SettingsError::AuthorityHost {
+                    host: h.clone(),
+                    detail: e.to_string(),
+                })?;
         }
         if let Some(v) = &self.refresh_interval {
-            config.refresh_interval = parse_duration(v)?;
+            config.refresh_interval =
+                parse_duration(v).map_err(|source| SettingsError::Duration {
+                    field: "refreshInterval",
+                    source,
+                })?;
         }
         if let Some(v) = &self.stale_after {
-            config.stale_after = parse_duration(v)?;
+            config.stale_after = parse_duration(v).map_err(|source| SettingsError::Duration {
+                field: "staleAfter",
+                source,
+            })?;
         }
         Ok(())
     }
 }
 
 /// `90`, `90s`, `5m`, `1h`: a positive duration of at most a week.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
+pub fn parse_duration(v: &str) -> Result<Duration, DurationError> {
     let v = v.trim();
     let (number, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => v.split_at(i),
@@ -131,15 +170,15 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{v:?} is not a duration like 90s, 5m or 1h"))?;
+        .map_err(|_| DurationError::Malformed { value: v.into() })?;
     let secs = match unit {
         "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{v:?} is not a duration like 90s, 5m or 1h")),
+        _ => return Err(DurationError::Malformed { value: v.into() }),
     };
     if secs == 0 || secs > 7 * 24 * 3600 {
-        return Err(format!("{v:?} must be between 1s and 168h"));
+        return Err(DurationError::OutOfRange { value: v.into() });
     }
     Ok(Duration::from_secs(secs))
 }
@@ -663,6 +702,18 @@ mod tests {
 
     #[test]
     fn settings_durations_and_overrides() {
+        assert_eq!(
+            parse_duration(" 0s").unwrap_err().to_string(),
+            "\"0s\" must be between 1s and 168h"
+        );
+        assert_eq!(
+            parse_duration("5d"),
+            Err(DurationError::Malformed { value: "5d".into() })
+        );
+        assert_eq!(
+            parse_duration("5d").unwrap_err().to_string(),
+            "\"5d\" is not a duration like 90s, 5m or 1h"
+        );
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));

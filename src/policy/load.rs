@@ -309,7 +309,7 @@ fn load_parts(
                                 ),
                             ));
                         } else if let Some(Err(m)) = c.spec.azure.as_ref().map(|a| a.validate()) {
-                            errors.push(err(locate(doc, "azure"), m));
+                            errors.push(err(locate(doc, "azure"), m.to_string()));
                         } else {
                             settings = Some((c.spec, here));
                         }
