@@ -62,16 +62,36 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
+/// Why a Key Vault reference written in a policy is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    /// `detail` is the URL parser's message (its error type is not a dependency of signet).
+    #[error("vaultURI {uri:?} is not a URL: {detail}")]
+    NotUrl { uri: String, detail: String },
+    #[error("vaultURI {uri:?} is not https")]
+    NotHttps { uri: String },
+    #[error("vaultURI {uri:?} must be https://NAME.vault.azure.net/ with no path")]
+    NotVaultRoot { uri: String },
+    #[error("name {name:?} is not a Key Vault object name (1-127 letters, digits, dashes)")]
+    Name { name: String },
+    #[error("version {version:?} is not a Key Vault version (letters and digits)")]
+    Version { version: String },
+}
+
 impl ObjectRef {
     /// Checks the syntax of a reference as written in a policy: an `https://` vault URI with
     /// no path, query or user information, a name of 1–127 letters, digits and dashes, and a
     /// version of 1–64 letters and digits. Whether the vault host may receive a token is
     /// [`KeyVault`]'s check.
-    pub fn parse(vault_uri: &str, name: &str, version: Option<&str>) -> Result<Self, String> {
-        let url = reqwest::Url::parse(vault_uri.trim())
-            .map_err(|e| format!("vaultURI {vault_uri:?} is not a URL: {e}"))?;
+    pub fn parse(vault_uri: &str, name: &str, version: Option<&str>) -> Result<Self, RefError> {
+        let url = reqwest::Url::parse(vault_uri.trim()).map_err(|e| RefError::NotUrl {
+            uri: vault_uri.into(),
+            detail: e.to_string(),
+        })?;
         if url.scheme() != "https" {
-            return Err(format!("vaultURI {vault_uri:?} is not https"));
+            return Err(RefError::NotHttps {
+                uri: vault_uri.into(),
+            });
         }
         if !url.username().is_empty()
             || url.password().is_some()
@@ -80,24 +100,20 @@ impl ObjectRef {
             || !matches!(url.path(), "" | "/")
             || url.host_str().is_none()
         {
-            return Err(format!(
-                "vaultURI {vault_uri:?} must be https://NAME.vault.azure.net/ with no path"
-            ));
+            return Err(RefError::NotVaultRoot {
+                uri: vault_uri.into(),
+            });
         }
         if name.is_empty()
             || name.len() > 127
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(format!(
-                "name {name:?} is not a Key Vault object name (1-127 letters, digits, dashes)"
-            ));
+            return Err(RefError::Name { name: name.into() });
         }
         if let Some(v) = version
             && (v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric()))
         {
-            return Err(format!(
-                "version {v:?} is not a Key Vault version (letters and digits)"
-            ));
+            return Err(RefError::Version { version: v.into() });
         }
         Ok(ObjectRef {
             vault: format!("https://{}", host_port(&url).to_ascii_lowercase()),
@@ -388,11 +404,9 @@ impl KeyVault {
         let version = best.map(|(_, v)| v).ok_or_else(|| AzureError::Disabled {
             what: format!("every version of {} {}", c.as_str(), r.name),
         })?;
-        ObjectRef::parse(&r.vault, &r.name, Some(&version)).map_err(|detail| {
-            AzureError::Malformed {
-                what: what.clone(),
-                detail,
-            }
+        ObjectRef::parse(&r.vault, &r.name, Some(&version)).map_err(|e| AzureError::Malformed {
+            what: what.clone(),
+            detail: e.to_string(),
         })?;
         Ok(version)
     }
@@ -605,6 +619,24 @@ mod tests {
                 "{uri} {name}"
             );
         }
+        assert_eq!(
+            ObjectRef::parse("http://v.vault.azure.net/", "k", None)
+                .unwrap_err()
+                .to_string(),
+            "vaultURI \"http://v.vault.azure.net/\" is not https"
+        );
+        assert_eq!(
+            ObjectRef::parse("https://v.vault.azure.net/x", "k", None),
+            Err(RefError::NotVaultRoot {
+                uri: "https://v.vault.azure.net/x".into()
+            })
+        );
+        assert_eq!(
+            ObjectRef::parse("https://v.vault.azure.net/", "k_1", None)
+                .unwrap_err()
+                .to_string(),
+            "name \"k_1\" is not a Key Vault object name (1-127 letters, digits, dashes)"
+        );
     }
 
     /// The vault token goes to Key Vault domains and explicitly listed hosts only.

@@ -277,8 +277,8 @@ pub fn entry_for(spec: &KeyVaultSpec, want: Want) -> Result<Entry, MaterialError
             ));
         }
     };
-    let object =
-        ObjectRef::parse(&spec.vault_uri, &spec.name, spec.version.as_deref()).map_err(fail)?;
+    let object = ObjectRef::parse(&spec.vault_uri, &spec.name, spec.version.as_deref())
+        .map_err(|e| fail(e.to_string()))?;
     Ok(Entry { object, kind })
 }
 
