@@ -328,17 +328,26 @@ fn sanitize_store(name: &str) -> String {
         .collect()
 }
 
+/// Why a Ratify Notation registry scope does not convert.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ScopeError {
+    #[error(
+        "Notation scopes are \"*\" or a fully qualified repository; wildcards inside a scope \
+         are not supported"
+    )]
+    Wildcard,
+    #[error("{0}")]
+    Repository(#[from] crate::policy::GlobError),
+}
+
 /// A Notation registry scope: `*`, or a repository named exactly.
-pub(super) fn notation_scope(scope: &str) -> Result<String, String> {
+pub(super) fn notation_scope(scope: &str) -> Result<String, ScopeError> {
     if scope == "*" {
         return Ok("**".into());
     }
     if scope.contains('*') {
-        return Err(
-            "Notation scopes are \"*\" or a fully qualified repository; wildcards inside a scope are not supported"
-                .into(),
-        );
+        return Err(ScopeError::Wildcard);
     }
-    ImageGlob::parse(scope).map_err(|e| e.to_string())?;
+    ImageGlob::parse(scope)?;
     Ok(scope.to_string())
 }

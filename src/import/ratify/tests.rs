@@ -207,7 +207,11 @@ fn cosign_scope_table() {
 fn notation_scope_table() {
     assert_eq!(notation_scope("*").unwrap(), "**");
     assert_eq!(notation_scope("reg.io/ns/app").unwrap(), "reg.io/ns/app");
-    assert!(notation_scope("reg.io/ns/*").is_err());
+    assert_eq!(
+        notation_scope("reg.io/ns/*").unwrap_err().to_string(),
+        "Notation scopes are \"*\" or a fully qualified repository; wildcards inside a scope \
+         are not supported"
+    );
     assert!(notation_scope("reg.io/ns/app:v1").is_err());
 }
 
