@@ -3,8 +3,10 @@
 //! Request path: [`server`] (HTTPS, routes) → [`admission`] (AdmissionReview ↔ images) →
 //! [`decision`] (policies, caches, deadline) → [`discovery`] (signatures of a digest) and
 //! [`verify`] (Cosign, Notation) → [`registry`] (OCI distribution API) and [`policy`] →
-//! [`image`]. Dependencies point one way: only `admission` knows Kubernetes types, only
-//! `server` knows HTTP serving, only `registry` talks to registries, only `config` reads
+//! [`image`]. Dependencies point one way: Kubernetes types live in `admission` (reviews),
+//! `policy::crd`/`policy::kube` (policy resources, watched Secrets and ConfigMaps) and
+//! `registry::pull_secrets` (a workload's pull secrets); only `server` knows HTTP serving, only
+//! `registry` talks to registries (and `azure` to Entra and Key Vault), only `config` reads
 //! arguments. [`run`] is the one composition root.
 
 #![forbid(unsafe_code)]
