@@ -382,6 +382,12 @@ impl Engine {
         self.decide_for(images, namespace, None, deadline).await
     }
 
+    /// Whether reviews' own registry credentials are used (`--pull-secrets`): without it the
+    /// caller need not read who the workload is.
+    pub fn uses_pull_secrets(&self) -> bool {
+        self.pull_secrets.is_some()
+    }
+
     /// Like [`Engine::decide`], with the registry credentials of `workload` (its pull secrets,
     /// then its service account's) ahead of the cluster-wide ones, when the engine has a
     /// source for them. What the caches share between workloads with different credentials is

@@ -44,6 +44,16 @@ const NOT_READY: &str =
     "signet has no valid policy set loaded; every image is denied until the policies are fixed";
 
 impl Reviewer<'_> {
+    /// Whose registry credentials the images are checked with, read only when the engine uses
+    /// pull secrets: a cache hit should not copy names it will never look at.
+    fn workload(&self, review: &Review) -> Option<crate::registry::Workload> {
+        if self.engine.uses_pull_secrets() {
+            review.workload()
+        } else {
+            None
+        }
+    }
+
     /// Answers `review` before `deadline`; `start` is when the request arrived (for the log).
     pub async fn answer(
         &self,
@@ -107,7 +117,7 @@ impl Reviewer<'_> {
                     .decide_for(
                         images,
                         review.namespace(),
-                        review.workload().as_ref(),
+                        self.workload(review).as_ref(),
                         deadline,
                     )
                     .await;
@@ -170,7 +180,7 @@ impl Reviewer<'_> {
             .decide_for(
                 images,
                 review.namespace(),
-                review.workload().as_ref(),
+                self.workload(review).as_ref(),
                 deadline,
             )
             .await;
