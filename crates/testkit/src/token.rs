@@ -187,10 +187,14 @@ impl TokenServer {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((stream, _)) => {
-                            let record = serve(stream, &minter, &expected, &user, &acr);
-                            if let Some(record) = record {
+                        Ok((mut stream, _)) => {
+                            // Recorded before the answer is written: a client that has its
+                            // answer must find its request in `requests()`.
+                            if let Some((record, response)) =
+                                serve(&mut stream, &minter, &expected, &user, &acr)
+                            {
                                 requests.lock().expect("lock").push(record);
+                                let _ = stream.write_all(response.as_bytes());
                             }
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -246,13 +250,14 @@ impl Drop for TokenServer {
     }
 }
 
+/// Reads one request and returns what to record and the response to write.
 fn serve(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     minter: &TokenMinter,
     expected_auth: &str,
     user: &str,
     acr: &Mutex<Option<AcrExchange>>,
-) -> Option<TokenRequest> {
+) -> Option<(TokenRequest, String)> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut head = Vec::new();
@@ -319,15 +324,15 @@ fn serve(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let _ = stream.write_all(response.as_bytes());
-        return Some(TokenRequest {
+        let record = TokenRequest {
             authorization,
             scopes: Vec::new(),
             service: None,
             granted: granted.is_some(),
             path,
             form,
-        });
+        };
+        return Some((record, response));
     }
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut scopes = Vec::new();
@@ -377,15 +382,15 @@ fn serve(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(response.as_bytes());
-    Some(TokenRequest {
+    let record = TokenRequest {
         authorization,
         scopes,
         service,
         granted,
         path,
         form,
-    })
+    };
+    Some((record, response))
 }
 
 fn percent_decode(value: &str) -> String {
