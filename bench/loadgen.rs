@@ -49,7 +49,6 @@ use hdrhistogram::Histogram;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
@@ -353,12 +352,21 @@ impl Stats {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The HTTPS client: one hyper HTTP/1.1 connection per worker, TLS by tokio-rustls.
+// The HTTPS client: one hyper HTTP/1.1 (or HTTP/2) connection per worker, TLS by tokio-rustls.
 
 struct Target {
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
     path: String,
+    /// Offer only `h2` (ALPN) and speak HTTP/2; otherwise only `http/1.1`.
+    h2: bool,
+}
+
+/// One client connection, or one HTTP/2 stream slot of a shared connection (a clone of its
+/// `SendRequest`: each worker keeps one review in flight on it).
+enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
 impl Target {
@@ -377,35 +385,54 @@ impl Target {
             addr,
             tls: Arc::new(tls),
             path: path.to_owned(),
+            h2: false,
         })
     }
 
-    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    async fn connect(&self) -> anyhow::Result<Conn> {
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         let name = rustls_pki_types::ServerName::try_from("localhost")?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await?;
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(send)
+        if self.h2 {
+            anyhow::ensure!(
+                tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+                "the server did not choose h2"
+            );
+            let (send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::H2(send))
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::H1(send))
+        }
     }
 
-    async fn post(
-        &self,
-        send: &mut SendRequest<Full<Bytes>>,
-        body: Bytes,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        send.ready().await?;
+    async fn post(&self, send: &mut Conn, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
         let req = Request::post(&self.path)
             .header(http::header::HOST, "localhost")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))?;
         let resp = tokio::time::timeout(REVIEW_TIMEOUT, async {
-            let resp = send.send_request(req).await?;
+            let resp = match send {
+                Conn::H1(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await?
+                }
+                Conn::H2(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await?
+                }
+            };
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
             anyhow::Ok((status, body))
@@ -449,7 +476,7 @@ struct Work {
     expect: Option<bool>,
 }
 
-async fn connect_all(target: &Target, n: usize) -> anyhow::Result<Vec<SendRequest<Full<Bytes>>>> {
+async fn connect_all(target: &Target, n: usize) -> anyhow::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
     // Batches, so the listen backlog never overflows.
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
@@ -463,7 +490,7 @@ async fn connect_all(target: &Target, n: usize) -> anyhow::Result<Vec<SendReques
 
 async fn send_one(
     target: &Target,
-    send: &mut SendRequest<Full<Bytes>>,
+    send: &mut Conn,
     work: &Work,
     since: Instant,
     stats: &mut Stats,
@@ -508,6 +535,18 @@ async fn closed_loop(
     duration: Duration,
 ) -> anyhow::Result<Stats> {
     let conns = connect_all(target, concurrency).await?;
+    closed_loop_on(target, work, conns, duration).await
+}
+
+/// Closed loop over connections already made (or HTTP/2 stream slots): one worker each, one
+/// review in flight per worker, for `duration`.
+async fn closed_loop_on(
+    target: &Arc<Target>,
+    work: &Arc<Vec<Work>>,
+    conns: Vec<Conn>,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
+    let concurrency = conns.len();
     let start = Instant::now();
     let end = start + duration;
     let tasks: Vec<_> = conns
@@ -1980,48 +2019,174 @@ where
     Ok(())
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let only: Vec<&str> = args.only.split(',').map(str::trim).collect();
-    let wants = |s: &str| only.contains(&s);
-    let secs = Duration::from_secs_f64(if args.quick { 1.0 } else { args.secs });
-    let (pods, verdicts) = if args.quick {
-        (args.pods.min(10), args.verdicts.min(5_000))
-    } else {
-        (args.pods, args.verdicts)
-    };
-    let mut report = Report { rows: Vec::new() };
-    eprintln!(
-        "setting up: docker-registry, proxies, signed images (load {})",
-        load()
-    );
+/// Everything the scenarios share: the registry and its proxies, the signed images of the
+/// cache hits, the signet under test, the echo server and the limits measured in this run.
+struct World {
+    args: Args,
+    secs: Duration,
+    pods: usize,
+    verdicts: u64,
+    key: CosignKey,
+    other_key: CosignKey,
+    registry: TestRegistry,
+    counted: Proxy,
+    throttled: Proxy,
+    synthetic: String,
+    notation: Option<NotationWorld>,
+    policies: String,
+    insecure: Vec<String>,
+    hot_refs: Vec<String>,
+    signet: SignetProc,
+    idle_rss: u64,
+    target: Arc<Target>,
+    echo_proc: Proc,
+    echo: Arc<Target>,
+    _echo_dir: tempfile::TempDir,
+    /// The one-image cache hit, for signet and (any answer) for the echo server.
+    hit1: Arc<Vec<Work>>,
+    echo_work: Arc<Vec<Work>>,
+    limits: Option<Limits>,
+    /// The replay's images, pushed once for (f) and (r).
+    replay_pool: Option<ReplayPool>,
+}
 
-    let key = CosignKey::p256();
-    let other_key = CosignKey::generate(KeyKind::P256);
-    let registry = TestRegistry::start();
-    let counted = start_proxy(registry.base_url(), 0).await?;
-    let throttled = start_proxy(registry.base_url(), args.throttle_per_mille).await?;
-    let synthetic = start_synthetic_registry(key.clone()).await?;
+impl World {
+    /// Starts the registry, its proxies, the synthetic registry, the Notation world when (c)
+    /// needs it, signet and the echo server; pushes the hot images; measures the limits.
+    async fn start(
+        args: Args,
+        wants: &dyn Fn(&str) -> bool,
+        report: &mut Report,
+    ) -> anyhow::Result<World> {
+        let secs = Duration::from_secs_f64(if args.quick { 1.0 } else { args.secs });
+        let (pods, verdicts) = if args.quick {
+            (args.pods.min(10), args.verdicts.min(5_000))
+        } else {
+            (args.pods, args.verdicts)
+        };
+        let key = CosignKey::p256();
+        let other_key = CosignKey::generate(KeyKind::P256);
+        let registry = TestRegistry::start();
+        let counted = start_proxy(registry.base_url(), 0).await?;
+        let throttled = start_proxy(registry.base_url(), args.throttle_per_mille).await?;
+        let synthetic = start_synthetic_registry(key.clone()).await?;
+        let notation = if wants("c") && args.cold_kinds.iter().any(|k| k.notation().is_some()) {
+            Some(NotationWorld::start(if args.quick { 200 } else { 2000 }).await?)
+        } else {
+            None
+        };
+        let (policies, insecure) = policies_for(
+            &key,
+            &[&registry.addr(), &counted.host, &throttled.host, &synthetic],
+            notation.as_ref(),
+            report,
+        );
+        // The cache-hit images: one, and ten for the 10-container pod.
+        let hot = push_signed(&registry, "bench/hot", "v", 0..10, Some(&key)).await;
+        let hot_refs: Vec<String> = hot
+            .iter()
+            .map(|i| i.reference_by_tag(&registry.addr()))
+            .collect();
+        let signet = SignetProc::start(
+            &args.signet,
+            &policies,
+            &insecure,
+            args.signet_log.as_deref(),
+            args.signet_prefix.as_deref(),
+            &[],
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle_rss = signet.proc.rss_kib();
+        report.row(
+            "(g) memory, idle",
+            &format!(
+                "RSS {} (`signet serve`, policies loaded, no review yet)",
+                mib(idle_rss)
+            ),
+            "-",
+            "-",
+            "≤ 64 MiB",
+        );
+        let target = signet.target()?;
+        let (echo_proc, echo, echo_dir) = start_echo().await?;
+        let hit1 = Arc::new(vec![Work {
+            body: body(&pod_with(&hot_refs[0])),
+            expect: Some(true),
+        }]);
+        let echo_work = Arc::new(vec![Work {
+            body: hit1[0].body.clone(),
+            expect: None,
+        }]);
+        let limits = if wants("limits") || wants("a") || wants("c") {
+            Some(measure_limits(&registry, &hot[0], args.quick, report).await?)
+        } else {
+            None
+        };
+        Ok(World {
+            args,
+            secs,
+            pods,
+            verdicts,
+            key,
+            other_key,
+            registry,
+            counted,
+            throttled,
+            synthetic,
+            notation,
+            policies,
+            insecure,
+            hot_refs,
+            signet,
+            idle_rss,
+            target,
+            echo_proc,
+            echo,
+            _echo_dir: echo_dir,
+            hit1,
+            echo_work,
+            limits,
+            replay_pool: None,
+        })
+    }
+
+    /// A fresh `signet serve` with the same policies (the first-handshake and two-replica
+    /// scenarios).
+    async fn start_signet(&self) -> anyhow::Result<SignetProc> {
+        SignetProc::start(
+            &self.args.signet,
+            &self.policies,
+            &self.insecure,
+            self.args.signet_log.as_deref(),
+            None,
+            &[],
+        )
+        .await
+    }
+}
+
+/// One Cosign P-256 policy per Cosign host (named `direct`, `counted`, `throttled`,
+/// `synthetic`), and the Notation world's two when it is up (reporting the in-process verify
+/// limits); returns the policies (YAML documents) and the hosts signet reaches over plain HTTP.
+fn policies_for(
+    key: &CosignKey,
+    cosign_hosts: &[&String; 4],
+    notation: Option<&NotationWorld>,
+    report: &mut Report,
+) -> (String, Vec<String>) {
     let pem = key.public_key_pem();
-    let hosts = [
-        ("direct", registry.addr()),
-        ("counted", counted.host.clone()),
-        ("throttled", throttled.host.clone()),
-        ("synthetic", synthetic.clone()),
-    ];
-    let mut policies = hosts
+    let names = ["direct", "counted", "throttled", "synthetic"];
+    let mut policies = names
         .iter()
+        .zip(cosign_hosts)
         .map(|(name, host)| cosign_policy(name, &format!("{host}/**"), "enforce", "deny", &pem))
         .collect::<Vec<_>>();
-    let mut insecure: Vec<String> = hosts.iter().map(|(_, h)| h.clone()).collect();
+    let mut insecure: Vec<String> = cosign_hosts.iter().map(|h| (*h).clone()).collect();
     // The Notation kinds of (c) get a registry (and counting proxy) of their own: a policy covers
     // a whole host, and every policy matching an image must pass, so sharing the Cosign hosts
     // would ask the Cosign images for Notation signatures too.
-    let mut notation = if wants("c") && args.cold_kinds.iter().any(|k| k.notation().is_some()) {
-        Some(NotationWorld::start(if args.quick { 200 } else { 2000 }).await?)
-    } else {
-        None
-    };
-    if let Some(w) = &notation {
+    if let Some(w) = notation {
         for format in [Format::Jws, Format::Cose] {
             report.row(
                 &format!(
@@ -2039,376 +2204,434 @@ async fn run(args: Args) -> anyhow::Result<()> {
             insecure.push(host);
         }
     }
-    let policies = policies.join("---\n");
+    (policies.join("---\n"), insecure)
+}
 
-    // The cache-hit images: one, and ten for the 10-container pod.
-    let hot = push_signed(&registry, "bench/hot", "v", 0..10, Some(&key)).await;
-    let hot_refs: Vec<String> = hot
-        .iter()
-        .map(|i| i.reference_by_tag(&registry.addr()))
-        .collect();
-
-    let signet = SignetProc::start(
-        &args.signet,
-        &policies,
-        &insecure,
-        args.signet_log.as_deref(),
-        args.signet_prefix.as_deref(),
-        &[],
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = signet.proc.rss_kib();
+/// The limits: P-256, P-384 and RSA-PSS verifications, the decode, one registry round trip.
+async fn measure_limits(
+    registry: &TestRegistry,
+    image: &PushedImage,
+    quick: bool,
+    report: &mut Report,
+) -> anyhow::Result<Limits> {
+    let n = if quick { 200 } else { 2000 };
+    let (p256_us, p384_us, rsa_pss_us, decode_us) = crypto_and_decode_limits(n)?;
+    for (what, us) in [
+        ("limit: ECDSA P-256 verify (aws-lc-rs)", p256_us),
+        (
+            "limit: ECDSA P-384 verify (aws-lc-rs; the test Notation root's algorithm)",
+            p384_us,
+        ),
+        ("limit: RSA-PSS-2048 verify (aws-lc-rs)", rsa_pss_us),
+        ("limit: AdmissionReview decode (pod-create.json)", decode_us),
+    ] {
+        report.row(what, &format!("{us:.1} µs"), "-", "-", "-");
+    }
+    let registry_rtt = registry_rtt(registry, image, if quick { 100 } else { 1000 }).await;
     report.row(
-        "(g) memory, idle",
+        "limit: loopback docker-registry round trip (HEAD manifest, keep-alive)",
+        &registry_rtt.latency(),
+        "-",
+        "-",
+        "-",
+    );
+    Ok(Limits {
+        p256_us,
+        decode_us,
+        registry_rtt,
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let only: Vec<String> = args.only.split(',').map(|s| s.trim().to_owned()).collect();
+    let wants = |s: &str| only.iter().any(|o| o == s);
+    let mut report = Report { rows: Vec::new() };
+    eprintln!(
+        "setting up: docker-registry, proxies, signed images (load {})",
+        load()
+    );
+    let mut w = World::start(args, &wants, &mut report).await?;
+    let quick = w.args.quick;
+    if wants("a") {
+        scenario_cache_hit(&w, &mut report).await?;
+    }
+    if wants("b") {
+        scenario_ten_images(&w, &mut report).await?;
+    }
+    if wants("c") {
+        scenario_cold(&mut w, &mut report).await?;
+    }
+    if wants("e") {
+        scenario_burst(&w, if quick { 100 } else { 1000 }, &mut report).await?;
+    }
+    if wants("n") {
+        let secs = if quick { 2.0 } else { w.args.secs };
+        scenario_nginx(&w.signet, &w.target, &w.hit1[0], secs, &mut report).await?;
+    }
+    if wants("s") {
+        let n = if quick { 20 } else { w.args.storm };
+        let (registry, key, signet) = (&w.registry, &w.key, &w.signet);
+        scenario_storm(registry, key, signet, &w.target, &w.hit1, n, &mut report).await?;
+    }
+    if wants("h") {
+        let restarts = if quick { 2 } else { w.args.restarts };
+        scenario_first_handshake(|| w.start_signet(), restarts, &mut report).await?;
+    }
+    if wants("f") {
+        scenario_replay(&mut w, &mut report).await?;
+    }
+    if wants("g") {
+        scenario_memory(&w, &mut report).await?;
+    }
+    if wants("soak") {
+        scenario_soak(&w, &mut report).await?;
+    }
+    report.row(
+        "(d') Cosign keyless",
+        "not measured here: single cold reviews in the integration tests (bench/README.md)",
+        "-",
+        "-",
+        "-",
+    );
+    let World {
+        args, echo_proc, ..
+    } = w;
+    drop(echo_proc);
+    println!(
+        "signet: `{}` (a separate process), RUST_LOG {}; loadgen and signet share the machine's cores.\n",
+        args.signet.display(),
+        args.signet_log.as_deref().map_or(
+            "unset (signet's default: one info line per review, to a file)".to_owned(),
+            |l| format!("= {l}")
+        )
+    );
+    println!("| scenario | figure | limit | ratio to limit | target | load (1 min) |");
+    println!("|---|---|---|---|---|---|");
+    for r in &report.rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+/// (a) Cache hit, 1 image: closed loops at c = 1, 16, 64 and open loops at 25, 50 and 80 % of
+/// the best closed-loop rate, each next to the echo server.
+async fn scenario_cache_hit(w: &World, report: &mut Report) -> anyhow::Result<()> {
+    let (signet, target, hit1, secs) = (&w.signet, &w.target, &w.hit1, w.secs);
+    let (echo, echo_work) = (&w.echo, &w.echo_work);
+    let warm = signet
+        .target()?
+        .post(&mut target.connect().await?, hit1[0].body.clone())
+        .await?;
+    anyhow::ensure!(
+        allowed_of(&warm.1) == Some(true),
+        "the hot image is not allowed: {:?}",
+        warm.1
+    );
+    let (reg0, _) = signet.counters().await;
+    let mut best = 0.0f64;
+    for c in [1usize, 16, 64] {
+        let _ = closed_loop(target, hit1, c, secs / 5).await?; // warm-up
+        let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(target, hit1, c, secs)).await?;
+        let (e, e_cpu) = with_cpu(&w.echo_proc, closed_loop(echo, echo_work, c, secs)).await?;
+        best = best.max(s.rate());
+        report.row(
+            &format!("(a) cache hit, 1 image, closed loop c={c}"),
+            &format!("{}; signet CPU {s_cpu:.0} µs/review", s.summary()),
+            &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
+            &format!(
+                "throughput {}, p50 {}, CPU/review {}",
+                ratio(s.rate(), e.rate()),
+                ratio(s.ms(0.5), e.ms(0.5)),
+                ratio(s_cpu, e_cpu)
+            ),
+            "≥ 10,000/s; p99 ≤ 1 ms",
+        );
+    }
+    for frac in [0.25, 0.5, 0.8] {
+        let rate = (best * frac).max(50.0).round();
+        let s = open_loop(target, hit1, rate, 64, secs).await?;
+        let e = open_loop(echo, echo_work, rate, 64, secs).await?;
+        report.row(
+            &format!(
+                "(a) cache hit, 1 image, open loop {rate:.0}/s ({:.0}% of max)",
+                frac * 100.0
+            ),
+            &s.summary(),
+            &format!("echo: {}", e.summary()),
+            &format!("p99 {}", ratio(s.ms(0.99), e.ms(0.99))),
+            "p99 ≤ 1 ms",
+        );
+    }
+    let (reg1, _) = signet.counters().await;
+    report.row(
+        "(a) registry requests during all cache-hit runs",
         &format!(
-            "RSS {} (`signet serve`, policies loaded, no review yet)",
-            mib(idle_rss)
+            "{:.0} (tag→digest cache TTL 30 s: re-resolves only)",
+            reg1 - reg0
         ),
         "-",
         "-",
-        "≤ 64 MiB",
+        "-",
     );
-    let target = signet.target()?;
+    if let Some(l) = &w.limits {
+        report.row(
+            "(a) decode share of a cache hit",
+            &format!("{:.1} µs decode", l.decode_us),
+            "-",
+            "-",
+            "-",
+        );
+    }
+    Ok(())
+}
 
-    // Limits.
-    let (echo_proc, echo, _echo_dir) = start_echo().await?;
-    let hit1 = Arc::new(vec![Work {
-        body: body(&pod_with(&hot_refs[0])),
+/// (b) Cache hit, a pod of 10 images: closed loops at c = 1 and 64, next to the echo server.
+async fn scenario_ten_images(w: &World, report: &mut Report) -> anyhow::Result<()> {
+    let (signet, target, secs) = (&w.signet, &w.target, w.secs);
+    let ten = Arc::new(vec![Work {
+        body: body(&pod_with_images(&w.hot_refs)),
         expect: Some(true),
     }]);
-    let echo_work = Arc::new(vec![Work {
-        body: hit1[0].body.clone(),
+    let ten_echo = Arc::new(vec![Work {
+        body: ten[0].body.clone(),
         expect: None,
     }]);
-    let limits = if wants("limits") || wants("a") || wants("c") {
-        let n = if args.quick { 200 } else { 2000 };
-        let (p256_us, p384_us, rsa_pss_us, decode_us) = crypto_and_decode_limits(n)?;
+    let _ = closed_loop(target, &ten, 4, secs / 5).await?;
+    for c in [1usize, 64] {
+        let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(target, &ten, c, secs)).await?;
+        let (e, e_cpu) = with_cpu(&w.echo_proc, closed_loop(&w.echo, &ten_echo, c, secs)).await?;
         report.row(
-            "limit: ECDSA P-256 verify (aws-lc-rs)",
-            &format!("{p256_us:.1} µs"),
-            "-",
-            "-",
-            "-",
-        );
-        report.row(
-            "limit: ECDSA P-384 verify (aws-lc-rs; the test Notation root's algorithm)",
-            &format!("{p384_us:.1} µs"),
-            "-",
-            "-",
-            "-",
-        );
-        report.row(
-            "limit: RSA-PSS-2048 verify (aws-lc-rs)",
-            &format!("{rsa_pss_us:.1} µs"),
-            "-",
-            "-",
-            "-",
-        );
-        report.row(
-            "limit: AdmissionReview decode (pod-create.json)",
-            &format!("{decode_us:.1} µs"),
-            "-",
-            "-",
-            "-",
-        );
-        let registry_rtt =
-            registry_rtt(&registry, &hot[0], if args.quick { 100 } else { 1000 }).await;
-        report.row(
-            "limit: loopback docker-registry round trip (HEAD manifest, keep-alive)",
-            &registry_rtt.latency(),
-            "-",
-            "-",
-            "-",
-        );
-        Some(Limits {
-            p256_us,
-            decode_us,
-            registry_rtt,
-        })
-    } else {
-        None
-    };
-
-    // (a) cache hit, 1 image.
-    if wants("a") {
-        let warm = signet
-            .target()?
-            .post(&mut target.connect().await?, hit1[0].body.clone())
-            .await?;
-        anyhow::ensure!(
-            allowed_of(&warm.1) == Some(true),
-            "the hot image is not allowed: {:?}",
-            warm.1
-        );
-        let (reg0, _) = signet.counters().await;
-        let mut best = 0.0f64;
-        for c in [1usize, 16, 64] {
-            let _ = closed_loop(&target, &hit1, c, secs / 5).await?; // warm-up
-            let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(&target, &hit1, c, secs)).await?;
-            let (e, e_cpu) = with_cpu(&echo_proc, closed_loop(&echo, &echo_work, c, secs)).await?;
-            best = best.max(s.rate());
-            report.row(
-                &format!("(a) cache hit, 1 image, closed loop c={c}"),
-                &format!("{}; signet CPU {s_cpu:.0} µs/review", s.summary()),
-                &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
-                &format!(
-                    "throughput {}, p50 {}, CPU/review {}",
-                    ratio(s.rate(), e.rate()),
-                    ratio(s.ms(0.5), e.ms(0.5)),
-                    ratio(s_cpu, e_cpu)
-                ),
-                "≥ 10,000/s; p99 ≤ 1 ms",
-            );
-        }
-        for frac in [0.25, 0.5, 0.8] {
-            let rate = (best * frac).max(50.0).round();
-            let s = open_loop(&target, &hit1, rate, 64, secs).await?;
-            let e = open_loop(&echo, &echo_work, rate, 64, secs).await?;
-            report.row(
-                &format!(
-                    "(a) cache hit, 1 image, open loop {rate:.0}/s ({:.0}% of max)",
-                    frac * 100.0
-                ),
-                &s.summary(),
-                &format!("echo: {}", e.summary()),
-                &format!("p99 {}", ratio(s.ms(0.99), e.ms(0.99))),
-                "p99 ≤ 1 ms",
-            );
-        }
-        let (reg1, _) = signet.counters().await;
-        report.row(
-            "(a) registry requests during all cache-hit runs",
+            &format!("(b) cache hit, 10 images, closed loop c={c}"),
             &format!(
-                "{:.0} (tag→digest cache TTL 30 s: re-resolves only)",
-                reg1 - reg0
+                "{}; {:.0} images/s; signet CPU {s_cpu:.0} µs/review",
+                s.summary(),
+                s.rate() * 10.0
             ),
-            "-",
-            "-",
-            "-",
+            &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
+            &format!(
+                "throughput {}, p50 {}, CPU/review {}",
+                ratio(s.rate(), e.rate()),
+                ratio(s.ms(0.5), e.ms(0.5)),
+                ratio(s_cpu, e_cpu)
+            ),
+            "p99 ≤ 1 ms",
         );
-        if let Some(l) = &limits {
-            report.row(
-                "(a) decode share of a cache hit",
-                &format!("{:.1} µs decode", l.decode_us),
-                "-",
-                "-",
-                "-",
-            );
-        }
     }
+    Ok(())
+}
 
-    // (b) cache hit, 10 images.
-    if wants("b") {
-        let ten = Arc::new(vec![Work {
-            body: body(&pod_with_images(&hot_refs)),
-            expect: Some(true),
-        }]);
-        let ten_echo = Arc::new(vec![Work {
-            body: ten[0].body.clone(),
-            expect: None,
-        }]);
-        let _ = closed_loop(&target, &ten, 4, secs / 5).await?;
-        for c in [1usize, 64] {
-            let (s, s_cpu) = with_cpu(&signet.proc, closed_loop(&target, &ten, c, secs)).await?;
-            let (e, e_cpu) = with_cpu(&echo_proc, closed_loop(&echo, &ten_echo, c, secs)).await?;
-            report.row(
-                &format!("(b) cache hit, 10 images, closed loop c={c}"),
-                &format!(
-                    "{}; {:.0} images/s; signet CPU {s_cpu:.0} µs/review",
-                    s.summary(),
-                    s.rate() * 10.0
-                ),
-                &format!("echo: {}; echo CPU {e_cpu:.0} µs/review", e.summary()),
-                &format!(
-                    "throughput {}, p50 {}, CPU/review {}",
-                    ratio(s.rate(), e.rate()),
-                    ratio(s.ms(0.5), e.ms(0.5)),
-                    ratio(s_cpu, e_cpu)
-                ),
-                "p99 ≤ 1 ms",
-            );
-        }
+/// (c) Cold verification: every review a new signed image, for each way of signing; each kind
+/// reviewed directly and through the counting proxy, next to its floor.
+async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result<()> {
+    let quick = w.args.quick;
+    let n = if quick { 20 } else { 100 };
+    let mut responder_rtt: Option<Stats> = None;
+    // Every kind's images first, then the reviews: pushing (hundreds of uploads) right
+    // before a kind's reviews would load the registry and the cores for that kind only.
+    let mut pushed = Vec::new();
+    for kind in w.args.cold_kinds.clone() {
+        let images = push_cold(w, kind, n).await?;
+        pushed.push((kind, images));
     }
-
-    // (c) cold verification: every review a new signed image, for each way of signing.
-    if wants("c") {
-        let n = if args.quick { 20 } else { 100 };
-        let mut responder_rtt: Option<Stats> = None;
-        // Every kind's images first, then the reviews: pushing (hundreds of uploads) right
-        // before a kind's reviews would load the registry and the cores for that kind only.
-        let mut pushed = Vec::new();
-        for kind in args.cold_kinds.iter().copied() {
-            // Seeds (image contents) distinct per kind: verdicts are cached by digest and policy.
-            let images = match (kind.notation(), notation.as_mut()) {
-                (None, _) => (
-                    push_signed(&registry, "bench/cold", "c", 1000..1000 + n, Some(&key)).await,
-                    push_signed(
-                        &registry,
-                        "bench/coldp",
-                        "c",
-                        2000..2000 + n / 2,
-                        Some(&key),
-                    )
-                    .await,
-                ),
-                (Some(_), Some(w)) => {
-                    let base = 100_000
-                        + 1_000 * ColdKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u64;
-                    let repo = format!("bench/{}", kind.slug());
-                    (
-                        w.push(kind, &repo, base..base + n).await,
-                        w.push(kind, &format!("{repo}-p"), base + 500..base + 500 + n / 2)
-                            .await,
-                    )
-                }
-                (Some(_), None) => bail!("no Notation registry was set up for {kind}"),
-            };
-            pushed.push((kind, images));
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        for (kind, (direct, via_proxy)) in pushed {
-            let world = notation.as_ref().filter(|_| kind.notation().is_some());
-            let (direct_host, proxy) = match world {
-                Some(w) => (w.registry.addr(), &w.counted),
-                None => (registry.addr(), &counted),
-            };
-            for (label, images, host, proxy) in [
-                ("direct", &direct, direct_host, None),
-                (
-                    "through the counting proxy",
-                    &via_proxy,
-                    proxy.host.clone(),
-                    Some(proxy),
-                ),
-            ] {
-                let refs: Vec<String> = images.iter().map(|i| i.reference_by_tag(&host)).collect();
-                let cold =
-                    cold_run(&signet, &target, &refs, proxy, world.map(|w| &w.responder)).await?;
-                let ocsp = matches!(
-                    kind,
-                    ColdKind::NotationJwsOcsp | ColdKind::NotationJwsOcspShared
-                );
-                if ocsp && responder_rtt.is_none() {
-                    responder_rtt = match world {
-                        Some(w) => w.responder_rtt(if args.quick { 20 } else { 100 }).await,
-                        None => None,
-                    };
-                }
-                let (limit, r) = match (&limits, kind.notation(), world) {
-                    (Some(l), None, _) => {
-                        let floor_ms =
-                            l.registry_rtt.ms(0.5) * 3.0 + l.p256_us / 1e3 + l.decode_us / 1e3;
-                        (
-                            format!(
-                                "3 registry round trips + P-256 verify + decode = {floor_ms:.3} ms"
-                            ),
-                            format!("p50 {}", ratio(cold.stats.ms(0.5), floor_ms)),
-                        )
-                    }
-                    (Some(l), Some(format), Some(w)) => {
-                        let verify_us = w.verify_us(format);
-                        let mut floor_ms =
-                            l.registry_rtt.ms(0.5) * 4.0 + verify_us / 1e3 + l.decode_us / 1e3;
-                        let mut what = format!(
-                            "4 registry round trips + Notation {} verify ({verify_us:.0} µs in-process) + decode",
-                            format.name().to_uppercase()
-                        );
-                        if let (ColdKind::NotationJwsOcsp, Some(rtt)) = (kind, &responder_rtt) {
-                            floor_ms += rtt.ms(0.5);
-                            what.push_str(&format!(
-                                " + 1 OCSP round trip (the responder's own p50 {:.3} / p99 {:.3} ms: a new connection and one `openssl ocsp` run per request)",
-                                rtt.ms(0.5),
-                                rtt.ms(0.99)
-                            ));
-                        }
-                        (
-                            format!("{what} = {floor_ms:.3} ms"),
-                            format!("p50 {}", ratio(cold.stats.ms(0.5), floor_ms)),
-                        )
-                    }
-                    _ => ("-".into(), "-".into()),
-                };
-                report.row(
-                    &format!(
-                        "(c) cold verification, {}, {} new images, sequential, {label}",
-                        kind.label(),
-                        refs.len()
-                    ),
-                    &cold.figure(),
-                    &limit,
-                    &r,
-                    "≤ 4 registry requests/image",
-                );
-            }
-        }
-    }
-
-    // (e) burst: 1,000 simultaneous reviews of one new image.
-    if wants("e") {
-        let n = if args.quick { 100 } else { 1000 };
-        let img = push_signed(&registry, "bench/burst", "b", 5000..5001, Some(&key)).await;
-        let w = Work {
-            body: body(&pod_with(&img[0].reference_by_tag(&counted.host))),
-            expect: Some(true),
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let w = &*w;
+    for (kind, (direct, via_proxy)) in pushed {
+        let world = w.notation.as_ref().filter(|_| kind.notation().is_some());
+        let (direct_host, proxy) = match world {
+            Some(nw) => (nw.registry.addr(), &nw.counted),
+            None => (w.registry.addr(), &w.counted),
         };
-        let conns = connect_all(&target, n).await?;
-        let (reg0, ver0) = signet.counters().await;
-        let seen0 = counted.total();
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let start = Instant::now();
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|mut send| {
-                let (target, w, barrier) = (target.clone(), w.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    let mut stats = Stats::empty();
-                    barrier.wait().await;
-                    send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
-                    stats
-                })
-            })
-            .collect();
-        let mut stats = Stats::empty();
-        for t in tasks {
-            stats.merge(&t.await?);
-        }
-        stats.elapsed = start.elapsed();
-        let (reg1, ver1) = signet.counters().await;
-        report.row(
-            &format!("(e) burst: {n} simultaneous reviews of one new image"),
-            &format!(
-                "{} verification(s), {:.0} registry requests (signet), {} seen by the registry; all answered in {:.0} ms; {}",
-                ver1 - ver0,
-                reg1 - reg0,
-                counted.total() - seen0,
-                stats.elapsed.as_secs_f64() * 1e3,
-                stats.summary()
+        for (label, images, host, proxy) in [
+            ("direct", &direct, direct_host, None),
+            (
+                "through the counting proxy",
+                &via_proxy,
+                proxy.host.clone(),
+                Some(proxy),
             ),
-            "-",
-            "-",
-            "exactly 1 verification",
-        );
+        ] {
+            let refs: Vec<String> = images.iter().map(|i| i.reference_by_tag(&host)).collect();
+            let cold = cold_run(
+                &w.signet,
+                &w.target,
+                &refs,
+                proxy,
+                world.map(|w| &w.responder),
+            )
+            .await?;
+            let ocsp = matches!(
+                kind,
+                ColdKind::NotationJwsOcsp | ColdKind::NotationJwsOcspShared
+            );
+            if ocsp && responder_rtt.is_none() {
+                responder_rtt = match world {
+                    Some(nw) => nw.responder_rtt(if quick { 20 } else { 100 }).await,
+                    None => None,
+                };
+            }
+            let (limit, r) = cold_floor(
+                w.limits.as_ref(),
+                kind,
+                world,
+                responder_rtt.as_ref(),
+                &cold,
+            );
+            report.row(
+                &format!(
+                    "(c) cold verification, {}, {} new images, sequential, {label}",
+                    kind.label(),
+                    refs.len()
+                ),
+                &cold.figure(),
+                &limit,
+                &r,
+                "≤ 4 registry requests/image",
+            );
+        }
     }
+    Ok(())
+}
 
-    if wants("n") {
-        let secs = if args.quick { 2.0 } else { args.secs };
-        scenario_nginx(&signet, &target, &hit1[0], secs, &mut report).await?;
-    }
-    if wants("s") {
-        let n = if args.quick { 20 } else { args.storm };
-        scenario_storm(&registry, &key, &signet, &target, &hit1, n, &mut report).await?;
-    }
-    if wants("h") {
-        let restarts = if args.quick { 2 } else { args.restarts };
-        let log = args.signet_log.as_deref();
-        let start = || SignetProc::start(&args.signet, &policies, &insecure, log, None, &[]);
-        scenario_first_handshake(start, restarts, &mut report).await?;
-    }
+/// Pushes (c)'s images of one kind: `n` reviewed directly and `n / 2` through the proxy.
+/// Seeds (image contents) are distinct per kind: verdicts are cached by digest and policy.
+async fn push_cold(
+    w: &mut World,
+    kind: ColdKind,
+    n: u64,
+) -> anyhow::Result<(Vec<PushedImage>, Vec<PushedImage>)> {
+    Ok(match (kind.notation(), w.notation.as_mut()) {
+        (None, _) => (
+            push_signed(&w.registry, "bench/cold", "c", 1000..1000 + n, Some(&w.key)).await,
+            push_signed(
+                &w.registry,
+                "bench/coldp",
+                "c",
+                2000..2000 + n / 2,
+                Some(&w.key),
+            )
+            .await,
+        ),
+        (Some(_), Some(nw)) => {
+            let base =
+                100_000 + 1_000 * ColdKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u64;
+            let repo = format!("bench/{}", kind.slug());
+            (
+                nw.push(kind, &repo, base..base + n).await,
+                nw.push(kind, &format!("{repo}-p"), base + 500..base + 500 + n / 2)
+                    .await,
+            )
+        }
+        (Some(_), None) => bail!("no Notation registry was set up for {kind}"),
+    })
+}
 
-    // (f) replay shaped like Ratify's scale test: pods × 10 images × 5 referrers, 429s.
-    if wants("f") {
-        let pool = args.pool.unwrap_or((pods * 2).max(20)) as u64;
+/// The floor of one cold review of `kind` and signet's ratio to it (the limit and ratio
+/// columns of (c)).
+fn cold_floor(
+    limits: Option<&Limits>,
+    kind: ColdKind,
+    world: Option<&NotationWorld>,
+    responder_rtt: Option<&Stats>,
+    cold: &Cold,
+) -> (String, String) {
+    match (limits, kind.notation(), world) {
+        (Some(l), None, _) => {
+            let floor_ms = l.registry_rtt.ms(0.5) * 3.0 + l.p256_us / 1e3 + l.decode_us / 1e3;
+            (
+                format!("3 registry round trips + P-256 verify + decode = {floor_ms:.3} ms"),
+                format!("p50 {}", ratio(cold.stats.ms(0.5), floor_ms)),
+            )
+        }
+        (Some(l), Some(format), Some(w)) => {
+            let verify_us = w.verify_us(format);
+            let mut floor_ms = l.registry_rtt.ms(0.5) * 4.0 + verify_us / 1e3 + l.decode_us / 1e3;
+            let mut what = format!(
+                "4 registry round trips + Notation {} verify ({verify_us:.0} µs in-process) + decode",
+                format.name().to_uppercase()
+            );
+            if let (ColdKind::NotationJwsOcsp, Some(rtt)) = (kind, responder_rtt) {
+                floor_ms += rtt.ms(0.5);
+                what.push_str(&format!(
+                    " + 1 OCSP round trip (the responder's own p50 {:.3} / p99 {:.3} ms: a new connection and one `openssl ocsp` run per request)",
+                    rtt.ms(0.5),
+                    rtt.ms(0.99)
+                ));
+            }
+            (
+                format!("{what} = {floor_ms:.3} ms"),
+                format!("p50 {}", ratio(cold.stats.ms(0.5), floor_ms)),
+            )
+        }
+        _ => ("-".into(), "-".into()),
+    }
+}
+
+/// Sends every review of `reviews` at once, each on a connection of its own (made first),
+/// released together; returns their stats.
+async fn all_at_once(target: &Arc<Target>, reviews: Vec<Work>) -> anyhow::Result<Stats> {
+    let n = reviews.len();
+    let conns = connect_all(target, n).await?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .zip(reviews)
+        .map(|(mut send, w)| {
+            let (target, barrier) = (target.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut stats = Stats::empty();
+                barrier.wait().await;
+                send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
+                stats
+            })
+        })
+        .collect();
+    let mut stats = Stats::empty();
+    for t in tasks {
+        stats.merge(&t.await?);
+    }
+    stats.elapsed = start.elapsed();
+    Ok(stats)
+}
+
+/// (e) Burst: `n` simultaneous reviews of one new image (through the counting proxy).
+async fn scenario_burst(w: &World, n: usize, report: &mut Report) -> anyhow::Result<()> {
+    let (signet, counted) = (&w.signet, &w.counted);
+    let img = push_signed(&w.registry, "bench/burst", "b", 5000..5001, Some(&w.key)).await;
+    let review = Work {
+        body: body(&pod_with(&img[0].reference_by_tag(&counted.host))),
+        expect: Some(true),
+    };
+    let (reg0, ver0) = signet.counters().await;
+    let seen0 = counted.total();
+    let stats = all_at_once(&w.target, vec![review; n]).await?;
+    let (reg1, ver1) = signet.counters().await;
+    report.row(
+        &format!("(e) burst: {n} simultaneous reviews of one new image"),
+        &format!(
+            "{} verification(s), {:.0} registry requests (signet), {} seen by the registry; all answered in {:.0} ms; {}",
+            ver1 - ver0,
+            reg1 - reg0,
+            counted.total() - seen0,
+            stats.elapsed.as_secs_f64() * 1e3,
+            stats.summary()
+        ),
+        "-",
+        "-",
+        "exactly 1 verification",
+    );
+    Ok(())
+}
+
+/// The replay's images: a pool, 90 % signed by the trusted key, 5 % by another key, 5 %
+/// unsigned, each with 5 referrers (SBOMs, scans, provenance).
+struct ReplayPool {
+    images: Vec<PushedImage>,
+    trusted: Vec<bool>,
+}
+
+impl ReplayPool {
+    async fn push(w: &World, pool: u64) -> ReplayPool {
         eprintln!(
             "(f) pushing {pool} images with 5 referrers each (load {})",
             load()
@@ -2416,14 +2639,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut images = Vec::new();
         let mut trusted = Vec::new();
         for i in 0..pool {
-            // 90% signed by the trusted key, 5% by another key, 5% unsigned.
             let signer = match i % 20 {
                 0 => None,
-                1 => Some(&other_key),
-                _ => Some(&key),
+                1 => Some(&w.other_key),
+                _ => Some(&w.key),
             };
             let img = push_signed(
-                &registry,
+                &w.registry,
                 "bench/replay",
                 "r",
                 10_000 + i..10_001 + i,
@@ -2434,16 +2656,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             images.push(img);
             trusted.push(i % 20 >= 2);
         }
-        let pusher = registry.pusher();
+        let pusher = w.registry.pusher();
         for img in &images {
-            for k in 0..5 {
-                let artifact = [
-                    "application/spdx+json",
-                    "application/vnd.cyclonedx+json",
-                    "application/sarif+json",
-                    "application/vnd.in-toto+json",
-                    "application/vnd.example.provenance+json",
-                ][k];
+            for (k, artifact) in [
+                "application/spdx+json",
+                "application/vnd.cyclonedx+json",
+                "application/sarif+json",
+                "application/vnd.in-toto+json",
+                "application/vnd.example.provenance+json",
+            ]
+            .into_iter()
+            .enumerate()
+            {
                 pusher
                     .push_referrer(
                         "bench/replay",
@@ -2460,7 +2684,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     .await;
             }
         }
-        // Each pod: 10 distinct images of the pool, picked by a fixed sequence.
+        ReplayPool { images, trusted }
+    }
+
+    /// `pods` reviews, each of a pod of 10 distinct images of the pool (a fixed sequence),
+    /// reached through `host`; a pod is expected allowed when all its images are trusted.
+    fn pods(&self, pods: usize, host: &str) -> Vec<Work> {
+        let pool = self.images.len() as u64;
         let mut work = Vec::new();
         let mut x: u64 = 42;
         for _ in 0..pods {
@@ -2476,188 +2706,195 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             let refs: Vec<String> = picked
                 .iter()
-                .map(|&i| images[i].reference_by_tag(&throttled.host))
+                .map(|&i| self.images[i].reference_by_tag(host))
                 .collect();
             work.push(Work {
                 body: body(&pod_with_images(&refs)),
-                expect: Some(picked.iter().all(|&i| trusted[i])),
+                expect: Some(picked.iter().all(|&i| self.trusted[i])),
             });
         }
-        let expected_allowed = work.iter().filter(|w| w.expect == Some(true)).count();
-        let (reg0, ver0) = signet.counters().await;
-        let cpu0 = signet.proc.cpu_secs();
-        let (seen0, thr0) = (throttled.total(), throttled.throttled());
-        // 20 reviews in flight, like an API server handling a rollout.
-        let work = Arc::new(work);
-        let conc = 20.min(pods);
-        let conns = connect_all(&target, conc).await?;
-        let next = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|mut send| {
-                let (target, work, next) = (target.clone(), work.clone(), next.clone());
-                tokio::spawn(async move {
-                    let mut stats = Stats::empty();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(w) = work.get(k) else { break };
-                        send_one(&target, &mut send, w, Instant::now(), &mut stats).await;
-                    }
-                    stats
-                })
+        work
+    }
+}
+
+/// Pushes the replay's pool on first use (`--pool`, by default 2 images per pod, at least 20).
+async fn ensure_replay_pool(w: &mut World) {
+    if w.replay_pool.is_none() {
+        let pool = w.args.pool.unwrap_or((w.pods * 2).max(20)) as u64;
+        w.replay_pool = Some(ReplayPool::push(w, pool).await);
+    }
+}
+
+/// Sends `work` in order over `conc` connections, one review in flight on each.
+async fn drive(target: &Arc<Target>, work: Vec<Work>, conc: usize) -> anyhow::Result<Stats> {
+    let work = Arc::new(work);
+    let conns = connect_all(target, conc).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut send| {
+            let (target, work, next) = (target.clone(), work.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut stats = Stats::empty();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(w) = work.get(k) else { break };
+                    send_one(&target, &mut send, w, Instant::now(), &mut stats).await;
+                }
+                stats
             })
-            .collect();
-        let mut stats = Stats::empty();
-        for t in tasks {
-            stats.merge(&t.await?);
-        }
-        stats.elapsed = start.elapsed();
-        let (reg1, ver1) = signet.counters().await;
-        let cpu = signet.proc.cpu_secs() - cpu0;
-        report.row(
-            "(f) replay: run time, cost per unique image, signet's peak RSS and CPU",
-            &format!(
-                "{:.1} s for {pods} pods; {:.2} registry requests and {:.2} verifications per unique image ({pool} images); peak RSS (VmHWM) {}; signet CPU {cpu:.1} s",
-                stats.elapsed.as_secs_f64(),
-                (reg1 - reg0) / pool as f64,
-                (ver1 - ver0) / pool as f64,
-                mib(signet.proc.peak_rss_kib())
-            ),
-            "-",
-            "-",
-            "0 timeouts, 0 wrong verdicts",
-        );
-        report.row(
-            &format!(
-                "(f) replay: {pods} pods × 10 images (pool of {pool}: 90% trusted, 5% other key, 5% unsigned) × 5 referrers, {:.0}% of registry requests 429 (Retry-After: 1)",
-                args.throttle_per_mille as f64 / 10.0
-            ),
-            &format!(
-                "{} timeouts, {} wrong verdicts ({} wrongly allowed; {expected_allowed} pods expected allowed); {}; {:.0} verifications, {:.0} registry requests (signet), {} seen by the proxy of which {} answered 429",
-                stats.errors,
-                stats.wrong,
-                stats.wrongly_allowed,
-                stats.summary(),
-                ver1 - ver0,
-                reg1 - reg0,
-                throttled.total() - seen0,
-                throttled.throttled() - thr0
-            ),
-            "-",
-            "-",
-            "0 timeouts, 0 wrong verdicts",
-        );
+        })
+        .collect();
+    let mut stats = Stats::empty();
+    for t in tasks {
+        stats.merge(&t.await?);
     }
+    stats.elapsed = start.elapsed();
+    Ok(stats)
+}
 
-    // (g) memory with 100,000 cached verdicts, from the synthetic registry.
-    if wants("g") {
-        let reviews = verdicts.div_ceil(10);
-        eprintln!(
-            "(g) filling the verdict cache: {reviews} reviews of 10 new images (load {})",
-            load()
-        );
-        let (_, ver0) = signet.counters().await;
-        let next = Arc::new(AtomicU64::new(0));
-        let conns = connect_all(&target, 16).await?;
-        let start = Instant::now();
-        let synthetic = Arc::new(synthetic);
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|mut send| {
-                let (target, next, synthetic) = (target.clone(), next.clone(), synthetic.clone());
-                tokio::spawn(async move {
-                    let mut stats = Stats::empty();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= reviews {
-                            break;
-                        }
-                        let refs: Vec<String> = (0..10)
-                            .map(|j| format!("{synthetic}/fill/app:m{}", k * 10 + j))
-                            .collect();
-                        let w = Work {
-                            body: body(&pod_with_images(&refs)),
-                            expect: Some(true),
-                        };
-                        send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
-                    }
-                    stats
-                })
-            })
-            .collect();
-        let mut stats = Stats::empty();
-        for t in tasks {
-            stats.merge(&t.await?);
-        }
-        stats.elapsed = start.elapsed();
-        let (_, ver1) = signet.counters().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = signet.proc.rss_kib();
-        report.row(
-            &format!("(g) memory with {verdicts} cached verdicts"),
-            &format!(
-                "RSS {} (+{} over idle; {:.0} verifications, {:.0} bytes/verdict incl. its digest-cache entry); filled in {:.1} s at {:.0} images/s, {} errors, {} wrong",
-                mib(rss),
-                mib(rss.saturating_sub(idle_rss)),
-                ver1 - ver0,
-                (rss.saturating_sub(idle_rss) as f64 * 1024.0) / (ver1 - ver0).max(1.0),
-                stats.elapsed.as_secs_f64(),
-                stats.ok as f64 * 10.0 / stats.elapsed.as_secs_f64(),
-                stats.errors,
-                stats.wrong
-            ),
-            "-",
-            "-",
-            "≤ 256 MiB",
-        );
-    }
-
-    // The soak: normal reviews while hostile peers hold connections, headers, bodies, streams.
-    if wants("soak") {
-        let world = soak::World {
-            bin: &args.signet,
-            signet_log: args.signet_log.as_deref(),
-            registry: &registry,
-            key: &key,
-            policies: &policies,
-            insecure: &insecure,
-        };
-        let cfg = soak::Soak {
-            secs: if args.quick { 10.0 } else { args.soak_secs },
-            idle: if args.quick {
-                args.soak_idle.min(500)
-            } else {
-                args.soak_idle
-            },
-            rate: args.soak_rate,
-            slowloris: args.soak_slowloris,
-            stalled: args.soak_stalled,
-            h2_connections: args.soak_h2,
-        };
-        soak::soak(world, cfg, &mut report).await?;
-    }
-
+/// (f) A replay shaped like Ratify's scale test: pods × 10 images × 5 referrers, with a
+/// fraction of registry requests answered 429; 20 reviews in flight, like an API server
+/// handling a rollout.
+async fn scenario_replay(w: &mut World, report: &mut Report) -> anyhow::Result<()> {
+    let pods = w.pods;
+    ensure_replay_pool(w).await;
+    let replay = w.replay_pool.as_ref().context("the replay pool")?;
+    let pool = replay.images.len();
+    let work = replay.pods(pods, &w.throttled.host);
+    let (signet, throttled) = (&w.signet, &w.throttled);
+    let expected_allowed = work.iter().filter(|w| w.expect == Some(true)).count();
+    let (reg0, ver0) = signet.counters().await;
+    let cpu0 = signet.proc.cpu_secs();
+    let (seen0, thr0) = (throttled.total(), throttled.throttled());
+    let stats = drive(&w.target, work, 20.min(pods)).await?;
+    let (reg1, ver1) = signet.counters().await;
+    let cpu = signet.proc.cpu_secs() - cpu0;
     report.row(
-        "(d') Cosign keyless",
-        "not measured here: single cold reviews in the integration tests (bench/README.md)",
+        "(f) replay: run time, cost per unique image, signet's peak RSS and CPU",
+        &format!(
+            "{:.1} s for {pods} pods; {:.2} registry requests and {:.2} verifications per unique image ({pool} images); peak RSS (VmHWM) {}; signet CPU {cpu:.1} s",
+            stats.elapsed.as_secs_f64(),
+            (reg1 - reg0) / pool as f64,
+            (ver1 - ver0) / pool as f64,
+            mib(signet.proc.peak_rss_kib())
+        ),
         "-",
         "-",
-        "-",
+        "0 timeouts, 0 wrong verdicts",
     );
-    drop(echo_proc);
-    println!(
-        "signet: `{}` (a separate process), RUST_LOG {}; loadgen and signet share the machine's cores.\n",
-        args.signet.display(),
-        args.signet_log.as_deref().map_or(
-            "unset (signet's default: one info line per review, to a file)".to_owned(),
-            |l| format!("= {l}")
-        )
+    report.row(
+        &format!(
+            "(f) replay: {pods} pods × 10 images (pool of {pool}: 90% trusted, 5% other key, 5% unsigned) × 5 referrers, {:.0}% of registry requests 429 (Retry-After: 1)",
+            w.args.throttle_per_mille as f64 / 10.0
+        ),
+        &format!(
+            "{} timeouts, {} wrong verdicts ({} wrongly allowed; {expected_allowed} pods expected allowed); {}; {:.0} verifications, {:.0} registry requests (signet), {} seen by the proxy of which {} answered 429",
+            stats.errors,
+            stats.wrong,
+            stats.wrongly_allowed,
+            stats.summary(),
+            ver1 - ver0,
+            reg1 - reg0,
+            throttled.total() - seen0,
+            throttled.throttled() - thr0
+        ),
+        "-",
+        "-",
+        "0 timeouts, 0 wrong verdicts",
     );
-    println!("| scenario | figure | limit | ratio to limit | target | load (1 min) |");
-    println!("|---|---|---|---|---|---|");
-    for r in &report.rows {
-        println!("{r}");
-    }
     Ok(())
+}
+
+/// (g) Memory with `--verdicts` cached verdicts, from the synthetic registry.
+async fn scenario_memory(w: &World, report: &mut Report) -> anyhow::Result<()> {
+    let (signet, target, verdicts) = (&w.signet, &w.target, w.verdicts);
+    let reviews = verdicts.div_ceil(10);
+    eprintln!(
+        "(g) filling the verdict cache: {reviews} reviews of 10 new images (load {})",
+        load()
+    );
+    let (_, ver0) = signet.counters().await;
+    let next = Arc::new(AtomicU64::new(0));
+    let conns = connect_all(target, 16).await?;
+    let start = Instant::now();
+    let synthetic = Arc::new(w.synthetic.clone());
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut send| {
+            let (target, next, synthetic) = (target.clone(), next.clone(), synthetic.clone());
+            tokio::spawn(async move {
+                let mut stats = Stats::empty();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= reviews {
+                        break;
+                    }
+                    let refs: Vec<String> = (0..10)
+                        .map(|j| format!("{synthetic}/fill/app:m{}", k * 10 + j))
+                        .collect();
+                    let w = Work {
+                        body: body(&pod_with_images(&refs)),
+                        expect: Some(true),
+                    };
+                    send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
+                }
+                stats
+            })
+        })
+        .collect();
+    let mut stats = Stats::empty();
+    for t in tasks {
+        stats.merge(&t.await?);
+    }
+    stats.elapsed = start.elapsed();
+    let (_, ver1) = signet.counters().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss = signet.proc.rss_kib();
+    let idle_rss = w.idle_rss;
+    report.row(
+        &format!("(g) memory with {verdicts} cached verdicts"),
+        &format!(
+            "RSS {} (+{} over idle; {:.0} verifications, {:.0} bytes/verdict incl. its digest-cache entry); filled in {:.1} s at {:.0} images/s, {} errors, {} wrong",
+            mib(rss),
+            mib(rss.saturating_sub(idle_rss)),
+            ver1 - ver0,
+            (rss.saturating_sub(idle_rss) as f64 * 1024.0) / (ver1 - ver0).max(1.0),
+            stats.elapsed.as_secs_f64(),
+            stats.ok as f64 * 10.0 / stats.elapsed.as_secs_f64(),
+            stats.errors,
+            stats.wrong
+        ),
+        "-",
+        "-",
+        "≤ 256 MiB",
+    );
+    Ok(())
+}
+
+/// The soak: normal reviews while hostile peers hold connections, headers, bodies, streams.
+async fn scenario_soak(w: &World, report: &mut Report) -> anyhow::Result<()> {
+    let args = &w.args;
+    let world = soak::World {
+        bin: &args.signet,
+        signet_log: args.signet_log.as_deref(),
+        registry: &w.registry,
+        key: &w.key,
+        policies: &w.policies,
+        insecure: &w.insecure,
+    };
+    let cfg = soak::Soak {
+        secs: if args.quick { 10.0 } else { args.soak_secs },
+        idle: if args.quick {
+            args.soak_idle.min(500)
+        } else {
+            args.soak_idle
+        },
+        rate: args.soak_rate,
+        slowloris: args.soak_slowloris,
+        stalled: args.soak_stalled,
+        h2_connections: args.soak_h2,
+    };
+    soak::soak(world, cfg, report).await
 }
