@@ -1311,6 +1311,8 @@ struct Cold {
     seen: Option<u64>,
     /// Of those, each image's (the reviews are sequential, so each is exact).
     seen_per_image: Vec<u64>,
+    /// The same images' registry requests made by hand, each next to its review.
+    sequence: Stats,
     /// OCSP requests the responder received.
     ocsp: Option<usize>,
     /// signet's own seconds (sums of its duration histograms): answering the reviews, and in
@@ -1366,6 +1368,7 @@ async fn cold_run(
     refs: &[String],
     proxy: Option<&Proxy>,
     responder: Option<&Responder>,
+    by_hand: (&ByHand, &[PushedImage]),
 ) -> anyhow::Result<Cold> {
     let work: Vec<Work> = refs
         .iter()
@@ -1377,19 +1380,34 @@ async fn cold_run(
     let (reg0, ver0) = signet.counters().await;
     let secs0 = signet.durations().await;
     let ops0 = signet.series("signet_registry_requests_total").await;
-    let seen0 = proxy.map(Proxy::total);
     let asked0 = responder.map(|r| r.ocsp_requests().len());
     let mut stats = Stats::empty();
     let mut send = target.connect().await?;
     let start = Instant::now();
     let mut seen_per_image = Vec::new();
-    for w in &work {
+    let (hand, images) = by_hand;
+    let mut sequence = Stats::empty();
+    if let Some(first) = images.first() {
+        hand.one(first).await?; // its connection
+    }
+    for (i, (w, img)) in work.iter().zip(images).enumerate() {
+        // The same image's requests by hand, before the review for even images and after it
+        // for odd ones, so that both meet the same moment's load.
+        if i % 2 == 0 {
+            let took = hand.one(img).await?;
+            sequence.hist.saturating_record(took.as_nanos() as u64);
+        }
         let before = proxy.map(Proxy::total);
         send_one(target, &mut send, w, Instant::now(), &mut stats).await;
         if let (Some(p), Some(b)) = (proxy, before) {
             seen_per_image.push(p.total() - b);
         }
+        if i % 2 == 1 {
+            let took = hand.one(img).await?;
+            sequence.hist.saturating_record(took.as_nanos() as u64);
+        }
     }
+    sequence.ok = sequence.hist.len();
     stats.elapsed = start.elapsed();
     let (reg1, ver1) = signet.counters().await;
     let secs1 = signet.durations().await;
@@ -1409,8 +1427,10 @@ async fn cold_run(
         registry_requests: reg1 - reg0,
         verifications: ver1 - ver0,
         ops,
-        seen: proxy.zip(seen0).map(|(p, s0)| p.total() - s0),
+        // signet's requests only: the ones made by hand fall between the reviews.
+        seen: proxy.map(|_| seen_per_image.iter().sum()),
         seen_per_image,
+        sequence,
         review_secs: secs1.0 - secs0.0,
         registry_secs: secs1.1 - secs0.1,
         ocsp: responder
@@ -2516,14 +2536,10 @@ async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result<()>
             ),
         ] {
             let refs: Vec<String> = images.iter().map(|i| i.reference_by_tag(&host)).collect();
-            let cold = cold_run(
-                &w.signet,
-                &w.target,
-                &refs,
-                proxy,
-                world.map(|w| &w.responder),
-            )
-            .await?;
+            let hand = ByHand::new(format!("http://{host}"), kind.notation().is_some())?;
+            let responder = world.map(|w| &w.responder);
+            let by_hand = (&hand, images.as_slice());
+            let cold = cold_run(&w.signet, &w.target, &refs, proxy, responder, by_hand).await?;
             let ocsp = matches!(
                 kind,
                 ColdKind::NotationJwsOcsp | ColdKind::NotationJwsOcspShared
@@ -2534,15 +2550,11 @@ async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result<()>
                     None => None,
                 };
             }
-            let sequence =
-                registry_sequence(&format!("http://{host}"), images, kind.notation().is_some())
-                    .await?;
             let (limit, r) = cold_floor(
                 w.limits.as_ref(),
                 kind,
                 world,
                 responder_rtt.as_ref(),
-                &sequence,
                 &cold,
             );
             report.row(
@@ -2602,9 +2614,9 @@ fn cold_floor(
     kind: ColdKind,
     world: Option<&NotationWorld>,
     responder_rtt: Option<&Stats>,
-    sequence: &Stats,
     cold: &Cold,
 ) -> (String, String) {
+    let sequence = &cold.sequence;
     let Some(l) = limits else {
         return ("-".into(), "-".into());
     };
@@ -2622,7 +2634,7 @@ fn cold_floor(
     };
     let mut floor_ms = sequence.ms(0.5) + verify_us / 1e3 + l.decode_us / 1e3;
     let mut what = format!(
-        "{requests:.0} registry requests by hand (same images and host, one keep-alive connection; p50 {:.3} / p99 {:.3} / mean {:.3} ms) + {verify} {verify_us:.0} µs + decode {:.0} µs",
+        "{requests:.0} registry requests by hand (the same images and host, each image's next to its review; one keep-alive connection; p50 {:.3} / p99 {:.3} / mean {:.3} ms) + {verify} {verify_us:.0} µs + decode {:.0} µs",
         sequence.ms(0.5),
         sequence.ms(0.99),
         sequence.hist.mean() / 1e6,
@@ -2662,49 +2674,56 @@ fn cold_floor(
 }
 
 /// The registry requests of one cold review, made by hand on one keep-alive connection to
-/// `base` (a registry or the counting proxy) and timed per image: Cosign: HEAD the tag, GET the
-/// `.sig` manifest, GET the payload blob; Notation: HEAD the tag, GET the referrers tag
-/// schema's index, GET the signature manifest, GET the envelope blob. One warm-up image first
-/// (the connection), not counted.
-async fn registry_sequence(
-    base: &str,
-    images: &[PushedImage],
+/// `base` (a registry or the counting proxy) and timed: Cosign: HEAD the tag, GET the `.sig`
+/// manifest, GET the payload blob; Notation: HEAD the tag, GET the referrers tag schema's
+/// index, GET the signature manifest, GET the envelope blob.
+struct ByHand {
+    client: reqwest::Client,
+    base: String,
     notation: bool,
-) -> anyhow::Result<Stats> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let get = |url: String, head: bool| {
-        let client = client.clone();
-        async move {
-            let req = if head {
-                client.head(&url)
-            } else {
-                client.get(&url)
-            };
-            let resp = req
-                .header("accept", support::oci::MANIFEST_ACCEPT)
-                .send()
-                .await?
-                .error_for_status()?;
-            let digest = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let bytes = resp.bytes().await?;
-            anyhow::Ok((digest, bytes))
-        }
-    };
-    let mut stats = Stats::empty();
-    let start = Instant::now();
-    for (i, img) in images.iter().take(1).chain(images).enumerate() {
-        let repo = format!("{base}/v2/{}", img.repo);
+}
+
+impl ByHand {
+    fn new(base: String, notation: bool) -> anyhow::Result<ByHand> {
+        Ok(ByHand {
+            client: reqwest::Client::builder().no_proxy().build()?,
+            base,
+            notation,
+        })
+    }
+
+    /// One request; the `Docker-Content-Digest` header and the body.
+    async fn get(&self, url: String, head: bool) -> anyhow::Result<(Option<String>, Bytes)> {
+        let req = if head {
+            self.client.head(&url)
+        } else {
+            self.client.get(&url)
+        };
+        let resp = req
+            .header("accept", support::oci::MANIFEST_ACCEPT)
+            .send()
+            .await?
+            .error_for_status()?;
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((digest, resp.bytes().await?))
+    }
+
+    /// The requests a cold review of `img` needs, one after another; how long they took.
+    async fn one(&self, img: &PushedImage) -> anyhow::Result<Duration> {
+        let repo = format!("{}/v2/{}", self.base, img.repo);
         let t0 = Instant::now();
         let tag = img.tag.as_deref().context("an image without a tag")?;
-        let (digest, _) = get(format!("{repo}/manifests/{tag}"), true).await?;
+        let (digest, _) = self.get(format!("{repo}/manifests/{tag}"), true).await?;
         let digest = digest.context("no Docker-Content-Digest")?;
         let hex = digest.trim_start_matches("sha256:");
-        let manifest: Value = if notation {
-            let (_, index) = get(format!("{repo}/manifests/sha256-{hex}"), false).await?;
+        let manifest: Value = if self.notation {
+            let (_, index) = self
+                .get(format!("{repo}/manifests/sha256-{hex}"), false)
+                .await?;
             let index: Value = serde_json::from_slice(&index)?;
             let sig = index["manifests"]
                 .as_array()
@@ -2715,22 +2734,17 @@ async fn registry_sequence(
                 .and_then(|d| d["digest"].as_str())
                 .context("no Notation signature in the referrers index")?
                 .to_owned();
-            serde_json::from_slice(&get(format!("{repo}/manifests/{sig}"), false).await?.1)?
+            serde_json::from_slice(&self.get(format!("{repo}/manifests/{sig}"), false).await?.1)?
         } else {
             let sig = format!("{repo}/manifests/sha256-{hex}.sig");
-            serde_json::from_slice(&get(sig, false).await?.1)?
+            serde_json::from_slice(&self.get(sig, false).await?.1)?
         };
         let blob = manifest["layers"][0]["digest"]
             .as_str()
             .context("a signature manifest without a layer")?;
-        let _ = get(format!("{repo}/blobs/{blob}"), false).await?;
-        if i > 0 {
-            stats.ok += 1;
-            stats.hist.saturating_record(t0.elapsed().as_nanos() as u64);
-        }
+        let _ = self.get(format!("{repo}/blobs/{blob}"), false).await?;
+        Ok(t0.elapsed())
     }
-    stats.elapsed = start.elapsed();
-    Ok(stats)
 }
 
 /// Sends every review of `reviews` at once, each on a connection of its own (made first),
@@ -3115,6 +3129,7 @@ async fn paired(
 async fn scenario_http2(w: &World, report: &mut Report) -> anyhow::Result<()> {
     let (signet, h1, hit1, secs) = (&w.signet, &w.target, &w.hit1, w.secs);
     let h2 = Arc::new(h1.http2());
+    let (echo1, echo2) = (&w.echo, Arc::new(w.echo.http2()));
     let (status, answer) = h2
         .post(&mut h2.connect().await?, hit1[0].body.clone())
         .await?;
@@ -3135,6 +3150,16 @@ async fn scenario_http2(w: &World, report: &mut Report) -> anyhow::Result<()> {
         let _ = closed_loop(h1, hit1, n, secs / 10).await?; // warm-up
         let [(one, one_cpu), (two, two_cpu)] =
             paired(&signet.proc, hit1, (h1, n, 1), (&h2, conns, streams), secs).await?;
+        // The echo server (signet's TLS and hyper-util stack answering the body) the same way:
+        // what HTTP/2 costs the transport alone.
+        let [(e1, e1_cpu), (e2, e2_cpu)] = paired(
+            &w.echo_proc,
+            &w.echo_work,
+            (echo1, n, 1),
+            (&echo2, conns, streams),
+            secs,
+        )
+        .await?;
         let (tr, pr) = (
             two.rate() / one.rate().max(1e-9),
             two.ms(0.99) / one.ms(0.99).max(1e-9),
@@ -3147,8 +3172,17 @@ async fn scenario_http2(w: &World, report: &mut Report) -> anyhow::Result<()> {
             ),
             &format!("{}; signet CPU {two_cpu:.0} µs/review", two.summary()),
             &format!(
-                "HTTP/1.1, {n} connection(s) × 1: {}; signet CPU {one_cpu:.0} µs/review",
-                one.summary()
+                "HTTP/1.1, {n} connection(s) × 1: {}; signet CPU {one_cpu:.0} µs/review. Echo server, same shapes: HTTP/2 {:.0}/s, p50 {:.3} / p99 {:.3} ms, CPU {e2_cpu:.0} µs; HTTP/1.1 {:.0}/s, p50 {:.3} / p99 {:.3} ms, CPU {e1_cpu:.0} µs (echo h2/h1: throughput {}, p99 {}, CPU {})",
+                one.summary(),
+                e2.rate(),
+                e2.ms(0.5),
+                e2.ms(0.99),
+                e1.rate(),
+                e1.ms(0.5),
+                e1.ms(0.99),
+                ratio(e2.rate(), e1.rate()),
+                ratio(e2.ms(0.99), e1.ms(0.99)),
+                ratio(e2_cpu, e1_cpu)
             ),
             &format!(
                 "**throughput {tr:.2}×, p99 {pr:.2}×** of HTTP/1.1, p50 {}, CPU/review {} ({})",
