@@ -544,7 +544,7 @@ async fn offline_engine(
     let mut dir = source::Directory::new(policies, no_match);
     if registry.azure.is_some() {
         // Key Vault material: one load names what to fetch, one refresh fetches it.
-        let store = engine::apply_azure_settings(&mut registry, policies).and_then(|()| {
+        let store = engine::apply_azure_settings(&mut registry, Some(policies)).and_then(|()| {
             let azure = registry
                 .azure
                 .as_ref()
