@@ -448,8 +448,11 @@ fn policy_check_command(dir: &Path) -> ExitCode {
         );
         return exit(EXIT_USAGE);
     }
-    // Key Vault references are checked for their syntax and place, not fetched.
-    let resolver = policy::material::Resolver::files().key_vault_unfetched();
+    // Key Vault references are checked for their syntax and place, not fetched; Secret and
+    // ConfigMap references are listed, not read (the cluster is not reached).
+    let resolver = policy::material::Resolver::files()
+        .key_vault_unfetched()
+        .objects_unchecked();
     match policy::load_dir_with(dir, &resolver) {
         Ok(set) if set.policies.is_empty() => {
             eprintln!(
@@ -477,6 +480,15 @@ fn policy_check_command(dir: &Path) -> ExitCode {
                     if p.authorities.len() == 1 { "y" } else { "ies" },
                     p.source
                 );
+            }
+            if !set.missing.is_empty() {
+                println!(
+                    "Secret and ConfigMap references (an authority whose object is missing in \
+                     the cluster trusts nothing):"
+                );
+                for m in &set.missing {
+                    println!("  {m}");
+                }
             }
             exit(0)
         }

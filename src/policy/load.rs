@@ -438,18 +438,22 @@ pub(crate) fn without_missing(
     let cx = Context { base, namespace };
     let mut gone = Vec::new();
     for (authority, path, _, m) in references(&parsed.spec) {
-        if let Ok(Reference::Object(kind, r)) = m.reference()
-            // The largest size limit: a size error is the loader's to report.
-            && let Err(MaterialError::NotFound(message)) = resolver.resolve(m, Want::TrustRoot, &cx)
-        {
-            gone.push(Missing {
-                authority,
-                path,
-                kind,
-                object: r.name.clone(),
-                message,
-            });
-        }
+        let Ok(Reference::Object(kind, r)) = m.reference() else {
+            continue;
+        };
+        // The largest size limit: a size error is the loader's to report.
+        let message = match resolver.resolve(m, Want::TrustRoot, &cx) {
+            Err(MaterialError::NotFound(message)) => message,
+            Err(e @ MaterialError::Unchecked { .. }) => e.to_string(),
+            _ => continue,
+        };
+        gone.push(Missing {
+            authority,
+            path,
+            kind,
+            object: r.name.clone(),
+            message,
+        });
     }
     if gone.is_empty() {
         return (Some(parsed.clone()), gone);
