@@ -1,7 +1,7 @@
 //! The Kubernetes policy source: `ClusterImagePolicy` and `ImagePolicy` resources, watched with
-//! `kube::runtime` reflectors and combined with the policy directory, and the Secrets and
-//! ConfigMaps policies take keys from (`objects`: the kube part of the material resolver, with
-//! the tenant rules).
+//! `kube::runtime` reflectors and combined with the policy directory if there is one
+//! ([`Files`]), and the Secrets and ConfigMaps policies take keys from (`objects`: the kube
+//! part of the material resolver, with the tenant rules).
 //!
 //! The reflectors keep an in-memory copy of every policy resource. [`KubeSource::load`] builds
 //! the set from that copy and the directory: the directory's errors fail the whole load as

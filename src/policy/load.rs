@@ -408,16 +408,16 @@ fn load_policy(
 }
 
 /// A Secret or ConfigMap reference whose object (or key) does not exist.
-pub(crate) struct Missing {
+struct Missing {
     /// The index of the authority that names it.
-    pub(crate) authority: usize,
+    authority: usize,
     /// `spec.authorities[0].cosign.keys[1]`.
-    pub(crate) path: String,
-    pub(crate) kind: super::material::ObjectKind,
+    path: String,
+    kind: super::material::ObjectKind,
     /// The object's name as written.
-    pub(crate) object: String,
+    object: String,
     /// The resolver's words: `Secret signet-system/cosign-pub not found`.
-    pub(crate) message: String,
+    message: String,
 }
 
 /// `parsed` without the authorities that name a Secret or ConfigMap that does not exist
@@ -426,7 +426,7 @@ pub(crate) struct Missing {
 /// that a deleted key stops being trusted while the policy still covers its images. Other
 /// reference problems (a namespace the tenant rules forbid, no `--kubernetes`) are left for
 /// loading to report as errors.
-pub(crate) fn without_missing(
+fn without_missing(
     parsed: &PolicyDoc,
     base: Option<&Path>,
     resolver: &Resolver,
