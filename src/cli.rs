@@ -95,6 +95,21 @@ pub struct PolicyCheckArgs {
     /// The policy directory [default: policies].
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
+    /// Also read the cluster that KUBECONFIG names, as `signet serve --kubernetes` would:
+    /// each Secret and ConfigMap the files reference must exist (a missing one is an error,
+    /// with file and line), and the ClusterImagePolicy and ImagePolicy resources load with the
+    /// files. Writes nothing to the cluster.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// signet's own namespace, with --kubernetes: where file policies' references point by
+    /// default.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "signet-system",
+        value_name = "NS"
+    )]
+    pub namespace: String,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -53,6 +53,8 @@ pub enum CommandConfig {
     },
     PolicyCheck {
         dir: PathBuf,
+        /// `--kubernetes`: the cluster's Secrets, ConfigMaps and policy resources too.
+        kubernetes: Option<KubeOptions>,
     },
     ImportRatify {
         files: Vec<PathBuf>,
@@ -519,8 +521,15 @@ impl TryFrom<Args> for Config {
             cli::Command::Policy(cli::PolicyCommand::Check(cli::PolicyCheckArgs {
                 dir,
                 policies,
+                kubernetes,
+                namespace,
             })) => CommandConfig::PolicyCheck {
                 dir: policy_dir(dir.or(policies))?,
+                kubernetes: kubernetes.then_some(KubeOptions {
+                    namespace,
+                    cluster_policy_namespaces: Vec::new(),
+                    secrets_all_namespaces: false,
+                }),
             },
             cli::Command::Completion(cli::CompletionArgs { shell }) => {
                 CommandConfig::Completion { shell }
@@ -725,6 +734,25 @@ mod tests {
             dir(&["--kubernetes", "--policies", "/etc/signet/policies"]),
             Some(PathBuf::from("/etc/signet/policies"))
         );
+    }
+
+    #[test]
+    fn policy_check_reads_the_cluster_only_with_kubernetes() {
+        let check = |extra: &[&str]| {
+            let mut argv = vec!["signet", "policy", "check"];
+            argv.extend_from_slice(extra);
+            argv.push("policies");
+            match Config::try_from(Args::try_parse_from(argv).unwrap())
+                .unwrap()
+                .command
+            {
+                CommandConfig::PolicyCheck { kubernetes, .. } => kubernetes,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(check(&[]), None);
+        let k = check(&["--kubernetes", "--namespace", "ops"]).unwrap();
+        assert_eq!(k.namespace, "ops");
     }
 
     #[test]

@@ -560,7 +560,27 @@ impl KubeSource {
         options: KubeOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let files = files.into();
+        Self::start_with(client, files.into(), options, metrics, true)
+    }
+
+    /// As [`KubeSource::start`], without the status writer: for checking what a server would
+    /// load (`signet policy check --kubernetes`), which must change nothing in the cluster.
+    pub fn start_read_only(
+        client: kube::Client,
+        files: impl Into<Files>,
+        options: KubeOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::start_with(client, files.into(), options, metrics, false)
+    }
+
+    fn start_with(
+        client: kube::Client,
+        files: Files,
+        options: KubeOptions,
+        metrics: Arc<Metrics>,
+        write_status: bool,
+    ) -> Self {
         let shared = Arc::new(Shared {
             wake: Arc::new(Notify::new()),
             synced: std::array::from_fn(|_| AtomicBool::new(false)),
@@ -613,8 +633,11 @@ impl KubeSource {
             shared.clone(),
             metrics.clone(),
         )));
+        // Without a writer the receiver is dropped, and each load's statuses go nowhere.
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.push(tokio::spawn(StatusWriter::new(client, metrics).run(rx)));
+        if write_status {
+            tasks.push(tokio::spawn(StatusWriter::new(client, metrics).run(rx)));
+        }
         let [a, b]: [(Kind, Store<DynamicObject>); 2] = match stores.try_into() {
             Ok(s) => s,
             Err(_) => unreachable!("two kinds, two stores"),

@@ -598,6 +598,27 @@ fn policy_check_lists_secret_references_with_file_and_line_as_not_checked() {
     );
 }
 
+/// `policy check --kubernetes` needs a cluster, and says so when there is none.
+#[test]
+fn policy_check_with_kubernetes_and_no_cluster_exits_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["policy", "check", "--kubernetes"])
+        .arg(dir.path())
+        .env("KUBECONFIG", dir.path().join("missing"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("run signet");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--kubernetes: no usable cluster configuration"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn serve_refuses_a_bad_certificate_pair_with_a_message() {
     let dir = tempfile::tempdir().unwrap();

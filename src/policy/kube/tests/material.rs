@@ -618,3 +618,58 @@ async fn a_file_policy_whose_secret_is_deleted_trusts_nothing_through_it_and_the
     assert!(text.contains("signet_policy_material_missing 1"), "{text}");
     task.abort();
 }
+
+/// `signet policy check --kubernetes`: the source read once, without writing any status,
+/// names the file, line and object of each reference missing in the cluster.
+#[tokio::test]
+async fn a_read_only_source_names_missing_objects_and_writes_no_status() {
+    let api = FakeApi::default();
+    api.push(
+        Route::ListCluster,
+        recorded_with_specs(
+            "list-clusterimagepolicies",
+            &[("baseline", good_spec("registry.example.com/**"))],
+        ),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-clusterimagepolicies-empty"),
+    );
+    material_lists(&api);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: files-a\nspec:\n  images: [\"registry.example.com/a/**\"]\n  authorities:\n    - name: present\n      cosign:\n        keys:\n          - secretRef: {name: cosign-pub, key: cosign.pub}\n    - name: gone\n      cosign:\n        keys:\n          - secretRef: {name: gone, key: cosign.pub}\n",
+    )
+    .unwrap();
+    let opts = KubeOptions {
+        namespace: "team-a".into(),
+        ..options()
+    };
+    let source = KubeSource::start_read_only(
+        api.client(),
+        Directory::new(dir.path(), None),
+        opts,
+        Arc::new(Metrics::new()),
+    );
+    assert!(source.wait_synced(Duration::from_secs(5)).await);
+    let set = source.load().unwrap();
+    let names: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"files-a") && names.contains(&"baseline"),
+        "{names:?}"
+    );
+    let missing: Vec<String> = set.missing.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        missing,
+        [format!(
+            "{}:15: spec.authorities[1].cosign.keys[0]: Secret team-a/gone not found",
+            dir.path().join("a.yaml").display()
+        )]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        api.seen(Route::PatchStatus).is_empty(),
+        "a check writes nothing"
+    );
+}
