@@ -311,6 +311,7 @@ fn the_prometheus_component_scrapes_the_admin_port_and_alerts_on_signet_metrics(
         BTreeSet::from([
             "SignetDenialsSpike",
             "SignetOverloaded",
+            "SignetPolicyMaterialMissing",
             "SignetPolicyReloadFailing",
             "SignetSlowReviews",
             "SignetTrustExpiringSoon",
@@ -376,7 +377,7 @@ rule_files: [rules.yaml]
 evaluation_interval: 1m
 tests:
   # Trouble: half the reviews denied, some overloaded, a failed reload, slow answers, a
-  # trust-store certificate 10 days from expiry next to one 30 days away.
+  # trust-store certificate 10 days from expiry next to one 30 days away, a missing Secret.
   - interval: 1m
     input_series:
       - series: 'signet_admission_reviews_total{decision="allowed"}'
@@ -397,7 +398,12 @@ tests:
         values: '864000x30'
       - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
         values: '2592000x30'
+      - series: 'signet_policy_material_missing{pod="signet-a"}'
+        values: '1x30'
     alert_rule_test:
+      - eval_time: 25m
+        alertname: SignetPolicyMaterialMissing
+        exp_alerts: [{exp_labels: {severity: warning}}]
       - eval_time: 25m
         alertname: SignetDenialsSpike
         exp_alerts: [{exp_labels: {severity: warning}}]
@@ -431,7 +437,10 @@ tests:
         values: '0+1x30'
       - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
         values: '2592000x30'
+      - series: 'signet_policy_material_missing{pod="signet-a"}'
+        values: '0x30'
     alert_rule_test:
+      - {eval_time: 25m, alertname: SignetPolicyMaterialMissing, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetDenialsSpike, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetOverloaded, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetPolicyReloadFailing, exp_alerts: []}
