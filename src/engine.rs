@@ -126,6 +126,14 @@ pub async fn serve_with(
                     tracing::info!(
                         "no policy directory: every policy comes from the Kubernetes API"
                     );
+                    let here = std::path::Path::new(crate::config::DEFAULT_POLICIES);
+                    if here.is_dir() {
+                        // Read without --kubernetes; a surprise if it was meant to apply.
+                        tracing::warn!(
+                            dir = %here.display(),
+                            "a policy directory is here but not read: with --kubernetes, pass --policies DIR to combine one with the resources"
+                        );
+                    }
                     Files::None {
                         no_match: serve.no_match_override,
                         resolver: serve.material.clone(),

@@ -152,4 +152,12 @@ fn serve_needs_a_policy_directory_unless_every_policy_is_a_resource() {
         "{}",
         text(&o)
     );
+    // A ./policies is not read with --kubernetes alone, and the log says so.
+    std::fs::create_dir(tmp.path().join("policies")).unwrap();
+    let o = run(&["--kubernetes"]);
+    assert!(
+        text(&o).contains("a policy directory is here but not read"),
+        "{}",
+        text(&o)
+    );
 }
