@@ -95,6 +95,21 @@ pub struct PolicyCheckArgs {
     /// The policy directory [default: policies].
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
+    /// Also read the cluster that KUBECONFIG names, as `signet serve --kubernetes` would:
+    /// each Secret and ConfigMap the files reference must exist (a missing one is an error,
+    /// with file and line), and the ClusterImagePolicy and ImagePolicy resources load with the
+    /// files. Writes nothing to the cluster.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// signet's own namespace, with --kubernetes: where file policies' references point by
+    /// default.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "signet-system",
+        value_name = "NS"
+    )]
+    pub namespace: String,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -183,15 +198,18 @@ pub struct ServeArgs {
     /// process's own under the temporary directory, signet-dev-PID/ca.pem; the log names it].
     #[arg(long, value_name = "FILE")]
     pub self_signed_ca_out: Option<PathBuf>,
-    /// The policy directory; re-read when it changes [default: policies].
+    /// The policy directory; re-read when it changes [default: policies; with --kubernetes:
+    /// none].
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
-    /// Override the policies' noMatch setting.
+    /// Override the policies' noMatch setting (with --kubernetes and no --policies, the only
+    /// way to set it; deny otherwise).
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
-    /// Also take policies from ClusterImagePolicy and ImagePolicy resources, watched through
-    /// the cluster that KUBECONFIG names (in a pod: the in-cluster config), and write their
-    /// status. The policy directory still applies. See docs/kubernetes.md.
+    /// Take policies from ClusterImagePolicy and ImagePolicy resources, watched through the
+    /// cluster that KUBECONFIG names (in a pod: the in-cluster config), and write their status.
+    /// With --policies the directory applies too; without it every policy is a resource (a
+    /// ./policies directory is not read). See docs/kubernetes.md.
     #[arg(long)]
     pub kubernetes: bool,
     /// signet's own namespace, with --kubernetes: the one namespace whose Secrets and

@@ -61,7 +61,14 @@ pub async fn run(config: Config) -> ExitCode {
             )
             .await
         }
-        CommandConfig::PolicyCheck { dir } => policy_check_command(&dir),
+        CommandConfig::PolicyCheck {
+            dir,
+            kubernetes: None,
+        } => policy_check_command(&dir),
+        CommandConfig::PolicyCheck {
+            dir,
+            kubernetes: Some(options),
+        } => policy_check_cluster(&dir, options).await,
         CommandConfig::ImportRatify {
             files,
             out_dir,
@@ -448,8 +455,11 @@ fn policy_check_command(dir: &Path) -> ExitCode {
         );
         return exit(EXIT_USAGE);
     }
-    // Key Vault references are checked for their syntax and place, not fetched.
-    let resolver = policy::material::Resolver::files().key_vault_unfetched();
+    // Key Vault references are checked for their syntax and place, not fetched; Secret and
+    // ConfigMap references are listed, not read (the cluster is not reached).
+    let resolver = policy::material::Resolver::files()
+        .key_vault_unfetched()
+        .objects_unchecked();
     match policy::load_dir_with(dir, &resolver) {
         Ok(set) if set.policies.is_empty() => {
             eprintln!(
@@ -461,24 +471,91 @@ fn policy_check_command(dir: &Path) -> ExitCode {
             exit(EXIT_UNTRUSTED)
         }
         Ok(set) => {
-            println!(
-                "{}: {} polic{} valid; noMatch: {}",
-                dir.display(),
-                set.policies.len(),
-                if set.policies.len() == 1 { "y" } else { "ies" },
-                no_match_str(set.no_match)
-            );
-            for p in &set.policies {
+            print_set(dir, &set);
+            if !set.missing.is_empty() {
                 println!(
-                    "  {} ({}, {} authorit{}) from {}",
-                    p.name,
-                    p.mode.as_str(),
-                    p.authorities.len(),
-                    if p.authorities.len() == 1 { "y" } else { "ies" },
-                    p.source
+                    "Secret and ConfigMap references (an authority whose object is missing in \
+                     the cluster trusts nothing; --kubernetes checks them):"
                 );
+                for m in &set.missing {
+                    println!("  {m}");
+                }
             }
             exit(0)
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errors.len());
+            exit(EXIT_UNTRUSTED)
+        }
+    }
+}
+
+/// The policies of a set that loaded, one line each.
+fn print_set(dir: &Path, set: &policy::PolicySet) {
+    println!(
+        "{}: {} polic{} valid; noMatch: {}",
+        dir.display(),
+        set.policies.len(),
+        if set.policies.len() == 1 { "y" } else { "ies" },
+        no_match_str(set.no_match)
+    );
+    for p in &set.policies {
+        println!(
+            "  {} ({}, {} authorit{}) from {}",
+            p.name,
+            p.mode.as_str(),
+            p.authorities.len(),
+            if p.authorities.len() == 1 { "y" } else { "ies" },
+            p.source
+        );
+    }
+}
+
+/// `signet policy check --kubernetes`: the directory and the cluster's policy resources,
+/// loaded as `signet serve --kubernetes` would (Secrets and ConfigMaps read from the cluster),
+/// without writing anything. A reference whose object is missing is an error.
+async fn policy_check_cluster(dir: &Path, options: KubeOptions) -> ExitCode {
+    if !dir.is_dir() {
+        eprintln!(
+            "{}: no such directory (pass the policy directory as --policies DIR)",
+            dir.display()
+        );
+        return exit(EXIT_USAGE);
+    }
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "--kubernetes: no usable cluster configuration (KUBECONFIG or the in-cluster \
+                 config of a pod): {e}"
+            );
+            return exit(EXIT_USAGE);
+        }
+    };
+    let resolver = policy::material::Resolver::files().key_vault_unfetched();
+    let files = source::Directory::new(dir, None).with_resolver(resolver);
+    let cluster =
+        policy::kube::KubeSource::start_read_only(client, files, options, Arc::new(Metrics::new()));
+    // An unanswered list shows as the load's error, naming what is still awaited.
+    cluster.wait_synced(Duration::from_secs(10)).await;
+    match cluster.load() {
+        Ok(set) => {
+            print_set(dir, &set);
+            if set.missing.is_empty() {
+                return exit(0);
+            }
+            for m in &set.missing {
+                eprintln!("{m}");
+            }
+            eprintln!(
+                "{} reference(s) to missing Secrets or ConfigMaps: the authorities that name \
+                 them trust nothing",
+                set.missing.len()
+            );
+            exit(EXIT_UNTRUSTED)
         }
         Err(errors) => {
             for e in &errors {
@@ -544,7 +621,7 @@ async fn offline_engine(
     let mut dir = source::Directory::new(policies, no_match);
     if registry.azure.is_some() {
         // Key Vault material: one load names what to fetch, one refresh fetches it.
-        let store = engine::apply_azure_settings(&mut registry, policies).and_then(|()| {
+        let store = engine::apply_azure_settings(&mut registry, Some(policies)).and_then(|()| {
             let azure = registry
                 .azure
                 .as_ref()

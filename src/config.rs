@@ -53,6 +53,8 @@ pub enum CommandConfig {
     },
     PolicyCheck {
         dir: PathBuf,
+        /// `--kubernetes`: the cluster's Secrets, ConfigMaps and policy resources too.
+        kubernetes: Option<KubeOptions>,
     },
     ImportRatify {
         files: Vec<PathBuf>,
@@ -71,6 +73,11 @@ pub const DEFAULT_POLICIES: &str = "policies";
 /// `--policies`, or the default `policies/`, which must then exist: a missing default is the
 /// first thing a new user meets, so the message names the flag.
 fn policy_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    default_policy_dir(flag, "")
+}
+
+/// [`policy_dir`], with `also` appended to the message when there is none.
+fn default_policy_dir(flag: Option<PathBuf>, also: &str) -> Result<PathBuf, ConfigError> {
     if let Some(dir) = flag {
         return Ok(dir);
     }
@@ -80,8 +87,27 @@ fn policy_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
     } else {
         Err(ConfigError(format!(
             "no policy directory: ./{DEFAULT_POLICIES} does not exist here; pass --policies DIR \
-             (the directory of your policy YAML files)"
+             (the directory of your policy YAML files){also}"
         )))
+    }
+}
+
+/// `serve`'s policy directory: `--policies`; with `--kubernetes` and no `--policies`, none
+/// (every policy is a resource; a `policies/` that happens to be in the working directory is
+/// not read, so what a cluster enforces never depends on where the process was started);
+/// otherwise the default `policies/`, which must exist.
+fn serve_policy_dir(
+    flag: Option<PathBuf>,
+    kubernetes: bool,
+) -> Result<Option<PathBuf>, ConfigError> {
+    match (flag, kubernetes) {
+        (None, true) => Ok(None),
+        (flag, _) => default_policy_dir(
+            flag,
+            ", or --kubernetes to take every policy from ClusterImagePolicy and ImagePolicy \
+             resources",
+        )
+        .map(Some),
     }
 }
 
@@ -420,6 +446,7 @@ impl TryFrom<Args> for Config {
                     limits,
                     registry,
                 } = s;
+                let policies = serve_policy_dir(policies, kubernetes)?;
                 let kubernetes = kubernetes.then_some(KubeOptions {
                     namespace,
                     cluster_policy_namespaces: cluster_policy_namespace,
@@ -437,7 +464,7 @@ impl TryFrom<Args> for Config {
                         listen,
                         admin_listen,
                         tls,
-                        policies: policy_dir(policies)?,
+                        policies,
                         no_match_override: no_match(nm),
                         policy_poll: Duration::from_secs(5),
                         tls_poll: Duration::from_secs(10),
@@ -494,8 +521,15 @@ impl TryFrom<Args> for Config {
             cli::Command::Policy(cli::PolicyCommand::Check(cli::PolicyCheckArgs {
                 dir,
                 policies,
+                kubernetes,
+                namespace,
             })) => CommandConfig::PolicyCheck {
                 dir: policy_dir(dir.or(policies))?,
+                kubernetes: kubernetes.then_some(KubeOptions {
+                    namespace,
+                    cluster_policy_namespaces: Vec::new(),
+                    secrets_all_namespaces: false,
+                }),
             },
             cli::Command::Completion(cli::CompletionArgs { shell }) => {
                 CommandConfig::Completion { shell }
@@ -676,6 +710,49 @@ mod tests {
         // Each flag needs the one that makes it mean something.
         assert!(kube(&["--secrets-all-namespaces"]).is_err());
         assert!(kube(&["--kubernetes", "--cluster-policy-namespace", "x"]).is_err());
+    }
+
+    /// `serve` reads `policies/` by default; with `--kubernetes` only what `--policies` names,
+    /// and nothing without it (the tests run where a `policies/` exists).
+    #[test]
+    fn serve_with_kubernetes_needs_no_policy_directory() {
+        let dir = |extra: &[&str]| {
+            let mut argv = vec!["signet", "serve"];
+            argv.extend_from_slice(extra);
+            match Config::try_from(Args::try_parse_from(argv).unwrap())
+                .unwrap()
+                .command
+            {
+                CommandConfig::Serve { serve, .. } => serve.policies,
+                _ => unreachable!(),
+            }
+        };
+        assert!(Path::new(DEFAULT_POLICIES).is_dir());
+        assert_eq!(dir(&[]), Some(PathBuf::from(DEFAULT_POLICIES)));
+        assert_eq!(dir(&["--kubernetes"]), None);
+        assert_eq!(
+            dir(&["--kubernetes", "--policies", "/etc/signet/policies"]),
+            Some(PathBuf::from("/etc/signet/policies"))
+        );
+    }
+
+    #[test]
+    fn policy_check_reads_the_cluster_only_with_kubernetes() {
+        let check = |extra: &[&str]| {
+            let mut argv = vec!["signet", "policy", "check"];
+            argv.extend_from_slice(extra);
+            argv.push("policies");
+            match Config::try_from(Args::try_parse_from(argv).unwrap())
+                .unwrap()
+                .command
+            {
+                CommandConfig::PolicyCheck { kubernetes, .. } => kubernetes,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(check(&[]), None);
+        let k = check(&["--kubernetes", "--namespace", "ops"]).unwrap();
+        assert_eq!(k.namespace, "ops");
     }
 
     #[test]

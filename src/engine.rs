@@ -9,7 +9,7 @@ use crate::decision::{CacheConfig, Engine};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::policy::keyvault::KeyVaultStore;
-use crate::policy::kube::{KubeOptions, KubeSource};
+use crate::policy::kube::{Files, KubeOptions, KubeSource};
 use crate::policy::source::{self, Directory, Source};
 use crate::registry::pull_secrets::PullSecrets;
 use crate::registry::{Acr, HttpRegistry, RegistryConfig, SetupError};
@@ -93,8 +93,9 @@ pub async fn serve(
 /// starts anyway, not ready until they arrive.
 const FIRST_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// As [`serve`], with policy resources from the Kubernetes API besides the directory when
-/// `kubernetes` is set (the cluster found through `KUBECONFIG` or the in-cluster config).
+/// As [`serve`], with policy resources from the Kubernetes API when `kubernetes` is set (the
+/// cluster found through `KUBECONFIG` or the in-cluster config): besides the directory, or
+/// alone when `serve.policies` is `None`.
 pub async fn serve_with(
     mut serve: ServeConfig,
     mut registry: RegistryConfig,
@@ -102,18 +103,43 @@ pub async fn serve_with(
     options: Options,
     kubernetes: Option<KubeOptions>,
 ) -> anyhow::Result<Handle> {
-    apply_azure_settings(&mut registry, &serve.policies)?;
+    apply_azure_settings(&mut registry, serve.policies.as_deref())?;
     if let Some(azure) = &registry.azure {
         let store = key_vault(azure, metrics.clone())?;
         // Runs for the life of the process, like the policy watcher it feeds.
         store.spawn(azure.refresh_interval);
         serve.material = serve.material.clone().with_key_vault(store);
     }
-    let files = Directory::new(serve.policies.clone(), serve.no_match_override)
-        .with_resolver(serve.material.clone());
-    let policies: Arc<dyn Source> = match kubernetes {
-        None => Arc::new(files),
-        Some(k) => {
+    let files = serve.policies.clone().map(|dir| {
+        Directory::new(dir, serve.no_match_override).with_resolver(serve.material.clone())
+    });
+    let policies: Arc<dyn Source> = match (kubernetes, files) {
+        (None, Some(files)) => Arc::new(files),
+        (None, None) => anyhow::bail!(
+            "no policy source: pass --policies DIR, or --kubernetes to take the policies from \
+             ClusterImagePolicy and ImagePolicy resources"
+        ),
+        (Some(k), files) => {
+            let files = match files {
+                Some(d) => Files::Directory(d),
+                None => {
+                    tracing::info!(
+                        "no policy directory: every policy comes from the Kubernetes API"
+                    );
+                    let here = std::path::Path::new(crate::config::DEFAULT_POLICIES);
+                    if here.is_dir() {
+                        // Read without --kubernetes; a surprise if it was meant to apply.
+                        tracing::warn!(
+                            dir = %here.display(),
+                            "a policy directory is here but not read: with --kubernetes, pass --policies DIR to combine one with the resources"
+                        );
+                    }
+                    Files::None {
+                        no_match: serve.no_match_override,
+                        resolver: serve.material.clone(),
+                    }
+                }
+            };
             let source = KubeSource::connect(files, k, metrics.clone()).await?;
             if !source.wait_synced(FIRST_SYNC).await {
                 tracing::warn!(
@@ -152,16 +178,20 @@ pub fn key_vault(
     )))
 }
 
-/// Completes the Azure identity with the `SignetConfig.spec.azure` of the policy directory.
+/// Completes the Azure identity with the `SignetConfig.spec.azure` of the policy directory, if
+/// there is one.
 pub fn apply_azure_settings(
     registry: &mut RegistryConfig,
-    policies: &std::path::Path,
+    policies: Option<&std::path::Path>,
 ) -> Result<(), BuildError> {
     let Some(azure) = registry.azure.as_mut() else {
         return Ok(());
     };
-    let settings = crate::policy::keyvault::read_settings(policies)
-        .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
+    let settings = match policies {
+        Some(dir) => crate::policy::keyvault::read_settings(dir)
+            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?,
+        None => None,
+    };
     if let Some(s) = settings {
         s.apply(azure)
             .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e.to_string())))?;

@@ -60,6 +60,10 @@ pub struct Metrics {
     /// misses), by object (`secret`, `serviceaccount`) and result.
     pub pull_secret_lookups: IntCounterVec,
     pub policies_loaded: IntGauge,
+    /// Secret and ConfigMap references of the active policies whose object or key does not
+    /// exist: the authorities that name them trust nothing (logged, and in the resource's
+    /// status for a custom resource).
+    pub policy_material_missing: IntGauge,
     /// Per policy: when the first trust-store certificate it relies on expires (Unix seconds).
     /// The label is the policy's name: the operator's, bounded by the policy set.
     pub trust_expiry: GaugeVec,
@@ -116,6 +120,7 @@ impl Metrics {
     /// Records the active policy set: how many policies, and each one's trust-store expiry.
     pub fn policies(&self, set: &crate::policy::PolicySet) {
         self.policies_loaded.set(set.policies.len() as i64);
+        self.policy_material_missing.set(set.missing.len() as i64);
         self.trust_expiry.reset();
         for p in &set.policies {
             if let Some(t) = p.trust_expires() {
@@ -237,6 +242,20 @@ impl Metrics {
                 &["object", "result"],
             ),
             policies_loaded,
+            policy_material_missing: {
+                let g = IntGauge::with_opts(
+                    Opts::new(
+                        "policy_material_missing",
+                        "Secret and ConfigMap references of the active policies whose object or key does not exist (their authorities trust nothing)",
+                    )
+                    .namespace("signet"),
+                )
+                .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("gauge registered once: {e}"));
+                g
+            },
             trust_expiry: {
                 let g = GaugeVec::new(
                     Opts::new(

@@ -262,6 +262,28 @@ pub struct PolicySet {
     pub no_match: NoMatch,
     /// `SignetConfig.spec.expiryWarningDays`: see [`PolicySet::expiry_warning`].
     pub expiry_warning_days: Option<u32>,
+    /// Secret and ConfigMap references of enforced policies whose object (or key) does not
+    /// exist. Not a load error: the policy is enforced without the authorities that need the
+    /// material (trusting no signature if that is all of them), so its images stay covered and
+    /// fail closed, and every other policy loads as usual.
+    pub missing: Vec<MissingMaterial>,
+}
+
+/// Trust material a loaded policy names that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingMaterial {
+    /// Where it is named: `policies/prod.yaml:14` for a file, `ClusterImagePolicy prod` for a
+    /// resource.
+    pub at: String,
+    /// The field and the object: `spec.authorities[0].cosign.keys[0]: Secret
+    /// signet-system/cosign-pub not found`.
+    pub message: String,
+}
+
+impl fmt::Display for MissingMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
 }
 
 /// How long before an admitted image's trust lapses signet warns, unless configured.

@@ -69,7 +69,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub tls: TlsSource,
-    pub policies: PathBuf,
+    /// The policy directory; `None` with `--kubernetes` alone (every policy a resource).
+    pub policies: Option<PathBuf>,
     pub no_match_override: Option<NoMatch>,
     pub policy_poll: Duration,
     pub tls_poll: Duration,

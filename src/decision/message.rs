@@ -100,8 +100,9 @@ fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> 
             format!(
                 "image {name} is not trusted by policy {:?}: {}",
                 p.policy.as_str(),
-                // The fix is the point of this one: say which reference to write.
-                if *reason == Reason::DigestRequired {
+                // The fix is the point of this one: say which reference to write. A policy with
+                // no authority left has no signature reason to give.
+                if *reason == Reason::DigestRequired || authorities.is_empty() {
                     authority_details(authorities)
                 } else {
                     reason.describe().to_string()
@@ -188,6 +189,10 @@ fn authority_details(authorities: &[AuthorityOutcome]) -> String {
         })
         .collect();
     match failures.as_slice() {
+        // Only a policy whose every authority names missing trust material has none.
+        [] => "no authority of the policy can trust it: the trust material they name is missing \
+               (signet's log and the policy's status name it)"
+            .to_string(),
         [(_, only)] => only.clone(),
         many => many
             .iter()

@@ -1,7 +1,7 @@
 //! The Kubernetes policy source: `ClusterImagePolicy` and `ImagePolicy` resources, watched with
-//! `kube::runtime` reflectors and combined with the policy directory, and the Secrets and
-//! ConfigMaps policies take keys from (`objects`: the kube part of the material resolver, with
-//! the tenant rules).
+//! `kube::runtime` reflectors and combined with the policy directory if there is one
+//! ([`Files`]), and the Secrets and ConfigMaps policies take keys from (`objects`: the kube
+//! part of the material resolver, with the tenant rules).
 //!
 //! The reflectors keep an in-memory copy of every policy resource. [`KubeSource::load`] builds
 //! the set from that copy and the directory: the directory's errors fail the whole load as
@@ -36,10 +36,10 @@ use super::crd::{
     desired_status, needs_write,
 };
 use super::keyvault::entry_for;
-use super::load::{Metadata, PolicyDoc, build_policy};
-use super::material::{Context, MaterialError, MaterialSpec, Reference, Resolver, Want};
+use super::load::{Metadata, PolicyDoc, build_policy, references};
+use super::material::{Context, MaterialError, Reference, Resolver, Want};
 use super::source::{Directory, Source};
-use super::{LoadError, Policy, PolicyName, PolicySet};
+use super::{LoadError, MissingMaterial, NoMatch, Policy, PolicyName, PolicySet};
 use crate::metrics::Metrics;
 use objects::{KubeObjects, TenantRules};
 
@@ -247,7 +247,6 @@ pub fn reconcile(
                 // then keeps covering the images without trusting the material now gone.
                 let degraded: Arc<Policy> = Arc::from(degraded);
                 last_good.insert(object.uid.clone(), (object.generation, degraded.clone()));
-                tracing::warn!(resource = %object.describe(), error = %message, "policy resource references missing trust material");
                 out.policies.push(degraded);
                 out.outcomes
                     .push((object, Outcome::ReferenceNotFound { message }));
@@ -410,67 +409,10 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
     })
 }
 
-/// Every place `spec` names trust material: (authority index, field path, what the loader
-/// asks for there, the reference).
-fn references(spec: &PolicySpec) -> Vec<(usize, String, Want, &MaterialSpec)> {
-    let mut out = Vec::new();
-    for (i, a) in spec.authorities.iter().enumerate() {
-        let at = format!("spec.authorities[{i}]");
-        if let Some(c) = &a.cosign {
-            for (k, key) in c.keys.iter().enumerate() {
-                out.push((
-                    i,
-                    format!("{at}.cosign.keys[{k}]"),
-                    Want::PublicKey,
-                    &key.material,
-                ));
-            }
-            if let Some(k) = &c.keyless {
-                out.push((
-                    i,
-                    format!("{at}.cosign.keyless.trustRoot"),
-                    Want::TrustRoot,
-                    &k.trust_root,
-                ));
-            }
-        }
-        if let Some(n) = &a.notation {
-            for (s, store) in n.trust_stores.iter().enumerate() {
-                for (c, cert) in store.certificates.iter().enumerate() {
-                    out.push((
-                        i,
-                        format!("{at}.notation.trustStores[{s}].certificates[{c}]"),
-                        Want::Certificates,
-                        cert,
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The object's policy with no authority: it still covers its images, and trusts nothing.
 fn trusting_nothing(object: &Object, doc: &PolicyDoc) -> Result<Policy, ObjectError> {
-    let mut material = b"trusting nothing: referenced material is missing\n".to_vec();
-    material.extend_from_slice(
-        &serde_json::to_vec(doc).map_err(|e| ObjectError::Invalid(format!("spec: {e}")))?,
-    );
-    let spec = &doc.spec;
-    Ok(Policy {
-        name: object.policy_name(),
-        namespace: doc.metadata.namespace.clone(),
-        images: spec.images.clone(),
-        mode: spec.mode,
-        on_error: spec.on_error,
-        platform_signatures: spec.platform_signatures,
-        require_digest: spec.require_digest,
-        pin_templates: spec.pin_templates,
-        authorities: Vec::new(),
-        generation: crate::image::Digest::sha256_of(&material).hex()[..16].to_string(),
-        source: object.describe(),
-        scope: super::Scope::Glob,
-    })
+    super::load::trusting_nothing(doc, object.describe())
+        .map_err(|e| ObjectError::Invalid(e.with_field_path()))
 }
 
 /// No cluster could be found or reached.
@@ -524,9 +466,70 @@ pub struct StatusUpdate {
     pub outcome: Outcome,
 }
 
-/// Policy resources and the policy directory, as one [`Source`].
+/// The policy files a [`KubeSource`] combines with the resources.
+pub enum Files {
+    /// A policy directory (`--policies`): its policies and `SignetConfig`, with the command
+    /// line's `--no-match` over it.
+    Directory(Directory),
+    /// No policy files: every policy is a resource. `noMatch` is the command line's
+    /// (`--no-match`), else deny; `resolver` reads the resources' trust material.
+    None {
+        no_match: Option<NoMatch>,
+        resolver: Resolver,
+    },
+}
+
+impl From<Directory> for Files {
+    fn from(d: Directory) -> Self {
+        Files::Directory(d)
+    }
+}
+
+impl Files {
+    fn resolver(&self) -> &Resolver {
+        match self {
+            Files::Directory(d) => d.resolver(),
+            Files::None { resolver, .. } => resolver,
+        }
+    }
+
+    fn with_resolver(self, resolver: Resolver) -> Self {
+        match self {
+            Files::Directory(d) => Files::Directory(d.with_resolver(resolver)),
+            Files::None { no_match, .. } => Files::None { no_match, resolver },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Files::Directory(d) => format!("{} and the Kubernetes API", d.describe()),
+            Files::None { .. } => "the Kubernetes API (no policy directory)".to_string(),
+        }
+    }
+
+    /// The directory's fingerprint, or without one the resolver's version: a changed Secret
+    /// or ConfigMap must cause a load either way.
+    fn fingerprint(&self) -> Vec<u8> {
+        match self {
+            Files::Directory(d) => d.fingerprint(),
+            Files::None { resolver, .. } => resolver.version().to_be_bytes().to_vec(),
+        }
+    }
+
+    fn load(&self) -> Result<PolicySet, Vec<LoadError>> {
+        match self {
+            Files::Directory(d) => d.load(),
+            Files::None { no_match, .. } => Ok(PolicySet {
+                no_match: no_match.unwrap_or_default(),
+                ..PolicySet::default()
+            }),
+        }
+    }
+}
+
+/// Policy resources and the policy directory (if any), as one [`Source`].
 pub struct KubeSource {
-    files: Directory,
+    files: Files,
     resolver: Resolver,
     stores: [(Kind, Store<DynamicObject>); 2],
     shared: Arc<Shared>,
@@ -553,9 +556,30 @@ impl KubeSource {
     /// through `client`, and the status writer. File policies may reference them too.
     pub fn start(
         client: kube::Client,
-        files: Directory,
+        files: impl Into<Files>,
         options: KubeOptions,
         metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::start_with(client, files.into(), options, metrics, true)
+    }
+
+    /// As [`KubeSource::start`], without the status writer: for checking what a server would
+    /// load (`signet policy check --kubernetes`), which must change nothing in the cluster.
+    pub fn start_read_only(
+        client: kube::Client,
+        files: impl Into<Files>,
+        options: KubeOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::start_with(client, files.into(), options, metrics, false)
+    }
+
+    fn start_with(
+        client: kube::Client,
+        files: Files,
+        options: KubeOptions,
+        metrics: Arc<Metrics>,
+        write_status: bool,
     ) -> Self {
         let shared = Arc::new(Shared {
             wake: Arc::new(Notify::new()),
@@ -609,8 +633,11 @@ impl KubeSource {
             shared.clone(),
             metrics.clone(),
         )));
+        // Without a writer the receiver is dropped, and each load's statuses go nowhere.
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.push(tokio::spawn(StatusWriter::new(client, metrics).run(rx)));
+        if write_status {
+            tasks.push(tokio::spawn(StatusWriter::new(client, metrics).run(rx)));
+        }
         let [a, b]: [(Kind, Store<DynamicObject>); 2] = match stores.try_into() {
             Ok(s) => s,
             Err(_) => unreachable!("two kinds, two stores"),
@@ -630,7 +657,7 @@ impl KubeSource {
 
     /// Finds the cluster (`KUBECONFIG`, else the in-cluster config of a pod) and starts.
     pub async fn connect(
-        files: Directory,
+        files: Files,
         options: KubeOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConnectError> {
@@ -668,7 +695,7 @@ impl KubeSource {
 impl Source for KubeSource {
     fn describe(&self) -> String {
         format!(
-            "{} and the Kubernetes API (clusterimagepolicies, imagepolicies, secrets, configmaps)",
+            "{} (clusterimagepolicies, imagepolicies, secrets, configmaps)",
             self.files.describe()
         )
     }
@@ -727,6 +754,14 @@ impl Source for KubeSource {
         };
         set.policies.extend(reconciled.policies);
         set.policies.sort_by(|a, b| a.name.cmp(&b.name));
+        for (object, outcome) in &reconciled.outcomes {
+            if let Outcome::ReferenceNotFound { message } = outcome {
+                set.missing.push(MissingMaterial {
+                    at: object.describe(),
+                    message: message.clone(),
+                });
+            }
+        }
         let updates = reconciled
             .outcomes
             .into_iter()

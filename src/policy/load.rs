@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use super::cosign::CosignAuthority;
 use super::crd::PolicySpec;
-use super::material::{Context, Resolver};
+use super::material::{Context, MaterialError, MaterialSpec, Reference, Resolver, Want};
 use super::notation::NotationAuthority;
 use super::{
-    Authority, ImageGlob, Mode, NoMatch, OnError, PlatformSignatures, Policy, PolicyName,
-    PolicySet, Verifier,
+    Authority, ImageGlob, MissingMaterial, Mode, NoMatch, OnError, PlatformSignatures, Policy,
+    PolicyName, PolicySet, Verifier,
 };
 use crate::image::Digest;
 
@@ -49,7 +49,7 @@ struct Header {
 
 /// A policy document: the same shape in a file and as a custom resource. Its JSON is hashed
 /// into the policy's generation.
-#[derive(serde::Deserialize, serde::Serialize)]
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PolicyDoc {
     pub(crate) api_version: String,
@@ -60,7 +60,7 @@ pub(crate) struct PolicyDoc {
 
 /// Kubernetes object metadata: only name and namespace matter; other fields (labels, or those a
 /// cluster adds when a policy is exported) are accepted and ignored.
-#[derive(serde::Deserialize, serde::Serialize)]
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
 pub(crate) struct Metadata {
     pub(crate) name: String,
     pub(crate) namespace: Option<String>,
@@ -227,6 +227,7 @@ fn load_parts(
     resolver: &Resolver,
 ) -> Result<(PolicySet, Mode), Vec<LoadError>> {
     let mut errors = Vec::new();
+    let mut missing = Vec::new();
     let mut policies: BTreeMap<PolicyName, Arc<Policy>> = BTreeMap::new();
     let mut settings: Option<(ConfigSpec, String)> = None;
     for (file, text) in sources {
@@ -270,7 +271,17 @@ fn load_parts(
             match header.kind.as_deref() {
                 Some("ClusterImagePolicy") | Some("ImagePolicy") => {
                     match load_policy(doc, base, file, resolver) {
-                        Ok(policy) => {
+                        Ok((policy, gone)) => {
+                            missing.extend(gone.into_iter().map(|(line, message)| {
+                                MissingMaterial {
+                                    at: format!(
+                                        "{}:{}",
+                                        file.display(),
+                                        line.map_or(first_line + 1, |l| l + first_line + 1)
+                                    ),
+                                    message,
+                                }
+                            }));
                             if let Some(prev) = policies.get(&policy.name) {
                                 errors.push(err(
                                     locate(doc, "name"),
@@ -335,6 +346,7 @@ fn load_parts(
                 policies: policies.into_values().collect(),
                 no_match: settings.as_ref().map(|s| s.no_match).unwrap_or_default(),
                 expiry_warning_days: settings.and_then(|s| s.expiry_warning_days),
+                missing,
             },
             notation_mode,
         ))
@@ -345,15 +357,18 @@ fn load_parts(
 
 type DocError = (Option<usize>, String);
 
+/// One policy document of a file, and the trust material it names that does not exist (the
+/// 0-based line of each reference in `doc`, and the field and object): see [`without_missing`].
 fn load_policy(
     doc: &str,
     base: &Path,
     file: &Path,
     resolver: &Resolver,
-) -> Result<Policy, DocError> {
+) -> Result<(Policy, Vec<DocError>), DocError> {
     let parsed: PolicyDoc =
         serde_yaml::from_str(doc).map_err(|e| (yaml_line(&e), yaml_message(&e)))?;
-    build_policy(&parsed, Some(base), resolver, file.display().to_string()).map_err(|e| {
+    let source = file.display().to_string();
+    let located = |e: SpecError| {
         let line = match &e.at {
             At::Metadata => locate(doc, "metadata"),
             At::Name => locate(doc, "name"),
@@ -369,6 +384,181 @@ fn load_policy(
             _ => e.message,
         };
         (line, message)
+    };
+    let (usable, gone) = without_missing(&parsed, Some(base), resolver);
+    let policy = match usable {
+        Some(usable) => build_policy(&usable, Some(base), resolver, source),
+        None => trusting_nothing(&parsed, source),
+    }
+    .map_err(located)?;
+    let gone = gone
+        .into_iter()
+        .map(|m| {
+            let from = parsed
+                .spec
+                .authorities
+                .get(m.authority)
+                .and_then(|a| locate_after(doc, "name", &a.name));
+            let line = from
+                .map(|from| locate_reference(doc, from, m.kind.field(), &m.object).unwrap_or(from));
+            (line, format!("{}: {}", m.path, m.message))
+        })
+        .collect();
+    Ok((policy, gone))
+}
+
+/// A Secret or ConfigMap reference whose object (or key) does not exist.
+struct Missing {
+    /// The index of the authority that names it.
+    authority: usize,
+    /// `spec.authorities[0].cosign.keys[1]`.
+    path: String,
+    kind: super::material::ObjectKind,
+    /// The object's name as written.
+    object: String,
+    /// The resolver's words: `Secret signet-system/cosign-pub not found`.
+    message: String,
+}
+
+/// `parsed` without the authorities that name a Secret or ConfigMap that does not exist
+/// (`None` when that is all of them), and those references. An authority whose material is
+/// gone trusts nothing until it exists again: it is left out rather than failing the load, so
+/// that a deleted key stops being trusted while the policy still covers its images. Other
+/// reference problems (a namespace the tenant rules forbid, no `--kubernetes`) are left for
+/// loading to report as errors.
+fn without_missing(
+    parsed: &PolicyDoc,
+    base: Option<&Path>,
+    resolver: &Resolver,
+) -> (Option<PolicyDoc>, Vec<Missing>) {
+    let namespace = match parsed.kind.as_str() {
+        "ImagePolicy" => parsed.metadata.namespace.as_deref(),
+        _ => None,
+    };
+    let cx = Context { base, namespace };
+    let mut gone = Vec::new();
+    for (authority, path, _, m) in references(&parsed.spec) {
+        let Ok(Reference::Object(kind, r)) = m.reference() else {
+            continue;
+        };
+        // The largest size limit: a size error is the loader's to report.
+        let message = match resolver.resolve(m, Want::TrustRoot, &cx) {
+            Err(MaterialError::NotFound(message)) => message,
+            Err(e @ MaterialError::Unchecked { .. }) => e.to_string(),
+            _ => continue,
+        };
+        gone.push(Missing {
+            authority,
+            path,
+            kind,
+            object: r.name.clone(),
+            message,
+        });
+    }
+    if gone.is_empty() {
+        return (Some(parsed.clone()), gone);
+    }
+    let mut usable = parsed.clone();
+    usable.spec.authorities = parsed
+        .spec
+        .authorities
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !gone.iter().any(|m| m.authority == *i))
+        .map(|(_, a)| a.clone())
+        .collect();
+    let usable = (!usable.spec.authorities.is_empty()).then_some(usable);
+    (usable, gone)
+}
+
+/// Every place `spec` names trust material: (authority index, field path, what the loader
+/// asks for there, the reference).
+pub(crate) fn references(spec: &PolicySpec) -> Vec<(usize, String, Want, &MaterialSpec)> {
+    let mut out = Vec::new();
+    for (i, a) in spec.authorities.iter().enumerate() {
+        let at = format!("spec.authorities[{i}]");
+        if let Some(c) = &a.cosign {
+            for (k, key) in c.keys.iter().enumerate() {
+                out.push((
+                    i,
+                    format!("{at}.cosign.keys[{k}]"),
+                    Want::PublicKey,
+                    &key.material,
+                ));
+            }
+            if let Some(k) = &c.keyless {
+                out.push((
+                    i,
+                    format!("{at}.cosign.keyless.trustRoot"),
+                    Want::TrustRoot,
+                    &k.trust_root,
+                ));
+            }
+        }
+        if let Some(n) = &a.notation {
+            for (s, store) in n.trust_stores.iter().enumerate() {
+                for (c, cert) in store.certificates.iter().enumerate() {
+                    out.push((
+                        i,
+                        format!("{at}.notation.trustStores[{s}].certificates[{c}]"),
+                        Want::Certificates,
+                        cert,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The policy of `doc` with no authority: it still covers its images, and trusts nothing.
+pub(crate) fn trusting_nothing(doc: &PolicyDoc, source: String) -> Result<Policy, SpecError> {
+    let mut material = b"trusting nothing: referenced material is missing\n".to_vec();
+    material.extend_from_slice(&serde_json::to_vec(doc).map_err(|e| SpecError {
+        at: At::Spec("authorities"),
+        message: format!("cannot hash the policy: {e}"),
+    })?);
+    let (name, namespace) = identity(doc)?;
+    let spec = &doc.spec;
+    Ok(Policy {
+        name,
+        namespace,
+        images: spec.images.clone(),
+        mode: spec.mode,
+        on_error: spec.on_error,
+        platform_signatures: spec.platform_signatures,
+        require_digest: spec.require_digest,
+        pin_templates: spec.pin_templates,
+        authorities: Vec::new(),
+        generation: Digest::sha256_of(&material).hex()[..16].to_string(),
+        source,
+        scope: super::Scope::Glob,
+    })
+}
+
+/// The 0-based line, at or after `from`, of the `field` (`secretRef`, `configMapRef`) that
+/// names `object`, in flow (`secretRef: {name: x, key: k}`) or block style.
+fn locate_reference(doc: &str, from: usize, field: &str, object: &str) -> Option<usize> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let names = |t: &str| {
+        t.split(['{', '}', ','])
+            .filter_map(|p| p.trim().strip_prefix("name:"))
+            .any(|v| v.trim().trim_matches('"').trim_matches('\'') == object)
+    };
+    (from..lines.len()).find(|&i| {
+        let t = lines[i].trim_start().trim_start_matches("- ");
+        let Some(rest) = t.strip_prefix(field).and_then(|r| r.strip_prefix(':')) else {
+            return false;
+        };
+        if !rest.trim().is_empty() {
+            return names(rest);
+        }
+        let at = indent(lines[i]);
+        lines[i + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || indent(l) > at)
+            .any(|l| names(l.trim_start().trim_start_matches("- ")))
     })
 }
 
@@ -448,36 +638,8 @@ pub(crate) fn build_policy(
     source: String,
 ) -> Result<Policy, SpecError> {
     let err = |at: At, message: String| SpecError { at, message };
-    let PolicyDoc {
-        api_version: _,
-        kind,
-        metadata,
-        spec,
-    } = parsed;
-    if metadata.name.is_empty() {
-        return Err(err(At::Name, "metadata.name is empty".into()));
-    }
-    let namespace = match (kind.as_str(), &metadata.namespace) {
-        ("ImagePolicy", None) => {
-            return Err(err(
-                At::Metadata,
-                "an ImagePolicy needs metadata.namespace (it applies in that namespace only)"
-                    .into(),
-            ));
-        }
-        ("ImagePolicy", Some(ns)) => Some(ns.clone()),
-        _ => None,
-    };
-    let name = match &namespace {
-        Some(ns) => PolicyName(format!("{ns}/{}", metadata.name)),
-        None => PolicyName(metadata.name.clone()),
-    };
-    if spec.images.is_empty() {
-        return Err(err(
-            At::Spec("images"),
-            "spec.images is empty: list at least one glob".into(),
-        ));
-    }
+    let (name, namespace) = identity(parsed)?;
+    let spec = &parsed.spec;
     if spec.authorities.is_empty() {
         return Err(err(
             At::Spec("authorities"),
@@ -556,6 +718,43 @@ pub(crate) fn build_policy(
         source,
         scope: super::Scope::Glob,
     })
+}
+
+/// The policy's name and, for an `ImagePolicy`, its namespace; also checks that it covers
+/// some images.
+fn identity(parsed: &PolicyDoc) -> Result<(PolicyName, Option<String>), SpecError> {
+    let err = |at: At, message: String| SpecError { at, message };
+    let PolicyDoc {
+        api_version: _,
+        kind,
+        metadata,
+        spec,
+    } = parsed;
+    if metadata.name.is_empty() {
+        return Err(err(At::Name, "metadata.name is empty".into()));
+    }
+    let namespace = match (kind.as_str(), &metadata.namespace) {
+        ("ImagePolicy", None) => {
+            return Err(err(
+                At::Metadata,
+                "an ImagePolicy needs metadata.namespace (it applies in that namespace only)"
+                    .into(),
+            ));
+        }
+        ("ImagePolicy", Some(ns)) => Some(ns.clone()),
+        _ => None,
+    };
+    let name = match &namespace {
+        Some(ns) => PolicyName(format!("{ns}/{}", metadata.name)),
+        None => PolicyName(metadata.name.clone()),
+    };
+    if spec.images.is_empty() {
+        return Err(err(
+            At::Spec("images"),
+            "spec.images is empty: list at least one glob".into(),
+        ));
+    }
+    Ok((name, namespace))
 }
 
 /// The file names of a Notation trust policy in a policy directory, and the trust-store
@@ -957,5 +1156,84 @@ mod tests {
                 panic!("{} does not load: {errs:?}", dir.display());
             }
         }
+    }
+
+    /// Secrets as a material source: only those named in `present` exist.
+    #[derive(Debug)]
+    struct Secrets(Vec<&'static str>);
+
+    impl crate::policy::material::ObjectMaterial for Secrets {
+        fn get(
+            &self,
+            kind: crate::policy::material::ObjectKind,
+            r: &crate::policy::material::ObjectKeyRef,
+            _: &Context<'_>,
+        ) -> Result<(Vec<u8>, String), crate::policy::material::MaterialError> {
+            let shown = format!("{} signet-system/{}", kind.as_str(), r.name);
+            if self.0.contains(&r.name.as_str()) {
+                Ok((key_pem().into_bytes(), shown))
+            } else {
+                Err(crate::policy::material::MaterialError::NotFound(format!(
+                    "{shown} not found"
+                )))
+            }
+        }
+        fn version(&self) -> u64 {
+            0
+        }
+    }
+
+    /// A policy file whose Secret is missing loads without the authority that needs it (or
+    /// trusting nothing), names file, line and object, and spoils no other file.
+    #[test]
+    fn a_missing_secret_degrades_its_policy_and_spoils_no_other_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_pem().replace('\n', "\n              ");
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            format!(
+                "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: a\nspec:\n  images: [\"registry.example.com/a/**\"]\n  authorities:\n    - name: release\n      cosign:\n        keys:\n          - secretRef: {{name: gone, key: cosign.pub}}\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: b\nspec:\n  images: [\"registry.example.com/b/**\"]\n  authorities:\n    - name: release\n      cosign:\n        keys:\n          - secretRef:\n              name: present\n              key: cosign.pub\n          - secretRef:\n              name: also-gone\n              key: cosign.pub\n",
+        )
+        .unwrap();
+        let resolver = Resolver::files().with_objects(Arc::new(Secrets(vec!["present"])));
+        let set = load_dir_with(dir.path(), &resolver).expect("a missing Secret fails no load");
+        let names: Vec<_> = set.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a = &set.policies[0];
+        let left: Vec<_> = a.authorities.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(left, ["ci"], "the authority that needs the Secret is out");
+        let b = &set.policies[1];
+        assert!(b.authorities.is_empty(), "trusts nothing");
+        let image = "registry.example.com/b/app:1".parse().unwrap();
+        assert!(b.matches(&image, None), "still covers its images");
+        let missing: Vec<String> = set.missing.iter().map(|m| m.to_string()).collect();
+        let a_file = dir.path().join("a.yaml").display().to_string();
+        let b_file = dir.path().join("b.yaml").display().to_string();
+        assert_eq!(
+            missing,
+            [
+                format!(
+                    "{a_file}:11: spec.authorities[0].cosign.keys[0]: Secret signet-system/gone not found"
+                ),
+                format!(
+                    "{b_file}:14: spec.authorities[0].cosign.keys[1]: Secret signet-system/also-gone not found"
+                ),
+            ]
+        );
+        // The same files with every Secret present: a different generation, so verdicts
+        // cached while the key was missing are not reused.
+        let whole =
+            Resolver::files().with_objects(Arc::new(Secrets(vec!["present", "gone", "also-gone"])));
+        let full = load_dir_with(dir.path(), &whole).unwrap();
+        assert!(full.missing.is_empty());
+        assert_eq!(full.policies[0].authorities.len(), 2);
+        assert_ne!(full.policies[0].generation, a.generation);
+        assert_ne!(full.policies[1].generation, b.generation);
     }
 }

@@ -241,6 +241,9 @@ pub enum MaterialError {
     /// The object or its key does not exist (or is not watched).
     #[error("{0}")]
     NotFound(String),
+    /// Not read: the resolver has no objects and was told to accept references unchecked.
+    #[error("{shown}: not checked here (signet serve --kubernetes reads it from the cluster)")]
+    Unchecked { shown: String },
     #[error("{shown}: {detail}")]
     KeyVault { shown: String, detail: String },
     #[error(
@@ -281,6 +284,9 @@ pub struct Resolver {
     keyvault: Option<Arc<KeyVaultStore>>,
     /// `keyVault` references are checked, not fetched (`signet policy check`).
     keyvault_unfetched: bool,
+    /// Secret and ConfigMap references are accepted without objects to read them from, as
+    /// [`MaterialError::Unchecked`] (`signet policy check`).
+    objects_unchecked: bool,
 }
 
 impl Resolver {
@@ -299,6 +305,15 @@ impl Resolver {
     /// without fetching them: they load as withdrawn material. For checking policies offline.
     pub fn key_vault_unfetched(mut self) -> Self {
         self.keyvault_unfetched = true;
+        self
+    }
+
+    /// Accepts Secret and ConfigMap references without reading them: each is an
+    /// [`MaterialError::Unchecked`], which loading treats like a missing object (the policy
+    /// loads without the authority, and the reference is listed). For checking policies
+    /// offline.
+    pub fn objects_unchecked(mut self) -> Self {
+        self.objects_unchecked = true;
         self
     }
 
@@ -342,9 +357,23 @@ impl Resolver {
                 })
             }
             Reference::Object(kind, r) => {
-                let objects = self.objects.as_ref().ok_or(MaterialError::NoObjects {
-                    field: kind.field(),
-                })?;
+                let objects = match &self.objects {
+                    Some(objects) => objects,
+                    None if self.objects_unchecked => {
+                        let ns = r
+                            .namespace
+                            .as_ref()
+                            .map_or(String::new(), |n| format!("{n}/"));
+                        return Err(MaterialError::Unchecked {
+                            shown: format!("{} {ns}{} key {:?}", kind.as_str(), r.name, r.key),
+                        });
+                    }
+                    None => {
+                        return Err(MaterialError::NoObjects {
+                            field: kind.field(),
+                        });
+                    }
+                };
                 let (bytes, shown) = objects.get(kind, r, cx)?;
                 let max = want.max_len();
                 if bytes.len() as u64 > max {

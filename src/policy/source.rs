@@ -124,6 +124,7 @@ pub fn load_initial(source: &dyn Source, metrics: &Metrics) -> (PolicySet, bool)
         Ok(set) => {
             metrics.policy_reloads.with_label_values(&["success"]).inc();
             tracing::info!(policies = set.policies.len(), source = %source.describe(), "policies loaded");
+            log_missing(&set);
             (set, true)
         }
         Err(errors) => {
@@ -180,6 +181,7 @@ where
             };
             match loaded {
                 Ok(set) => {
+                    log_missing(&set);
                     let count = set.policies.len();
                     let started = std::time::Instant::now();
                     apply(set);
@@ -201,6 +203,19 @@ where
             }
         }
     })
+}
+
+/// Logs each Secret or ConfigMap reference of `set` whose object does not exist, with where
+/// it is named (`file:line`, or the resource) and the object. Such a set loads: the policy is
+/// enforced without the authorities that need the material, so its images fail closed.
+fn log_missing(set: &PolicySet) {
+    for m in &set.missing {
+        tracing::error!(
+            at = %m.at,
+            error = %m.message,
+            "a policy names trust material that does not exist; the authorities that need it trust nothing until it does"
+        );
+    }
 }
 
 /// Runs `read` on `source` on the blocking pool: reading and parsing files blocks, and the

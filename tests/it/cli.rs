@@ -573,6 +573,52 @@ fn policy_check_reports_file_and_line() {
     );
 }
 
+/// Secret and ConfigMap references are valid in policy files (for `serve --kubernetes`):
+/// `policy check` cannot read the cluster, so it lists each one with file and line as not
+/// checked, instead of failing the policy.
+#[test]
+fn policy_check_lists_secret_references_with_file_and_line_as_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: prod\nspec:\n  images: [\"example.com/**\"]\n  authorities:\n    - name: release\n      cosign:\n        keys:\n          - secretRef: {name: cosign-pub, key: cosign.pub}\n",
+    )
+    .unwrap();
+    let o = signet(&["policy", "check", dir.path().to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 policy valid"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:11: spec.authorities[0].cosign.keys[0]: Secret cosign-pub key \"cosign.pub\": \
+             not checked here",
+            dir.path().join("p.yaml").display()
+        )),
+        "{out}"
+    );
+}
+
+/// `policy check --kubernetes` needs a cluster, and says so when there is none.
+#[test]
+fn policy_check_with_kubernetes_and_no_cluster_exits_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["policy", "check", "--kubernetes"])
+        .arg(dir.path())
+        .env("KUBECONFIG", dir.path().join("missing"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("run signet");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--kubernetes: no usable cluster configuration"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn serve_refuses_a_bad_certificate_pair_with_a_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -104,3 +104,60 @@ async fn two_dev_servers_each_get_their_own_ca_file() {
     assert_eq!(a.call().await, Ok(200), "first server, its own CA");
     assert_eq!(b.call().await, Ok(200), "second server, its own CA");
 }
+
+/// `signet serve` with neither a policy directory nor `--kubernetes` says which to give; with
+/// `--kubernetes` alone it needs no directory and goes on to look for the cluster.
+#[test]
+fn serve_needs_a_policy_directory_unless_every_policy_is_a_resource() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_signet"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra)
+            // No ./policies here, no kubeconfig, not in a pod.
+            .current_dir(tmp.path())
+            .env("TMPDIR", tmp.path())
+            .env("KUBECONFIG", tmp.path().join("missing"))
+            .env("HOME", tmp.path())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "no policy directory: ./policies does not exist here; pass --policies DIR (the \
+             directory of your policy YAML files), or --kubernetes to take every policy from \
+             ClusterImagePolicy and ImagePolicy resources"
+        ),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--kubernetes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--kubernetes: no usable cluster configuration")
+            && !text(&o).contains("no policy directory"),
+        "{}",
+        text(&o)
+    );
+    // A ./policies is not read with --kubernetes alone, and the log says so.
+    std::fs::create_dir(tmp.path().join("policies")).unwrap();
+    let o = run(&["--kubernetes"]);
+    assert!(
+        text(&o).contains("a policy directory is here but not read"),
+        "{}",
+        text(&o)
+    );
+}

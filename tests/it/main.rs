@@ -19,6 +19,7 @@ mod image;
 mod import_ratify;
 mod keyvault;
 mod manifests;
+mod missing_material;
 mod notation;
 mod notation_files;
 mod notation_revocation;

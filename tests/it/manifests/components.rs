@@ -311,6 +311,7 @@ fn the_prometheus_component_scrapes_the_admin_port_and_alerts_on_signet_metrics(
         BTreeSet::from([
             "SignetDenialsSpike",
             "SignetOverloaded",
+            "SignetPolicyMaterialMissing",
             "SignetPolicyReloadFailing",
             "SignetSlowReviews",
             "SignetTrustExpiringSoon",
@@ -376,7 +377,7 @@ rule_files: [rules.yaml]
 evaluation_interval: 1m
 tests:
   # Trouble: half the reviews denied, some overloaded, a failed reload, slow answers, a
-  # trust-store certificate 10 days from expiry next to one 30 days away.
+  # trust-store certificate 10 days from expiry next to one 30 days away, a missing Secret.
   - interval: 1m
     input_series:
       - series: 'signet_admission_reviews_total{decision="allowed"}'
@@ -397,7 +398,12 @@ tests:
         values: '864000x30'
       - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
         values: '2592000x30'
+      - series: 'signet_policy_material_missing{pod="signet-a"}'
+        values: '1x30'
     alert_rule_test:
+      - eval_time: 25m
+        alertname: SignetPolicyMaterialMissing
+        exp_alerts: [{exp_labels: {severity: warning}}]
       - eval_time: 25m
         alertname: SignetDenialsSpike
         exp_alerts: [{exp_labels: {severity: warning}}]
@@ -431,7 +437,10 @@ tests:
         values: '0+1x30'
       - series: 'signet_policy_trust_expiry_timestamp_seconds{policy="later"}'
         values: '2592000x30'
+      - series: 'signet_policy_material_missing{pod="signet-a"}'
+        values: '0x30'
     alert_rule_test:
+      - {eval_time: 25m, alertname: SignetPolicyMaterialMissing, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetDenialsSpike, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetOverloaded, exp_alerts: []}
       - {eval_time: 25m, alertname: SignetPolicyReloadFailing, exp_alerts: []}
@@ -552,4 +561,58 @@ fn the_pull_secrets_component_grants_get_only_and_turns_the_flag_on() {
         panic!("not serve: {argv:?}");
     };
     assert!(serve.pull_secrets);
+}
+
+/// The kubernetes-only component: no policies ConfigMap, volume, mount or `--policies`, and
+/// the arguments are ones `signet serve` accepts as "every policy is a resource".
+#[test]
+fn the_kubernetes_only_component_drops_the_policy_directory() {
+    let Some(text) = render_overlay(&["kubernetes-only"]) else {
+        return;
+    };
+    let docs = documents(&text);
+    assert_eq!(
+        docs.len(),
+        objects().len() - 1,
+        "the base less the ConfigMap"
+    );
+    assert!(validate_builtin("the kubernetes-only overlay", &docs).is_empty());
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ConfigMap"),
+        "no policies ConfigMap"
+    );
+    let pod = &find(&docs, "Deployment", "signet")["spec"]["template"]["spec"];
+    let volumes: Vec<&str> = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(volumes, ["tls", "tmp"]);
+    let c = &pod["containers"][0];
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(mounts, ["tls", "tmp"]);
+    let mut argv = strs(&c["command"]);
+    argv.extend(strs(&c["args"]));
+    assert!(
+        !argv.iter().any(|a| a.starts_with("--policies")),
+        "{argv:?}"
+    );
+    let parsed = <signet::cli::Args as clap::Parser>::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("signet does not accept the component's arguments: {e}"));
+    let config = signet::config::Config::try_from(parsed).unwrap();
+    let signet::config::CommandConfig::Serve {
+        serve, kubernetes, ..
+    } = config.command
+    else {
+        panic!("not serve: {argv:?}");
+    };
+    assert!(kubernetes.is_some(), "{argv:?}");
+    assert_eq!(serve.policies, None, "no policy directory");
+    assert_eq!(serve.no_match_override, Some(signet::policy::NoMatch::Warn));
 }

@@ -148,7 +148,7 @@ impl Signet {
             tls: TlsSource::SelfSigned {
                 ca_out: ca_out.clone(),
             },
-            policies: policy_dir.clone(),
+            policies: Some(policy_dir.clone()),
             no_match_override: None,
             policy_poll: Duration::from_millis(200),
             tls_poll: Duration::from_secs(10),

@@ -432,3 +432,244 @@ async fn a_malformed_key_vault_reference_is_an_invalid_spec_not_an_unavailable_v
         assert_eq!(outcome.reason(), "InvalidSpec", "{field}: {outcome:?}");
     }
 }
+
+// --- no policy directory, and file policies whose Secret is missing ------------------------
+
+/// With no policy directory the resources are the whole set: not ready until every list has
+/// arrived, `--no-match` applies, and a rotated Secret still reaches the set (no directory
+/// fingerprint carries the material's version any more).
+#[tokio::test]
+async fn without_a_directory_the_resources_are_the_set_and_ready_once_listed() {
+    let api = FakeApi::default();
+    for _ in 0..20 {
+        api.push(Route::PatchStatus, recorded("status-apply-ssa"));
+    }
+    let metrics = Arc::new(Metrics::new());
+    let files = Files::None {
+        no_match: Some(NoMatch::Warn),
+        resolver: Resolver::files(),
+    };
+    let opts = KubeOptions {
+        secrets_all_namespaces: true,
+        ..options()
+    };
+    let source = Arc::new(KubeSource::start(
+        api.client(),
+        files,
+        opts,
+        metrics.clone(),
+    ));
+    assert!(source.describe().contains("no policy directory"));
+    let (_, valid) = crate::policy::source::load_initial(source.as_ref(), &metrics);
+    assert!(!valid, "nothing listed yet: not ready");
+    let readiness = Arc::new(crate::policy::source::Readiness::new(valid));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = crate::policy::source::spawn_watch(
+        source.clone(),
+        Duration::from_secs(600),
+        readiness.clone(),
+        metrics.clone(),
+        move |set| {
+            let _ = tx.send(set);
+        },
+    );
+    api.push(
+        Route::ListCluster,
+        recorded_with_specs(
+            "list-clusterimagepolicies",
+            &[("baseline", good_spec("registry.example.com/**"))],
+        ),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded_with_specs(
+            "list-imagepolicies-all-namespaces",
+            &[("team-a/apps", secret_spec(None))],
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !readiness.valid(),
+        "policies listed, Secrets and ConfigMaps not yet: still not ready"
+    );
+    material_lists(&api);
+    let set = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the first set once everything is listed")
+        .unwrap();
+    assert!(readiness.valid());
+    let names: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"baseline") && names.contains(&"team-a/apps"),
+        "{names:?}"
+    );
+    assert_eq!(set.no_match, NoMatch::Warn, "--no-match applies");
+    let generation = |set: &PolicySet| {
+        set.policies
+            .iter()
+            .find(|p| p.name.as_str() == "team-a/apps")
+            .map(|p| p.generation.clone())
+            .unwrap()
+    };
+    let first = generation(&set);
+
+    let (status, body) = watch_lines("watch-secrets-fieldselector", &[0], &[]);
+    let mut event: Value = serde_json::from_slice(&body).unwrap();
+    use base64::Engine;
+    event["object"]["data"]["cosign.pub"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(key_pem()));
+    api.push(
+        Route::WatchSecrets,
+        (status, format!("{event}\n").into_bytes()),
+    );
+    let set = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("the rotation applies within 2 s")
+        .unwrap();
+    assert_ne!(generation(&set), first, "the rotated key is enforced");
+    task.abort();
+}
+
+/// A policy file whose Secret is deleted: the directory still loads (a new file with it), the
+/// file's policy keeps covering its images without the authority that needed the key, and the
+/// set names file, line and object.
+#[tokio::test]
+async fn a_file_policy_whose_secret_is_deleted_trusts_nothing_through_it_and_the_rest_loads() {
+    let api = FakeApi::default();
+    api.push(
+        Route::ListCluster,
+        recorded("list-clusterimagepolicies-empty"),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-clusterimagepolicies-empty"),
+    );
+    material_lists(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_pem().replace('\n', "\n              ");
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        format!(
+            "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: files-a\nspec:\n  images: [\"registry.example.com/a/**\"]\n  authorities:\n    - name: release\n      cosign:\n        keys:\n          - secretRef: {{name: cosign-pub, key: cosign.pub}}\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+        ),
+    )
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    // The recorded Secret is in team-a: signet's own namespace here, where file policies read.
+    let opts = KubeOptions {
+        namespace: "team-a".into(),
+        ..options()
+    };
+    let source = Arc::new(KubeSource::start(
+        api.client(),
+        Directory::new(dir.path(), None),
+        opts,
+        metrics.clone(),
+    ));
+    assert!(source.wait_synced(Duration::from_secs(5)).await);
+    let set = source.load().unwrap();
+    assert_eq!(set.policies[0].authorities.len(), 2);
+    assert!(set.missing.is_empty());
+
+    let readiness = Arc::new(crate::policy::source::Readiness::new(true));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = crate::policy::source::spawn_watch(
+        source.clone(),
+        Duration::from_secs(600),
+        readiness,
+        metrics.clone(),
+        move |set| {
+            let _ = tx.send(set);
+        },
+    );
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        format!(
+            "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: files-b\nspec:\n  images: [\"registry.example.com/b/**\"]\n  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+        ),
+    )
+    .unwrap();
+    api.push(
+        Route::WatchSecrets,
+        watch_lines("watch-secrets-fieldselector", &[1], &[]),
+    );
+    let set = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("the deletion applies within 2 s")
+        .unwrap();
+    let names: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["files-a", "files-b"], "the new file loads too");
+    let left: Vec<&str> = set.policies[0]
+        .authorities
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(left, ["ci"], "the deleted key is trusted no more");
+    let missing: Vec<String> = set.missing.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        missing,
+        [format!(
+            "{}:11: spec.authorities[0].cosign.keys[0]: Secret team-a/cosign-pub not found",
+            dir.path().join("a.yaml").display()
+        )]
+    );
+    metrics.policies(&set);
+    let text = metrics.encode();
+    assert!(text.contains("signet_policy_material_missing 1"), "{text}");
+    task.abort();
+}
+
+/// `signet policy check --kubernetes`: the source read once, without writing any status,
+/// names the file, line and object of each reference missing in the cluster.
+#[tokio::test]
+async fn a_read_only_source_names_missing_objects_and_writes_no_status() {
+    let api = FakeApi::default();
+    api.push(
+        Route::ListCluster,
+        recorded_with_specs(
+            "list-clusterimagepolicies",
+            &[("baseline", good_spec("registry.example.com/**"))],
+        ),
+    );
+    api.push(
+        Route::ListNamespaced,
+        recorded("list-clusterimagepolicies-empty"),
+    );
+    material_lists(&api);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: files-a\nspec:\n  images: [\"registry.example.com/a/**\"]\n  authorities:\n    - name: present\n      cosign:\n        keys:\n          - secretRef: {name: cosign-pub, key: cosign.pub}\n    - name: gone\n      cosign:\n        keys:\n          - secretRef: {name: gone, key: cosign.pub}\n",
+    )
+    .unwrap();
+    let opts = KubeOptions {
+        namespace: "team-a".into(),
+        ..options()
+    };
+    let source = KubeSource::start_read_only(
+        api.client(),
+        Directory::new(dir.path(), None),
+        opts,
+        Arc::new(Metrics::new()),
+    );
+    assert!(source.wait_synced(Duration::from_secs(5)).await);
+    let set = source.load().unwrap();
+    let names: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"files-a") && names.contains(&"baseline"),
+        "{names:?}"
+    );
+    let missing: Vec<String> = set.missing.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        missing,
+        [format!(
+            "{}:15: spec.authorities[1].cosign.keys[0]: Secret team-a/gone not found",
+            dir.path().join("a.yaml").display()
+        )]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        api.seen(Route::PatchStatus).is_empty(),
+        "a check writes nothing"
+    );
+}
