@@ -367,7 +367,7 @@ pub struct AzureArgs {
     #[arg(long = "azure-vault-host", value_name = "HOST[:PORT]")]
     pub azure_vault_host: Vec<String>,
     /// A registry reached as Azure Container Registry with the workload identity: `*.suffix`
-    /// or an exact host[:port]. Repeatable.
+    /// or an exact host\[:port\]. Repeatable.
     #[arg(
         long = "acr-registry",
         value_name = "HOST",

@@ -1,6 +1,6 @@
 //! Signature verification: pure functions of the fetched bytes, the policy and a clock.
 //!
-//! [`format`] is the seam the engine and discovery use, and the only module that names the
+//! [`format`](mod@format) is the seam the engine and discovery use, and the only module that names the
 //! formats: `cosign` checks Cosign signatures (keys, keyless, bundles), `notation` checks Notary
 //! Project signatures, each behind [`format::Format`], each owning its artifact types and the
 //! media types it accepts. `pkix` is what both need of X.509 and RFC 3161. Every check reports,

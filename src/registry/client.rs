@@ -87,7 +87,7 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// Reads the `auths` of a docker `config.json` (see [`auth::docker_config`]).
+    /// Reads the `auths` of a docker `config.json` (`auth::docker_config` parses it).
     pub fn docker_config(
         text: &str,
     ) -> Result<(HashMap<String, Credentials>, Vec<String>), SetupError> {

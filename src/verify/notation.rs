@@ -507,7 +507,7 @@ fn authenticity<'a>(
 }
 
 /// One signature under one authority, checked as far as it goes without revocation answers:
-/// what [`complete`] finishes, and the revocation locations worth fetching for it.
+/// what `complete` finishes, and the revocation locations worth fetching for it.
 pub struct Proved {
     /// `signature sha256:…`, for messages.
     name: String,

@@ -238,8 +238,8 @@ impl From<Failure> for Skip {
 }
 
 /// Verifies one bundle as a cosign signature of `digest` under `authority`: the envelope and
-/// its statement ([`Signed::open`]), the signer ([`signer`]), the statement's subject, then
-/// the log entries and trusted times when a log is required ([`log_and_times`]).
+/// its statement (`Signed::open`), the signer (`signer`), the statement's subject, then
+/// the log entries and trusted times when a log is required (`log_and_times`).
 pub fn verify_bundle(
     authority: &CosignAuthority,
     digest: &Digest,

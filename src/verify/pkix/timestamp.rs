@@ -294,8 +294,8 @@ impl Token<'_> {
             .map_err(|_| SignatureError::Invalid)
     }
 
-    /// Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL,
-    /// micros [1] INTEGER OPTIONAL }; zero when the TSTInfo states none.
+    /// Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis \[0\] INTEGER OPTIONAL,
+    /// micros \[1\] INTEGER OPTIONAL }; zero when the TSTInfo states none.
     pub fn accuracy(&self) -> Result<Duration, TokenError> {
         let mut total = Duration::ZERO;
         for part in W.children(self.accuracy.unwrap_or_default())? {
