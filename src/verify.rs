@@ -123,7 +123,7 @@ impl Failure {
     }
 }
 
-/// The most telling of the failures met ([`Reason::telling`], the one ranking; on a tie the
+/// The most telling of the failures met ([`Reason::outranks`], the one ranking; on a tie the
 /// first kept).
 #[derive(Debug, Default)]
 pub struct MostTelling(Option<Failure>);
@@ -133,7 +133,7 @@ impl MostTelling {
         if self
             .0
             .as_ref()
-            .is_none_or(|b| f.reason.telling() > b.reason.telling())
+            .is_none_or(|b| f.reason.outranks(b.reason))
         {
             self.0 = Some(f);
         }

@@ -415,12 +415,8 @@ fn judged(
             " (only the first {MAX_SIGNATURES} of {total} signatures were tried)"
         ));
     }
-    // The most telling reason ([`Reason::telling`]; on a tie the first signature's).
-    let reason = failures
-        .iter()
-        .rev()
-        .max_by_key(|(_, f)| f.error.reason().telling())
-        .map(|(_, f)| f.error.reason())
+    // The most telling reason; on a tie the first signature's.
+    let reason = Reason::most_telling(failures.iter().map(|(_, f)| f.error.reason()), |r| *r)
         .unwrap_or(Reason::SignatureInvalid);
     Outcome::Failed(Failure::new(reason, detail))
 }
