@@ -224,7 +224,10 @@ mod tests {
         ];
         assert_eq!(pick(&rs), Some((2, &Reason::Expired)));
         assert_eq!(pick(&rs[..2]), Some((1, &Reason::Malformed)));
-        assert_eq!(pick(&[Reason::NoSignature; 2]), Some((0, &Reason::NoSignature)));
+        assert_eq!(
+            pick(&[Reason::NoSignature; 2]),
+            Some((0, &Reason::NoSignature))
+        );
         assert!(!Reason::Expired.outranks(Reason::Revoked));
         assert!(Reason::Malformed.outranks(Reason::NoSignature));
     }

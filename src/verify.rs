@@ -130,11 +130,7 @@ pub struct MostTelling(Option<Failure>);
 
 impl MostTelling {
     pub fn keep(&mut self, f: Failure) {
-        if self
-            .0
-            .as_ref()
-            .is_none_or(|b| f.reason.outranks(b.reason))
-        {
+        if self.0.as_ref().is_none_or(|b| f.reason.outranks(b.reason)) {
             self.0 = Some(f);
         }
     }

@@ -164,6 +164,7 @@ fn trust_store_directory_rules() {
         assert!(
             read_store_dir(&store)
                 .unwrap_err()
+                .to_string()
                 .contains("symbolic link")
         );
     }
