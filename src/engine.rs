@@ -43,6 +43,10 @@ pub enum BuildError {
     Registry(#[source] SetupError),
     #[error("Azure: {0}")]
     Azure(#[from] crate::azure::AzureError),
+    #[error("Azure: {0}")]
+    AzureSettings(#[from] crate::policy::keyvault::SettingsFileError),
+    #[error("Azure: {0}")]
+    AzureIdentity(#[from] crate::policy::keyvault::SettingsError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
@@ -160,11 +164,8 @@ pub fn apply_azure_settings(
     let Some(azure) = registry.azure.as_mut() else {
         return Ok(());
     };
-    let settings = crate::policy::keyvault::read_settings(policies)
-        .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?;
-    if let Some(s) = settings {
-        s.apply(azure)
-            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e.to_string())))?;
+    if let Some(s) = crate::policy::keyvault::read_settings(policies)? {
+        s.apply(azure)?;
     }
     if azure.tenant_id.is_empty() || azure.client_id.is_empty() {
         return Err(BuildError::Azure(crate::azure::AzureError::Config(
