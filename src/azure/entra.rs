@@ -57,11 +57,6 @@ impl Entra {
         })
     }
 
-    /// The host tokens are requested from.
-    pub fn authority(&self) -> String {
-        host_port(&self.token_url)
-    }
-
     /// An access token for `scope` (e.g. [`super::VAULT_SCOPE`]), from the cache while it has
     /// more than a few minutes left.
     pub async fn token(&self, scope: &str) -> Result<String, AzureError> {

@@ -30,7 +30,6 @@ const MAX_CHAIN: usize = 20;
 pub enum Collection {
     Keys,
     Certificates,
-    Secrets,
 }
 
 impl Collection {
@@ -38,7 +37,6 @@ impl Collection {
         match self {
             Collection::Keys => "keys",
             Collection::Certificates => "certificates",
-            Collection::Secrets => "secrets",
         }
     }
 }

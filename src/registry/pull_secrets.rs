@@ -230,11 +230,6 @@ impl WorkloadCredentials {
     pub fn note(&self) -> Option<String> {
         (!self.problems.is_empty()).then(|| self.problems.join("; "))
     }
-
-    /// The problems, in the order met.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
-    }
 }
 
 impl CredentialSource for WorkloadCredentials {
