@@ -1,4 +1,7 @@
 //! The command line, as typed: strings, paths and numbers. [`crate::config`] validates it.
+//!
+//! Must not import the engine's modules (`decision`, `registry`, `policy`, `verify`, `server`): the
+//! command line is data that `config` turns into settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
 //! The composition root: builds the metrics, registry client, engine and server from a
 //! [`Config`], and runs one command.
+//!
+//! The only module that may import every other; nothing but `lib.rs` imports it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The wiring every command shares: the registry client, the engine over it and the revocation
 //! fetcher, built once here so `signet serve`, `signet verify`, `signet review` and the
 //! integration tests all run the same composition. Only start-up code calls this module.
+//!
+//! Start-up wiring: must not be imported by the modules it wires (`decision`, `registry`, `policy`,
+//! `verify`).
 
 use std::sync::Arc;
 

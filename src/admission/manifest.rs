@@ -5,6 +5,8 @@
 //!
 //! YAML (one or many `---` documents) or JSON (one value, or several in a row). Kinds that hold
 //! no pod spec are wrapped all the same: the review allows them as "kind not governed".
+//!
+//! Like `admission`: must not import hyper, `registry` or `decision`; bytes in, reviews out.
 
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,6 +2,8 @@
 //! (workload identity: the projected service-account token as `client_assertion`) or a
 //! client secret. Tokens are cached per scope until shortly before they expire; the federated
 //! token file is re-read for every exchange, since the kubelet rotates it.
+//!
+//! Must not import `policy`, `verify`, `decision` or `registry`: Azure is an adapter they call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

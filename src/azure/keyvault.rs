@@ -8,6 +8,9 @@
 //! `--azure-vault-host`: only those hosts ever receive the vault token. Object names and
 //! versions are checked against Key Vault's own character sets, so nothing in them can change
 //! the request path. Private keys in a certificate's secret are never kept.
+//!
+//! Must not import `policy`, `verify`, `decision` or `registry`: the Key Vault policy source calls
+//! this adapter.
 
 use std::sync::Arc;
 

@@ -10,6 +10,8 @@
 //! the Entra token goes nowhere but the ACR host. The exchange is a POST through the token
 //! client (no redirects) and the same connect-time deny-list as every registry request: the
 //! host is named by a pod spec. Refresh tokens are cached per registry host.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,8 @@
 //! Every HTTP exchange, token fetches and retries included, goes through
 //! [`HttpRegistry::execute`], which records `signet_registry_requests_total{operation,status}`
 //! (status: the numeric code, `timeout` or `error`) and the duration histogram.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -22,6 +22,8 @@
 //! workload can only name secrets of its own namespace, which whoever may create pods there
 //! can already mount. This file and the Kubernetes policy source are the only places outside
 //! `admission` that know Kubernetes types; the rest of `registry` does not.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

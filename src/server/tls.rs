@@ -3,6 +3,8 @@
 //!
 //! Rotation is detected by polling and comparing bytes, not by inotify: Kubernetes updates a
 //! mounted Secret by swapping a symlink, which inotify watches on the files miss.
+//!
+//! Like `server`: must not import `verify`, `registry` or `decision` internals.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -1,5 +1,7 @@
 //! Cosign verifiers: `trustPolicies` with keys from providers or keyless identities; the
 //! legacy single `key` and `rekorURL` parameters are reported.
+//!
+//! Like `import`: imports `policy` only.
 
 use serde_yaml::Value;
 

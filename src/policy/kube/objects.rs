@@ -1,5 +1,7 @@
 //! Secrets and ConfigMaps as trust material: the kube part of the material resolver, answering
 //! from the watched stores, and the tenant rules on which namespaces a policy may read.
+//!
+//! Like `policy`: must not import `registry`, `verify` or `decision`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

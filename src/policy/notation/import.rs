@@ -6,6 +6,8 @@
 //! `<root>/x509/<type>/<name>/`, Notation's own layout. The document-level rules of the spec
 //! are checked here: unique statement names, `*` alone in its `registryScopes`, at most one
 //! global statement, no repository in two statements, and no `skip` on the global scope.
+//!
+//! Like `policy`: must not import `registry` or `verify`.
 
 use std::collections::HashMap;
 use std::path::Path;

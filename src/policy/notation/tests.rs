@@ -1,3 +1,5 @@
+//! Unit tests of Notation authorities: loading, trust stores, identities, and their errors.
+
 use std::path::Path;
 
 use super::*;

@@ -14,6 +14,8 @@
 //! verified: `envelopeHash` of the log entry (the log's re-serialisation of the envelope),
 //! Rekor v2 entries (`dsse` 0.0.2), checkpoint consistency with other views of the log
 //! (offline), and `messageSignature` bundles (blob signatures, which name no image).
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::SystemTime;
 

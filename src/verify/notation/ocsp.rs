@@ -8,6 +8,8 @@
 //! responder certificate without id-pkix-ocsp-nocheck is reported back, because the spec wants
 //! its own revocation checked through CRLs; a revoked status carries the entry's invalidity
 //! date, if any.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 

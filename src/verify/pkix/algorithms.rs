@@ -8,6 +8,9 @@
 //! fixed-width ECDSA of JOSE and COSE and [`rsa_pss`] for RSASSA-PSS. What a format accepts is a
 //! subset of this table and stays with the format: `None` means signet verifies no such
 //! signature.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};

@@ -5,6 +5,9 @@
 //! One reader underneath ([`read`]) and a [`Walker`] over it that turns a structural problem
 //! into the caller's own error, worded by its `context` so that a broken timestamp and a broken
 //! OCSP response say which they are.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use std::time::SystemTime;
 

@@ -11,6 +11,9 @@
 //! [`chain_at`] validates the TSA certificate's path at genTime. What a format adds (the ESS
 //! signing-certificate, the TSA certificate's extensions, which authorities to try, accuracy)
 //! stays with the format.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use std::time::Duration;
 
