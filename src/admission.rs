@@ -276,7 +276,7 @@ fn pod_spec_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Decodes an AdmissionReview body for the validating route, reading only what a decision
-/// needs (see [`fast`]); the object is not kept, so [`Review::pin_patch`] is empty.
+/// needs (the private `fast` reader); the object is not kept, so [`Review::pin_patch`] is empty.
 ///
 /// Equivalent to [`decode_with_object`] except for the object: every error, and every
 /// rejection, is [`decode_with_object`]'s own, since the fast reader hands any body it does not

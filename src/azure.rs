@@ -27,10 +27,6 @@ pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com/";
 pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// The scope of an Azure Container Registry token.
 pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
-/// Default interval between Key Vault refreshes.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
-/// Default time the last good material is kept while Key Vault cannot be read.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3600);
 /// Host name suffixes of Key Vault (public, China, US Government clouds) and Managed HSM.
 pub const VAULT_SUFFIXES: [&str; 5] = [
     ".vault.azure.net",

@@ -1,4 +1,7 @@
 //! The command line, as typed: strings, paths and numbers. [`crate::config`] validates it.
+//!
+//! Must not import the engine's modules (`decision`, `registry`, `policy`, `verify`, `server`): the
+//! command line is data that `config` turns into settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -385,7 +388,7 @@ pub struct AzureArgs {
     #[arg(long = "azure-vault-host", value_name = "HOST[:PORT]")]
     pub azure_vault_host: Vec<String>,
     /// A registry reached as Azure Container Registry with the workload identity: `*.suffix`
-    /// or an exact host[:port]. Repeatable.
+    /// or an exact host\[:port\]. Repeatable.
     #[arg(
         long = "acr-registry",
         value_name = "HOST",

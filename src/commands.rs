@@ -1,5 +1,7 @@
 //! The composition root: builds the metrics, registry client, engine and server from a
 //! [`Config`], and runs one command.
+//!
+//! The only module that may import every other; nothing but `lib.rs` imports it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -387,8 +389,10 @@ fn read_reviews(files: &[PathBuf], namespace: &str) -> Option<Vec<admission::Rev
     let mut reviews = Vec::new();
     for file in files {
         let read = read_input(file).and_then(|body| {
-            admission::manifest::reviews(&body, namespace)
-                .map_err(|e| format!("{}: {e}", file.display()))
+            admission::manifest::reviews(&body, namespace).map_err(|source| IoError::Manifest {
+                path: file.clone(),
+                source,
+            })
         });
         match read {
             Ok(mut r) => reviews.append(&mut r),
@@ -574,19 +578,44 @@ fn completion_command(shell: clap_complete::Shell) -> ExitCode {
     exit(0)
 }
 
-fn write_text(text: &str) -> Result<(), String> {
+/// Why a command could not read its input or print its result.
+#[derive(Debug, thiserror::Error)]
+enum IoError {
+    #[error("cannot write the output: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("cannot read standard input: {0}")]
+    Stdin(#[source] std::io::Error),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: admission::manifest::ManifestError,
+    },
+}
+
+fn write_text(text: &str) -> Result<(), IoError> {
     std::io::stdout()
         .lock()
         .write_all(text.as_bytes())
-        .map_err(|e| format!("cannot write the output: {e}"))
+        .map_err(IoError::Write)
 }
 
 /// `value` as JSON or YAML on standard output.
-fn write_structured<T: serde::Serialize>(output: Output, value: &T) -> Result<(), String> {
+fn write_structured<T: serde::Serialize>(output: Output, value: &T) -> Result<(), IoError> {
     let text = match output {
-        Output::Yaml => serde_yaml::to_string(value).map_err(|e| e.to_string())?,
+        Output::Yaml => serde_yaml::to_string(value)?,
         _ => {
-            let mut t = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+            let mut t = serde_json::to_string_pretty(value)?;
             t.push('\n');
             t
         }
@@ -594,14 +623,17 @@ fn write_structured<T: serde::Serialize>(output: Output, value: &T) -> Result<()
     write_text(&text)
 }
 
-fn read_input(file: &Path) -> Result<Vec<u8>, String> {
+fn read_input(file: &Path) -> Result<Vec<u8>, IoError> {
     let mut body = Vec::new();
     if file == Path::new("-") {
         std::io::stdin()
             .read_to_end(&mut body)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
+            .map_err(IoError::Stdin)?;
     } else {
-        body = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        body = std::fs::read(file).map_err(|source| IoError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
     }
     Ok(body)
 }

@@ -1,6 +1,9 @@
 //! Raw arguments become one validated [`Config`]: files are read and checked here, once, so
 //! nothing downstream re-checks. The only module that reads argv-derived values and the
 //! environment.
+//!
+//! Must not import `decision`, `discovery`, `verify` or hyper: it only builds the settings they are
+//! given.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1074,17 +1074,15 @@ fn deadline_verdict() -> PolicyVerdict {
     }
 }
 
-/// The reason that says most about why no authority trusted the image: a signature that was
-/// found but failed says more than "no signature" from another authority.
+/// The reason that says most about why no authority trusted the image ([`Reason::most_telling`]:
+/// a signature that was found but failed says more than "no signature" from another authority;
+/// on a tie the first authority's).
 fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
-    outcomes
-        .iter()
-        .filter_map(|o| match &o.result {
-            Outcome::Failed(Failure { reason, .. }) => Some(*reason),
-            Outcome::Trusted(_) => None,
-        })
-        .max_by_key(|r| r.telling())
-        .unwrap_or(Reason::SignatureInvalid)
+    let failed = outcomes.iter().filter_map(|o| match &o.result {
+        Outcome::Failed(Failure { reason, .. }) => Some(*reason),
+        Outcome::Trusted(_) => None,
+    });
+    Reason::most_telling(failed, |r| *r).unwrap_or(Reason::SignatureInvalid)
 }
 
 /// A review denied as a whole, before any image was checked.
@@ -1100,6 +1098,25 @@ fn denied(message: String) -> Verdict {
 mod tests {
     use super::*;
     use crate::verify::Evidence;
+
+    /// The verdict's reason is the most telling of the authorities' failures and, among
+    /// equally telling ones, the first authority's: the same rule as everywhere else.
+    #[test]
+    fn the_verdict_reason_is_the_most_telling_and_the_first_on_a_tie() {
+        let failed = |reason| AuthorityOutcome {
+            authority: "a".into(),
+            verifier: crate::verify::VerifierKind::Cosign,
+            result: Outcome::Failed(Failure::new(reason, "x")),
+        };
+        let outcomes = [
+            failed(Reason::NoSignature),
+            failed(Reason::UntrustedSigner),
+            failed(Reason::IdentityMismatch),
+        ];
+        assert_eq!(most_specific(&outcomes), Reason::UntrustedSigner);
+        assert_eq!(most_specific(&outcomes[..1]), Reason::NoSignature);
+        assert_eq!(most_specific(&[]), Reason::SignatureInvalid);
+    }
 
     #[test]
     fn the_ignored_note_names_three_once_each_and_never_what_was_used() {

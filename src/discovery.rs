@@ -223,8 +223,10 @@ fn hinted_wanted(entry: &Descriptor, kinds: &[Kind]) -> bool {
     })
 }
 
-/// A referrer in a few words, by its artifact type and annotations: "an SBOM
-/// (application/spdx+json)". Types are the registry's words: clipped, never trusted.
+/// A referrer set aside unopened, in a few words, by its artifact type and annotations: "an
+/// SBOM (application/spdx+json)"; a signature of a kind this round does not look for says so
+/// (had an authority of the policy checked that kind, a later round would have used it). Types
+/// are the registry's words: clipped, never trusted.
 fn describe(
     artifact_type: Option<&str>,
     annotations: &std::collections::BTreeMap<String, String>,
@@ -240,15 +242,22 @@ fn describe(
         return "an artifact with no artifact type".into();
     };
     let sources = || Kind::ALL.into_iter().filter_map(referrer_source);
+    // A predicate annotation naming the signature predicate marks a signature, not an
+    // attestation.
     if let Some(p) = sources()
         .filter_map(|r| r.predicate.as_ref())
-        .find_map(|p| annotations.get(p.annotation))
+        .find_map(|p| annotations.get(p.annotation).filter(|v| *v != p.signature))
     {
         return format!("an attestation ({})", clip(p));
     }
-    let kind = if let Some(r) = sources().find(|r| r.artifact_types.contains(&t)) {
-        r.name
-    } else if t.contains("spdx") || t.contains("cyclonedx") || t.contains("syft") {
+    if let Some(r) = sources().find(|r| r.artifact_types.contains(&t)) {
+        return format!(
+            "{} ({}), a kind of signature no authority of the policy checks",
+            r.name,
+            clip(t)
+        );
+    }
+    let kind = if t.contains("spdx") || t.contains("cyclonedx") || t.contains("syft") {
         "an SBOM"
     } else if t.contains("in-toto") || t.contains("attestation") || t.contains("provenance") {
         "an attestation"
@@ -335,6 +344,17 @@ pub async fn open(
         let r = referrer_source(*k)?;
         (r.artifact_types.contains(&artifact_type.as_str()) && attempts.left(*k)).then_some((*k, r))
     }) else {
+        // A signature of a kind looked for, once that kind's attempts are used up.
+        if let Some(r) = hinted
+            .iter()
+            .filter_map(|k| referrer_source(*k))
+            .find(|r| r.artifact_types.contains(&artifact_type.as_str()))
+        {
+            return Err(skipped(format!(
+                "{} not tried, enough signatures of its kind tried ({short})",
+                r.name
+            )));
+        }
         return Err(skipped(describe(Some(&artifact_type), &m.body.annotations)));
     };
     attempts.0[kind.index()] += 1;
@@ -425,6 +445,133 @@ mod tests {
         let notation = "application/vnd.cncf.notary.signature";
         assert!(hinted_wanted(&referrer(notation, &[]), &[Kind::Notation]));
         assert!(!hinted_wanted(&referrer(notation, &[]), &[Kind::Bundle]));
+    }
+
+    /// A registry whose only content is one referrers list and the manifest every digest
+    /// names.
+    struct Referrers(Vec<Descriptor>, Option<crate::registry::Manifest>);
+
+    #[async_trait::async_trait]
+    impl Registry for Referrers {
+        async fn resolve(&self, _: &ImageRef) -> Result<crate::registry::Resolved, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn manifest(
+            &self,
+            _: &ImageRef,
+            _: &str,
+        ) -> Result<Option<crate::registry::Manifest>, RegistryError> {
+            Ok(self.1.clone())
+        }
+        async fn blob(&self, _: &ImageRef, _: &Descriptor) -> Result<Bytes, RegistryError> {
+            Err(RegistryError::new(Reason::NotFound, "none"))
+        }
+        async fn referrers(
+            &self,
+            _: &ImageRef,
+            _: &Digest,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            Ok(self.0.clone())
+        }
+        fn limits(&self) -> crate::registry::Limits {
+            crate::registry::Limits::default()
+        }
+    }
+
+    /// A cosign signature bundle (predicate type `…/cosign/sign/v1`) that a Notation-only
+    /// policy sets aside is named as the signature bundle it is, with why it was not opened:
+    /// not as an attestation.
+    #[tokio::test]
+    async fn a_set_aside_signature_bundle_is_named_a_signature_not_an_attestation() {
+        let t = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let signature = [(
+            "dev.sigstore.bundle.predicateType",
+            "https://sigstore.dev/cosign/sign/v1",
+        )];
+        let registry = Referrers(vec![referrer(t, &signature)], None);
+        let (image, subject) = image_and_subject();
+        let wants = Kinds::default().with(Kind::Notation);
+        let listing = list(&registry, &image, &subject, wants).await.unwrap();
+        assert!(listing.candidates.is_empty());
+        let what: Vec<&str> = listing.ignored.iter().map(|i| i.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [format!(
+                "a Sigstore bundle ({t}), a kind of signature no authority of the policy checks"
+            )]
+        );
+        // An attestation in a bundle is still called one.
+        let sbom = [(
+            "dev.sigstore.bundle.predicateType",
+            "https://spdx.dev/Document",
+        )];
+        assert_eq!(
+            describe(
+                Some(t),
+                &sbom
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            ),
+            "an attestation (https://spdx.dev/Document)"
+        );
+    }
+
+    fn image_and_subject() -> (ImageRef, Subject) {
+        let image: ImageRef = "registry.example/app:1".parse().unwrap();
+        let subject = Subject {
+            digest: Digest::sha256_of(b"image"),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 1,
+        };
+        (image, subject)
+    }
+
+    /// A bundle referrer met once the bundles' attempts are used up (Notation signatures may
+    /// still be tried) is named as a bundle not tried, and why.
+    #[tokio::test]
+    async fn a_bundle_past_the_attempts_is_named_as_not_tried() {
+        let t = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let (image, subject) = image_and_subject();
+        let body = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": t,
+            "layers": [],
+            "subject": {"mediaType": subject.media_type, "digest": subject.digest.as_str(), "size": 1},
+            "annotations": {"dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"},
+        });
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let manifest = crate::registry::Manifest {
+            digest: Digest::sha256_of(&bytes),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            body: serde_json::from_value(body).unwrap(),
+            bytes: bytes.into(),
+        };
+        let entry = referrer(t, &[]);
+        let registry = Referrers(vec![entry.clone()], Some(manifest));
+        let wants = Kinds::default().with(Kind::Notation).with(Kind::Bundle);
+        let mut attempts = Attempts::default();
+        attempts.0[Kind::Bundle.index()] = MAX_SIGNATURE_ATTEMPTS;
+        let candidate = Candidate::Referrer(entry.clone());
+        match open(
+            &registry,
+            &image,
+            &subject,
+            &candidate,
+            wants,
+            &mut attempts,
+        )
+        .await
+        {
+            Err(NotOpened::Skipped(i)) => assert_eq!(
+                i.what,
+                format!(
+                    "a Sigstore bundle not tried, enough signatures of its kind tried ({})",
+                    entry.digest.short()
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The wiring every command shares: the registry client, the engine over it and the revocation
 //! fetcher, built once here so `signet serve`, `signet verify`, `signet review` and the
 //! integration tests all run the same composition. Only start-up code calls this module.
+//!
+//! Start-up wiring: must not be imported by the modules it wires (`decision`, `registry`, `policy`,
+//! `verify`).
 
 use std::sync::Arc;
 
@@ -43,6 +46,10 @@ pub enum BuildError {
     Registry(#[source] SetupError),
     #[error("Azure: {0}")]
     Azure(#[from] crate::azure::AzureError),
+    #[error("Azure: {0}")]
+    AzureSettings(#[from] crate::policy::keyvault::SettingsFileError),
+    #[error("Azure: {0}")]
+    AzureIdentity(#[from] crate::policy::keyvault::SettingsError),
 }
 
 /// The engine over the HTTP registry client and, when `options.revocation`, the HTTP
@@ -188,13 +195,11 @@ pub fn apply_azure_settings(
         return Ok(());
     };
     let settings = match policies {
-        Some(dir) => crate::policy::keyvault::read_settings(dir)
-            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e)))?,
+        Some(dir) => crate::policy::keyvault::read_settings(dir)?,
         None => None,
     };
     if let Some(s) = settings {
-        s.apply(azure)
-            .map_err(|e| BuildError::Azure(crate::azure::AzureError::Config(e.to_string())))?;
+        s.apply(azure)?;
     }
     if azure.tenant_id.is_empty() || azure.client_id.is_empty() {
         return Err(BuildError::Azure(crate::azure::AzureError::Config(

@@ -28,12 +28,9 @@ pub fn ratify_command(
     for f in files {
         let text = if f.as_os_str() == "-" {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map(|_| s)
-                .map_err(|e| e.to_string())
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
         } else {
-            std::fs::read_to_string(f).map_err(|e| e.to_string())
+            std::fs::read_to_string(f)
         };
         match text {
             Ok(t) => inputs.push((f.display().to_string(), t)),
@@ -54,7 +51,7 @@ pub fn ratify_command(
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(conversion.to_yaml_stream().as_bytes())
-                .map_err(|e| format!("cannot write to standard output: {e}"))
+                .map_err(WriteError::Stdout)
         }
         Some(dir) => write_dir(&conversion, dir, force),
     };
@@ -71,10 +68,34 @@ pub fn ratify_command(
     })
 }
 
+/// Why the converted policies could not be written.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot create {}: {source}", .dir.display())]
+    Create {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("would overwrite {} (use --force to replace them)", .0.join(", "))]
+    WouldOverwrite(Vec<String>),
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Writes one file per document into `dir` (created if missing). Refuses, before writing
 /// anything, to replace existing files unless `force`.
-fn write_dir(conversion: &ratify::Conversion, dir: &Path, force: bool) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+fn write_dir(conversion: &ratify::Conversion, dir: &Path, force: bool) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::Create {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let paths: Vec<PathBuf> = conversion
         .outputs
         .iter()
@@ -87,15 +108,14 @@ fn write_dir(conversion: &ratify::Conversion, dir: &Path, force: bool) -> Result
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
-            return Err(format!(
-                "would overwrite {} (use --force to replace them)",
-                existing.join(", ")
-            ));
+            return Err(WriteError::WouldOverwrite(existing));
         }
     }
     for (o, path) in conversion.outputs.iter().zip(&paths) {
-        std::fs::write(path, &o.yaml)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, &o.yaml).map_err(|source| WriteError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

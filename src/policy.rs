@@ -225,20 +225,6 @@ impl Policy {
             .map(|c| c.not_after)
             .min()
     }
-
-    /// Whether any authority needs Notation signatures (referrers discovery).
-    pub fn wants_notation(&self) -> bool {
-        self.authorities
-            .iter()
-            .any(|a| matches!(a.verifier, Verifier::Notation(_)))
-    }
-
-    /// Whether any authority needs Cosign signatures.
-    pub fn wants_cosign(&self) -> bool {
-        self.authorities
-            .iter()
-            .any(|a| matches!(a.verifier, Verifier::Cosign(_)))
-    }
 }
 
 /// One way an image can be trusted under a policy; any authority suffices.

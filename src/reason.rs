@@ -86,13 +86,33 @@ impl Reason {
 
     /// How much a failure says about why an image is not trusted, to report the most telling
     /// one: a signature that was found but failed says more than "no signature", and a
-    /// malformed one less than one that was checked. Ties keep the first seen.
-    pub fn telling(self) -> u8 {
+    /// malformed one less than one that was checked. Private: every choice goes through
+    /// [`Reason::outranks`] or [`Reason::most_telling`], so ties keep the first seen everywhere.
+    fn telling(self) -> u8 {
         match self {
             Reason::NoSignature => 0,
             Reason::Malformed => 1,
             _ => 2,
         }
+    }
+
+    /// Whether a failure for this reason says more than one for `other`: the one ranking of
+    /// "the most telling failure". Equally telling reasons do not outrank each other, so the
+    /// first seen is kept.
+    pub fn outranks(self, other: Reason) -> bool {
+        self.telling() > other.telling()
+    }
+
+    /// The most telling of `items` by their `reason` ([`Reason::outranks`]); on a tie the
+    /// first. `None` when there are none.
+    pub fn most_telling<T>(
+        items: impl IntoIterator<Item = T>,
+        reason: impl Fn(&T) -> Reason,
+    ) -> Option<T> {
+        items.into_iter().fold(None, |best, item| match best {
+            Some(b) if !reason(&item).outranks(reason(&b)) => Some(b),
+            _ => Some(item),
+        })
     }
 
     /// The metric label value.
@@ -188,6 +208,29 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_telling_is_a_checked_failure_and_the_first_on_a_tie() {
+        fn pick(rs: &[Reason]) -> Option<(usize, &Reason)> {
+            Reason::most_telling(rs.iter().enumerate(), |(_, r)| **r)
+        }
+        assert_eq!(pick(&[]), None);
+        let rs = [
+            Reason::NoSignature,
+            Reason::Malformed,
+            Reason::Expired,
+            Reason::Revoked,
+            Reason::NoSignature,
+        ];
+        assert_eq!(pick(&rs), Some((2, &Reason::Expired)));
+        assert_eq!(pick(&rs[..2]), Some((1, &Reason::Malformed)));
+        assert_eq!(
+            pick(&[Reason::NoSignature; 2]),
+            Some((0, &Reason::NoSignature))
+        );
+        assert!(!Reason::Expired.outranks(Reason::Revoked));
+        assert!(Reason::Malformed.outranks(Reason::NoSignature));
+    }
 
     #[test]
     fn labels_are_unique_and_snake_case() {

@@ -8,6 +8,9 @@
 //! The verifier (`verify::notation`) stays pure: it names the URLs and judges the answers;
 //! this adapter does the I/O. A failed fetch is simply absent, which the verifier reports as
 //! "revocation status unknown", the specification's rule.
+//!
+//! Must not import `decision`, `policy` or the registry client: it shares only the registry's SSRF
+//! deny-list.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

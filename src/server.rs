@@ -6,6 +6,9 @@
 //! (ready once a valid policy set is loaded, and no longer once draining) and `/metrics`.
 //! SIGTERM/SIGINT: not ready at once, keep serving for the shutdown delay (endpoints take time
 //! to drop the pod), then stop accepting and drain open connections.
+//!
+//! Must not import `verify` internals or the registry client: it hands reviews to `review` and
+//! `decision`.
 
 pub mod limits;
 pub mod tls;

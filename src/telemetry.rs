@@ -7,6 +7,8 @@
 //! line, an ESC would reach an operator's terminal) and long values cut to [`MAX_FIELD_CHARS`].
 //! The JSON format escapes control characters itself; lists that grow with the request are
 //! bounded where they are built ([`join_bounded`]).
+//!
+//! A leaf: must not import the engine's modules (`decision`, `registry`, `policy`, `verify`).
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! Signature verification: pure functions of the fetched bytes, the policy and a clock.
 //!
-//! [`format`] is the seam the engine and discovery use, and the only module that names the
+//! [`format`](mod@format) is the seam the engine and discovery use, and the only module that names the
 //! formats: `cosign` checks Cosign signatures (keys, keyless, bundles), `notation` checks Notary
 //! Project signatures, each behind [`format::Format`], each owning its artifact types and the
 //! media types it accepts. `pkix` is what both need of X.509 and RFC 3161. Every check reports,
@@ -123,18 +123,14 @@ impl Failure {
     }
 }
 
-/// The most telling of the failures met ([`Reason::telling`], the one ranking; on a tie the
+/// The most telling of the failures met ([`Reason::outranks`], the one ranking; on a tie the
 /// first kept).
 #[derive(Debug, Default)]
 pub struct MostTelling(Option<Failure>);
 
 impl MostTelling {
     pub fn keep(&mut self, f: Failure) {
-        if self
-            .0
-            .as_ref()
-            .is_none_or(|b| f.reason.telling() > b.reason.telling())
-        {
+        if self.0.as_ref().is_none_or(|b| f.reason.outranks(b.reason)) {
             self.0 = Some(f);
         }
     }

@@ -1,3 +1,6 @@
+//! The validating route's fast reader against the full decoder: the same review, the same
+//! action, the same errors, on every captured body and on bodies derived from them. Test-only.
+
 use super::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};

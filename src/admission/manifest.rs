@@ -5,6 +5,8 @@
 //!
 //! YAML (one or many `---` documents) or JSON (one value, or several in a row). Kinds that hold
 //! no pod spec are wrapped all the same: the review allows them as "kind not governed".
+//!
+//! Like `admission`: must not import hyper, `registry` or `decision`; bytes in, reviews out.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,10 +14,12 @@ use serde_json::{Value, json};
 use super::{DecodeError, Review, decode};
 
 /// Why an input is not a set of manifests.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("not YAML or JSON: {0}")]
-    Syntax(String),
+    Json(#[from] serde_json::Error),
+    #[error("not YAML or JSON: {0}")]
+    Yaml(#[from] serde_yaml::Error),
     #[error("document {index}: {what}")]
     NotAnObject { index: usize, what: String },
     #[error("document {index}: {source}")]
@@ -40,8 +44,7 @@ pub fn reviews(input: &[u8], namespace: &str) -> Result<Vec<Review>, ManifestErr
             } else {
                 create_review(object, namespace, out.len())
             };
-            let bytes =
-                serde_json::to_vec(&body).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+            let bytes = serde_json::to_vec(&body)?;
             out.push(decode(&bytes).map_err(|source| ManifestError::Review { index, source })?);
         }
     }
@@ -50,7 +53,6 @@ pub fn reviews(input: &[u8], namespace: &str) -> Result<Vec<Review>, ManifestErr
 
 /// The documents of a YAML stream or of a JSON text (one value or several), empty ones left out.
 fn documents(input: &[u8]) -> Result<Vec<Value>, ManifestError> {
-    let syntax = |e: &dyn std::fmt::Display| ManifestError::Syntax(e.to_string());
     let starts_json = input
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -58,12 +60,11 @@ fn documents(input: &[u8]) -> Result<Vec<Value>, ManifestError> {
     let docs: Vec<Value> = if starts_json {
         serde_json::Deserializer::from_slice(input)
             .into_iter::<Value>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| syntax(&e))?
+            .collect::<Result<_, _>>()?
     } else {
         let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_slice(input) {
-            docs.push(Value::deserialize(doc).map_err(|e| syntax(&e))?);
+            docs.push(Value::deserialize(doc)?);
         }
         docs
     };

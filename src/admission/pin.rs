@@ -4,6 +4,8 @@
 //!
 //! Pure: the pod spec as JSON in, patch operations out. Only images written without a digest
 //! and present in `pins` are touched; everything else in the object stays byte for byte.
+//!
+//! Like `admission`: must not import hyper, `registry` or anything with I/O.
 
 use std::collections::BTreeMap;
 

@@ -1,3 +1,5 @@
+//! Unit tests of `admission`: decoding every governed kind, the actions, and the responses.
+
 use super::*;
 use crate::decision::PolicyResult;
 use crate::policy::{Mode, NoMatch, OnError, PolicyName};

@@ -2,6 +2,8 @@
 //! (workload identity: the projected service-account token as `client_assertion`) or a
 //! client secret. Tokens are cached per scope until shortly before they expire; the federated
 //! token file is re-read for every exchange, since the kubelet rotates it.
+//!
+//! Must not import `policy`, `verify`, `decision` or `registry`: Azure is an adapter they call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,11 +57,6 @@ impl Entra {
             cache: Mutex::new(HashMap::new()),
             exchange: tokio::sync::Mutex::new(()),
         })
-    }
-
-    /// The host tokens are requested from.
-    pub fn authority(&self) -> String {
-        host_port(&self.token_url)
     }
 
     /// An access token for `scope` (e.g. [`super::VAULT_SCOPE`]), from the cache while it has

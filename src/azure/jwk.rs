@@ -2,6 +2,8 @@
 //! Cosign public keys are written in: EC keys on P-256, P-384 and P-521 (`kty` `EC` or
 //! `EC-HSM`) and RSA keys of 2048 bits or more (`RSA`, `RSA-HSM`). Private members, if a JWK
 //! ever held them, are never read.
+//!
+//! Pure: must not import anything with I/O (reqwest, tokio), nor `policy` or `verify`.
 
 use base64::Engine;
 use der::Encode;

@@ -8,6 +8,9 @@
 //! `--azure-vault-host`: only those hosts ever receive the vault token. Object names and
 //! versions are checked against Key Vault's own character sets, so nothing in them can change
 //! the request path. Private keys in a certificate's secret are never kept.
+//!
+//! Must not import `policy`, `verify`, `decision` or `registry`: the Key Vault policy source calls
+//! this adapter.
 
 use std::sync::Arc;
 
@@ -30,7 +33,6 @@ const MAX_CHAIN: usize = 20;
 pub enum Collection {
     Keys,
     Certificates,
-    Secrets,
 }
 
 impl Collection {
@@ -38,7 +40,6 @@ impl Collection {
         match self {
             Collection::Keys => "keys",
             Collection::Certificates => "certificates",
-            Collection::Secrets => "secrets",
         }
     }
 }
@@ -318,8 +319,12 @@ impl KeyVault {
         };
         let value = b.value.ok_or_else(|| malformed("no value".into()))?;
         let certs = match b.content_type.as_deref().map(str::trim) {
-            Some("application/x-pem-file") => pem_certificates(&value).map_err(malformed)?,
-            Some("application/x-pkcs12") => pkcs12_certificates(&value).map_err(malformed)?,
+            Some("application/x-pem-file") => {
+                pem_certificates(&value).map_err(|e| malformed(e.to_string()))?
+            }
+            Some("application/x-pkcs12") => {
+                pkcs12_certificates(&value).map_err(|e| malformed(e.to_string()))?
+            }
             other => {
                 return Err(malformed(format!(
                     "content type {:?} is neither application/x-pem-file nor application/x-pkcs12",
@@ -563,12 +568,24 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, A
     })
 }
 
+/// Why a secret's value holds no readable certificates. [`AzureError`] is cloned across
+/// waiting callers, so it keeps this as text.
+#[derive(Debug, thiserror::Error)]
+enum SecretValueError {
+    #[error("not PEM: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("the PKCS#12 value is not base64")]
+    Base64(#[source] base64::DecodeError),
+    #[error("not a password-less PKCS#12 file: {0}")]
+    Pkcs12(#[source] p12_keystore::error::Error),
+}
+
 /// The `CERTIFICATE` blocks of a PEM secret; keys and other blocks are skipped.
-fn pem_certificates(value: &str) -> Result<Vec<Vec<u8>>, String> {
+fn pem_certificates(value: &str) -> Result<Vec<Vec<u8>>, SecretValueError> {
     use rustls_pki_types::pem::{PemObject, SectionKind};
     let mut out = Vec::new();
     for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(value.as_bytes()) {
-        let (kind, der) = item.map_err(|e| format!("not PEM: {e}"))?;
+        let (kind, der) = item.map_err(SecretValueError::Pem)?;
         if kind == SectionKind::Certificate {
             out.push(der);
         }
@@ -577,12 +594,12 @@ fn pem_certificates(value: &str) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// The certificates of a base64 PKCS#12 secret with an empty password.
-fn pkcs12_certificates(value: &str) -> Result<Vec<Vec<u8>>, String> {
+fn pkcs12_certificates(value: &str) -> Result<Vec<Vec<u8>>, SecretValueError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
-        .map_err(|_| "the PKCS#12 value is not base64".to_string())?;
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&der, "")
-        .map_err(|e| format!("not a password-less PKCS#12 file: {e}"))?;
+        .map_err(SecretValueError::Base64)?;
+    let archive =
+        p12_keystore::Pkcs12Archive::from_pkcs12(&der, "").map_err(SecretValueError::Pkcs12)?;
     let mut out: Vec<Vec<u8>> = Vec::new();
     for bag in archive.certs {
         let der = bag.cert.as_der().to_vec();

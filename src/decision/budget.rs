@@ -6,6 +6,8 @@
 //! would need more is denied as a whole: the pod spec asked for it, so it is not the
 //! registry's failure and `onError` does not apply. Signature blobs are read under a byte
 //! budget, per review and for the process ([`SignatureBytes`]).
+//!
+//! Like `decision`: must not import hyper or Kubernetes types.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -5,6 +5,8 @@
 //! characters each) and free of control characters (it silently drops those). Deny messages
 //! have control characters escaped (`\n`, `\u{1b}`): their reasons quote certificate subjects
 //! and registry answers, which whoever made them chose.
+//!
+//! Like `decision`: must not import hyper or Kubernetes types.
 
 use super::{ImageReport, ImageStatus, PolicyResult, PolicyVerdict, Verdict};
 use crate::policy::{Mode, NoMatch, OnError};

@@ -26,6 +26,8 @@
 //! become separate policies (signet requires every matching policy). Inside one verifier Ratify
 //! picks the most specific trust policy for an image; signet requires every policy whose
 //! globs match, so overlapping scopes are reported as stricter.
+//!
+//! Like `import`: imports `policy` only (never `registry`, `verify`, `decision` or the network).
 
 mod cosign;
 mod notation;

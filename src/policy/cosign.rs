@@ -6,6 +6,8 @@
 //! expressions are always anchored (`^(?:…)$`), so `.*@example.com` can never match
 //! `evil@example.com.attacker`. Keys and the Sigstore trust root come from the policy's
 //! [`Resolver`] (inline text, files, and further sources); nothing is fetched at admission time.
+//!
+//! Like `policy`: must not import `registry` or `verify`.
 
 pub mod trust_root;
 

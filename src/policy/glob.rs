@@ -4,6 +4,8 @@
 //! matches any characters but `/`; in the path a segment `*` is exactly one segment, `**` is any
 //! number of segments (zero included), and `*` inside a segment matches within that segment.
 //! So `registry.example.com/prod/**` never matches `evil.com/registry.example.com/prod/x`.
+//!
+//! Pure: must not import anything with I/O, nor `registry` or `verify`.
 
 use std::fmt;
 

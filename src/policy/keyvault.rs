@@ -183,9 +183,26 @@ pub fn parse_duration(v: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs(secs))
 }
 
+/// Why the `spec.azure` of a policy directory's `SignetConfig` is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsFileError {
+    #[error("{}: spec.azure: {source}", .path.display())]
+    Yaml {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: SettingsError,
+    },
+}
+
 /// The `spec.azure` of the `SignetConfig` in a policy directory's YAML files, if any. Read
 /// once at start-up (the identity is fixed for the life of the process).
-pub fn read_settings(dir: &std::path::Path) -> Result<Option<AzureSettings>, String> {
+pub fn read_settings(dir: &std::path::Path) -> Result<Option<AzureSettings>, SettingsFileError> {
     use serde::Deserialize;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(None);
@@ -215,11 +232,13 @@ pub fn read_settings(dir: &std::path::Path) -> Result<Option<AzureSettings>, Str
             let Some(azure) = value.get("spec").and_then(|s| s.get("azure")) else {
                 continue;
             };
-            let settings: AzureSettings = serde_yaml::from_value(azure.clone())
-                .map_err(|e| format!("{}: spec.azure: {e}", path.display()))?;
-            settings
-                .validate()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let settings: AzureSettings = match serde_yaml::from_value(azure.clone()) {
+                Ok(s) => s,
+                Err(source) => return Err(SettingsFileError::Yaml { path, source }),
+            };
+            if let Err(source) = settings.validate() {
+                return Err(SettingsFileError::Invalid { path, source });
+            }
             return Ok(Some(settings));
         }
     }
@@ -752,7 +771,7 @@ mod tests {
         )
         .unwrap();
         let e = read_settings(dir.path()).unwrap_err();
-        assert!(e.contains("unknown field `tenantId`"), "{e}");
+        assert!(e.to_string().contains("unknown field `tenantId`"), "{e}");
     }
 
     #[test]

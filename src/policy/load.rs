@@ -1,6 +1,8 @@
 //! Loading policies from YAML: one directory, any number of files, any number of documents per
 //! file. Every error names the file, the line and the field; all errors are collected, so one
 //! run of `signet policy check` shows them all.
+//!
+//! Like `policy`: must not import `registry` or `verify`; it reads files, never the network.
 
 use std::collections::BTreeMap;
 use std::fmt;

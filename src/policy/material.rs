@@ -236,8 +236,8 @@ pub enum MaterialError {
     )]
     NoObjects { field: &'static str },
     /// The tenant rules forbid the reference.
-    #[error("{0}")]
-    NotAllowed(String),
+    #[error(transparent)]
+    NotAllowed(#[from] TenantError),
     /// The object or its key does not exist (or is not watched).
     #[error("{0}")]
     NotFound(String),
@@ -251,6 +251,39 @@ pub enum MaterialError {
          AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET"
     )]
     NoKeyVault,
+}
+
+/// Why the tenant rules refuse a Secret or ConfigMap reference: `field` is the reference's
+/// field (`secretRef`, `configMapRef`), `own` signet's namespace (or the `ImagePolicy`'s).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error(
+        "{field}: an ImagePolicy may only reference objects in its own namespace {own:?}, not \
+         {named:?}"
+    )]
+    OtherNamespace {
+        field: &'static str,
+        own: String,
+        named: String,
+    },
+    #[error(
+        "{field}: a cluster-wide policy may only reference objects in signet's namespace \
+         {own:?} (--cluster-policy-namespace allows more), not {named:?}"
+    )]
+    NotClusterAllowed {
+        field: &'static str,
+        own: String,
+        named: String,
+    },
+    #[error(
+        "{field}: signet reads Secrets and ConfigMaps in {own:?} only; namespace {namespace:?} \
+         needs --secrets-all-namespaces (and its RBAC component)"
+    )]
+    Unwatched {
+        field: &'static str,
+        own: String,
+        namespace: String,
+    },
 }
 
 /// `a`, `a or b`, `a, b or c`.

@@ -25,16 +25,18 @@
 mod dn;
 mod import;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use der::Decode;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
-use super::material::{Context, MaterialSpec, Resolver, Want};
+use super::material::{Context, MaterialError, MaterialSpec, Resolver, Want};
 pub use dn::{DistinguishedName, DnError};
-pub use import::{ImportedStatement, RegistryScopes, import_trust_policy};
+pub use import::{
+    ImportedStatement, RegistryScopes, ScopeError, TrustPolicyError, import_trust_policy,
+};
 
 /// The most certificates one trust store may hold.
 const MAX_STORE_CERTS: usize = 1000;
@@ -249,8 +251,8 @@ impl TrustedIdentities {
 pub enum LoadError {
     /// `signatureVerification` is inconsistent: level skip with checks to make, an override
     /// the trust-policy spec forbids, or a level that verifies with no trust store.
-    #[error("{0}")]
-    Verification(String),
+    #[error(transparent)]
+    Verification(#[from] VerificationError),
     /// One trust store is malformed or its certificates cannot be read.
     #[error("{at}: {source}")]
     Store {
@@ -266,11 +268,11 @@ pub enum LoadError {
     )]
     OnlyTsaStores,
     /// `trustedIdentities` is empty, malformed or overlapping.
-    #[error("{0}")]
-    Identities(String),
+    #[error(transparent)]
+    Identities(#[from] IdentityError),
     /// An imported `trustpolicy.json` is malformed (size, JSON, version, names, scopes).
-    #[error("{0}")]
-    TrustPolicy(String),
+    #[error(transparent)]
+    TrustPolicy(#[from] import::TrustPolicyError),
     /// A statement of an imported `trustpolicy.json` did not load.
     #[error("{at}: {source}")]
     Statement {
@@ -283,8 +285,155 @@ pub enum LoadError {
 
 /// Why one trust store did not load: its name, its certificate sources or its certificates.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(String);
+pub enum StoreError {
+    #[error("the trust store name is empty")]
+    EmptyName,
+    #[error("trust store name {0:?} may only contain letters, digits, '_', '.' and '-'")]
+    Name(String),
+    #[error("this trust store is listed twice")]
+    Twice,
+    #[error("give certificates or a directory")]
+    NoSource,
+    #[error("certificates[{index}]: {source}")]
+    Source {
+        index: usize,
+        #[source]
+        source: MaterialError,
+    },
+    #[error("certificates[{index}] ({shown}): {source}")]
+    Certificates {
+        index: usize,
+        /// Where the certificates came from, as the resolver shows it.
+        shown: String,
+        #[source]
+        source: CertificateError,
+    },
+    #[error("directory: {0}")]
+    DirectoryPath(#[source] MaterialError),
+    #[error(transparent)]
+    Directory(#[from] StoreDirError),
+    #[error("the trust store holds no certificate")]
+    Empty,
+    #[error("the trust store holds {0} certificates, more than {MAX_STORE_CERTS}")]
+    TooMany(usize),
+}
+
+/// Why a trust-store directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreDirError {
+    #[error("cannot read trust store directory {}: {source}", .dir.display())]
+    Stat {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("trust store directory {} is a symbolic link, which is not allowed", .0.display())]
+    DirectoryLink(PathBuf),
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot list trust store directory {}: {source}", .dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list {}: {source}", .dir.display())]
+    Entry {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot stat {}: {source}", .path.display())]
+    StatEntry {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is a symbolic link, which trust stores do not allow", .0.display())]
+    FileLink(PathBuf),
+    #[error(transparent)]
+    Read(#[from] MaterialError),
+    #[error("{}: {source}", .path.display())]
+    Certificates {
+        path: PathBuf,
+        #[source]
+        source: CertificateError,
+    },
+    #[error("trust store directory {} holds no .pem, .crt or .cer certificate", .0.display())]
+    Empty(PathBuf),
+}
+
+/// Why bytes are not trusted certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("neither PEM nor DER")]
+    NotPemOrDer,
+    #[error("contains a private key; a trust store holds certificates only")]
+    PrivateKey,
+    #[error("cannot read the PEM certificate: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("no -----BEGIN CERTIFICATE----- block found")]
+    NoCertificate,
+    #[error("not a valid X.509 certificate: {0}")]
+    X509(#[source] der::Error),
+}
+
+/// Why `signatureVerification` is inconsistent.
+#[derive(Debug, thiserror::Error)]
+pub enum VerificationError {
+    #[error("signatureVerification: level skip cannot have an override")]
+    SkipWithOverride,
+    #[error("signatureVerification: level skip cannot have verifyTimestamp")]
+    SkipWithVerifyTimestamp,
+    #[error("level skip verifies nothing, so it cannot have trustStores")]
+    SkipWithTrustStores,
+    #[error("level skip verifies nothing, so it cannot have trustedIdentities")]
+    SkipWithIdentities,
+    #[error("level {} needs trustStores: list at least one ca or signingAuthority store", .0.as_str())]
+    NoTrustStores(Level),
+    #[error(
+        "signatureVerification.override: integrity cannot be overridden (it is always enforced)"
+    )]
+    IntegrityOverride,
+    #[error(
+        "signatureVerification.override.{0}: skip is not allowed (use enforce or log; only \
+         revocation can be skipped)"
+    )]
+    SkipOverride(&'static str),
+}
+
+/// Why `trustedIdentities` did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "trustedIdentities is empty: list x509.subject identities, or \"*\" to trust any \
+         signer the trust stores vouch for"
+    )]
+    Empty,
+    #[error("trustedIdentities: \"*\" cannot be combined with other identities")]
+    AnyWithOthers,
+    #[error("trustedIdentities[{index}] {item:?}: identities must start with \"x509.subject:\"")]
+    NotASubject { index: usize, item: String },
+    #[error("trustedIdentities[{index}]: {source}")]
+    Subject {
+        index: usize,
+        #[source]
+        source: DnError,
+    },
+    #[error(
+        "trustedIdentities[{index}] {item:?}: an identity must have C, ST and O; {required} is missing"
+    )]
+    Incomplete {
+        index: usize,
+        item: String,
+        required: &'static str,
+    },
+    #[error(
+        "trustedIdentities[{index}] overlaps trustedIdentities[{other}]: one certificate \
+         subject would match both, which the trust-policy spec forbids"
+    )]
+    Overlap { index: usize, other: usize },
+}
 
 impl NotationAuthority {
     /// Resolves a spec, asking `resolver` for the trust stores' certificates. The returned
@@ -299,24 +448,16 @@ impl NotationAuthority {
         let level = sv.level;
         if level == Level::Skip {
             if sv.overrides.is_some() {
-                return Err(LoadError::Verification(
-                    "signatureVerification: level skip cannot have an override".into(),
-                ));
+                return Err(VerificationError::SkipWithOverride.into());
             }
             if sv.verify_timestamp.is_some() {
-                return Err(LoadError::Verification(
-                    "signatureVerification: level skip cannot have verifyTimestamp".into(),
-                ));
+                return Err(VerificationError::SkipWithVerifyTimestamp.into());
             }
             if !spec.trust_stores.is_empty() {
-                return Err(LoadError::Verification(
-                    "level skip verifies nothing, so it cannot have trustStores".into(),
-                ));
+                return Err(VerificationError::SkipWithTrustStores.into());
             }
             if !spec.trusted_identities.is_empty() {
-                return Err(LoadError::Verification(
-                    "level skip verifies nothing, so it cannot have trustedIdentities".into(),
-                ));
+                return Err(VerificationError::SkipWithIdentities.into());
             }
             let authority = NotationAuthority {
                 level,
@@ -335,10 +476,7 @@ impl NotationAuthority {
         let actions = resolve_actions(level, sv.overrides.as_ref())?;
 
         if spec.trust_stores.is_empty() {
-            return Err(LoadError::Verification(format!(
-                "level {} needs trustStores: list at least one ca or signingAuthority store",
-                level.as_str()
-            )));
+            return Err(VerificationError::NoTrustStores(level).into());
         }
         let mut stores: Vec<TrustStore> = Vec::with_capacity(spec.trust_stores.len());
         let mut material = Vec::new();
@@ -347,7 +485,7 @@ impl NotationAuthority {
             let store = validate_store_name(&s.name)
                 .and_then(|()| {
                     if stores.iter().any(|t| t.kind == s.kind && t.name == s.name) {
-                        return Err(StoreError("this trust store is listed twice".into()));
+                        return Err(StoreError::Twice);
                     }
                     load_store(s, resolver, cx)
                 })
@@ -422,18 +560,11 @@ fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Act
         return Ok(actions);
     };
     if o.integrity.is_some() {
-        return Err(LoadError::Verification(
-            "signatureVerification.override: integrity cannot be overridden (it is always \
-             enforced)"
-                .into(),
-        ));
+        return Err(VerificationError::IntegrityOverride.into());
     }
-    let no_skip = |name: &str, a: Option<Action>| -> Result<Option<Action>, LoadError> {
+    let no_skip = |name: &'static str, a: Option<Action>| -> Result<Option<Action>, LoadError> {
         if a == Some(Action::Skip) {
-            return Err(LoadError::Verification(format!(
-                "signatureVerification.override.{name}: skip is not allowed (use enforce or \
-                 log; only revocation can be skipped)"
-            )));
+            return Err(VerificationError::SkipOverride(name).into());
         }
         Ok(a)
     };
@@ -455,7 +586,7 @@ fn resolve_actions(level: Level, overrides: Option<&OverrideSpec>) -> Result<Act
 /// Notation store names are file names: keep them to a safe character set.
 fn validate_store_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() {
-        return Err(StoreError("the trust store name is empty".into()));
+        return Err(StoreError::EmptyName);
     }
     if !name
         .bytes()
@@ -463,9 +594,7 @@ fn validate_store_name(name: &str) -> Result<(), StoreError> {
         || name == "."
         || name == ".."
     {
-        return Err(StoreError(format!(
-            "trust store name {name:?} may only contain letters, digits, '_', '.' and '-'"
-        )));
+        return Err(StoreError::Name(name.to_string()));
     }
     Ok(())
 }
@@ -476,38 +605,36 @@ fn load_store(
     cx: &Context<'_>,
 ) -> Result<TrustStore, StoreError> {
     if spec.certificates.is_empty() && spec.directory.is_none() {
-        return Err(StoreError("give certificates or a directory".into()));
+        return Err(StoreError::NoSource);
     }
     let mut certificates = Vec::new();
     let mut withdrawn = false;
     for (i, source) in spec.certificates.iter().enumerate() {
         let found = resolver
             .resolve(source, Want::Certificates, cx)
-            .map_err(|e| StoreError(format!("certificates[{i}]: {e}")))?;
+            .map_err(|source| StoreError::Source { index: i, source })?;
         if found.withdrawn {
             // Trusted no more: the store loads without it (see `Resolved::withdrawn`).
             withdrawn = true;
             continue;
         }
-        certificates.extend(
-            parse_certificates(&found.bytes)
-                .map_err(|m| StoreError(format!("certificates[{i}] ({}): {m}", found.shown)))?,
-        );
+        certificates.extend(parse_certificates(&found.bytes).map_err(|source| {
+            StoreError::Certificates {
+                index: i,
+                shown: found.shown.clone(),
+                source,
+            }
+        })?);
     }
     if let Some(dir) = &spec.directory {
-        let dir = resolver
-            .path(dir, cx)
-            .map_err(|e| StoreError(format!("directory: {e}")))?;
-        certificates.extend(read_store_dir(&dir).map_err(StoreError)?);
+        let dir = resolver.path(dir, cx).map_err(StoreError::DirectoryPath)?;
+        certificates.extend(read_store_dir(&dir)?);
     }
     if certificates.is_empty() && !withdrawn {
-        return Err(StoreError("the trust store holds no certificate".into()));
+        return Err(StoreError::Empty);
     }
     if certificates.len() > MAX_STORE_CERTS {
-        return Err(StoreError(format!(
-            "the trust store holds {} certificates, more than {MAX_STORE_CERTS}",
-            certificates.len()
-        )));
+        return Err(StoreError::TooMany(certificates.len()));
     }
     Ok(TrustStore {
         kind: spec.kind,
@@ -519,27 +646,34 @@ fn load_store(
 /// Reads a Notation trust-store directory: every `.pem`, `.crt` or `.cer` file directly in it.
 /// Symbolic links are refused (the trust-store spec requires it: a link could point outside the
 /// store an administrator reviewed); subdirectories and other files are ignored.
-pub(crate) fn read_store_dir(dir: &Path) -> Result<Vec<TrustedCertificate>, String> {
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("cannot read trust store directory {}: {e}", dir.display()))?;
+pub(crate) fn read_store_dir(dir: &Path) -> Result<Vec<TrustedCertificate>, StoreDirError> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| StoreDirError::Stat {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     if meta.file_type().is_symlink() {
-        return Err(format!(
-            "trust store directory {} is a symbolic link, which is not allowed",
-            dir.display()
-        ));
+        return Err(StoreDirError::DirectoryLink(dir.to_path_buf()));
     }
     if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+        return Err(StoreDirError::NotADirectory(dir.to_path_buf()));
     }
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list trust store directory {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|source| StoreDirError::List {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let entry = entry.map_err(|source| StoreDirError::Entry {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         let ft = entry
             .file_type()
-            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+            .map_err(|source| StoreDirError::StatEntry {
+                path: path.clone(),
+                source,
+            })?;
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -548,10 +682,7 @@ pub(crate) fn read_store_dir(dir: &Path) -> Result<Vec<TrustedCertificate>, Stri
             continue;
         }
         if ft.is_symlink() {
-            return Err(format!(
-                "{} is a symbolic link, which trust stores do not allow",
-                path.display()
-            ));
+            return Err(StoreDirError::FileLink(path));
         }
         if ft.is_file() {
             paths.push(path);
@@ -561,46 +692,42 @@ pub(crate) fn read_store_dir(dir: &Path) -> Result<Vec<TrustedCertificate>, Stri
     paths.sort();
     let mut certificates = Vec::new();
     for path in paths {
-        let bytes = read_cert_file(&path)?;
-        certificates
-            .extend(parse_certificates(&bytes).map_err(|m| format!("{}: {m}", path.display()))?);
+        let bytes = super::material::read_limited(&path, Want::Certificates)?;
+        certificates.extend(
+            parse_certificates(&bytes)
+                .map_err(|source| StoreDirError::Certificates { path, source })?,
+        );
     }
     if certificates.is_empty() {
-        return Err(format!(
-            "trust store directory {} holds no .pem, .crt or .cer certificate",
-            dir.display()
-        ));
+        return Err(StoreDirError::Empty(dir.to_path_buf()));
     }
     Ok(certificates)
 }
 
-fn read_cert_file(path: &Path) -> Result<Vec<u8>, String> {
-    super::material::read_limited(path, Want::Certificates).map_err(|e| e.to_string())
-}
-
 /// Parses one or more PEM certificates, or one DER certificate.
-pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<TrustedCertificate>, String> {
+pub(crate) fn parse_certificates(
+    bytes: &[u8],
+) -> Result<Vec<TrustedCertificate>, CertificateError> {
     let ders: Vec<Vec<u8>> = if bytes.first() == Some(&0x30) {
         vec![bytes.to_vec()]
     } else {
-        let text = std::str::from_utf8(bytes).map_err(|_| "neither PEM nor DER".to_string())?;
+        let text = std::str::from_utf8(bytes).map_err(|_| CertificateError::NotPemOrDer)?;
         if text.contains("PRIVATE KEY-----") {
-            return Err("contains a private key; a trust store holds certificates only".into());
+            return Err(CertificateError::PrivateKey);
         }
         let mut ders = Vec::new();
         for item in CertificateDer::pem_slice_iter(bytes) {
-            let der = item.map_err(|e| format!("cannot read the PEM certificate: {e}"))?;
+            let der = item.map_err(CertificateError::Pem)?;
             ders.push(der.as_ref().to_vec());
         }
         if ders.is_empty() {
-            return Err("no -----BEGIN CERTIFICATE----- block found".into());
+            return Err(CertificateError::NoCertificate);
         }
         ders
     };
     ders.into_iter()
         .map(|der| {
-            let cert = Certificate::from_der(&der)
-                .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+            let cert = Certificate::from_der(&der).map_err(CertificateError::X509)?;
             let subject = cert.tbs_certificate().subject().to_string();
             let not_after = cert.tbs_certificate().validity().not_after.to_system_time();
             Ok(TrustedCertificate {
@@ -614,44 +741,40 @@ pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<TrustedCertificate>
 
 fn parse_identities(list: &[String]) -> Result<TrustedIdentities, LoadError> {
     if list.is_empty() {
-        return Err(LoadError::Identities(
-            "trustedIdentities is empty: list x509.subject identities, or \"*\" to trust any \
-             signer the trust stores vouch for"
-                .into(),
-        ));
+        return Err(IdentityError::Empty.into());
     }
     if list.iter().any(|s| s.trim() == "*") {
         if list.len() > 1 {
-            return Err(LoadError::Identities(
-                "trustedIdentities: \"*\" cannot be combined with other identities".into(),
-            ));
+            return Err(IdentityError::AnyWithOthers.into());
         }
         return Ok(TrustedIdentities::Any);
     }
     let mut subjects: Vec<DistinguishedName> = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let Some(dn) = item.trim().strip_prefix("x509.subject:") else {
-            return Err(LoadError::Identities(format!(
-                "trustedIdentities[{i}] {item:?}: identities must start with \"x509.subject:\""
-            )));
+            return Err(IdentityError::NotASubject {
+                index: i,
+                item: item.clone(),
+            }
+            .into());
         };
         let dn = DistinguishedName::parse(dn.trim())
-            .map_err(|m| LoadError::Identities(format!("trustedIdentities[{i}]: {m}")))?;
+            .map_err(|source| IdentityError::Subject { index: i, source })?;
         for required in ["C", "ST", "O"] {
             if dn.get(required).is_none() {
-                return Err(LoadError::Identities(format!(
-                    "trustedIdentities[{i}] {item:?}: an identity must have C, ST and O; {required} is missing"
-                )));
+                return Err(IdentityError::Incomplete {
+                    index: i,
+                    item: item.clone(),
+                    required,
+                }
+                .into());
             }
         }
         if let Some(j) = subjects
             .iter()
             .position(|o| o.is_subset_of(&dn) || dn.is_subset_of(o))
         {
-            return Err(LoadError::Identities(format!(
-                "trustedIdentities[{i}] overlaps trustedIdentities[{j}]: one certificate \
-                 subject would match both, which the trust-policy spec forbids"
-            )));
+            return Err(IdentityError::Overlap { index: i, other: j }.into());
         }
         subjects.push(dn);
     }

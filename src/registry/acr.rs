@@ -6,10 +6,12 @@
 //!
 //! The exchange URL is the Bearer realm's sibling (`…/oauth2/token` → `…/oauth2/exchange`),
 //! and only a realm that may receive the registry's credentials
-//! ([`super::auth::realm_may_receive_credentials`]: the registry's own host name) is used, so
+//! (`auth::realm_may_receive_credentials`: the registry's own host name) is used, so
 //! the Entra token goes nowhere but the ACR host. The exchange is a POST through the token
 //! client (no redirects) and the same connect-time deny-list as every registry request: the
 //! host is named by a pod spec. Refresh tokens are cached per registry host.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

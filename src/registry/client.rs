@@ -6,6 +6,8 @@
 //! Every HTTP exchange, token fetches and retries included, goes through
 //! [`HttpRegistry::execute`], which records `signet_registry_requests_total{operation,status}`
 //! (status: the numeric code, `timeout` or `error`) and the duration histogram.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -87,7 +89,7 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// Reads the `auths` of a docker `config.json` (see [`auth::docker_config`]).
+    /// Reads the `auths` of a docker `config.json` (`auth::docker_config` parses it).
     pub fn docker_config(
         text: &str,
     ) -> Result<(HashMap<String, Credentials>, Vec<String>), SetupError> {

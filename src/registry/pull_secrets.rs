@@ -22,6 +22,8 @@
 //! workload can only name secrets of its own namespace, which whoever may create pods there
 //! can already mount. This file and the Kubernetes policy source are the only places outside
 //! `admission` that know Kubernetes types; the rest of `registry` does not.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -229,11 +231,6 @@ impl WorkloadCredentials {
     /// `None` when every secret was read.
     pub fn note(&self) -> Option<String> {
         (!self.problems.is_empty()).then(|| self.problems.join("; "))
-    }
-
-    /// The problems, in the order met.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
     }
 }
 

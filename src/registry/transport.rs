@@ -2,6 +2,8 @@
 //! `Retry-After`, retry backoff, and the mapping of transport failures and statuses to
 //! [`Reason`]s. Error details name the host only: reqwest's errors can carry a URL with a
 //! query, and registry error bodies are never echoed.
+//!
+//! Like `registry`: must not import `policy`, `verify` or `decision`.
 
 use std::collections::HashSet;
 use std::sync::Arc;

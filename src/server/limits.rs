@@ -10,6 +10,8 @@
 //! evicts the connection that has been idle longest (no request in flight: it can only be
 //! waiting, so closing it loses nothing), so idlers can never lock the API server out; only
 //! when every connection has a request in flight is the new one closed at once.
+//!
+//! Like `server`: must not import `verify`, `registry` or `decision` internals.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

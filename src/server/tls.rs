@@ -3,6 +3,8 @@
 //!
 //! Rotation is detected by polling and comparing bytes, not by inotify: Kubernetes updates a
 //! mounted Secret by swapping a symlink, which inotify watches on the files miss.
+//!
+//! Like `server`: must not import `verify`, `registry` or `decision` internals.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -235,7 +237,7 @@ mod tests {
         let mut broken = server_config(other.clone()).unwrap();
         broken.alpn_protocols = vec![b"h3".to_vec()];
         let err = warm_up(Arc::new(broken), &other.current()).unwrap_err();
-        assert!(err.contains("TLS warm-up"), "{err}");
+        assert!(err.to_string().contains("TLS warm-up"), "{err}");
     }
 
     #[test]
@@ -332,6 +334,21 @@ impl rustls::client::danger::ServerCertVerifier for Ourselves {
     }
 }
 
+/// Why the TLS warm-up failed; start-up logs it and serves regardless.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmUpError {
+    #[error("TLS warm-up: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("TLS warm-up: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS warm-up: {0}")]
+    Name(#[from] rustls_pki_types::InvalidDnsNameError),
+    #[error("TLS warm-up: the record came back changed")]
+    Changed,
+    #[error("TLS warm-up: the handshake did not finish")]
+    Unfinished,
+}
+
 /// What the first connection after start-up would otherwise initialise on its own time, done
 /// before the port opens: each key exchange group once, one signature with the serving key,
 /// then one TLS 1.3 handshake between `server` and a client of our own, in memory, with one
@@ -340,13 +357,13 @@ impl rustls::client::danger::ServerCertVerifier for Ourselves {
 pub fn warm_up(
     server: Arc<rustls::ServerConfig>,
     key: &CertifiedKey,
-) -> Result<Vec<(&'static str, std::time::Duration)>, String> {
+) -> Result<Vec<(&'static str, std::time::Duration)>, WarmUpError> {
     let mut steps = Vec::new();
     let provider = Arc::new(aws_lc_rs::default_provider());
     let start = std::time::Instant::now();
     for group in &provider.kx_groups {
-        let ours = group.start().map_err(|e| format!("TLS warm-up: {e}"))?;
-        let theirs = group.start().map_err(|e| format!("TLS warm-up: {e}"))?;
+        let ours = group.start()?;
+        let theirs = group.start()?;
         let _ = ours.complete(theirs.pub_key());
     }
     steps.push(("key exchange", start.elapsed()));
@@ -355,9 +372,7 @@ pub fn warm_up(
         .signature_verification_algorithms
         .supported_schemes();
     if let Some(signer) = key.key.choose_scheme(&schemes) {
-        signer
-            .sign(b"signet warm-up")
-            .map_err(|e| format!("TLS warm-up: {e}"))?;
+        signer.sign(b"signet warm-up")?;
     }
     steps.push(("signing key", start.elapsed()));
     steps.push(("handshake", handshake(server, provider)?));
@@ -368,57 +383,51 @@ pub fn warm_up(
 fn handshake(
     server: Arc<rustls::ServerConfig>,
     provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<std::time::Duration, String> {
+) -> Result<std::time::Duration, WarmUpError> {
     use std::io::{Read, Write};
     let start = std::time::Instant::now();
     let mut client_config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| format!("TLS warm-up: {e}"))?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Ourselves(provider)))
         .with_no_client_auth();
     client_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = rustls_pki_types::ServerName::try_from("localhost")
-        .map_err(|e| format!("TLS warm-up: {e}"))?;
-    let mut client = rustls::ClientConnection::new(Arc::new(client_config), name)
-        .map_err(|e| format!("TLS warm-up: {e}"))?;
-    let mut server =
-        rustls::ServerConnection::new(server).map_err(|e| format!("TLS warm-up: {e}"))?;
-    let err = |e: std::io::Error| format!("TLS warm-up: {e}");
-    let tls = |e: rustls::Error| format!("TLS warm-up: {e}");
-    client.writer().write_all(b"ping").map_err(err)?;
+    let name = rustls_pki_types::ServerName::try_from("localhost")?;
+    let mut client = rustls::ClientConnection::new(Arc::new(client_config), name)?;
+    let mut server = rustls::ServerConnection::new(server)?;
+    client.writer().write_all(b"ping")?;
     let mut buf = Vec::new();
     let mut got = [0u8; 4];
     // Each round moves every pending record one way, then the other; a handshake takes two.
     for _ in 0..8 {
         buf.clear();
         while client.wants_write() {
-            client.write_tls(&mut buf).map_err(err)?;
+            client.write_tls(&mut buf)?;
         }
         let mut rd = &buf[..];
         while !rd.is_empty() {
-            server.read_tls(&mut rd).map_err(err)?;
+            server.read_tls(&mut rd)?;
         }
-        server.process_new_packets().map_err(tls)?;
+        server.process_new_packets()?;
         if !server.is_handshaking() && server.reader().read_exact(&mut got).is_ok() {
-            server.writer().write_all(&got).map_err(err)?;
+            server.writer().write_all(&got)?;
         }
         buf.clear();
         while server.wants_write() {
-            server.write_tls(&mut buf).map_err(err)?;
+            server.write_tls(&mut buf)?;
         }
         let mut rd = &buf[..];
         while !rd.is_empty() {
-            client.read_tls(&mut rd).map_err(err)?;
+            client.read_tls(&mut rd)?;
         }
-        client.process_new_packets().map_err(tls)?;
+        client.process_new_packets()?;
         if !client.is_handshaking() && client.reader().read_exact(&mut got).is_ok() {
             return if &got == b"ping" {
                 Ok(start.elapsed())
             } else {
-                Err("TLS warm-up: the record came back changed".into())
+                Err(WarmUpError::Changed)
             };
         }
     }
-    Err("TLS warm-up: the handshake did not finish".into())
+    Err(WarmUpError::Unfinished)
 }

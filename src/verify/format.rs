@@ -380,7 +380,7 @@ impl Checked {
 pub const IGNORED: &str = "; ignored: ";
 
 /// Keeps, for one authority, the better of its outcome so far and a new one: trusted, or the
-/// failure that says most ([`Reason::telling`]; on a tie the first). Two "no signature"
+/// failure that says most ([`Reason::outranks`]; on a tie the first). Two "no signature"
 /// failures keep every note of what was set aside.
 pub fn keep(current: &mut Outcome, new: Outcome) {
     let replace = match (&mut *current, &new) {
@@ -398,7 +398,7 @@ pub fn keep(current: &mut Outcome, new: Outcome) {
             }
             false
         }
-        (Outcome::Failed(old), Outcome::Failed(f)) => f.reason.telling() > old.reason.telling(),
+        (Outcome::Failed(old), Outcome::Failed(f)) => f.reason.outranks(old.reason),
     };
     if replace {
         *current = new;

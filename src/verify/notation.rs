@@ -415,12 +415,8 @@ fn judged(
             " (only the first {MAX_SIGNATURES} of {total} signatures were tried)"
         ));
     }
-    // The most telling reason ([`Reason::telling`]; on a tie the first signature's).
-    let reason = failures
-        .iter()
-        .rev()
-        .max_by_key(|(_, f)| f.error.reason().telling())
-        .map(|(_, f)| f.error.reason())
+    // The most telling reason; on a tie the first signature's.
+    let reason = Reason::most_telling(failures.iter().map(|(_, f)| f.error.reason()), |r| *r)
         .unwrap_or(Reason::SignatureInvalid);
     Outcome::Failed(Failure::new(reason, detail))
 }
@@ -507,7 +503,7 @@ fn authenticity<'a>(
 }
 
 /// One signature under one authority, checked as far as it goes without revocation answers:
-/// what [`complete`] finishes, and the revocation locations worth fetching for it.
+/// what `complete` finishes, and the revocation locations worth fetching for it.
 pub struct Proved {
     /// `signature sha256:…`, for messages.
     name: String,

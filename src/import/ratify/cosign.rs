@@ -1,5 +1,7 @@
 //! Cosign verifiers: `trustPolicies` with keys from providers or keyless identities; the
 //! legacy single `key` and `rekorURL` parameters are reported.
+//!
+//! Like `import`: imports `policy` only.
 
 use serde_yaml::Value;
 
@@ -10,22 +12,32 @@ use super::{
     Cx, Finding, Kind, PUBLIC_REKOR, Resource, Severity, TRUST_ROOT_FILE, Unit, field, flag,
     keys_of, text,
 };
+use crate::policy::GlobError;
 use crate::policy::ImageGlob;
+
+/// Why a Ratify Cosign scope cannot become image globs.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ScopeError {
+    #[error("Ratify allows one '*', only at the end")]
+    Star,
+    #[error(transparent)]
+    Glob(#[from] GlobError),
+}
 
 /// A Cosign trust-policy scope: `*`, a prefix ending in `*` (matched against the whole
 /// reference), or an exact reference. Returns the globs and, when they cover more than the
 /// scope did, why.
-pub(super) fn cosign_scope(scope: &str) -> Result<(Vec<String>, Option<String>), String> {
+pub(super) fn cosign_scope(scope: &str) -> Result<(Vec<String>, Option<String>), ScopeError> {
     if scope == "*" {
         return Ok((vec!["**".into()], None));
     }
     let stars = scope.matches('*').count();
     if stars > 1 || (stars == 1 && !scope.ends_with('*')) {
-        return Err("Ratify allows one '*', only at the end".into());
+        return Err(ScopeError::Star);
     }
     let check = |globs: Vec<String>, note: Option<String>| {
         for g in &globs {
-            ImageGlob::parse(g).map_err(|e| e.to_string())?;
+            ImageGlob::parse(g)?;
         }
         Ok((globs, note))
     };

@@ -1,6 +1,8 @@
 //! Notation verifiers: trust stores from `verificationCertStores` (the flat `name: [providers]`
 //! form and the nested `ca:` / `tsa:` / `signingAuthority:` form), statements from
 //! `trustPolicyDoc`.
+//!
+//! Like `import`: imports `policy` only.
 
 use serde_yaml::Value;
 

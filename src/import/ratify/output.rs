@@ -1,6 +1,8 @@
 //! The YAML signet reads, as the importer writes it: the policy schema (see the policy
 //! reference), including the `keyVault` references for Azure Key Vault keys and certificates.
 //! Serialize-only: the policy loader stays the one reader and judge of these documents.
+//!
+//! Like `import`: imports `policy` only.
 
 use serde::Serialize;
 

@@ -5,6 +5,8 @@
 //! the window in which it may be used. Signet never fetches it (no TUF, no network): operators
 //! ship the file with the policy, and a parse error is a policy load error. Only the fields
 //! signet relies on are read; unknown fields are allowed because the format grows.
+//!
+//! Like `policy`: must not import `registry` or `verify`.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,7 @@
 //! Secrets and ConfigMaps as trust material: the kube part of the material resolver, answering
 //! from the watched stores, and the tenant rules on which namespaces a policy may read.
+//!
+//! Like `policy`: must not import `registry`, `verify` or `decision`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::policy::material::{Context, MaterialError, ObjectKeyRef, ObjectKind, ObjectMaterial};
+use crate::policy::material::{
+    Context, MaterialError, ObjectKeyRef, ObjectKind, ObjectMaterial, TenantError,
+};
 
 /// Which namespaces a policy may take Secrets and ConfigMaps from, and which are watched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,37 +37,38 @@ impl TenantRules {
         kind: ObjectKind,
         r: &ObjectKeyRef,
         cx: &Context<'_>,
-    ) -> Result<String, String> {
-        let what = kind.field();
+    ) -> Result<String, TenantError> {
+        let field = kind.field();
         let ns = match (cx.namespace, r.namespace.as_deref()) {
             (Some(own), None) => own.to_string(),
             (Some(own), Some(named)) if named == own => own.to_string(),
             (Some(own), Some(named)) => {
-                return Err(format!(
-                    "{what}: an ImagePolicy may only reference objects in its own namespace \
-                     {own:?}, not {named:?}"
-                ));
+                return Err(TenantError::OtherNamespace {
+                    field,
+                    own: own.to_string(),
+                    named: named.to_string(),
+                });
             }
             (None, None) => self.own.clone(),
             (None, Some(named)) => {
                 let allowed =
                     named == self.own || self.cluster_extra.iter().any(|e| e == "*" || e == named);
                 if !allowed {
-                    return Err(format!(
-                        "{what}: a cluster-wide policy may only reference objects in signet's \
-                         namespace {:?} (--cluster-policy-namespace allows more), not {named:?}",
-                        self.own
-                    ));
+                    return Err(TenantError::NotClusterAllowed {
+                        field,
+                        own: self.own.clone(),
+                        named: named.to_string(),
+                    });
                 }
                 named.to_string()
             }
         };
         if ns != self.own && !self.all_namespaces {
-            return Err(format!(
-                "{what}: signet reads Secrets and ConfigMaps in {:?} only; namespace {ns:?} \
-                 needs --secrets-all-namespaces (and its RBAC component)",
-                self.own
-            ));
+            return Err(TenantError::Unwatched {
+                field,
+                own: self.own.clone(),
+                namespace: ns,
+            });
         }
         Ok(ns)
     }
@@ -182,7 +187,8 @@ mod tests {
                 .namespace_for(s, &r(Some(other)), &tenant("team-a"))
                 .unwrap_err();
             assert!(
-                e.contains("only reference objects in its own namespace"),
+                e.to_string()
+                    .contains("only reference objects in its own namespace"),
                 "{e}"
             );
         }
@@ -200,7 +206,7 @@ mod tests {
         let e = own_only
             .namespace_for(s, &r(Some("team-a")), &cx)
             .unwrap_err();
-        assert!(e.contains("--cluster-policy-namespace"), "{e}");
+        assert!(e.to_string().contains("--cluster-policy-namespace"), "{e}");
         assert_eq!(
             rules(true, &["team-a"])
                 .namespace_for(s, &r(Some("team-a")), &cx)
@@ -225,6 +231,6 @@ mod tests {
         let e = rules(false, &["*"])
             .namespace_for(ObjectKind::Secret, &r(None), &tenant("team-a"))
             .unwrap_err();
-        assert!(e.contains("--secrets-all-namespaces"), "{e}");
+        assert!(e.to_string().contains("--secrets-all-namespaces"), "{e}");
     }
 }

@@ -6,6 +6,8 @@
 //! every one of its attributes is present in the certificate's subject with the same value
 //! (subset match), which is what notation-go does. Like notation-go, the parser rejects
 //! multi-valued RDNs (`+`) and hex-encoded values (`=#...`), and treats `S` as `ST`.
+//!
+//! Pure text parsing: must not import anything with I/O, nor `registry` or `verify`.
 
 use std::fmt;
 

@@ -6,6 +6,8 @@
 //! `<root>/x509/<type>/<name>/`, Notation's own layout. The document-level rules of the spec
 //! are checked here: unique statement names, `*` alone in its `registryScopes`, at most one
 //! global statement, no repository in two statements, and no `skip` on the global scope.
+//!
+//! Like `policy`: must not import `registry` or `verify`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,6 +56,71 @@ struct Statement {
     trusted_identities: Vec<String>,
 }
 
+/// Why an imported `trustpolicy.json` is malformed as a whole, or one statement's name, scopes
+/// or trust-store list is (`at` names the statement: `trust policy "name"`).
+#[derive(Debug, thiserror::Error)]
+pub enum TrustPolicyError {
+    #[error("the trust policy is {0} bytes, more than the {MAX_DOCUMENT}-byte limit")]
+    TooLarge(usize),
+    #[error("invalid trust policy JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("trust policy version {0:?} is not supported (only \"1.0\" is)")]
+    Version(String),
+    #[error("trustPolicies is empty")]
+    NoStatements,
+    #[error("a trust policy statement has an empty name")]
+    EmptyName,
+    #[error("{at}: the name is used by two statements")]
+    NameTwice { at: String },
+    #[error("{at}: {source}")]
+    Scopes {
+        at: String,
+        #[source]
+        source: ScopeError,
+    },
+    #[error("{at}: only one statement may use the global scope \"*\", and {other:?} already does")]
+    GlobalTwice { at: String, other: String },
+    #[error(
+        "{at}: level skip cannot be used with the global scope \"*\"; list the repositories \
+         to skip"
+    )]
+    GlobalSkip { at: String },
+    #[error("{at}: registryScopes lists {repository:?} twice")]
+    ScopeTwice { at: String, repository: String },
+    #[error(
+        "{at}: registry scope {repository:?} is also in trust policy {other:?}; a repository \
+         may be in only one statement"
+    )]
+    ScopeClaimed {
+        at: String,
+        repository: String,
+        other: String,
+    },
+    #[error("{at}: trust store {item:?} is not of the form type:name (e.g. ca:acme)")]
+    StoreItem { at: String, item: String },
+    #[error("{at}: trust store type {kind:?} is not ca, signingAuthority or tsa")]
+    StoreType { at: String, kind: String },
+}
+
+/// Why a statement's `registryScopes` is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ScopeError {
+    #[error("registryScopes is empty")]
+    Empty,
+    #[error("the global scope \"*\" cannot be combined with other scopes")]
+    GlobalWithOthers,
+    #[error(
+        "registry scope {0:?} contains '*': wildcards are not supported, only the single \
+         global scope \"*\""
+    )]
+    Wildcard(String),
+    #[error(
+        "registry scope {0:?} is not a fully qualified repository such as \
+         registry.example.com/team/app"
+    )]
+    NotARepository(String),
+}
+
 /// Parses a Notation `trustpolicy.json` and resolves its trust stores under `trust_store_root`
 /// (the directory that holds `x509/`). Errors name the statement and the rule broken.
 pub fn import_trust_policy(
@@ -61,21 +128,14 @@ pub fn import_trust_policy(
     trust_store_root: &Path,
 ) -> Result<Vec<ImportedStatement>, LoadError> {
     if json.len() > MAX_DOCUMENT {
-        return Err(LoadError::TrustPolicy(format!(
-            "the trust policy is {} bytes, more than the {MAX_DOCUMENT}-byte limit",
-            json.len()
-        )));
+        return Err(TrustPolicyError::TooLarge(json.len()).into());
     }
-    let doc: Document = serde_json::from_str(json)
-        .map_err(|e| LoadError::TrustPolicy(format!("invalid trust policy JSON: {e}")))?;
+    let doc: Document = serde_json::from_str(json).map_err(TrustPolicyError::Json)?;
     if doc.version != "1.0" {
-        return Err(LoadError::TrustPolicy(format!(
-            "trust policy version {:?} is not supported (only \"1.0\" is)",
-            doc.version
-        )));
+        return Err(TrustPolicyError::Version(doc.version).into());
     }
     if doc.trust_policies.is_empty() {
-        return Err(LoadError::TrustPolicy("trustPolicies is empty".into()));
+        return Err(TrustPolicyError::NoStatements.into());
     }
     let mut out: Vec<ImportedStatement> = Vec::with_capacity(doc.trust_policies.len());
     // Repository → the statement that claims it, to report overlaps by name.
@@ -84,45 +144,44 @@ pub fn import_trust_policy(
     for st in doc.trust_policies {
         let at = format!("trust policy {:?}", st.name);
         if st.name.trim().is_empty() {
-            return Err(LoadError::TrustPolicy(
-                "a trust policy statement has an empty name".into(),
-            ));
+            return Err(TrustPolicyError::EmptyName.into());
         }
         if out.iter().any(|o| o.name == st.name) {
-            return Err(LoadError::TrustPolicy(format!(
-                "{at}: the name is used by two statements"
-            )));
+            return Err(TrustPolicyError::NameTwice { at }.into());
         }
-        let scopes = parse_scopes(&st.registry_scopes)
-            .map_err(|m| LoadError::TrustPolicy(format!("{at}: {m}")))?;
+        let scopes =
+            parse_scopes(&st.registry_scopes).map_err(|source| TrustPolicyError::Scopes {
+                at: at.clone(),
+                source,
+            })?;
         match &scopes {
             RegistryScopes::Global => {
                 if let Some(other) = &global {
-                    return Err(LoadError::TrustPolicy(format!(
-                        "{at}: only one statement may use the global scope \"*\", and {other:?} \
-                         already does"
-                    )));
+                    return Err(TrustPolicyError::GlobalTwice {
+                        at,
+                        other: other.clone(),
+                    }
+                    .into());
                 }
                 if st.signature_verification.level == super::Level::Skip {
-                    return Err(LoadError::TrustPolicy(format!(
-                        "{at}: level skip cannot be used with the global scope \"*\"; list the \
-                         repositories to skip"
-                    )));
+                    return Err(TrustPolicyError::GlobalSkip { at }.into());
                 }
                 global = Some(st.name.clone());
             }
             RegistryScopes::Repositories(repos) => {
                 for r in repos {
                     if let Some(other) = claimed.insert(r.clone(), st.name.clone()) {
-                        let msg = if other == st.name {
-                            format!("{at}: registryScopes lists {r:?} twice")
+                        let repository = r.clone();
+                        let e = if other == st.name {
+                            TrustPolicyError::ScopeTwice { at, repository }
                         } else {
-                            format!(
-                                "{at}: registry scope {r:?} is also in trust policy {other:?}; \
-                                 a repository may be in only one statement"
-                            )
+                            TrustPolicyError::ScopeClaimed {
+                                at,
+                                repository,
+                                other,
+                            }
                         };
-                        return Err(LoadError::TrustPolicy(msg));
+                        return Err(e.into());
                     }
                 }
             }
@@ -136,14 +195,15 @@ pub fn import_trust_policy(
             .map(str::trim);
         for s in names {
             let Some((kind, name)) = s.split_once(':') else {
-                return Err(LoadError::TrustPolicy(format!(
-                    "{at}: trust store {s:?} is not of the form type:name (e.g. ca:acme)"
-                )));
+                return Err(TrustPolicyError::StoreItem {
+                    at,
+                    item: s.to_string(),
+                }
+                .into());
             };
-            let kind = StoreType::parse(kind).ok_or_else(|| {
-                LoadError::TrustPolicy(format!(
-                    "{at}: trust store type {kind:?} is not ca, signingAuthority or tsa"
-                ))
+            let kind = StoreType::parse(kind).ok_or_else(|| TrustPolicyError::StoreType {
+                at: at.clone(),
+                kind: kind.to_string(),
             })?;
             super::validate_store_name(name).map_err(|source| LoadError::Store {
                 at: at.clone(),
@@ -179,22 +239,19 @@ pub fn import_trust_policy(
     Ok(out)
 }
 
-fn parse_scopes(scopes: &[String]) -> Result<RegistryScopes, String> {
+fn parse_scopes(scopes: &[String]) -> Result<RegistryScopes, ScopeError> {
     if scopes.is_empty() {
-        return Err("registryScopes is empty".into());
+        return Err(ScopeError::Empty);
     }
     if scopes.iter().any(|s| s == "*") {
         if scopes.len() > 1 {
-            return Err("the global scope \"*\" cannot be combined with other scopes".into());
+            return Err(ScopeError::GlobalWithOthers);
         }
         return Ok(RegistryScopes::Global);
     }
     for s in scopes {
         if s.contains('*') {
-            return Err(format!(
-                "registry scope {s:?} contains '*': wildcards are not supported, only the \
-                 single global scope \"*\""
-            ));
+            return Err(ScopeError::Wildcard(s.clone()));
         }
         // Fully qualified: a registry host and at least one repository path component, with
         // no tag or digest. References are not expanded (the spec forbids it).
@@ -216,10 +273,7 @@ fn parse_scopes(scopes: &[String]) -> Result<RegistryScopes, String> {
             None => false,
         };
         if !valid {
-            return Err(format!(
-                "registry scope {s:?} is not a fully qualified repository such as \
-                 registry.example.com/team/app"
-            ));
+            return Err(ScopeError::NotARepository(s.clone()));
         }
     }
     Ok(RegistryScopes::Repositories(scopes.to_vec()))

@@ -1,3 +1,5 @@
+//! Unit tests of Notation authorities: loading, trust stores, identities, and their errors.
+
 use std::path::Path;
 
 use super::*;
@@ -164,6 +166,7 @@ fn trust_store_directory_rules() {
         assert!(
             read_store_dir(&store)
                 .unwrap_err()
+                .to_string()
                 .contains("symbolic link")
         );
     }

@@ -14,6 +14,8 @@
 //! verified: `envelopeHash` of the log entry (the log's re-serialisation of the envelope),
 //! Rekor v2 entries (`dsse` 0.0.2), checkpoint consistency with other views of the log
 //! (offline), and `messageSignature` bundles (blob signatures, which name no image).
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::SystemTime;
 
@@ -238,8 +240,8 @@ impl From<Failure> for Skip {
 }
 
 /// Verifies one bundle as a cosign signature of `digest` under `authority`: the envelope and
-/// its statement ([`Signed::open`]), the signer ([`signer`]), the statement's subject, then
-/// the log entries and trusted times when a log is required ([`log_and_times`]).
+/// its statement (`Signed::open`), the signer (`signer`), the statement's subject, then
+/// the log entries and trusted times when a log is required (`log_and_times`).
 pub fn verify_bundle(
     authority: &CosignAuthority,
     digest: &Digest,

@@ -10,6 +10,8 @@
 //! embedded SCT; (4) its identity must match the policy; (5) the payload signature must verify
 //! with the certificate's key; (6) the log entry must record this signature, certificate and
 //! payload hash; (7) the payload must name the digest being admitted.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use crate::image::Digest;
 use crate::policy::cosign::{CosignAuthority, Keyless};

@@ -9,6 +9,8 @@
 //!
 //! Inclusion proofs (RFC 9162 Merkle audit paths) and their signed checkpoints are verified
 //! when a bundle carries them; consistency with other checkpoints is not (no network).
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 

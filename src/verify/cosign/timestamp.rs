@@ -5,6 +5,8 @@
 //! with the key of a timestamp authority of the trust root (its own certificate, or one the
 //! token carries that chains to it), valid at genTime per the trust root and with the
 //! timeStamping EKU. The authenticated time is genTime to the whole second.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 

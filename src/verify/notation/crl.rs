@@ -12,6 +12,8 @@
 //! not revoked for this signature. An expired CRL still proves a revocation (other than
 //! certificateHold), but cannot prove the absence of one. Indirect CRLs and CRLs split by
 //! reason are not supported: they make the status unknown.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 

@@ -8,6 +8,8 @@
 //! plugin) must be listed in `crit`. The JWS envelope itself is parsed with
 //! `deny_unknown_fields`, and the signature covers the *original* base64url protected header,
 //! never a re-encoding.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 

@@ -8,6 +8,8 @@
 //! responder certificate without id-pkix-ocsp-nocheck is reported back, because the spec wants
 //! its own revocation checked through CRLs; a revoked status carries the entry's invalidity
 //! date, if any.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::{Duration, SystemTime};
 
@@ -86,14 +88,7 @@ const SHA256_ALG_ID: &[u8] = &[
 /// The DER OCSPRequest for `cert` issued by `issuer` (SHA-256 CertID, no nonce, unsigned), to
 /// POST as `application/ocsp-request`.
 pub fn request(cert: &ChainCert, issuer: &ChainCert) -> Option<Vec<u8>> {
-    let name = cert.cert.tbs_certificate().issuer().to_der().ok()?;
-    let key = issuer
-        .cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes();
-    let serial = cert.cert.tbs_certificate().serial_number().to_der().ok()?;
+    let CertIdParts { name, key, serial } = cert_id_parts(cert, issuer).ok()?;
     let mut cert_id = SHA256_ALG_ID.to_vec();
     cert_id.extend(tlv(
         TAG_OCTET_STRING,
@@ -108,6 +103,32 @@ pub fn request(cert: &ChainCert, issuer: &ChainCert) -> Option<Vec<u8>> {
     let request_list = tlv(TAG_SEQUENCE, &request);
     let tbs = tlv(TAG_SEQUENCE, &request_list);
     Some(tlv(TAG_SEQUENCE, &tbs))
+}
+
+/// What a CertID identifies `cert` (issued by `issuer`) by, before hashing: the DER of the
+/// issuer's name as `cert` states it, the issuer's public key bits, and the DER serial number.
+/// The request and the matching of an answer build it the same way.
+struct CertIdParts<'a> {
+    name: Vec<u8>,
+    key: &'a [u8],
+    serial: Vec<u8>,
+}
+
+/// The [`CertIdParts`] of `cert`, or which part cannot be encoded.
+fn cert_id_parts<'a>(
+    cert: &ChainCert,
+    issuer: &'a ChainCert,
+) -> Result<CertIdParts<'a>, &'static str> {
+    let tbs = cert.cert.tbs_certificate();
+    let name = tbs.issuer().to_der().map_err(|_| "issuer name")?;
+    let key = issuer
+        .cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    let serial = tbs.serial_number().to_der().map_err(|_| "serial")?;
+    Ok(CertIdParts { name, key, serial })
 }
 
 fn hash_alg(alg_id: &Tlv<'_>) -> Result<&'static digest::Algorithm, CheckError> {
@@ -137,27 +158,11 @@ fn names(cert_id: &Tlv<'_>, cert: &ChainCert, issuer: &ChainCert) -> Result<bool
         return Err(bad_str("has a malformed CertID"));
     }
     let alg = hash_alg(alg)?;
-    let name = cert
-        .cert
-        .tbs_certificate()
-        .issuer()
-        .to_der()
-        .map_err(|_| bad_str("cannot be matched (issuer name)"))?;
-    let key = issuer
-        .cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes();
-    let our_serial = cert
-        .cert
-        .tbs_certificate()
-        .serial_number()
-        .to_der()
-        .map_err(|_| bad_str("cannot be matched (serial)"))?;
-    Ok(digest::digest(alg, &name).as_ref() == name_hash.value
-        && digest::digest(alg, key).as_ref() == key_hash.value
-        && our_serial == serial.full)
+    let ours = cert_id_parts(cert, issuer)
+        .map_err(|part| bad_str(&format!("cannot be matched ({part})")))?;
+    Ok(digest::digest(alg, &ours.name).as_ref() == name_hash.value
+        && digest::digest(alg, ours.key).as_ref() == key_hash.value
+        && ours.serial == serial.full)
 }
 
 /// Verifies `response` for `cert` (issued by `issuer`) at `now`. `Ok(None)`: a valid response

@@ -8,6 +8,9 @@
 //! deadline: the Notary defaults are 2 s per OCSP responder and 5 s per CRL; the HTTP
 //! implementation is `crate::revocation`), and hands the answers back as [`RevocationData`],
 //! which [`super::revocation_check`] judges.
+//!
+//! Like `verify`: must not import `registry`, `discovery` or hyper; the fetching is behind
+//! `RevocationSource`.
 
 use std::future::Future;
 use std::pin::Pin;

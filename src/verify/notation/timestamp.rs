@@ -9,6 +9,8 @@
 //! attributes verifies with the TSA certificate; the TSA certificate has a critical EKU of
 //! exactly timeStamping and chains (webpki, at `genTime`) to a certificate of a `tsa` trust
 //! store. `genTime` keeps its fractional seconds.
+//!
+//! Like `verify`: pure; must not import `registry`, `discovery` or hyper.
 
 use std::time::SystemTime;
 

@@ -4,10 +4,13 @@
 //! signatures and transparency-log signatures.
 //!
 //! A signature is named by the kind of key that made it ([`KeyKind`], from the key's SPKI) and
-//! the hash it signs ([`Hash`]); [`asn1`] answers for DER-encoded signatures, [`fixed`] for the
+//! the hash it signs ([`Hash`](enum@Hash)); [`asn1`] answers for DER-encoded signatures, [`fixed`] for the
 //! fixed-width ECDSA of JOSE and COSE and [`rsa_pss`] for RSASSA-PSS. What a format accepts is a
 //! subset of this table and stays with the format: `None` means signet verifies no such
 //! signature.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};

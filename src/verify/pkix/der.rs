@@ -2,10 +2,12 @@
 //! field by field (RFC 3161 timestamp tokens, OCSP responses, CRL extensions): definite lengths
 //! only, low tag numbers only, every length checked, never a panic.
 //!
-//! Two ways in, one reader underneath ([`read`]): a [`Walker`] turns a structural problem into
-//! the caller's own error, worded by its `context` so that a broken timestamp and a broken OCSP
-//! response say which they are; a [`Reader`] is a cursor for callers that only need to know
-//! whether a structure is there.
+//! One reader underneath ([`read`]) and a [`Walker`] over it that turns a structural problem
+//! into the caller's own error, worded by its `context` so that a broken timestamp and a broken
+//! OCSP response say which they are.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use std::time::SystemTime;
 
@@ -130,34 +132,6 @@ impl<E> Walker<E> {
         GeneralizedTime::parse(v)
             .and_then(|t| t.precise())
             .ok_or_else(|| (self.context)(&format!("has an invalid time {s:?}")))
-    }
-}
-
-/// A cursor over consecutive DER elements, for callers that only ask whether a structure is
-/// there (`None` for anything else).
-pub struct Reader<'a>(pub &'a [u8]);
-
-impl<'a> Iterator for Reader<'a> {
-    type Item = Tlv<'a>;
-
-    /// The next element, if one can be read.
-    fn next(&mut self) -> Option<Tlv<'a>> {
-        let (tlv, rest) = read(self.0).ok()?;
-        self.0 = rest;
-        Some(tlv)
-    }
-}
-
-impl<'a> Reader<'a> {
-    /// The next element, if it has `tag`.
-    pub fn expect(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        let t = self.next()?;
-        (t.tag == tag).then_some(t)
-    }
-
-    /// Skips elements until one with `tag`.
-    pub fn skip_to(&mut self, tag: u8) -> Option<Tlv<'a>> {
-        self.find(|t| t.tag == tag)
     }
 }
 

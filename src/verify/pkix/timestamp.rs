@@ -11,6 +11,9 @@
 //! [`chain_at`] validates the TSA certificate's path at genTime. What a format adds (the ESS
 //! signing-certificate, the TSA certificate's extensions, which authorities to try, accuracy)
 //! stays with the format.
+//!
+//! Must not import the formats (`verify::cosign`, `verify::notation`), `policy`, `registry` or
+//! anything with I/O.
 
 use std::time::Duration;
 
@@ -294,8 +297,8 @@ impl Token<'_> {
             .map_err(|_| SignatureError::Invalid)
     }
 
-    /// Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL,
-    /// micros [1] INTEGER OPTIONAL }; zero when the TSTInfo states none.
+    /// Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis \[0\] INTEGER OPTIONAL,
+    /// micros \[1\] INTEGER OPTIONAL }; zero when the TSTInfo states none.
     pub fn accuracy(&self) -> Result<Duration, TokenError> {
         let mut total = Duration::ZERO;
         for part in W.children(self.accuracy.unwrap_or_default())? {
