@@ -14,7 +14,8 @@ Exit status:
   0  admitted: every image trusted (verify), every object admitted (review), policies valid
      (policy check), or the server stopped cleanly (serve)
   1  denied: an image is untrusted (verify), an object would be denied (review), or a policy
-     file has errors or the directory holds no policy (policy check)
+     file has errors, the directory holds no policy, or (with --kubernetes) a policy names a
+     Secret or ConfigMap that does not exist (policy check)
   2  usage or configuration error (bad flag, unreadable file, no policy directory)
   3  could not check: no image is untrusted, but one could not be checked (registry
      unreachable or refusing, deadline) (verify)";
