@@ -1082,7 +1082,9 @@ fn most_specific(outcomes: &[AuthorityOutcome]) -> Reason {
         Outcome::Failed(Failure { reason, .. }) => Some(*reason),
         Outcome::Trusted(_) => None,
     });
-    Reason::most_telling(failed, |r| *r).unwrap_or(Reason::SignatureInvalid)
+    // No outcome means no authority at all (the trust material they name is missing): nothing
+    // can trust the signer.
+    Reason::most_telling(failed, |r| *r).unwrap_or(Reason::UntrustedSigner)
 }
 
 /// A review denied as a whole, before any image was checked.
@@ -1115,7 +1117,7 @@ mod tests {
         ];
         assert_eq!(most_specific(&outcomes), Reason::UntrustedSigner);
         assert_eq!(most_specific(&outcomes[..1]), Reason::NoSignature);
-        assert_eq!(most_specific(&[]), Reason::SignatureInvalid);
+        assert_eq!(most_specific(&[]), Reason::UntrustedSigner);
     }
 
     #[test]

@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use signet::decision::{ImageUse, Verdict};
+use signet::decision::{ImageStatus, ImageUse, Verdict};
 use signet::engine;
 use signet::metrics::Metrics;
 use signet::policy::material::{Context, MaterialError, ObjectKeyRef, ObjectKind, ObjectMaterial};
 use signet::policy::source::{Directory, Source};
+use signet::reason::Reason;
 use signet::registry::RegistryConfig;
 
 use crate::support::cosign::{self, CosignKey};
@@ -102,4 +103,16 @@ async fn a_policy_whose_secret_is_missing_denies_the_images_it_covers() {
         denial.contains("is not trusted by policy \"prod\": no authority of the policy can trust it: the trust material they name is missing"),
         "{denial}"
     );
+    // Nothing can trust the signer: the reason metrics and audit annotations carry.
+    let reasons: Vec<_> = v
+        .images
+        .iter()
+        .flat_map(|r| match &r.status {
+            ImageStatus::Checked { policies } => {
+                policies.iter().map(|p| p.verdict.reason()).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(reasons, vec![Reason::UntrustedSigner], "{v:#?}");
 }
