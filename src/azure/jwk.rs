@@ -58,7 +58,7 @@ pub enum JwkError {
     #[error("the RSA public exponent is not an odd number above 1")]
     RsaExponent,
     #[error("cannot encode the key: {0}")]
-    Encode(String),
+    Encode(#[source] der::Error),
 }
 
 impl Jwk {
@@ -69,7 +69,7 @@ impl Jwk {
             "RSA" | "RSA-HSM" => self.rsa()?,
             other => return Err(JwkError::KeyType(other.to_string())),
         };
-        spki.to_der().map_err(|e| JwkError::Encode(e.to_string()))
+        spki.to_der().map_err(JwkError::Encode)
     }
 
     /// The key as a `PUBLIC KEY` PEM block, as Cosign writes public keys.
@@ -102,12 +102,9 @@ impl Jwk {
         Ok(SubjectPublicKeyInfoOwned {
             algorithm: AlgorithmIdentifierOwned {
                 oid: ID_EC_PUBLIC_KEY,
-                parameters: Some(
-                    der::Any::encode_from(&curve).map_err(|e| JwkError::Encode(e.to_string()))?,
-                ),
+                parameters: Some(der::Any::encode_from(&curve).map_err(JwkError::Encode)?),
             },
-            subject_public_key: BitString::from_bytes(&point)
-                .map_err(|e| JwkError::Encode(e.to_string()))?,
+            subject_public_key: BitString::from_bytes(&point).map_err(JwkError::Encode)?,
         })
     }
 
@@ -130,19 +127,18 @@ impl Jwk {
             modulus: UintRef<'a>,
             public_exponent: UintRef<'a>,
         }
-        let encode = |e: der::Error| JwkError::Encode(e.to_string());
         let key = RsaPublicKey {
-            modulus: UintRef::new(n).map_err(encode)?,
-            public_exponent: UintRef::new(e).map_err(encode)?,
+            modulus: UintRef::new(n).map_err(JwkError::Encode)?,
+            public_exponent: UintRef::new(e).map_err(JwkError::Encode)?,
         }
         .to_der()
-        .map_err(encode)?;
+        .map_err(JwkError::Encode)?;
         Ok(SubjectPublicKeyInfoOwned {
             algorithm: AlgorithmIdentifierOwned {
                 oid: RSA_ENCRYPTION,
                 parameters: Some(der::Any::from(der::asn1::Null)),
             },
-            subject_public_key: BitString::from_bytes(&key).map_err(encode)?,
+            subject_public_key: BitString::from_bytes(&key).map_err(JwkError::Encode)?,
         })
     }
 }
