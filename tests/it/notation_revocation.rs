@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use crate::support::fake::BlackHole;
+use crate::support::fault::FaultServer;
 use crate::support::fixtures::{load_review, replace_image};
 use crate::support::notary::{
     ChainSpec, Format, INTERMEDIATE_SERIAL, LEAF_SERIAL, RevocationUrls, SigningChain, Tsa,
@@ -265,7 +265,7 @@ async fn intermediate_revoked_in_the_roots_crl_is_denied(format: Format) {
 /// status is unknown, which strict treats like revoked.
 async fn unreachable_responder_is_denied_under_strict(format: Format) {
     let w = World::start();
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let chain = SigningChain::new(&ChainSpec {
         leaf: RevocationUrls::ocsp(format!("http://{}/ocsp", hole.addr())),
         ..ChainSpec::default()
@@ -366,7 +366,7 @@ async fn untrusted_chain_is_denied_without_asking_the_responder(format: Format) 
 #[tokio::test]
 async fn junk_signatures_naming_hanging_responders_do_not_deny_a_trusted_image() {
     let w = World::start();
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let pusher = w.registry.pusher();
     let image = pusher.push_image(REPO, "app", 9).await;
     for i in 0..8 {
