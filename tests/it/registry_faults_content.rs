@@ -103,8 +103,7 @@ async fn lying_content_length_is_caught() {
     let body = b"0123456789".repeat(10);
     let digest = sha256_digest(&body);
     // Claims more than the cap: refused before reading.
-    let server =
-        FaultServer::start(|_| Reply::with(200, &[("Content-Length", "999999999")], "x"));
+    let server = FaultServer::start(|_| Reply::with(200, &[("Content-Length", "999999999")], "x"));
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -141,8 +140,7 @@ async fn lying_content_length_is_caught() {
     .await;
     assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
     // Claims more than the descriptor's size: refused before reading.
-    let server =
-        FaultServer::start(|_| Reply::with(200, &[("Content-Length", "5000")], "x"));
+    let server = FaultServer::start(|_| Reply::with(200, &[("Content-Length", "5000")], "x"));
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),

@@ -128,9 +128,8 @@ async fn unusable_challenges_are_unauthorized() {
     ];
     for challenge in cases {
         let c2 = challenge.clone();
-        let server = FaultServer::start(move |_| {
-            Reply::with(401, &[("WWW-Authenticate", c2.as_str())], "")
-        });
+        let server =
+            FaultServer::start(move |_| Reply::with(401, &[("WWW-Authenticate", c2.as_str())], ""));
         let c = client(&server, Limits::default());
         let (r, _) = within(
             Duration::from_secs(3),
@@ -230,8 +229,7 @@ async fn redirect_to_another_host_or_port_drops_credentials() {
 // S1/S4: a redirect to a denied address is refused before connecting.
 #[tokio::test]
 async fn redirect_to_a_denied_address_is_refused() {
-    let internal =
-        FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
+    let internal = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
     let targets = [
         internal.url("/x"),
         "http://169.254.169.254/latest/meta-data/".to_string(),
@@ -239,8 +237,7 @@ async fn redirect_to_a_denied_address_is_refused() {
     ];
     for target in targets {
         let t = target.clone();
-        let server =
-            FaultServer::start(move |_| Reply::with(302, &[("Location", t.as_str())], ""));
+        let server = FaultServer::start(move |_| Reply::with(302, &[("Location", t.as_str())], ""));
         let c = client_with(
             &[&server],
             &[],
@@ -266,8 +263,7 @@ async fn redirect_to_a_denied_address_is_refused() {
 // S1: the deny-list applies to IP literals, names (at resolution) and metadata addresses.
 #[tokio::test]
 async fn denied_addresses_are_never_contacted() {
-    let internal =
-        FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
+    let internal = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
     let deny = DenyList::with(["127.0.0.2/32".parse().expect("cidr")]);
     let c = client_with(&[&internal], &[], deny, Limits::default());
     let (r, _) = within(

@@ -88,7 +88,9 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
         ),
         (
             "unauthorized",
-            Box::new(|_: &Request| Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], "")),
+            Box::new(|_: &Request| {
+                Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], "")
+            }),
             "refused access",
         ),
         (

@@ -339,7 +339,11 @@ async fn serve(mut stream: TcpStream, log: &Log, handler: Arc<Handler>) -> std::
 }
 
 /// Writes one reply; `false` when the connection is done.
-async fn answer(stream: &mut TcpStream, mut reply: Reply, head_only: bool) -> std::io::Result<bool> {
+async fn answer(
+    stream: &mut TcpStream,
+    mut reply: Reply,
+    head_only: bool,
+) -> std::io::Result<bool> {
     while let Reply::Delayed(delay, inner) = reply {
         tokio::time::sleep(delay).await;
         reply = *inner;
@@ -482,7 +486,10 @@ mod tests {
         );
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 201 Created\r\n"), "{text}");
-        assert!(text.contains("X-Seen: POST\r\nX-Path: /ocsp?x=1\r\n"), "{text}");
+        assert!(
+            text.contains("X-Seen: POST\r\nX-Path: /ocsp?x=1\r\n"),
+            "{text}"
+        );
         // No wait, no retry: the answer is there, so is the request.
         let seen = server.requests();
         assert_eq!(seen.len(), 1);
@@ -521,7 +528,11 @@ mod tests {
             _ => Reply::Hang,
         });
         let started = Instant::now();
-        let got = exchange(&server.addr(), b"GET /slow HTTP/1.1\r\n\r\n", Duration::from_secs(5));
+        let got = exchange(
+            &server.addr(),
+            b"GET /slow HTTP/1.1\r\n\r\n",
+            Duration::from_secs(5),
+        );
         assert!(got.ends_with(b"done"));
         assert!(started.elapsed() >= Duration::from_millis(300));
         let got = exchange(
@@ -536,7 +547,11 @@ mod tests {
     #[test]
     fn a_black_hole_holds_connections_and_reads_nothing() {
         let hole = FaultServer::black_hole();
-        let got = exchange(&hole.addr(), b"GET / HTTP/1.1\r\n\r\n", Duration::from_millis(300));
+        let got = exchange(
+            &hole.addr(),
+            b"GET / HTTP/1.1\r\n\r\n",
+            Duration::from_millis(300),
+        );
         assert!(got.is_empty());
         assert!(hole.requests().is_empty());
         assert!(hole.first_bytes().is_empty());

@@ -339,13 +339,8 @@ impl Shared {
                 return Err(PushError::BlobUnknown(format!("{d} is not in {repo_name}")));
             }
         }
-        repo.manifests.insert(
-            digest.clone(),
-            Stored {
-                media_type,
-                bytes,
-            },
-        );
+        repo.manifests
+            .insert(digest.clone(), Stored { media_type, bytes });
         if !by_digest {
             repo.tags.insert(reference.to_owned(), digest.clone());
         }
@@ -504,14 +499,22 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
         Err(_) => return respond(StatusCode::BAD_REQUEST, &[], "unreadable body"),
     };
     let head = method == Method::HEAD;
-    let not_found = || respond(StatusCode::NOT_FOUND, &[("Content-Type", "text/plain")], "404 page not found\n");
+    let not_found = || {
+        respond(
+            StatusCode::NOT_FOUND,
+            &[("Content-Type", "text/plain")],
+            "404 page not found\n",
+        )
+    };
     let Some(route) = route(&path) else {
         return not_found();
     };
     match (method.clone(), route) {
-        (Method::GET | Method::HEAD, Route::Base) => {
-            respond(StatusCode::OK, &[("Content-Type", "application/json")], "{}")
-        }
+        (Method::GET | Method::HEAD, Route::Base) => respond(
+            StatusCode::OK,
+            &[("Content-Type", "application/json")],
+            "{}",
+        ),
         (Method::GET | Method::HEAD, Route::Manifest(repo, reference)) => {
             match shared.manifest(repo, reference) {
                 Some((digest, stored)) => {
@@ -524,7 +527,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
                     let body = if head { Bytes::new() } else { stored.bytes };
                     respond(StatusCode::OK, &headers, body)
                 }
-                None => error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown"),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "manifest unknown",
+                ),
             }
         }
         (Method::PUT, Route::Manifest(repo, reference)) => {
@@ -547,7 +554,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
             if shared.delete_manifest(repo, digest) {
                 respond(StatusCode::ACCEPTED, &[], Bytes::new())
             } else {
-                error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown")
+                error(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "manifest unknown",
+                )
             }
         }
         (Method::GET | Method::HEAD, Route::Blob(repo, digest)) => {
@@ -567,7 +578,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
                         ("Docker-Content-Digest", digest),
                         ("Content-Length", length.as_str()),
                     ];
-                    respond(StatusCode::OK, &headers, if head { Bytes::new() } else { bytes })
+                    respond(
+                        StatusCode::OK,
+                        &headers,
+                        if head { Bytes::new() } else { bytes },
+                    )
                 }
                 None => error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", "blob unknown"),
             }
@@ -576,7 +591,10 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
             if !valid_repo(repo) {
                 return push_error(&PushError::Name(repo.to_owned()));
             }
-            let id = shared.next_upload.fetch_add(1, Ordering::Relaxed).to_string();
+            let id = shared
+                .next_upload
+                .fetch_add(1, Ordering::Relaxed)
+                .to_string();
             shared
                 .state
                 .lock()
@@ -593,7 +611,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
         (Method::PUT, Route::Upload(repo, id)) => {
             let known = shared.state.lock().expect("lock").uploads.remove(id);
             if known.as_deref() != Some(repo) {
-                return error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "upload unknown");
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UPLOAD_UNKNOWN",
+                    "upload unknown",
+                );
             }
             let Some(digest) = query_param(query.as_deref(), "digest") else {
                 return push_error(&PushError::Digest("no digest".into()));
@@ -622,7 +644,8 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
             if !valid_digest(subject) {
                 return error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", "invalid digest");
             }
-            let filter = query_param(query.as_deref(), "artifactType").map(|t| t.replace("%2B", "+").replace("%2F", "/"));
+            let filter = query_param(query.as_deref(), "artifactType")
+                .map(|t| t.replace("%2B", "+").replace("%2F", "/"));
             let manifests = shared.referrers(repo, subject, filter.as_deref());
             let body = json!({
                 "schemaVersion": 2,
@@ -639,7 +662,10 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
         (Method::GET, Route::Tags(repo)) => {
             let tags: Option<Vec<String>> = {
                 let state = shared.state.lock().expect("lock");
-                state.repos.get(repo).map(|r| r.tags.keys().cloned().collect())
+                state
+                    .repos
+                    .get(repo)
+                    .map(|r| r.tags.keys().cloned().collect())
             };
             match tags {
                 Some(tags) => respond(
@@ -647,7 +673,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
                     &[("Content-Type", "application/json")],
                     json!({"name": repo, "tags": tags}).to_string(),
                 ),
-                None => error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "repository name not known"),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    "repository name not known",
+                ),
             }
         }
         _ => error(
@@ -671,7 +701,10 @@ mod tests {
         let by_tag = pusher.get_manifest("team/app", "v1").await.unwrap();
         assert_eq!(by_tag.bytes, image.manifest);
         assert_eq!(by_tag.header_digest.as_deref(), Some(image.digest.as_str()));
-        let by_digest = pusher.get_manifest("team/app", &image.digest).await.unwrap();
+        let by_digest = pusher
+            .get_manifest("team/app", &image.digest)
+            .await
+            .unwrap();
         assert_eq!(by_digest.bytes, image.manifest);
         let referrer = pusher
             .push_referrer(
@@ -684,10 +717,22 @@ mod tests {
             )
             .await;
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let url = format!("http://{}/v2/team/app/referrers/{}", registry.addr(), image.digest);
-        let listed: Value =
-            serde_json::from_slice(&client.get(&url).send().await.unwrap().bytes().await.unwrap())
-                .unwrap();
+        let url = format!(
+            "http://{}/v2/team/app/referrers/{}",
+            registry.addr(),
+            image.digest
+        );
+        let listed: Value = serde_json::from_slice(
+            &client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(listed["manifests"][0]["digest"], referrer.as_str());
         assert_eq!(
             listed["manifests"][0]["artifactType"],
@@ -706,7 +751,10 @@ mod tests {
         assert_eq!(response.text().await.unwrap(), "404 page not found\n");
 
         let head = client
-            .head(format!("http://{}/v2/team/app/manifests/v1", registry.addr()))
+            .head(format!(
+                "http://{}/v2/team/app/manifests/v1",
+                registry.addr()
+            ))
             .header("Accept", MANIFEST_ACCEPT)
             .send()
             .await
