@@ -237,7 +237,7 @@ fn each_format(
     FORMATS
         .iter()
         .map(|(_, build)| {
-            verify_with_revocation(
+            seam_verdict(
                 auth,
                 &subject(),
                 &[build(chain, env)],
@@ -292,7 +292,7 @@ impl RevocationSource for Source {
 
 fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) -> RevocationData {
     let sig = jws(chain, env);
-    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    let locations = seam_plan(auth, &subject(), &[sig], &Context { now: now() });
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -302,7 +302,7 @@ fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) ->
 /// The OCSP request signet would send about the leaf of `chain`.
 fn ocsp_request(auth: &NotationAuthority, chain: &Chain) -> Vec<u8> {
     let sig = jws(chain, &Env::default());
-    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    let locations = seam_plan(auth, &subject(), &[sig], &Context { now: now() });
     locations[0]
         .ocsp_request
         .clone()
@@ -604,7 +604,7 @@ fn the_tsa_chain_is_checked_for_revocation() {
         timestamp: Some((tsa.clone(), false)),
         ..Env::default()
     };
-    let locations = revocation_locations(
+    let locations = seam_plan(
         &strict,
         &subject(),
         &[jws(&chain, &env)],
@@ -659,10 +659,7 @@ fn untrusted_chains_are_never_asked_about() {
     let sig = [jws(&chain, &Env::default())];
     let ctx = Context { now: now() };
     let trusting = authority(&chain.root_pem, "strict", "*");
-    assert_eq!(
-        revocation_locations(&trusting, &subject(), &sig, &ctx).len(),
-        1
-    );
+    assert_eq!(seam_plan(&trusting, &subject(), &sig, &ctx).len(), 1);
     // Another root, a subject that is not a trusted identity, a tampered signature, or an
     // audit level (which lets authenticity failures through): no location is reported.
     let untrusted = authority(&other.root_pem, "strict", "*");
@@ -673,7 +670,7 @@ fn untrusted_chains_are_never_asked_about() {
     );
     let audit_other_root = authority(&other.root_pem, "audit", "*");
     for auth in [&untrusted, &wrong_identity, &audit_other_root] {
-        assert!(revocation_locations(auth, &subject(), &sig, &ctx).is_empty());
+        assert!(seam_plan(auth, &subject(), &sig, &ctx).is_empty());
     }
     let tampered = [jws(
         &chain,
@@ -682,10 +679,10 @@ fn untrusted_chains_are_never_asked_about() {
             ..Env::default()
         },
     )];
-    assert!(revocation_locations(&trusting, &subject(), &tampered, &ctx).is_empty());
+    assert!(seam_plan(&trusting, &subject(), &tampered, &ctx).is_empty());
     // An authority that skips revocation needs none.
     let skipping = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
-    assert!(revocation_locations(&skipping, &subject(), &sig, &ctx).is_empty());
+    assert!(seam_plan(&skipping, &subject(), &sig, &ctx).is_empty());
 }
 
 #[test]
