@@ -14,6 +14,7 @@
 //! - `layout`: pushes the shared Notation conformance OCI layouts (skips when absent);
 //! - `notary`: a Notation signer (test PKI, JWS and COSE envelopes, an `openssl ts` TSA),
 //!   independent of signet's verifier;
+//! - `openssl`: an openssl CA making CRLs, OCSP answers and responder certificates;
 //! - `responder`: a CRL and OCSP responder (`openssl ocsp` per request) that logs requests;
 //! - `policy`: policy documents as text;
 //! - `review`: assertions on AdmissionReview responses.
@@ -32,6 +33,7 @@ pub mod layout;
 pub mod memory;
 pub mod notary;
 pub mod oci;
+pub mod openssl;
 pub mod policy;
 pub mod registry;
 pub mod responder;
