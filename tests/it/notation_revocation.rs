@@ -1,9 +1,10 @@
 //! Notation revocation checking through the whole path: certificates made at test time name a
 //! CRL distribution point or an OCSP responder on a local [`Responder`] (answers made by
 //! rcgen CRLs and `openssl ocsp`, never by signet), the image and its Notation signature are
-//! pushed to a real docker-registry (found through the referrers tag schema), and real
-//! AdmissionReview bodies are posted to the real server, which fetches the revocation data
-//! itself. Each scenario runs once per envelope format: `jws::<scenario>` and
+//! pushed to the test kit's in-process registry without the referrers API (so found through
+//! the referrers tag schema, as on docker-registry; what is tested is revocation, not a
+//! registry), and real AdmissionReview bodies are posted to the real server, which fetches the
+//! revocation data itself. Each scenario runs once per envelope format: `jws::<scenario>` and
 //! `cose::<scenario>`.
 //!
 //! Some tests describe behaviour the main line is still building, and fail until it lands: a
@@ -16,11 +17,11 @@ use serde_json::Value;
 
 use crate::support::fault::FaultServer;
 use crate::support::fixtures::{load_review, replace_image};
+use crate::support::memory::MemoryRegistry;
 use crate::support::notary::{
     ChainSpec, Format, INTERMEDIATE_SERIAL, LEAF_SERIAL, RevocationUrls, SigningChain, Tsa,
     notation_policy,
 };
-use crate::support::registry::TestRegistry;
 use crate::support::responder::{CertStatus, Responder};
 use crate::support::signet::Signet;
 
@@ -67,14 +68,14 @@ in_both_formats!(
 
 /// A registry and a revocation responder, both on loopback ports of their own.
 struct World {
-    registry: TestRegistry,
+    registry: MemoryRegistry,
     responder: Responder,
 }
 
 impl World {
     fn start() -> World {
         World {
-            registry: TestRegistry::start(),
+            registry: MemoryRegistry::without_referrers_api(),
             responder: Responder::start(),
         }
     }
