@@ -131,9 +131,10 @@ fn verify(c: &mut Criterion) {
 /// `verify/notation_{jws,cose}`: one signature made at start by the test signer, under a strict
 /// authority whose `ca` store holds the chain's root and that trusts any identity. The leaf
 /// names no revocation URL, so nothing is fetched and the outcome is trusted.
-/// `verify/notation_jws_revocation_locations`: the fetch plan of a list of signatures under a
-/// revocation-checking level (integrity and authenticity, to learn which URLs to fetch for
-/// trusted chains only). The engine gets the same plan from its one check of each signature.
+/// `verify/notation_jws_revocation_locations`: the fetch plan of one signature under a
+/// revocation-checking level, as the engine gets it from the format seam's one check
+/// (`format::check`: integrity and authenticity, to learn which URLs to fetch for trusted
+/// chains only).
 fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use signet::policy::notation::{NotationAuthority, NotationSpec};
     use signet::verify::notation::NotationSignature;
@@ -183,15 +184,25 @@ fn notation(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
             })
         });
         if format == Format::Jws {
+            use signet::verify::format::{self as seam, Artifact, Kind};
+            let authorities = [signet::policy::Authority {
+                name: "bench".into(),
+                verifier: signet::policy::Verifier::Notation(Box::new(authority.clone())),
+            }];
+            let sig = &signatures[0];
+            let artifact = Artifact {
+                kind: Kind::Notation,
+                manifest: Some(sig.manifest_digest.clone()),
+                layer_digest: sha256_digest(&sig.envelope).parse().expect("digest"),
+                media_type: sig.media_type.clone(),
+                annotations: Default::default(),
+                bytes: sig.envelope.clone(),
+            };
             g.bench_function("notation_jws_revocation_locations", |b| {
                 b.iter(|| {
-                    let found = signet::verify::notation::revocation_locations(
-                        &authority,
-                        black_box(&subject),
-                        black_box(&signatures),
-                        &ctx,
-                    );
-                    assert!(found.is_empty());
+                    let checked =
+                        seam::check(&authorities, black_box(&subject), artifact.clone(), 0, &ctx);
+                    assert!(checked.plan().is_empty());
                 })
             });
         }

@@ -521,7 +521,7 @@ impl NotationAuthority {
     }
 
     /// Whether verification needs revocation material (CRLs) for chains that name it: only
-    /// then is it worth fetching [`crate::verify::notation::revocation_locations`].
+    /// then does a check plan revocation fetches (`crate::verify::format::Plan`).
     pub fn checks_revocation(&self) -> bool {
         self.level != Level::Skip && self.actions.revocation != Action::Skip
     }

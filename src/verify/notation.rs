@@ -14,8 +14,8 @@
 //! signature is checked once: the check runs every step but revocation and returns, with what
 //! it proved, the OCSP and CRL locations (and OCSP request bodies) of the signing and TSA
 //! chains it trusts; the caller fetches the answers (a [`RevocationSource`],
-//! [`fetch_revocation`]) and the verdict only judges them. [`revocation_locations`] and
-//! [`verify_with_revocation`] do the same for a list of signatures.
+//! [`fetch_revocation`]) and the verdict only judges them. [`verify`] judges a list of
+//! signatures with no revocation answers (level skip, no signature at all).
 //!
 //! Decisions where signet is stricter than, or differs from, notation-go (each tested):
 //! - Certificate requirements (leaf and CA key usage, EKU, basicConstraints, key sizes, chain
@@ -262,80 +262,13 @@ struct Passed {
 
 /// Verifies an artifact's Notation signatures against one authority, with no revocation
 /// answers: chains that name OCSP or CRL locations get "revocation status unknown" (fatal
-/// under strict unless `override: {revocation: log|skip}`). See [`verify_with_revocation`].
+/// under strict unless `override: {revocation: log|skip}`). Signatures whose revocation is
+/// checked go through the format seam ([`Notation`]) instead, which plans the fetch.
 pub fn verify(
     authority: &NotationAuthority,
     subject: &Subject,
     signatures: &[NotationSignature],
     ctx: &Context,
-) -> Outcome {
-    verify_with_revocation(
-        authority,
-        subject,
-        signatures,
-        ctx,
-        &RevocationData::default(),
-    )
-}
-
-/// The CRL and OCSP locations to fetch before [`verify_with_revocation`]: those named by the
-/// signing chains of the signatures (the first [`MAX_SIGNATURES`]) that pass integrity and
-/// authenticity under this authority, and by the TSA chains of their verified timestamps.
-/// Chains that are not trusted are never asked about: their URLs are whatever the signer
-/// wrote. Empty when no certificate names any, or the authority does not check revocation.
-pub fn revocation_locations(
-    authority: &NotationAuthority,
-    subject: &Subject,
-    signatures: &[NotationSignature],
-    ctx: &Context,
-) -> Vec<RevocationLocation> {
-    let mut out: Vec<RevocationLocation> = Vec::new();
-    if !authority.checks_revocation() {
-        return out;
-    }
-    for sig in signatures.iter().take(MAX_SIGNATURES) {
-        if !names_revocation_locations(sig) {
-            // Nothing to fetch: spare the signature checks that trust would need.
-            continue;
-        }
-        push_new(&mut out, prove(authority, subject, sig, ctx.now).locations);
-    }
-    out
-}
-
-fn push_new(out: &mut Vec<RevocationLocation>, found: Vec<RevocationLocation>) {
-    for l in found {
-        if !out.contains(&l) {
-            out.push(l);
-        }
-    }
-}
-
-/// Whether any certificate of the signature (its chain, or its timestamp token) names an
-/// OCSP responder or CRL: parsing only, no signature checks.
-fn names_revocation_locations(sig: &NotationSignature) -> bool {
-    let Ok(env) = envelope::parse(&sig.media_type, &sig.envelope) else {
-        return false;
-    };
-    let in_chain =
-        chain::parse(&env.chain).is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty());
-    in_chain
-        || env.timestamp.as_deref().is_some_and(|token| {
-            timestamp::token_certificates(token).iter().any(|der| {
-                chain::parse(std::slice::from_ref(der))
-                    .is_ok_and(|c| !revocation_plan::chain_locations(&c).is_empty())
-            })
-        })
-}
-
-/// [`verify`] with the OCSP responses and CRLs the caller fetched for
-/// [`revocation_locations`].
-pub fn verify_with_revocation(
-    authority: &NotationAuthority,
-    subject: &Subject,
-    signatures: &[NotationSignature],
-    ctx: &Context,
-    revocation: &RevocationData,
 ) -> Outcome {
     if authority.level == Level::Skip {
         return Outcome::Trusted(Evidence {
@@ -351,15 +284,24 @@ pub fn verify_with_revocation(
             "no Notation signature refers to this artifact",
         ));
     }
+    let none = RevocationData::default();
     // Lazily: the first signature that passes ends the walk.
     let results = signatures.iter().take(MAX_SIGNATURES).map(|sig| {
         let Proved { name, state, .. } = prove(authority, subject, sig, ctx.now);
         (
             name,
-            state.and_then(|s| complete(authority, s, revocation, ctx.now)),
+            state.and_then(|s| complete(authority, s, &none, ctx.now)),
         )
     });
     judged(authority, signatures.len(), results)
+}
+
+fn push_new(out: &mut Vec<RevocationLocation>, found: Vec<RevocationLocation>) {
+    for l in found {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
 }
 
 /// The outcome of an artifact's signatures (`total` of them, the first [`MAX_SIGNATURES`]

@@ -23,8 +23,7 @@ use signet::registry::RegistryConfig;
 use crate::support::cosign::{
     self, CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignatureLayer,
 };
-use crate::support::fake::{BlackHole, Reply as SlowReply, ScriptedServer};
-use crate::support::faulty::{FaultyServer, Reply};
+use crate::support::fault::{FaultServer, Reply};
 use crate::support::oci::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest};
 use crate::support::registry::TestRegistry;
 use crate::support::signet::{cosign_policy, test_options};
@@ -72,7 +71,7 @@ fn image_manifest(seed: u32) -> Vec<u8> {
 /// A registry made of fixed answers, path → (content type, body); everything else is 404.
 /// Routes are added after start, since signed payloads name the server's own address.
 struct FakeRegistry {
-    server: FaultyServer,
+    server: FaultServer,
     routes: Arc<Mutex<HashMap<String, Route>>>,
 }
 
@@ -88,7 +87,7 @@ impl FakeRegistry {
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let server = {
             let routes = routes.clone();
-            FaultyServer::start(move |seen| {
+            FaultServer::start(move |seen| {
                 match routes.lock().expect("lock").get(&seen.path).cloned() {
                     Some(Route::Ok(content_type, body)) => {
                         let digest = sha256_digest(&body);
@@ -105,13 +104,12 @@ impl FakeRegistry {
                     None => Reply::status(404),
                 }
             })
-            .await
         };
         FakeRegistry { server, routes }
     }
 
     fn host(&self) -> String {
-        self.server.host()
+        self.server.addr()
     }
 
     fn route(&self, path: &str, reply: Route) {
@@ -305,7 +303,7 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
 /// listing thousands.
 #[tokio::test]
 async fn a_review_with_too_many_images_is_denied_at_once() {
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let key = CosignKey::p256();
     let (engine, metrics) = engine(&[hole.addr()], &allow_on_error_policy(&hole.addr(), &key));
     for count in [101usize, 20_000] {
@@ -360,23 +358,23 @@ async fn a_crowded_review_does_not_starve_another_on_the_same_host() {
     let routes: SlowRoutes = Arc::default();
     let server = {
         let routes = routes.clone();
-        ScriptedServer::start(move |req| {
+        FaultServer::start(move |req| {
             let delay = Duration::from_millis(500);
-            let path = req.target.split('?').next().unwrap_or_default();
+            let path = req.path.split('?').next().unwrap_or_default();
             let reply = match routes.lock().expect("lock").get(path) {
-                Some((content_type, body)) => SlowReply::new(200)
+                Some((content_type, body)) => Reply::status(200)
                     .header("Content-Type", content_type)
                     .header("Docker-Content-Digest", &sha256_digest(body))
                     .body(body.clone()),
                 // The crowd's images: each is an unsigned manifest.
                 None if path.contains("/crowd/") && path.ends_with("/manifests/v1") => {
                     let m = image_manifest(9);
-                    SlowReply::new(200)
+                    Reply::status(200)
                         .header("Content-Type", OCI_MANIFEST)
                         .header("Docker-Content-Digest", &sha256_digest(&m))
                         .body(m)
                 }
-                None => SlowReply::new(404),
+                None => Reply::status(404),
             };
             reply.delay(delay)
         })
@@ -560,19 +558,19 @@ async fn a_shared_verification_that_fails_for_one_review_is_redone_for_another()
     let routes: SlowRoutes = Arc::default();
     let server = {
         let routes = routes.clone();
-        ScriptedServer::start(move |req| {
-            let path = req.target.split('?').next().unwrap_or_default();
+        FaultServer::start(move |req| {
+            let path = req.path.split('?').next().unwrap_or_default();
             let delay = if path.ends_with(".sig") {
                 Duration::from_millis(600)
             } else {
                 Duration::ZERO
             };
             match routes.lock().expect("lock").get(path) {
-                Some((content_type, body)) => SlowReply::new(200)
+                Some((content_type, body)) => Reply::status(200)
                     .header("Content-Type", content_type)
                     .header("Docker-Content-Digest", &sha256_digest(body))
                     .body(body.clone()),
-                None => SlowReply::new(404),
+                None => Reply::status(404),
             }
             .delay(delay)
         })

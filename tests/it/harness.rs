@@ -574,10 +574,10 @@ async fn token_auth_registry_runs_the_bearer_challenge_flow() {
 
 #[tokio::test]
 async fn fake_servers_hang_and_lie_on_request() {
-    use crate::support::fake::{BlackHole, Reply, ScriptedServer};
+    use crate::support::fault::{FaultServer, Reply};
     use std::time::Duration;
 
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let err = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(300))
@@ -589,14 +589,14 @@ async fn fake_servers_hang_and_lie_on_request() {
         .expect_err("a black hole never answers");
     assert!(err.is_timeout(), "{err:?}");
 
-    let liar = ScriptedServer::start(|request| {
-        if request.target.starts_with("/v2/team/app/manifests/") {
-            Reply::new(200)
+    let liar = FaultServer::start(|request| {
+        if request.path.starts_with("/v2/team/app/manifests/") {
+            Reply::status(200)
                 .header("Content-Type", OCI_MANIFEST)
                 .header("Docker-Content-Digest", &sha256_digest(b"something else"))
                 .body(&b"{\"schemaVersion\":2}"[..])
         } else {
-            Reply::new(429).header("Retry-After", "1")
+            Reply::status(429).header("Retry-After", "1")
         }
     });
     let client = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -18,7 +18,7 @@ use crate::support::azure::{
     ACR_SCOPE, AzureServer, CLIENT_ID, EXCHANGE_AUDIENCE, TENANT, VAULT_SCOPE, federated_token,
 };
 use crate::support::cosign::{self, CosignKey};
-use crate::support::faulty::{FaultyServer, Reply};
+use crate::support::fault::{FaultServer, Reply};
 use crate::support::fixtures::{load_review, replace_image};
 use crate::support::notary::{ChainSpec, Format, SigningChain};
 use crate::support::registry::TestRegistry;
@@ -341,12 +341,11 @@ async fn azure_tokens_are_never_sent_to_a_registry_host() {
     let key = CosignKey::p256();
     azure.server.add_key_version(KEY, p256_jwk(&key));
     // A realm on another loopback address, and a registry whose challenge points there.
-    let realm = FaultyServer::start_on(std::net::Ipv4Addr::new(127, 0, 0, 2), |_| {
+    let realm = FaultServer::start_on(std::net::Ipv4Addr::new(127, 0, 0, 2), |_| {
         Reply::with(401, &[], "{}")
-    })
-    .await;
-    let realm_url = format!("http://{}/oauth2/token", realm.host());
-    let registry = FaultyServer::start(move |_| {
+    });
+    let realm_url = format!("http://{}/oauth2/token", realm.addr());
+    let registry = FaultServer::start(move |_| {
         Reply::with(
             401,
             &[(
@@ -355,25 +354,24 @@ async fn azure_tokens_are_never_sent_to_a_registry_host() {
             )],
             "{}",
         )
-    })
-    .await;
-    let policy = key_vault_policy(&format!("{}/**", registry.host()), &azure.server.url(), KEY);
+    });
+    let policy = key_vault_policy(&format!("{}/**", registry.addr()), &azure.server.url(), KEY);
     // Marked as ACR: the realm is on another host, so no exchange may happen there.
     let config = RegistryConfig {
-        insecure: vec![registry.host(), realm.host()],
-        azure: Some(azure.config(vec![registry.host()], Duration::from_secs(3600))),
+        insecure: vec![registry.addr(), realm.addr()],
+        azure: Some(azure.config(vec![registry.addr()], Duration::from_secs(3600))),
         ..RegistryConfig::default()
     };
     let signet = Signet::start_configured(&policy, config).await;
     wait_ready(&signet).await;
     let v = signet
-        .review(&pod_with(&format!("{}/team/app:v1", registry.host())))
+        .review(&pod_with(&format!("{}/team/app:v1", registry.addr())))
         .await;
     assert!(!allowed(&v));
 
     let issued: Vec<String> = azure.server.issued().into_iter().map(|(t, _)| t).collect();
     assert!(!issued.is_empty());
-    for seen in registry.seen().iter().chain(realm.seen().iter()) {
+    for seen in registry.requests().iter().chain(realm.requests().iter()) {
         for (_, value) in &seen.headers {
             assert!(
                 !issued.iter().any(|t| value.contains(t.as_str())),
@@ -382,7 +380,7 @@ async fn azure_tokens_are_never_sent_to_a_registry_host() {
         }
         assert!(!seen.path.contains("exchange"), "{seen:?}");
     }
-    assert!(!registry.seen().is_empty(), "the registry was asked");
+    assert!(!registry.requests().is_empty(), "the registry was asked");
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! Notation revocation checking through the whole path: certificates made at test time name a
 //! CRL distribution point or an OCSP responder on a local [`Responder`] (answers made by
 //! rcgen CRLs and `openssl ocsp`, never by signet), the image and its Notation signature are
-//! pushed to a real docker-registry (found through the referrers tag schema), and real
-//! AdmissionReview bodies are posted to the real server, which fetches the revocation data
-//! itself. Each scenario runs once per envelope format: `jws::<scenario>` and
+//! pushed to the test kit's in-process registry without the referrers API (so found through
+//! the referrers tag schema, as on docker-registry; what is tested is revocation, not a
+//! registry), and real AdmissionReview bodies are posted to the real server, which fetches the
+//! revocation data itself. Each scenario runs once per envelope format: `jws::<scenario>` and
 //! `cose::<scenario>`.
 //!
 //! Some tests describe behaviour the main line is still building, and fail until it lands: a
@@ -14,13 +15,13 @@
 
 use serde_json::Value;
 
-use crate::support::fake::BlackHole;
+use crate::support::fault::FaultServer;
 use crate::support::fixtures::{load_review, replace_image};
+use crate::support::memory::MemoryRegistry;
 use crate::support::notary::{
     ChainSpec, Format, INTERMEDIATE_SERIAL, LEAF_SERIAL, RevocationUrls, SigningChain, Tsa,
     notation_policy,
 };
-use crate::support::registry::TestRegistry;
 use crate::support::responder::{CertStatus, Responder};
 use crate::support::signet::Signet;
 
@@ -67,14 +68,14 @@ in_both_formats!(
 
 /// A registry and a revocation responder, both on loopback ports of their own.
 struct World {
-    registry: TestRegistry,
+    registry: MemoryRegistry,
     responder: Responder,
 }
 
 impl World {
     fn start() -> World {
         World {
-            registry: TestRegistry::start(),
+            registry: MemoryRegistry::without_referrers_api(),
             responder: Responder::start(),
         }
     }
@@ -265,7 +266,7 @@ async fn intermediate_revoked_in_the_roots_crl_is_denied(format: Format) {
 /// status is unknown, which strict treats like revoked.
 async fn unreachable_responder_is_denied_under_strict(format: Format) {
     let w = World::start();
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let chain = SigningChain::new(&ChainSpec {
         leaf: RevocationUrls::ocsp(format!("http://{}/ocsp", hole.addr())),
         ..ChainSpec::default()
@@ -366,7 +367,7 @@ async fn untrusted_chain_is_denied_without_asking_the_responder(format: Format) 
 #[tokio::test]
 async fn junk_signatures_naming_hanging_responders_do_not_deny_a_trusted_image() {
     let w = World::start();
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let pusher = w.registry.pusher();
     let image = pusher.push_image(REPO, "app", 9).await;
     for i in 0..8 {

@@ -717,11 +717,11 @@ fn free_port() -> u16 {
 /// cluster configuration, serve refuses to start and says why.
 #[tokio::test]
 async fn serve_with_pull_secrets_reads_them_through_the_kubeconfigs_cluster() {
-    use crate::support::faulty::{FaultyServer, Reply};
+    use crate::support::fault::{FaultServer, Reply};
 
     let p = private_registry(false).await;
     let secret = regcred_for(&p.registry.addr(), "robot", "s3cret");
-    let api = FaultyServer::start(move |seen| {
+    let api = FaultServer::start(move |seen| {
         let (status, body) = if seen.path.starts_with(&path("secrets", "regcred")) {
             secret.clone()
         } else {
@@ -739,8 +739,7 @@ async fn serve_with_pull_secrets_reads_them_through_the_kubeconfigs_cluster() {
             )
         };
         Reply::with(status, &[("content-type", "application/json")], body)
-    })
-    .await;
+    });
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -852,7 +851,7 @@ async fn serve_with_pull_secrets_reads_them_through_the_kubeconfigs_cluster() {
         message.contains("pull secret \"gone\" was not found"),
         "{message}"
     );
-    let seen = api.seen();
+    let seen = api.requests();
     let get = seen
         .iter()
         .find(|s| s.path.starts_with(&path("secrets", "regcred")))

@@ -1,4 +1,4 @@
-//! The registry client against a misbehaving registry (`support::faulty`): hangs, trickled
+//! The registry client against a misbehaving registry (`support::fault`): hangs, trickled
 //! bodies, refused connections, server errors, retries and throttling (R1–R5). The helpers here
 //! are shared with `registry_faults_hosts` (token realms, redirects, the SSRF deny-list: S1,
 //! S3, S4) and `registry_faults_content` (lying digests and lengths, huge bodies, endless
@@ -18,7 +18,7 @@ use signet::registry::{
     RegistryError, with_deadline,
 };
 
-use crate::support::faulty::{FaultyServer, Reply};
+use crate::support::fault::{FaultServer, Reply};
 use crate::support::oci::sha256_digest;
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -59,19 +59,19 @@ pub(crate) fn limits(request_timeout: Duration) -> Limits {
 
 /// A client that reaches `insecure` hosts over plain HTTP with `credentials` per host.
 pub(crate) fn client_with(
-    insecure: &[&FaultyServer],
-    credentials: &[(&FaultyServer, &str, &str)],
+    insecure: &[&FaultServer],
+    credentials: &[(&FaultServer, &str, &str)],
     deny: DenyList,
     limits: Limits,
 ) -> Client {
     let metrics = Arc::new(Metrics::new());
     let config = RegistryConfig {
-        insecure: insecure.iter().map(|s| s.host()).collect(),
+        insecure: insecure.iter().map(|s| s.addr()).collect(),
         credentials: credentials
             .iter()
             .map(|(s, u, p)| {
                 (
-                    s.host(),
+                    s.addr(),
                     Credentials {
                         username: u.to_string(),
                         password: p.to_string(),
@@ -89,12 +89,12 @@ pub(crate) fn client_with(
     }
 }
 
-pub(crate) fn client(server: &FaultyServer, limits: Limits) -> Client {
+pub(crate) fn client(server: &FaultServer, limits: Limits) -> Client {
     client_with(&[server], &[], DenyList::default(), limits)
 }
 
-pub(crate) fn image(server: &FaultyServer, rest: &str) -> ImageRef {
-    format!("{}/{rest}", server.host())
+pub(crate) fn image(server: &FaultServer, rest: &str) -> ImageRef {
+    format!("{}/{rest}", server.addr())
         .parse()
         .expect("image ref")
 }
@@ -150,7 +150,7 @@ pub(crate) fn blob_descriptor(digest: &str, size: u64) -> Descriptor {
 // R1: accepts, reads the request, never answers.
 #[tokio::test]
 async fn hang_after_accept_fails_within_the_request_timeout() {
-    let server = FaultyServer::start(|_| Reply::Hang).await;
+    let server = FaultServer::start(|_| Reply::Hang);
     let c = client(&server, limits(Duration::from_millis(500)));
     let (r, took) = within(
         Duration::from_secs(3),
@@ -159,7 +159,7 @@ async fn hang_after_accept_fails_within_the_request_timeout() {
     .await;
     assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
-    assert_eq!(server.seen().len(), 1, "a timeout is not retried");
+    assert_eq!(server.requests().len(), 1, "a timeout is not retried");
     assert_eq!(
         metric(
             &c,
@@ -172,7 +172,7 @@ async fn hang_after_accept_fails_within_the_request_timeout() {
 // R1 with the deadline shorter than the per-request timeout: the deadline wins.
 #[tokio::test]
 async fn hang_is_cut_at_the_review_deadline() {
-    let server = FaultyServer::start(|_| Reply::Hang).await;
+    let server = FaultServer::start(|_| Reply::Hang);
     let c = client(&server, limits(Duration::from_secs(30)));
     let (r, took) = within(
         Duration::from_millis(800),
@@ -188,12 +188,11 @@ async fn hang_is_cut_at_the_review_deadline() {
 async fn trickled_manifest_fails_at_the_request_timeout() {
     let body = manifest(1);
     let digest = sha256_digest(&body);
-    let server = FaultyServer::start(move |_| Reply::Trickle {
+    let server = FaultServer::start(move |_| Reply::Trickle {
         headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
         body: body.clone(),
         every: Duration::from_millis(100),
-    })
-    .await;
+    });
     let c = client(&server, limits(Duration::from_millis(700)));
     let (r, took) = within(
         Duration::from_secs(3),
@@ -207,8 +206,8 @@ async fn trickled_manifest_fails_at_the_request_timeout() {
 // R3: nothing listens.
 #[tokio::test]
 async fn connection_refused_fails_fast_without_retries() {
-    let server = FaultyServer::start(|_| Reply::status(200)).await;
-    let host = server.host();
+    let server = FaultServer::start(|_| Reply::status(200));
+    let host = server.addr();
     let c = client(&server, Limits::default());
     drop(server);
     let img: ImageRef = format!("{host}/a:v1").parse().expect("ref");
@@ -221,7 +220,7 @@ async fn connection_refused_fails_fast_without_retries() {
 #[tokio::test]
 async fn server_errors_are_retried_boundedly() {
     for status in [500u16, 502, 503, 504] {
-        let server = FaultyServer::start(move |_| Reply::status(status)).await;
+        let server = FaultServer::start(move |_| Reply::status(status));
         let c = client(&server, Limits::default());
         let (r, _) = within(
             Duration::from_secs(3),
@@ -230,7 +229,7 @@ async fn server_errors_are_retried_boundedly() {
         .await;
         assert_eq!(reason(&r), Reason::RegistryUnreachable, "{status}: {r:?}");
         let expected = if status == 500 { 1 } else { 3 };
-        assert_eq!(server.seen().len(), expected, "attempts for {status}");
+        assert_eq!(server.requests().len(), expected, "attempts for {status}");
         assert_eq!(
             metric(
                 &c,
@@ -248,14 +247,13 @@ async fn transient_503_then_success() {
     let body = manifest(2);
     let want = sha256_digest(&body);
     let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         if n.fetch_add(1, Ordering::SeqCst) < 2 {
             Reply::status(503)
         } else {
             manifest_reply(&body)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -284,14 +282,13 @@ async fn transient_503_then_success() {
 async fn broken_connection_then_success() {
     let body = manifest(11);
     let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         if n.fetch_add(1, Ordering::SeqCst) == 0 {
             Reply::Close
         } else {
             manifest_reply(&body)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -299,7 +296,7 @@ async fn broken_connection_then_success() {
     )
     .await;
     assert!(r.is_ok(), "{r:?}");
-    assert_eq!(server.seen().len(), 2);
+    assert_eq!(server.requests().len(), 2);
     assert_eq!(
         metric(
             &c,
@@ -310,7 +307,7 @@ async fn broken_connection_then_success() {
     // No compression is negotiated, so no decompression bomb can arrive.
     assert!(
         server
-            .seen()
+            .requests()
             .iter()
             .all(|s| s.header("accept-encoding").is_none())
     );
@@ -320,7 +317,7 @@ async fn broken_connection_then_success() {
 // requests fail at once as throttled, without adding load.
 #[tokio::test]
 async fn a_long_retry_after_keeps_signet_away_from_the_host() {
-    let server = FaultyServer::start(|_| Reply::with(429, &[("Retry-After", "30")], "")).await;
+    let server = FaultServer::start(|_| Reply::with(429, &[("Retry-After", "30")], ""));
     let c = client(&server, Limits::default());
     for _ in 0..3 {
         let (r, took) = within(
@@ -331,13 +328,13 @@ async fn a_long_retry_after_keeps_signet_away_from_the_host() {
         assert_eq!(reason(&r), Reason::Throttled, "{r:?}");
         assert!(took < Duration::from_millis(300));
     }
-    assert_eq!(server.seen().len(), 1, "the registry was asked once");
+    assert_eq!(server.requests().len(), 1, "the registry was asked once");
 }
 
 // Retries never sleep past the deadline: with 250 ms left, a 503 is final.
 #[tokio::test]
 async fn no_retry_when_the_deadline_leaves_no_room() {
-    let server = FaultyServer::start(|_| Reply::with(503, &[("Retry-After", "1")], "")).await;
+    let server = FaultServer::start(|_| Reply::with(503, &[("Retry-After", "1")], ""));
     let c = client(&server, Limits::default());
     let (r, took) = within(
         Duration::from_millis(600),
@@ -345,7 +342,7 @@ async fn no_retry_when_the_deadline_leaves_no_room() {
     )
     .await;
     assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
-    assert_eq!(server.seen().len(), 1);
+    assert_eq!(server.requests().len(), 1);
     assert!(
         took < Duration::from_millis(300),
         "failed at once: {took:?}"
@@ -358,14 +355,13 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
     let body = manifest(3);
     let n = AtomicUsize::new(0);
     let b = body.clone();
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         if n.fetch_add(1, Ordering::SeqCst) == 0 {
             Reply::with(429, &[("Retry-After", "1")], "")
         } else {
             manifest_reply(&b)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, took) = within(
         Duration::from_secs(3),
@@ -378,15 +374,14 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
     // An HTTP date two seconds ahead is within the 2 s cap.
     let n = AtomicUsize::new(0);
     let b = body.clone();
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         if n.fetch_add(1, Ordering::SeqCst) == 0 {
             let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(1));
             Reply::with(429, &[("Retry-After", at.as_str())], "")
         } else {
             manifest_reply(&b)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(4),
@@ -396,11 +391,10 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
     assert!(r.is_ok(), "{r:?}");
 
     for retry_after in [None, Some("soon")] {
-        let server = FaultyServer::start(move |_| match retry_after {
+        let server = FaultServer::start(move |_| match retry_after {
             Some(v) => Reply::with(429, &[("Retry-After", v)], ""),
             None => Reply::status(429),
-        })
-        .await;
+        });
         let c = client(&server, Limits::default());
         let (r, _) = within(
             Duration::from_secs(3),
@@ -410,7 +404,7 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
         assert_eq!(reason(&r), Reason::Throttled, "{retry_after:?}: {r:?}");
         // One attempt and five retries of a request that only ever meets 429s.
         assert_eq!(
-            server.seen().len(),
+            server.requests().len(),
             6,
             "bounded retries for {retry_after:?}"
         );
@@ -422,13 +416,13 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
         )
         .await;
         assert!(
-            server.seen().len() > 6,
+            server.requests().len() > 6,
             "the next request must reach the registry ({retry_after:?})"
         );
     }
 
     // An hour: throttled at once, no sleep.
-    let server = FaultyServer::start(|_| Reply::with(429, &[("Retry-After", "3600")], "")).await;
+    let server = FaultServer::start(|_| Reply::with(429, &[("Retry-After", "3600")], ""));
     let c = client(&server, Limits::default());
     let (r, took) = within(
         Duration::from_secs(3),
@@ -438,10 +432,10 @@ async fn throttling_honours_retry_after_inside_the_deadline() {
     assert_eq!(reason(&r), Reason::Throttled);
     assert!(r.unwrap_err().detail.contains("429"));
     assert!(took < Duration::from_millis(300), "{took:?}");
-    assert_eq!(server.seen().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 
     // One second, but only 500 ms left: throttled at once.
-    let server = FaultyServer::start(|_| Reply::with(429, &[("Retry-After", "1")], "")).await;
+    let server = FaultServer::start(|_| Reply::with(429, &[("Retry-After", "1")], ""));
     let c = client(&server, Limits::default());
     let (r, took) = within(
         Duration::from_millis(500),

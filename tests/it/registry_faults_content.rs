@@ -1,4 +1,4 @@
-//! The registry client against a misbehaving registry (`support::faulty`), continued: what a
+//! The registry client against a misbehaving registry (`support::fault`), continued: what a
 //! registry sends. Lying digests and lengths, flipping tags, huge bodies and endless referrer
 //! lists are caught, with the process's RSS bounded.
 
@@ -15,7 +15,7 @@ use crate::registry_faults::{
     OCI_INDEX, OCI_MANIFEST, blob_descriptor, client, client_with, image, limits, manifest,
     manifest_reply, reason, within,
 };
-use crate::support::faulty::{FaultyServer, Reply, Seen, rss_bytes};
+use crate::support::fault::{FaultServer, Reply, Request, rss_bytes};
 use crate::support::oci::sha256_digest;
 
 // R6: never trust Docker-Content-Digest, never accept bytes for the wrong digest.
@@ -25,7 +25,7 @@ async fn digest_lies_are_digest_mismatches() {
     let other = sha256_digest(&manifest(8));
     let b = body.clone();
     let o = other.clone();
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         Reply::with(
             200,
             &[
@@ -34,8 +34,7 @@ async fn digest_lies_are_digest_mismatches() {
             ],
             b.clone(),
         )
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     // By tag: the header names another digest than the body's.
     let (r, _) = within(
@@ -73,20 +72,19 @@ async fn flipping_tag_cannot_substitute_content() {
     let b = manifest(10);
     let n = AtomicUsize::new(0);
     let (a2, b2) = (a.clone(), b.clone());
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         if n.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             manifest_reply(&a2)
         } else {
             manifest_reply(&b2)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let img = image(&server, "a:latest");
     let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
     let resolved = r.expect("resolves");
     assert_eq!(resolved.digest.as_str(), sha256_digest(&a));
-    assert_eq!(server.seen().len(), 1, "one lookup per resolution");
+    assert_eq!(server.requests().len(), 1, "one lookup per resolution");
     let (r, _) = within(
         Duration::from_secs(3),
         c.registry.manifest(&img, resolved.digest.as_str()),
@@ -105,8 +103,7 @@ async fn lying_content_length_is_caught() {
     let body = b"0123456789".repeat(10);
     let digest = sha256_digest(&body);
     // Claims more than the cap: refused before reading.
-    let server =
-        FaultyServer::start(|_| Reply::with(200, &[("Content-Length", "999999999")], "x")).await;
+    let server = FaultServer::start(|_| Reply::with(200, &[("Content-Length", "999999999")], "x"));
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -117,8 +114,7 @@ async fn lying_content_length_is_caught() {
     // Claims less than it sends: the extra bytes are not part of the body, the digest fails.
     let b = body.clone();
     let server =
-        FaultyServer::start(move |_| Reply::with(200, &[("Content-Length", "10")], b.clone()))
-            .await;
+        FaultServer::start(move |_| Reply::with(200, &[("Content-Length", "10")], b.clone()));
     let c = client(&server, Limits::default());
     let d = blob_descriptor(&digest, body.len() as u64);
     let (r, _) = within(
@@ -129,14 +125,13 @@ async fn lying_content_length_is_caught() {
     assert_eq!(reason(&r), Reason::DigestMismatch, "{r:?}");
     // Claims more than it sends, then closes: broken off.
     let b = body.clone();
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         Reply::with(
             200,
             &[("Content-Length", "100"), ("Connection", "close")],
             b[..50].to_vec(),
         )
-    })
-    .await;
+    });
     let c = client(&server, limits(Duration::from_secs(1)));
     let (r, _) = within(
         Duration::from_secs(3),
@@ -145,8 +140,7 @@ async fn lying_content_length_is_caught() {
     .await;
     assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
     // Claims more than the descriptor's size: refused before reading.
-    let server =
-        FaultyServer::start(|_| Reply::with(200, &[("Content-Length", "5000")], "x")).await;
+    let server = FaultServer::start(|_| Reply::with(200, &[("Content-Length", "5000")], "x"));
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -159,11 +153,10 @@ async fn lying_content_length_is_caught() {
 #[tokio::test]
 async fn gigabyte_blob_and_endless_manifest_stay_bounded() {
     const GIB: u64 = 1 << 30;
-    let server = FaultyServer::start(|_| Reply::Stream {
+    let server = FaultServer::start(|_| Reply::Stream {
         headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
         total: GIB,
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let before = rss_bytes();
     // The descriptor says 1 KiB; 1 GiB streams.
@@ -186,7 +179,7 @@ async fn gigabyte_blob_and_endless_manifest_stay_bounded() {
     assert!(grown < 64 << 20, "RSS grew by {} MiB", grown >> 20);
 
     // The descriptor says 1 GiB: refused before any request.
-    let seen = server.seen().len();
+    let seen = server.requests().len();
     let d = blob_descriptor(&format!("sha256:{:064x}", 1), GIB);
     let (r, _) = within(
         Duration::from_secs(5),
@@ -194,7 +187,7 @@ async fn gigabyte_blob_and_endless_manifest_stay_bounded() {
     )
     .await;
     assert_eq!(reason(&r), Reason::TooLarge, "{r:?}");
-    assert_eq!(server.seen().len(), seen, "not fetched");
+    assert_eq!(server.requests().len(), seen, "not fetched");
 }
 
 fn referrers_index(count: usize, start: usize) -> Vec<u8> {
@@ -218,8 +211,7 @@ async fn referrer_lists_are_bounded() {
     let subject: Digest = format!("sha256:{:064x}", 42).parse().expect("digest");
     let big = referrers_index(10_000, 0);
     let server =
-        FaultyServer::start(move |_| Reply::with(200, &[("Content-Type", OCI_INDEX)], big.clone()))
-            .await;
+        FaultServer::start(move |_| Reply::with(200, &[("Content-Type", OCI_INDEX)], big.clone()));
     let c = client(&server, Limits::default());
     let before = rss_bytes();
     let (r, _) = within(
@@ -232,7 +224,7 @@ async fn referrer_lists_are_bounded() {
 
     // Endless pages of 20: stops once the total passes max_referrers (50), on page 3.
     let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         let i = n.fetch_add(1, Ordering::SeqCst);
         let next = format!(
             "<{}?page={}>; rel=\"next\"",
@@ -244,8 +236,7 @@ async fn referrer_lists_are_bounded() {
             &[("Content-Type", OCI_INDEX), ("Link", next.as_str())],
             referrers_index(20, i * 20),
         )
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -253,11 +244,11 @@ async fn referrer_lists_are_bounded() {
     )
     .await;
     assert_eq!(reason(&r), Reason::TooManyReferrers, "{r:?}");
-    assert_eq!(server.seen().len(), 3);
+    assert_eq!(server.requests().len(), 3);
 
     // Two pages within the limit are joined.
     let n = AtomicUsize::new(0);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         let i = n.fetch_add(1, Ordering::SeqCst);
         if i == 0 {
             let next = format!("<{}?last=x>; rel=\"next\"", req.path);
@@ -265,8 +256,7 @@ async fn referrer_lists_are_bounded() {
         } else {
             Reply::with(200, &[], referrers_index(5, 20))
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -276,15 +266,13 @@ async fn referrer_lists_are_bounded() {
     assert_eq!(r.expect("two pages").len(), 25);
 
     // A next page on another host is not followed.
-    let other = FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
+    let other = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
         Reply::with(200, &[], referrers_index(1, 0))
-    })
-    .await;
+    });
     let next = format!("<{}>; rel=\"next\"", other.url("/v2/a/referrers/x"));
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         Reply::with(200, &[("Link", next.as_str())], referrers_index(1, 0))
-    })
-    .await;
+    });
     let c = client_with(
         &[&server, &other],
         &[],
@@ -297,7 +285,7 @@ async fn referrer_lists_are_bounded() {
     )
     .await;
     assert!(r.is_err(), "{r:?}");
-    assert!(other.seen().is_empty());
+    assert!(other.requests().is_empty());
 }
 
 // R11: no referrers API (404): the tag schema, and the 404 is remembered.
@@ -306,7 +294,7 @@ async fn referrers_fall_back_to_the_tag_schema() {
     let subject: Digest = format!("sha256:{:064x}", 43).parse().expect("digest");
     let index = referrers_index(2, 0);
     let index_digest = sha256_digest(&index);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.path.contains("/referrers/") {
             Reply::with(404, &[("Content-Type", "text/plain")], "404 page not found")
         } else if req.path.ends_with(&format!("sha256-{:064x}", 43)) {
@@ -321,8 +309,7 @@ async fn referrers_fall_back_to_the_tag_schema() {
         } else {
             Reply::status(404)
         }
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     for _ in 0..2 {
         let (r, _) = within(
@@ -333,7 +320,7 @@ async fn referrers_fall_back_to_the_tag_schema() {
         assert_eq!(r.expect("tag schema").len(), 2);
     }
     let api_calls = server
-        .seen()
+        .requests()
         .iter()
         .filter(|s| s.path.contains("/referrers/"))
         .count();
@@ -349,7 +336,7 @@ async fn blob_bodies_are_read_under_the_host_permit() {
     let digest = sha256_digest(&blob);
     let server = {
         let blob = blob.clone();
-        FaultyServer::start(move |seen| {
+        FaultServer::start(move |seen| {
             if seen.path.contains("/blobs/") {
                 Reply::Trickle {
                     headers: vec![("Content-Length".into(), blob.len().to_string())],
@@ -360,7 +347,6 @@ async fn blob_bodies_are_read_under_the_host_permit() {
                 Reply::status(404)
             }
         })
-        .await
     };
     let c = Arc::new(client(
         &server,
@@ -382,11 +368,11 @@ async fn blob_bodies_are_read_under_the_host_permit() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         1,
         "the second request waits while the first body streams"
     );
     assert_eq!(slow.await.expect("task").expect("blob"), blob);
     assert!(other.await.expect("task").expect("manifest").is_none());
-    assert_eq!(server.seen().len(), 2);
+    assert_eq!(server.requests().len(), 2);
 }

@@ -1,4 +1,4 @@
-//! The registry client against a misbehaving registry (`support::faulty`), continued: which
+//! The registry client against a misbehaving registry (`support::fault`), continued: which
 //! hosts it contacts and what it sends them. Token realms on other hosts get no credentials,
 //! redirects are bounded and drop credentials across origins, denied addresses and plain HTTP
 //! to secure registries are never contacted.
@@ -16,31 +16,29 @@ use crate::registry_faults::{
     Client, blob_descriptor, client, client_with, image, manifest, manifest_reply, metric, reason,
     within,
 };
-use crate::support::faulty::{FaultyServer, Reply, Seen};
+use crate::support::fault::{FaultServer, Reply, Request};
 use crate::support::oci::sha256_digest;
 
 // S3: a realm on another host gets no credentials; the registry's own host name does.
 #[tokio::test]
 async fn token_realm_on_another_host_gets_no_credentials() {
-    let token = FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
+    let token = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| {
         Reply::with(
             200,
             &[("Content-Type", "application/json")],
             r#"{"token":"t0k","expires_in":300}"#,
         )
-    })
-    .await;
+    });
     let realm = token.url("/token");
     let body = manifest(4);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.header("authorization") == Some("Bearer t0k") {
             manifest_reply(&body)
         } else {
             let challenge = format!(r#"Bearer realm="{realm}",service="reg""#);
             Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
         }
-    })
-    .await;
+    });
     let c = client_with(
         &[&server, &token],
         &[(&server, "alice", "s3cret")],
@@ -50,7 +48,7 @@ async fn token_realm_on_another_host_gets_no_credentials() {
     let img = image(&server, "team/app:v1");
     let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
     assert!(r.is_ok(), "anonymous token still works: {r:?}");
-    let asked = token.seen();
+    let asked = token.requests();
     assert_eq!(asked.len(), 1);
     assert_eq!(
         asked[0].header("authorization"),
@@ -74,27 +72,26 @@ async fn token_realm_on_another_host_gets_no_credentials() {
     );
 
     // The token is cached: a second lookup costs one request, with the token.
-    let before = server.seen().len();
+    let before = server.requests().len();
     let (r, _) = within(Duration::from_secs(3), c.registry.resolve(&img)).await;
     assert!(r.is_ok());
-    assert_eq!(server.seen().len(), before + 1);
-    assert_eq!(token.seen().len(), 1);
+    assert_eq!(server.requests().len(), before + 1);
+    assert_eq!(token.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn token_realm_on_the_registry_host_gets_the_credentials() {
-    let token = FaultyServer::start(|_| Reply::with(200, &[], r#"{"access_token":"t1"}"#)).await;
+    let token = FaultServer::start(|_| Reply::with(200, &[], r#"{"access_token":"t1"}"#));
     let realm = token.url("/token");
     let body = manifest(5);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.header("authorization") == Some("Bearer t1") {
             manifest_reply(&body)
         } else {
             let challenge = format!(r#"Bearer realm="{realm}""#);
             Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
         }
-    })
-    .await;
+    });
     let c = client_with(
         &[&server, &token],
         &[(&server, "alice", "s3cret")],
@@ -109,12 +106,12 @@ async fn token_realm_on_the_registry_host_gets_the_credentials() {
     assert!(r.is_ok(), "{r:?}");
     // 127.0.0.1 on another port: same host name, same operator.
     assert_eq!(
-        token.seen()[0].header("authorization"),
+        token.requests()[0].header("authorization"),
         Some("Basic YWxpY2U6czNjcmV0")
     );
     // The first registry request carried Basic credentials, to the registry itself.
     assert_eq!(
-        server.seen()[0].header("authorization"),
+        server.requests()[0].header("authorization"),
         Some("Basic YWxpY2U6czNjcmV0")
     );
 }
@@ -122,19 +119,17 @@ async fn token_realm_on_the_registry_host_gets_the_credentials() {
 // S3: realms that are not acceptable are refused, never contacted.
 #[tokio::test]
 async fn unusable_challenges_are_unauthorized() {
-    let decoy = FaultyServer::start(|_| Reply::with(200, &[], r#"{"token":"x"}"#)).await;
+    let decoy = FaultServer::start(|_| Reply::with(200, &[], r#"{"token":"x"}"#));
     let cases = [
         "Basic realm=\"registry\"".to_string(),
-        format!("Bearer realm=\"http://user:pw@{}/token\"", decoy.host()),
+        format!("Bearer realm=\"http://user:pw@{}/token\"", decoy.addr()),
         "Bearer realm=\"file:///etc/passwd\"".to_string(),
         "Bearer service=\"x\"".to_string(),
     ];
     for challenge in cases {
         let c2 = challenge.clone();
-        let server = FaultyServer::start(move |_| {
-            Reply::with(401, &[("WWW-Authenticate", c2.as_str())], "")
-        })
-        .await;
+        let server =
+            FaultServer::start(move |_| Reply::with(401, &[("WWW-Authenticate", c2.as_str())], ""));
         let c = client(&server, Limits::default());
         let (r, _) = within(
             Duration::from_secs(3),
@@ -143,15 +138,14 @@ async fn unusable_challenges_are_unauthorized() {
         .await;
         assert_eq!(reason(&r), Reason::Unauthorized, "{challenge}: {r:?}");
     }
-    assert!(decoy.seen().is_empty(), "no realm was contacted");
+    assert!(decoy.requests().is_empty(), "no realm was contacted");
     // A token service that refuses.
-    let token = FaultyServer::start(|_| Reply::status(403)).await;
+    let token = FaultServer::start(|_| Reply::status(403));
     let realm = token.url("/token");
-    let server = FaultyServer::start(move |_| {
+    let server = FaultServer::start(move |_| {
         let challenge = format!(r#"Bearer realm="{realm}""#);
         Reply::with(401, &[("WWW-Authenticate", challenge.as_str())], "")
-    })
-    .await;
+    });
     let c = client_with(
         &[&server, &token],
         &[],
@@ -175,11 +169,10 @@ async fn unusable_challenges_are_unauthorized() {
 
 #[tokio::test]
 async fn redirect_loop_is_bounded() {
-    let server = FaultyServer::start(|req: &Seen| {
+    let server = FaultServer::start(|req: &Request| {
         let next = format!("{}x", req.path);
         Reply::with(307, &[("Location", next.as_str())], "")
-    })
-    .await;
+    });
     let c = client(&server, Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -189,7 +182,7 @@ async fn redirect_loop_is_bounded() {
     let e = r.expect_err("loop");
     assert_eq!(e.reason, Reason::RegistryUnreachable);
     assert!(e.detail.contains("redirected more than"), "{}", e.detail);
-    assert_eq!(server.seen().len(), 4, "the request and three hops");
+    assert_eq!(server.requests().len(), 4, "the request and three hops");
 }
 
 // S4: a redirect to another host (127.0.0.2) or another port carries no Authorization.
@@ -199,11 +192,10 @@ async fn redirect_to_another_host_or_port_drops_credentials() {
     let digest = sha256_digest(&blob);
     for ip in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST] {
         let b = blob.clone();
-        let storage = FaultyServer::start_on(ip, move |_| Reply::with(200, &[], b.clone())).await;
+        let storage = FaultServer::start_on(ip, move |_| Reply::with(200, &[], b.clone()));
         let location = storage.url("/bucket/object");
         let server =
-            FaultyServer::start(move |_| Reply::with(307, &[("Location", location.as_str())], ""))
-                .await;
+            FaultServer::start(move |_| Reply::with(307, &[("Location", location.as_str())], ""));
         let c = client_with(
             &[&server, &storage],
             &[(&server, "alice", "s3cret")],
@@ -221,10 +213,10 @@ async fn redirect_to_another_host_or_port_drops_credentials() {
             blob.as_slice()
         );
         assert!(
-            server.seen()[0].header("authorization").is_some(),
+            server.requests()[0].header("authorization").is_some(),
             "the registry got them"
         );
-        let at_storage = storage.seen();
+        let at_storage = storage.requests();
         assert_eq!(at_storage.len(), 1);
         assert_eq!(
             at_storage[0].header("authorization"),
@@ -237,8 +229,7 @@ async fn redirect_to_another_host_or_port_drops_credentials() {
 // S1/S4: a redirect to a denied address is refused before connecting.
 #[tokio::test]
 async fn redirect_to_a_denied_address_is_refused() {
-    let internal =
-        FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200)).await;
+    let internal = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
     let targets = [
         internal.url("/x"),
         "http://169.254.169.254/latest/meta-data/".to_string(),
@@ -246,8 +237,7 @@ async fn redirect_to_a_denied_address_is_refused() {
     ];
     for target in targets {
         let t = target.clone();
-        let server =
-            FaultyServer::start(move |_| Reply::with(302, &[("Location", t.as_str())], "")).await;
+        let server = FaultServer::start(move |_| Reply::with(302, &[("Location", t.as_str())], ""));
         let c = client_with(
             &[&server],
             &[],
@@ -273,8 +263,7 @@ async fn redirect_to_a_denied_address_is_refused() {
 // S1: the deny-list applies to IP literals, names (at resolution) and metadata addresses.
 #[tokio::test]
 async fn denied_addresses_are_never_contacted() {
-    let internal =
-        FaultyServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200)).await;
+    let internal = FaultServer::start_on(Ipv4Addr::new(127, 0, 0, 2), |_| Reply::status(200));
     let deny = DenyList::with(["127.0.0.2/32".parse().expect("cidr")]);
     let c = client_with(&[&internal], &[], deny, Limits::default());
     let (r, _) = within(
@@ -315,8 +304,8 @@ async fn denied_addresses_are_never_contacted() {
     }
 
     // A name is checked once resolved: localhost → 127.0.0.1 (and ::1), both denied here.
-    let local = FaultyServer::start(|_| Reply::status(200)).await;
-    let port = local.addr.port();
+    let local = FaultServer::start(|_| Reply::status(200));
+    let port = local.port();
     let deny = DenyList::with([
         "127.0.0.0/8".parse().expect("cidr"),
         "::1/128".parse().expect("cidr"),
@@ -341,7 +330,7 @@ async fn denied_addresses_are_never_contacted() {
 // A registry that is not listed as insecure is never spoken to in plain HTTP.
 #[tokio::test]
 async fn secure_registries_are_never_contacted_over_plain_http() {
-    let server = FaultyServer::start(|_| manifest_reply(&manifest(6))).await;
+    let server = FaultServer::start(|_| manifest_reply(&manifest(6)));
     let c = client_with(&[], &[], DenyList::default(), Limits::default());
     let (r, _) = within(
         Duration::from_secs(3),
@@ -349,7 +338,7 @@ async fn secure_registries_are_never_contacted_over_plain_http() {
     )
     .await;
     assert_eq!(reason(&r), Reason::RegistryUnreachable, "{r:?}");
-    assert!(server.seen().is_empty(), "no HTTP request");
+    assert!(server.requests().is_empty(), "no HTTP request");
     assert!(
         server.first_bytes().iter().all(|b| *b == 0x16),
         "only TLS handshakes: {:?}",

@@ -1,5 +1,5 @@
 //! Per-host state of the registry client, against a lying registry
-//! (`support::faulty`): one repository's answer (a 404 from the referrers API, a long
+//! (`support::fault`): one repository's answer (a 404 from the referrers API, a long
 //! `Retry-After`) must not change how every other repository on the host is treated, while a
 //! registry that really has no referrers API still costs no extra round trip per image.
 
@@ -13,23 +13,23 @@ use signet::registry::{
     HttpRegistry, Limits, Registry, RegistryConfig, RegistryError, with_deadline,
 };
 
-use crate::support::faulty::{FaultyServer, Reply, Seen};
+use crate::support::fault::{FaultServer, Reply, Request};
 use crate::support::oci::sha256_digest;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn client(server: &FaultyServer) -> HttpRegistry {
+fn client(server: &FaultServer) -> HttpRegistry {
     let config = RegistryConfig {
-        insecure: vec![server.host()],
+        insecure: vec![server.addr()],
         limits: Limits::default(),
         ..RegistryConfig::default()
     };
     HttpRegistry::new(config, Arc::new(Metrics::new())).expect("client")
 }
 
-fn image(server: &FaultyServer, rest: &str) -> ImageRef {
-    format!("{}/{rest}", server.host())
+fn image(server: &FaultServer, rest: &str) -> ImageRef {
+    format!("{}/{rest}", server.addr())
         .parse()
         .expect("image ref")
 }
@@ -63,9 +63,9 @@ fn referrers_index(count: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn api_calls(server: &FaultyServer, repo: &str) -> usize {
+fn api_calls(server: &FaultServer, repo: &str) -> usize {
     server
-        .seen()
+        .requests()
         .iter()
         .filter(|s| s.path.starts_with(&format!("/v2/{repo}/referrers/")))
         .count()
@@ -81,7 +81,7 @@ fn plain_404() -> Reply {
 #[tokio::test]
 async fn one_repositorys_referrers_404_does_not_hide_other_repositories_referrers() {
     let listed = referrers_index(2);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.path.starts_with("/v2/evil/referrers/") {
             plain_404()
         } else if req.path.contains("/referrers/") {
@@ -89,8 +89,7 @@ async fn one_repositorys_referrers_404_does_not_hide_other_repositories_referrer
         } else {
             Reply::status(404)
         }
-    })
-    .await;
+    });
     let c = client(&server);
     let evil = within(c.referrers(&image(&server, "evil"), &subject())).await;
     assert_eq!(evil.expect("no referrers").len(), 0);
@@ -112,7 +111,7 @@ async fn one_repositorys_referrers_404_does_not_hide_other_repositories_referrer
 #[tokio::test]
 async fn a_name_unknown_404_is_not_taken_for_a_missing_api() {
     let listed = referrers_index(1);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.path.starts_with("/v2/gone/referrers/") {
             Reply::with(
                 404,
@@ -124,8 +123,7 @@ async fn a_name_unknown_404_is_not_taken_for_a_missing_api() {
         } else {
             Reply::status(404)
         }
-    })
-    .await;
+    });
     let c = client(&server);
     for _ in 0..2 {
         let r = within(c.referrers(&image(&server, "gone"), &subject())).await;
@@ -143,7 +141,7 @@ async fn a_host_without_the_api_is_still_probed_once() {
     let index = referrers_index(2);
     let index_digest = sha256_digest(&index);
     let tag = format!("sha256-{:064x}", 7);
-    let server = FaultyServer::start(move |req: &Seen| {
+    let server = FaultServer::start(move |req: &Request| {
         if req.path.contains("/referrers/") {
             plain_404()
         } else if req.path.ends_with(&tag) {
@@ -158,21 +156,20 @@ async fn a_host_without_the_api_is_still_probed_once() {
         } else {
             Reply::status(404)
         }
-    })
-    .await;
+    });
     let c = client(&server);
     for repo in ["a", "b", "c/d", "a"] {
         let r = within(c.referrers(&image(&server, repo), &subject())).await;
         assert_eq!(r.expect("tag schema").len(), 2, "{repo}");
     }
     let all: usize = server
-        .seen()
+        .requests()
         .iter()
         .filter(|s| s.path.contains("/referrers/"))
         .count();
     assert_eq!(all, 1, "one API probe for the host");
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         5,
         "one probe and one tag-schema index per image"
     );
@@ -197,24 +194,23 @@ fn manifest_reply(seed: u32) -> Reply {
 /// repository, not from the whole host.
 #[tokio::test]
 async fn a_long_retry_after_from_one_repository_does_not_bar_the_host() {
-    let server = FaultyServer::start(|req: &Seen| {
+    let server = FaultServer::start(|req: &Request| {
         if req.path.starts_with("/v2/slow/") {
             Reply::with(429, &[("Retry-After", "3600")], "")
         } else {
             manifest_reply(1)
         }
-    })
-    .await;
+    });
     let c = client(&server);
     let r = within(c.resolve(&image(&server, "slow:v1"))).await;
     assert_eq!(r.expect_err("throttled").reason, Reason::Throttled);
     let r = within(c.resolve(&image(&server, "team/app:v1"))).await;
     assert!(r.is_ok(), "another repository is not throttled: {r:?}");
-    let before = server.seen().len();
+    let before = server.requests().len();
     let r = within(c.resolve(&image(&server, "slow:v2"))).await;
     assert_eq!(r.expect_err("throttled").reason, Reason::Throttled);
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         before,
         "the throttled repository is left alone"
     );
@@ -224,24 +220,23 @@ async fn a_long_retry_after_from_one_repository_does_not_bar_the_host() {
 /// left alone too (briefly).
 #[tokio::test]
 async fn long_retry_afters_from_two_repositories_bar_the_host() {
-    let server = FaultyServer::start(|req: &Seen| {
+    let server = FaultServer::start(|req: &Request| {
         if req.path.starts_with("/v2/ok/") {
             manifest_reply(1)
         } else {
             Reply::with(429, &[("Retry-After", "30")], "")
         }
-    })
-    .await;
+    });
     let c = client(&server);
     for repo in ["a", "b"] {
         let r = within(c.resolve(&image(&server, &format!("{repo}:v1")))).await;
         assert_eq!(r.expect_err("throttled").reason, Reason::Throttled);
     }
-    let before = server.seen().len();
+    let before = server.requests().len();
     let r = within(c.resolve(&image(&server, "ok:v1"))).await;
     assert_eq!(r.expect_err("host barred").reason, Reason::Throttled);
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         before,
         "nothing sent while the host is barred"
     );
@@ -252,12 +247,11 @@ async fn long_retry_afters_from_two_repositories_bar_the_host() {
 #[tokio::test]
 async fn host_keyed_settings_apply_to_every_spelling_of_the_host() {
     use signet::registry::Credentials;
-    let server = FaultyServer::start(|req: &Seen| match req.header("authorization") {
+    let server = FaultServer::start(|req: &Request| match req.header("authorization") {
         Some("Basic YWxpY2U6czNjcmV0") => manifest_reply(1),
         _ => Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], ""),
-    })
-    .await;
-    let port = server.addr.port();
+    });
+    let port = server.port();
     let config = RegistryConfig {
         insecure: vec![format!("LocalHost:{port}")],
         credentials: [(

@@ -13,16 +13,16 @@ use signet::metrics::Metrics;
 use signet::registry::{DenyList, Limits, RegistryConfig};
 
 use crate::support::cosign::CosignKey;
-use crate::support::faulty::{FaultyServer, Reply, Seen};
+use crate::support::fault::{FaultServer, Reply, Request};
 use crate::support::signet::{cosign_policy, test_options};
 
 /// One scripted fault.
-type Handler = Box<dyn Fn(&Seen) -> Reply + Send + Sync>;
+type Handler = Box<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 async fn decide(
-    server: &FaultyServer,
+    server: &FaultServer,
     image: &str,
     deny: DenyList,
     deadline: Duration,
@@ -30,7 +30,7 @@ async fn decide(
     let key = CosignKey::p256();
     let policy = cosign_policy(
         "prod",
-        &format!("{}/**", server.host()),
+        &format!("{}/**", server.addr()),
         "enforce",
         "deny",
         &key.public_key_pem(),
@@ -38,7 +38,7 @@ async fn decide(
     let set = signet::policy::load_str(Path::new("policies.yaml"), &policy).expect("policy loads");
     let metrics = Arc::new(Metrics::new());
     let config = RegistryConfig {
-        insecure: vec![server.host()],
+        insecure: vec![server.addr()],
         deny,
         limits: Limits {
             request_timeout: Duration::from_secs(30),
@@ -51,7 +51,7 @@ async fn decide(
     let verdict = engine
         .decide(
             &[ImageUse {
-                image: format!("{}/{image}", server.host()),
+                image: format!("{}/{image}", server.addr()),
                 containers: vec!["app".into()],
             }],
             None,
@@ -78,27 +78,29 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
     let cases: Vec<(&str, Handler, &str)> = vec![
         (
             "throttled",
-            Box::new(|_: &Seen| Reply::with(429, &[("Retry-After", "3600")], "")),
+            Box::new(|_: &Request| Reply::with(429, &[("Retry-After", "3600")], "")),
             "throttling",
         ),
         (
             "unreachable",
-            Box::new(|_: &Seen| Reply::status(503)),
+            Box::new(|_: &Request| Reply::status(503)),
             "unreachable",
         ),
         (
             "unauthorized",
-            Box::new(|_: &Seen| Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], "")),
+            Box::new(|_: &Request| {
+                Reply::with(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], "")
+            }),
             "refused access",
         ),
         (
             "not found",
-            Box::new(|_: &Seen| Reply::status(404)),
+            Box::new(|_: &Request| Reply::status(404)),
             "not found",
         ),
         (
             "too large",
-            Box::new(|_: &Seen| Reply::Stream {
+            Box::new(|_: &Request| Reply::Stream {
                 headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
                 total: 1 << 30,
             }),
@@ -106,7 +108,7 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
         ),
         (
             "digest mismatch",
-            Box::new(move |_: &Seen| {
+            Box::new(move |_: &Request| {
                 Reply::with(
                     200,
                     &[
@@ -118,10 +120,10 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
             }),
             "does not match its digest",
         ),
-        ("deadline", Box::new(|_: &Seen| Reply::Hang), "deadline"),
+        ("deadline", Box::new(|_: &Request| Reply::Hang), "deadline"),
     ];
     for (name, handler, words) in cases {
-        let server = FaultyServer::start(handler).await;
+        let server = FaultServer::start(handler);
         let image = if name == "digest mismatch" {
             format!("team/app@sha256:{}", "1".repeat(64))
         } else {
@@ -154,10 +156,9 @@ async fn registry_faults_deny_with_the_reason_before_the_deadline() {
 
 #[tokio::test]
 async fn a_denied_registry_address_is_denied_with_the_reason() {
-    let internal = FaultyServer::start_on(std::net::Ipv4Addr::new(127, 0, 0, 2), |_| {
+    let internal = FaultServer::start_on(std::net::Ipv4Addr::new(127, 0, 0, 2), |_| {
         Reply::status(200)
-    })
-    .await;
+    });
     let deny = DenyList::with(["127.0.0.2/32".parse().expect("cidr")]);
     let (v, _) = decide(&internal, "team/app:v1", deny, Duration::from_secs(2)).await;
     assert_denied_for(&v, "unreachable");

@@ -9,16 +9,16 @@ use signet::registry::ssrf::DenyList;
 use signet::revocation::HttpRevocation;
 use signet::verify::notation::{RevocationLocation, RevocationSource, fetch_revocation};
 
-use crate::support::fake::{BlackHole, Reply, ScriptedServer};
+use crate::support::fault::{FaultServer, Reply};
 
 #[tokio::test]
 async fn crls_are_fetched_and_ocsp_requests_posted_and_cached() {
-    let responder = ScriptedServer::start(|req| match (req.method.as_str(), req.target.as_str()) {
-        ("GET", "/ca.crl") => Reply::new(200).body(b"crl-der".to_vec()),
+    let responder = FaultServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/ca.crl") => Reply::status(200).body(b"crl-der".to_vec()),
         ("POST", "/ocsp") if req.header("content-type") == Some("application/ocsp-request") => {
-            Reply::new(200).body([b"ocsp-for-".as_slice(), &req.body].concat())
+            Reply::status(200).body([b"ocsp-for-".as_slice(), &req.body].concat())
         }
-        _ => Reply::new(404),
+        _ => Reply::status(404),
     });
     let base = format!("http://{}", responder.addr());
     let metrics = Arc::new(Metrics::new());
@@ -89,10 +89,10 @@ async fn cached_answers_do_not_outlive_their_next_update() {
         crl_until(now + Duration::from_secs(86_400)),
         crl_until(now - Duration::from_secs(60)),
     );
-    let responder = ScriptedServer::start(move |req| match req.target.as_str() {
-        "/fresh.crl" => Reply::new(200).body(fresh.clone()),
-        "/stale.crl" => Reply::new(200).body(stale.clone()),
-        _ => Reply::new(404),
+    let responder = FaultServer::start(move |req| match req.path.as_str() {
+        "/fresh.crl" => Reply::status(200).body(fresh.clone()),
+        "/stale.crl" => Reply::status(200).body(stale.clone()),
+        _ => Reply::status(404),
     });
     let base = format!("http://{}", responder.addr());
     let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
@@ -106,7 +106,7 @@ async fn cached_answers_do_not_outlive_their_next_update() {
             .await
             .unwrap();
     }
-    let asked: Vec<String> = responder.requests().into_iter().map(|r| r.target).collect();
+    let asked: Vec<String> = responder.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(asked, ["/fresh.crl", "/stale.crl", "/stale.crl"]);
 }
 
@@ -115,12 +115,12 @@ async fn cached_answers_do_not_outlive_their_next_update() {
 /// about the certificate stops the fetcher from falling back to the CRLs.
 #[tokio::test]
 async fn crls_are_the_fallback_when_ocsp_gives_no_usable_answer() {
-    let responder = ScriptedServer::start(|req| match req.target.as_str() {
-        "/ocsp-down" => Reply::new(503),
-        "/ocsp" => Reply::new(200).body(b"not an OCSP response".to_vec()),
-        "/leaf.crl" => Reply::new(200).body(b"leaf-crl".to_vec()),
-        "/intermediate.crl" => Reply::new(200).body(b"intermediate-crl".to_vec()),
-        _ => Reply::new(404),
+    let responder = FaultServer::start(|req| match req.path.as_str() {
+        "/ocsp-down" => Reply::status(503),
+        "/ocsp" => Reply::status(200).body(b"not an OCSP response".to_vec()),
+        "/leaf.crl" => Reply::status(200).body(b"leaf-crl".to_vec()),
+        "/intermediate.crl" => Reply::status(200).body(b"intermediate-crl".to_vec()),
+        _ => Reply::status(404),
     });
     let base = format!("http://{}", responder.addr());
     let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
@@ -144,7 +144,7 @@ async fn crls_are_the_fallback_when_ocsp_gives_no_usable_answer() {
 
 #[tokio::test]
 async fn a_hanging_responder_times_out_within_the_specs_limits() {
-    let hole = BlackHole::start();
+    let hole = FaultServer::black_hole();
     let metrics = Arc::new(Metrics::new());
     let fetcher = HttpRevocation::new(DenyList::default())
         .unwrap()
@@ -171,7 +171,7 @@ async fn a_hanging_responder_times_out_within_the_specs_limits() {
 /// (2 s), not two, out of the review's deadline.
 #[tokio::test]
 async fn hanging_responders_are_waited_for_at_once() {
-    let holes = [BlackHole::start(), BlackHole::start()];
+    let holes = [FaultServer::black_hole(), FaultServer::black_hole()];
     let fetcher = HttpRevocation::new(DenyList::default()).unwrap();
     let locations: Vec<RevocationLocation> = holes
         .iter()
@@ -210,7 +210,7 @@ async fn only_http_urls_and_bounded_answers() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("only http://"), "{err}");
-    let big = ScriptedServer::start(|_| Reply::new(200).body(vec![0u8; (1 << 20) + 1]));
+    let big = FaultServer::start(|_| Reply::status(200).body(vec![0u8; (1 << 20) + 1]));
     let err = fetcher
         .post_ocsp(&format!("http://{}/ocsp", big.addr()), b"r")
         .await

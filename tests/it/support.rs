@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 pub use signet_testkit::{
-    cosign, fake, faulty, fixtures, layout, notary, oci, registry, responder, review, sigstore,
+    cosign, fault, fixtures, layout, memory, notary, oci, registry, responder, review, sigstore,
     token,
 };
 

@@ -1,10 +1,15 @@
 //! The webhook end to end: real AdmissionReview bodies (images substituted) against the real
-//! server over HTTPS, a real docker-registry, and signatures made by the test signer.
+//! server over HTTPS, and signatures made by the test signer. The registry is the test kit's
+//! in-process one (`support::memory`), which has the referrers API unless told otherwise:
+//! these tests are about decisions, not about a registry's quirks, and need no process. The
+//! one test that stops and restarts a registry uses a real docker-registry.
 
 use serde_json::Value;
 
 use crate::support::cosign::{self, CosignKey};
 use crate::support::fixtures::{load_review, replace_image};
+use crate::support::memory::MemoryRegistry;
+use crate::support::oci::referrers_tag;
 use crate::support::registry::TestRegistry;
 use crate::support::review::{self, assert_allowed_clean, assert_denied, message};
 use crate::support::signet::{Signet, cosign_policy, settings};
@@ -25,13 +30,13 @@ fn assert_denied_with(v: &Value, words: &str) {
 }
 
 struct World {
-    registry: TestRegistry,
+    registry: MemoryRegistry,
     key: CosignKey,
 }
 
 async fn world() -> World {
     World {
-        registry: TestRegistry::start(),
+        registry: MemoryRegistry::start(),
         key: CosignKey::p256(),
     }
 }
@@ -58,10 +63,18 @@ impl World {
 }
 
 /// An unsigned image with an SBOM, an attestation and more referrers: the deny message says
-/// what was looked at and set aside, naming at most three and counting the rest.
+/// what was looked at and set aside, naming at most three and counting the rest. The same
+/// through the referrers API and through the tag schema of a registry without it.
 #[tokio::test]
 async fn no_signature_denial_names_the_referrers_it_ignored() {
+    for api in [true, false] {
+        no_signature_denial_names_the_referrers_it_ignored_with(api).await;
+    }
+}
+
+async fn no_signature_denial_names_the_referrers_it_ignored_with(api: bool) {
     let w = world().await;
+    w.registry.set_referrers_api(api);
     let pusher = w.registry.pusher();
     let unsigned = pusher.push_image("team/app", "3.0", 3).await;
     let empty = "application/vnd.oci.empty.v1+json";
@@ -106,6 +119,7 @@ async fn no_signature_denial_names_the_referrers_it_ignored() {
     }
     let signet = w.enforcing_signet().await;
 
+    let pushed = w.registry.requests().len();
     let denied = signet
         .review(&pod_with(&unsigned.reference_by_tag(&w.registry.addr())))
         .await;
@@ -124,6 +138,15 @@ async fn no_signature_denial_names_the_referrers_it_ignored() {
         3,
         "three of the four named: {msg}"
     );
+    // Which path found them: the API's list, or its 404 and then the tag.
+    let asked = w.registry.requests().split_off(pushed);
+    let api_asked = format!("GET /v2/team/app/referrers/{}", unsigned.digest);
+    let tag_read = format!(
+        "GET /v2/team/app/manifests/{}",
+        referrers_tag(&unsigned.digest)
+    );
+    assert!(asked.contains(&api_asked), "api {api}: {asked:#?}");
+    assert_eq!(asked.contains(&tag_read), !api, "api {api}: {asked:#?}");
     signet.stop().await;
 }
 
@@ -309,13 +332,15 @@ async fn no_match_deny_warn_allow() {
 
 #[tokio::test]
 async fn registry_down_follows_on_error() {
-    let mut w = world().await;
-    let img = w.registry.pusher().push_image("team/app", "1.0", 11).await;
-    let reference = img.reference_by_tag(&w.registry.addr());
-    let glob = format!("{}/team/**", w.registry.addr());
+    // Stopped and restarted: a real registry process.
+    let w = world().await;
+    let mut registry = TestRegistry::start();
+    let img = registry.pusher().push_image("team/app", "1.0", 11).await;
+    let reference = img.reference_by_tag(&registry.addr());
+    let glob = format!("{}/team/**", registry.addr());
     let deny = cosign_policy("strict", &glob, "enforce", "deny", &w.key.public_key_pem());
-    w.registry.stop();
-    let signet = Signet::start(&deny, &[&w.registry]).await;
+    registry.stop();
+    let signet = Signet::start(&deny, &[&registry]).await;
     let v = signet.review(&pod_with(&reference)).await;
     assert_denied_with(&v, "could not be verified");
     assert!(
@@ -332,13 +357,13 @@ async fn registry_down_follows_on_error() {
         "allow",
         &w.key.public_key_pem(),
     );
-    let signet = Signet::start(&allow, &[&w.registry]).await;
+    let signet = Signet::start(&allow, &[&registry]).await;
     let v = signet.review(&pod_with(&reference)).await;
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
     let warning = v["response"]["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("onError: allow"), "{warning}");
     // Errors are not cached: once the registry is back, the real verdict comes.
-    w.registry.restart();
+    registry.restart();
     let v = signet.review(&pod_with(&reference)).await;
     assert_denied_with(&v, "no signature found");
     signet.stop().await;

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use crate::oci::{Annotations, OCI_CONFIG, OCI_MANIFEST, PushedImage, Pusher, sha256_digest};
-use crate::registry::TestRegistry;
+use crate::registry::Endpoint;
 use crate::sigstore::pem;
 
 /// Media type of a Cosign simple-signing payload layer.
@@ -334,7 +334,7 @@ pub struct CosignSignature {
 /// Signs `image` like `cosign sign --key`: payload naming `HOST/REPO` (REPO = `repo`) and the
 /// image digest, appended to the `sha256-<hex>.sig` manifest in `repo` (created if absent).
 pub async fn sign_image(
-    registry: &TestRegistry,
+    registry: &impl Endpoint,
     repo: &str,
     image: &PushedImage,
     key: &CosignKey,
@@ -346,7 +346,7 @@ pub async fn sign_image(
 /// Like [`sign_image`] with an arbitrary payload (e.g. one naming another digest or another
 /// repository), stored under `image`'s `.sig` tag.
 pub async fn sign_payload(
-    registry: &TestRegistry,
+    registry: &impl Endpoint,
     repo: &str,
     image: &PushedImage,
     key: &CosignKey,

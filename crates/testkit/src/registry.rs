@@ -205,6 +205,45 @@ impl RegistryBuilder {
     }
 }
 
+/// A registry tests push to and point signet at: the real `docker-registry`
+/// ([`TestRegistry`]) or the in-process one ([`crate::memory::MemoryRegistry`]).
+pub trait Endpoint {
+    /// `127.0.0.1:PORT`: the registry host as it appears in image references.
+    fn addr(&self) -> String;
+    /// The CA PEM clients must trust; `None` for plain HTTP.
+    fn ca_pem(&self) -> Option<&str>;
+    /// A pusher with the registry's credentials, if any.
+    fn pusher(&self) -> crate::oci::Pusher;
+    /// `HOST/REPO` for image references in this registry.
+    fn repo_ref(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.addr())
+    }
+}
+
+impl Endpoint for TestRegistry {
+    fn addr(&self) -> String {
+        TestRegistry::addr(self)
+    }
+    fn ca_pem(&self) -> Option<&str> {
+        TestRegistry::ca_pem(self)
+    }
+    fn pusher(&self) -> crate::oci::Pusher {
+        TestRegistry::pusher(self)
+    }
+}
+
+impl Endpoint for crate::memory::MemoryRegistry {
+    fn addr(&self) -> String {
+        crate::memory::MemoryRegistry::addr(self)
+    }
+    fn ca_pem(&self) -> Option<&str> {
+        None
+    }
+    fn pusher(&self) -> crate::oci::Pusher {
+        crate::memory::MemoryRegistry::pusher(self)
+    }
+}
+
 /// A running `docker-registry serve` process, killed on drop.
 pub struct TestRegistry {
     binary: PathBuf,

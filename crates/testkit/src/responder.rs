@@ -4,7 +4,7 @@
 //! each one, so the answers come from an implementation that shares nothing with signet.
 //! Every request is recorded (tests assert that signet asked, or that it did not).
 //!
-//! Built on [`ScriptedServer`] rather than a long-running `openssl ocsp -port` process: one
+//! Built on [`FaultServer`] rather than a long-running `openssl ocsp -port` process: one
 //! openssl run per request needs no readiness polling, no port race and no process to reap.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tempfile::TempDir;
 
-use crate::fake::{Reply, ScriptedServer, SeenRequest};
+use crate::fault::{FaultServer, Reply, Request};
 use crate::notary::Authority;
 
 /// The status the OCSP responder gives one serial number.
@@ -49,7 +49,7 @@ struct State {
 
 /// The running responder; stops on drop.
 pub struct Responder {
-    server: ScriptedServer,
+    server: FaultServer,
     state: Arc<Mutex<State>>,
     dir: Arc<TempDir>,
 }
@@ -65,7 +65,7 @@ impl Responder {
         let state = Arc::new(Mutex::new(State::default()));
         let server = {
             let (state, dir) = (state.clone(), dir.clone());
-            ScriptedServer::start(move |request| answer(request, &state, &dir))
+            FaultServer::start(move |request| answer(request, &state, &dir))
         };
         Responder { server, state, dir }
     }
@@ -97,12 +97,12 @@ impl Responder {
     }
 
     /// Every request received so far.
-    pub fn requests(&self) -> Vec<SeenRequest> {
+    pub fn requests(&self) -> Vec<Request> {
         self.server.requests()
     }
 
     /// The OCSP requests received so far (POSTs with the OCSP content type).
-    pub fn ocsp_requests(&self) -> Vec<SeenRequest> {
+    pub fn ocsp_requests(&self) -> Vec<Request> {
         self.requests().into_iter().filter(is_ocsp).collect()
     }
 
@@ -110,7 +110,7 @@ impl Responder {
     pub fn crl_fetches(&self, path: &str) -> usize {
         self.requests()
             .iter()
-            .filter(|r| r.method == "GET" && r.target == path)
+            .filter(|r| r.method == "GET" && r.path == path)
             .count()
     }
 
@@ -118,36 +118,36 @@ impl Responder {
     pub fn log(&self) -> Vec<String> {
         self.requests()
             .iter()
-            .map(|r| format!("{} {}", r.method, r.target))
+            .map(|r| format!("{} {}", r.method, r.path))
             .collect()
     }
 }
 
-fn is_ocsp(request: &SeenRequest) -> bool {
+fn is_ocsp(request: &Request) -> bool {
     request.method == "POST" && request.header("content-type") == Some("application/ocsp-request")
 }
 
-fn answer(request: &SeenRequest, state: &Mutex<State>, dir: &TempDir) -> Reply {
+fn answer(request: &Request, state: &Mutex<State>, dir: &TempDir) -> Reply {
     let (crl, ocsp) = {
         let state = state.lock().expect("lock");
-        (state.crls.get(&request.target).cloned(), state.ocsp)
+        (state.crls.get(&request.path).cloned(), state.ocsp)
     };
     match request.method.as_str() {
         "GET" => match crl {
-            Some(der) => Reply::new(200)
+            Some(der) => Reply::status(200)
                 .header("Content-Type", "application/pkix-crl")
                 .body(der),
-            None => Reply::new(404),
+            None => Reply::status(404),
         },
         "POST" if is_ocsp(request) && ocsp => {
             match openssl_ocsp(&request.body, dir.path().into()) {
-                Ok(der) => Reply::new(200)
+                Ok(der) => Reply::status(200)
                     .header("Content-Type", "application/ocsp-response")
                     .body(der),
-                Err(why) => Reply::new(500).body(why),
+                Err(why) => Reply::status(500).body(why),
             }
         }
-        _ => Reply::new(404),
+        _ => Reply::status(404),
     }
 }
 

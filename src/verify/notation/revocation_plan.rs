@@ -1,9 +1,8 @@
 //! The revocation fetch plan of Notation signing and TSA chains: which CRLs and OCSP responses
 //! to fetch, and the types the verifier and the fetcher exchange.
 //!
-//! The verifier stays pure: the format seam's check (`super::Notation`, or
-//! [`super::revocation_locations`] for a list of signatures) tells the caller which CRL and OCSP
-//! URLs the chains of signatures that passed integrity and authenticity name (with the OCSP
+//! The verifier stays pure: the format seam's check (`super::Notation`) tells the caller which
+//! CRL and OCSP URLs the chains of signatures that passed integrity and authenticity name (with the OCSP
 //! request bodies), the caller fetches them (through a [`RevocationSource`], bounded by its own
 //! deadline: the Notary defaults are 2 s per OCSP responder and 5 s per CRL; the HTTP
 //! implementation is `crate::revocation`), and hands the answers back as [`RevocationData`],
@@ -26,8 +25,8 @@ use super::revocation_urls::{crl_urls, delta_urls, ocsp_urls};
 /// The most CRLs considered per verification.
 pub const MAX_CRLS: usize = 16;
 
-/// Revocation answers the caller fetched for the locations
-/// [`super::revocation_locations`] reported. Order does not matter; irrelevant ones are
+/// Revocation answers the caller fetched for the locations the format seam's plan named
+/// (`crate::verify::format::Plan`). Order does not matter; irrelevant ones are
 /// ignored.
 #[derive(Debug, Clone, Default)]
 pub struct RevocationData {

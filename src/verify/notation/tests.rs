@@ -17,6 +17,71 @@ use serde_json::json;
 use super::*;
 use crate::image::Digest;
 use crate::policy::notation::{NotationAuthority, NotationSpec};
+use crate::verify::format;
+
+/// The fetch plan of `signatures` through the format seam, as the engine gathers it: each
+/// signature checked once ([`format::check`]), the plans merged in order without repeats.
+fn seam_plan(
+    auth: &NotationAuthority,
+    subject: &Subject,
+    signatures: &[NotationSignature],
+    ctx: &Context,
+) -> Vec<RevocationLocation> {
+    let authorities = [seam_authority(auth)];
+    let mut out: Vec<RevocationLocation> = Vec::new();
+    for (n, sig) in signatures.iter().enumerate() {
+        let checked = format::check(&authorities, subject, seam_artifact(sig), n, ctx);
+        for l in &checked.plan().revocation {
+            if !out.contains(l) {
+                out.push(l.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The outcome of `signatures` through the format seam with `revocation` as what was
+/// fetched, as the engine reaches it: "no signature" ([`format::no_signature`]) until a
+/// signature's verdict ([`format::Checked::verdicts`]) says more ([`format::keep`]).
+fn seam_verdict(
+    auth: &NotationAuthority,
+    subject: &Subject,
+    signatures: &[NotationSignature],
+    ctx: &Context,
+    revocation: &RevocationData,
+) -> Outcome {
+    let authorities = [seam_authority(auth)];
+    let fetched = format::Fetched {
+        revocation: revocation.clone(),
+    };
+    let mut outcome = format::no_signature(&authorities[0].verifier, subject, ctx);
+    for (n, sig) in signatures.iter().enumerate() {
+        let checked = format::check(&authorities, subject, seam_artifact(sig), n, ctx);
+        for (_, o) in checked.verdicts(&authorities, &fetched, ctx) {
+            format::keep(&mut outcome, o);
+        }
+    }
+    outcome
+}
+
+fn seam_authority(auth: &NotationAuthority) -> crate::policy::Authority {
+    crate::policy::Authority {
+        name: "test".into(),
+        verifier: crate::policy::Verifier::Notation(Box::new(auth.clone())),
+    }
+}
+
+/// A signature as discovery hands it to the seam.
+fn seam_artifact(sig: &NotationSignature) -> format::Artifact {
+    format::Artifact {
+        kind: format::Kind::Notation,
+        manifest: Some(sig.manifest_digest.clone()),
+        layer_digest: Digest::sha256_of(&sig.envelope),
+        media_type: sig.media_type.clone(),
+        annotations: Default::default(),
+        bytes: sig.envelope.clone(),
+    }
+}
 
 const DAY: Duration = Duration::from_secs(86_400);
 const CRL_URL: &str = "http://crl.example.com/intermediate.crl";

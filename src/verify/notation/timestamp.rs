@@ -30,6 +30,8 @@ use crate::verify::pkix::timestamp::{
     self as rfc3161, ChainError, ContentError, SignatureError, TimeStampingEku, Token,
 };
 
+// For tests and the fuzz targets, which build trust stores from real tokens.
+#[cfg(any(test, fuzzing))]
 pub(super) use crate::verify::pkix::timestamp::token_certificates;
 
 /// The largest token parsed.

@@ -12,7 +12,7 @@ use signet::registry::{Limits, RegistryConfig};
 use signet::server::{Handle, ServeConfig, ServeLimits, TlsSource};
 use tempfile::TempDir;
 
-use super::registry::TestRegistry;
+use super::registry::Endpoint;
 
 /// A running signet.
 pub struct Signet {
@@ -30,13 +30,13 @@ pub use signet_testkit::policy::{cosign_policy, settings};
 impl Signet {
     /// Starts signet with `policies` (YAML documents joined by `---`), reaching `registries`
     /// over plain HTTP (or HTTPS with their CA).
-    pub async fn start(policies: &str, registries: &[&TestRegistry]) -> Signet {
+    pub async fn start(policies: &str, registries: &[&dyn Endpoint]) -> Signet {
         Self::start_with(policies, registries, Limits::default()).await
     }
 
     pub async fn start_with(
         policies: &str,
-        registries: &[&TestRegistry],
+        registries: &[&dyn Endpoint],
         limits: Limits,
     ) -> Signet {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -50,7 +50,7 @@ impl Signet {
     /// (same deny list as the registry client), so Notation chains that name CRL or OCSP
     /// locations are checked against them. [`Signet::start`] has none: such chains then have
     /// an unknown revocation status, and no test reaches the network by accident.
-    pub async fn start_with_revocation(policies: &str, registries: &[&TestRegistry]) -> Signet {
+    pub async fn start_with_revocation(policies: &str, registries: &[&dyn Endpoint]) -> Signet {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).expect("policy dir");
@@ -79,7 +79,7 @@ impl Signet {
     pub async fn start_dir(
         dir: TempDir,
         policy_dir: PathBuf,
-        registries: &[&TestRegistry],
+        registries: &[&dyn Endpoint],
         limits: Limits,
     ) -> Signet {
         Self::launch(
@@ -96,7 +96,7 @@ impl Signet {
     async fn launch(
         dir: TempDir,
         policy_dir: PathBuf,
-        registries: &[&TestRegistry],
+        registries: &[&dyn Endpoint],
         limits: Limits,
         revocation: bool,
         serve_limits: ServeLimits,

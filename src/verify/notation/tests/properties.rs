@@ -28,7 +28,7 @@ proptest! {
     fn garbage_revocation_answers_are_unknown(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let (auth, sig, _) = revocable();
         let data = RevocationData { crls: vec![bytes.clone()], ocsp: vec![bytes] };
-        let outcome = verify_with_revocation(auth, &subject(), std::slice::from_ref(sig), &Context { now: now() }, &data);
+        let outcome = seam_verdict(auth, &subject(), std::slice::from_ref(sig), &Context { now: now() }, &data);
         match outcome {
             Outcome::Failed(f) => prop_assert_eq!(f.reason, Reason::RevocationUnknown, "{:?}", f),
             Outcome::Trusted(e) => prop_assert!(false, "trusted on garbage: {:?}", e),
@@ -45,7 +45,7 @@ proptest! {
         prop_assume!(damaged[i] != with);
         damaged[i] = with;
         let data = RevocationData { crls: vec![damaged], ocsp: Vec::new() };
-        let outcome = verify_with_revocation(auth, &subject(), std::slice::from_ref(sig), &Context { now: now() }, &data);
+        let outcome = seam_verdict(auth, &subject(), std::slice::from_ref(sig), &Context { now: now() }, &data);
         match outcome {
             Outcome::Failed(f) => prop_assert_eq!(f.reason, Reason::RevocationUnknown, "byte {}: {:?}", i, f),
             Outcome::Trusted(e) => prop_assert!(false, "byte {}: trusted on a damaged CRL: {:?}", i, e),

@@ -147,7 +147,7 @@ fn microsoft_tsa_chain_revocation_is_checked() {
     };
     let ctx = Context { now: now() };
     let sigs = std::slice::from_ref(&sig);
-    let locations = revocation_locations(&auth, &subject, sigs, &ctx);
+    let locations = seam_plan(&auth, &subject, sigs, &ctx);
     assert!(
         locations
             .iter()

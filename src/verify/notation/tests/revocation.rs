@@ -26,7 +26,7 @@ fn revocation_from_supplied_crls() {
         let sig = build(&chain, &Env::default());
         let ctx = Context { now: now() };
         let s = std::slice::from_ref(&sig);
-        let locations = revocation_locations(&strict, &subject(), s, &ctx);
+        let locations = seam_plan(&strict, &subject(), s, &ctx);
         assert_eq!(locations.len(), 1, "{fmt}");
         assert_eq!(locations[0].crl_urls, vec![CRL_URL.to_string()]);
 
@@ -35,21 +35,21 @@ fn revocation_from_supplied_crls() {
             Reason::RevocationUnknown,
             "no CRL from",
         );
-        match verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![clean.clone()])) {
+        match seam_verdict(&strict, &subject(), s, &ctx, &with(vec![clean.clone()])) {
             Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{e:?}"),
             Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
         }
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
+            &seam_verdict(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
             Reason::Revoked,
             "revocation: certificate 0 of the chain: CN=signer,O=Example,ST=WA,C=US is revoked (CRL",
         );
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![stale.clone()])),
+            &seam_verdict(&strict, &subject(), s, &ctx, &with(vec![stale.clone()])),
             Reason::RevocationUnknown,
             "nextUpdate",
         );
-        match verify_with_revocation(
+        match seam_verdict(
             &permissive,
             &subject(),
             s,
@@ -86,7 +86,7 @@ fn revocation_from_supplied_crls() {
         .unwrap();
     let data = rt.block_on(fetch_revocation(
         &Source(clean),
-        &revocation_locations(
+        &seam_plan(
             &strict,
             &subject(),
             std::slice::from_ref(&sig),
@@ -94,13 +94,13 @@ fn revocation_from_supplied_crls() {
         ),
     ));
     assert!(matches!(
-        verify_with_revocation(&strict, &subject(), &[sig], &Context { now: now() }, &data),
+        seam_verdict(&strict, &subject(), &[sig], &Context { now: now() }, &data),
         Outcome::Trusted(_)
     ));
     // A chain without revocation locations needs no CRL.
     let plain = make_chain(&Pki::default());
     assert!(
-        revocation_locations(
+        seam_plan(
             &authority(&plain.root_pem, "strict", "*"),
             &subject(),
             &[jws(&plain, &Env::default())],
@@ -154,7 +154,7 @@ fn revocation_from_ocsp_responses() {
     let strict = authority(&chain.root_pem, "strict", "*");
     let sig = jws(&chain, &Env::default());
     let s = std::slice::from_ref(&sig);
-    let locations = revocation_locations(&strict, &subject(), s, &Context { now: now() });
+    let locations = seam_plan(&strict, &subject(), s, &Context { now: now() });
     assert_eq!(locations.len(), 1);
     assert_eq!(locations[0].ocsp_urls, vec![OCSP_URL.to_string()]);
     let request = locations[0].ocsp_request.clone().unwrap();
@@ -182,22 +182,22 @@ fn revocation_from_ocsp_responses() {
     for (fmt, build) in FORMATS {
         let sig = build(&chain, &Env::default());
         let s = std::slice::from_ref(&sig);
-        match verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![good.clone()])) {
+        match seam_verdict(&strict, &subject(), s, &ctx, &with(vec![good.clone()])) {
             Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{e:?}"),
             Outcome::Failed(f) => panic!("{fmt}: {f:?}"),
         }
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
+            &seam_verdict(&strict, &subject(), s, &ctx, &with(vec![revoked.clone()])),
             Reason::Revoked,
             "is revoked (OCSP: revoked on 2024-01-01T00:00:00Z)",
         );
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![unknown.clone()])),
+            &seam_verdict(&strict, &subject(), s, &ctx, &with(vec![unknown.clone()])),
             Reason::RevocationUnknown,
             "does not know it",
         );
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &ctx, &with(vec![forged.clone()])),
+            &seam_verdict(&strict, &subject(), s, &ctx, &with(vec![forged.clone()])),
             Reason::RevocationUnknown,
             "is not signed by the issuer",
         );
@@ -211,7 +211,7 @@ fn revocation_from_ocsp_responses() {
             now: now() + 2 * DAY,
         };
         assert_failed(
-            &verify_with_revocation(&strict, &subject(), s, &later, &with(vec![good.clone()])),
+            &seam_verdict(&strict, &subject(), s, &later, &with(vec![good.clone()])),
             Reason::RevocationUnknown,
             "past its nextUpdate",
         );
@@ -236,7 +236,7 @@ fn revocation_from_ocsp_responses() {
         .unwrap();
     let data = rt.block_on(fetch_revocation(&Responder(good), &locations));
     assert!(matches!(
-        verify_with_revocation(&strict, &subject(), s, &ctx, &data),
+        seam_verdict(&strict, &subject(), s, &ctx, &data),
         Outcome::Trusted(_)
     ));
 }

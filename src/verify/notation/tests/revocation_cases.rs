@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use signet_testkit::openssl::{OpensslCa, stamp};
+
 use super::*;
 
 const DELTA_URL: &str = "http://crl.example.com/intermediate-delta.crl";
@@ -27,197 +29,9 @@ const TSA_REVOKED: &str = "R\t351231235959Z\t240101000000Z,keyCompromise\t07\tun
 /// Marks a CRL as a delta on base CRL number 1.
 const DELTA_ON_1: &str = "2.5.29.27 = critical, ASN1:INTEGER:1\n";
 
-/// A CA whose certificate and key are on disk for openssl.
-struct OpensslCa {
-    dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// openssl's time format.
-fn stamp(t: SystemTime) -> String {
-    let t = odt(t);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-impl OpensslCa {
-    fn new(cert_pem: &str, key_pem: &str) -> OpensslCa {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), cert_pem).unwrap();
-        std::fs::write(dir.path().join("ca.key"), key_pem).unwrap();
-        OpensslCa { dir }
-    }
-
-    fn of_chain(chain: &Chain) -> OpensslCa {
-        OpensslCa::new(&chain.inter_pem, &chain.inter_key_pem)
-    }
-
-    /// A CRL listing the `index` lines, numbered `number`, with extra CRL extensions (openssl
-    /// config lines), valid from yesterday until `next_update`.
-    fn crl_until(
-        &self,
-        index: &str,
-        number: u32,
-        extensions: &str,
-        next_update: SystemTime,
-    ) -> Vec<u8> {
-        let d = self.dir.path();
-        std::fs::write(d.join("index.txt"), index).unwrap();
-        std::fs::write(d.join("crlnumber"), format!("{number:02X}\n")).unwrap();
-        std::fs::write(
-            d.join("ca.cnf"),
-            format!(
-                "[ ca ]\ndefault_ca = c\n[ c ]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
-                 default_md = sha256\ncrl_extensions = ext\n[ ext ]\n{extensions}"
-            ),
-        )
-        .unwrap();
-        let last = stamp(now() - DAY);
-        let next = stamp(next_update);
-        openssl(
-            d,
-            &[
-                "ca",
-                "-config",
-                "ca.cnf",
-                "-gencrl",
-                "-keyfile",
-                "ca.key",
-                "-cert",
-                "ca.pem",
-                "-crl_lastupdate",
-                &last,
-                "-crl_nextupdate",
-                &next,
-                "-out",
-                "crl.pem",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "crl", "-in", "crl.pem", "-outform", "DER", "-out", "crl.der",
-            ],
-        );
-        std::fs::read(d.join("crl.der")).unwrap()
-    }
-
-    fn crl(&self, index: &str, number: u32, extensions: &str) -> Vec<u8> {
-        self.crl_until(index, number, extensions, now() + DAY)
-    }
-
-    /// A delegated OCSP responder certificate (serial 77), optionally with
-    /// id-pkix-ocsp-nocheck and a CRL distribution point. Returns (PEM, key PEM).
-    fn responder(&self, nocheck: bool, crl_url: Option<&str>) -> (String, String) {
-        let d = self.dir.path();
-        let mut ext = String::from(
-            "[ e ]\nbasicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\n\
-             extendedKeyUsage = OCSPSigning\n",
-        );
-        if nocheck {
-            ext.push_str("noCheck = ignored\n");
-        }
-        if let Some(url) = crl_url {
-            ext.push_str(&format!("crlDistributionPoints = URI:{url}\n"));
-        }
-        std::fs::write(d.join("responder.cnf"), ext).unwrap();
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "responder.key",
-                "-subj",
-                "/C=US/ST=WA/O=Example/CN=responder",
-                "-out",
-                "responder.csr",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "responder.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                "77",
-                "-days",
-                "30",
-                "-extfile",
-                "responder.cnf",
-                "-extensions",
-                "e",
-                "-out",
-                "responder.pem",
-            ],
-        );
-        (
-            std::fs::read_to_string(d.join("responder.pem")).unwrap(),
-            std::fs::read_to_string(d.join("responder.key")).unwrap(),
-        )
-    }
-
-    /// `openssl ocsp` answering `request` from `index`, signed by the CA or by `signer`.
-    fn ocsp(&self, request: &[u8], index: &str, signer: Option<&(String, String)>) -> Vec<u8> {
-        let d = self.dir.path();
-        std::fs::write(d.join("index.txt"), index).unwrap();
-        std::fs::write(d.join("req.der"), request).unwrap();
-        let (cert, key) = match signer {
-            Some((pem, key)) => {
-                std::fs::write(d.join("signer.pem"), pem).unwrap();
-                std::fs::write(d.join("signer.key"), key).unwrap();
-                ("signer.pem", "signer.key")
-            }
-            None => ("ca.pem", "ca.key"),
-        };
-        openssl(
-            d,
-            &[
-                "ocsp",
-                "-index",
-                "index.txt",
-                "-CA",
-                "ca.pem",
-                "-rsigner",
-                cert,
-                "-rkey",
-                key,
-                "-reqin",
-                "req.der",
-                "-respout",
-                "resp.der",
-                "-ndays",
-                "1",
-            ],
-        );
-        std::fs::read(d.join("resp.der")).unwrap()
-    }
+/// The chain's intermediate as an openssl CA (the issuer of the leaf's CRLs and OCSP answers).
+fn ca_of(chain: &Chain) -> OpensslCa {
+    OpensslCa::new(&chain.inter_pem, &chain.inter_key_pem)
 }
 
 fn crls(list: &[&Vec<u8>]) -> RevocationData {
@@ -237,7 +51,7 @@ fn each_format(
     FORMATS
         .iter()
         .map(|(_, build)| {
-            verify_with_revocation(
+            seam_verdict(
                 auth,
                 &subject(),
                 &[build(chain, env)],
@@ -292,7 +106,7 @@ impl RevocationSource for Source {
 
 fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) -> RevocationData {
     let sig = jws(chain, env);
-    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    let locations = seam_plan(auth, &subject(), &[sig], &Context { now: now() });
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -302,7 +116,7 @@ fn fetch(source: &Source, auth: &NotationAuthority, chain: &Chain, env: &Env) ->
 /// The OCSP request signet would send about the leaf of `chain`.
 fn ocsp_request(auth: &NotationAuthority, chain: &Chain) -> Vec<u8> {
     let sig = jws(chain, &Env::default());
-    let locations = revocation_locations(auth, &subject(), &[sig], &Context { now: now() });
+    let locations = seam_plan(auth, &subject(), &[sig], &Context { now: now() });
     locations[0]
         .ocsp_request
         .clone()
@@ -319,7 +133,7 @@ fn crl_chain() -> Chain {
 #[test]
 fn delta_crls_extend_their_base() {
     let chain = crl_chain();
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let names_delta = format!("freshestCRL = URI:{DELTA_URL}\n");
     let base = ca.crl("", 1, &names_delta);
@@ -376,7 +190,7 @@ fn delta_crls_extend_their_base() {
 #[test]
 fn certificate_hold_revokes_until_a_delta_removes_it() {
     let chain = crl_chain();
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let env = Env::default();
     let on_hold = ca.crl(LEAF_ON_HOLD, 1, "");
@@ -421,7 +235,7 @@ fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
         with_ocsp: true,
         ..Pki::default()
     });
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let signed = now() - 10 * DAY;
     let authority_signed = Env {
         authentic_time: Some(signed),
@@ -468,7 +282,7 @@ fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
         with_ocsp: true,
         ..Pki::default()
     });
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let env = Env::default();
     let request = ocsp_request(&strict, &chain);
@@ -528,7 +342,7 @@ fn an_ocsp_unknown_falls_back_to_the_crl() {
         with_ocsp: true,
         ..Pki::default()
     });
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let env = Env::default();
     let request = ocsp_request(&strict, &chain);
@@ -604,7 +418,7 @@ fn the_tsa_chain_is_checked_for_revocation() {
         timestamp: Some((tsa.clone(), false)),
         ..Env::default()
     };
-    let locations = revocation_locations(
+    let locations = seam_plan(
         &strict,
         &subject(),
         &[jws(&chain, &env)],
@@ -659,10 +473,7 @@ fn untrusted_chains_are_never_asked_about() {
     let sig = [jws(&chain, &Env::default())];
     let ctx = Context { now: now() };
     let trusting = authority(&chain.root_pem, "strict", "*");
-    assert_eq!(
-        revocation_locations(&trusting, &subject(), &sig, &ctx).len(),
-        1
-    );
+    assert_eq!(seam_plan(&trusting, &subject(), &sig, &ctx).len(), 1);
     // Another root, a subject that is not a trusted identity, a tampered signature, or an
     // audit level (which lets authenticity failures through): no location is reported.
     let untrusted = authority(&other.root_pem, "strict", "*");
@@ -673,7 +484,7 @@ fn untrusted_chains_are_never_asked_about() {
     );
     let audit_other_root = authority(&other.root_pem, "audit", "*");
     for auth in [&untrusted, &wrong_identity, &audit_other_root] {
-        assert!(revocation_locations(auth, &subject(), &sig, &ctx).is_empty());
+        assert!(seam_plan(auth, &subject(), &sig, &ctx).is_empty());
     }
     let tampered = [jws(
         &chain,
@@ -682,10 +493,10 @@ fn untrusted_chains_are_never_asked_about() {
             ..Env::default()
         },
     )];
-    assert!(revocation_locations(&trusting, &subject(), &tampered, &ctx).is_empty());
+    assert!(seam_plan(&trusting, &subject(), &tampered, &ctx).is_empty());
     // An authority that skips revocation needs none.
     let skipping = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
-    assert!(revocation_locations(&skipping, &subject(), &sig, &ctx).is_empty());
+    assert!(seam_plan(&skipping, &subject(), &sig, &ctx).is_empty());
 }
 
 #[test]
@@ -694,7 +505,7 @@ fn a_pass_holds_until_its_evidence_expires() {
         with_ocsp: true,
         ..Pki::default()
     });
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let skip = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
     let request = ocsp_request(&strict, &chain);
@@ -739,7 +550,7 @@ fn caches_can_tell_how_long_an_answer_is_current() {
         with_ocsp: true,
         ..Pki::default()
     });
-    let ca = OpensslCa::of_chain(&chain);
+    let ca = ca_of(&chain);
     let strict = authority(&chain.root_pem, "strict", "*");
     let near = |t: Option<SystemTime>, want: SystemTime| {
         let t = t.expect("a nextUpdate");

@@ -1,48 +1,9 @@
 //! The format seam: one check (everything but revocation, plus the fetch plan) and a verdict
-//! that only judges the fetched answers give what the list verifier gives.
+//! that only judges the fetched answers. The revocation tests beside this one go through the
+//! seam too (`seam_plan`, `seam_verdict`).
 
 use super::*;
 use crate::verify::format::{Fetched, Format, Kind};
-
-#[test]
-fn check_then_verdict_is_the_list_verifier_with_its_plan() {
-    let chain = make_chain(&Pki {
-        with_crl: true,
-        ..Pki::default()
-    });
-    let (clean, revoked, stale) = chain.crls.clone().unwrap();
-    let strict = authority(&chain.root_pem, "strict", "*");
-    let ctx = Context { now: now() };
-    for (fmt, build) in FORMATS {
-        let sig = build(&chain, &Env::default());
-        let s = std::slice::from_ref(&sig);
-        for crls in [
-            vec![],
-            vec![clean.clone()],
-            vec![revoked.clone()],
-            vec![stale.clone()],
-        ] {
-            let (proved, plan) = Notation::check(&strict, &subject(), &sig, 0, &ctx);
-            assert_eq!(
-                plan.revocation,
-                revocation_locations(&strict, &subject(), s, &ctx),
-                "{fmt}"
-            );
-            let data = RevocationData {
-                crls,
-                ..RevocationData::default()
-            };
-            let fetched = Fetched {
-                revocation: data.clone(),
-            };
-            assert_eq!(
-                Notation::verdict(&strict, proved, &fetched, &ctx),
-                verify_with_revocation(&strict, &subject(), s, &ctx, &data),
-                "{fmt}"
-            );
-        }
-    }
-}
 
 #[test]
 fn an_untrusted_chain_plans_no_fetch_and_fails_at_authenticity() {
