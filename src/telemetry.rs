@@ -1,6 +1,12 @@
 //! Logging: plain or JSON lines on stderr, filtered by `RUST_LOG` (default `info`, with the
 //! HTTP and TLS libraries quieter).
 //!
+//! `serve` formats each line where it is logged but writes it from a thread of its own
+//! ([`Writer::Background`]): a review does not wait for a `write` to stderr, and a stalled
+//! stderr (a full pipe nobody reads) never holds up an admission answer. The queue is bounded
+//! ([`QUEUED_LINES`]); when it is full, lines are dropped and counted
+//! (`signet_log_lines_dropped_total`). The other commands write each line as it is logged.
+//!
 //! Field values come from requests (a review's `uid`, object names, image references) and from
 //! signatures (certificate subjects), so they are untrusted text. The plain format writes every
 //! field through [`Untrusted`]: control characters escaped (a raw CR or LF would forge a log
@@ -9,7 +15,9 @@
 //! bounded where they are built ([`join_bounded`]).
 
 use std::fmt;
+use std::sync::OnceLock;
 
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
@@ -22,13 +30,99 @@ const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustl
 /// [`join_bounded`] builds.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
+/// The most log lines [`Writer::Background`] holds while stderr is slow: at 20,000 reviews a
+/// second (two lines each) a stall of ~0.2 s, a few MiB of typical lines. Beyond it, lines are
+/// dropped and counted, never waited for.
+pub const QUEUED_LINES: usize = 8192;
+
+/// How log lines reach stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// Written by the logging call itself (the CLI commands: their lines keep their place
+    /// among what the command prints).
+    Direct,
+    /// Queued to a thread that writes them (`serve`): bounded, lossy when full.
+    Background,
+}
+
+/// Keeps the background writer's thread; dropping it writes out the lines still queued
+/// (waiting at most about a second for a stalled stderr). `main` holds it until it returns:
+/// every exit of the process goes through there.
+#[must_use = "dropping the guard stops the log writer: lines logged after it are lost"]
+pub struct Guard {
+    _worker: Option<WorkerGuard>,
+}
+
+/// What the background writer dropped, once it exists.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines the background writer dropped because its queue was full (0 without one).
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
+}
+
 /// Installs the global subscriber; `ansi`: colour the plain format (only for a terminal, and
 /// not under `NO_COLOR`: see [`crate::config::ansi_wanted`]). Calling it twice is harmless
-/// (the second call is ignored).
-pub fn init(format: LogFormat, ansi: bool) {
+/// (the second call is ignored). Keep the [`Guard`] until the process ends.
+pub fn init(format: LogFormat, ansi: bool, writer: Writer) -> Guard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing::subscriber::set_global_default(build(format, filter, std::io::stderr, ansi));
+    match writer {
+        Writer::Direct => {
+            let _ = tracing::subscriber::set_global_default(build(
+                format,
+                filter,
+                std::io::stderr,
+                ansi,
+            ));
+            Guard { _worker: None }
+        }
+        Writer::Background => {
+            // The thread drains the queue into the buffer and flushes it after each batch: one
+            // `write` for many lines under load, each line written at once when idle.
+            let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+            let (lines, worker) = NonBlockingBuilder::default()
+                .buffered_lines_limit(QUEUED_LINES)
+                .lossy(true)
+                .thread_name("signet-log")
+                .finish(stderr);
+            let counter = lines.error_counter();
+            if tracing::subscriber::set_global_default(build(format, filter, lines, ansi)).is_ok() {
+                let _ = DROPPED.set(counter);
+            }
+            Guard {
+                _worker: Some(worker),
+            }
+        }
+    }
+}
+
+/// `signet_log_lines_dropped_total`, brought up to the background writer's own count when
+/// scraped: the writer counts its drops itself, so a review pays nothing for the metric.
+pub fn dropped_lines_metric() -> prometheus::Result<Box<dyn prometheus::core::Collector>> {
+    let counter = prometheus::IntCounter::new(
+        "signet_log_lines_dropped_total",
+        "Log lines dropped because stderr did not keep up (their queue was full)",
+    )?;
+    Ok(Box::new(DroppedLines(counter)))
+}
+
+struct DroppedLines(prometheus::IntCounter);
+
+impl prometheus::core::Collector for DroppedLines {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let (now, shown) = (dropped_lines(), self.0.get());
+        if now > shown {
+            self.0.inc_by(now - shown);
+        }
+        self.0.collect()
+    }
 }
 
 /// The subscriber [`init`] installs, without colour, writing to `writer` (tests pass a buffer).
@@ -217,6 +311,19 @@ mod tests {
         assert!(out.contains("\\u{1b}[31m"), "{out:.300?}");
         assert!(out.contains("more characters)"), "{out:.200}");
         assert!(out.len() < 3 * MAX_FIELD_CHARS, "{} bytes", out.len());
+    }
+
+    /// The drop count is a metric of its own, 0 while nothing was dropped.
+    #[test]
+    fn dropped_lines_are_a_metric() {
+        let m = crate::metrics::Metrics::new();
+        m.register(dropped_lines_metric().unwrap()).unwrap();
+        let text = m.encode();
+        assert!(
+            text.lines()
+                .any(|l| l == "signet_log_lines_dropped_total 0"),
+            "{text}"
+        );
     }
 
     #[test]
