@@ -15,6 +15,7 @@
 //! bounded where they are built ([`join_bounded`]).
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
@@ -167,12 +168,14 @@ where
 fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
 {
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            write!(w, "{}", Untrusted(&text))
-        } else {
-            write!(w, "{}={}", field.name(), Untrusted(&text))
+        if field.name() != "message" {
+            w.write_str(field.name())?;
+            w.write_char('=')?;
         }
+        // Escaped as it is formatted: no copy of the value first.
+        let mut escaped = Escaper::new(w, MAX_FIELD_CHARS);
+        write!(escaped, "{value:?}")?;
+        escaped.finish()
     })
     .delimited(" ")
 }
@@ -203,20 +206,61 @@ impl fmt::Display for Untrusted<'_> {
 
 /// Writes `s` escaped, cut after `max` characters of input.
 fn escape_bounded(w: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            let more = s.chars().count() - max;
-            return write!(w, "… ({more} more characters)");
-        }
-        match c {
-            '\n' => w.write_str("\\n")?,
-            '\r' => w.write_str("\\r")?,
-            '\t' => w.write_str("\\t")?,
-            c if needs_escape(c) => write!(w, "\\u{{{:x}}}", c as u32)?,
-            c => w.write_char(c)?,
+    let mut escaped = Escaper::new(w, max);
+    escaped.write_str(s)?;
+    escaped.finish()
+}
+
+/// A writer that escapes what goes through it (see [`Untrusted`]) and writes at most `left`
+/// more characters, counting the rest for [`Escaper::finish`]. Text without anything to
+/// escape is written in runs, not character by character.
+struct Escaper<'w, W: fmt::Write + ?Sized> {
+    out: &'w mut W,
+    left: usize,
+    more: usize,
+}
+
+impl<'w, W: fmt::Write + ?Sized> Escaper<'w, W> {
+    fn new(out: &'w mut W, max: usize) -> Self {
+        Escaper {
+            out,
+            left: max,
+            more: 0,
         }
     }
-    Ok(())
+
+    /// Says how many characters were cut, if any: `… (1234 more characters)`.
+    fn finish(self) -> fmt::Result {
+        if self.more > 0 {
+            write!(self.out, "… ({} more characters)", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: fmt::Write + ?Sized> fmt::Write for Escaper<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut run = 0;
+        for (i, c) in s.char_indices() {
+            if self.left == 0 {
+                self.out.write_str(&s[run..i])?;
+                self.more += s[i..].chars().count();
+                return Ok(());
+            }
+            self.left -= 1;
+            if needs_escape(c) {
+                self.out.write_str(&s[run..i])?;
+                match c {
+                    '\n' => self.out.write_str("\\n")?,
+                    '\r' => self.out.write_str("\\r")?,
+                    '\t' => self.out.write_str("\\t")?,
+                    c => write!(self.out, "\\u{{{:x}}}", c as u32)?,
+                }
+                run = i + c.len_utf8();
+            }
+        }
+        self.out.write_str(&s[run..])
+    }
 }
 
 /// Control characters (C0, DEL, C1) and the bidirectional formatting characters: what must not
