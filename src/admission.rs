@@ -12,7 +12,9 @@
 //! [`log_admitted`] writes the audit trail of what an allowed review let in. Must not import
 //! hyper or the registry.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation};
@@ -911,23 +913,20 @@ pub fn log_admitted(verdict: &Verdict) {
     }
 }
 
-/// The fields of one "image admitted" line.
-struct AuditLine {
-    image: String,
-    digest: String,
+/// The fields of one "image admitted" line, borrowed from the report where no bound cut them.
+struct AuditLine<'a> {
+    image: Cow<'a, str>,
+    digest: &'a str,
     trust: &'static str,
     policy: String,
     authority: String,
     evidence: String,
 }
 
-impl AuditLine {
-    fn of(report: &ImageReport) -> AuditLine {
+impl<'a> AuditLine<'a> {
+    fn of(report: &'a ImageReport) -> AuditLine<'a> {
         let image = bounded(report.reference.as_deref().unwrap_or(&report.image));
-        let digest = report
-            .digest
-            .as_ref()
-            .map_or_else(|| "unknown".to_string(), |d| d.as_str().to_string());
+        let digest = report.digest.as_ref().map_or("unknown", |d| d.as_str());
         let (trust, policies) = match &report.status {
             ImageStatus::InvalidReference { .. } => ("invalid_reference", &[][..]),
             ImageStatus::NoPolicy { .. } => ("no_policy", &[][..]),
@@ -945,9 +944,17 @@ impl AuditLine {
                 (trust, policies.as_slice())
             }
         };
-        let (mut names, mut authorities, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
-        for p in policies.iter().take(MAX_AUDIT_POLICIES) {
-            names.push(p.policy.to_string());
+        // Joined as they are written: `, ` between policies and authorities, `; ` between
+        // evidence.
+        let (mut names, mut authorities, mut evidence) =
+            (String::new(), String::new(), String::new());
+        for (i, p) in policies.iter().take(MAX_AUDIT_POLICIES).enumerate() {
+            if i > 0 {
+                names.push_str(", ");
+                authorities.push_str(", ");
+                evidence.push_str("; ");
+            }
+            names.push_str(p.policy.as_str());
             let verified = match &p.verdict {
                 PolicyVerdict::Trusted { authorities } => {
                     authorities.iter().find_map(|a| match &a.result {
@@ -959,38 +966,52 @@ impl AuditLine {
             };
             match verified {
                 Some((a, e)) => {
-                    authorities.push(format!("{} ({})", a.authority, a.verifier.as_str()));
-                    evidence.push(e.summary.clone());
+                    let _ = write!(authorities, "{} ({})", a.authority, a.verifier.as_str());
+                    evidence.push_str(&e.summary);
                 }
                 None => {
-                    authorities.push("-".to_string());
-                    evidence.push(p.verdict.reason().as_str().to_string());
+                    authorities.push('-');
+                    evidence.push_str(p.verdict.reason().as_str());
                 }
             }
         }
         if policies.len() > MAX_AUDIT_POLICIES {
             let more = format!("and {} more", policies.len() - MAX_AUDIT_POLICIES);
-            names.push(more.clone());
-            authorities.push(more.clone());
-            evidence.push(more);
+            for (field, sep) in [
+                (&mut names, ", "),
+                (&mut authorities, ", "),
+                (&mut evidence, "; "),
+            ] {
+                field.push_str(sep);
+                field.push_str(&more);
+            }
         }
         AuditLine {
             image,
             digest,
             trust,
-            policy: bounded(&names.join(", ")),
-            authority: bounded(&authorities.join(", ")),
-            evidence: bounded(&evidence.join("; ")),
+            policy: bounded_owned(names),
+            authority: bounded_owned(authorities),
+            evidence: bounded_owned(evidence),
         }
     }
 }
 
 /// `s` cut to [`MAX_AUDIT_FIELD_CHARS`] characters, with `…` when cut.
-fn bounded(s: &str) -> String {
+fn bounded(s: &str) -> Cow<'_, str> {
     match s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_string(),
+        Some((end, _)) => Cow::Owned(format!("{}…", &s[..end])),
+        None => Cow::Borrowed(s),
     }
+}
+
+/// [`bounded`], cutting `s` in place.
+fn bounded_owned(mut s: String) -> String {
+    if let Some((end, _)) = s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// The response for a review allowed without checking, or rejected before checking: the

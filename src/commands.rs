@@ -721,6 +721,9 @@ async fn serve_command(
         made_dir = Some(dir.to_path_buf());
     }
     let metrics = Arc::new(Metrics::new());
+    if let Err(e) = crate::telemetry::dropped_lines_metric().and_then(|m| metrics.register(m)) {
+        tracing::warn!(error = %e, "cannot add the metric of dropped log lines");
+    }
     let options = engine::Options::default();
     match engine::serve_with(serve, registry, metrics, options, kubernetes).await {
         Ok(handle) => {

@@ -574,10 +574,11 @@ impl Engine {
             image.to_string(),
             registry::credential_identity(image.registry()),
         );
-        let mut r = self.digests.try_get_with(key.clone(), run()).await;
+        // By reference: the key is copied into the cache on a miss only.
+        let mut r = self.digests.try_get_with_by_ref(&key, run()).await;
         if r.is_err() && !missed.load(Ordering::Relaxed) {
             // Another review's failure, perhaps of its own budget or deadline: ask for this one.
-            r = self.digests.try_get_with(key, run()).await;
+            r = self.digests.try_get_with_by_ref(&key, run()).await;
         }
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
@@ -615,9 +616,9 @@ impl Engine {
                 v => Ok(Arc::new(v)),
             }
         };
-        let mut r = self.verdicts.try_get_with(key.clone(), run()).await;
+        let mut r = self.verdicts.try_get_with_by_ref(&key, run()).await;
         if r.is_err() && !missed.load(Ordering::Relaxed) {
-            r = self.verdicts.try_get_with(key, run()).await;
+            r = self.verdicts.try_get_with_by_ref(&key, run()).await;
         }
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));

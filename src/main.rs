@@ -11,7 +11,18 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = signet::cli::Args::parse();
     let format = args.log_format;
-    signet::telemetry::init(format, signet::config::ansi_wanted());
+    let writer = match args.command {
+        signet::cli::Command::Serve(_) => signet::telemetry::Writer::Background,
+        _ => signet::telemetry::Writer::Direct,
+    };
+    let log = signet::telemetry::init(format, signet::config::ansi_wanted(), writer);
+    let code = run(args);
+    // Every exit comes back here (nothing calls `process::exit`): write out the queued lines.
+    drop(log);
+    code
+}
+
+fn run(args: signet::cli::Args) -> ExitCode {
     let config = match signet::config::Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -352,6 +352,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Adds a metric kept elsewhere (read when scraped), e.g. the log writer's drop count.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The text exposition format, for `/metrics`.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();

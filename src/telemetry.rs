@@ -1,6 +1,12 @@
 //! Logging: plain or JSON lines on stderr, filtered by `RUST_LOG` (default `info`, with the
 //! HTTP and TLS libraries quieter).
 //!
+//! `serve` formats each line where it is logged but writes it from a thread of its own
+//! ([`Writer::Background`]): a review does not wait for a `write` to stderr, and a stalled
+//! stderr (a full pipe nobody reads) never holds up an admission answer. The queue is bounded
+//! ([`QUEUED_LINES`]); when it is full, lines are dropped and counted
+//! (`signet_log_lines_dropped_total`). The other commands write each line as it is logged.
+//!
 //! Field values come from requests (a review's `uid`, object names, image references) and from
 //! signatures (certificate subjects), so they are untrusted text. The plain format writes every
 //! field through [`Untrusted`]: control characters escaped (a raw CR or LF would forge a log
@@ -11,7 +17,10 @@
 //! A leaf: must not import the engine's modules (`decision`, `registry`, `policy`, `verify`).
 
 use std::fmt;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
@@ -24,13 +33,99 @@ const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustl
 /// [`join_bounded`] builds.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
+/// The most log lines [`Writer::Background`] holds while stderr is slow: at 20,000 reviews a
+/// second (two lines each) a stall of ~0.2 s, a few MiB of typical lines. Beyond it, lines are
+/// dropped and counted, never waited for.
+pub const QUEUED_LINES: usize = 8192;
+
+/// How log lines reach stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// Written by the logging call itself (the CLI commands: their lines keep their place
+    /// among what the command prints).
+    Direct,
+    /// Queued to a thread that writes them (`serve`): bounded, lossy when full.
+    Background,
+}
+
+/// Keeps the background writer's thread; dropping it writes out the lines still queued
+/// (waiting at most about a second for a stalled stderr). `main` holds it until it returns:
+/// every exit of the process goes through there.
+#[must_use = "dropping the guard stops the log writer: lines logged after it are lost"]
+pub struct Guard {
+    _worker: Option<WorkerGuard>,
+}
+
+/// What the background writer dropped, once it exists.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines the background writer dropped because its queue was full (0 without one).
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
+}
+
 /// Installs the global subscriber; `ansi`: colour the plain format (only for a terminal, and
 /// not under `NO_COLOR`: see [`crate::config::ansi_wanted`]). Calling it twice is harmless
-/// (the second call is ignored).
-pub fn init(format: LogFormat, ansi: bool) {
+/// (the second call is ignored). Keep the [`Guard`] until the process ends.
+pub fn init(format: LogFormat, ansi: bool, writer: Writer) -> Guard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing::subscriber::set_global_default(build(format, filter, std::io::stderr, ansi));
+    match writer {
+        Writer::Direct => {
+            let _ = tracing::subscriber::set_global_default(build(
+                format,
+                filter,
+                std::io::stderr,
+                ansi,
+            ));
+            Guard { _worker: None }
+        }
+        Writer::Background => {
+            // The thread drains the queue into the buffer and flushes it after each batch: one
+            // `write` for many lines under load, each line written at once when idle.
+            let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+            let (lines, worker) = NonBlockingBuilder::default()
+                .buffered_lines_limit(QUEUED_LINES)
+                .lossy(true)
+                .thread_name("signet-log")
+                .finish(stderr);
+            let counter = lines.error_counter();
+            if tracing::subscriber::set_global_default(build(format, filter, lines, ansi)).is_ok() {
+                let _ = DROPPED.set(counter);
+            }
+            Guard {
+                _worker: Some(worker),
+            }
+        }
+    }
+}
+
+/// `signet_log_lines_dropped_total`, brought up to the background writer's own count when
+/// scraped: the writer counts its drops itself, so a review pays nothing for the metric.
+pub fn dropped_lines_metric() -> prometheus::Result<Box<dyn prometheus::core::Collector>> {
+    let counter = prometheus::IntCounter::new(
+        "signet_log_lines_dropped_total",
+        "Log lines dropped because stderr did not keep up (their queue was full)",
+    )?;
+    Ok(Box::new(DroppedLines(counter)))
+}
+
+struct DroppedLines(prometheus::IntCounter);
+
+impl prometheus::core::Collector for DroppedLines {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let (now, shown) = (dropped_lines(), self.0.get());
+        if now > shown {
+            self.0.inc_by(now - shown);
+        }
+        self.0.collect()
+    }
 }
 
 /// The subscriber [`init`] installs, without colour, writing to `writer` (tests pass a buffer).
@@ -75,12 +170,14 @@ where
 fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
 {
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            write!(w, "{}", Untrusted(&text))
-        } else {
-            write!(w, "{}={}", field.name(), Untrusted(&text))
+        if field.name() != "message" {
+            w.write_str(field.name())?;
+            w.write_char('=')?;
         }
+        // Escaped as it is formatted: no copy of the value first.
+        let mut escaped = Escaper::new(w, MAX_FIELD_CHARS);
+        write!(escaped, "{value:?}")?;
+        escaped.finish()
     })
     .delimited(" ")
 }
@@ -111,20 +208,61 @@ impl fmt::Display for Untrusted<'_> {
 
 /// Writes `s` escaped, cut after `max` characters of input.
 fn escape_bounded(w: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            let more = s.chars().count() - max;
-            return write!(w, "… ({more} more characters)");
-        }
-        match c {
-            '\n' => w.write_str("\\n")?,
-            '\r' => w.write_str("\\r")?,
-            '\t' => w.write_str("\\t")?,
-            c if needs_escape(c) => write!(w, "\\u{{{:x}}}", c as u32)?,
-            c => w.write_char(c)?,
+    let mut escaped = Escaper::new(w, max);
+    escaped.write_str(s)?;
+    escaped.finish()
+}
+
+/// A writer that escapes what goes through it (see [`Untrusted`]) and writes at most `left`
+/// more characters, counting the rest for [`Escaper::finish`]. Text without anything to
+/// escape is written in runs, not character by character.
+struct Escaper<'w, W: fmt::Write + ?Sized> {
+    out: &'w mut W,
+    left: usize,
+    more: usize,
+}
+
+impl<'w, W: fmt::Write + ?Sized> Escaper<'w, W> {
+    fn new(out: &'w mut W, max: usize) -> Self {
+        Escaper {
+            out,
+            left: max,
+            more: 0,
         }
     }
-    Ok(())
+
+    /// Says how many characters were cut, if any: `… (1234 more characters)`.
+    fn finish(self) -> fmt::Result {
+        if self.more > 0 {
+            write!(self.out, "… ({} more characters)", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: fmt::Write + ?Sized> fmt::Write for Escaper<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut run = 0;
+        for (i, c) in s.char_indices() {
+            if self.left == 0 {
+                self.out.write_str(&s[run..i])?;
+                self.more += s[i..].chars().count();
+                return Ok(());
+            }
+            self.left -= 1;
+            if needs_escape(c) {
+                self.out.write_str(&s[run..i])?;
+                match c {
+                    '\n' => self.out.write_str("\\n")?,
+                    '\r' => self.out.write_str("\\r")?,
+                    '\t' => self.out.write_str("\\t")?,
+                    c => write!(self.out, "\\u{{{:x}}}", c as u32)?,
+                }
+                run = i + c.len_utf8();
+            }
+        }
+        self.out.write_str(&s[run..])
+    }
 }
 
 /// Control characters (C0, DEL, C1) and the bidirectional formatting characters: what must not
@@ -219,6 +357,19 @@ mod tests {
         assert!(out.contains("\\u{1b}[31m"), "{out:.300?}");
         assert!(out.contains("more characters)"), "{out:.200}");
         assert!(out.len() < 3 * MAX_FIELD_CHARS, "{} bytes", out.len());
+    }
+
+    /// The drop count is a metric of its own, 0 while nothing was dropped.
+    #[test]
+    fn dropped_lines_are_a_metric() {
+        let m = crate::metrics::Metrics::new();
+        m.register(dropped_lines_metric().unwrap()).unwrap();
+        let text = m.encode();
+        assert!(
+            text.lines()
+                .any(|l| l == "signet_log_lines_dropped_total 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -84,34 +84,34 @@ pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict 
 }
 
 fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> {
-    let digest = report.digest.as_ref().map_or_else(
-        || "digest unknown".to_string(),
-        |d| d.short().to_string() + "…",
-    );
     let (full, short) = match &p.verdict {
         PolicyVerdict::Trusted { .. } => return None,
         PolicyVerdict::Untrusted {
             reason,
             authorities,
-        } => (
-            format!(
-                "image {name} ({digest}) is not trusted by policy {:?}: {}",
-                p.policy.as_str(),
-                authority_details(authorities)
-            ),
-            format!(
-                "image {name} is not trusted by policy {:?}: {}",
-                p.policy.as_str(),
-                // The fix is the point of this one: say which reference to write. A policy with
-                // no authority left has no signature reason to give.
-                if *reason == Reason::DigestRequired || authorities.is_empty() {
+        } => {
+            let digest = digest_words(report);
+            (
+                format!(
+                    "image {name} ({digest}) is not trusted by policy {:?}: {}",
+                    p.policy.as_str(),
                     authority_details(authorities)
-                } else {
-                    reason.describe().to_string()
-                }
-            ),
-        ),
+                ),
+                format!(
+                    "image {name} is not trusted by policy {:?}: {}",
+                    p.policy.as_str(),
+                    // The fix is the point of this one: say which reference to write. A policy
+                    // with no authority left has no signature reason to give.
+                    if *reason == Reason::DigestRequired || authorities.is_empty() {
+                        authority_details(authorities)
+                    } else {
+                        reason.describe().to_string()
+                    }
+                ),
+            )
+        }
         PolicyVerdict::Undecided { reason, detail } => {
+            let digest = digest_words(report);
             let full = format!(
                 "image {name} ({digest}) could not be verified for policy {:?}: {}: {detail}",
                 p.policy.as_str(),
@@ -143,6 +143,14 @@ fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> 
             p.verdict.reason().as_str()
         )),
     })
+}
+
+/// The digest as a deny message names it: short, or `digest unknown`.
+fn digest_words(report: &ImageReport) -> String {
+    report.digest.as_ref().map_or_else(
+        || "digest unknown".to_string(),
+        |d| d.short().to_string() + "…",
+    )
 }
 
 /// A trusted verdict that rests on a signature with failed checks the verification level only

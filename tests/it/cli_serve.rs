@@ -161,3 +161,36 @@ fn serve_needs_a_policy_directory_unless_every_policy_is_a_resource() {
         text(&o)
     );
 }
+
+/// A `signet serve` that cannot start logs why as its last line before it exits 2: log lines
+/// are written by a thread of their own, and the exit waits for the lines still queued.
+#[test]
+fn a_serve_that_cannot_start_logs_why_before_it_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for _ in 0..3 {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", &addr, "--admin-listen", "127.0.0.1:0"])
+            .args(["--policies", policies.path().to_str().unwrap()])
+            .args(["--log-format", "json"])
+            .env("TMPDIR", tmp.path())
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
+        assert_eq!(
+            v["message"], "cannot start",
+            "last line {last:?} of {stderr}"
+        );
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(&addr)),
+            "{last}"
+        );
+    }
+    drop(taken);
+}
