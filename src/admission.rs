@@ -935,7 +935,7 @@ impl<'a> AuditLine<'a> {
                     "trusted"
                 } else if policies
                     .iter()
-                    .any(|p| matches!(p.verdict, PolicyVerdict::Undecided { .. }))
+                    .any(|p| matches!(*p.verdict, PolicyVerdict::Undecided { .. }))
                 {
                     "undecided"
                 } else {
@@ -955,7 +955,7 @@ impl<'a> AuditLine<'a> {
                 evidence.push_str("; ");
             }
             names.push_str(p.policy.as_str());
-            let verified = match &p.verdict {
+            let verified = match &*p.verdict {
                 PolicyVerdict::Trusted { authorities } => {
                     authorities.iter().find_map(|a| match &a.result {
                         Outcome::Trusted(e) => Some((a, e)),

@@ -105,7 +105,7 @@ impl Trust {
             ImageStatus::NoPolicy { .. } => Trust::Untrusted,
             ImageStatus::Checked { policies } => policies
                 .iter()
-                .map(|p| match p.verdict {
+                .map(|p| match *p.verdict {
                     PolicyVerdict::Trusted { .. } => Trust::Trusted,
                     PolicyVerdict::Untrusted { .. } => Trust::Untrusted,
                     PolicyVerdict::Undecided { .. } => Trust::CouldNotCheck,
@@ -186,7 +186,7 @@ fn why(r: &ImageReport, no_match: NoMatch) -> String {
         }
         ImageStatus::Checked { policies } => {
             for p in policies {
-                let s = match &p.verdict {
+                let s = match &*p.verdict {
                     PolicyVerdict::Trusted { authorities } => {
                         let logged = authorities.iter().any(
                             |a| matches!(&a.result, Outcome::Trusted(e) if !e.logged.is_empty()),
@@ -798,7 +798,7 @@ fn render_text(out: &VerifyOutput<'_>) -> String {
 }
 
 fn render_policy(s: &mut String, p: &crate::decision::PolicyResult) {
-    match &p.verdict {
+    match &*p.verdict {
         PolicyVerdict::Trusted { authorities } | PolicyVerdict::Untrusted { authorities, .. } => {
             for a in authorities {
                 let line = match &a.result {

@@ -139,8 +139,9 @@ pub struct PolicyResult {
     /// The policy's `pinTemplates`: pin this image in workload templates too, not only Pods.
     #[serde(skip)]
     pub pin_templates: bool,
+    /// Shared with the verdict cache: a cache hit copies no verdict.
     #[serde(flatten)]
-    pub verdict: PolicyVerdict,
+    pub verdict: Arc<PolicyVerdict>,
 }
 
 fn serialize_mode<S: serde::Serializer>(m: &crate::policy::Mode, s: S) -> Result<S::Ok, S::Error> {
@@ -193,7 +194,7 @@ impl ImageReport {
         match &self.status {
             ImageStatus::Checked { policies } => policies
                 .iter()
-                .all(|p| matches!(p.verdict, PolicyVerdict::Trusted { .. })),
+                .all(|p| matches!(*p.verdict, PolicyVerdict::Trusted { .. })),
             _ => false,
         }
     }
@@ -536,7 +537,7 @@ impl Engine {
                             Ok(v) => v,
                             Err(_) => {
                                 self.record_undecided(p, Reason::DeadlineExceeded);
-                                deadline_verdict()
+                                Arc::new(deadline_verdict())
                             }
                         };
                         result(p, v)
@@ -600,7 +601,7 @@ impl Engine {
         image: &ImageRef,
         resolved: &Resolved,
         policy: &Arc<Policy>,
-    ) -> PolicyVerdict {
+    ) -> Arc<PolicyVerdict> {
         let key = VerdictKey {
             repository: image.name(),
             digest: resolved.digest.clone(),
@@ -623,8 +624,8 @@ impl Engine {
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));
         match r {
-            Ok(v) => (*v).clone(),
-            Err(e) => (*e).clone(),
+            Ok(v) => v,
+            Err(e) => Arc::new((*e).clone()),
         }
     }
 
@@ -1033,13 +1034,13 @@ fn verifier_kind(v: &Verifier) -> VerifierKind {
     format::verifier_kind(v)
 }
 
-fn result(policy: &Policy, verdict: PolicyVerdict) -> PolicyResult {
+fn result(policy: &Policy, verdict: impl Into<Arc<PolicyVerdict>>) -> PolicyResult {
     PolicyResult {
         policy: policy.name.clone(),
         mode: policy.mode,
         on_error: policy.on_error,
         pin_templates: policy.pin_templates,
-        verdict,
+        verdict: verdict.into(),
     }
 }
 

@@ -87,7 +87,8 @@ fn trusted_report(image: &str, summary: &str) -> ImageReport {
                             }),
                         },
                     ],
-                },
+                }
+                .into(),
             }],
         },
     }
@@ -152,7 +153,8 @@ fn admitted_but_untrusted_images_say_why() {
             verdict: PolicyVerdict::Untrusted {
                 reason: Reason::NoSignature,
                 authorities: vec![],
-            },
+            }
+            .into(),
         }],
     };
     let verdict = Verdict {

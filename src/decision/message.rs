@@ -84,7 +84,7 @@ pub(super) fn aggregate(images: Vec<ImageReport>, no_match: NoMatch) -> Verdict 
 }
 
 fn effect(report: &ImageReport, name: &str, p: &PolicyResult) -> Option<Effect> {
-    let (full, short) = match &p.verdict {
+    let (full, short) = match &*p.verdict {
         PolicyVerdict::Trusted { .. } => return None,
         PolicyVerdict::Untrusted {
             reason,
@@ -157,7 +157,7 @@ fn digest_words(report: &ImageReport) -> String {
 /// logs (Notation permissive/audit, or `override: ...: log`) is admitted, but never silently:
 /// a warning for the user and an audit annotation.
 fn logged_checks(report: &ImageReport, name: &str, p: &PolicyResult) -> Vec<Effect> {
-    let PolicyVerdict::Trusted { authorities } = &p.verdict else {
+    let PolicyVerdict::Trusted { authorities } = &*p.verdict else {
         return Vec::new();
     };
     let Some(logged) = authorities.iter().find_map(|a| match &a.result {
@@ -241,7 +241,7 @@ pub(super) fn expiry_notices(verdict: &mut Verdict, now: SystemTime, window: Dur
         };
         let name = report.reference.as_deref().unwrap_or(&report.image);
         for p in policies {
-            let PolicyVerdict::Trusted { authorities } = &p.verdict else {
+            let PolicyVerdict::Trusted { authorities } = &*p.verdict else {
                 continue;
             };
             let Some(expiry) = authorities.iter().find_map(|a| match &a.result {
@@ -343,7 +343,7 @@ mod tests {
                     mode,
                     on_error,
                     pin_templates: false,
-                    verdict,
+                    verdict: verdict.into(),
                 }],
             },
         }

@@ -255,7 +255,7 @@ async fn junk_signature_artifacts_are_untrusted_not_undecided() {
             matches!(
                 &v.images[0].status,
                 signet::decision::ImageStatus::Checked { policies }
-                    if matches!(policies[0].verdict, signet::decision::PolicyVerdict::Untrusted { .. })
+                    if matches!(*policies[0].verdict, signet::decision::PolicyVerdict::Untrusted { .. })
             ),
             "{image}: {}",
             reason(&v)
