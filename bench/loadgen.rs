@@ -1,8 +1,9 @@
 //! signet's load generator and scenario runner (`bench/run.sh` builds and runs it).
 //!
 //! It starts everything a scenario needs, drives the real release binary (`signet serve`, a
-//! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 with real
-//! AdmissionReview bodies, and prints one markdown table. The pieces:
+//! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 (and, in scenario
+//! p, HTTP/2) with real AdmissionReview bodies, and prints one markdown table. `run` builds the
+//! shared [`World`] once and calls one function per scenario. The pieces:
 //! - a real loopback `docker-registry` with images pushed and Cosign-signed by the
 //!   integration-test harness (included by path, not copied);
 //! - for the Notation kinds of the cold scenario (c), a second `docker-registry` (a policy
@@ -19,6 +20,8 @@
 //!   and one RSA-PSS-2048 verification, one AdmissionReview decode;
 //! - nginx (scenario n), one worker serving signet's own answer with signet's certificate, and
 //!   `wrk` driving both: the static-body floor of the cache hit;
+//! - for the two-replica replay (r), two more `signet serve` processes behind a round-robin TCP
+//!   forwarder (`start_front`);
 //! - the soak (`bench/soak.rs`, `--only soak`): normal reviews while idle connections,
 //!   slowloris headers, stalled bodies and HTTP/2 stream floods are held at once.
 //!
