@@ -3254,19 +3254,21 @@ async fn scenario_two_replicas(w: &mut World, report: &mut Report) -> anyhow::Re
     let expected_allowed = work.iter().filter(|w| w.expect == Some(true)).count();
     let mut before = Vec::new();
     for r in &replicas {
-        before.push((r.counters().await, r.proc.cpu_secs()));
+        let reviews = r.metric("signet_admission_reviews_total").await;
+        before.push(((r.counters().await, reviews), r.proc.cpu_secs()));
     }
     let (seen0, thr0) = (throttled.total(), throttled.throttled());
     let stats = drive(&target, work, 20.min(pods)).await?;
     let (seen, thr) = (throttled.total() - seen0, throttled.throttled() - thr0);
     let mut each = Vec::new();
     let (mut requests, mut verifications) = (0.0, 0.0);
-    for (i, (r, ((reg0, ver0), cpu0))) in replicas.iter().zip(before).enumerate() {
+    for (i, (r, (((reg0, ver0), reviews0), cpu0))) in replicas.iter().zip(before).enumerate() {
         let (reg1, ver1) = r.counters().await;
+        let reviews = r.metric("signet_admission_reviews_total").await - reviews0;
         requests += reg1 - reg0;
         verifications += ver1 - ver0;
         each.push(format!(
-            "replica {}: {} connections, {:.0} verifications, {:.0} registry requests, peak RSS (VmHWM) {}, CPU {:.1} s",
+            "replica {}: {} connections, {reviews:.0} reviews, {:.0} verifications, {:.0} registry requests, peak RSS (VmHWM) {}, CPU {:.1} s",
             i + 1,
             front.handed[i].load(Ordering::Relaxed),
             ver1 - ver0,
