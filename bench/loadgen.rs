@@ -1,8 +1,9 @@
 //! signet's load generator and scenario runner (`bench/run.sh` builds and runs it).
 //!
 //! It starts everything a scenario needs, drives the real release binary (`signet serve`, a
-//! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 with real
-//! AdmissionReview bodies, and prints one markdown table. The pieces:
+//! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 (and, in scenario
+//! p, HTTP/2) with real AdmissionReview bodies, and prints one markdown table. `run` builds the
+//! shared [`World`] once and calls one function per scenario. The pieces:
 //! - a real loopback `docker-registry` with images pushed and Cosign-signed by the
 //!   integration-test harness (included by path, not copied);
 //! - for the Notation kinds of the cold scenario (c), a second `docker-registry` (a policy
@@ -19,6 +20,8 @@
 //!   and one RSA-PSS-2048 verification, one AdmissionReview decode;
 //! - nginx (scenario n), one worker serving signet's own answer with signet's certificate, and
 //!   `wrk` driving both: the static-body floor of the cache hit;
+//! - for the two-replica replay (r), two more `signet serve` processes behind a round-robin TCP
+//!   forwarder (`start_front`);
 //! - the soak (`bench/soak.rs`, `--only soak`): normal reviews while idle connections,
 //!   slowloris headers, stalled bodies and HTTP/2 stream floods are held at once.
 //!
@@ -3251,19 +3254,21 @@ async fn scenario_two_replicas(w: &mut World, report: &mut Report) -> anyhow::Re
     let expected_allowed = work.iter().filter(|w| w.expect == Some(true)).count();
     let mut before = Vec::new();
     for r in &replicas {
-        before.push((r.counters().await, r.proc.cpu_secs()));
+        let reviews = r.metric("signet_admission_reviews_total").await;
+        before.push(((r.counters().await, reviews), r.proc.cpu_secs()));
     }
     let (seen0, thr0) = (throttled.total(), throttled.throttled());
     let stats = drive(&target, work, 20.min(pods)).await?;
     let (seen, thr) = (throttled.total() - seen0, throttled.throttled() - thr0);
     let mut each = Vec::new();
     let (mut requests, mut verifications) = (0.0, 0.0);
-    for (i, (r, ((reg0, ver0), cpu0))) in replicas.iter().zip(before).enumerate() {
+    for (i, (r, (((reg0, ver0), reviews0), cpu0))) in replicas.iter().zip(before).enumerate() {
         let (reg1, ver1) = r.counters().await;
+        let reviews = r.metric("signet_admission_reviews_total").await - reviews0;
         requests += reg1 - reg0;
         verifications += ver1 - ver0;
         each.push(format!(
-            "replica {}: {} connections, {:.0} verifications, {:.0} registry requests, peak RSS (VmHWM) {}, CPU {:.1} s",
+            "replica {}: {} connections, {reviews:.0} reviews, {:.0} verifications, {:.0} registry requests, peak RSS (VmHWM) {}, CPU {:.1} s",
             i + 1,
             front.handed[i].load(Ordering::Relaxed),
             ver1 - ver0,
