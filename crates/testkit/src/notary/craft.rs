@@ -197,6 +197,12 @@ fn root(org: &str, cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> (Author
     )
 }
 
+/// A self-signed P-256 CA certificate `C=US, ST=WA, O=<org>, CN=<cn>` (PEM), e.g. for a trust
+/// store that is only loaded.
+pub fn ca_certificate_pem(org: &str, cn: &str) -> String {
+    root(org, cn, &rcgen::PKCS_ECDSA_P256_SHA256).0.cert_pem
+}
+
 /// RSA key generation takes seconds: one key per process.
 fn rsa_key() -> KeyPair {
     static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
