@@ -5,7 +5,7 @@
 //! the signature manifest pushed as an OCI 1.1 referrer of the image.
 //!
 //! Written from the Notary Project signature specification, not from signet's code:
-//! - JWS: flattened JSON; protected header `alg`, `cty`, `crit` = [signingScheme],
+//! - JWS: flattened JSON; protected header `alg`, `cty`, `crit` = `[signingScheme]`,
 //!   `io.cncf.notary.signingScheme` = `notary.x509`, `io.cncf.notary.signingTime` (RFC 3339);
 //!   unprotected header `x5c` (standard base64 DER, leaf first, up to the root) and optionally
 //!   `io.cncf.notary.timestampSignature` (an RFC 3161 token over the decoded signature bytes).
@@ -17,6 +17,9 @@
 //!
 //! Keys are P-384 (root) and P-256 (intermediate, leaf, TSA): EC generation is instant, so each
 //! test makes its own PKI.
+//!
+//! Certificates and envelopes are made in one place, [`craft`], which also serves tests that
+//! need a signature a verifier must refuse (signet's own unit tests among them).
 
 use std::path::Path;
 use std::process::Command;
