@@ -5,7 +5,7 @@
 //! the signature manifest pushed as an OCI 1.1 referrer of the image.
 //!
 //! Written from the Notary Project signature specification, not from signet's code:
-//! - JWS: flattened JSON; protected header `alg`, `cty`, `crit` = [signingScheme],
+//! - JWS: flattened JSON; protected header `alg`, `cty`, `crit` = `[signingScheme]`,
 //!   `io.cncf.notary.signingScheme` = `notary.x509`, `io.cncf.notary.signingTime` (RFC 3339);
 //!   unprotected header `x5c` (standard base64 DER, leaf first, up to the root) and optionally
 //!   `io.cncf.notary.timestampSignature` (an RFC 3161 token over the decoded signature bytes).
@@ -17,25 +17,24 @@
 //!
 //! Keys are P-384 (root) and P-256 (intermediate, leaf, TSA): EC generation is instant, so each
 //! test makes its own PKI.
+//!
+//! Certificates and envelopes are made in one place, [`craft`], which also serves tests that
+//! need a signature a verifier must refuse (signet's own unit tests among them).
 
 use std::path::Path;
 use std::process::Command;
 
+use std::time::{Duration, SystemTime};
+
 use aws_lc_rs::digest;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use coset::{CoseSign1Builder, HeaderBuilder, Label, RegisteredLabelWithPrivate};
-use coset::{TaggedCborSerializable, iana};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
-    CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
-    KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateParams, CrlDistributionPoint, CustomExtension, Issuer, KeyPair};
 use serde_json::json;
 use tempfile::TempDir;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
+
+pub mod craft;
+
+pub use craft::{Envelope, Pki, TsaSpec};
 
 use crate::oci::{OCI_EMPTY, PushedImage, Pusher, annotations};
 
@@ -51,12 +50,7 @@ pub const INTERMEDIATE_SERIAL: u64 = 0x1002;
 
 const ROOT_CN: &str = "signet e2e root";
 const INTERMEDIATE_CN: &str = "signet e2e intermediate";
-const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
-const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
-const TIMESTAMP_SIGNATURE: &str = "io.cncf.notary.timestampSignature";
 const THUMBPRINT_ANNOTATION: &str = "io.cncf.notary.x509chain.thumbprint#S256";
-/// COSE header label of the certificate chain (RFC 9360 `x5chain`).
-const COSE_X5CHAIN: i64 = 33;
 
 /// The two envelope formats of the Notary Project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,27 +130,9 @@ impl Authority {
     /// A CRL by this authority, valid from yesterday until tomorrow, revoking `serials`
     /// (revoked yesterday, key compromise).
     pub fn crl(&self, revoked: &[u64]) -> Vec<u8> {
-        let now = OffsetDateTime::now_utc();
-        CertificateRevocationListParams {
-            this_update: now - Duration::days(1),
-            next_update: now + Duration::days(1),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from(*serial),
-                    revocation_time: now - Duration::days(1),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(&self.issuer)
-        .expect("sign CRL")
-        .der()
-        .to_vec()
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        self.crl_between(revoked, now - day, now + day)
     }
 }
 
@@ -169,46 +145,17 @@ pub struct SigningChain {
     /// DER certificates, leaf first, root last (the `x5c` order).
     ders: Vec<Vec<u8>>,
     leaf_pkcs8: Vec<u8>,
+    /// The leaf's key is RSA (PS256), not P-256 (ES256).
+    leaf_rsa: bool,
 }
 
 impl SigningChain {
     pub fn new(spec: &ChainSpec) -> SigningChain {
-        let now = OffsetDateTime::now_utc();
-        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
-        let mut root = ca_params(ROOT_CN, now);
-        root.not_after = now + Duration::days(3650);
-        let root_cert = root.self_signed(&root_key).expect("self-sign root");
-        let root = Authority {
-            cert_pem: root_cert.pem(),
-            key_pem: root_key.serialize_pem(),
-            issuer: Issuer::new(root, root_key),
-        };
-
-        let inter_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut inter = ca_params(INTERMEDIATE_CN, now);
-        inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        inter.serial_number = Some(SerialNumber::from(INTERMEDIATE_SERIAL));
-        spec.intermediate.apply(&mut inter);
-        let inter_cert = inter
-            .signed_by(&inter_key, &root.issuer)
-            .expect("sign intermediate");
-        let intermediate = Authority {
-            cert_pem: inter_cert.pem(),
-            key_pem: inter_key.serialize_pem(),
-            issuer: Issuer::new(inter, inter_key),
-        };
-
-        let (leaf_der, leaf_pkcs8) = leaf(&spec.leaf, &intermediate, now, 365);
-        SigningChain {
-            ders: vec![
-                leaf_der,
-                inter_cert.der().to_vec(),
-                root_cert.der().to_vec(),
-            ],
-            root,
-            intermediate,
-            leaf_pkcs8,
-        }
+        SigningChain::craft(&Pki {
+            intermediate: spec.intermediate.clone(),
+            leaf: spec.leaf.clone(),
+            ..Pki::default()
+        })
     }
 
     /// DER certificates, leaf first, root last.
@@ -258,7 +205,7 @@ impl SigningChain {
             let key = KeyPair::from_pem(&key_pem)
                 .map_err(|err| format!("{}/{name}.key: {err}", dir.display()))?;
             // The issuer's name is all a certificate it signs refers to.
-            let params = ca_params(cn, OffsetDateTime::now_utc());
+            let params = craft::ca_params("Signet Test", cn, OffsetDateTime::now_utc());
             Ok(Authority {
                 cert_pem,
                 key_pem,
@@ -269,11 +216,13 @@ impl SigningChain {
             .map_err(|err| format!("{}/leaf.key: {err}", dir.display()))?
             .secret_pkcs8_der()
             .to_vec();
+        let leaf_rsa = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&leaf_pkcs8).is_ok();
         Ok(SigningChain {
             ders: vec![der("leaf.pem")?, der("intermediate.pem")?, der("ca.pem")?],
             root: authority("ca", ROOT_CN)?,
             intermediate: authority("intermediate", INTERMEDIATE_CN)?,
             leaf_pkcs8,
+            leaf_rsa,
         })
     }
 
@@ -281,25 +230,28 @@ impl SigningChain {
     /// intermediate, naming `urls`: many signers under one trusted root, e.g. a leaf per image
     /// whose OCSP URL differs, so that no revocation answer is reused between them.
     pub fn reissue_leaf(&mut self, urls: &RevocationUrls) {
-        let (der, pkcs8) = leaf(urls, &self.intermediate, OffsetDateTime::now_utc(), 365);
-        self.ders[0] = der;
-        self.leaf_pkcs8 = pkcs8;
+        self.issue_leaf(&Pki {
+            leaf: urls.clone(),
+            ..Pki::default()
+        });
     }
 
     /// Replaces the leaf with one that expires `days` from now (naming no revocation URLs).
     pub fn reissue_leaf_expiring_in(&mut self, days: i64) {
-        let urls = RevocationUrls::default();
-        let (der, pkcs8) = leaf(&urls, &self.intermediate, OffsetDateTime::now_utc(), days);
-        self.ders[0] = der;
-        self.leaf_pkcs8 = pkcs8;
+        self.issue_leaf(&Pki {
+            leaf_valid: (30, days),
+            ..Pki::default()
+        });
     }
 
     /// A Notary signature of `image` in `format`, countersigned by `tsa` when given.
     pub fn sign(&self, format: Format, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
-        match format {
-            Format::Jws => self.jws(image, tsa),
-            Format::Cose => self.cose(image, tsa),
-        }
+        let opts = Envelope {
+            signing_time: Some(SystemTime::now() - Duration::from_secs(60)),
+            timestamp: tsa.map(|tsa| (tsa, false)),
+            ..Envelope::default()
+        };
+        self.envelope(format, &payload(image), &opts)
     }
 
     /// Signs `image` and pushes the signature manifest as its referrer (through the referrers
@@ -333,114 +285,6 @@ impl SigningChain {
             .collect();
         serde_json::to_string(&prints).expect("thumbprints JSON")
     }
-
-    fn jws(&self, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
-        let signing_time = OffsetDateTime::now_utc() - Duration::minutes(1);
-        let header = json!({
-            "alg": "ES256",
-            "cty": PAYLOAD_CONTENT_TYPE,
-            "crit": [SIGNING_SCHEME],
-            SIGNING_SCHEME: "notary.x509",
-            SIGNING_TIME: signing_time
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("RFC 3339"),
-        });
-        let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header"));
-        let payload = URL_SAFE_NO_PAD.encode(payload(image));
-        let signature = self.sign_bytes(format!("{protected}.{payload}").as_bytes());
-        let mut unprotected = json!({
-            "x5c": self.ders.iter().map(|der| STANDARD.encode(der)).collect::<Vec<_>>(),
-            "io.cncf.notary.signingAgent": "signet-e2e/1",
-        });
-        if let Some(tsa) = tsa {
-            unprotected[TIMESTAMP_SIGNATURE] = json!(STANDARD.encode(tsa.stamp(&signature)));
-        }
-        serde_json::to_vec(&json!({
-            "payload": payload,
-            "protected": protected,
-            "header": unprotected,
-            "signature": URL_SAFE_NO_PAD.encode(&signature),
-        }))
-        .expect("JWS JSON")
-    }
-
-    fn cose(&self, image: &PushedImage, tsa: Option<&Tsa>) -> Vec<u8> {
-        use coset::cbor::Value;
-        let signing_time = OffsetDateTime::now_utc() - Duration::minutes(1);
-        let protected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::ES256)
-            .content_type(PAYLOAD_CONTENT_TYPE.to_owned())
-            .add_critical_label(RegisteredLabelWithPrivate::Text(SIGNING_SCHEME.to_owned()))
-            .text_value(
-                SIGNING_SCHEME.to_owned(),
-                Value::Text("notary.x509".to_owned()),
-            )
-            .text_value(
-                SIGNING_TIME.to_owned(),
-                Value::Tag(
-                    1,
-                    Box::new(Value::Integer(signing_time.unix_timestamp().into())),
-                ),
-            )
-            .build();
-        let mut unprotected = HeaderBuilder::new()
-            .text_value(
-                "io.cncf.notary.signingAgent".to_owned(),
-                Value::Text("signet-e2e/1".to_owned()),
-            )
-            .build();
-        unprotected.rest.push((
-            Label::Int(COSE_X5CHAIN),
-            Value::Array(self.ders.iter().cloned().map(Value::Bytes).collect()),
-        ));
-        let mut sign1 = CoseSign1Builder::new()
-            .protected(protected)
-            .unprotected(unprotected)
-            .payload(payload(image))
-            .create_signature(b"", |to_be_signed| self.sign_bytes(to_be_signed))
-            .build();
-        if let Some(tsa) = tsa {
-            let token = tsa.stamp(&sign1.signature);
-            sign1.unprotected.rest.push((
-                Label::Text(TIMESTAMP_SIGNATURE.to_owned()),
-                Value::Bytes(token),
-            ));
-        }
-        sign1.to_tagged_vec().expect("COSE encoding")
-    }
-
-    /// ES256 with the leaf key: the fixed-length `r || s` both JWS and COSE use.
-    fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.leaf_pkcs8)
-            .expect("leaf key");
-        key.sign(&SystemRandom::new(), message)
-            .expect("sign")
-            .as_ref()
-            .to_vec()
-    }
-}
-
-/// A code-signing leaf issued by `issuer`, naming `urls`, valid until `days` from now: its DER
-/// and PKCS#8 key.
-fn leaf(
-    urls: &RevocationUrls,
-    issuer: &Authority,
-    now: OffsetDateTime,
-    days: i64,
-) -> (Vec<u8>, Vec<u8>) {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
-    leaf.distinguished_name = notary_name("signet e2e signer");
-    // The Notary certificate rules: digitalSignature (rcgen marks keyUsage critical) and a
-    // codeSigning EKU; no basicConstraints CA.
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    leaf.not_before = now - Duration::days(30);
-    leaf.not_after = now + Duration::days(days);
-    leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
-    urls.apply(&mut leaf);
-    let cert = leaf.signed_by(&key, &issuer.issuer).expect("sign leaf");
-    (cert.der().to_vec(), key.serialize_der())
 }
 
 /// The Notary payload: `{"targetArtifact": <descriptor of the image manifest>}`.
@@ -469,59 +313,10 @@ pub struct Tsa {
 impl Tsa {
     /// A TSA whose certificate names `revocation` (a CRL distribution point, an OCSP responder).
     pub fn new(revocation: &RevocationUrls) -> Tsa {
-        let now = OffsetDateTime::now_utc();
-        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut root = ca_params("signet e2e tsa root", now);
-        root.not_after = now + Duration::days(3650);
-        let root_cert = root.self_signed(&root_key).expect("self-sign TSA root");
-        let root = Authority {
-            cert_pem: root_cert.pem(),
-            key_pem: root_key.serialize_pem(),
-            issuer: Issuer::new(root, root_key),
-        };
-
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("TSA key");
-        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("TSA params");
-        leaf.distinguished_name = notary_name("signet e2e tsa");
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.not_before = now - Duration::days(30);
-        leaf.not_after = now + Duration::days(365);
-        leaf.serial_number = Some(SerialNumber::from(LEAF_SERIAL));
-        // RFC 3161 (and `openssl ts`) want the EKU critical and timeStamping only; rcgen's own
-        // EKU field is not critical, so it is written by hand.
-        let mut eku = CustomExtension::from_oid_content(
-            &[2, 5, 29, 37],
-            der_tlv(0x30, &der_tlv(0x06, &[0x2b, 6, 1, 5, 5, 7, 3, 8])),
-        );
-        eku.set_criticality(true);
-        leaf.custom_extensions.push(eku);
-        revocation.apply(&mut leaf);
-        let cert = leaf.signed_by(&key, &root.issuer).expect("sign TSA cert");
-
-        let dir = tempfile::Builder::new()
-            .prefix("signet-tsa-")
-            .tempdir()
-            .expect("TSA dir");
-        let d = dir.path();
-        std::fs::write(d.join("tsa.pem"), cert.pem()).expect("write TSA cert");
-        std::fs::write(d.join("tsa.key"), key.serialize_pem()).expect("write TSA key");
-        std::fs::write(d.join("serial"), "01\n").expect("write TSA serial");
-        std::fs::write(
-            d.join("ts.cnf"),
-            format!(
-                "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = {}/serial\nsigner_digest = sha256\n\
-                 default_policy = 1.2.3.4.1\ndigests = sha256, sha384, sha512\n\
-                 accuracy = secs:1\ness_cert_id_alg = sha256\n",
-                d.display()
-            ),
-        )
-        .expect("write ts.cnf");
-        Tsa {
-            root,
-            root_der: root_cert.der().to_vec(),
-            leaf_der: cert.der().to_vec(),
-            dir,
-        }
+        Tsa::craft(&TsaSpec {
+            revocation: revocation.clone(),
+            ..TsaSpec::default()
+        })
     }
 
     /// An RFC 3161 token (the `TimeStampToken`, a CMS SignedData) over `data`, with the TSA
@@ -619,27 +414,6 @@ spec:
         ));
     }
     policy
-}
-
-/// A CA certificate's parameters: keyCertSign and cRLSign, valid from ten years ago.
-fn ca_params(cn: &str, now: OffsetDateTime) -> CertificateParams {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.distinguished_name = notary_name(cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = now - Duration::days(3650);
-    params.not_after = now + Duration::days(1000);
-    params
-}
-
-/// `C=US, ST=WA, O=Signet Test, CN=<cn>`: trust-policy identities need C, ST and O.
-fn notary_name(cn: &str) -> DistinguishedName {
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CountryName, "US");
-    name.push(DnType::StateOrProvinceName, "WA");
-    name.push(DnType::OrganizationName, "Signet Test");
-    name.push(DnType::CommonName, cn);
-    name
 }
 
 /// authorityInfoAccess naming one OCSP responder (rcgen has no field for it):

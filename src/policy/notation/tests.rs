@@ -4,14 +4,9 @@ use std::path::Path;
 
 use super::*;
 
+/// A CA certificate (PEM) from the test kit's Notation PKI.
 fn cert_pem() -> String {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "root");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.self_signed(&key).unwrap().pem()
+    signet_testkit::notary::craft::ca_certificate_pem("Example", "root")
 }
 
 fn load(yaml: &str) -> Result<NotationAuthority, String> {

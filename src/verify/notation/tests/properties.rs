@@ -60,13 +60,12 @@ fn revocable() -> &'static (NotationAuthority, NotationSignature, Vec<u8>) {
         std::sync::OnceLock::new();
     MADE.get_or_init(|| {
         let chain = make_chain(&Pki {
-            with_crl: true,
-            with_ocsp: true,
-            ..Pki::default()
+            leaf: naming(true, true),
+            ..pki()
         });
-        let crl = chain.crls.as_ref().unwrap().0.clone();
+        let crl = crls_of(&chain).0;
         (
-            authority(&chain.root_pem, "strict", "*"),
+            authority(&chain.root.cert_pem, "strict", "*"),
             jws(&chain, &Env::default()),
             crl,
         )

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use der::{Decode, EncodePem};
 
 use super::*;

@@ -6,17 +6,17 @@ use super::*;
 #[test]
 fn revocation_from_supplied_crls() {
     let chain = make_chain(&Pki {
-        with_crl: true,
-        ..Pki::default()
+        leaf: naming(true, false),
+        ..pki()
     });
-    let (clean, revoked, stale) = chain.crls.clone().unwrap();
-    let strict = authority(&chain.root_pem, "strict", "*");
-    let permissive = authority(&chain.root_pem, "permissive", "*");
+    let (clean, revoked, stale) = crls_of(&chain);
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
+    let permissive = authority(&chain.root.cert_pem, "permissive", "*");
     let skip = authority_yaml(&format!(
         "signatureVerification: {{level: strict, override: {{revocation: skip}}}}\n\
          trustStores:\n- type: ca\n  name: t\n  certificates:\n  - inline: |\n      {}\n\
          trustedIdentities: ['*']\n",
-        chain.root_pem.replace('\n', "\n      ")
+        chain.root.cert_pem.replace('\n', "\n      ")
     ));
     let with = |crls: Vec<Vec<u8>>| RevocationData {
         crls,
@@ -98,10 +98,10 @@ fn revocation_from_supplied_crls() {
         Outcome::Trusted(_)
     ));
     // A chain without revocation locations needs no CRL.
-    let plain = make_chain(&Pki::default());
+    let plain = make_chain(&pki());
     assert!(
         seam_plan(
-            &authority(&plain.root_pem, "strict", "*"),
+            &authority(&plain.root.cert_pem, "strict", "*"),
             &subject(),
             &[jws(&plain, &Env::default())],
             &Context { now: now() }
@@ -115,8 +115,8 @@ fn revocation_from_supplied_crls() {
 fn ocsp_response(responder: &Chain, request: &[u8], line: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("ca.pem"), &responder.inter_pem).unwrap();
-    std::fs::write(d.join("ca.key"), &responder.inter_key_pem).unwrap();
+    std::fs::write(d.join("ca.pem"), &responder.intermediate.cert_pem).unwrap();
+    std::fs::write(d.join("ca.key"), &responder.intermediate.key_pem).unwrap();
     std::fs::write(d.join("index.txt"), line).unwrap();
     std::fs::write(d.join("req.der"), request).unwrap();
     let out = std::process::Command::new("openssl")
@@ -147,11 +147,11 @@ fn ocsp_response(responder: &Chain, request: &[u8], line: &str) -> Vec<u8> {
 #[test]
 fn revocation_from_ocsp_responses() {
     let chain = make_chain(&Pki {
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(false, true),
+        ..pki()
     });
-    let other = make_chain(&Pki::default());
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let other = make_chain(&pki());
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let sig = jws(&chain, &Env::default());
     let s = std::slice::from_ref(&sig);
     let locations = seam_plan(&strict, &subject(), s, &Context { now: now() });

@@ -31,7 +31,7 @@ const DELTA_ON_1: &str = "2.5.29.27 = critical, ASN1:INTEGER:1\n";
 
 /// The chain's intermediate as an openssl CA (the issuer of the leaf's CRLs and OCSP answers).
 fn ca_of(chain: &Chain) -> OpensslCa {
-    OpensslCa::new(&chain.inter_pem, &chain.inter_key_pem)
+    OpensslCa::new(&chain.intermediate.cert_pem, &chain.intermediate.key_pem)
 }
 
 fn crls(list: &[&Vec<u8>]) -> RevocationData {
@@ -125,8 +125,8 @@ fn ocsp_request(auth: &NotationAuthority, chain: &Chain) -> Vec<u8> {
 
 fn crl_chain() -> Chain {
     make_chain(&Pki {
-        with_crl: true,
-        ..Pki::default()
+        leaf: naming(true, false),
+        ..pki()
     })
 }
 
@@ -134,7 +134,7 @@ fn crl_chain() -> Chain {
 fn delta_crls_extend_their_base() {
     let chain = crl_chain();
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let names_delta = format!("freshestCRL = URI:{DELTA_URL}\n");
     let base = ca.crl("", 1, &names_delta);
     let delta_clean = ca.crl("", 2, DELTA_ON_1);
@@ -191,7 +191,7 @@ fn delta_crls_extend_their_base() {
 fn certificate_hold_revokes_until_a_delta_removes_it() {
     let chain = crl_chain();
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let env = Env::default();
     let on_hold = ca.crl(LEAF_ON_HOLD, 1, "");
     assert_all_failed(
@@ -231,9 +231,8 @@ fn certificate_hold_revokes_until_a_delta_removes_it() {
 #[test]
 fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
     let chain = make_chain(&Pki {
-        with_crl: true,
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(true, true),
+        ..pki()
     });
     let ca = ca_of(&chain);
     let signed = now() - 10 * DAY;
@@ -241,8 +240,8 @@ fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
         authentic_time: Some(signed),
         ..Env::default()
     };
-    let sa = authority_with(&chain.root_pem, "signingAuthority", "", "");
-    let ca_store = authority(&chain.root_pem, "strict", "*");
+    let sa = authority_with(&chain.root.cert_pem, "signingAuthority", "", "");
+    let ca_store = authority(&chain.root.cert_pem, "strict", "*");
     let compromised = |at: SystemTime| {
         format!(
             "R\t351231235959Z\t{},keyTime,{}\t2A\tunknown\t/CN=signer\n",
@@ -279,11 +278,11 @@ fn a_compromise_after_the_trusted_signing_time_does_not_revoke() {
 #[test]
 fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
     let chain = make_chain(&Pki {
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(false, true),
+        ..pki()
     });
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let env = Env::default();
     let request = ocsp_request(&strict, &chain);
     let answer = |signer: &(String, String), crls: &[&Vec<u8>]| RevocationData {
@@ -338,12 +337,11 @@ fn delegated_ocsp_responders_need_nocheck_or_a_clean_crl() {
 #[test]
 fn an_ocsp_unknown_falls_back_to_the_crl() {
     let chain = make_chain(&Pki {
-        with_crl: true,
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(true, true),
+        ..pki()
     });
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let env = Env::default();
     let request = ocsp_request(&strict, &chain);
     let unknown = ca.ocsp(&request, "", None);
@@ -395,13 +393,13 @@ fn an_ocsp_unknown_falls_back_to_the_crl() {
 
 #[test]
 fn the_tsa_chain_is_checked_for_revocation() {
-    let chain = make_chain(&Pki::default());
-    let tsa = std::rc::Rc::new(Tsa::naming_crl(Some(TSA_CRL_URL)));
-    let tsa_ca = OpensslCa::new(&tsa.root_pem, &tsa.root_key_pem);
+    let chain = make_chain(&pki());
+    let tsa = tsa_naming_crl(Some(TSA_CRL_URL));
+    let tsa_ca = OpensslCa::new(&tsa.root.cert_pem, &tsa.root.key_pem);
     let store = tsa_store(&tsa);
-    let strict = authority_with(&chain.root_pem, "ca", &store, "");
+    let strict = authority_with(&chain.root.cert_pem, "ca", &store, "");
     let skip = authority_with(
-        &chain.root_pem,
+        &chain.root.cert_pem,
         "ca",
         &store,
         ", override: {revocation: skip}",
@@ -412,10 +410,10 @@ fn the_tsa_chain_is_checked_for_revocation() {
          - type: ca\n  name: test\n  certificates:\n  - inline: |\n      {}\n\
          {store}\
          trustedIdentities: ['*']\n",
-        chain.root_pem.replace('\n', "\n      ")
+        chain.root.cert_pem.replace('\n', "\n      ")
     ));
     let env = Env {
-        timestamp: Some((tsa.clone(), false)),
+        timestamp: Some((&tsa, false)),
         ..Env::default()
     };
     let locations = seam_plan(
@@ -465,24 +463,23 @@ fn the_tsa_chain_is_checked_for_revocation() {
 #[test]
 fn untrusted_chains_are_never_asked_about() {
     let chain = make_chain(&Pki {
-        with_crl: true,
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(true, true),
+        ..pki()
     });
-    let other = make_chain(&Pki::default());
+    let other = make_chain(&pki());
     let sig = [jws(&chain, &Env::default())];
     let ctx = Context { now: now() };
-    let trusting = authority(&chain.root_pem, "strict", "*");
+    let trusting = authority(&chain.root.cert_pem, "strict", "*");
     assert_eq!(seam_plan(&trusting, &subject(), &sig, &ctx).len(), 1);
     // Another root, a subject that is not a trusted identity, a tampered signature, or an
     // audit level (which lets authenticity failures through): no location is reported.
-    let untrusted = authority(&other.root_pem, "strict", "*");
+    let untrusted = authority(&other.root.cert_pem, "strict", "*");
     let wrong_identity = authority(
-        &chain.root_pem,
+        &chain.root.cert_pem,
         "strict",
         "x509.subject: C=US, ST=WA, O=Other",
     );
-    let audit_other_root = authority(&other.root_pem, "audit", "*");
+    let audit_other_root = authority(&other.root.cert_pem, "audit", "*");
     for auth in [&untrusted, &wrong_identity, &audit_other_root] {
         assert!(seam_plan(auth, &subject(), &sig, &ctx).is_empty());
     }
@@ -495,19 +492,29 @@ fn untrusted_chains_are_never_asked_about() {
     )];
     assert!(seam_plan(&trusting, &subject(), &tampered, &ctx).is_empty());
     // An authority that skips revocation needs none.
-    let skipping = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
+    let skipping = authority_with(
+        &chain.root.cert_pem,
+        "ca",
+        "",
+        ", override: {revocation: skip}",
+    );
     assert!(seam_plan(&skipping, &subject(), &sig, &ctx).is_empty());
 }
 
 #[test]
 fn a_pass_holds_until_its_evidence_expires() {
     let chain = make_chain(&Pki {
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(false, true),
+        ..pki()
     });
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
-    let skip = authority_with(&chain.root_pem, "ca", "", ", override: {revocation: skip}");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
+    let skip = authority_with(
+        &chain.root.cert_pem,
+        "ca",
+        "",
+        ", override: {revocation: skip}",
+    );
     let request = ocsp_request(&strict, &chain);
     let good = RevocationData {
         crls: Vec::new(),
@@ -547,11 +554,11 @@ fn a_pass_holds_until_its_evidence_expires() {
 #[test]
 fn caches_can_tell_how_long_an_answer_is_current() {
     let chain = make_chain(&Pki {
-        with_ocsp: true,
-        ..Pki::default()
+        leaf: naming(false, true),
+        ..pki()
     });
     let ca = ca_of(&chain);
-    let strict = authority(&chain.root_pem, "strict", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
     let near = |t: Option<SystemTime>, want: SystemTime| {
         let t = t.expect("a nextUpdate");
         let d = t.duration_since(want).unwrap_or_else(|e| e.duration());

@@ -8,11 +8,11 @@ use crate::verify::format::{Fetched, Format, Kind};
 #[test]
 fn an_untrusted_chain_plans_no_fetch_and_fails_at_authenticity() {
     let chain = make_chain(&Pki {
-        with_crl: true,
-        ..Pki::default()
+        leaf: naming(true, false),
+        ..pki()
     });
-    let other = make_chain(&Pki::default());
-    let trusting_other = authority(&other.root_pem, "strict", "*");
+    let other = make_chain(&pki());
+    let trusting_other = authority(&other.root.cert_pem, "strict", "*");
     let ctx = Context { now: now() };
     for (fmt, build) in FORMATS {
         let sig = build(&chain, &Env::default());
@@ -28,7 +28,7 @@ fn an_untrusted_chain_plans_no_fetch_and_fails_at_authenticity() {
 
 #[test]
 fn a_discovered_referrer_reads_as_its_envelope() {
-    let chain = make_chain(&Pki::default());
+    let chain = make_chain(&pki());
     let (_, build) = FORMATS[0];
     let sig = build(&chain, &Env::default());
     let read = Notation::read(crate::verify::format::Artifact {

@@ -5,10 +5,10 @@ use super::*;
 
 #[test]
 fn valid_signature_passes_in_both_formats() {
-    let chain = make_chain(&Pki::default());
-    let auth = authority(&chain.root_pem, "strict", "*");
+    let chain = make_chain(&pki());
+    let auth = authority(&chain.root.cert_pem, "strict", "*");
     let by_identity = authority(
-        &chain.root_pem,
+        &chain.root.cert_pem,
         "strict",
         "x509.subject: C=US, ST=WA, O=Example",
     );
@@ -30,9 +30,9 @@ fn valid_signature_passes_in_both_formats() {
 fn rsa_pss_signature_passes_in_both_formats() {
     let chain = make_chain(&Pki {
         leaf_rsa: true,
-        ..Pki::default()
+        ..pki()
     });
-    let auth = authority(&chain.root_pem, "strict", "*");
+    let auth = authority(&chain.root.cert_pem, "strict", "*");
     for (fmt, build) in FORMATS {
         match run(&auth, build(&chain, &Env::default())) {
             Outcome::Trusted(e) => assert!(e.logged.is_empty(), "{fmt}: {e:?}"),
@@ -63,10 +63,10 @@ fn certificate_requirements_are_integrity_at_every_level() {
     ] {
         let chain = make_chain(&Pki {
             leaf_eku: vec![eku],
-            ..Pki::default()
+            ..pki()
         });
         for level in ["strict", "audit"] {
-            let auth = authority(&chain.root_pem, level, "*");
+            let auth = authority(&chain.root.cert_pem, level, "*");
             for (fmt, build) in FORMATS {
                 let o = run(&auth, build(&chain, &Env::default()));
                 assert_failed(&o, Reason::CertificateInvalid, needle);
@@ -80,35 +80,14 @@ fn certificate_requirements_are_integrity_at_every_level() {
 #[test]
 fn leaf_key_usage_rules() {
     // rcgen writes keyUsage critical; add a forbidden bit next to digitalSignature.
-    let t = now();
-    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
-    name(&mut root, "Example", "root");
-    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let root_cert = root.self_signed(&root_key).unwrap();
-    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    name(&mut leaf, "Example", "signer");
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyAgreement,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    leaf.not_before = odt(t - DAY);
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &Issuer::from_params(&root, &root_key))
-        .unwrap();
-    let chain = Chain {
-        leaf_pkcs8: leaf_key.serialize_der(),
-        leaf_rsa: false,
-        crls: None,
-        inter_pem: String::new(),
-        inter_key_pem: String::new(),
-        ders: vec![leaf_cert.der().to_vec(), root_cert.der().to_vec()],
-        root_pem: root_cert.pem(),
-    };
-    let auth = authority(&chain.root_pem, "audit", "*");
+    let chain = make_chain(&Pki {
+        leaf_key_usages: vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyAgreement,
+        ],
+        ..pki()
+    });
+    let auth = authority(&chain.root.cert_pem, "audit", "*");
     for (_, build) in FORMATS {
         assert_failed(
             &run(&auth, build(&chain, &Env::default())),
@@ -121,11 +100,11 @@ fn leaf_key_usage_rules() {
 #[test]
 fn expired_intermediate_is_authentic_timestamp() {
     let chain = make_chain(&Pki {
-        intermediate_ends_in_days: -10,
-        ..Pki::default()
+        intermediate_valid: (3000, -10),
+        ..pki()
     });
-    let strict = authority(&chain.root_pem, "strict", "*");
-    let permissive = authority(&chain.root_pem, "permissive", "*");
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
+    let permissive = authority(&chain.root.cert_pem, "permissive", "*");
     for (_, build) in FORMATS {
         let o = run(&strict, build(&chain, &Env::default()));
         assert_failed(&o, Reason::Expired, "authenticTimestamp: certificate");
@@ -138,15 +117,15 @@ fn expired_intermediate_is_authentic_timestamp() {
 
 #[test]
 fn untrusted_root_and_identity_mismatch_are_authenticity() {
-    let chain = make_chain(&Pki::default());
-    let other = make_chain(&Pki::default());
-    let untrusted = authority(&other.root_pem, "strict", "*");
+    let chain = make_chain(&pki());
+    let other = make_chain(&pki());
+    let untrusted = authority(&other.root.cert_pem, "strict", "*");
     let wrong_identity = authority(
-        &chain.root_pem,
+        &chain.root.cert_pem,
         "strict",
         "x509.subject: C=US, ST=WA, O=Other",
     );
-    let audit = authority(&other.root_pem, "audit", "*");
+    let audit = authority(&other.root.cert_pem, "audit", "*");
     for (_, build) in FORMATS {
         assert_failed(
             &run(&untrusted, build(&chain, &Env::default())),
@@ -167,8 +146,8 @@ fn untrusted_root_and_identity_mismatch_are_authenticity() {
 
 #[test]
 fn envelope_integrity_failures() {
-    let chain = make_chain(&Pki::default());
-    let auth = authority(&chain.root_pem, "audit", "*");
+    let chain = make_chain(&pki());
+    let auth = authority(&chain.root.cert_pem, "audit", "*");
     let other = Subject {
         digest: Digest::sha256_of(b"another"),
         ..subject()
@@ -216,8 +195,8 @@ fn envelope_integrity_failures() {
 
 #[test]
 fn jws_protected_header_rules() {
-    let chain = make_chain(&Pki::default());
-    let auth = authority(&chain.root_pem, "audit", "*");
+    let chain = make_chain(&pki());
+    let auth = authority(&chain.root.cert_pem, "audit", "*");
     type Edit = fn(&mut serde_json::Value);
     let cases: [(Edit, &str); 7] = [
         (
@@ -287,9 +266,9 @@ fn jws_protected_header_rules() {
 
 #[test]
 fn expired_signature_follows_the_level() {
-    let chain = make_chain(&Pki::default());
-    let strict = authority(&chain.root_pem, "strict", "*");
-    let permissive = authority(&chain.root_pem, "permissive", "*");
+    let chain = make_chain(&pki());
+    let strict = authority(&chain.root.cert_pem, "strict", "*");
+    let permissive = authority(&chain.root.cert_pem, "permissive", "*");
     let env = Env {
         expiry: Some(now() - Duration::from_secs(60)),
         ..Env::default()
@@ -317,8 +296,8 @@ fn expired_signature_follows_the_level() {
 
 #[test]
 fn any_valid_signature_suffices_and_at_most_ten_are_tried() {
-    let chain = make_chain(&Pki::default());
-    let auth = authority(&chain.root_pem, "strict", "*");
+    let chain = make_chain(&pki());
+    let auth = authority(&chain.root.cert_pem, "strict", "*");
     let bad = jws(
         &chain,
         &Env {
@@ -349,8 +328,8 @@ fn any_valid_signature_suffices_and_at_most_ten_are_tried() {
 
 #[test]
 fn garbage_never_panics() {
-    let chain = make_chain(&Pki::default());
-    let auth = authority(&chain.root_pem, "audit", "*");
+    let chain = make_chain(&pki());
+    let auth = authority(&chain.root.cert_pem, "audit", "*");
     let valid = jws(&chain, &Env::default()).envelope.to_vec();
     let valid_cose = cose(&chain, &Env::default()).envelope.to_vec();
     let mut inputs: Vec<(String, Vec<u8>)> = vec![

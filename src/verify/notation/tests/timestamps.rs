@@ -5,23 +5,23 @@ use super::*;
 
 #[test]
 fn rfc3161_timestamps_from_an_openssl_tsa() {
-    let chain = make_chain(&Pki::default());
-    let tsa = std::rc::Rc::new(Tsa::new());
-    let other_tsa = Tsa::new();
-    let trusting = authority_with(&chain.root_pem, "ca", &tsa_store(&tsa), "");
-    let other = authority_with(&chain.root_pem, "ca", &tsa_store(&other_tsa), "");
+    let chain = make_chain(&pki());
+    let tsa = new_tsa();
+    let other_tsa = new_tsa();
+    let trusting = authority_with(&chain.root.cert_pem, "ca", &tsa_store(&tsa), "");
+    let other = authority_with(&chain.root.cert_pem, "ca", &tsa_store(&other_tsa), "");
     let after_expiry = authority_with(
-        &chain.root_pem,
+        &chain.root.cert_pem,
         "ca",
         &tsa_store(&tsa),
         ", verifyTimestamp: afterCertExpiry",
     );
     let stamped = Env {
-        timestamp: Some((tsa.clone(), false)),
+        timestamp: Some((&tsa, false)),
         ..Env::default()
     };
     let wrong = Env {
-        timestamp: Some((tsa.clone(), true)),
+        timestamp: Some((&tsa, true)),
         ..Env::default()
     };
     for (fmt, build) in FORMATS {
@@ -54,9 +54,9 @@ fn rfc3161_timestamps_from_an_openssl_tsa() {
 
 #[test]
 fn signing_authority_scheme() {
-    let chain = make_chain(&Pki::default());
-    let sa = authority_with(&chain.root_pem, "signingAuthority", "", "");
-    let ca_only = authority_with(&chain.root_pem, "ca", "", "");
+    let chain = make_chain(&pki());
+    let sa = authority_with(&chain.root.cert_pem, "signingAuthority", "", "");
+    let ca_only = authority_with(&chain.root.cert_pem, "ca", "", "");
     let signed = Env {
         authentic_time: Some(now() - DAY),
         ..Env::default()
