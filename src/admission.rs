@@ -547,8 +547,10 @@ impl Uses {
 /// The validating route's reader: straight from the bytes into borrowed structs holding only
 /// what a decision reads, everything else skipped (`IgnoredAny`, `RawValue`). The request's own
 /// small fields are read with their full types (so what they accept is exactly what
-/// [`decode_with_object`] accepts); the object and old object are kept as raw JSON until the
-/// kind says where their pod spec is, then read at that path only.
+/// [`decode_with_object`] accepts); the object and old object are read in the same single pass,
+/// at every place a governed kind keeps its pod spec (the kind may follow them in the body),
+/// and the kind then picks its own. A type error at a place the kind does not use only hands
+/// the body to the full decoder.
 ///
 /// `None` hands the body to [`decode_with_object`]: any error, any rejection, and anything
 /// read differently by the two (a repeated key, which the full decoder's JSON maps resolve to
@@ -605,10 +607,10 @@ mod fast {
         operation: Operation,
         #[allow(dead_code)]
         user_info: UserInfo,
-        #[serde(borrow)]
-        object: Option<&'a RawValue>,
-        #[serde(borrow)]
-        old_object: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        object: Option<Map<PodObject<'a>>>,
+        #[serde(default, borrow)]
+        old_object: Option<Map<PodObject<'a>>>,
         #[serde(default)]
         dry_run: bool,
         #[serde(default, borrow)]
@@ -623,38 +625,16 @@ mod fast {
         deletion_timestamp: Option<Time>,
     }
 
-    /// A Pod: the pod spec at `spec`.
+    /// The object of any governed kind, read in the same pass as the rest of the review: the
+    /// kind may come after it in the body, so `spec` holds every place a governed kind keeps
+    /// its pod spec (a Pod's `spec`, a workload's `spec.template.spec`, a CronJob's
+    /// `spec.jobTemplate.spec.template.spec`) and [`read_object`] picks the kind's own.
     #[derive(Deserialize)]
     struct PodObject<'a> {
         #[serde(default)]
         metadata: Map<Metadata>,
         #[serde(default, borrow)]
         spec: Option<Map<PodSpec<'a>>>,
-    }
-
-    /// A workload: the pod spec at `spec.template.spec`.
-    #[derive(Deserialize)]
-    struct TemplateObject<'a> {
-        #[serde(default)]
-        metadata: Map<Metadata>,
-        #[serde(default, borrow)]
-        spec: Option<Map<WithTemplate<'a>>>,
-    }
-
-    /// A CronJob: the pod spec at `spec.jobTemplate.spec.template.spec`.
-    #[derive(Deserialize)]
-    struct CronJobObject<'a> {
-        #[serde(default)]
-        metadata: Map<Metadata>,
-        #[serde(default, borrow)]
-        spec: Option<Map<WithJobTemplate<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WithJobTemplate<'a> {
-        #[serde(default, borrow)]
-        job_template: Option<Map<WithSpec<'a>>>,
     }
 
     #[derive(Deserialize)]
@@ -695,6 +675,12 @@ mod fast {
         /// The deprecated alias of `serviceAccountName`.
         #[serde(default, borrow)]
         service_account: Option<Cow<'a, str>>,
+        /// At an object's `spec` only: a workload's pod template.
+        #[serde(default, borrow)]
+        template: Option<Box<Map<Template<'a>>>>,
+        /// At an object's `spec` only: a CronJob's job template.
+        #[serde(default, borrow)]
+        job_template: Option<Box<Map<WithSpec<'a>>>>,
     }
 
     #[derive(Deserialize)]
@@ -778,22 +764,21 @@ mod fast {
         if request.uid.is_empty() {
             return None;
         }
-        // Objects are JSON objects, also where no decision reads them.
-        let objects = [request.object, request.old_object];
-        if objects.iter().flatten().any(|o| !o.get().starts_with('{')) {
-            return None;
-        }
+        // Objects are JSON objects (`Map`), also where no decision reads them.
+        let mut objects = [request.object, request.old_object];
         let head = Head {
             operation: &request.operation,
             kind: &request.kind,
             sub_resource: request.sub_resource.as_deref(),
         };
         let read = |which: Which, path: &[&str]| {
-            let raw = match which {
-                Which::Object => request.object,
-                Which::OldObject => request.old_object,
+            let object = match which {
+                Which::Object => objects[0].take(),
+                Which::OldObject => objects[1].take(),
             };
-            raw.map(|raw| read_object(raw, path.len())).transpose()
+            object
+                .map(|Map(o)| read_object(o, path.len()))
+                .transpose()
         };
         let (action, spec) = classify(&head, read).ok()?;
         if matches!(action, Action::Reject(_)) {
@@ -814,36 +799,24 @@ mod fast {
         })
     }
 
-    /// Reads an object's pod spec at a path of `depth` keys (1: Pod, 3: a workload's
-    /// template, 5: a CronJob's); `Err` when it cannot (the full decoder then decides).
-    fn read_object(raw: &RawValue, depth: usize) -> Result<ObjectRead, ()> {
-        let json = raw.get();
-        let (metadata, spec) = match depth {
-            1 => {
-                let o: PodObject<'_> = serde_json::from_str(json).map_err(|_| ())?;
-                (o.metadata, o.spec.map(|Map(s)| s))
-            }
-            3 => {
-                let o: TemplateObject<'_> = serde_json::from_str(json).map_err(|_| ())?;
-                let template = o.spec.and_then(|Map(s)| s.template);
-                (
-                    o.metadata,
-                    template.and_then(|Map(t)| t.spec.map(|Map(s)| s)),
-                )
-            }
+    /// Picks an object's pod spec at a path of `depth` keys (1: Pod, 3: a workload's
+    /// template, 5: a CronJob's); `Err` for another depth (the full decoder then decides).
+    fn read_object(o: PodObject<'_>, depth: usize) -> Result<ObjectRead, ()> {
+        fn in_template(t: Option<Map<Template<'_>>>) -> Option<PodSpec<'_>> {
+            t.and_then(|Map(t)| t.spec).map(|Map(s)| s)
+        }
+        let top = o.spec.map(|Map(s)| s);
+        let spec = match depth {
+            1 => top,
+            3 => in_template(top.and_then(|s| s.template.map(|b| *b))),
             5 => {
-                let o: CronJobObject<'_> = serde_json::from_str(json).map_err(|_| ())?;
-                let job = o.spec.and_then(|Map(s)| s.job_template);
-                let template = job.and_then(|Map(j)| j.spec).and_then(|Map(s)| s.template);
-                (
-                    o.metadata,
-                    template.and_then(|Map(t)| t.spec.map(|Map(s)| s)),
-                )
+                let job = top.and_then(|s| s.job_template.map(|b| *b));
+                in_template(job.and_then(|Map(j)| j.spec).and_then(|Map(s)| s.template))
             }
             _ => return Err(()),
         };
         Ok(ObjectRead {
-            deleting: metadata.deletion_timestamp.is_some(),
+            deleting: o.metadata.deletion_timestamp.is_some(),
             spec: match spec {
                 None => SpecRead::Missing,
                 Some(spec) => SpecRead::Read(images(spec)),
