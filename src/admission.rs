@@ -776,9 +776,7 @@ mod fast {
                 Which::Object => objects[0].take(),
                 Which::OldObject => objects[1].take(),
             };
-            object
-                .map(|Map(o)| read_object(o, path.len()))
-                .transpose()
+            object.map(|Map(o)| read_object(o, path.len())).transpose()
         };
         let (action, spec) = classify(&head, read).ok()?;
         if matches!(action, Action::Reject(_)) {
