@@ -390,19 +390,12 @@ pub fn load_object(object: &Object, resolver: &Resolver) -> Result<Policy, Objec
         });
     }
     missing.extend(withdrawn);
-    let mut usable = spec.clone();
-    usable.authorities = spec
-        .authorities
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !unusable.contains(i))
-        .map(|(_, a)| a.clone())
-        .collect();
-    let degraded = Box::new(if usable.authorities.is_empty() {
-        trusting_nothing(object, &doc(spec))?
-    } else {
-        build(usable)?
-    });
+    let degraded = Box::new(
+        match super::load::without_authorities(&spec, |i| unusable.contains(&i)) {
+            Some(usable) => build(usable)?,
+            None => trusting_nothing(object, &doc(spec))?,
+        },
+    );
     Err(ObjectError::Missing {
         message: missing.join("; "),
         degraded,

@@ -4,6 +4,7 @@
 //!
 //! Like `policy`: must not import `registry` or `verify`; it reads files, never the network.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -428,11 +429,11 @@ struct Missing {
 /// that a deleted key stops being trusted while the policy still covers its images. Other
 /// reference problems (a namespace the tenant rules forbid, no `--kubernetes`) are left for
 /// loading to report as errors.
-fn without_missing(
-    parsed: &PolicyDoc,
+fn without_missing<'a>(
+    parsed: &'a PolicyDoc,
     base: Option<&Path>,
     resolver: &Resolver,
-) -> (Option<PolicyDoc>, Vec<Missing>) {
+) -> (Option<Cow<'a, PolicyDoc>>, Vec<Missing>) {
     let namespace = match parsed.kind.as_str() {
         "ImagePolicy" => parsed.metadata.namespace.as_deref(),
         _ => None,
@@ -458,19 +459,32 @@ fn without_missing(
         });
     }
     if gone.is_empty() {
-        return (Some(parsed.clone()), gone);
+        return (Some(Cow::Borrowed(parsed)), gone);
     }
-    let mut usable = parsed.clone();
-    usable.spec.authorities = parsed
-        .spec
-        .authorities
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !gone.iter().any(|m| m.authority == *i))
-        .map(|(_, a)| a.clone())
-        .collect();
-    let usable = (!usable.spec.authorities.is_empty()).then_some(usable);
+    let usable =
+        without_authorities(&parsed.spec, |i| gone.iter().any(|m| m.authority == i)).map(|spec| {
+            Cow::Owned(PolicyDoc {
+                api_version: parsed.api_version.clone(),
+                kind: parsed.kind.clone(),
+                metadata: parsed.metadata.clone(),
+                spec,
+            })
+        });
     (usable, gone)
+}
+
+/// `spec` without the authorities whose index `dropped` names; `None` when none is left.
+pub(crate) fn without_authorities(
+    spec: &PolicySpec,
+    dropped: impl Fn(usize) -> bool,
+) -> Option<PolicySpec> {
+    let mut usable = spec.clone();
+    let mut i = 0;
+    usable.authorities.retain(|_| {
+        i += 1;
+        !dropped(i - 1)
+    });
+    (!usable.authorities.is_empty()).then_some(usable)
 }
 
 /// Every place `spec` names trust material: (authority index, field path, what the loader
