@@ -566,15 +566,21 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
     ) -> Result<Resolved, RegistryError> {
-        let missed = AtomicBool::new(false);
-        let run = || async {
-            missed.store(true, Ordering::Relaxed);
-            budget.resolve(image).await
-        };
         let key = (
             image.to_string(),
             registry::credential_identity(image.registry()),
         );
+        // A hit is looked up before the miss's future is built: that future carries the
+        // whole registry exchange, and moving it costs a hit more than the lookup does.
+        if let Some(hit) = self.digests.get(&key).await {
+            self.metrics.cache("digest", true);
+            return Ok(hit);
+        }
+        let missed = AtomicBool::new(false);
+        let run = || async {
+            missed.store(true, Ordering::Relaxed);
+            Box::pin(budget.resolve(image)).await
+        };
         // By reference: the key is copied into the cache on a miss only.
         let mut r = self.digests.try_get_with_by_ref(&key, run()).await;
         if r.is_err() && !missed.load(Ordering::Relaxed) {
@@ -608,10 +614,14 @@ impl Engine {
             policy: policy.name.clone(),
             generation: policy.generation.clone(),
         };
+        if let Some(hit) = self.verdicts.get(&key).await {
+            self.metrics.cache("verdict", true);
+            return hit;
+        }
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
-            let v = self.verify(budget, image, resolved, policy).await;
+            let v = Box::pin(self.verify(budget, image, resolved, policy)).await;
             match v {
                 PolicyVerdict::Undecided { .. } => Err(v),
                 v => Ok(Arc::new(v)),
