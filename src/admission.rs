@@ -559,10 +559,9 @@ impl Uses {
 mod fast {
     use std::borrow::Cow;
 
-    use k8s_openapi::api::authentication::v1::UserInfo;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::core::GroupVersionKind;
     use kube::core::admission::{AdmissionResponse, Operation};
-    use kube::core::{GroupVersionKind, GroupVersionResource};
     use serde::Deserialize;
     use serde_json::value::RawValue;
 
@@ -588,15 +587,15 @@ mod fast {
         uid: Cow<'a, str>,
         kind: GroupVersionKind,
         #[allow(dead_code)]
-        resource: GroupVersionResource,
+        resource: Map<Resource<'a>>,
         #[serde(default, borrow)]
         sub_resource: Option<Cow<'a, str>>,
-        #[serde(default)]
+        #[serde(default, borrow)]
         #[allow(dead_code)]
-        request_kind: Option<GroupVersionKind>,
-        #[serde(default)]
+        request_kind: Option<Map<Kind<'a>>>,
+        #[serde(default, borrow)]
         #[allow(dead_code)]
-        request_resource: Option<GroupVersionResource>,
+        request_resource: Option<Map<Resource<'a>>>,
         #[serde(default, borrow)]
         #[allow(dead_code)]
         request_sub_resource: Option<Cow<'a, str>>,
@@ -606,7 +605,7 @@ mod fast {
         namespace: Option<Cow<'a, str>>,
         operation: Operation,
         #[allow(dead_code)]
-        user_info: UserInfo,
+        user_info: Map<UserInfo>,
         #[serde(default, borrow)]
         object: Option<Map<PodObject<'a>>>,
         #[serde(default, borrow)]
@@ -616,6 +615,114 @@ mod fast {
         #[serde(default, borrow)]
         #[allow(dead_code)]
         options: Option<&'a RawValue>,
+    }
+
+    // The request's fields no decision reads, checked to have their Kubernetes types (as
+    // kube's and k8s-openapi's types read them) without being copied out of the body.
+
+    /// `GroupVersionKind`: three strings, none optional.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        group: Cow<'a, str>,
+        #[serde(borrow)]
+        version: Cow<'a, str>,
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+    }
+
+    /// `GroupVersionResource`: three strings, and an optional `api_version`.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Resource<'a> {
+        #[serde(borrow)]
+        group: Cow<'a, str>,
+        #[serde(borrow)]
+        version: Cow<'a, str>,
+        #[serde(borrow)]
+        resource: Cow<'a, str>,
+        #[serde(default, borrow)]
+        api_version: Cow<'a, str>,
+    }
+
+    /// `io.k8s.api.authentication.v1.UserInfo`: every field optional, `null` as absent.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct UserInfo {
+        #[serde(default)]
+        username: Option<Text>,
+        #[serde(default)]
+        uid: Option<Text>,
+        #[serde(default)]
+        groups: Option<Texts>,
+        #[serde(default)]
+        extra: Option<Extra>,
+    }
+
+    /// A JSON string, checked and not kept.
+    struct Text;
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl serde::de::Visitor<'_> for Visit {
+                type Value = Text;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Text, E> {
+                    Ok(Text)
+                }
+            }
+            d.deserialize_str(Visit)
+        }
+    }
+
+    /// A JSON array of strings, checked and not kept.
+    struct Texts;
+
+    impl<'de> Deserialize<'de> for Texts {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Texts;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a list of strings")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut s: A,
+                ) -> Result<Texts, A::Error> {
+                    while s.next_element::<Text>()?.is_some() {}
+                    Ok(Texts)
+                }
+            }
+            d.deserialize_seq(Visit)
+        }
+    }
+
+    /// `UserInfo.extra`: a JSON object of lists of strings, checked and not kept.
+    struct Extra;
+
+    impl<'de> Deserialize<'de> for Extra {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Extra;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a map of lists of strings")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Extra, A::Error> {
+                    while m.next_entry::<Text, Texts>()?.is_some() {}
+                    Ok(Extra)
+                }
+            }
+            d.deserialize_map(Visit)
+        }
     }
 
     #[derive(Deserialize, Default)]
@@ -746,8 +853,8 @@ mod fast {
 
     /// Whether the body holds a `\u` escape of a UTF-16 surrogate (`\uD800`–`\uDFFF`).
     fn has_surrogate_escape(body: &[u8]) -> bool {
-        body.windows(3)
-            .any(|w| w[0] == b'\\' && w[1] == b'u' && matches!(w[2], b'd' | b'D'))
+        memchr::memmem::find_iter(body, b"\\u")
+            .any(|at| matches!(body.get(at + 2), Some(b'd' | b'D')))
     }
 
     pub(super) fn decode(body: &[u8]) -> Option<Review> {
