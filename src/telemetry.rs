@@ -242,6 +242,12 @@ impl<'w, W: fmt::Write + ?Sized> Escaper<'w, W> {
 
 impl<W: fmt::Write + ?Sized> fmt::Write for Escaper<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most text is printable ASCII within the bound: written as it is, without walking
+        // its characters.
+        if s.len() <= self.left && s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            self.left -= s.len();
+            return self.out.write_str(s);
+        }
         let mut run = 0;
         for (i, c) in s.char_indices() {
             if self.left == 0 {
