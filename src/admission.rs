@@ -589,7 +589,7 @@ mod fast {
         #[allow(dead_code)]
         resource: Map<Resource<'a>>,
         #[serde(default, borrow)]
-        sub_resource: Option<Cow<'a, str>>,
+        sub_resource: Option<Str<'a>>,
         #[serde(default, borrow)]
         #[allow(dead_code)]
         request_kind: Option<Map<Kind<'a>>>,
@@ -598,11 +598,11 @@ mod fast {
         request_resource: Option<Map<Resource<'a>>>,
         #[serde(default, borrow)]
         #[allow(dead_code)]
-        request_sub_resource: Option<Cow<'a, str>>,
+        request_sub_resource: Option<Str<'a>>,
         #[serde(default, borrow)]
         name: Cow<'a, str>,
         #[serde(default, borrow)]
-        namespace: Option<Cow<'a, str>>,
+        namespace: Option<Str<'a>>,
         operation: Operation,
         #[allow(dead_code)]
         user_info: Map<UserInfo>,
@@ -778,10 +778,10 @@ mod fast {
         #[serde(default, borrow)]
         image_pull_secrets: Option<Vec<Map<Named<'a>>>>,
         #[serde(default, borrow)]
-        service_account_name: Option<Cow<'a, str>>,
+        service_account_name: Option<Str<'a>>,
         /// The deprecated alias of `serviceAccountName`.
         #[serde(default, borrow)]
-        service_account: Option<Cow<'a, str>>,
+        service_account: Option<Str<'a>>,
         /// At an object's `spec` only: a workload's pod template.
         #[serde(default, borrow)]
         template: Option<Box<Map<Template<'a>>>>,
@@ -793,15 +793,15 @@ mod fast {
     #[derive(Deserialize)]
     struct Container<'a> {
         #[serde(default, borrow)]
-        name: Option<Cow<'a, str>>,
+        name: Option<Str<'a>>,
         #[serde(default, borrow)]
-        image: Option<Cow<'a, str>>,
+        image: Option<Str<'a>>,
     }
 
     #[derive(Deserialize)]
     struct Volume<'a> {
         #[serde(default, borrow)]
-        name: Option<Cow<'a, str>>,
+        name: Option<Str<'a>>,
         #[serde(default, borrow)]
         image: Option<Map<ImageSource<'a>>>,
     }
@@ -809,13 +809,13 @@ mod fast {
     #[derive(Deserialize)]
     struct ImageSource<'a> {
         #[serde(default, borrow)]
-        reference: Option<Cow<'a, str>>,
+        reference: Option<Str<'a>>,
     }
 
     #[derive(Deserialize)]
     struct Named<'a> {
         #[serde(default, borrow)]
-        name: Option<Cow<'a, str>>,
+        name: Option<Str<'a>>,
     }
 
     /// `T` from a JSON object only. serde's derived structs also take an array (the fields by
@@ -846,8 +846,41 @@ mod fast {
         }
     }
 
+    /// A string, borrowed from the body unless it has escapes. (serde borrows a `Cow` field,
+    /// but never an optional one.)
+    struct Str<'a>(Cow<'a, str>);
+
+    impl std::ops::Deref for Str<'_> {
+        type Target = str;
+        fn deref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Str<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: serde::de::Error>(
+                    self,
+                    s: &'de str,
+                ) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(s.to_owned())))
+                }
+            }
+            d.deserialize_str(Visit)
+        }
+    }
+
     /// An optional string field as k8s-openapi reads it: absent or `null` is empty.
-    fn text<'b>(s: &'b Option<Cow<'_, str>>) -> &'b str {
+    fn text<'b>(s: &'b Option<Str<'_>>) -> &'b str {
         s.as_deref().unwrap_or_default()
     }
 
@@ -893,7 +926,7 @@ mod fast {
             uid: request.uid.into_owned(),
             api_version: wire.api_version.into_owned(),
             name: request.name.into_owned(),
-            namespace: request.namespace.map(Cow::into_owned),
+            namespace: request.namespace.map(|n| n.0.into_owned()),
             operation: request.operation,
             dry_run: request.dry_run,
             pull_secrets: spec.pull_secrets,
@@ -958,7 +991,7 @@ mod fast {
                 .into_iter()
                 .flatten()
                 .find(|n| !n.is_empty())
-                .map(Cow::into_owned),
+                .map(|n| n.0.into_owned()),
         }
     }
 }
