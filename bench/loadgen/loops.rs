@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::{Conn, Target, Work, connect_all, send_one};
-use crate::report::Stats;
+use crate::report::{Stats, histogram};
 
 /// Closed loop: `concurrency` connections, each with one review in flight, for `duration`.
 pub async fn closed_loop(
@@ -75,7 +75,6 @@ pub async fn open_loop(
     // One receiver shared by every connection: whichever holds the lock waits for the next
     // review, the others queue behind it (a multi-consumer queue out of tokio's parts).
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let start = Instant::now();
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut send| {
@@ -94,9 +93,16 @@ pub async fn open_loop(
         })
         .collect();
     let total_n = (rate * duration.as_secs_f64()) as usize;
+    let (started, start) = tokio::sync::oneshot::channel();
     let pacer = std::thread::Builder::new()
         .name("open-loop-pacer".into())
-        .spawn(move || pace(&tx, start, rate, total_n))?;
+        .spawn(move || {
+            sharpen_pacer();
+            let start = Instant::now();
+            let _ = started.send(start);
+            pace(&tx, start, rate, total_n);
+        })?;
+    let start = start.await?;
     let mut total = Stats::empty();
     for t in tasks {
         total.merge(&t.await?);
@@ -111,17 +117,20 @@ pub async fn open_loop(
 /// that time has come, for `k < total`, then drops the sender.
 ///
 /// It sleeps (never spins: the machine's cores belong to the server under test) until the
-/// next review is due, with `std::thread::sleep`, a `nanosleep` on Linux, precise to some
-/// 10 µs once the thread's timer slack is down from its default 50 µs. tokio's timer, at
-/// 1 ms resolution, sent reviews in 1 ms batches, which the server's latency then counted.
+/// next review is due, with `std::thread::sleep`, a `nanosleep` on Linux; made sharp by
+/// [`sharpen_pacer`], it wakes some 20 µs late (p50; p99 under 0.1 ms with both cores busy,
+/// on the 2-core VM of bench/README.md). tokio's timer, at 1 ms resolution, sent reviews in
+/// 1 ms batches, which the server's latency then counted. It says how late it was.
 fn pace(tx: &UnboundedSender<(usize, Instant)>, start: Instant, rate: f64, total: usize) {
-    fine_timer_slack();
     let due = |k: usize| start + Duration::from_secs_f64(k as f64 / rate);
     let mut sent = 0usize;
+    // How late each review was handed out (the generator's own share of the latencies).
+    let mut late = histogram();
     while sent < total {
         // Reviews 0..=elapsed × rate are due.
         let due_now = ((start.elapsed().as_secs_f64() * rate) as usize + 1).min(total);
         while sent < due_now {
+            late.saturating_record(due(sent).elapsed().as_nanos() as u64);
             if tx.send((sent, due(sent))).is_err() {
                 return; // every connection is gone
             }
@@ -134,22 +143,44 @@ fn pace(tx: &UnboundedSender<(usize, Instant)>, start: Instant, rate: f64, total
             std::thread::sleep(wait);
         }
     }
+    let ms = |q: f64| late.value_at_quantile(q) as f64 / 1e6;
+    eprintln!(
+        "open loop {rate:.0}/s: the pacer handed reviews out late by p50 {:.3} / p99 {:.3} / max {:.3} ms",
+        ms(0.5),
+        ms(0.99),
+        late.max() as f64 / 1e6
+    );
 }
 
-/// Lowers the calling thread's timer slack to 1 µs (Linux's default, 50 µs, lets a sleep
-/// end up to that much late), by writing `/proc/TID/timerslack_ns`, which a thread may do
-/// for itself (this crate allows no `unsafe`, so no `prctl`). Without it, the pacer's
-/// reviews leave up to 50 µs late.
-fn fine_timer_slack() {
+/// Makes the calling thread (the pacer) wake on time: its timer slack down to 1 µs from
+/// Linux's default 50 µs (by writing `/proc/TID/timerslack_ns`, which a thread may do for
+/// itself), and the lowest real-time priority, `SCHED_FIFO` 1 (`chrt`, root only), so that a
+/// review falls due on time even when both cores are busy: the server under test, the
+/// connection tasks and any neighbour all run at normal priority, and the pacer sleeps but
+/// for a few µs per review. This crate allows no `unsafe`, hence no `prctl` or
+/// `sched_setscheduler`. Says so once when either fails: reviews may then leave late, and
+/// late counts against the server (latency runs from the due time).
+fn sharpen_pacer() {
+    static SAID: std::sync::Once = std::sync::Once::new();
     let tid = std::fs::read_link("/proc/thread-self")
         .ok()
-        .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()));
-    let set =
-        tid.is_some_and(|tid| std::fs::write(format!("/proc/{tid}/timerslack_ns"), "1000").is_ok());
-    if !set {
-        eprintln!(
-            "open loop: the pacer's timer slack stays at the default (reviews up to 50 µs late)"
-        );
+        .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let slack = std::fs::write(format!("/proc/{tid}/timerslack_ns"), "1000").is_ok();
+    let fifo = std::process::Command::new("chrt")
+        .args(["-f", "-p", "1", &tid])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !(slack && fifo) {
+        SAID.call_once(|| {
+            eprintln!(
+                "open loop: the pacer thread runs with {} and {} (reviews may leave late under load)",
+                if slack { "1 µs timer slack" } else { "the default 50 µs timer slack" },
+                if fifo { "SCHED_FIFO 1" } else { "normal priority (chrt needs root)" }
+            );
+        });
     }
 }
 
