@@ -11,12 +11,15 @@ use crate::loops::{closed_loop, closed_loop_on, open_loop, slots};
 use crate::procs::{Proc, SignetProc, with_cpu};
 use crate::report::{Report, Stats, ratio};
 use crate::reviews::{body, pod_with_images};
-use crate::tools::{Nginx, wrk};
+use crate::tools::{H2loadShape, Nginx, h2load, wrk};
 use crate::world::World;
 
 /// (n) The cache hit against its floor: signet and nginx (static body, same certificate, one
 /// worker) under the same `wrk -t1 -c16`, one after the other in this run, and each with one
-/// connection for the latency.
+/// connection for the latency; then both under `h2load`, over HTTP/1.1 (`--h1 -c16`) and
+/// HTTP/2 (`-c16 -m1`, and `-c1 -m16`: one connection, 16 streams, how an API server
+/// multiplexes), so that the HTTP/1.1 and HTTP/2 ratios come from one tool. Fails when
+/// signet (or nginx) answers h2load with anything but 2xx: a wrong request.
 pub async fn scenario_nginx(
     signet: &SignetProc,
     target: &Arc<Target>,
@@ -51,6 +54,93 @@ pub async fn scenario_nginx(
             &format!("nginx {:.0}/s; p50 {:.3} / p99 {:.3} ms; CPU {n_cpu:.0} µs/request (master process only: the worker is a child)", n.rate, n.p50, n.p99),
             &format!("throughput {}", ratio(s.rate, n.rate)),
             if c == 16 { "≥ 0.5× nginx" } else { "p99 ≤ 0.3 ms" },
+        );
+    }
+    // h2load against nginx's port that reads the request body (see `Nginx`).
+    let nginx_url = format!("https://127.0.0.1:{}/validate?timeout=10s", nginx.body_port);
+    let mut h1_ratio = None;
+    for (h2, clients, streams) in [(false, 16, 1), (true, 16, 1), (true, 1, 16)] {
+        let shape = H2loadShape {
+            h2,
+            clients,
+            streams,
+        };
+        let cpu0 = signet.proc.cpu_secs();
+        let s = h2load(&signet_url, &hit.body, shape, secs)?;
+        // Per review, the warm-up second's reviews counted at the measured rate.
+        let s_cpu = (signet.proc.cpu_secs() - cpu0) * 1e6 / (s.rate * (secs + 1.0)).max(1.0);
+        let n = h2load(&nginx_url, &hit.body, shape, secs)?;
+        // Over HTTP/1.1, also the `return 200` that never reads the body (the wrk rows' nginx):
+        // what reading it costs nginx.
+        let unread = if h2 {
+            None
+        } else {
+            let url = format!("https://127.0.0.1:{}/validate?timeout=10s", nginx.port);
+            Some(h2load(&url, &hit.body, shape, secs)?)
+        };
+        eprintln!(
+            "h2load {} signet:\n{}\nh2load {} nginx:\n{}",
+            shape.flags(),
+            s.raw,
+            shape.flags(),
+            n.raw
+        );
+        for (who, x) in [("signet", &s), ("nginx", &n)] {
+            anyhow::ensure!(
+                x.not_2xx == 0 && x.failed == 0,
+                "h2load {}: {who} answered {} requests outside 2xx, {} failed ({}): a wrong request?\n{}",
+                shape.flags(),
+                x.not_2xx,
+                x.failed,
+                x.statuses,
+                x.raw
+            );
+        }
+        let r = s.rate / n.rate.max(1e-9);
+        let vs_h1 = match h1_ratio {
+            Some(h1) if h2 => {
+                let met = r >= 0.5 && r / h1 >= 0.9;
+                format!(
+                    "; {:.2}× the HTTP/1.1 ratio ({})",
+                    r / h1,
+                    if met { "met" } else { "missed" }
+                )
+            }
+            _ => String::new(),
+        };
+        if !h2 {
+            h1_ratio = Some(r);
+        }
+        report.row(
+            &format!(
+                "(n) cache hit, 1 image, `h2load -t1 {}` over {}, against nginx reading the body, then `return 200` (same body, same certificate, one worker)",
+                shape.flags(),
+                match (h2, clients) {
+                    (false, _) => "HTTP/1.1",
+                    (true, 1) => "HTTP/2, one connection (how an API server multiplexes)",
+                    (true, _) => "HTTP/2",
+                }
+            ),
+            &format!(
+                "signet {:.0} reviews/s; p50 {:.3} / p99 {:.3} ms; CPU {s_cpu:.0} µs/review; {}",
+                s.rate, s.p50, s.p99, s.statuses
+            ),
+            &format!(
+                "nginx {:.0}/s; p50 {:.3} / p99 {:.3} ms{}",
+                n.rate,
+                n.p50,
+                n.p99,
+                unread.map_or(String::new(), |u| format!(
+                    " (`return 200` not reading the body: {:.0}/s; p50 {:.3} / p99 {:.3} ms)",
+                    u.rate, u.p50, u.p99
+                ))
+            ),
+            &format!("**throughput {}**{vs_h1}", ratio(s.rate, n.rate)),
+            if h2 {
+                "≥ 0.5× nginx; within 10 % of the HTTP/1.1 ratio"
+            } else {
+                "≥ 0.5× nginx"
+            },
         );
     }
     Ok(())
