@@ -118,9 +118,10 @@ pub async fn open_loop(
 ///
 /// It sleeps (never spins: the machine's cores belong to the server under test) until the
 /// next review is due, with `std::thread::sleep`, a `nanosleep` on Linux; made sharp by
-/// [`sharpen_pacer`], it wakes some 20 µs late (p50; p99 under 0.1 ms with both cores busy,
-/// on the 2-core VM of bench/README.md). tokio's timer, at 1 ms resolution, sent reviews in
-/// 1 ms batches, which the server's latency then counted. It says how late it was.
+/// [`sharpen_pacer`], it hands reviews out some 30 µs late (p50; p99 0.1–0.2 ms at 10,000/s
+/// with both cores of the 2-core VM of bench/README.md busy). tokio's timer, at 1 ms
+/// resolution, sent reviews in 1 ms batches, which the server's latency then counted. It
+/// says how late it was.
 fn pace(tx: &UnboundedSender<(usize, Instant)>, start: Instant, rate: f64, total: usize) {
     let due = |k: usize| start + Duration::from_secs_f64(k as f64 / rate);
     let mut sent = 0usize;
@@ -153,33 +154,23 @@ fn pace(tx: &UnboundedSender<(usize, Instant)>, start: Instant, rate: f64, total
 }
 
 /// Makes the calling thread (the pacer) wake on time: its timer slack down to 1 µs from
-/// Linux's default 50 µs (by writing `/proc/TID/timerslack_ns`, which a thread may do for
-/// itself), and the lowest real-time priority, `SCHED_FIFO` 1 (`chrt`, root only), so that a
-/// review falls due on time even when both cores are busy: the server under test, the
-/// connection tasks and any neighbour all run at normal priority, and the pacer sleeps but
-/// for a few µs per review. This crate allows no `unsafe`, hence no `prctl` or
-/// `sched_setscheduler`. Says so once when either fails: reviews may then leave late, and
-/// late counts against the server (latency runs from the due time).
+/// Linux's default 50 µs, by writing `/proc/TID/timerslack_ns`, which a thread may do for
+/// itself (this crate allows no `unsafe`, hence no `prctl`). Says so once when it cannot:
+/// reviews then leave up to 50 µs late, and late counts against the server.
+///
+/// The pacer keeps the normal priority. At `SCHED_FIFO` it was late by 0.05 ms at p99
+/// instead of 0.1–0.2 ms, but each of its wake-ups preempted the server under test on the
+/// shared cores: signet's p99 at 10,000/s went from 0.8 to 3–7 ms, and at 80 % of its
+/// closed-loop rate it kept 26,800 of 32,600 reviews/s instead of 31,900.
 fn sharpen_pacer() {
     static SAID: std::sync::Once = std::sync::Once::new();
     let tid = std::fs::read_link("/proc/thread-self")
         .ok()
         .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let slack = std::fs::write(format!("/proc/{tid}/timerslack_ns"), "1000").is_ok();
-    let fifo = std::process::Command::new("chrt")
-        .args(["-f", "-p", "1", &tid])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !(slack && fifo) {
+    if std::fs::write(format!("/proc/{tid}/timerslack_ns"), "1000").is_err() {
         SAID.call_once(|| {
-            eprintln!(
-                "open loop: the pacer thread runs with {} and {} (reviews may leave late under load)",
-                if slack { "1 µs timer slack" } else { "the default 50 µs timer slack" },
-                if fifo { "SCHED_FIFO 1" } else { "normal priority (chrt needs root)" }
-            );
+            eprintln!("open loop: the pacer keeps the default 50 µs timer slack (reviews may leave up to 50 µs late)");
         });
     }
 }
