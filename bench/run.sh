@@ -20,7 +20,7 @@ command -v docker-registry >/dev/null ||
 # The OCSP responder of the Notation cold kinds answers with `openssl ocsp`.
 command -v openssl >/dev/null ||
     { echo "openssl is missing: run scripts/install-test-deps.sh (as root)" >&2; exit 2; }
-# nginx and wrk for the static-body floor of scenario (n).
+# nginx, wrk and h2load for the static-body floor of scenario (n).
 bench/install.sh
 export PATH="$PATH:/usr/sbin"
 # The burst scenario holds 1,000 connections on each side, the soak 10,000 (signet raises its

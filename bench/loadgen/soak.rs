@@ -26,12 +26,13 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 use tokio_rustls::client::TlsStream;
 
-use super::support::cosign::CosignKey;
-use super::support::registry::TestRegistry;
-use super::{
-    Report, SignetProc, Stats, Target, Work, body, histogram, load, mib, open_loop, pod_with,
-    push_signed,
-};
+use crate::client::{Target, Work};
+use crate::loops::open_loop;
+use crate::procs::SignetProc;
+use crate::report::{Report, Stats, histogram, load, mib};
+use crate::reviews::{body, pod_with, push_signed};
+use crate::support::cosign::CosignKey;
+use crate::support::registry::TestRegistry;
 
 /// What the soak holds open, and for how long.
 pub struct Soak {
@@ -187,7 +188,7 @@ pub async fn soak(world: World<'_>, mut cfg: Soak, report: &mut Report) -> anyho
     let mut warm = Stats::empty();
     let mut send = target.connect().await?;
     for w in &work[1..9] {
-        super::send_one(&target, &mut send, w, Instant::now(), &mut warm).await;
+        crate::client::send_one(&target, &mut send, w, Instant::now(), &mut warm).await;
     }
     anyhow::ensure!(
         warm.ok == 8 && warm.wrong == 0,
