@@ -2,9 +2,9 @@
 //! HTTP and TLS libraries quieter).
 //!
 //! `serve` formats each line where it is logged but writes it from a thread of its own
-//! ([`Writer::Background`]): a review does not wait for a `write` to stderr, and a stalled
-//! stderr (a full pipe nobody reads) never holds up an admission answer. The queue is bounded
-//! ([`QUEUED_LINES`]); when it is full, lines are dropped and counted
+//! ([`Writer::Background`], the `batch` module): a review does not wait for a `write` to
+//! stderr, and a stalled stderr (a full pipe nobody reads) never holds up an admission answer.
+//! The queue is bounded ([`QUEUED_BYTES`]); when it is full, lines are dropped and counted
 //! (`signet_log_lines_dropped_total`). The other commands write each line as it is logged.
 //!
 //! Field values come from requests (a review's `uid`, object names, image references) and from
@@ -20,12 +20,13 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
+
+mod batch;
 
 const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn";
 
@@ -33,10 +34,10 @@ const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustl
 /// [`join_bounded`] builds.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
-/// The most log lines [`Writer::Background`] holds while stderr is slow: at 20,000 reviews a
-/// second (two lines each) a stall of ~0.2 s, a few MiB of typical lines. Beyond it, lines are
+/// The most bytes of log lines [`Writer::Background`] holds while stderr is slow: at 20,000
+/// reviews a second (two lines of ~500 bytes each) a stall of ~0.2 s. Beyond it, lines are
 /// dropped and counted, never waited for.
-pub const QUEUED_LINES: usize = 8192;
+pub const QUEUED_BYTES: usize = 4 << 20;
 
 /// How log lines reach stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,17 +54,15 @@ pub enum Writer {
 /// every exit of the process goes through there.
 #[must_use = "dropping the guard stops the log writer: lines logged after it are lost"]
 pub struct Guard {
-    _worker: Option<WorkerGuard>,
+    _worker: Option<batch::Guard>,
 }
 
-/// What the background writer dropped, once it exists.
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+/// The background writer, once it exists: for its drop count.
+static BACKGROUND: OnceLock<batch::Lines> = OnceLock::new();
 
 /// Log lines the background writer dropped because its queue was full (0 without one).
 pub fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
+    BACKGROUND.get().map_or(0, batch::Lines::dropped)
 }
 
 /// Installs the global subscriber; `ansi`: colour the plain format (only for a terminal, and
@@ -83,17 +82,17 @@ pub fn init(format: LogFormat, ansi: bool, writer: Writer) -> Guard {
             Guard { _worker: None }
         }
         Writer::Background => {
-            // The thread drains the queue into the buffer and flushes it after each batch: one
-            // `write` for many lines under load, each line written at once when idle.
-            let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-            let (lines, worker) = NonBlockingBuilder::default()
-                .buffered_lines_limit(QUEUED_LINES)
-                .lossy(true)
-                .thread_name("signet-log")
-                .finish(stderr);
-            let counter = lines.error_counter();
-            if tracing::subscriber::set_global_default(build(format, filter, lines, ansi)).is_ok() {
-                let _ = DROPPED.set(counter);
+            let (lines, worker) = match batch::start(std::io::stderr(), QUEUED_BYTES) {
+                Ok(started) => started,
+                Err(error) => {
+                    let guard = init(format, ansi, Writer::Direct);
+                    tracing::warn!(%error, "no thread for the log writer; writing lines directly");
+                    return guard;
+                }
+            };
+            let installed = build(format, filter, lines.clone(), ansi);
+            if tracing::subscriber::set_global_default(installed).is_ok() {
+                let _ = BACKGROUND.set(lines);
             }
             Guard {
                 _worker: Some(worker),
