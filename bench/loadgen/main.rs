@@ -4,8 +4,8 @@
 //! separate process, so its RSS is its own) over HTTPS keep-alive HTTP/1.1 (and, in scenario
 //! p, HTTP/2) with real AdmissionReview bodies, and prints one markdown table. `run` builds the
 //! shared [`World`] once and calls one function per scenario. The pieces:
-//! - a real loopback `docker-registry` with images pushed and Cosign-signed by the
-//!   integration-test harness (included by path, not copied);
+//! - a real loopback `docker-registry` with images pushed and Cosign-signed by the test kit
+//!   the integration tests use (`crates/testkit`);
 //! - for the Notation kinds of the cold scenario (c), a second `docker-registry` (a policy
 //!   covers a whole host, so Notation and Cosign images cannot share one), its images signed by
 //!   the harness's Notation signer (JWS or COSE, referrers tag schema), and the harness's OCSP
