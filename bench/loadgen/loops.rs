@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
 
 use crate::client::{Conn, Target, Work, connect_all, send_one};
 use crate::report::{Stats, histogram};
@@ -50,12 +51,7 @@ pub async fn closed_loop_on(
             })
         })
         .collect();
-    let mut total = Stats::empty();
-    for t in tasks {
-        total.merge(&t.await?);
-    }
-    total.elapsed = start.elapsed();
-    Ok(total)
+    gather(tasks, start).await
 }
 
 /// Open loop: reviews due at `rate` per second for `duration`, served by `connections`
@@ -103,14 +99,10 @@ pub async fn open_loop(
             pace(&tx, start, rate, total_n);
         })?;
     let start = start.await?;
-    let mut total = Stats::empty();
-    for t in tasks {
-        total.merge(&t.await?);
-    }
-    total.elapsed = start.elapsed();
+    let total = gather(tasks, start).await;
     // Done: it dropped the sender, which is what ended the tasks.
     let _ = pacer.join();
-    Ok(total)
+    total
 }
 
 /// The open loop's pacer: sends review `k` with its due time `start + k / rate` as soon as
@@ -178,11 +170,23 @@ fn sharpen_pacer() {
 /// Sends every review of `reviews` at once, each on a connection of its own (made first),
 /// released together; returns their stats.
 pub async fn all_at_once(target: &Arc<Target>, reviews: Vec<Work>) -> anyhow::Result<Stats> {
-    let n = reviews.len();
-    let conns = connect_all(target, n).await?;
-    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let armed = arm(target, reviews).await?;
     let start = Instant::now();
-    let tasks: Vec<_> = conns
+    armed.release().await;
+    armed.finish(start).await
+}
+
+/// Reviews waiting on connections of their own, to be sent together: [`Armed::release`].
+pub struct Armed {
+    barrier: Arc<tokio::sync::Barrier>,
+    tasks: Vec<JoinHandle<Stats>>,
+}
+
+/// Makes a connection for each of `reviews` and has each wait there for the release.
+pub async fn arm(target: &Arc<Target>, reviews: Vec<Work>) -> anyhow::Result<Armed> {
+    let conns = connect_all(target, reviews.len()).await?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(reviews.len() + 1));
+    let tasks = conns
         .into_iter()
         .zip(reviews)
         .map(|(mut send, w)| {
@@ -195,12 +199,29 @@ pub async fn all_at_once(target: &Arc<Target>, reviews: Vec<Work>) -> anyhow::Re
             })
         })
         .collect();
-    let mut stats = Stats::empty();
-    for t in tasks {
-        stats.merge(&t.await?);
+    Ok(Armed { barrier, tasks })
+}
+
+impl Armed {
+    /// Sends every armed review at once.
+    pub async fn release(&self) {
+        self.barrier.wait().await;
     }
-    stats.elapsed = start.elapsed();
-    Ok(stats)
+
+    /// Their stats once every one is answered, timed from `start`.
+    pub async fn finish(self, start: Instant) -> anyhow::Result<Stats> {
+        gather(self.tasks, start).await
+    }
+}
+
+/// The stats of every task, merged, with the time since `start`.
+pub async fn gather(tasks: Vec<JoinHandle<Stats>>, start: Instant) -> anyhow::Result<Stats> {
+    let mut total = Stats::empty();
+    for t in tasks {
+        total.merge(&t.await?);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
 }
 
 /// Sends `work` in order over `conc` connections, one review in flight on each.
@@ -224,12 +245,7 @@ pub async fn drive(target: &Arc<Target>, work: Vec<Work>, conc: usize) -> anyhow
             })
         })
         .collect();
-    let mut stats = Stats::empty();
-    for t in tasks {
-        stats.merge(&t.await?);
-    }
-    stats.elapsed = start.elapsed();
-    Ok(stats)
+    gather(tasks, start).await
 }
 
 /// `conns` connections to `target`, each shared by `streams` workers when it speaks HTTP/2

@@ -235,9 +235,9 @@ impl SignetProc {
         )?))
     }
 
-    /// The sum of every series of a metric family (`name{...} value` lines).
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = match self
+    /// The admin port's `/metrics` page; empty if it did not answer.
+    async fn metrics_text(&self) -> String {
+        match self
             .http
             .get(format!("{}/metrics", self.admin))
             .send()
@@ -245,7 +245,12 @@ impl SignetProc {
         {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
-        };
+        }
+    }
+
+    /// The sum of every series of a metric family (`name{...} value` lines).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
@@ -254,15 +259,7 @@ impl SignetProc {
 
     /// Every series of a metric family by its labels, e.g. `{operation="blob",status="200"}`.
     pub async fn series(&self, name: &str) -> HashMap<String, f64> {
-        let text = match self
-            .http
-            .get(format!("{}/metrics", self.admin))
-            .send()
-            .await
-        {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let text = self.metrics_text().await;
         text.lines()
             .filter_map(|l| l.strip_prefix(name))
             .filter(|l| l.starts_with('{'))

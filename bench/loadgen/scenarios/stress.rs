@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::client::{Target, Work, connect_all, send_one};
-use crate::loops::closed_loop;
+use crate::loops::{arm, closed_loop, gather};
 use crate::procs::SignetProc;
 use crate::report::{Report, Stats, load, mib, ratio};
 use crate::reviews::{body, pod_with, pod_with_images, push_signed};
@@ -41,25 +41,11 @@ pub async fn scenario_storm(
             expect: Some(true),
         })
         .collect();
-    let conns = connect_all(target, n).await?;
+    let armed = arm(target, storm).await?;
     let _ = closed_loop(target, hit, 1, Duration::from_millis(500)).await?;
     let quiet = closed_loop(target, hit, 1, Duration::from_secs(2)).await?;
     let (_, ver0) = signet.counters().await;
-    let barrier = Arc::new(tokio::sync::Barrier::new(n + 1));
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .zip(storm)
-        .map(|(mut send, w)| {
-            let (target, barrier) = (target.clone(), barrier.clone());
-            tokio::spawn(async move {
-                let mut stats = Stats::empty();
-                barrier.wait().await;
-                send_one(&target, &mut send, &w, Instant::now(), &mut stats).await;
-                stats
-            })
-        })
-        .collect();
-    barrier.wait().await;
+    armed.release().await;
     let start = Instant::now();
     let hits = {
         let target = target.clone();
@@ -80,11 +66,7 @@ pub async fn scenario_storm(
             anyhow::Ok(all)
         })
     };
-    let mut storm_stats = Stats::empty();
-    for t in tasks {
-        storm_stats.merge(&t.await?);
-    }
-    storm_stats.elapsed = start.elapsed();
+    let storm_stats = armed.finish(start).await?;
     STORM_DONE.store(true, Ordering::Relaxed);
     let during = hits.await??;
     STORM_DONE.store(false, Ordering::Relaxed);
@@ -208,11 +190,7 @@ pub async fn scenario_memory(w: &World, report: &mut Report) -> anyhow::Result<(
             })
         })
         .collect();
-    let mut stats = Stats::empty();
-    for t in tasks {
-        stats.merge(&t.await?);
-    }
-    stats.elapsed = start.elapsed();
+    let stats = gather(tasks, start).await?;
     let (_, ver1) = signet.counters().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = signet.proc.rss_kib();

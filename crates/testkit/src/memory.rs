@@ -426,6 +426,15 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     respond(status, &[("Content-Type", "application/json")], body)
 }
 
+/// `201 Created` for a pushed manifest or blob: where it is, and its digest.
+fn created(location: &str, digest: &str) -> Response {
+    respond(
+        StatusCode::CREATED,
+        &[("Location", location), ("Docker-Content-Digest", digest)],
+        Bytes::new(),
+    )
+}
+
 fn push_error(e: &PushError) -> Response {
     let (code, message) = e.code();
     error(StatusCode::BAD_REQUEST, code, message)
@@ -536,17 +545,7 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
         }
         (Method::PUT, Route::Manifest(repo, reference)) => {
             match shared.store_manifest(repo, reference, &content_type, body) {
-                Ok(digest) => {
-                    let location = format!("/v2/{repo}/manifests/{digest}");
-                    respond(
-                        StatusCode::CREATED,
-                        &[
-                            ("Location", location.as_str()),
-                            ("Docker-Content-Digest", digest.as_str()),
-                        ],
-                        Bytes::new(),
-                    )
-                }
+                Ok(digest) => created(&format!("/v2/{repo}/manifests/{digest}"), &digest),
                 Err(e) => push_error(&e),
             }
         }
@@ -623,17 +622,7 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> Response {
             // `:` may arrive percent-encoded.
             let digest = digest.replace("%3A", ":").replace("%3a", ":");
             match shared.store_blob(repo, &digest, body) {
-                Ok(()) => {
-                    let location = format!("/v2/{repo}/blobs/{digest}");
-                    respond(
-                        StatusCode::CREATED,
-                        &[
-                            ("Location", location.as_str()),
-                            ("Docker-Content-Digest", digest.as_str()),
-                        ],
-                        Bytes::new(),
-                    )
-                }
+                Ok(()) => created(&format!("/v2/{repo}/blobs/{digest}"), &digest),
                 Err(e) => push_error(&e),
             }
         }
