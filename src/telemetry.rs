@@ -210,12 +210,12 @@ where
                 w.write_str(span.metadata().name())?;
                 seen = true;
                 let ext = span.extensions();
-                if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>() {
-                    if !fields.is_empty() {
-                        w.write_char('{')?;
-                        w.write_str(fields)?;
-                        w.write_char('}')?;
-                    }
+                if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    w.write_char('{')?;
+                    w.write_str(fields)?;
+                    w.write_char('}')?;
                 }
                 w.write_char(':')?;
             }
