@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 pub mod manifest;
 pub mod pin;
+mod reader;
 
 use crate::decision::{ImageReport, ImageStatus, ImageUse, PolicyVerdict, Verdict, Workload};
 use crate::telemetry::Untrusted;
@@ -563,7 +564,7 @@ mod fast {
     use kube::core::GroupVersionKind;
     use kube::core::admission::{AdmissionResponse, Operation};
     use serde::Deserialize;
-    use serde_json::value::RawValue;
+    use serde::de::IgnoredAny;
 
     use super::{Action, Head, ObjectRead, Review, SpecImages, SpecRead, Uses, Which, classify};
 
@@ -612,9 +613,9 @@ mod fast {
         old_object: Option<Map<PodObject<'a>>>,
         #[serde(default)]
         dry_run: bool,
-        #[serde(default, borrow)]
+        #[serde(default)]
         #[allow(dead_code)]
-        options: Option<&'a RawValue>,
+        options: Option<IgnoredAny>,
     }
 
     // The request's fields no decision reads, checked to have their Kubernetes types (as
@@ -894,9 +895,9 @@ mod fast {
         if has_surrogate_escape(body) {
             return None;
         }
-        // Checked whole: skipped strings are not checked for UTF-8, parsed ones are.
+        // Checked whole, once: the reader reads and skips strings as the bytes they are.
         let json = std::str::from_utf8(body).ok()?;
-        let Map(wire): Map<Body<'_>> = serde_json::from_str(json).ok()?;
+        let Map(wire): Map<Body<'_>> = super::reader::from_str(json)?;
         if wire.kind != "AdmissionReview" || !wire.api_version.starts_with("admission.k8s.io/") {
             return None;
         }

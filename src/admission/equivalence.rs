@@ -38,7 +38,13 @@ fn agree_unless_unread(
     if let Some(fast) = &fast {
         match &full {
             Ok(full) if full == fast => {}
-            Err(_) if unread_may_be_malformed => return Ok(Some(fast.clone())),
+            // Only the types of unread fields may be wrong: the body itself must be JSON.
+            Err(_) if unread_may_be_malformed => {
+                if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+                    return Err(format!("fast {fast:?}\nfrom a body that is not JSON"));
+                }
+                return Ok(Some(fast.clone()));
+            }
             other => return Err(format!("fast {fast:?}\nfull {other:?}")),
         }
     }

@@ -1,0 +1,739 @@
+//! The fast reader's JSON: a `serde::Deserializer` over a review body that reads only the
+//! shapes the fast reader's types ask for, and gives up on anything else.
+//!
+//! Giving up is always safe: [`super::decode`] then answers with the full decoder (serde_json),
+//! so this module only has to be *as strict* as serde_json on what it accepts, never as
+//! complete. It accepts a body only if every byte of it is strict JSON (RFC 8259: the same
+//! whitespace, literals, numbers, strings and escapes as serde_json), and it gives up on:
+//! - a `\u` escape of a UTF-16 surrogate in a string it reads (serde_json pairs them),
+//! - any JSON type other than the one asked for (numbers are only ever skipped),
+//! - arrays where a struct is asked for (serde_json reads a struct from either),
+//! - objects and arrays read into types nested deeper than [`MAX_DEPTH`] (below serde_json's
+//!   own limit of 128). Skipped values may nest as deep as the body allows, as with
+//!   serde_json: they are skipped without recursion.
+//!
+//! The fields serde's derives read keep their checks: duplicate fields, missing fields and
+//! wrong types are refused by the derived code, whatever the deserializer.
+//!
+//! Why not serde_json itself: serde_json's cost is per string (most of a review's ~200
+//! strings are keys and values no decision reads), and neither sonic-rs nor jiter was faster
+//! on a review body; this reader scans strings with a byte table and skips unread values in a
+//! loop of its own.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::value::{BorrowedStrDeserializer, CowStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Visitor};
+
+/// Objects and arrays read into types nested deeper than this are left to serde_json (which
+/// refuses beyond 128).
+pub const MAX_DEPTH: usize = 100;
+
+/// What went wrong does not matter: the full decoder reads the body again and says why.
+#[derive(Debug)]
+pub struct GiveUp;
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not read by the fast reader")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl de::Error for GiveUp {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        GiveUp
+    }
+}
+
+type Result<T> = std::result::Result<T, GiveUp>;
+
+/// `T` from the whole of `text`, or `None` where serde_json must decide.
+pub fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Option<T> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        open: Vec::new(),
+    };
+    let value = T::deserialize(&mut reader).ok()?;
+    reader.ws();
+    (reader.pos == reader.bytes.len()).then_some(value)
+}
+
+/// What a byte means inside a string.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const ESCAPE: u8 = 2;
+const CONTROL: u8 = 3;
+
+/// Every byte's meaning inside a string: `"` ends it, `\` starts an escape, bytes below 0x20
+/// may not appear raw, everything else (UTF-8 included, checked before) is the string's own.
+static STRING_BYTES: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = CONTROL;
+        b += 1;
+    }
+    t[b'"' as usize] = QUOTE;
+    t[b'\\' as usize] = ESCAPE;
+    t
+};
+
+struct Reader<'de> {
+    /// The body, already checked to be UTF-8.
+    text: &'de str,
+    bytes: &'de [u8],
+    pos: usize,
+    /// Objects and arrays being read into types around the current position.
+    depth: usize,
+    /// While skipping a value: the objects (`{`) and arrays (`[`) open inside it.
+    open: Vec<u8>,
+}
+
+impl<'de> Reader<'de> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// JSON's whitespace: space, tab, line feed, carriage return; nothing else.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> Result<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        Ok(())
+    }
+
+    /// Moves to the next `"`, `\` or control byte inside a string; its meaning. Eight bytes
+    /// at a time while eight remain (most of a review is strings), then byte by byte.
+    fn scan(&mut self) -> Result<u8> {
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES << 7;
+        let mut pos = self.pos;
+        while let Some(chunk) = self.bytes.get(pos..pos + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(word);
+            // The high bit of each byte that is `"`, `\` or below 0x20 (exact for the lowest
+            // such byte; bytes above it may be flagged falsely, so the first flag is taken).
+            let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+            let found = zero(x ^ (ONES * u64::from(b'"')))
+                | zero(x ^ (ONES * u64::from(b'\\')))
+                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+            if found != 0 {
+                pos += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            pos += 8;
+        }
+        while let Some(&b) = self.bytes.get(pos) {
+            let class = STRING_BYTES[b as usize];
+            if class != PLAIN {
+                self.pos = pos;
+                return Ok(class);
+            }
+            pos += 1;
+        }
+        self.pos = pos;
+        Err(GiveUp)
+    }
+
+    /// A string, borrowed unless it holds escapes; the opening `"` is at the position.
+    fn read_str(&mut self) -> Result<Cow<'de, str>> {
+        self.eat(b'"')?;
+        let mut start = self.pos;
+        let mut owned: Option<String> = None;
+        loop {
+            let class = self.scan()?;
+            let run = self.text.get(start..self.pos).ok_or(GiveUp)?;
+            match class {
+                QUOTE => {
+                    self.pos += 1;
+                    return Ok(match owned {
+                        None => Cow::Borrowed(run),
+                        Some(mut s) => {
+                            s.push_str(run);
+                            Cow::Owned(s)
+                        }
+                    });
+                }
+                ESCAPE => {
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(run);
+                    s.push(self.escape()?);
+                    start = self.pos;
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    /// The character of the escape whose `\` is at the position, which moves past it.
+    fn escape(&mut self) -> Result<char> {
+        let c = match self.bytes.get(self.pos + 1).ok_or(GiveUp)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = self.text.get(self.pos + 2..self.pos + 6).ok_or(GiveUp)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(GiveUp);
+                }
+                let code = u32::from_str_radix(hex, 16).map_err(|_| GiveUp)?;
+                // Surrogates (`\ud800`-`\udfff`) are serde_json's to pair or refuse.
+                let c = char::from_u32(code).ok_or(GiveUp)?;
+                self.pos += 6;
+                return Ok(c);
+            }
+            _ => return Err(GiveUp),
+        };
+        self.pos += 2;
+        Ok(c)
+    }
+
+    /// Any valid string; the opening `"` is at the position.
+    fn skip_str(&mut self) -> Result<()> {
+        self.eat(b'"')?;
+        loop {
+            match self.scan()? {
+                QUOTE => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                ESCAPE => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1
+                        }
+                        Some(b'u') => {
+                            let hex = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(GiveUp)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(GiveUp);
+                            }
+                            self.pos += 5;
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> Result<()> {
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        if self.pos == start {
+            Err(GiveUp)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Result<()> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits()?,
+            _ => return Err(GiveUp),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.digits()?;
+        }
+        Ok(())
+    }
+
+    /// `"key"` `:`, with the whitespace around them.
+    fn skip_key(&mut self) -> Result<()> {
+        self.ws();
+        self.skip_str()?;
+        self.ws();
+        self.eat(b':')
+    }
+
+    /// One value of any type, checked to be JSON, without recursion and at any depth (the
+    /// objects and arrays open inside it are kept in `open`).
+    fn skip_value(&mut self) -> Result<()> {
+        self.open.clear();
+        loop {
+            // A value starts here.
+            self.ws();
+            match self.peek().ok_or(GiveUp)? {
+                b'{' => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                    } else {
+                        self.open.push(b'{');
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                    } else {
+                        self.open.push(b'[');
+                        continue;
+                    }
+                }
+                b'"' => self.skip_str()?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.skip_number()?,
+                _ => return Err(GiveUp),
+            }
+            // A value ended: close what ends here, or go on to the next element.
+            loop {
+                let Some(&container) = self.open.last() else {
+                    return Ok(());
+                };
+                self.ws();
+                match (self.peek().ok_or(GiveUp)?, container) {
+                    (b',', b'{') => {
+                        self.pos += 1;
+                        self.skip_key()?;
+                        break;
+                    }
+                    (b',', _) => {
+                        self.pos += 1;
+                        break;
+                    }
+                    (b'}', b'{') | (b']', b'[') => {
+                        self.pos += 1;
+                        self.open.pop();
+                    }
+                    _ => return Err(GiveUp),
+                }
+            }
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+    type Error = GiveUp;
+
+    /// Only the shapes below are read; anything that asks for "whatever is there" is left to
+    /// serde_json.
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.skip_value()?;
+        visitor.visit_unit()
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.ws();
+        match self.peek() {
+            Some(b't') => {
+                self.literal(b"true")?;
+                visitor.visit_bool(true)
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                visitor.visit_bool(false)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.ws();
+        match self.read_str()? {
+            Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
+            Cow::Owned(s) => visitor.visit_string(s),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.ws();
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.ws();
+        self.eat(b'{')?;
+        self.enter()?;
+        let mut entries = Entries {
+            reader: &mut *self,
+            state: State::First,
+        };
+        let value = visitor.visit_map(&mut entries)?;
+        if !matches!(entries.state, State::Closed) {
+            return Err(GiveUp);
+        }
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.ws();
+        self.eat(b'[')?;
+        self.enter()?;
+        let mut elements = Entries {
+            reader: &mut *self,
+            state: State::First,
+        };
+        let value = visitor.visit_seq(&mut elements)?;
+        if !matches!(elements.state, State::Closed) {
+            return Err(GiveUp);
+        }
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    /// A unit variant written as a string without escapes (what Kubernetes' enums are).
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.ws();
+        visitor.visit_enum(CowStrDeserializer::new(self.read_str()?))
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
+        unit_struct tuple tuple_struct
+    }
+}
+
+/// Where an object or array being read stands.
+enum State {
+    /// Just after `{` or `[`.
+    First,
+    /// After an element.
+    Next,
+    /// After `}` or `]`.
+    Closed,
+}
+
+/// The entries of an object, or the elements of an array, being read.
+struct Entries<'a, 'de> {
+    reader: &'a mut Reader<'de>,
+    state: State,
+}
+
+impl Entries<'_, '_> {
+    /// Whether another entry follows (its separator consumed), or the container closed.
+    fn more(&mut self, close: u8) -> Result<bool> {
+        self.reader.ws();
+        let next = self.reader.peek().ok_or(GiveUp)?;
+        match self.state {
+            State::Closed => Err(GiveUp),
+            _ if next == close => {
+                self.reader.pos += 1;
+                self.state = State::Closed;
+                Ok(false)
+            }
+            State::First => {
+                self.state = State::Next;
+                Ok(true)
+            }
+            State::Next if next == b',' => {
+                self.reader.pos += 1;
+                self.reader.ws();
+                // No trailing comma.
+                if self.reader.peek() == Some(close) {
+                    return Err(GiveUp);
+                }
+                Ok(true)
+            }
+            State::Next => Err(GiveUp),
+        }
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
+    type Error = GiveUp;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        if !self.more(b'}')? {
+            return Ok(None);
+        }
+        let key = self.reader.read_str()?;
+        self.reader.ws();
+        self.reader.eat(b':')?;
+        match key {
+            Cow::Borrowed(k) => seed.deserialize(BorrowedStrDeserializer::new(k)).map(Some),
+            Cow::Owned(k) => seed.deserialize(StringDeserializer::new(k)).map(Some),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        seed.deserialize(&mut *self.reader)
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for Entries<'_, 'de> {
+    type Error = GiveUp;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if !self.more(b']')? {
+            return Ok(None);
+        }
+        seed.deserialize(&mut *self.reader).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IgnoredAny;
+
+    fn skips(text: &str) -> bool {
+        from_str::<IgnoredAny>(text).is_some()
+    }
+
+    /// The reader's skip accepts exactly what serde_json accepts, on valid and broken JSON of
+    /// every kind (what it gives up on, serde_json then refuses with its own message).
+    #[test]
+    fn skipping_accepts_exactly_what_serde_json_accepts() {
+        let cases = [
+            "{}",
+            "[]",
+            " { \"a\" : [ 1 , -2.5e+3 , true , false , null , \"x\\\"y\\\\\\/\\b\\f\\n\\r\\t\\u00e9\" ] } ",
+            "0",
+            "-0",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "-",
+            "+1",
+            "1.5E-7",
+            "\"\\u12\"",
+            "\"\\u12g4\"",
+            "\"\\x\"",
+            "\"a\u{1}b\"",
+            "\"a\tb\"",
+            "\"é ✓\"",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{,\"a\":1}",
+            "{\"a\" 1}",
+            "{\"a\":}",
+            "{1:2}",
+            "[1 2]",
+            "{\"a\":1 \"b\":2}",
+            "tru",
+            "nul",
+            "truex",
+            "[true]x",
+            "{}{}",
+            "",
+            " ",
+            "\u{c}{}",
+            "{}\u{b}",
+            "[[[[]]]]",
+            "[{\"a\":[{\"b\":{}}]},[]]",
+            "{\"a\":[}",
+            "[{]",
+            "\"unterminated",
+            "[\"a\",\"b\"",
+        ];
+        for case in cases {
+            let serde = serde_json::from_str::<IgnoredAny>(case).is_ok();
+            assert_eq!(skips(case), serde, "{case:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Bytes cut out of a review and others put in their place: the reader skips the
+        /// result exactly when serde_json does.
+        #[test]
+        fn skipping_agrees_with_serde_json_on_spliced_reviews(
+            which in 0usize..64,
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            len in 0usize..6,
+            insert in proptest::sample::select(vec![
+                "", "\"", "{", "}", "[", "]", ",", ":", " ", "\t", "\u{c}", "\u{1}", "null", "nul",
+                "true", "-", "0", "01", "1.", ".5", "1e", "1e+5", "-0.0E-0", "\\", "\\u00e9",
+                "\\u12", "\\x", "\\\"", "\"\":", "é",
+            ]),
+            compact in proptest::prelude::any::<bool>(),
+        ) {
+            let dir = format!("{}/tests/fixtures/admission", env!("CARGO_MANIFEST_DIR"));
+            let mut names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            names.sort();
+            let mut body = std::fs::read_to_string(&names[which % names.len()]).unwrap();
+            if compact {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                body = v.to_string();
+            }
+            let mut at = cut.index(body.len());
+            while !body.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + len).min(body.len());
+            while !body.is_char_boundary(end) {
+                end += 1;
+            }
+            let spliced = format!("{}{insert}{}", &body[..at], &body[end..]);
+            proptest::prop_assert_eq!(
+                skips(&spliced),
+                serde_json::from_str::<IgnoredAny>(&spliced).is_ok(),
+                "{:?}",
+                &spliced[at.saturating_sub(20)..(at + insert.len() + 20).min(spliced.len())]
+            );
+        }
+    }
+
+    /// A quote, an escape, a control byte and a multi-byte character at every offset of the
+    /// eight-byte steps, in strings of every length around them: read and skipped as serde_json
+    /// reads and skips them.
+    #[test]
+    fn strings_are_scanned_alike_at_every_offset() {
+        for special in [
+            "\\\"", "\\n", "\\u00e9", "\u{1}", "\u{1f}", "é", "\u{7f}", " ", "~",
+        ] {
+            for before in 0..20 {
+                for after in [0, 1, 7, 8, 9, 17] {
+                    let text = format!("\"{}{special}{}\"", "a".repeat(before), "b".repeat(after));
+                    let serde = serde_json::from_str::<String>(&text).ok();
+                    assert_eq!(from_str::<String>(&text), serde, "{text:?}");
+                    assert_eq!(skips(&text), serde.is_some(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    /// A recursive type: each level an array read into a type.
+    #[derive(serde::Deserialize)]
+    struct Nest(#[allow(dead_code)] Vec<Nest>);
+
+    /// Arrays read into types deeper than the reader's limit are left to serde_json (which
+    /// reads them up to 128); skipped values are skipped at any depth, as serde_json does.
+    #[test]
+    fn deep_nesting_is_skipped_or_left_to_serde_json() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(from_str::<Nest>(&nested(MAX_DEPTH)).is_some());
+        assert!(from_str::<Nest>(&nested(MAX_DEPTH + 1)).is_none());
+        assert!(serde_json::from_str::<Nest>(&nested(MAX_DEPTH + 1)).is_ok());
+        let deep = nested(1_000_000);
+        assert!(skips(&deep));
+        assert!(serde_json::from_str::<IgnoredAny>(&deep).is_ok());
+        assert!(from_str::<Vec<IgnoredAny>>(&deep).is_some());
+        assert!(!skips(&format!("{}]", deep)));
+        assert!(!skips(&format!("[{{\"a\":{}}}", &deep[1..])));
+    }
+
+    /// Strings that are read are borrowed unless they hold escapes, which are read as
+    /// serde_json reads them; surrogate escapes are left to serde_json.
+    #[test]
+    fn read_strings_are_borrowed_or_unescaped() {
+        assert_eq!(from_str::<&str>(" \"abc\" "), Some("abc"));
+        assert_eq!(from_str::<&str>("\"a\\nb\""), None);
+        let escaped = "\"a\\nb\\u00e9\\u2713\\\"\\\\\\/\\b\\f\\r\\tz\"";
+        assert_eq!(
+            from_str::<String>(escaped),
+            Some(serde_json::from_str::<String>(escaped).unwrap())
+        );
+        assert_eq!(from_str::<String>("\"\\ud83d\\ude00\""), None);
+        assert_eq!(from_str::<String>("\"\\u00g0\""), None);
+        assert_eq!(from_str::<String>("\"\\x\""), None);
+        assert_eq!(from_str::<String>("\"é\""), Some("é".to_owned()));
+        assert_eq!(from_str::<&str>("1"), None);
+        assert_eq!(from_str::<Option<&str>>("null"), Some(None));
+        assert_eq!(
+            from_str::<Vec<&str>>("[\"a\", \"b\"]"),
+            Some(vec!["a", "b"])
+        );
+        assert_eq!(from_str::<Vec<&str>>("[\"a\",]"), None);
+        assert_eq!(from_str::<bool>("true"), Some(true));
+        assert_eq!(from_str::<bool>("null"), None);
+    }
+}
