@@ -176,8 +176,8 @@ where
 /// The plain format's line without colour, byte for byte tracing-subscriber's default
 /// (`Format<Full>` without ANSI): time, level, the spans from the root with their fields, the
 /// target, the event's fields. The stock formatter styles every piece (an empty style when
-/// colour is off) and goes through `write!` for each; this writes the pieces directly, a
-/// fifth fewer instructions per line.
+/// colour is off) and goes through `write!` for each; this writes the pieces directly, about
+/// 1,800 fewer instructions per line (3,600 per cache hit, which logs two).
 struct PlainLine<T>(T);
 
 impl<S, N, T> tracing_subscriber::fmt::FormatEvent<S, N> for PlainLine<T>
@@ -506,26 +506,17 @@ mod tests {
 
     #[test]
     fn the_plain_line_is_tracing_subscribers_own() {
-        let stock = Buffer::default();
-        log_the_same_events(
+        // The same subscriber but for the event format.
+        let plain = |to: &Buffer| {
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
-                .with_writer(stock.clone())
-                .with_ansi(false)
-                .with_timer(Noon)
-                .fmt_fields(plain_fields())
-                .finish(),
-        );
-        let ours = Buffer::default();
-        log_the_same_events(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(ours.clone())
+                .with_writer(to.clone())
                 .with_ansi(false)
                 .fmt_fields(plain_fields())
-                .event_format(PlainLine(Noon))
-                .finish(),
-        );
+        };
+        let (stock, ours) = (Buffer::default(), Buffer::default());
+        log_the_same_events(plain(&stock).with_timer(Noon).finish());
+        log_the_same_events(plain(&ours).event_format(PlainLine(Noon)).finish());
         let (stock, ours) = (
             String::from_utf8(stock.0.lock().unwrap().clone()).unwrap(),
             String::from_utf8(ours.0.lock().unwrap().clone()).unwrap(),

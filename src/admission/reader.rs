@@ -291,6 +291,30 @@ impl<'de> Reader<'de> {
         Ok(())
     }
 
+    /// An object or array read into a type: `read` is given its entries, which must all be
+    /// read, up to the `close` byte.
+    fn container<T>(
+        &mut self,
+        open: u8,
+        close: u8,
+        read: impl FnOnce(&mut Entries<'_, 'de>) -> Result<T>,
+    ) -> Result<T> {
+        self.ws();
+        self.eat(open)?;
+        self.enter()?;
+        let mut entries = Entries {
+            reader: &mut *self,
+            close,
+            state: State::First,
+        };
+        let value = read(&mut entries)?;
+        if !matches!(entries.state, State::Closed) {
+            return Err(GiveUp);
+        }
+        self.depth -= 1;
+        Ok(value)
+    }
+
     /// `"key"` `:`, with the whitespace around them.
     fn skip_key(&mut self) -> Result<()> {
         self.ws();
@@ -426,19 +450,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.ws();
-        self.eat(b'{')?;
-        self.enter()?;
-        let mut entries = Entries {
-            reader: &mut *self,
-            state: State::First,
-        };
-        let value = visitor.visit_map(&mut entries)?;
-        if !matches!(entries.state, State::Closed) {
-            return Err(GiveUp);
-        }
-        self.depth -= 1;
-        Ok(value)
+        self.container(b'{', b'}', |entries| visitor.visit_map(entries))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -451,22 +463,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.ws();
-        self.eat(b'[')?;
-        self.enter()?;
-        let mut elements = Entries {
-            reader: &mut *self,
-            state: State::First,
-        };
-        let value = visitor.visit_seq(&mut elements)?;
-        if !matches!(elements.state, State::Closed) {
-            return Err(GiveUp);
-        }
-        self.depth -= 1;
-        Ok(value)
+        self.container(b'[', b']', |elements| visitor.visit_seq(elements))
     }
 
-    /// A unit variant written as a string without escapes (what Kubernetes' enums are).
+    /// A unit variant written as a string (what Kubernetes' enums are).
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _: &'static str,
@@ -496,12 +496,15 @@ enum State {
 /// The entries of an object, or the elements of an array, being read.
 struct Entries<'a, 'de> {
     reader: &'a mut Reader<'de>,
+    /// `}` or `]`.
+    close: u8,
     state: State,
 }
 
 impl Entries<'_, '_> {
     /// Whether another entry follows (its separator consumed), or the container closed.
-    fn more(&mut self, close: u8) -> Result<bool> {
+    fn more(&mut self) -> Result<bool> {
+        let close = self.close;
         self.reader.ws();
         let next = self.reader.peek().ok_or(GiveUp)?;
         match self.state {
@@ -533,7 +536,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
     type Error = GiveUp;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if !self.more(b'}')? {
+        if !self.more()? {
             return Ok(None);
         }
         let key = self.reader.read_str()?;
@@ -554,7 +557,7 @@ impl<'de> de::SeqAccess<'de> for Entries<'_, 'de> {
     type Error = GiveUp;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if !self.more(b']')? {
+        if !self.more()? {
             return Ok(None);
         }
         seed.deserialize(&mut *self.reader).map(Some)
