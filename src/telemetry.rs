@@ -21,7 +21,6 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
@@ -163,10 +162,10 @@ where
         ),
         // Colour for a terminal: tracing-subscriber's own format. Without it, the same line
         // written piece by piece (what every deployment logs).
-        LogFormat::Plain if ansi => Box::new(builder.fmt_fields(plain_fields()).finish()),
+        LogFormat::Plain if ansi => Box::new(builder.fmt_fields(PlainFields).finish()),
         LogFormat::Plain => Box::new(
             builder
-                .fmt_fields(plain_fields())
+                .fmt_fields(PlainFields)
                 .event_format(PlainLine(Clock))
                 .finish(),
         ),
@@ -277,21 +276,108 @@ fn write_fraction(w: &mut impl fmt::Write, micros: u32) -> fmt::Result {
     w.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
 }
 
-/// The plain format's field formatter: `name=value` pairs separated by spaces, the message
-/// bare, every value through [`Untrusted`].
-fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
-{
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        if field.name() != "message" {
-            w.write_str(field.name())?;
-            w.write_char('=')?;
+/// The plain format's fields: `name=value` pairs separated by spaces, the message bare, every
+/// value as `{:?}` writes it, escaped and bounded as [`Untrusted`] text is. Text, numbers and
+/// flags with nothing to escape are written directly; anything else goes through `{:?}` and
+/// the escaper as it is formatted (no copy of the value first).
+struct PlainFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        w: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visit = PlainVisit {
+            w,
+            seen: false,
+            result: Ok(()),
+        };
+        fields.record(&mut visit);
+        visit.result
+    }
+}
+
+struct PlainVisit<'w> {
+    w: tracing_subscriber::fmt::format::Writer<'w>,
+    seen: bool,
+    /// The first error; the fields after it are not written.
+    result: fmt::Result,
+}
+
+impl PlainVisit<'_> {
+    /// The separator and `name=` (none for the message), then what `value` writes.
+    fn field(
+        &mut self,
+        field: &tracing::field::Field,
+        value: impl FnOnce(&mut tracing_subscriber::fmt::format::Writer<'_>) -> fmt::Result,
+    ) {
+        if self.result.is_ok() {
+            let after_another = std::mem::replace(&mut self.seen, true);
+            self.result = write_field(&mut self.w, after_another, field, value);
         }
-        // Escaped as it is formatted: no copy of the value first.
-        let mut escaped = Escaper::new(w, MAX_FIELD_CHARS);
-        write!(escaped, "{value:?}")?;
-        escaped.finish()
-    })
-    .delimited(" ")
+    }
+}
+
+fn write_field(
+    w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+    after_another: bool,
+    field: &tracing::field::Field,
+    value: impl FnOnce(&mut tracing_subscriber::fmt::format::Writer<'_>) -> fmt::Result,
+) -> fmt::Result {
+    if after_another {
+        w.write_char(' ')?;
+    }
+    if field.name() != "message" {
+        w.write_str(field.name())?;
+        w.write_char('=')?;
+    }
+    value(w)
+}
+
+impl tracing::field::Visit for PlainVisit<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.field(field, |w| {
+            let mut escaped = Escaper::new(w, MAX_FIELD_CHARS);
+            write!(escaped, "{value:?}")?;
+            escaped.finish()
+        });
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        // What `{:?}` writes for printable ASCII without quotes or backslashes: the text in
+        // quotes, within the bound.
+        let plain = value.len() + 2 <= MAX_FIELD_CHARS
+            && value
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+        if plain {
+            self.field(field, |w| {
+                w.write_char('"')?;
+                w.write_str(value)?;
+                w.write_char('"')
+            });
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+    }
+
+    /// Digits, `.`, `e`, `-`, `inf` or `NaN`: nothing to escape, and short.
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.field(field, |w| write!(w, "{value:?}"));
+    }
 }
 
 /// A plain-format subscriber writing to `writer` (for tests of what lands in a log line).
@@ -303,7 +389,7 @@ where
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(false)
-        .fmt_fields(plain_fields())
+        .fmt_fields(PlainFields)
         .finish()
 }
 
@@ -434,6 +520,7 @@ pub fn join_bounded(items: &[String], sep: &str) -> String {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use tracing_subscriber::field::MakeExt;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -512,7 +599,7 @@ mod tests {
                 .with_max_level(tracing::Level::TRACE)
                 .with_writer(to.clone())
                 .with_ansi(false)
-                .fmt_fields(plain_fields())
+                .fmt_fields(PlainFields)
         };
         let (stock, ours) = (Buffer::default(), Buffer::default());
         log_the_same_events(plain(&stock).with_timer(Noon).finish());
@@ -523,6 +610,116 @@ mod tests {
         );
         assert_eq!(stock.lines().count(), 5, "{stock}");
         assert_eq!(ours, stock);
+    }
+
+    /// What the plain format's fields must be: every value through `{:?}` and the escaper.
+    fn reference_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+        tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+            if field.name() != "message" {
+                w.write_str(field.name())?;
+                w.write_char('=')?;
+            }
+            let mut escaped = Escaper::new(w, MAX_FIELD_CHARS);
+            write!(escaped, "{value:?}")?;
+            escaped.finish()
+        })
+        .delimited(" ")
+    }
+
+    /// Text, integers, floats and flags, in an event and in a span, written by [`PlainFields`]
+    /// and by the reference.
+    fn log_fields(subscriber: impl tracing::Subscriber + Send + Sync, texts: &[String]) {
+        tracing::subscriber::with_default(subscriber, || {
+            for t in texts {
+                let span = tracing::info_span!("review", uid = t.as_str(), kind = %t);
+                let _g = span.enter();
+                tracing::info!(
+                    text = t.as_str(),
+                    shown = %t,
+                    n = t.len(),
+                    delta = -(t.len() as i64),
+                    ok = t.is_empty(),
+                    ratio = t.len() as f64 / 7.0,
+                    "message with {} bytes",
+                    t.len()
+                );
+                tracing::info!(message = t.as_str());
+            }
+            tracing::info!(
+                min = i64::MIN,
+                max = u64::MAX,
+                nan = f64::NAN,
+                inf = f64::NEG_INFINITY
+            );
+            tracing::info!(tiny = 1e-9, huge = 1e300, zero = -0.0);
+        });
+    }
+
+    fn same_fields(texts: &[String]) -> (String, String) {
+        let (reference, ours) = (Buffer::default(), Buffer::default());
+        let with = |to: &Buffer| {
+            tracing_subscriber::fmt()
+                .with_writer(to.clone())
+                .with_ansi(false)
+                .without_time()
+        };
+        log_fields(
+            with(&reference).fmt_fields(reference_fields()).finish(),
+            texts,
+        );
+        log_fields(with(&ours).fmt_fields(PlainFields).finish(), texts);
+        let text = |b: Buffer| String::from_utf8(b.0.lock().unwrap().clone()).unwrap();
+        (text(reference), text(ours))
+    }
+
+    #[test]
+    fn plain_fields_are_what_debug_and_the_escaper_write() {
+        let mut texts: Vec<String> = [
+            "",
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "tab\there",
+            "line\nfeed",
+            "\u{1b}[31m",
+            "bidi \u{202e} override",
+            "caf\u{e9} \u{1f600}",
+            "~ \u{7f} del",
+            "it's",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Around the bound: the quotes count.
+        for n in [
+            MAX_FIELD_CHARS - 3,
+            MAX_FIELD_CHARS - 2,
+            MAX_FIELD_CHARS - 1,
+            MAX_FIELD_CHARS,
+        ] {
+            texts.push("x".repeat(n));
+        }
+        let (reference, ours) = same_fields(&texts);
+        assert_eq!(
+            reference.lines().count(),
+            2 * texts.len() + 2,
+            "{reference:.2000}"
+        );
+        assert!(
+            reference.contains(r#"text="with \"quotes\"""#),
+            "{reference:.2000}"
+        );
+        assert_eq!(ours, reference);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_fields_agree_with_the_reference_on_any_text(
+            texts in proptest::collection::vec(".{0,40}|[ -~]{0,40}", 1..8)
+        ) {
+            let (reference, ours) = same_fields(&texts);
+            proptest::prop_assert_eq!(ours, reference);
+        }
     }
 
     /// The same timestamps as tracing-subscriber's own: the date and time of day for known
