@@ -12,6 +12,7 @@
 
 pub mod limits;
 pub mod tls;
+mod woken;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -528,47 +529,67 @@ async fn drive<C>(
                 .idle_deadline(idle_timeout)
                 .unwrap_or(now + idle_timeout.min(Duration::from_secs(1))),
         };
-        tokio::select! {
+        let (watch_evict, watch_shutdown) = (closing.is_none(), !draining);
+        // Polled only when one of them fires, not at every request the connection serves.
+        let control = woken::WhenWoken::new(async {
+            tokio::select! {
+                _ = slot.state.evict.notified(), if watch_evict => Control::Evicted,
+                changed = shutdown.changed(), if watch_shutdown => Control::Shutdown {
+                    sender_alive: changed.is_ok(),
+                },
+                _ = tokio::time::sleep_until(wake.into()) => Control::Timer,
+            }
+        });
+        let control = tokio::select! {
             ended = conn.as_mut() => {
                 if let Err(error) = ended {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
                 return;
             }
-            _ = slot.state.evict.notified(), if closing.is_none() => {
+            control = control => control,
+        };
+        let now = Instant::now();
+        match control {
+            Control::Evicted => {
                 tracing::debug!(%peer, "closing an idle connection for a new one");
                 conn.as_mut().graceful_shutdown();
-                let now = Instant::now();
                 closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
             }
-            changed = shutdown.changed(), if !draining => {
+            Control::Shutdown { sender_alive } => {
                 draining = true;
-                if changed.is_ok() && closing.is_none() {
+                if sender_alive && closing.is_none() {
                     conn.as_mut().graceful_shutdown();
-                    let now = Instant::now();
                     closing = Some((now + drain_timeout, now + drain_timeout));
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
-                match closing {
-                    Some((grace, hard)) => {
-                        if now >= hard || (now >= grace && slot.active() == 0) {
-                            tracing::debug!(%peer, "connection did not close in time; dropping it");
-                            return;
-                        }
-                    }
-                    None => {
-                        if slot.idle_deadline(idle_timeout).is_some_and(|at| now >= at) {
-                            tracing::debug!(%peer, "closing an idle connection");
-                            conn.as_mut().graceful_shutdown();
-                            closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
-                        }
+            Control::Timer => match closing {
+                Some((grace, hard)) => {
+                    if now >= hard || (now >= grace && slot.active() == 0) {
+                        tracing::debug!(%peer, "connection did not close in time; dropping it");
+                        return;
                     }
                 }
-            }
+                None => {
+                    if slot.idle_deadline(idle_timeout).is_some_and(|at| now >= at) {
+                        tracing::debug!(%peer, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
+                    }
+                }
+            },
         }
     }
+}
+
+/// What ended a connection's wait other than the connection itself.
+enum Control {
+    /// A new connection needs its slot.
+    Evicted,
+    /// The server drains (or its shutdown sender is gone).
+    Shutdown { sender_alive: bool },
+    /// The idle or closing deadline came.
+    Timer,
 }
 
 async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
