@@ -288,8 +288,8 @@ pub struct Engine {
     /// Tag → digest, by (reference, identity of the workload's credentials for its host). A
     /// resolution was obtained with those credentials: a workload without them must ask the
     /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
-    digests: Cache<(String, Option<String>), Resolved>,
-    verdicts: Cache<VerdictKey, Arc<PolicyVerdict>>,
+    digests: Cache<(String, Option<String>), Resolved, ahash::RandomState>,
+    verdicts: Cache<VerdictKey, Arc<PolicyVerdict>, ahash::RandomState>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<dyn RevocationSource>>,
     /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
@@ -326,14 +326,14 @@ impl Engine {
             digests: Cache::builder()
                 .max_capacity(caches.max_digests)
                 .time_to_live(caches.digest_ttl)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             verdicts: Cache::builder()
                 .max_capacity(caches.max_verdicts)
                 .expire_after(VerdictExpiry {
                     trusted: caches.trusted_ttl,
                     untrusted: caches.untrusted_ttl,
                 })
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             metrics,
             revocation: None,
             pull_secrets: None,
@@ -417,17 +417,20 @@ impl Engine {
         deadline: Instant,
     ) -> Verdict {
         let limits = self.registry.limits();
-        let distinct = images
-            .iter()
-            .map(|u| u.image.as_str())
-            .collect::<HashSet<_>>()
-            .len();
-        if distinct > limits.review_max_images {
-            return denied(format!(
-                "the workload lists {distinct} distinct images, more than the {} one review may \
-                 check (--review-max-images); none was checked",
-                limits.review_max_images
-            ));
+        // Counted only when the list is long enough to matter: a cache hit skips the set.
+        if images.len() > limits.review_max_images {
+            let distinct = images
+                .iter()
+                .map(|u| u.image.as_str())
+                .collect::<HashSet<_>>()
+                .len();
+            if distinct > limits.review_max_images {
+                return denied(format!(
+                    "the workload lists {distinct} distinct images, more than the {} one review \
+                     may check (--review-max-images); none was checked",
+                    limits.review_max_images
+                ));
+            }
         }
         let set = self.policies();
         let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
@@ -482,7 +485,8 @@ impl Engine {
                 return report;
             }
         };
-        report.reference = Some(image.to_string());
+        let reference = image.to_string();
+        report.reference = Some(reference.clone());
         let policies: Vec<Arc<Policy>> = set.matching(&image, namespace).cloned().collect();
         if policies.is_empty() {
             return report;
@@ -493,7 +497,7 @@ impl Engine {
         };
         let resolved = match tokio::time::timeout_at(
             deadline.into(),
-            registry::with_deadline(deadline, self.resolve(budget, &image)),
+            registry::with_deadline(deadline, self.resolve(budget, &image, reference)),
         )
         .await
         {
@@ -558,18 +562,17 @@ impl Engine {
         }
     }
 
-    /// Tag (or digest) → manifest descriptor, cached briefly since tags move, and only for the
-    /// credentials it was resolved with: every workload passes the registry's access check
-    /// with its own credentials before it can reach a shared verdict.
+    /// Tag (or digest) → manifest descriptor (`reference` is `image` written out), cached
+    /// briefly since tags move, and only for the credentials it was resolved with: every
+    /// workload passes the registry's access check with its own credentials before it can reach
+    /// a shared verdict.
     async fn resolve(
         &self,
         budget: &ReviewBudget,
         image: &ImageRef,
+        reference: String,
     ) -> Result<Resolved, RegistryError> {
-        let key = (
-            image.to_string(),
-            registry::credential_identity(image.registry()),
-        );
+        let key = (reference, registry::credential_identity(image.registry()));
         // A hit is looked up before the miss's future is built: that future carries the
         // whole registry exchange, and moving it costs a hit more than the lookup does.
         if let Some(hit) = self.digests.get(&key).await {
