@@ -574,11 +574,13 @@ mod fast {
         api_version: Cow<'a, str>,
         #[serde(borrow)]
         kind: Cow<'a, str>,
+        // Boxed: the request, and the objects in it, are large, and each layer of serde's
+        // visitors would otherwise copy them on the way out.
         #[serde(default, borrow)]
-        request: Option<Map<Request<'a>>>,
+        request: Option<Box<Map<Request<'a>>>>,
         #[serde(default)]
         #[allow(dead_code)]
-        response: Option<AdmissionResponse>,
+        response: Option<Box<AdmissionResponse>>,
     }
 
     #[derive(Deserialize)]
@@ -608,9 +610,9 @@ mod fast {
         #[allow(dead_code)]
         user_info: Map<UserInfo>,
         #[serde(default, borrow)]
-        object: Option<Map<PodObject<'a>>>,
+        object: Option<Box<Map<PodObject<'a>>>>,
         #[serde(default, borrow)]
-        old_object: Option<Map<PodObject<'a>>>,
+        old_object: Option<Box<Map<PodObject<'a>>>>,
         #[serde(default)]
         dry_run: bool,
         #[serde(default)]
@@ -901,7 +903,7 @@ mod fast {
         if wire.kind != "AdmissionReview" || !wire.api_version.starts_with("admission.k8s.io/") {
             return None;
         }
-        let Map(request) = wire.request?;
+        let Map(request) = *wire.request?;
         if request.uid.is_empty() {
             return None;
         }
@@ -917,7 +919,7 @@ mod fast {
                 Which::Object => objects[0].take(),
                 Which::OldObject => objects[1].take(),
             };
-            object.map(|Map(o)| read_object(o, path.len())).transpose()
+            object.map(|o| read_object(o.0, path.len())).transpose()
         };
         let (action, spec) = classify(&head, read).ok()?;
         if matches!(action, Action::Reject(_)) {

@@ -150,8 +150,15 @@ impl<'de> Reader<'de> {
                 | zero(x ^ (ONES * u64::from(b'\\')))
                 | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
             if found != 0 {
-                pos += (found.trailing_zeros() / 8) as usize;
-                break;
+                // The byte found, taken from the word already loaded: reading it again from
+                // the body would wait on a load that depends on this one.
+                let at = found.trailing_zeros() / 8;
+                self.pos = pos + at as usize;
+                return Ok(match (x >> (at * 8)) as u8 {
+                    b'"' => QUOTE,
+                    b'\\' => ESCAPE,
+                    _ => CONTROL,
+                });
             }
             pos += 8;
         }
