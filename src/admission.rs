@@ -555,8 +555,8 @@ impl Uses {
 ///
 /// `None` hands the body to [`decode_with_object`]: any error, any rejection, and anything
 /// read differently by the two (a repeated key, which the full decoder's JSON maps resolve to
-/// the last and serde's structs refuse; a `\u` escape of a UTF-16 surrogate, which skipped
-/// strings do not check).
+/// the last and serde's structs refuse; a `\u` escape of a UTF-16 surrogate, which serde_json
+/// pairs where it reads and does not check where it skips).
 mod fast {
     use std::borrow::Cow;
 
@@ -887,16 +887,7 @@ mod fast {
         s.as_deref().unwrap_or_default()
     }
 
-    /// Whether the body holds a `\u` escape of a UTF-16 surrogate (`\uD800`–`\uDFFF`).
-    fn has_surrogate_escape(body: &[u8]) -> bool {
-        memchr::memmem::find_iter(body, b"\\u")
-            .any(|at| matches!(body.get(at + 2), Some(b'd' | b'D')))
-    }
-
     pub(super) fn decode(body: &[u8]) -> Option<Review> {
-        if has_surrogate_escape(body) {
-            return None;
-        }
         // Checked whole, once: the reader reads and skips strings as the bytes they are.
         let json = std::str::from_utf8(body).ok()?;
         let Map(wire): Map<Body<'_>> = super::reader::from_str(json)?;

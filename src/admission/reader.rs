@@ -5,7 +5,8 @@
 //! so this module only has to be *as strict* as serde_json on what it accepts, never as
 //! complete. It accepts a body only if every byte of it is strict JSON (RFC 8259: the same
 //! whitespace, literals, numbers, strings and escapes as serde_json), and it gives up on:
-//! - a `\u` escape of a UTF-16 surrogate in a string it reads (serde_json pairs them),
+//! - a `\u` escape of a UTF-16 surrogate in any string, read or skipped (serde_json pairs them
+//!   where it reads, and the full decoder refuses a lone one anywhere),
 //! - any JSON type other than the one asked for (numbers are only ever skipped),
 //! - arrays where a struct is asked for (serde_json reads a struct from either),
 //! - objects and arrays read into types nested deeper than [`MAX_DEPTH`] (below serde_json's
@@ -249,7 +250,10 @@ impl<'de> Reader<'de> {
                         }
                         Some(b'u') => {
                             let hex = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(GiveUp)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            // `\uD800`-`\uDFFF`: a surrogate, for the full decoder to judge.
+                            if !hex.iter().all(u8::is_ascii_hexdigit)
+                                || matches!(hex[0], b'd' | b'D')
+                            {
                                 return Err(GiveUp);
                             }
                             self.pos += 5;
@@ -633,6 +637,13 @@ mod tests {
             let serde = serde_json::from_str::<IgnoredAny>(case).is_ok();
             assert_eq!(skips(case), serde, "{case:?}");
         }
+        // Surrogate escapes, which serde_json skips unchecked, are left to it: the full
+        // decoder refuses a lone one wherever it is.
+        for case in ["\"\\ud800\"", "[\"\\uDC00\"]", "{\"\\ud83d\\ude00\":1}"] {
+            assert!(serde_json::from_str::<IgnoredAny>(case).is_ok(), "{case:?}");
+            assert!(!skips(case), "{case:?}");
+        }
+        assert!(skips("\"\\uc800 \\u0d00\""));
     }
 
     proptest::proptest! {
