@@ -557,6 +557,12 @@ impl Uses {
 /// read differently by the two (a repeated key, which the full decoder's JSON maps resolve to
 /// the last and serde's structs refuse; a `\u` escape of a UTF-16 surrogate, which serde_json
 /// pairs where it reads and does not check where it skips).
+///
+/// What neither reads is checked to be JSON, not to have its Kubernetes type. Where such a
+/// field has the wrong type, the full decoder refuses the object (the review is rejected) or,
+/// in an UPDATE's old object, answers as if there were none (every image checked), while this
+/// reader answers from what it read: the old images, compared as for any UPDATE. The API
+/// server sends objects its own validation typed, so only a forged body tells the two apart.
 mod fast {
     use std::borrow::Cow;
 

@@ -239,6 +239,49 @@ fn malformed_fields_no_decision_reads_are_not_checked() {
     );
 }
 
+/// The one answer the two decoders may give differently without either failing: an UPDATE
+/// whose old object has a wrongly typed field no decision reads. The full decoder cannot read
+/// that old pod spec and checks every image, as with no old object; the fast reader reads the
+/// old images (the only part of it the UPDATE rule compares) and checks only new ones. The API
+/// server sends the stored object as the old one, which its own validation typed.
+#[test]
+fn an_old_object_wrongly_typed_where_no_decision_reads_is_compared_by_its_images() {
+    let body = String::from_utf8(fixture("pod-update-label.json")).unwrap();
+    let field = "\"terminationGracePeriodSeconds\": 30";
+    let at = body.rfind(field).unwrap();
+    assert!(
+        at > body.find("\"oldObject\"").unwrap(),
+        "the old object's field"
+    );
+    let mut bent = body.clone();
+    bent.replace_range(
+        at..at + field.len(),
+        "\"terminationGracePeriodSeconds\": 3.5",
+    );
+    let fast = super::fast::decode(bent.as_bytes()).expect("the fast reader answers");
+    assert_eq!(fast.action, Action::Skip(SkipReason::NoNewImage));
+    let full = decode_with_object(bent.as_bytes())
+        .unwrap()
+        .without_object();
+    let Action::Check(all) = &full.action else {
+        panic!("{full:?}")
+    };
+    assert_eq!(
+        all.iter().map(|u| u.image.as_str()).collect::<Vec<_>>(),
+        ["nginx:1.28"]
+    );
+    // As the full decoder answers without an old object at all.
+    let mut v: Value = serde_json::from_str(&bent).unwrap();
+    v["request"]["oldObject"] = Value::Null;
+    let without_old = decode_with_object(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(without_old.without_object(), full);
+    // Unbent, the two agree.
+    assert_eq!(
+        agree(body.as_bytes()).unwrap().unwrap().action,
+        Action::Skip(SkipReason::NoNewImage)
+    );
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/tests/fixtures/admission/{name}",
