@@ -325,7 +325,13 @@ pub fn decode_with_object(body: &[u8]) -> Result<Review, DecodeError> {
             Which::Object => object.as_ref(),
             Which::OldObject => old_object.as_ref(),
         };
-        Ok::<_, std::convert::Infallible>(o.map(|o| ObjectRead::of_dynamic(o, path)))
+        // An old object only lends its images to the UPDATE comparison: read as the fast
+        // reader reads it, so that a field no decision reads cannot make it "unreadable".
+        let read_spec = match which {
+            Which::Object => typed_spec,
+            Which::OldObject => fast::spec_images,
+        };
+        Ok::<_, std::convert::Infallible>(o.map(|o| ObjectRead::of_dynamic(o, path, read_spec)))
     };
     let (action, spec) = match classify(&head, read) {
         Ok(done) => done,
@@ -385,7 +391,12 @@ struct SpecImages {
 }
 
 impl ObjectRead {
-    fn of_dynamic(object: &DynamicObject, path: &[&str]) -> ObjectRead {
+    /// The pod spec at `path` of `object`, read by `read_spec` (absent or null: missing).
+    fn of_dynamic(
+        object: &DynamicObject,
+        path: &[&str],
+        read_spec: fn(&serde_json::Value) -> Result<SpecImages, String>,
+    ) -> ObjectRead {
         let mut spec = &object.data;
         for key in path {
             spec = &spec[*key];
@@ -393,22 +404,9 @@ impl ObjectRead {
         let spec = if spec.is_null() {
             SpecRead::Missing
         } else {
-            match PodSpec::deserialize(spec) {
-                Ok(pod) => SpecRead::Read(SpecImages {
-                    uses: images(&pod),
-                    pull_secrets: pod
-                        .image_pull_secrets
-                        .iter()
-                        .flatten()
-                        .map(|s| s.name.clone())
-                        .collect(),
-                    service_account: [&pod.service_account_name, &pod.service_account]
-                        .into_iter()
-                        .flatten()
-                        .find(|n| !n.is_empty())
-                        .cloned(),
-                }),
-                Err(e) => SpecRead::Unreadable(e.to_string()),
+            match read_spec(spec) {
+                Ok(read) => SpecRead::Read(read),
+                Err(e) => SpecRead::Unreadable(e),
             }
         };
         ObjectRead {
@@ -416,6 +414,25 @@ impl ObjectRead {
             spec,
         }
     }
+}
+
+/// An object's pod spec with all of its Kubernetes types (what the pinning patch is made from).
+fn typed_spec(spec: &serde_json::Value) -> Result<SpecImages, String> {
+    let pod = PodSpec::deserialize(spec).map_err(|e| e.to_string())?;
+    Ok(SpecImages {
+        uses: images(&pod),
+        pull_secrets: pod
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|s| s.name.clone())
+            .collect(),
+        service_account: [&pod.service_account_name, &pod.service_account]
+            .into_iter()
+            .flatten()
+            .find(|n| !n.is_empty())
+            .cloned(),
+    })
 }
 
 /// What to do with a request, and the object's pod spec when it is checked. `read` gives an
@@ -558,11 +575,12 @@ impl Uses {
 /// the last and serde's structs refuse; a `\u` escape of a UTF-16 surrogate, which serde_json
 /// pairs where it reads and does not check where it skips).
 ///
-/// What neither reads is checked to be JSON, not to have its Kubernetes type. Where such a
-/// field has the wrong type, the full decoder refuses the object (the review is rejected) or,
-/// in an UPDATE's old object, answers as if there were none (every image checked), while this
-/// reader answers from what it read: the old images, compared as for any UPDATE. The API
-/// server sends objects its own validation typed, so only a forged body tells the two apart.
+/// What this reader skips is checked to be JSON, not to have its Kubernetes type: where such
+/// a field of the object has the wrong type, the full decoder refuses the object (the review
+/// is rejected) while this reader answers. An UPDATE's old object only lends its images to the
+/// comparison, and the full decoder reads it the way this reader does (`spec_images`), so
+/// the two agree on it. The API server sends objects its own validation typed, so only a
+/// forged body can carry such a field.
 mod fast {
     use std::borrow::Cow;
 
@@ -960,6 +978,13 @@ mod fast {
                 Some(spec) => SpecRead::Read(images(spec)),
             },
         })
+    }
+
+    /// A pod spec as this reader reads it, from the full decoder's JSON: how the full decoder
+    /// reads an old object (only its images are compared), so the two agree on old objects.
+    pub(super) fn spec_images(spec: &serde_json::Value) -> Result<SpecImages, String> {
+        let Map(spec) = Map::<PodSpec<'_>>::deserialize(spec).map_err(|e| e.to_string())?;
+        Ok(images(spec))
     }
 
     /// The same list, in the same order, as [`super::images`] gives for the full pod spec.
