@@ -2,8 +2,8 @@
 //!
 //! A connection's task wakes for every request it serves. Beside the connection, it waits for
 //! eviction, for shutdown and for its idle timer; polling those at every wake-up takes the
-//! locks of their notifiers each time (about 2 % of a cache hit's CPU). [`WhenWoken`] gives
-//! them a waker of their own and polls them only when it has been called.
+//! locks of their notifiers each time (about 900 instructions per cache hit). [`WhenWoken`]
+//! gives them a waker of their own and polls them only when it has been called.
 
 use std::future::Future;
 use std::pin::Pin;
