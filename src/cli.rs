@@ -86,7 +86,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check every policy file in a directory; print each error with file and line.
+    /// Check every policy file in a directory; print each error with file and line. With
+    /// --kubernetes, also the cluster's policy resources, as `serve` with the same flags
+    /// would read them; a Secret or ConfigMap a policy names must exist.
     #[command(after_help = EXIT_STATUS_HELP)]
     Check(PolicyCheckArgs),
 }
@@ -99,14 +101,26 @@ pub struct PolicyCheckArgs {
     /// The policy directory [default: policies].
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
-    /// Also read the cluster that KUBECONFIG names, as `signet serve --kubernetes` would:
-    /// each Secret and ConfigMap the files reference must exist (a missing one is an error,
-    /// with file and line), and the ClusterImagePolicy and ImagePolicy resources load with the
-    /// files. Writes nothing to the cluster.
+    // With --kubernetes the cluster's policies load with the files, read as `signet serve`
+    // with the same flags would read them.
+    #[command(flatten)]
+    pub cluster: KubernetesArgs,
+}
+
+/// Policies from the cluster, for `serve` and `policy check` alike.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct KubernetesArgs {
+    /// Take policies from ClusterImagePolicy and ImagePolicy resources, and the Secrets and
+    /// ConfigMaps policies reference, through the cluster that KUBECONFIG names (in a pod: the
+    /// in-cluster config). `serve` watches them and writes the resources' status; with
+    /// --policies the directory applies too, without it every policy is a resource (a
+    /// ./policies directory is not read). `policy check` reads them once, with the directory,
+    /// and writes nothing. See docs/kubernetes.md.
     #[arg(long)]
     pub kubernetes: bool,
-    /// signet's own namespace, with --kubernetes: where file policies' references point by
-    /// default.
+    /// signet's own namespace, with --kubernetes: the one namespace whose Secrets and
+    /// ConfigMaps ClusterImagePolicies and policy files may reference, and where their
+    /// references point by default.
     #[arg(
         long,
         env = "POD_NAMESPACE",
@@ -114,6 +128,19 @@ pub struct PolicyCheckArgs {
         value_name = "NS"
     )]
     pub namespace: String,
+    /// With --kubernetes: watch Secrets and ConfigMaps in every namespace (needs the
+    /// secrets-all-namespaces RBAC component), so that ImagePolicies can take keys from their
+    /// own namespace. Without it only signet's namespace is watched.
+    #[arg(long, requires = "kubernetes")]
+    pub secrets_all_namespaces: bool,
+    /// With --secrets-all-namespaces: a further namespace whose Secrets and ConfigMaps
+    /// ClusterImagePolicies may reference (`*`: any). Repeatable.
+    #[arg(
+        long = "cluster-policy-namespace",
+        value_name = "NS",
+        requires = "secrets_all_namespaces"
+    )]
+    pub cluster_policy_namespace: Vec<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -210,34 +237,8 @@ pub struct ServeArgs {
     /// way to set it; deny otherwise).
     #[arg(long, value_enum)]
     pub no_match: Option<NoMatchArg>,
-    /// Take policies from ClusterImagePolicy and ImagePolicy resources, watched through the
-    /// cluster that KUBECONFIG names (in a pod: the in-cluster config), and write their status.
-    /// With --policies the directory applies too; without it every policy is a resource (a
-    /// ./policies directory is not read). See docs/kubernetes.md.
-    #[arg(long)]
-    pub kubernetes: bool,
-    /// signet's own namespace, with --kubernetes: the one namespace whose Secrets and
-    /// ConfigMaps ClusterImagePolicies may reference.
-    #[arg(
-        long,
-        env = "POD_NAMESPACE",
-        default_value = "signet-system",
-        value_name = "NS"
-    )]
-    pub namespace: String,
-    /// With --kubernetes: watch Secrets and ConfigMaps in every namespace (needs the
-    /// secrets-all-namespaces RBAC component), so that ImagePolicies can take keys from their
-    /// own namespace. Without it only signet's namespace is watched.
-    #[arg(long, requires = "kubernetes")]
-    pub secrets_all_namespaces: bool,
-    /// With --secrets-all-namespaces: a further namespace whose Secrets and ConfigMaps
-    /// ClusterImagePolicies may reference (`*`: any). Repeatable.
-    #[arg(
-        long = "cluster-policy-namespace",
-        value_name = "NS",
-        requires = "secrets_all_namespaces"
-    )]
-    pub cluster_policy_namespace: Vec<String>,
+    #[command(flatten)]
+    pub cluster: KubernetesArgs,
     /// Seconds to keep serving after SIGTERM before draining (endpoint removal lag).
     #[arg(long, default_value_t = 0)]
     pub shutdown_delay_secs: u64,

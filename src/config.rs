@@ -95,6 +95,21 @@ fn default_policy_dir(flag: Option<PathBuf>, also: &str) -> Result<PathBuf, Conf
     }
 }
 
+/// `--kubernetes` and the flags that go with it, for `serve` and `policy check` alike.
+fn kube_options(cluster: cli::KubernetesArgs) -> Option<KubeOptions> {
+    let cli::KubernetesArgs {
+        kubernetes,
+        namespace,
+        secrets_all_namespaces,
+        cluster_policy_namespace,
+    } = cluster;
+    kubernetes.then_some(KubeOptions {
+        namespace,
+        cluster_policy_namespaces: cluster_policy_namespace,
+        secrets_all_namespaces,
+    })
+}
+
 /// `serve`'s policy directory: `--policies`; with `--kubernetes` and no `--policies`, none
 /// (every policy is a resource; a `policies/` that happens to be in the working directory is
 /// not read, so what a cluster enforces never depends on where the process was started);
@@ -441,20 +456,13 @@ impl TryFrom<Args> for Config {
                     no_match: nm,
                     shutdown_delay_secs,
                     drain_timeout_secs,
-                    kubernetes,
-                    namespace,
-                    secrets_all_namespaces,
-                    cluster_policy_namespace,
+                    cluster,
                     pull_secrets,
                     limits,
                     registry,
                 } = s;
-                let policies = serve_policy_dir(policies, kubernetes)?;
-                let kubernetes = kubernetes.then_some(KubeOptions {
-                    namespace,
-                    cluster_policy_namespaces: cluster_policy_namespace,
-                    secrets_all_namespaces,
-                });
+                let policies = serve_policy_dir(policies, cluster.kubernetes)?;
+                let kubernetes = kube_options(cluster);
                 let tls = match (tls_cert, tls_key) {
                     (Some(cert), Some(key)) => TlsSource::Files { cert, key },
                     (None, None) => TlsSource::SelfSigned {
@@ -524,15 +532,10 @@ impl TryFrom<Args> for Config {
             cli::Command::Policy(cli::PolicyCommand::Check(cli::PolicyCheckArgs {
                 dir,
                 policies,
-                kubernetes,
-                namespace,
+                cluster,
             })) => CommandConfig::PolicyCheck {
                 dir: policy_dir(dir.or(policies))?,
-                kubernetes: kubernetes.then_some(KubeOptions {
-                    namespace,
-                    cluster_policy_namespaces: Vec::new(),
-                    secrets_all_namespaces: false,
-                }),
+                kubernetes: kube_options(cluster),
             },
             cli::Command::Completion(cli::CompletionArgs { shell }) => {
                 CommandConfig::Completion { shell }
@@ -683,36 +686,45 @@ mod tests {
 
     #[test]
     fn kubernetes_flags_become_options_only_with_kubernetes() {
-        let kube = |extra: &[&str]| {
-            let mut argv = vec!["signet", "serve"];
-            argv.extend_from_slice(extra);
-            let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
-            Config::try_from(args)
-                .map_err(|e| e.to_string())
-                .map(|c| match c.command {
-                    CommandConfig::Serve { kubernetes, .. } => kubernetes,
-                    _ => unreachable!(),
-                })
-        };
-        assert_eq!(kube(&[]).unwrap(), None);
-        let k = kube(&["--kubernetes", "--namespace", "ops"])
+        // `serve` and `policy check` take the same flags and make the same options of them.
+        for command in [&["serve"][..], &["policy", "check", "policies"]] {
+            let kube = |extra: &[&str]| {
+                let mut argv = vec!["signet"];
+                argv.extend_from_slice(command);
+                argv.extend_from_slice(extra);
+                let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+                Config::try_from(args)
+                    .map_err(|e| e.to_string())
+                    .map(|c| match c.command {
+                        CommandConfig::Serve { kubernetes, .. }
+                        | CommandConfig::PolicyCheck { kubernetes, .. } => kubernetes,
+                        _ => unreachable!(),
+                    })
+            };
+            assert_eq!(kube(&[]).unwrap(), None, "{command:?}");
+            let k = kube(&["--kubernetes", "--namespace", "ops"])
+                .unwrap()
+                .unwrap();
+            assert_eq!(k.namespace, "ops");
+            assert!(!k.secrets_all_namespaces && k.cluster_policy_namespaces.is_empty());
+            let k = kube(&[
+                "--kubernetes",
+                "--secrets-all-namespaces",
+                "--cluster-policy-namespace",
+                "team-a",
+                "--cluster-policy-namespace",
+                "team-b",
+            ])
             .unwrap()
             .unwrap();
-        assert_eq!(k.namespace, "ops");
-        assert!(!k.secrets_all_namespaces && k.cluster_policy_namespaces.is_empty());
-        let k = kube(&[
-            "--kubernetes",
-            "--secrets-all-namespaces",
-            "--cluster-policy-namespace",
-            "team-a",
-        ])
-        .unwrap()
-        .unwrap();
-        assert!(k.secrets_all_namespaces);
-        assert_eq!(k.cluster_policy_namespaces, ["team-a"]);
-        // Each flag needs the one that makes it mean something.
-        assert!(kube(&["--secrets-all-namespaces"]).is_err());
-        assert!(kube(&["--kubernetes", "--cluster-policy-namespace", "x"]).is_err());
+            assert!(k.secrets_all_namespaces, "{command:?}");
+            assert_eq!(k.cluster_policy_namespaces, ["team-a", "team-b"]);
+            // Each flag needs the one that makes it mean something.
+            let e = kube(&["--secrets-all-namespaces"]).unwrap_err();
+            assert!(e.contains("--kubernetes"), "{command:?}: {e}");
+            let e = kube(&["--kubernetes", "--cluster-policy-namespace", "x"]).unwrap_err();
+            assert!(e.contains("--secrets-all-namespaces"), "{command:?}: {e}");
+        }
     }
 
     /// `serve` reads `policies/` by default; with `--kubernetes` only what `--policies` names,
@@ -737,25 +749,6 @@ mod tests {
             dir(&["--kubernetes", "--policies", "/etc/signet/policies"]),
             Some(PathBuf::from("/etc/signet/policies"))
         );
-    }
-
-    #[test]
-    fn policy_check_reads_the_cluster_only_with_kubernetes() {
-        let check = |extra: &[&str]| {
-            let mut argv = vec!["signet", "policy", "check"];
-            argv.extend_from_slice(extra);
-            argv.push("policies");
-            match Config::try_from(Args::try_parse_from(argv).unwrap())
-                .unwrap()
-                .command
-            {
-                CommandConfig::PolicyCheck { kubernetes, .. } => kubernetes,
-                _ => unreachable!(),
-            }
-        };
-        assert_eq!(check(&[]), None);
-        let k = check(&["--kubernetes", "--namespace", "ops"]).unwrap();
-        assert_eq!(k.namespace, "ops");
     }
 
     #[test]
