@@ -1,12 +1,13 @@
 //! criterion micro-benchmarks of signet's pure, per-review work: AdmissionReview decode, image
 //! reference normalisation, policy matching over 1,000 policies, and verification: Cosign with a
-//! P-256 key, Notation JWS and COSE (ES256 leaf, chain root → intermediate → leaf), and the
-//! Notation revocation-location pass signet makes before verifying (Cosign keyless is not here
-//! yet). Run: `cargo bench --bench micro`; smoke (each once, seconds): `cargo bench --bench micro
+//! P-256 key, Cosign keyless (a Fulcio leaf with its SCT and a Rekor bundle), Notation JWS and
+//! COSE (ES256 leaf, chain root → intermediate → leaf), and the Notation revocation-location
+//! pass signet makes before verifying. Run: `cargo bench --bench micro`; smoke (each once, seconds): `cargo bench --bench micro
 //! -- --test`.
 //!
 //! Inputs come from the test kit the integration tests use (crates/testkit: fixtures, the
-//! Cosign-style signer, the Notation signer), so the bench signs exactly what the tests sign.
+//! Cosign-style signer, the test Sigstore, the Notation signer), so the bench signs exactly what
+//! the tests sign.
 
 // Tests and benchmarks may unwrap: a panic here is a failed run, not a crashed webhook.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,7 +22,7 @@ use signet::verify::cosign::CosignSignature;
 
 /// The test kit the integration tests use (crates/testkit), under the tests' module paths.
 mod support {
-    pub use signet_testkit::{cosign, fixtures, notary, oci};
+    pub use signet_testkit::{cosign, fixtures, notary, oci, sigstore};
     pub mod signet {
         pub use signet_testkit::policy::cosign_policy;
     }
@@ -124,8 +125,67 @@ fn verify(c: &mut Criterion) {
             assert!(matches!(outcome, signet::verify::Outcome::Trusted(_)));
         })
     });
+    keyless(&mut g, &digest);
     notation(&mut g);
     g.finish();
+}
+
+/// `verify/cosign_keyless`: one `.sig` layer as `cosign sign` without a key makes it (a new
+/// Fulcio leaf of the test Sigstore with its SCT, the Rekor bundle annotation), under a keyless
+/// authority that requires the CT and transparency-log proofs and trusts the leaf's identity.
+fn keyless(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    digest: &Digest,
+) {
+    use support::sigstore::{
+        BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, LeafSpec, LogEntry, Sigstore,
+        default_identity, keyless_policy,
+    };
+    let sigstore = Sigstore::new();
+    let root = sigstore.write_trusted_root();
+    let policy = keyless_policy(
+        "keyless",
+        "registry.example.com/**",
+        &root,
+        &[&default_identity()],
+    );
+    let set = signet::policy::load_str(Path::new("bench.yaml"), &policy).expect("policy loads");
+    let Verifier::Cosign(authority) = &set.policies[0].authorities[0].verifier else {
+        unreachable!("keyless_policy makes a Cosign authority")
+    };
+    let leaf = sigstore.leaf(&LeafSpec::default());
+    let layer = sigstore.keyless_layer(
+        &leaf,
+        "registry.example.com/team/app",
+        digest.as_str(),
+        LogEntry::default(),
+    );
+    let annotation = |name: &str| layer.annotations.get(name).cloned();
+    let signatures = vec![CosignSignature {
+        payload: layer.payload.clone().into(),
+        signature: annotation(signer::SIGNATURE_ANNOTATION).expect("signed"),
+        certificate: annotation(CERTIFICATE_ANNOTATION),
+        chain: annotation(CHAIN_ANNOTATION),
+        bundle: annotation(BUNDLE_ANNOTATION),
+    }];
+    let ctx = signet::verify::Context {
+        now: std::time::SystemTime::now(),
+    };
+    g.bench_function("cosign_keyless", |b| {
+        b.iter(|| {
+            let outcome = signet::verify::cosign::verify(
+                authority,
+                black_box(digest),
+                black_box(&signatures),
+                &[],
+                &ctx,
+            );
+            assert!(
+                matches!(outcome, signet::verify::Outcome::Trusted(_)),
+                "{outcome:?}"
+            );
+        })
+    });
 }
 
 /// `verify/notation_{jws,cose}`: one signature made at start by the test signer, under a strict

@@ -79,6 +79,8 @@ pub struct Args {
 pub enum ColdKind {
     /// Cosign, P-256 key (the `.sig` tag).
     Cosign,
+    /// Cosign keyless (the `.sig` tag): a Fulcio leaf per image, its SCT, a Rekor bundle.
+    CosignKeyless,
     /// Notation JWS, root → intermediate → ES256 leaf, no revocation URLs.
     NotationJws,
     /// Notation COSE, the same chain.
@@ -92,8 +94,9 @@ pub enum ColdKind {
 }
 
 impl ColdKind {
-    pub const ALL: [ColdKind; 5] = [
+    pub const ALL: [ColdKind; 6] = [
         ColdKind::Cosign,
+        ColdKind::CosignKeyless,
         ColdKind::NotationJws,
         ColdKind::NotationCose,
         ColdKind::NotationJwsOcsp,
@@ -103,7 +106,7 @@ impl ColdKind {
     /// The envelope format, for the Notation kinds.
     pub fn notation(self) -> Option<Format> {
         match self {
-            ColdKind::Cosign => None,
+            ColdKind::Cosign | ColdKind::CosignKeyless => None,
             ColdKind::NotationCose => Some(Format::Cose),
             ColdKind::NotationJws | ColdKind::NotationJwsOcsp | ColdKind::NotationJwsOcspShared => {
                 Some(Format::Jws)
@@ -114,6 +117,7 @@ impl ColdKind {
     pub fn label(self) -> &'static str {
         match self {
             ColdKind::Cosign => "Cosign key",
+            ColdKind::CosignKeyless => "Cosign keyless (leaf per image, SCT, Rekor bundle)",
             ColdKind::NotationJws => "Notation JWS",
             ColdKind::NotationCose => "Notation COSE",
             ColdKind::NotationJwsOcsp => "Notation JWS, leaf per image naming an OCSP responder",
@@ -127,6 +131,7 @@ impl ColdKind {
     pub fn slug(self) -> &'static str {
         match self {
             ColdKind::Cosign => "cosign",
+            ColdKind::CosignKeyless => "keyless",
             ColdKind::NotationJws => "jws",
             ColdKind::NotationCose => "cose",
             ColdKind::NotationJwsOcsp => "jws-ocsp",

@@ -10,6 +10,9 @@
 //!   covers a whole host, so Notation and Cosign images cannot share one), its images signed by
 //!   the harness's Notation signer (JWS or COSE, referrers tag schema), and the harness's OCSP
 //!   responder (`openssl ocsp` per request) for leaves that name it;
+//! - for the keyless kind of (c), a third `docker-registry`, its images signed keyless with a
+//!   leaf each from the test kit's Sigstore (Fulcio, CT log, Rekor), whose trusted root the
+//!   keyless policies name;
 //! - a counting proxy in front of it (the harness turns docker-registry's access log off, so the
 //!   proxy is the registry-side request count) that can answer a fraction of requests `429`;
 //! - a synthetic registry that makes signed images up on demand, only to fill the verdict cache
@@ -29,7 +32,7 @@
 //! (one HTTPS connection and one review), `loops` (closed, open, all at once, in order),
 //! `procs` (signet and the echo server), `tools` (nginx, wrk, h2load), `proxies` (counting
 //! proxy, synthetic registry, round-robin front), `reviews` (bodies, pushed images),
-//! `notation` and `limits` (what (c) and the limit rows need), `world` (the shared set-up),
+//! `notation`, `keyless` and `limits` (what (c) and the limit rows need), `world` (the shared set-up),
 //! `scenarios` (one function per scenario) and `soak`.
 //!
 //! Latency is measured per request with hdrhistogram. Closed loop: N connections, each sends
@@ -45,6 +48,7 @@
 
 mod args;
 mod client;
+mod keyless;
 mod limits;
 mod loops;
 mod notation;
@@ -59,7 +63,7 @@ mod world;
 
 /// The test kit the integration tests use (crates/testkit), under the tests' module paths.
 mod support {
-    pub use signet_testkit::{cosign, fixtures, notary, oci, registry, responder};
+    pub use signet_testkit::{cosign, fixtures, notary, oci, registry, responder, sigstore};
     pub mod signet {
         pub use signet_testkit::policy::cosign_policy;
     }
@@ -143,13 +147,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if wants("soak") {
         scenario_soak(&w, &mut report).await?;
     }
-    report.row(
-        "(d') Cosign keyless",
-        "not measured here: single cold reviews in the integration tests (bench/README.md)",
-        "-",
-        "-",
-        "-",
-    );
     let World {
         args, echo_proc, ..
     } = w;

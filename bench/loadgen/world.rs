@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::args::ColdKind;
 use crate::client::{Target, Work};
+use crate::keyless::KeylessWorld;
 use crate::limits::{Limits, measure_limits};
 use crate::notation::NotationWorld;
 use crate::procs::{Proc, SignetProc, start_echo};
@@ -32,6 +34,7 @@ pub struct World {
     pub throttled: Proxy,
     pub synthetic: String,
     pub notation: Option<NotationWorld>,
+    pub keyless: Option<KeylessWorld>,
     pub policies: String,
     pub insecure: Vec<String>,
     pub hot_refs: Vec<String>,
@@ -74,10 +77,16 @@ impl World {
         } else {
             None
         };
+        let keyless = if wants("c") && args.cold_kinds.contains(&ColdKind::CosignKeyless) {
+            Some(KeylessWorld::start(if args.quick { 200 } else { 2000 }).await?)
+        } else {
+            None
+        };
         let (policies, insecure) = policies_for(
             &key,
             &[&registry.addr(), &counted.host, &throttled.host, &synthetic],
             notation.as_ref(),
+            keyless.as_ref(),
             report,
         );
         // The cache-hit images: one, and ten for the 10-container pod.
@@ -134,6 +143,7 @@ impl World {
             throttled,
             synthetic,
             notation,
+            keyless,
             policies,
             insecure,
             hot_refs,
@@ -166,12 +176,14 @@ impl World {
 }
 
 /// One Cosign P-256 policy per Cosign host (named `direct`, `counted`, `throttled`,
-/// `synthetic`), and the Notation world's two when it is up (reporting the in-process verify
-/// limits); returns the policies (YAML documents) and the hosts signet reaches over plain HTTP.
+/// `synthetic`), and the Notation and keyless worlds' two each when they are up (reporting the
+/// in-process verify limits); returns the policies (YAML documents) and the hosts signet
+/// reaches over plain HTTP.
 pub fn policies_for(
     key: &CosignKey,
     cosign_hosts: &[&String; 4],
     notation: Option<&NotationWorld>,
+    keyless: Option<&KeylessWorld>,
     report: &mut Report,
 ) -> (String, Vec<String>) {
     let pem = key.public_key_pem();
@@ -198,6 +210,19 @@ pub fn policies_for(
                 "-",
             );
         }
+        for (name, host) in w.hosts() {
+            policies.push(w.policy(name, &host));
+            insecure.push(host);
+        }
+    }
+    if let Some(w) = keyless {
+        report.row(
+            "limit: Cosign keyless verify in-process (`signet::verify::cosign::verify`; Fulcio leaf → root, SCT, Rekor signed entry timestamp, the signature, the identity)",
+            &format!("{:.1} µs", w.verify_us),
+            "-",
+            "-",
+            "-",
+        );
         for (name, host) in w.hosts() {
             policies.push(w.policy(name, &host));
             insecure.push(host);

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::args::ColdKind;
 use crate::client::{Target, Work, send_one};
+use crate::keyless::KeylessWorld;
 use crate::limits::Limits;
 use crate::loops::all_at_once;
 use crate::notation::NotationWorld;
@@ -180,9 +181,14 @@ pub async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result
     let w = &*w;
     for (kind, (direct, via_proxy)) in pushed {
         let world = w.notation.as_ref().filter(|_| kind.notation().is_some());
-        let (direct_host, proxy) = match world {
-            Some(nw) => (nw.registry.addr(), &nw.counted),
-            None => (w.registry.addr(), &w.counted),
+        let keyless = w
+            .keyless
+            .as_ref()
+            .filter(|_| kind == ColdKind::CosignKeyless);
+        let (direct_host, proxy) = match (world, keyless) {
+            (Some(nw), _) => (nw.registry.addr(), &nw.counted),
+            (None, Some(kw)) => (kw.registry.addr(), &kw.counted),
+            (None, None) => (w.registry.addr(), &w.counted),
         };
         for (label, images, host, proxy) in [
             ("direct", &direct, direct_host, None),
@@ -211,7 +217,7 @@ pub async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result
             let (limit, r) = cold_floor(
                 w.limits.as_ref(),
                 kind,
-                world,
+                (world, keyless),
                 responder_rtt.as_ref(),
                 &cold,
             );
@@ -238,6 +244,15 @@ pub async fn push_cold(
     kind: ColdKind,
     n: u64,
 ) -> anyhow::Result<(Vec<PushedImage>, Vec<PushedImage>)> {
+    if kind == ColdKind::CosignKeyless {
+        let Some(kw) = w.keyless.as_ref() else {
+            bail!("no keyless registry was set up for {kind}");
+        };
+        return Ok((
+            kw.push("bench/keyless", 3000..3000 + n).await,
+            kw.push("bench/keyless-p", 4000..4000 + n / 2).await,
+        ));
+    }
     Ok(match (kind.notation(), w.notation.as_mut()) {
         (None, _) => (
             push_signed(&w.registry, "bench/cold", "c", 1000..1000 + n, Some(&w.key)).await,
@@ -270,7 +285,7 @@ pub async fn push_cold(
 pub fn cold_floor(
     limits: Option<&Limits>,
     kind: ColdKind,
-    world: Option<&NotationWorld>,
+    (world, keyless): (Option<&NotationWorld>, Option<&KeylessWorld>),
     responder_rtt: Option<&Stats>,
     cold: &Cold,
 ) -> (String, String) {
@@ -279,6 +294,14 @@ pub fn cold_floor(
         return ("-".into(), "-".into());
     };
     let (requests, verify_us, verify) = match (kind.notation(), world) {
+        (None, _) if kind == ColdKind::CosignKeyless => match keyless {
+            Some(k) => (
+                3.0,
+                k.verify_us,
+                "Cosign keyless verify (in-process)".to_owned(),
+            ),
+            None => return ("-".into(), "-".into()),
+        },
         (None, _) => (3.0, l.p256_us, "P-256 verify".to_owned()),
         (Some(format), Some(w)) => (
             4.0,

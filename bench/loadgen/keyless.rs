@@ -1,0 +1,153 @@
+//! The Cosign keyless setting of scenario (c): a registry of its own (a policy covers a whole
+//! host, and the key-signed images' hosts have Cosign-key policies), the test Sigstore (Fulcio,
+//! Rekor, CT log) whose `trusted_root.json` the two keyless policies trust, and the in-process
+//! time of one keyless verification.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use crate::limits::time_us;
+use crate::notation::unpushed_image;
+use crate::proxies::{Proxy, start_proxy};
+use crate::support::cosign::{self, SIGNATURE_ANNOTATION, SignatureLayer};
+use crate::support::oci::PushedImage;
+use crate::support::registry::TestRegistry;
+use crate::support::sigstore::{
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, LeafSpec, LogEntry, Sigstore,
+    default_identity, keyless_policy,
+};
+
+/// Scenario (c)'s keyless setting: each image signed as `cosign sign` without a key does it,
+/// with a leaf certificate of its own (an ephemeral key, its SCT from the CT log) and a Rekor
+/// entry whose signed entry timestamp rides in the `.sig` layer's bundle annotation. The
+/// policies require the CT and transparency-log proofs and trust one identity.
+pub struct KeylessWorld {
+    pub registry: TestRegistry,
+    pub counted: Proxy,
+    pub sigstore: Sigstore,
+    pub trust_root: PathBuf,
+    /// Mean µs of `signet::verify::cosign::verify` of one keyless signature.
+    pub verify_us: f64,
+}
+
+impl KeylessWorld {
+    pub async fn start(verify_runs: u32) -> anyhow::Result<KeylessWorld> {
+        let registry = TestRegistry::start();
+        let counted = start_proxy(registry.base_url(), 0).await?;
+        let sigstore = Sigstore::new();
+        let trust_root = sigstore.write_trusted_root();
+        let mut world = KeylessWorld {
+            registry,
+            counted,
+            sigstore,
+            trust_root,
+            verify_us: 0.0,
+        };
+        world.verify_us = world.keyless_verify_us(verify_runs)?;
+        Ok(world)
+    }
+
+    /// The policy names and hosts: the registry itself and the counting proxy.
+    pub fn hosts(&self) -> [(&'static str, String); 2] {
+        [
+            ("keyless-direct", self.registry.addr()),
+            ("keyless-counted", self.counted.host.clone()),
+        ]
+    }
+
+    /// A policy `name` covering `host/**` with one keyless authority over the test Sigstore.
+    pub fn policy(&self, name: &str, host: &str) -> String {
+        keyless_policy(
+            name,
+            &format!("{host}/**"),
+            &self.trust_root,
+            &[&default_identity()],
+        )
+    }
+
+    /// A `.sig` layer signing `digest` in `repo` with a new leaf.
+    fn layer(&self, repo: &str, digest: &str) -> SignatureLayer {
+        let leaf = self.sigstore.leaf(&LeafSpec::default());
+        self.sigstore.keyless_layer(
+            &leaf,
+            &self.registry.repo_ref(repo),
+            digest,
+            LogEntry::default(),
+        )
+    }
+
+    /// Pushes `repo:k{seed}` for each seed (8 at a time) and a keyless signature of each in its
+    /// `.sig` tag.
+    pub async fn push(&self, repo: &str, seeds: std::ops::Range<u64>) -> Vec<PushedImage> {
+        let pusher = self.registry.pusher();
+        let seeds: Vec<u64> = seeds.collect();
+        let mut out = Vec::new();
+        for chunk in seeds.chunks(8) {
+            let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
+                let pusher = &pusher;
+                async move {
+                    let img = pusher.push_image(repo, &format!("k{s}"), s).await;
+                    let layer = self.layer(repo, &img.digest);
+                    cosign::push_signature_layers(pusher, repo, &img.digest, vec![layer], true)
+                        .await;
+                    img
+                }
+            }))
+            .await;
+            out.extend(pushed);
+        }
+        out
+    }
+
+    /// Mean µs of `signet::verify::cosign::verify` of one keyless signature under the keyless
+    /// authority of this world's policy (no I/O: the floor of a keyless verification).
+    fn keyless_verify_us(&self, n: u32) -> anyhow::Result<f64> {
+        use signet::policy::Verifier;
+        use signet::verify::{Context, Outcome};
+        let set = signet::policy::load_str(
+            Path::new("bench.yaml"),
+            &self.policy("limit", "registry.example.com"),
+        )
+        .map_err(|e| anyhow::anyhow!("the keyless policy does not load: {e:?}"))?;
+        let Some(Verifier::Cosign(authority)) = set
+            .policies
+            .first()
+            .and_then(|p| p.authorities.first())
+            .map(|a| &a.verifier)
+        else {
+            bail!("the keyless policy has no Cosign authority");
+        };
+        let image = unpushed_image();
+        let digest = image
+            .digest
+            .parse()
+            .map_err(|e| anyhow::anyhow!("digest: {e:?}"))?;
+        let layer = self.layer(&image.repo, &image.digest);
+        let signatures = [as_signet(&layer)];
+        let ctx = Context {
+            now: std::time::SystemTime::now(),
+        };
+        let verify = || signet::verify::cosign::verify(authority, &digest, &signatures, &[], &ctx);
+        let outcome = verify();
+        anyhow::ensure!(
+            matches!(outcome, Outcome::Trusted(_)),
+            "the keyless signature does not verify in-process: {outcome:?}"
+        );
+        Ok(time_us(n, || {
+            std::hint::black_box(verify());
+        }))
+    }
+}
+
+/// A `.sig` layer as signet's discovery hands it to the verifier.
+fn as_signet(layer: &SignatureLayer) -> signet::verify::cosign::CosignSignature {
+    let annotation = |name: &str| layer.annotations.get(name).cloned();
+    signet::verify::cosign::CosignSignature {
+        payload: layer.payload.clone().into(),
+        signature: annotation(SIGNATURE_ANNOTATION).unwrap_or_default(),
+        certificate: annotation(CERTIFICATE_ANNOTATION),
+        chain: annotation(CHAIN_ANNOTATION),
+        bundle: annotation(BUNDLE_ANNOTATION),
+    }
+}
