@@ -3,16 +3,15 @@
 //! Rekor, CT log) whose `trusted_root.json` the two keyless policies trust, and the in-process
 //! time of one keyless verification.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::limits::time_us;
+use crate::limits::{first_verifier, load_policies, trusted_verify_us};
 use crate::notation::unpushed_image;
-use crate::proxies::{Proxy, start_proxy};
+use crate::proxies::OwnRegistry;
 use crate::support::cosign::{self, SIGNATURE_ANNOTATION, SignatureLayer};
 use crate::support::oci::PushedImage;
-use crate::support::registry::TestRegistry;
 use crate::support::sigstore::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, LeafSpec, LogEntry, Sigstore,
     default_identity, keyless_policy,
@@ -23,8 +22,7 @@ use crate::support::sigstore::{
 /// entry whose signed entry timestamp rides in the `.sig` layer's bundle annotation. The
 /// policies require the CT and transparency-log proofs and trust one identity.
 pub struct KeylessWorld {
-    pub registry: TestRegistry,
-    pub counted: Proxy,
+    pub own: OwnRegistry,
     pub sigstore: Sigstore,
     pub trust_root: PathBuf,
     /// Mean µs of `signet::verify::cosign::verify` of one keyless signature.
@@ -33,27 +31,16 @@ pub struct KeylessWorld {
 
 impl KeylessWorld {
     pub async fn start(verify_runs: u32) -> anyhow::Result<KeylessWorld> {
-        let registry = TestRegistry::start();
-        let counted = start_proxy(registry.base_url(), 0).await?;
         let sigstore = Sigstore::new();
         let trust_root = sigstore.write_trusted_root();
         let mut world = KeylessWorld {
-            registry,
-            counted,
+            own: OwnRegistry::start().await?,
             sigstore,
             trust_root,
             verify_us: 0.0,
         };
         world.verify_us = world.keyless_verify_us(verify_runs)?;
         Ok(world)
-    }
-
-    /// The policy names and hosts: the registry itself and the counting proxy.
-    pub fn hosts(&self) -> [(&'static str, String); 2] {
-        [
-            ("keyless-direct", self.registry.addr()),
-            ("keyless-counted", self.counted.host.clone()),
-        ]
     }
 
     /// A policy `name` covering `host/**` with one keyless authority over the test Sigstore.
@@ -71,7 +58,7 @@ impl KeylessWorld {
         let leaf = self.sigstore.leaf(&LeafSpec::default());
         self.sigstore.keyless_layer(
             &leaf,
-            &self.registry.repo_ref(repo),
+            &self.own.registry.repo_ref(repo),
             digest,
             LogEntry::default(),
         )
@@ -80,7 +67,7 @@ impl KeylessWorld {
     /// Pushes `repo:k{seed}` for each seed (8 at a time) and a keyless signature of each in its
     /// `.sig` tag.
     pub async fn push(&self, repo: &str, seeds: std::ops::Range<u64>) -> Vec<PushedImage> {
-        let pusher = self.registry.pusher();
+        let pusher = self.own.registry.pusher();
         let seeds: Vec<u64> = seeds.collect();
         let mut out = Vec::new();
         for chunk in seeds.chunks(8) {
@@ -104,18 +91,8 @@ impl KeylessWorld {
     /// authority of this world's policy (no I/O: the floor of a keyless verification).
     fn keyless_verify_us(&self, n: u32) -> anyhow::Result<f64> {
         use signet::policy::Verifier;
-        use signet::verify::{Context, Outcome};
-        let set = signet::policy::load_str(
-            Path::new("bench.yaml"),
-            &self.policy("limit", "registry.example.com"),
-        )
-        .map_err(|e| anyhow::anyhow!("the keyless policy does not load: {e:?}"))?;
-        let Some(Verifier::Cosign(authority)) = set
-            .policies
-            .first()
-            .and_then(|p| p.authorities.first())
-            .map(|a| &a.verifier)
-        else {
+        let set = load_policies(&self.policy("limit", "registry.example.com"))?;
+        let Some(Verifier::Cosign(authority)) = first_verifier(&set) else {
             bail!("the keyless policy has no Cosign authority");
         };
         let image = unpushed_image();
@@ -125,18 +102,12 @@ impl KeylessWorld {
             .map_err(|e| anyhow::anyhow!("digest: {e:?}"))?;
         let layer = self.layer(&image.repo, &image.digest);
         let signatures = [as_signet(&layer)];
-        let ctx = Context {
+        let ctx = signet::verify::Context {
             now: std::time::SystemTime::now(),
         };
-        let verify = || signet::verify::cosign::verify(authority, &digest, &signatures, &[], &ctx);
-        let outcome = verify();
-        anyhow::ensure!(
-            matches!(outcome, Outcome::Trusted(_)),
-            "the keyless signature does not verify in-process: {outcome:?}"
-        );
-        Ok(time_us(n, || {
-            std::hint::black_box(verify());
-        }))
+        trusted_verify_us("keyless", n, || {
+            signet::verify::cosign::verify(authority, &digest, &signatures, &[], &ctx)
+        })
     }
 }
 

@@ -9,6 +9,37 @@ use crate::support::cosign;
 use crate::support::oci::PushedImage;
 use crate::support::registry::TestRegistry;
 
+/// The policies in `text`, loaded as signet loads a policy file.
+pub fn load_policies(text: &str) -> anyhow::Result<signet::policy::PolicySet> {
+    signet::policy::load_str(std::path::Path::new("bench.yaml"), text)
+        .map_err(|e| anyhow::anyhow!("the bench's policy does not load: {e:?}"))
+}
+
+/// The verifier of the first authority of `set`'s first policy.
+pub fn first_verifier(set: &signet::policy::PolicySet) -> Option<&signet::policy::Verifier> {
+    set.policies
+        .first()
+        .and_then(|p| p.authorities.first())
+        .map(|a| &a.verifier)
+}
+
+/// Mean µs of `verify` over `n` runs, once it is seen to trust the `what` signature (no I/O:
+/// the floor of a verification).
+pub fn trusted_verify_us(
+    what: &str,
+    n: u32,
+    verify: impl Fn() -> signet::verify::Outcome,
+) -> anyhow::Result<f64> {
+    let outcome = verify();
+    anyhow::ensure!(
+        matches!(outcome, signet::verify::Outcome::Trusted(_)),
+        "the {what} signature does not verify in-process: {outcome:?}"
+    );
+    Ok(time_us(n, || {
+        std::hint::black_box(verify());
+    }))
+}
+
 /// Mean time of `f` over `n` runs, in microseconds.
 pub fn time_us(n: u32, mut f: impl FnMut()) -> f64 {
     for _ in 0..n / 10 {

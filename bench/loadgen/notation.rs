@@ -1,22 +1,20 @@
 //! The Notation setting of scenario (c): a registry of its own, a signing chain, an OCSP
 //! responder, and the in-process verification time of a JWS and a COSE signature.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::bail;
 use serde_json::json;
 
 use crate::args::ColdKind;
-use crate::limits::time_us;
-use crate::proxies::{Proxy, start_proxy};
+use crate::limits::{first_verifier, load_policies, trusted_verify_us};
+use crate::proxies::OwnRegistry;
 use crate::report::Stats;
 use crate::support;
 use crate::support::notary::{
     ChainSpec, Format, LEAF_SERIAL, RevocationUrls, SigningChain, named_notation_policy,
 };
 use crate::support::oci::{PushedImage, sha256_digest};
-use crate::support::registry::TestRegistry;
 use crate::support::responder::{CertStatus, Responder};
 
 /// A Notation authority's verification settings in scenario (c).
@@ -28,8 +26,7 @@ pub const NOTATION_STRICT: &str = "{level: strict}";
 /// OCSP responder answering "good" for the chain's leaves. At start, the in-process time of
 /// one verification of a JWS and of a COSE signature: the limits of the Notation rows.
 pub struct NotationWorld {
-    pub registry: TestRegistry,
-    pub counted: Proxy,
+    pub own: OwnRegistry,
     pub chain: SigningChain,
     pub responder: Responder,
     /// Mean µs of `signet::verify::notation::verify`, JWS and COSE.
@@ -38,14 +35,11 @@ pub struct NotationWorld {
 
 impl NotationWorld {
     pub async fn start(verify_runs: u32) -> anyhow::Result<NotationWorld> {
-        let registry = TestRegistry::start();
-        let counted = start_proxy(registry.base_url(), 0).await?;
         let chain = SigningChain::new(&ChainSpec::default());
         let responder = Responder::start();
         responder.answer_ocsp(&chain.intermediate, &[CertStatus::Good(LEAF_SERIAL)]);
         let mut world = NotationWorld {
-            registry,
-            counted,
+            own: OwnRegistry::start().await?,
             chain,
             responder,
             verify_us: [0.0; 2],
@@ -55,14 +49,6 @@ impl NotationWorld {
             world.verify_us[i] = notation_verify_us(&policy, &world.chain, format, verify_runs)?;
         }
         Ok(world)
-    }
-
-    /// The policy names and hosts: the registry itself and the counting proxy.
-    pub fn hosts(&self) -> [(&'static str, String); 2] {
-        [
-            ("notation-direct", self.registry.addr()),
-            ("notation-counted", self.counted.host.clone()),
-        ]
     }
 
     /// A policy `name` covering `host/**` with the Notation authority trusting the chain.
@@ -94,7 +80,7 @@ impl NotationWorld {
         let Some(format) = kind.notation() else {
             return Vec::new();
         };
-        let pusher = self.registry.pusher();
+        let pusher = self.own.registry.pusher();
         // Images 8 at a time; their signatures one at a time: every signature manifest's
         // config is the same `{}` blob, and docker-registry fails concurrent uploads of one
         // blob to one repository now and then (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN).
@@ -195,15 +181,9 @@ pub fn notation_verify_us(
 ) -> anyhow::Result<f64> {
     use signet::policy::Verifier;
     use signet::verify::notation::NotationSignature;
-    use signet::verify::{Context, Outcome, Subject};
-    let set = signet::policy::load_str(Path::new("bench.yaml"), policy)
-        .map_err(|e| anyhow::anyhow!("the Notation policy does not load: {e:?}"))?;
-    let Some(Verifier::Notation(authority)) = set
-        .policies
-        .first()
-        .and_then(|p| p.authorities.first())
-        .map(|a| &a.verifier)
-    else {
+    use signet::verify::{Context, Subject};
+    let set = load_policies(policy)?;
+    let Some(Verifier::Notation(authority)) = first_verifier(&set) else {
         bail!("the Notation policy has no Notation authority");
     };
     let image = unpushed_image();
@@ -225,13 +205,7 @@ pub fn notation_verify_us(
     let ctx = Context {
         now: std::time::SystemTime::now(),
     };
-    let verify = || signet::verify::notation::verify(authority, &subject, &signatures, &ctx);
-    let outcome = verify();
-    anyhow::ensure!(
-        matches!(outcome, Outcome::Trusted(_)),
-        "the {format:?} signature does not verify in-process: {outcome:?}"
-    );
-    Ok(time_us(n, || {
-        std::hint::black_box(verify());
-    }))
+    trusted_verify_us(&format!("{format:?}"), n, || {
+        signet::verify::notation::verify(authority, &subject, &signatures, &ctx)
+    })
 }

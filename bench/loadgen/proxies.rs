@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support;
 use crate::support::cosign::{self, CosignKey};
 use crate::support::oci::sha256_digest;
+use crate::support::registry::TestRegistry;
 
 #[derive(Default)]
 pub struct ProxyCounts {
@@ -38,6 +39,31 @@ impl Proxy {
     }
     pub fn throttled(&self) -> u64 {
         self.counts.throttled.load(Ordering::Relaxed)
+    }
+}
+
+/// A docker-registry of its own with a counting proxy in front: each of (c)'s signing settings
+/// other than the Cosign key has one, since a policy covers a whole host and every policy
+/// matching an image must pass.
+pub struct OwnRegistry {
+    pub registry: TestRegistry,
+    pub counted: Proxy,
+}
+
+impl OwnRegistry {
+    pub async fn start() -> anyhow::Result<OwnRegistry> {
+        let registry = TestRegistry::start();
+        let counted = start_proxy(registry.base_url(), 0).await?;
+        Ok(OwnRegistry { registry, counted })
+    }
+
+    /// The policy names (`{setting}-direct`, `{setting}-counted`) and their hosts: the
+    /// registry itself and the counting proxy.
+    pub fn hosts(&self, setting: &str) -> [(String, String); 2] {
+        [
+            (format!("{setting}-direct"), self.registry.addr()),
+            (format!("{setting}-counted"), self.counted.host.clone()),
+        ]
     }
 }
 

@@ -210,10 +210,12 @@ pub fn policies_for(
                 "-",
             );
         }
-        for (name, host) in w.hosts() {
-            policies.push(w.policy(name, &host));
-            insecure.push(host);
-        }
+        add_hosts(
+            &mut policies,
+            &mut insecure,
+            w.own.hosts("notation"),
+            |n, h| w.policy(n, h),
+        );
     }
     if let Some(w) = keyless {
         report.row(
@@ -223,10 +225,26 @@ pub fn policies_for(
             "-",
             "-",
         );
-        for (name, host) in w.hosts() {
-            policies.push(w.policy(name, &host));
-            insecure.push(host);
-        }
+        add_hosts(
+            &mut policies,
+            &mut insecure,
+            w.own.hosts("keyless"),
+            |n, h| w.policy(n, h),
+        );
     }
     (policies.join("---\n"), insecure)
+}
+
+/// One policy per named host (made by `policy` from name and host), each host reached over
+/// plain HTTP.
+fn add_hosts(
+    policies: &mut Vec<String>,
+    insecure: &mut Vec<String>,
+    hosts: [(String, String); 2],
+    policy: impl Fn(&str, &str) -> String,
+) {
+    for (name, host) in hosts {
+        policies.push(policy(&name, &host));
+        insecure.push(host);
+    }
 }

@@ -185,10 +185,14 @@ pub async fn scenario_cold(w: &mut World, report: &mut Report) -> anyhow::Result
             .keyless
             .as_ref()
             .filter(|_| kind == ColdKind::CosignKeyless);
-        let (direct_host, proxy) = match (world, keyless) {
-            (Some(nw), _) => (nw.registry.addr(), &nw.counted),
-            (None, Some(kw)) => (kw.registry.addr(), &kw.counted),
-            (None, None) => (w.registry.addr(), &w.counted),
+        let own = match (world, keyless) {
+            (Some(nw), _) => Some(&nw.own),
+            (None, Some(kw)) => Some(&kw.own),
+            (None, None) => None,
+        };
+        let (direct_host, proxy) = match own {
+            Some(o) => (o.registry.addr(), &o.counted),
+            None => (w.registry.addr(), &w.counted),
         };
         for (label, images, host, proxy) in [
             ("direct", &direct, direct_host, None),
