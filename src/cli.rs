@@ -128,9 +128,9 @@ pub struct KubernetesArgs {
         value_name = "NS"
     )]
     pub namespace: String,
-    /// With --kubernetes: watch Secrets and ConfigMaps in every namespace (needs the
-    /// secrets-all-namespaces RBAC component), so that ImagePolicies can take keys from their
-    /// own namespace. Without it only signet's namespace is watched.
+    /// With --kubernetes: read Secrets and ConfigMaps in every namespace (`serve` needs the
+    /// secrets-all-namespaces RBAC component for it), so that ImagePolicies can take keys from
+    /// their own namespace. Without it only signet's namespace is read.
     #[arg(long, requires = "kubernetes")]
     pub secrets_all_namespaces: bool,
     /// With --secrets-all-namespaces: a further namespace whose Secrets and ConfigMaps
