@@ -32,8 +32,8 @@
 //! (one HTTPS connection and one review), `loops` (closed, open, all at once, in order),
 //! `procs` (signet and the echo server), `tools` (nginx, wrk, h2load), `proxies` (counting
 //! proxy, synthetic registry, round-robin front), `reviews` (bodies, pushed images),
-//! `notation`, `keyless` and `limits` (what (c) and the limit rows need), `world` (the shared set-up),
-//! `scenarios` (one function per scenario) and `soak`.
+//! `notation`, `keyless` and `limits` (what (c) and the limit rows need), `world` (the shared
+//! set-up), `scenarios` (one function per scenario) and `soak`.
 //!
 //! Latency is measured per request with hdrhistogram. Closed loop: N connections, each sends
 //! its next review when the previous answer arrives. Open loop: reviews are due at a fixed rate
