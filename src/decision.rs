@@ -281,6 +281,36 @@ fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration)
     })
 }
 
+/// A digest-cache key: the reference and the identity of the credentials it was resolved with.
+type DigestKey = (String, Option<String>);
+
+/// A tag's resolution in the digest cache: when it was made, and whether a background refresh
+/// has been started for it (one per entry).
+#[derive(Debug)]
+struct Resolution {
+    resolved: Resolved,
+    at: Instant,
+    refreshing: AtomicBool,
+}
+
+impl Resolution {
+    fn new(resolved: Resolved) -> Self {
+        Resolution {
+            resolved,
+            at: Instant::now(),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl std::ops::Deref for Resolution {
+    type Target = Resolved;
+
+    fn deref(&self) -> &Resolved {
+        &self.resolved
+    }
+}
+
 /// The engine; one per process, shared as `Arc`.
 pub struct Engine {
     registry: Arc<dyn Registry>,
@@ -288,7 +318,11 @@ pub struct Engine {
     /// Tag → digest, by (reference, identity of the workload's credentials for its host). A
     /// resolution was obtained with those credentials: a workload without them must ask the
     /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
-    digests: Cache<(String, Option<String>), Resolved, ahash::RandomState>,
+    digests: Cache<DigestKey, Arc<Resolution>, ahash::RandomState>,
+    /// The age at which a digest-cache entry is resolved again in the background
+    /// ([`Engine::refresh`]), and how long that may take: the rest of the entry's lifetime.
+    refresh_after: Duration,
+    refresh_within: Duration,
     verdicts: Cache<VerdictKey, Arc<PolicyVerdict>, ahash::RandomState>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<dyn RevocationSource>>,
@@ -327,6 +361,8 @@ impl Engine {
                 .max_capacity(caches.max_digests)
                 .time_to_live(caches.digest_ttl)
                 .build_with_hasher(ahash::RandomState::new()),
+            refresh_after: caches.digest_ttl * 3 / 4,
+            refresh_within: caches.digest_ttl - caches.digest_ttl * 3 / 4,
             verdicts: Cache::builder()
                 .max_capacity(caches.max_verdicts)
                 .expire_after(VerdictExpiry {
@@ -571,18 +607,25 @@ impl Engine {
         budget: &ReviewBudget,
         image: &ImageRef,
         reference: String,
-    ) -> Result<Resolved, RegistryError> {
+    ) -> Result<Arc<Resolution>, RegistryError> {
         let key = (reference, registry::credential_identity(image.registry()));
         // A hit is looked up before the miss's future is built: that future carries the
         // whole registry exchange, and moving it costs a hit more than the lookup does.
         if let Some(hit) = self.digests.get(&key).await {
             self.metrics.cache("digest", true);
+            if hit.at.elapsed() >= self.refresh_after
+                && !hit.refreshing.swap(true, Ordering::Relaxed)
+            {
+                self.refresh(key, image.clone());
+            }
             return Ok(hit);
         }
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
-            Box::pin(budget.resolve(image)).await
+            Box::pin(budget.resolve(image))
+                .await
+                .map(|r| Arc::new(Resolution::new(r)))
         };
         // By reference: the key is copied into the cache on a miss only.
         let mut r = self.digests.try_get_with_by_ref(&key, run()).await;
@@ -593,6 +636,41 @@ impl Engine {
         self.metrics
             .cache("digest", !missed.load(Ordering::Relaxed));
         r.map_err(|e| (*e).clone())
+    }
+
+    /// Resolves `image` again for the digest cache without a review waiting on it: started by
+    /// the first hit in the last quarter of an entry's lifetime, so that a tag in steady use is
+    /// renewed before its entry expires, rather than every review of it waiting on the
+    /// registry each time it does. Meanwhile the entry is served as before, never past its
+    /// lifetime; a refresh that fails or does not finish within that lifetime changes nothing,
+    /// and the next review after the expiry resolves the tag itself. It runs with the
+    /// credentials of the review that started it, which the key names.
+    fn refresh(&self, key: DigestKey, image: ImageRef) {
+        let registry = self.registry.clone();
+        let digests = self.digests.clone();
+        let metrics = self.metrics.clone();
+        let credentials = registry::workload_credentials();
+        let deadline = Instant::now() + self.refresh_within;
+        tokio::spawn(async move {
+            let resolve = tokio::time::timeout_at(
+                deadline.into(),
+                registry::with_deadline(deadline, async { registry.resolve(&image).await }),
+            );
+            let resolved = match credentials {
+                Some(c) => registry::with_credentials(c, resolve).await,
+                None => resolve.await,
+            };
+            let ok = if let Ok(Ok(r)) = resolved {
+                digests.insert(key, Arc::new(Resolution::new(r))).await;
+                true
+            } else {
+                false
+            };
+            metrics
+                .digest_refreshes
+                .with_label_values(&[if ok { "ok" } else { "failed" }])
+                .inc();
+        });
     }
 
     /// The verdict of one policy for one digest, from the cache or by verifying.
@@ -1199,6 +1277,184 @@ mod tests {
         fn limits(&self) -> registry::Limits {
             registry::Limits::default()
         }
+    }
+
+    /// A registry whose tag moves at every resolution (digest `sha256_of([n])` for the n-th);
+    /// every resolution after the first waits for a permit of `gate`, and fails if `fail_later`.
+    struct Moving {
+        resolves: std::sync::atomic::AtomicUsize,
+        gate: Semaphore,
+        fail_later: bool,
+    }
+
+    impl Moving {
+        fn new(fail_later: bool) -> Arc<Moving> {
+            Arc::new(Moving {
+                resolves: Default::default(),
+                gate: Semaphore::new(0),
+                fail_later,
+            })
+        }
+
+        fn resolves(&self) -> usize {
+            self.resolves.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Registry for Moving {
+        async fn resolve(&self, _: &ImageRef) -> Result<Resolved, RegistryError> {
+            let n = self.resolves.fetch_add(1, Ordering::SeqCst);
+            if n > 0 {
+                self.gate.acquire().await.expect("gate open").forget();
+                if self.fail_later {
+                    return Err(RegistryError::new(Reason::RegistryUnreachable, "down"));
+                }
+            }
+            Ok(Resolved {
+                digest: Digest::sha256_of(&[n as u8]),
+                media_type: OCI_MANIFEST.into(),
+                size: 1,
+            })
+        }
+        async fn manifest(
+            &self,
+            i: &ImageRef,
+            r: &str,
+        ) -> Result<Option<registry::Manifest>, RegistryError> {
+            Empty.manifest(i, r).await
+        }
+        async fn blob(&self, i: &ImageRef, d: &Descriptor) -> Result<bytes::Bytes, RegistryError> {
+            Empty.blob(i, d).await
+        }
+        async fn referrers(
+            &self,
+            i: &ImageRef,
+            d: &Digest,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            Empty.referrers(i, d).await
+        }
+        fn limits(&self) -> registry::Limits {
+            registry::Limits::default()
+        }
+    }
+
+    /// An engine over `registry` whose digest cache keeps entries 400 ms (renewed after 300).
+    fn short_lived(registry: Arc<Moving>) -> (Engine, ReviewBudget, ImageRef) {
+        let caches = CacheConfig {
+            digest_ttl: Duration::from_millis(400),
+            ..CacheConfig::default()
+        };
+        let engine = Engine::new(
+            registry.clone(),
+            PolicySet::default(),
+            caches,
+            Arc::new(Metrics::new()),
+        );
+        let budget = ReviewBudget::new(registry, engine.held_bytes.clone());
+        (
+            engine,
+            budget,
+            "registry.example.com/app:1".parse().expect("image"),
+        )
+    }
+
+    async fn digest_of(engine: &Engine, budget: &ReviewBudget, image: &ImageRef) -> Digest {
+        // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            engine.resolve(budget, image, image.to_string()),
+        )
+        .await
+        .expect("a review waited on the registry");
+        r.expect("resolved").digest.clone()
+    }
+
+    fn refreshes(engine: &Engine, result: &str) -> u64 {
+        engine
+            .metrics
+            .digest_refreshes
+            .with_label_values(&[result])
+            .get()
+    }
+
+    /// A tag in steady use is resolved again in the background in the last quarter of its
+    /// entry's lifetime: the reviews meanwhile get the cached digest without waiting, one
+    /// refresh runs however many reviews come, and the moved tag's new digest replaces the
+    /// entry without a review ever missing the cache.
+    #[tokio::test]
+    async fn a_hot_tag_is_renewed_before_it_expires_and_no_review_waits_for_it() {
+        let registry = Moving::new(false);
+        let (engine, budget, image) = short_lived(registry.clone());
+        let first = Digest::sha256_of(&[0]);
+        assert_eq!(digest_of(&engine, &budget, &image).await, first);
+        assert_eq!(digest_of(&engine, &budget, &image).await, first);
+        assert_eq!(registry.resolves(), 1, "a young entry is not renewed");
+        tokio::time::sleep(Duration::from_millis(320)).await;
+        // The refresh starts and waits at the gate; these reviews are answered meanwhile.
+        for _ in 0..3 {
+            assert_eq!(digest_of(&engine, &budget, &image).await, first);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(registry.resolves(), 2, "one refresh for all the reviews");
+        registry.gate.add_permits(1);
+        let moved = Digest::sha256_of(&[1]);
+        let mut seen = first.clone();
+        for _ in 0..50 {
+            seen = digest_of(&engine, &budget, &image).await;
+            if seen == moved {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen, moved, "the refreshed resolution replaced the entry");
+        assert_eq!(registry.resolves(), 2, "no review missed the cache");
+        assert_eq!(
+            (refreshes(&engine, "ok"), refreshes(&engine, "failed")),
+            (1, 0)
+        );
+    }
+
+    /// A refresh that fails changes nothing: the entry is served to the end of its lifetime,
+    /// then a review resolves the tag itself (and sees the registry's failure).
+    #[tokio::test]
+    async fn a_failed_refresh_leaves_the_entry_to_expire_as_before() {
+        let registry = Moving::new(true);
+        let (engine, budget, image) = short_lived(registry.clone());
+        let first = Digest::sha256_of(&[0]);
+        assert_eq!(digest_of(&engine, &budget, &image).await, first);
+        tokio::time::sleep(Duration::from_millis(320)).await;
+        assert_eq!(digest_of(&engine, &budget, &image).await, first);
+        registry.gate.add_permits(2);
+        let mut failed = 0;
+        for _ in 0..50 {
+            failed = refreshes(&engine, "failed");
+            if failed == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(failed, 1);
+        assert_eq!(
+            digest_of(&engine, &budget, &image).await,
+            first,
+            "still cached"
+        );
+        assert_eq!(
+            registry.resolves(),
+            2,
+            "a failed refresh is not retried per review"
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let expired = tokio::time::timeout(
+            Duration::from_secs(10),
+            engine.resolve(&budget, &image, image.to_string()),
+        )
+        .await
+        .expect("the registry answers");
+        let e = expired.expect_err("the expired entry is resolved again, and that fails");
+        assert_eq!(e.reason, Reason::RegistryUnreachable);
+        assert_eq!(registry.resolves(), 3);
     }
 
     /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub pinning_reviews: IntCounterVec,
     pub verifications: IntCounterVec,
     pub cache_requests: IntCounterVec,
+    /// Tag resolutions renewed in the background before their digest-cache entry expired, by
+    /// `result`: `ok` or `failed` (the entry then expires as it would have).
+    pub digest_refreshes: IntCounterVec,
     pub registry_requests: IntCounterVec,
     pub registry_duration: HistogramVec,
     pub revocation_requests: IntCounterVec,
@@ -184,6 +187,12 @@ impl Metrics {
                 "cache_requests_total",
                 "Cache lookups, by cache and hit or miss",
                 &["cache", "result"],
+            ),
+            digest_refreshes: counter(
+                &registry,
+                "digest_refreshes_total",
+                "Tag resolutions renewed before their digest-cache entry expired, by result",
+                &["result"],
             ),
             registry_requests: counter(
                 &registry,
@@ -395,6 +404,7 @@ mod tests {
         let m = Metrics::new();
         m.verification("cosign", true, Reason::NoSignature);
         m.cache("verdict", true);
+        m.digest_refreshes.with_label_values(&["ok"]).inc();
         m.registry_requests
             .with_label_values(&["manifest", "200"])
             .inc();
@@ -410,6 +420,7 @@ mod tests {
             "signet_admission_review_duration_seconds",
             "signet_verifications_total{reason=\"no_signature\",result=\"untrusted\",verifier=\"cosign\"} 1",
             "signet_cache_requests_total{cache=\"verdict\",result=\"hit\"} 1",
+            "signet_digest_refreshes_total{result=\"ok\"} 1",
             "signet_registry_requests_total",
             "signet_registry_request_duration_seconds",
             "signet_policy_reloads_total",
