@@ -206,7 +206,7 @@ pub async fn scenario_cache_hit(w: &World, report: &mut Report) -> anyhow::Resul
     report.row(
         "(a) registry requests during all cache-hit runs",
         &format!(
-            "{:.0} (tag→digest cache TTL 30 s: re-resolves only)",
+            "{:.0} (tag→digest cache TTL 30 s: its renewals and re-resolutions only)",
             reg1 - reg0
         ),
         "-",
