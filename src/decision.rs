@@ -1339,10 +1339,10 @@ mod tests {
         }
     }
 
-    /// An engine over `registry` whose digest cache keeps entries 400 ms (renewed after 300).
+    /// An engine over `registry` whose digest cache keeps entries 2 s (renewed after 1.5).
     fn short_lived(registry: Arc<Moving>) -> (Engine, ReviewBudget, ImageRef) {
         let caches = CacheConfig {
-            digest_ttl: Duration::from_millis(400),
+            digest_ttl: Duration::from_secs(2),
             ..CacheConfig::default()
         };
         let engine = Engine::new(
@@ -1370,6 +1370,25 @@ mod tests {
         r.expect("resolved").digest.clone()
     }
 
+    /// Into an entry's last quarter, with a margin either side for a busy machine.
+    const INTO_LAST_QUARTER: Duration = Duration::from_millis(1_700);
+
+    /// `probe` until `done` says yes (at most 2 s), and its last answer.
+    async fn polled<T, F: std::future::Future<Output = T>>(
+        mut probe: impl FnMut() -> F,
+        done: impl Fn(&T) -> bool,
+    ) -> T {
+        let mut last = probe().await;
+        for _ in 0..400 {
+            if done(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            last = probe().await;
+        }
+        last
+    }
+
     fn refreshes(engine: &Engine, result: &str) -> u64 {
         engine
             .metrics
@@ -1390,23 +1409,16 @@ mod tests {
         assert_eq!(digest_of(&engine, &budget, &image).await, first);
         assert_eq!(digest_of(&engine, &budget, &image).await, first);
         assert_eq!(registry.resolves(), 1, "a young entry is not renewed");
-        tokio::time::sleep(Duration::from_millis(320)).await;
+        tokio::time::sleep(INTO_LAST_QUARTER).await;
         // The refresh starts and waits at the gate; these reviews are answered meanwhile.
         for _ in 0..3 {
             assert_eq!(digest_of(&engine, &budget, &image).await, first);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(registry.resolves(), 2, "one refresh for all the reviews");
+        let started = polled(|| async { registry.resolves() }, |n| *n >= 2).await;
+        assert_eq!(started, 2, "one refresh for all the reviews");
         registry.gate.add_permits(1);
         let moved = Digest::sha256_of(&[1]);
-        let mut seen = first.clone();
-        for _ in 0..50 {
-            seen = digest_of(&engine, &budget, &image).await;
-            if seen == moved {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let seen = polled(|| digest_of(&engine, &budget, &image), |d| *d == moved).await;
         assert_eq!(seen, moved, "the refreshed resolution replaced the entry");
         assert_eq!(registry.resolves(), 2, "no review missed the cache");
         assert_eq!(
@@ -1423,17 +1435,10 @@ mod tests {
         let (engine, budget, image) = short_lived(registry.clone());
         let first = Digest::sha256_of(&[0]);
         assert_eq!(digest_of(&engine, &budget, &image).await, first);
-        tokio::time::sleep(Duration::from_millis(320)).await;
+        tokio::time::sleep(INTO_LAST_QUARTER).await;
         assert_eq!(digest_of(&engine, &budget, &image).await, first);
         registry.gate.add_permits(2);
-        let mut failed = 0;
-        for _ in 0..50 {
-            failed = refreshes(&engine, "failed");
-            if failed == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let failed = polled(|| async { refreshes(&engine, "failed") }, |n| *n == 1).await;
         assert_eq!(failed, 1);
         assert_eq!(
             digest_of(&engine, &budget, &image).await,
@@ -1445,7 +1450,7 @@ mod tests {
             2,
             "a failed refresh is not retried per review"
         );
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let expired = tokio::time::timeout(
             Duration::from_secs(10),
             engine.resolve(&budget, &image, image.to_string()),

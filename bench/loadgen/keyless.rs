@@ -10,6 +10,7 @@ use anyhow::bail;
 use crate::limits::{first_verifier, load_policies, trusted_verify_us};
 use crate::notation::unpushed_image;
 use crate::proxies::OwnRegistry;
+use crate::reviews::eight_at_a_time;
 use crate::support::cosign::{self, SIGNATURE_ANNOTATION, SignatureLayer};
 use crate::support::oci::PushedImage;
 use crate::support::sigstore::{
@@ -68,23 +69,16 @@ impl KeylessWorld {
     /// `.sig` tag.
     pub async fn push(&self, repo: &str, seeds: std::ops::Range<u64>) -> Vec<PushedImage> {
         let pusher = self.own.registry.pusher();
-        let seeds: Vec<u64> = seeds.collect();
-        let mut out = Vec::new();
-        for chunk in seeds.chunks(8) {
-            let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
-                let pusher = &pusher;
-                async move {
-                    let img = pusher.push_image(repo, &format!("k{s}"), s).await;
-                    let layer = self.layer(repo, &img.digest);
-                    cosign::push_signature_layers(pusher, repo, &img.digest, vec![layer], true)
-                        .await;
-                    img
-                }
-            }))
-            .await;
-            out.extend(pushed);
-        }
-        out
+        eight_at_a_time(seeds, |s| {
+            let pusher = &pusher;
+            async move {
+                let img = pusher.push_image(repo, &format!("k{s}"), s).await;
+                let layer = self.layer(repo, &img.digest);
+                cosign::push_signature_layers(pusher, repo, &img.digest, vec![layer], true).await;
+                img
+            }
+        })
+        .await
     }
 
     /// Mean µs of `signet::verify::cosign::verify` of one keyless signature under the keyless

@@ -10,6 +10,7 @@ use crate::args::ColdKind;
 use crate::limits::{first_verifier, load_policies, trusted_verify_us};
 use crate::proxies::OwnRegistry;
 use crate::report::Stats;
+use crate::reviews::eight_at_a_time;
 use crate::support;
 use crate::support::notary::{
     ChainSpec, Format, LEAF_SERIAL, RevocationUrls, SigningChain, named_notation_policy,
@@ -84,16 +85,11 @@ impl NotationWorld {
         // Images 8 at a time; their signatures one at a time: every signature manifest's
         // config is the same `{}` blob, and docker-registry fails concurrent uploads of one
         // blob to one repository now and then (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN).
-        let seeds: Vec<u64> = seeds.collect();
-        let mut out = Vec::new();
-        for chunk in seeds.chunks(8) {
-            let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
-                let pusher = &pusher;
-                async move { pusher.push_image(repo, &format!("n{s}"), s).await }
-            }))
-            .await;
-            out.extend(pushed);
-        }
+        let out = eight_at_a_time(seeds.clone(), |s| {
+            let pusher = &pusher;
+            async move { pusher.push_image(repo, &format!("n{s}"), s).await }
+        })
+        .await;
         let leaf = match kind {
             ColdKind::NotationJwsOcspShared => {
                 RevocationUrls::ocsp(self.responder.url("/ocsp/shared"))
@@ -101,7 +97,7 @@ impl NotationWorld {
             _ => RevocationUrls::default(),
         };
         self.chain.reissue_leaf(&leaf);
-        for (img, s) in out.iter().zip(&seeds) {
+        for (img, s) in out.iter().zip(seeds) {
             if kind == ColdKind::NotationJwsOcsp {
                 // A leaf per image, each naming its own URL: signet caches revocation answers
                 // by URL and request, and the request (CertID: issuer, serial) is the same.

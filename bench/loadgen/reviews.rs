@@ -51,21 +51,30 @@ pub async fn push_signed(
     key: Option<&CosignKey>,
 ) -> Vec<PushedImage> {
     let pusher = registry.pusher();
-    let mut out = Vec::new();
-    let seeds: Vec<u64> = seeds.collect();
-    for chunk in seeds.chunks(8) {
-        let pushed = futures_util::future::join_all(chunk.iter().map(|&s| {
-            let pusher = &pusher;
-            async move {
-                let img = pusher.push_image(repo, &format!("{prefix}{s}"), s).await;
-                if let Some(key) = key {
-                    cosign::sign_image(registry, repo, &img, key).await;
-                }
-                img
+    eight_at_a_time(seeds, |s| {
+        let pusher = &pusher;
+        async move {
+            let img = pusher.push_image(repo, &format!("{prefix}{s}"), s).await;
+            if let Some(key) = key {
+                cosign::sign_image(registry, repo, &img, key).await;
             }
-        }))
-        .await;
-        out.extend(pushed);
+            img
+        }
+    })
+    .await
+}
+
+/// `push(seed)` for each seed, eight at once (the registry is on the same two cores), in
+/// order.
+pub async fn eight_at_a_time<F, Fut>(seeds: std::ops::Range<u64>, push: F) -> Vec<PushedImage>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = PushedImage>,
+{
+    let seeds: Vec<u64> = seeds.collect();
+    let mut out = Vec::with_capacity(seeds.len());
+    for chunk in seeds.chunks(8) {
+        out.extend(futures_util::future::join_all(chunk.iter().map(|&s| push(s))).await);
     }
     out
 }
