@@ -26,6 +26,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::cli::LogFormat;
 
 mod batch;
+mod json;
 
 const DEFAULT_FILTER: &str = "info,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn";
 
@@ -153,11 +154,13 @@ where
         .with_timer(Clock)
         .with_writer(writer);
     match format {
+        // The event's fields at the top level, with the current span and the span list:
+        // tracing-subscriber's `json()` with `flatten_event`, written by `json::JsonLine`.
         LogFormat::Json => Box::new(
             builder
                 .json()
-                .flatten_event(true)
-                .with_current_span(true)
+                .fmt_fields(json::JsonSpanFields)
+                .event_format(json::JsonLine(Clock))
                 .finish(),
         ),
         // Colour for a terminal: tracing-subscriber's own format. Without it, the same line
@@ -712,6 +715,91 @@ mod tests {
         assert_eq!(ours, reference);
     }
 
+    /// The JSON subscriber as tracing-subscriber writes it (`stock`) or with [`json::JsonLine`]
+    /// (the rest of the subscriber the same: [`build`]'s), at a fixed time.
+    fn json_subscriber(to: &Buffer, stock: bool) -> Box<dyn tracing::Subscriber + Send + Sync> {
+        let json = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(to.clone())
+            .with_ansi(false)
+            .with_timer(Noon)
+            .json();
+        if stock {
+            Box::new(json.flatten_event(true).with_current_span(true).finish())
+        } else {
+            Box::new(
+                json.fmt_fields(json::JsonSpanFields)
+                    .event_format(json::JsonLine(Noon))
+                    .finish(),
+            )
+        }
+    }
+
+    fn text(b: &Buffer) -> String {
+        String::from_utf8(b.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_json_line_is_tracing_subscribers_own() {
+        let (stock, ours) = (Buffer::default(), Buffer::default());
+        log_the_same_events(json_subscriber(&stock, true));
+        log_the_same_events(json_subscriber(&ours, false));
+        let (stock, ours) = (text(&stock), text(&ours));
+        assert_eq!(stock.lines().count(), 5, "{stock}");
+        assert!(
+            stock.contains(r#""spans":[{"namespace":"default","uid":"u-1\n","name":"review"},{"name":"verify"}"#),
+            "{stock}"
+        );
+        assert_eq!(ours, stock);
+    }
+
+    /// Text, numbers, flags and bytes of every kind, `r#` names, a span field named twice and
+    /// one recorded after the span was created, a field named like the line's own keys, and an
+    /// event with an explicit parent outside the current span.
+    #[test]
+    fn json_fields_are_written_as_tracing_subscriber_writes_them() {
+        let texts: Vec<String> = [
+            "",
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "tab\there\u{8}\u{c}",
+            "line\nfeed\r",
+            "\u{1b}[31m \u{0} \u{1f} \u{7f}",
+            "bidi \u{202e} override",
+            "caf\u{e9} \u{1f600}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (stock, ours) = (Buffer::default(), Buffer::default());
+        for (to, is_stock) in [(&stock, true), (&ours, false)] {
+            tracing::subscriber::with_default(json_subscriber(to, is_stock), || {
+                let other = tracing::info_span!("other", r#type = "x");
+                let bytes: &[u8] = b"\x00\xff";
+                let span =
+                    tracing::info_span!("review", uid = tracing::field::Empty, n = 1, bytes, n = 2);
+                span.record("uid", "recorded later");
+                let _g = span.enter();
+                tracing::info!(parent: &other, level = "mine", target = 3, "explicit parent");
+                tracing::info!(r#type = "raw", name = "span-like", "raw name");
+            });
+            log_fields(json_subscriber(to, is_stock), &texts);
+        }
+        let (stock, ours) = (text(&stock), text(&ours));
+        assert_eq!(
+            stock.lines().count(),
+            2 + 2 * texts.len() + 2,
+            "{stock:.3000}"
+        );
+        for line in stock.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+        assert!(stock.contains(r#""nan":null"#), "{stock:.3000}");
+        assert_eq!(ours, stock);
+    }
+
     proptest::proptest! {
         #[test]
         fn plain_fields_agree_with_the_reference_on_any_text(
@@ -719,6 +807,16 @@ mod tests {
         ) {
             let (reference, ours) = same_fields(&texts);
             proptest::prop_assert_eq!(ours, reference);
+        }
+
+        #[test]
+        fn json_lines_agree_with_tracing_subscribers_on_any_text(
+            texts in proptest::collection::vec(".{0,40}|[ -~]{0,40}", 1..8)
+        ) {
+            let (stock, ours) = (Buffer::default(), Buffer::default());
+            log_fields(json_subscriber(&stock, true), &texts);
+            log_fields(json_subscriber(&ours, false), &texts);
+            proptest::prop_assert_eq!(text(&ours), text(&stock));
         }
     }
 

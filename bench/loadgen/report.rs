@@ -22,8 +22,11 @@ pub struct Report {
 impl Report {
     /// The table on stdout, after a line saying what signet was and how it logged.
     pub fn print(&self, args: &Args) {
+        // signet inherits the load generator's environment but for `RUST_LOG`: the log format
+        // is `SIGNET_LOG_FORMAT`'s if set (the deployment manifest's is `json`).
+        let format = std::env::var("SIGNET_LOG_FORMAT").unwrap_or_else(|_| "plain".into());
         println!(
-            "signet: `{}` (a separate process), RUST_LOG {}; loadgen and signet share the machine's cores.\n",
+            "signet: `{}` (a separate process), RUST_LOG {}, log format {format}; loadgen and signet share the machine's cores.\n",
             args.signet.display(),
             args.signet_log.as_deref().map_or(
                 "unset (signet's default: one info line per review, to a file)".to_owned(),
