@@ -188,8 +188,12 @@ impl<'w> FormatFields<'w> for JsonSpanFields {
     fn format_fields<R: RecordFields>(&self, mut w: Writer<'w>, fields: R) -> fmt::Result {
         let mut values = Values::default();
         fields.record(&mut values);
-        let entries = values.entries()?;
-        write_object(&mut w, entries.iter().map(|(k, v)| (*k, v.as_str())))
+        let kept = values.kept()?;
+        let object = object(
+            kept.iter()
+                .map(|(name, at)| (*name, &values.json[at.clone()])),
+        )?;
+        w.write_str(std::str::from_utf8(&object).map_err(|_| fmt::Error)?)
     }
 
     /// Fields recorded after the span was created join those it has: the stored object is
@@ -201,49 +205,48 @@ impl<'w> FormatFields<'w> for JsonSpanFields {
     ) -> fmt::Result {
         let mut values = Values::default();
         fields.record(&mut values);
-        let added = values.entries()?;
+        let kept = values.kept()?;
         let mut merged: std::collections::BTreeMap<String, Box<RawValue>> = if current.is_empty() {
             Default::default()
         } else {
             serde_json::from_str(current).map_err(|_| fmt::Error)?
         };
-        for (name, value) in added {
-            let raw = RawValue::from_string(value).map_err(|_| fmt::Error)?;
+        let text = std::str::from_utf8(&values.json).map_err(|_| fmt::Error)?;
+        for (name, at) in kept {
+            let raw = RawValue::from_string(text[at].to_string()).map_err(|_| fmt::Error)?;
             merged.insert(name.to_string(), raw);
         }
-        let mut object = String::new();
-        write_object(
-            &mut object,
-            merged.iter().map(|(k, v)| (k.as_str(), v.get())),
+        let object = object(
+            merged
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.get().as_bytes())),
         )?;
-        current.fields = object;
+        current.fields = String::from_utf8(object).map_err(|_| fmt::Error)?;
         Ok(())
     }
 }
 
 /// `{"name":value,...}` from names and values already written as JSON.
-fn write_object<'a>(
-    w: &mut impl fmt::Write,
-    entries: impl Iterator<Item = (&'a str, &'a str)>,
-) -> fmt::Result {
-    let mut name = Vec::new();
-    w.write_char('{')?;
-    for (i, (key, value)) in entries.enumerate() {
+fn object<'a>(entries: impl Iterator<Item = (&'a str, &'a [u8])>) -> Result<Vec<u8>, fmt::Error> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (name, value)) in entries.enumerate() {
         if i > 0 {
-            w.write_char(',')?;
+            out.push(b',');
         }
-        name.clear();
-        string(&mut name, key)?;
-        w.write_str(std::str::from_utf8(&name).map_err(|_| fmt::Error)?)?;
-        w.write_char(':')?;
-        w.write_str(value)?;
+        string(&mut out, name)?;
+        out.push(b':');
+        out.extend_from_slice(value);
     }
-    w.write_char('}')
+    out.push(b'}');
+    Ok(out)
 }
 
-/// A span's fields, each value written as JSON in the order recorded.
+/// A span's fields, each value written as JSON into one buffer in the order recorded.
 struct Values {
-    entries: Vec<(&'static str, String)>,
+    json: Vec<u8>,
+    /// Each field's name and where its value is in `json`.
+    entries: Vec<(&'static str, std::ops::Range<usize>)>,
     /// The first error; the fields after it are not written.
     result: fmt::Result,
 }
@@ -251,6 +254,7 @@ struct Values {
 impl Default for Values {
     fn default() -> Self {
         Values {
+            json: Vec::with_capacity(256),
             entries: Vec::new(),
             result: Ok(()),
         }
@@ -261,25 +265,25 @@ impl Values {
     fn value(
         &mut self,
         name: &'static str,
-        value: impl FnOnce(&mut serde_json::Serializer<&mut Vec<u8>>) -> Result<(), serde_json::Error>,
+        value: impl FnOnce(&mut Json<'_>) -> Result<(), serde_json::Error>,
     ) {
         if self.result.is_err() {
             return;
         }
-        let mut json = Vec::new();
-        self.result = value(&mut serde_json::Serializer::new(&mut json))
+        let start = self.json.len();
+        self.result = value(&mut Json::new(&mut self.json))
             .map_err(|_| fmt::Error)
-            .and_then(|()| String::from_utf8(json).map_err(|_| fmt::Error))
-            .map(|json| self.entries.push((name, json)));
+            .map(|()| self.entries.push((name, start..self.json.len())));
     }
 
-    /// Sorted by name, the last of each name kept.
-    fn entries(self) -> Result<Vec<(&'static str, String)>, fmt::Error> {
+    /// The fields sorted by name, the last of each name kept.
+    fn kept(&mut self) -> Result<Vec<(&'static str, std::ops::Range<usize>)>, fmt::Error> {
         self.result?;
-        let mut entries = self.entries;
+        let mut entries = std::mem::take(&mut self.entries);
         // Stable: equal names keep their order, and the last of them is the one kept.
         entries.sort_by_key(|(name, _)| *name);
-        let mut kept: Vec<(&'static str, String)> = Vec::with_capacity(entries.len());
+        let mut kept: Vec<(&'static str, std::ops::Range<usize>)> =
+            Vec::with_capacity(entries.len());
         for entry in entries {
             match kept.last_mut() {
                 Some(last) if last.0 == entry.0 => *last = entry,
