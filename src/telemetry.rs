@@ -776,6 +776,7 @@ mod tests {
         for (to, is_stock) in [(&stock, true), (&ours, false)] {
             tracing::subscriber::with_default(json_subscriber(to, is_stock), || {
                 let other = tracing::info_span!("other", r#type = "x");
+                tracing::info!(parent: &other, "explicit parent, no span entered");
                 let bytes: &[u8] = b"\x00\xff";
                 let span =
                     tracing::info_span!("review", uid = tracing::field::Empty, n = 1, bytes, n = 2);
@@ -789,7 +790,7 @@ mod tests {
         let (stock, ours) = (text(&stock), text(&ours));
         assert_eq!(
             stock.lines().count(),
-            2 + 2 * texts.len() + 2,
+            3 + 2 * texts.len() + 2,
             "{stock:.3000}"
         );
         for line in stock.lines() {
@@ -797,6 +798,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}: {line}"));
         }
         assert!(stock.contains(r#""nan":null"#), "{stock:.3000}");
+        assert!(
+            stock.contains(r#""span":{"type":"x","name":"other"},"spans":[]"#),
+            "{stock:.3000}"
+        );
         assert_eq!(ours, stock);
     }
 
