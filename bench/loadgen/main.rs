@@ -124,7 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if wants("n") {
         let secs = if quick { 2.0 } else { w.args.secs };
-        scenario_nginx(&w.signet, &w.target, &w.hit1[0], secs, &mut report).await?;
+        scenario_nginx(&w, secs, &mut report).await?;
     }
     if wants("s") {
         let n = if quick { 20 } else { w.args.storm };

@@ -163,13 +163,18 @@ impl World {
     /// A fresh `signet serve` with the same policies (the first-handshake and two-replica
     /// scenarios).
     pub async fn start_signet(&self) -> anyhow::Result<SignetProc> {
+        self.start_signet_with(&[]).await
+    }
+
+    /// The same with more arguments to `signet serve`.
+    pub async fn start_signet_with(&self, extra: &[String]) -> anyhow::Result<SignetProc> {
         SignetProc::start(
             &self.args.signet,
             &self.policies,
             &self.insecure,
             self.args.signet_log.as_deref(),
             None,
-            &[],
+            extra,
         )
         .await
     }

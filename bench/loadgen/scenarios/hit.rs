@@ -8,7 +8,7 @@ use http::StatusCode;
 
 use crate::client::{Target, Work, allowed_of};
 use crate::loops::{closed_loop, closed_loop_on, open_loop, slots};
-use crate::procs::{Proc, SignetProc, with_cpu};
+use crate::procs::{Proc, with_cpu};
 use crate::report::{Report, Stats, ratio};
 use crate::reviews::{body, pod_with_images};
 use crate::tools::{H2loadShape, Nginx, h2load, wrk};
@@ -18,26 +18,18 @@ use crate::world::World;
 /// worker) under the same `wrk -t1 -c16`, one after the other in this run, and each with one
 /// connection for the latency; then both under `h2load`, over HTTP/1.1 (`--h1 -c16`) and
 /// HTTP/2 (`-c16 -m1`, and `-c1 -m16`: one connection, 16 streams, how an API server
-/// multiplexes), so that the HTTP/1.1 and HTTP/2 ratios come from one tool. Fails when
-/// signet (or nginx) answers h2load with anything but 2xx: a wrong request.
-pub async fn scenario_nginx(
-    signet: &SignetProc,
-    target: &Arc<Target>,
-    hit: &Work,
-    secs: f64,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let (status, answer) = target
-        .post(&mut target.connect().await?, hit.body.clone())
-        .await?;
-    anyhow::ensure!(
-        status == StatusCode::OK && allowed_of(&answer) == Some(true),
-        "the hot image is not allowed"
-    );
+/// multiplexes), so that the HTTP/1.1 and HTTP/2 ratios come from one tool. The `wrk -c16`
+/// row once more for a second signet logging JSON lines, as the deployment manifest has it
+/// (the other rows use the CLI's default, plain lines). Fails when signet (or nginx) answers
+/// h2load with anything but 2xx: a wrong request.
+pub async fn scenario_nginx(w: &World, secs: f64, report: &mut Report) -> anyhow::Result<()> {
+    let (signet, hit) = (&w.signet, &w.hit1[0]);
+    let answer = hot_image_allowed(&w.target, hit).await?;
     let (cert, key) = signet.cert_files();
     let nginx = Nginx::start(&cert, &key, &answer)?;
     let signet_url = format!("https://{}/validate?timeout=10s", signet.webhook);
     let nginx_url = format!("https://127.0.0.1:{}/validate?timeout=10s", nginx.port);
+    let mut nginx_c16 = None;
     for c in [16usize, 1] {
         let _ = wrk(&signet_url, &hit.body, c, 1.0)?; // warm-up
         let cpu0 = signet.proc.cpu_secs();
@@ -55,6 +47,12 @@ pub async fn scenario_nginx(
             &format!("throughput {}", ratio(s.rate, n.rate)),
             if c == 16 { "≥ 0.5× nginx" } else { "p99 ≤ 0.3 ms" },
         );
+        if c == 16 {
+            nginx_c16 = Some(n);
+        }
+    }
+    if let Some(n) = nginx_c16 {
+        wrk_with_json_lines(w, hit, &n, secs, report).await?;
     }
     // h2load against nginx's port that reads the request body (see `Nginx`).
     let nginx_url = format!("https://127.0.0.1:{}/validate?timeout=10s", nginx.body_port);
@@ -146,6 +144,49 @@ pub async fn scenario_nginx(
             },
         );
     }
+    Ok(())
+}
+
+/// Posts the hot image's review once (a cold review on a fresh signet) and checks that it is
+/// allowed; the answer's body.
+async fn hot_image_allowed(target: &Target, hit: &Work) -> anyhow::Result<bytes::Bytes> {
+    let (status, answer) = target
+        .post(&mut target.connect().await?, hit.body.clone())
+        .await?;
+    anyhow::ensure!(
+        status == StatusCode::OK && allowed_of(&answer) == Some(true),
+        "the hot image is not allowed"
+    );
+    Ok(answer)
+}
+
+/// (n)'s `wrk -t1 -c16` row for a signet writing JSON log lines (`--log-format json`, its own
+/// certificate of the same kind), against the nginx figure measured just before.
+async fn wrk_with_json_lines(
+    w: &World,
+    hit: &Work,
+    nginx: &crate::tools::Wrk,
+    secs: f64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let json = w
+        .start_signet_with(&["--log-format".into(), "json".into()])
+        .await?;
+    let target = Target::new(json.webhook, &json.ca_pem, "/validate?timeout=10s")?;
+    hot_image_allowed(&target, hit).await?;
+    let url = format!("https://{}/validate?timeout=10s", json.webhook);
+    let _ = wrk(&url, &hit.body, 16, 1.0)?; // warm-up
+    let cpu0 = json.proc.cpu_secs();
+    let s = wrk(&url, &hit.body, 16, secs)?;
+    let s_cpu = (json.proc.cpu_secs() - cpu0) * 1e6 / (s.rate * secs).max(1.0);
+    eprintln!("wrk signet (JSON lines) c=16:\n{}", s.raw);
+    report.row(
+        "(n) cache hit, 1 image, `wrk -t1 -c16`, signet logging JSON lines (the deployment manifest's `--log-format=json`), against the nginx figure above",
+        &format!("signet {:.0} reviews/s; p50 {:.3} / p99 {:.3} ms; CPU {s_cpu:.0} µs/review (master process)", s.rate, s.p50, s.p99),
+        &format!("nginx {:.0}/s (the `wrk -c16` row above)", nginx.rate),
+        &format!("throughput {}", ratio(s.rate, nginx.rate)),
+        "≥ 0.5× nginx",
+    );
     Ok(())
 }
 
