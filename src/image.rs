@@ -7,6 +7,7 @@
 //! from the rest of the crate.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::str::FromStr;
 
 /// The registry host that short names resolve to.
@@ -190,7 +191,11 @@ impl ImageRef {
 
     /// `registry/repository`, what policies' `images` globs are matched against.
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        let mut name = String::with_capacity(self.registry.len() + 1 + self.repository.len());
+        name.push_str(&self.registry);
+        name.push('/');
+        name.push_str(&self.repository);
+        name
     }
 
     /// The same repository pinned to `digest` (the tag is kept for messages).
@@ -212,13 +217,18 @@ impl ImageRef {
 }
 
 impl fmt::Display for ImageRef {
+    /// Written piece by piece: every cache hit writes its reference out once.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
+        f.write_str(&self.registry)?;
+        f.write_char('/')?;
+        f.write_str(&self.repository)?;
         if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
+            f.write_char(':')?;
+            f.write_str(t)?;
         }
         if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
+            f.write_char('@')?;
+            f.write_str(d.as_str())?;
         }
         Ok(())
     }
@@ -235,7 +245,10 @@ impl FromStr for ImageRef {
         if s.len() > MAX_REFERENCE_LEN {
             return Err(ParseError::TooLong);
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // In ASCII, whitespace and control characters are exactly the bytes up to the space
+        // and DEL; beyond ASCII, Unicode's own classes.
+        let unwanted = |c: char| c.is_whitespace() || c.is_control();
+        if s.bytes().any(|b| b <= b' ' || b == 0x7f) || (!s.is_ascii() && s.chars().any(unwanted)) {
             return Err(ParseError::Whitespace);
         }
         let (rest, digest) = match s.split_once('@') {
@@ -346,7 +359,12 @@ pub fn normalize_host(host: &str) -> Result<String, ParseError> {
         }
     };
     let host = match port {
-        Some(p) => format!("{name}:{p}"),
+        Some(p) => {
+            let mut host = name;
+            host.push(':');
+            host.push_str(itoa::Buffer::new().format(p));
+            host
+        }
         None => name,
     };
     if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
@@ -415,6 +433,31 @@ mod tests {
     use proptest::prelude::*;
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// The parser's byte test for ASCII is Unicode's whitespace-or-control for every ASCII
+    /// character, and a reference with any of them is refused.
+    #[test]
+    fn ascii_whitespace_and_control_bytes_are_exactly_the_refused_ones() {
+        for b in 0u8..=0x7f {
+            let c = char::from(b);
+            assert_eq!(
+                b <= b' ' || b == 0x7f,
+                c.is_whitespace() || c.is_control(),
+                "{b:#04x}"
+            );
+            let refused = matches!(
+                format!("nginx{c}:1").parse::<ImageRef>(),
+                Err(ParseError::Whitespace)
+            );
+            assert_eq!(refused, c.is_whitespace() || c.is_control(), "{b:#04x}");
+        }
+        for bad in ["nginx\u{a0}:1", "nginx\u{85}", "nginx\u{2028}"] {
+            assert!(
+                matches!(bad.parse::<ImageRef>(), Err(ParseError::Whitespace)),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn normalises_like_the_runtime() {
