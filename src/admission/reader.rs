@@ -18,8 +18,8 @@
 //!
 //! Why not serde_json itself: serde_json's cost is per string (most of a review's ~200
 //! strings are keys and values no decision reads), and neither sonic-rs nor jiter was faster
-//! on a review body; this reader scans strings with a byte table and skips unread values in a
-//! loop of its own.
+//! on a review body; this reader scans strings eight bytes at a time and skips unread values
+//! in a loop of its own.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -65,26 +65,6 @@ pub fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Option<T> {
     (reader.pos == reader.bytes.len()).then_some(value)
 }
 
-/// What a byte means inside a string.
-const PLAIN: u8 = 0;
-const QUOTE: u8 = 1;
-const ESCAPE: u8 = 2;
-const CONTROL: u8 = 3;
-
-/// Every byte's meaning inside a string: `"` ends it, `\` starts an escape, bytes below 0x20
-/// may not appear raw, everything else (UTF-8 included, checked before) is the string's own.
-static STRING_BYTES: [u8; 256] = {
-    let mut t = [PLAIN; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = CONTROL;
-        b += 1;
-    }
-    t[b'"' as usize] = QUOTE;
-    t[b'\\' as usize] = ESCAPE;
-    t
-};
-
 struct Reader<'de> {
     /// The body, already checked to be UTF-8.
     text: &'de str,
@@ -101,9 +81,13 @@ impl<'de> Reader<'de> {
         self.bytes.get(self.pos).copied()
     }
 
-    /// JSON's whitespace: space, tab, line feed, carriage return; nothing else.
+    /// JSON's whitespace: space, tab, line feed, carriage return; nothing else. A review body
+    /// is mostly compact, so a byte above the space ends it with one comparison.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return;
+            }
             self.pos += 1;
         }
     }
@@ -134,74 +118,40 @@ impl<'de> Reader<'de> {
         Ok(())
     }
 
-    /// Moves to the next `"`, `\` or control byte inside a string; its meaning. Eight bytes
-    /// at a time while eight remain (most of a review is strings), then byte by byte.
-    fn scan(&mut self) -> Result<u8> {
-        const ONES: u64 = u64::from_ne_bytes([1; 8]);
-        const HIGH: u64 = ONES << 7;
-        let mut pos = self.pos;
-        while let Some(chunk) = self.bytes.get(pos..pos + 8) {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(word);
-            // The high bit of each byte that is `"`, `\` or below 0x20 (exact for the lowest
-            // such byte; bytes above it may be flagged falsely, so the first flag is taken).
-            let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-            let found = zero(x ^ (ONES * u64::from(b'"')))
-                | zero(x ^ (ONES * u64::from(b'\\')))
-                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
-            if found != 0 {
-                // The byte found, taken from the word already loaded: reading it again from
-                // the body would wait on a load that depends on this one.
-                let at = found.trailing_zeros() / 8;
-                self.pos = pos + at as usize;
-                return Ok(match (x >> (at * 8)) as u8 {
-                    b'"' => QUOTE,
-                    b'\\' => ESCAPE,
-                    _ => CONTROL,
-                });
-            }
-            pos += 8;
-        }
-        while let Some(&b) = self.bytes.get(pos) {
-            let class = STRING_BYTES[b as usize];
-            if class != PLAIN {
-                self.pos = pos;
-                return Ok(class);
-            }
-            pos += 1;
-        }
-        self.pos = pos;
-        Err(GiveUp)
-    }
-
     /// A string, borrowed unless it holds escapes; the opening `"` is at the position.
     fn read_str(&mut self) -> Result<Cow<'de, str>> {
         self.eat(b'"')?;
-        let mut start = self.pos;
-        let mut owned: Option<String> = None;
+        let start = self.pos;
+        let (at, b) = special(self.bytes, start).ok_or(GiveUp)?;
+        if b == b'"' {
+            self.pos = at + 1;
+            return self.text.get(start..at).map(Cow::Borrowed).ok_or(GiveUp);
+        }
+        self.read_escaped(start, at, b)
+    }
+
+    /// The rest of a string read by [`Reader::read_str`] from `start`, whose first special
+    /// byte `b` is at `at`: the text with its escapes replaced.
+    #[cold]
+    #[inline(never)]
+    fn read_escaped(&mut self, start: usize, mut at: usize, mut b: u8) -> Result<Cow<'de, str>> {
+        let mut owned = String::new();
+        let mut run = start;
         loop {
-            let class = self.scan()?;
-            let run = self.text.get(start..self.pos).ok_or(GiveUp)?;
-            match class {
-                QUOTE => {
-                    self.pos += 1;
-                    return Ok(match owned {
-                        None => Cow::Borrowed(run),
-                        Some(mut s) => {
-                            s.push_str(run);
-                            Cow::Owned(s)
-                        }
-                    });
+            owned.push_str(self.text.get(run..at).ok_or(GiveUp)?);
+            match b {
+                b'"' => {
+                    self.pos = at + 1;
+                    return Ok(Cow::Owned(owned));
                 }
-                ESCAPE => {
-                    let s = owned.get_or_insert_with(String::new);
-                    s.push_str(run);
-                    s.push(self.escape()?);
-                    start = self.pos;
+                b'\\' => {
+                    self.pos = at;
+                    owned.push(self.escape()?);
+                    run = self.pos;
                 }
                 _ => return Err(GiveUp),
             }
+            (at, b) = special(self.bytes, run).ok_or(GiveUp)?;
         }
     }
 
@@ -236,31 +186,15 @@ impl<'de> Reader<'de> {
     /// Any valid string; the opening `"` is at the position.
     fn skip_str(&mut self) -> Result<()> {
         self.eat(b'"')?;
+        let mut from = self.pos;
         loop {
-            match self.scan()? {
-                QUOTE => {
-                    self.pos += 1;
+            let (at, b) = special(self.bytes, from).ok_or(GiveUp)?;
+            match b {
+                b'"' => {
+                    self.pos = at + 1;
                     return Ok(());
                 }
-                ESCAPE => {
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 1
-                        }
-                        Some(b'u') => {
-                            let hex = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(GiveUp)?;
-                            // `\uD800`-`\uDFFF`: a surrogate, for the full decoder to judge.
-                            if !hex.iter().all(u8::is_ascii_hexdigit)
-                                || matches!(hex[0], b'd' | b'D')
-                            {
-                                return Err(GiveUp);
-                            }
-                            self.pos += 5;
-                        }
-                        _ => return Err(GiveUp),
-                    }
-                }
+                b'\\' => from = skip_escape(self.bytes, at)?,
                 _ => return Err(GiveUp),
             }
         }
@@ -394,6 +328,55 @@ impl<'de> Reader<'de> {
                 }
             }
         }
+    }
+}
+
+/// The first `"`, `\` or control byte at or after `pos` inside a string, with its position:
+/// eight bytes at a time while eight remain (most of a review is strings), then byte by byte.
+/// The byte comes from the word already loaded: reading it again from the body would wait on a
+/// load that depends on this one.
+#[inline]
+fn special(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // The high bit of each byte that is `"`, `\` or below 0x20 (exact for the lowest such
+        // byte; bytes above it may be flagged falsely, so the first flag is taken).
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let found = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if found != 0 {
+            let at = found.trailing_zeros() / 8;
+            return Some((pos + at as usize, (x >> (at * 8)) as u8));
+        }
+        pos += 8;
+    }
+    while let Some(&b) = bytes.get(pos) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return Some((pos, b));
+        }
+        pos += 1;
+    }
+    None
+}
+
+/// Past the escape whose `\` is at `at` in a skipped string: its end. A `\u` escape of a
+/// UTF-16 surrogate (`\uD800`-`\uDFFF`) is for the full decoder to judge.
+fn skip_escape(bytes: &[u8], at: usize) -> Result<usize> {
+    match bytes.get(at + 1) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 2),
+        Some(b'u') => {
+            let hex = bytes.get(at + 2..at + 6).ok_or(GiveUp)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) || matches!(hex[0], b'd' | b'D') {
+                return Err(GiveUp);
+            }
+            Ok(at + 6)
+        }
+        _ => Err(GiveUp),
     }
 }
 
