@@ -522,6 +522,25 @@ pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
     uses.list
 }
 
+/// `container "web"`: what uses an image and its name as `{:?}` writes it. A name of printable
+/// ASCII without quotes or backslashes (every name the API server admits) is written as it is.
+fn container_label(what: &str, name: &str) -> String {
+    let mut label = String::with_capacity(what.len() + name.len() + 3);
+    label.push_str(what);
+    label.push(' ');
+    if name
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        label.push('"');
+        label.push_str(name);
+        label.push('"');
+    } else {
+        let _ = write!(label, "{name:?}");
+    }
+    label
+}
+
 /// [`ImageUse`]s in the order their images first appear, each image once.
 #[derive(Default)]
 struct Uses {
@@ -536,7 +555,7 @@ impl Uses {
 
     fn add(&mut self, image: Option<&str>, what: &str, name: &str) {
         let image = image.unwrap_or_default();
-        let container = format!("{what} {name:?}");
+        let container = container_label(what, name);
         let found = if self.list.len() <= Self::LINEAR {
             self.list.iter().position(|u| u.image == image)
         } else {
@@ -912,8 +931,9 @@ mod fast {
     }
 
     pub(super) fn decode(body: &[u8]) -> Option<Review> {
-        // Checked whole, once: the reader reads and skips strings as the bytes they are.
-        let json = std::str::from_utf8(body).ok()?;
+        // Checked whole, once: the reader reads and skips strings as the bytes they are. Where
+        // the body is not UTF-8 the full decoder says why.
+        let json = simdutf8::basic::from_utf8(body).ok()?;
         let Map(wire): Map<Body<'_>> = super::reader::from_str(json)?;
         if wire.kind != "AdmissionReview" || !wire.api_version.starts_with("admission.k8s.io/") {
             return None;
@@ -1135,19 +1155,30 @@ impl<'a> AuditLine<'a> {
 
 /// `s` cut to [`MAX_AUDIT_FIELD_CHARS`] characters, with `…` when cut.
 fn bounded(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
-        Some((end, _)) => Cow::Owned(format!("{}…", &s[..end])),
+    match cut_at(s) {
+        Some(end) => Cow::Owned(format!("{}…", &s[..end])),
         None => Cow::Borrowed(s),
     }
 }
 
 /// [`bounded`], cutting `s` in place.
 fn bounded_owned(mut s: String) -> String {
-    if let Some((end, _)) = s.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
+    if let Some(end) = cut_at(&s) {
         s.truncate(end);
         s.push('…');
     }
     s
+}
+
+/// Where `s` is cut to [`MAX_AUDIT_FIELD_CHARS`] characters, if it is longer. Text of at most
+/// that many bytes has at most that many characters and is not walked.
+fn cut_at(s: &str) -> Option<usize> {
+    if s.len() <= MAX_AUDIT_FIELD_CHARS {
+        return None;
+    }
+    s.char_indices()
+        .nth(MAX_AUDIT_FIELD_CHARS)
+        .map(|(end, _)| end)
 }
 
 /// The response for a review allowed without checking, or rejected before checking: the
@@ -1283,11 +1314,17 @@ fn encode(review: &Review, response: Response<'_>) -> Vec<u8> {
         kind: "AdmissionReview",
         response,
     };
+    // Room for a typical answer (a few hundred bytes with its audit annotations) from the
+    // start, rather than growing from 128 bytes in three copies.
+    let mut body = Vec::with_capacity(1024);
     // Strings, booleans and string maps: serialising cannot fail. Answer something valid
     // regardless.
-    serde_json::to_vec(&out).unwrap_or_else(|e| {
-        serde_json::to_vec(&serde_json::json!({"error": e.to_string()})).unwrap_or_default()
-    })
+    match serde_json::to_writer(&mut body, &out) {
+        Ok(()) => body,
+        Err(e) => {
+            serde_json::to_vec(&serde_json::json!({"error": e.to_string()})).unwrap_or_default()
+        }
+    }
 }
 /// The denials joined with `; `, at most [`MAX_DENY_CHARS`] characters (plus the count of
 /// the images left out). The first reason is always shown, cut with `…` when it alone is over

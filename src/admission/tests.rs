@@ -659,3 +659,54 @@ fn deny_message_shows_the_first_reason_even_when_it_is_over_the_limit() {
     assert!(alone.starts_with("image a.io/x") && alone.ends_with('…'));
     assert!(alone.chars().count() <= MAX_DENY_CHARS);
 }
+
+#[test]
+fn audit_fields_are_cut_after_so_many_characters_not_bytes() {
+    let max = MAX_AUDIT_FIELD_CHARS;
+    for (text, cut) in [
+        ("a".repeat(max), None),
+        ("a".repeat(max + 1), Some(max)),
+        // Two bytes a character: over the bound in bytes, within it in characters.
+        ("é".repeat(max), None),
+        ("é".repeat(max + 1), Some(2 * max)),
+        (format!("{}é", "a".repeat(max - 1)), None),
+        (format!("{}éa", "a".repeat(max - 1)), Some(max + 1)),
+    ] {
+        assert_eq!(cut_at(&text), cut, "{} bytes", text.len());
+        let bounded_text = bounded(&text);
+        assert_eq!(bounded_owned(text.clone()), bounded_text);
+        match cut {
+            None => assert_eq!(bounded_text, text),
+            Some(end) => assert_eq!(bounded_text, format!("{}…", &text[..end])),
+        }
+        assert!(bounded_text.chars().count() <= max + 1);
+    }
+}
+
+#[test]
+fn container_labels_are_what_debug_formatting_writes() {
+    let names = [
+        "web",
+        "",
+        "with space",
+        "quote\"d",
+        "back\\slash",
+        "tab\there",
+        "new\nline",
+        "ünïcode",
+        "\u{7f}del",
+        "zero\u{200b}width",
+    ];
+    for name in names {
+        for what in ["container", "init container", "image volume"] {
+            assert_eq!(container_label(what, name), format!("{what} {name:?}"));
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn container_labels_agree_with_debug_formatting_on_any_name(name in ".{0,40}") {
+        proptest::prop_assert_eq!(container_label("container", &name), format!("container {name:?}"));
+    }
+}
