@@ -551,11 +551,11 @@ impl Engine {
             }
             Ok(resolved) => {
                 report.digest = Some(resolved.digest.clone());
-                let pinned = image.with_digest(resolved.digest.clone());
+                let by_tag = image.digest().is_none();
+                let pinned = image.into_pinned(resolved.digest.clone());
                 let checks = policies.iter().map(|p| {
                     let pinned = &pinned;
                     let resolved = &resolved;
-                    let by_tag = image.digest().is_none();
                     async move {
                         if p.require_digest && by_tag {
                             self.metrics.verification(

@@ -200,9 +200,14 @@ impl ImageRef {
 
     /// The same repository pinned to `digest` (the tag is kept for messages).
     pub fn with_digest(&self, digest: Digest) -> ImageRef {
+        self.clone().into_pinned(digest)
+    }
+
+    /// [`ImageRef::with_digest`] without copying the reference.
+    pub fn into_pinned(self, digest: Digest) -> ImageRef {
         ImageRef {
             digest: Some(digest),
-            ..self.clone()
+            ..self
         }
     }
 
@@ -246,9 +251,11 @@ impl FromStr for ImageRef {
             return Err(ParseError::TooLong);
         }
         // In ASCII, whitespace and control characters are exactly the bytes up to the space
-        // and DEL; beyond ASCII, Unicode's own classes.
+        // and DEL; beyond ASCII, Unicode's own classes. The bytes are folded without an early
+        // exit so that the compiler checks them sixteen at a time.
         let unwanted = |c: char| c.is_whitespace() || c.is_control();
-        if s.bytes().any(|b| b <= b' ' || b == 0x7f) || (!s.is_ascii() && s.chars().any(unwanted)) {
+        let clean_bytes = s.bytes().fold(true, |ok, b| ok & (b > b' ') & (b != 0x7f));
+        if !clean_bytes || (!s.is_ascii() && s.chars().any(unwanted)) {
             return Err(ParseError::Whitespace);
         }
         let (rest, digest) = match s.split_once('@') {
@@ -330,17 +337,24 @@ pub fn normalize_host(host: &str) -> Result<String, ParseError> {
             Some((n, p)) => (n, Some(p)),
             None => (host, None),
         };
-        let label_ok = |l: &str| {
+        let label_ok = |l: &[u8]| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
+                && l.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with(b"-")
+                && !l.ends_with(b"-")
         };
-        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        if name.is_empty()
+            || name.len() > 253
+            || !name.as_bytes().split(|&b| b == b'.').all(label_ok)
+        {
             return Err(bad());
         }
-        (name.to_ascii_lowercase(), port)
+        // Room for the port: the host is written once.
+        let mut lower = String::with_capacity(host.len());
+        lower.push_str(name);
+        lower.make_ascii_lowercase();
+        (lower, port)
     };
     // Without its port, a dotless name such as `regim` would read as a Docker Hub namespace
     // (`docker.io/regim/...`), so `:443` is dropped only where the host stays a host.
