@@ -206,11 +206,9 @@ where
             tracing::Level::WARN => "  WARN ",
             tracing::Level::ERROR => " ERROR ",
         })?;
-        if let Some(scope) = ctx.event_scope() {
-            let mut seen = false;
-            for span in scope.from_root() {
+        if let Some(leaf) = ctx.parent_span() {
+            from_root(leaf, |span| {
                 w.write_str(span.metadata().name())?;
-                seen = true;
                 let ext = span.extensions();
                 if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>()
                     && !fields.is_empty()
@@ -219,17 +217,33 @@ where
                     w.write_str(fields)?;
                     w.write_char('}')?;
                 }
-                w.write_char(':')?;
-            }
-            if seen {
-                w.write_char(' ')?;
-            }
+                w.write_char(':')
+            })?;
+            w.write_char(' ')?;
         }
         w.write_str(meta.target())?;
         w.write_str(": ")?;
         ctx.format_fields(w.by_ref(), event)?;
         w.write_char('\n')
     }
+}
+
+/// `leaf` and the spans above it, from the root, each to `write`. A span without a parent (a
+/// review's, on every line a review logs) is written without collecting its scope first.
+fn from_root<'a, S>(
+    leaf: tracing_subscriber::registry::SpanRef<'a, S>,
+    mut write: impl FnMut(&tracing_subscriber::registry::SpanRef<'a, S>) -> fmt::Result,
+) -> fmt::Result
+where
+    S: tracing_subscriber::registry::LookupSpan<'a>,
+{
+    if leaf.parent().is_none() {
+        return write(&leaf);
+    }
+    for span in leaf.scope().from_root() {
+        write(&span)?;
+    }
+    Ok(())
 }
 
 /// Each line's time: RFC 3339 in UTC with microseconds (`2026-12-06T13:54:47.803747Z`, as

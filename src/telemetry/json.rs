@@ -69,12 +69,13 @@ where
         if current.is_some() {
             line.extend_from_slice(b",\"spans\":[");
             if let Some(leaf) = ctx.lookup_current() {
-                for (i, span) in leaf.scope().from_root().enumerate() {
-                    if i > 0 {
+                let mut first = true;
+                super::from_root(leaf, |span| {
+                    if !std::mem::take(&mut first) {
                         line.push(b',');
                     }
-                    span_object(&mut line, &span)?;
-                }
+                    span_object(&mut line, span)
+                })?;
             }
             line.push(b']');
         }
