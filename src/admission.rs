@@ -522,16 +522,13 @@ pub fn images(pod: &PodSpec) -> Vec<ImageUse> {
     uses.list
 }
 
-/// `container "web"`: what uses an image and its name as `{:?}` writes it. A name of printable
-/// ASCII without quotes or backslashes (every name the API server admits) is written as it is.
+/// `container "web"`: what uses an image and its name as `{:?}` writes it. A name `{:?}` would
+/// not change (every name the API server admits) is written as it is.
 fn container_label(what: &str, name: &str) -> String {
     let mut label = String::with_capacity(what.len() + name.len() + 3);
     label.push_str(what);
     label.push(' ');
-    if name
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
+    if crate::telemetry::debug_quotes_as_is(name) {
         label.push('"');
         label.push_str(name);
         label.push('"');

@@ -362,13 +362,8 @@ impl tracing::field::Visit for PlainVisit<'_> {
     }
 
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        // What `{:?}` writes for printable ASCII without quotes or backslashes: the text in
-        // quotes, within the bound.
-        let plain = value.len() + 2 <= MAX_FIELD_CHARS
-            && value
-                .bytes()
-                .fold(true, |ok, b| ok & printable(b) & (b != b'"') & (b != b'\\'));
-        if plain {
+        // Text `{:?}` writes as it is, in quotes, within the bound.
+        if value.len() + 2 <= MAX_FIELD_CHARS && debug_quotes_as_is(value) {
             self.field(field, |w| {
                 w.write_char('"')?;
                 w.write_str(value)?;
@@ -433,6 +428,12 @@ fn escape_bounded(w: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
 /// always passes.
 fn printable(b: u8) -> bool {
     (b' '..=b'~').contains(&b)
+}
+
+/// Whether `{:?}` writes `s` as it is between its quotes: printable ASCII without `"` or `\`.
+pub(crate) fn debug_quotes_as_is(s: &str) -> bool {
+    s.bytes()
+        .fold(true, |ok, b| ok & printable(b) & (b != b'"') & (b != b'\\'))
 }
 
 /// A writer that escapes what goes through it (see [`Untrusted`]) and writes at most `left`
