@@ -248,24 +248,73 @@ struct VerdictKey {
     generation: String,
 }
 
-struct VerdictExpiry {
+/// How long verdicts are cached: trusted ones at most `trusted` ([`trusted_for`]), the others
+/// `untrusted`.
+#[derive(Clone, Copy)]
+struct VerdictLifetimes {
     trusted: Duration,
     untrusted: Duration,
 }
 
-impl Expiry<VerdictKey, Arc<PolicyVerdict>> for VerdictExpiry {
-    fn expire_after_create(
-        &self,
-        _: &VerdictKey,
-        value: &Arc<PolicyVerdict>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(match &**value {
+impl VerdictLifetimes {
+    fn of(&self, verdict: &PolicyVerdict) -> Duration {
+        match verdict {
             PolicyVerdict::Trusted { authorities } => {
                 trusted_for(authorities, SystemTime::now(), self.trusted)
             }
             _ => self.untrusted,
-        })
+        }
+    }
+}
+
+/// A verdict in the cache: when it was made, how long it may be served, and whether a renewal
+/// has been started for it (one per entry).
+struct CachedVerdict {
+    verdict: Arc<PolicyVerdict>,
+    at: Instant,
+    lifetime: Duration,
+    renewing: AtomicBool,
+}
+
+impl CachedVerdict {
+    fn new(verdict: PolicyVerdict, lifetimes: VerdictLifetimes) -> Self {
+        CachedVerdict {
+            lifetime: lifetimes.of(&verdict),
+            verdict: Arc::new(verdict),
+            at: Instant::now(),
+            renewing: AtomicBool::new(false),
+        }
+    }
+
+    /// In the last quarter of its lifetime, with that rest of it.
+    fn due(&self) -> Option<Duration> {
+        let rest = self.lifetime.checked_sub(self.at.elapsed())?;
+        (rest <= self.lifetime / 4).then_some(rest)
+    }
+}
+
+/// Each entry lives as long as it says, counted from when it was made: a renewed verdict
+/// replaces its entry with a lifetime of its own.
+struct VerdictExpiry;
+
+impl Expiry<VerdictKey, Arc<CachedVerdict>> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _: &VerdictKey,
+        value: &Arc<CachedVerdict>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &VerdictKey,
+        value: &Arc<CachedVerdict>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
     }
 }
 
@@ -323,16 +372,14 @@ pub struct Engine {
     /// ([`Engine::refresh`]), and how long that may take: the rest of the entry's lifetime.
     refresh_after: Duration,
     refresh_within: Duration,
-    verdicts: Cache<VerdictKey, Arc<PolicyVerdict>, ahash::RandomState>,
+    verdicts: Cache<VerdictKey, Arc<CachedVerdict>, ahash::RandomState>,
+    lifetimes: VerdictLifetimes,
     metrics: Arc<Metrics>,
-    revocation: Option<Arc<dyn RevocationSource>>,
+    checks: Checks,
     /// Signature blob bytes all reviews together may hold (`Limits::max_held_bytes`).
     held_bytes: Arc<Semaphore>,
     /// Where a workload's own registry credentials come from (`--pull-secrets`).
     pull_secrets: Option<Arc<dyn WorkloadCredentialSource>>,
-    /// Signature checks running on the blocking pool at once: half the cores (at least one),
-    /// so that a storm of cold images leaves cores to the async workers' cache hits.
-    verify_slots: Semaphore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -352,9 +399,13 @@ impl Engine {
         let held = registry.limits().max_held_bytes.min(u64::from(u32::MAX));
         Engine {
             held_bytes: Arc::new(Semaphore::new(usize::try_from(held).unwrap_or(usize::MAX))),
-            verify_slots: Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-            ),
+            checks: Checks {
+                metrics: metrics.clone(),
+                revocation: None,
+                slots: Arc::new(Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                )),
+            },
             registry,
             policies: RwLock::new(Arc::new(policies)),
             digests: Cache::builder()
@@ -365,13 +416,13 @@ impl Engine {
             refresh_within: caches.digest_ttl - caches.digest_ttl * 3 / 4,
             verdicts: Cache::builder()
                 .max_capacity(caches.max_verdicts)
-                .expire_after(VerdictExpiry {
-                    trusted: caches.trusted_ttl,
-                    untrusted: caches.untrusted_ttl,
-                })
+                .expire_after(VerdictExpiry)
                 .build_with_hasher(ahash::RandomState::new()),
+            lifetimes: VerdictLifetimes {
+                trusted: caches.trusted_ttl,
+                untrusted: caches.untrusted_ttl,
+            },
             metrics,
-            revocation: None,
             pull_secrets: None,
         }
     }
@@ -386,7 +437,7 @@ impl Engine {
     /// Where Notation revocation checks fetch CRLs and OCSP answers. Without one, chains that
     /// name revocation locations have an unknown status (which the trust policy's level judges).
     pub fn with_revocation(mut self, source: Arc<dyn RevocationSource>) -> Self {
-        self.revocation = Some(source);
+        self.checks.revocation = Some(source);
         self
     }
 
@@ -697,15 +748,20 @@ impl Engine {
         };
         if let Some(hit) = self.verdicts.get(&key).await {
             self.metrics.cache("verdict", true);
-            return hit;
+            if let Some(rest) = hit.due()
+                && !hit.renewing.swap(true, Ordering::Relaxed)
+            {
+                self.renew(key, image.clone(), resolved.clone(), policy.clone(), rest);
+            }
+            return hit.verdict.clone();
         }
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
-            let v = Box::pin(self.verify(budget, image, resolved, policy)).await;
+            let v = Box::pin(self.checks.verify(budget, image, resolved, policy)).await;
             match v {
                 PolicyVerdict::Undecided { .. } => Err(v),
-                v => Ok(Arc::new(v)),
+                v => Ok(Arc::new(CachedVerdict::new(v, self.lifetimes))),
             }
         };
         let mut r = self.verdicts.try_get_with_by_ref(&key, run()).await;
@@ -715,11 +771,76 @@ impl Engine {
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));
         match r {
-            Ok(v) => v,
+            Ok(v) => v.verdict.clone(),
             Err(e) => Arc::new((*e).clone()),
         }
     }
 
+    /// Verifies `image` again for the verdict cache without a review waiting on it: started by
+    /// the first hit in the last quarter of an entry's lifetime (`within` is the rest of it),
+    /// so that an image in steady use is checked again before its verdict expires, rather than
+    /// a review of it waiting on the registry and the signature checks each time it does. The
+    /// entry is served meanwhile, never past its lifetime; a definitive verdict replaces it
+    /// with a lifetime of its own (a signature revoked since is seen here, as it would have
+    /// been at the expiry), and an undecided one (the registry failing, the time running out)
+    /// changes nothing: the next review after the expiry verifies itself. It runs with its own
+    /// budget and with the registry credentials of the review that started it.
+    fn renew(
+        &self,
+        key: VerdictKey,
+        image: ImageRef,
+        resolved: Resolved,
+        policy: Arc<Policy>,
+        within: Duration,
+    ) {
+        let checks = self.checks.clone();
+        let verdicts = self.verdicts.clone();
+        let lifetimes = self.lifetimes;
+        let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
+        let credentials = registry::workload_credentials();
+        let deadline = Instant::now() + within;
+        tokio::spawn(async move {
+            let verify = tokio::time::timeout_at(
+                deadline.into(),
+                registry::with_deadline(
+                    deadline,
+                    checks.verify(&budget, &image, &resolved, &policy),
+                ),
+            );
+            let verified = match credentials {
+                Some(c) => registry::with_credentials(c, verify).await,
+                None => verify.await,
+            };
+            let ok = match verified {
+                Ok(v) if !matches!(v, PolicyVerdict::Undecided { .. }) => {
+                    verdicts
+                        .insert(key, Arc::new(CachedVerdict::new(v, lifetimes)))
+                        .await;
+                    true
+                }
+                _ => false,
+            };
+            checks
+                .metrics
+                .verdict_renewals
+                .with_label_values(&[if ok { "ok" } else { "failed" }])
+                .inc();
+        });
+    }
+}
+
+/// What verifying needs besides the review's budget: cheap to clone, so that a verdict can be
+/// renewed by a task of its own ([`Engine::renew`]).
+#[derive(Clone)]
+struct Checks {
+    metrics: Arc<Metrics>,
+    revocation: Option<Arc<dyn RevocationSource>>,
+    /// Signature checks running on the blocking pool at once: half the cores (at least one),
+    /// so that a storm of cold images leaves cores to the async workers' cache hits.
+    slots: Arc<Semaphore>,
+}
+
+impl Checks {
     /// Finds the signatures the policy can use and checks each authority; any suffices.
     ///
     /// Discovery runs in the rounds the formats ask for (`format::stages`), a later round only
@@ -934,7 +1055,7 @@ impl Engine {
         }
     }
 
-    /// Runs `work` on the blocking pool, at most [`verify_slots`](Engine) at a time: signature
+    /// Runs `work` on the blocking pool, at most [`slots`](Checks) at a time: signature
     /// checks and chain validations take tens to hundreds of microseconds of CPU each, and on
     /// the async workers a storm of cold images would hold back every cache hit. `None` only
     /// when the work could not finish (the runtime is shutting down, or the work panicked):
@@ -943,7 +1064,7 @@ impl Engine {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let _slot = self.verify_slots.acquire().await.ok();
+        let _slot = self.slots.acquire().await.ok();
         match tokio::task::spawn_blocking(work).await {
             Ok(out) => Some(out),
             Err(e) => {
@@ -1462,6 +1583,213 @@ mod tests {
         assert_eq!(registry.resolves(), 3);
     }
 
+    /// A registry holding one image without signatures: every signature lookup (manifest or
+    /// referrers) is counted; while `hold` is set each waits for a permit of `gate`, and while
+    /// `fail` is set each fails.
+    struct Unsigned {
+        lookups: std::sync::atomic::AtomicUsize,
+        hold: AtomicBool,
+        fail: AtomicBool,
+        gate: Semaphore,
+    }
+
+    impl Unsigned {
+        fn new() -> Arc<Unsigned> {
+            Arc::new(Unsigned {
+                lookups: Default::default(),
+                hold: AtomicBool::new(false),
+                fail: AtomicBool::new(false),
+                gate: Semaphore::new(0),
+            })
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(Ordering::SeqCst)
+        }
+
+        async fn lookup(&self) -> Result<(), RegistryError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            if self.hold.load(Ordering::SeqCst) {
+                self.gate.acquire().await.expect("gate open").forget();
+            }
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(RegistryError::new(Reason::RegistryUnreachable, "down"));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Registry for Unsigned {
+        async fn resolve(&self, _: &ImageRef) -> Result<Resolved, RegistryError> {
+            Ok(Resolved {
+                digest: Digest::sha256_of(b"app"),
+                media_type: OCI_MANIFEST.into(),
+                size: 1,
+            })
+        }
+        async fn manifest(
+            &self,
+            i: &ImageRef,
+            r: &str,
+        ) -> Result<Option<registry::Manifest>, RegistryError> {
+            self.lookup().await?;
+            Empty.manifest(i, r).await
+        }
+        async fn blob(&self, i: &ImageRef, d: &Descriptor) -> Result<bytes::Bytes, RegistryError> {
+            Empty.blob(i, d).await
+        }
+        async fn referrers(
+            &self,
+            i: &ImageRef,
+            d: &Digest,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            self.lookup().await?;
+            Empty.referrers(i, d).await
+        }
+        fn limits(&self) -> registry::Limits {
+            registry::Limits::default()
+        }
+    }
+
+    /// What a review asks the verdict cache for one image under one Cosign key policy.
+    struct Ask {
+        engine: Engine,
+        budget: ReviewBudget,
+        image: ImageRef,
+        resolved: Resolved,
+        policy: Arc<Policy>,
+    }
+
+    impl Ask {
+        /// An engine over `registry` whose untrusted verdicts live 2 s (renewed after 1.5).
+        fn new(registry: Arc<Unsigned>) -> Ask {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .expect("key")
+                .public_key_pem()
+                .replace('\n', "\n              ");
+            let yaml = format!(
+                "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: prod\nspec:\n  images: [\"registry.example.com/**\"]\n  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+            );
+            let set = crate::policy::load_str(std::path::Path::new("p.yaml"), &yaml)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            let policy = set.policies[0].clone();
+            let caches = CacheConfig {
+                untrusted_ttl: Duration::from_secs(2),
+                ..CacheConfig::default()
+            };
+            let engine = Engine::new(registry.clone(), set, caches, Arc::new(Metrics::new()));
+            let budget = ReviewBudget::new(registry, engine.held_bytes.clone());
+            Ask {
+                engine,
+                budget,
+                image: "registry.example.com/app:1"
+                    .parse::<ImageRef>()
+                    .expect("image")
+                    .into_pinned(Digest::sha256_of(b"app")),
+                resolved: Resolved {
+                    digest: Digest::sha256_of(b"app"),
+                    media_type: OCI_MANIFEST.into(),
+                    size: 1,
+                },
+                policy,
+            }
+        }
+
+        async fn verdict(&self) -> Arc<PolicyVerdict> {
+            // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                self.engine
+                    .verdict(&self.budget, &self.image, &self.resolved, &self.policy),
+            )
+            .await
+            .expect("a review waited on the registry")
+        }
+
+        fn renewals(&self, result: &str) -> u64 {
+            self.engine
+                .metrics
+                .verdict_renewals
+                .with_label_values(&[result])
+                .get()
+        }
+    }
+
+    /// An image in steady use is verified again in the background in the last quarter of its
+    /// verdict's lifetime: reviews meanwhile get the cached verdict without waiting, one
+    /// renewal runs however many reviews come, and the renewed verdict outlives the first
+    /// one's expiry without a review ever verifying.
+    #[tokio::test]
+    async fn a_hot_verdict_is_renewed_before_it_expires_and_no_review_waits_for_it() {
+        let registry = Unsigned::new();
+        let ask = Ask::new(registry.clone());
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        let per_check = registry.lookups();
+        assert!(per_check > 0, "verifying looked for signatures");
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        assert_eq!(
+            registry.lookups(),
+            per_check,
+            "a young verdict is not renewed"
+        );
+        tokio::time::sleep(INTO_LAST_QUARTER).await;
+        registry.hold.store(true, Ordering::SeqCst);
+        // The renewal starts and waits at the gate; these reviews are answered meanwhile.
+        for _ in 0..3 {
+            assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        }
+        let started = polled(|| async { registry.lookups() }, |n| *n > per_check).await;
+        assert_eq!(started, per_check + 1, "one renewal for all the reviews");
+        registry.gate.add_permits(1_000);
+        let ok = polled(|| async { ask.renewals("ok") }, |n| *n == 1).await;
+        assert_eq!((ok, ask.renewals("failed")), (1, 0));
+        assert_eq!(registry.lookups(), 2 * per_check);
+        // Past the first verdict's expiry (2 s), the renewed one is served.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        assert_eq!(
+            registry.lookups(),
+            2 * per_check,
+            "no review verified again"
+        );
+    }
+
+    /// A renewal that fails changes nothing: the verdict is served to the end of its lifetime,
+    /// then a review verifies itself (and sees the registry's failure).
+    #[tokio::test]
+    async fn a_failed_renewal_leaves_the_verdict_to_expire_as_before() {
+        let registry = Unsigned::new();
+        let ask = Ask::new(registry.clone());
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        let per_check = registry.lookups();
+        tokio::time::sleep(INTO_LAST_QUARTER).await;
+        registry.fail.store(true, Ordering::SeqCst);
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
+        let failed = polled(|| async { ask.renewals("failed") }, |n| *n == 1).await;
+        assert_eq!((ask.renewals("ok"), failed), (0, 1));
+        let after_renewal = registry.lookups();
+        assert_eq!(
+            ask.verdict().await.reason(),
+            Reason::NoSignature,
+            "still cached"
+        );
+        assert_eq!(
+            registry.lookups(),
+            after_renewal,
+            "a failed renewal is not retried per review"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let expired = ask.verdict().await;
+        assert!(
+            matches!(*expired, PolicyVerdict::Undecided { .. }),
+            "the expired verdict is verified again, and that fails: {expired:?}"
+        );
+        assert_eq!(expired.reason(), Reason::RegistryUnreachable);
+        assert!(registry.lookups() > after_renewal);
+        assert!(per_check > 0);
+    }
+
     /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a
     /// single-threaded runtime (the async worker is the test's thread), they run elsewhere.
     #[tokio::test]
@@ -1474,6 +1802,7 @@ mod tests {
         );
         let here = std::thread::current().id();
         let there = engine
+            .checks
             .off_workers(|| std::thread::current().id())
             .await
             .expect("the work finishes");

@@ -47,6 +47,7 @@ pub struct Metrics {
     /// Tag resolutions renewed in the background before their digest-cache entry expired, by
     /// `result`: `ok` or `failed` (the entry then expires as it would have).
     pub digest_refreshes: IntCounterVec,
+    pub verdict_renewals: IntCounterVec,
     pub registry_requests: IntCounterVec,
     pub registry_duration: HistogramVec,
     pub revocation_requests: IntCounterVec,
@@ -192,6 +193,12 @@ impl Metrics {
                 &registry,
                 "digest_refreshes_total",
                 "Tag resolutions renewed before their digest-cache entry expired, by result",
+                &["result"],
+            ),
+            verdict_renewals: counter(
+                &registry,
+                "verdict_renewals_total",
+                "Verdicts verified again before their cache entry expired, by result",
                 &["result"],
             ),
             registry_requests: counter(
@@ -405,6 +412,7 @@ mod tests {
         m.verification("cosign", true, Reason::NoSignature);
         m.cache("verdict", true);
         m.digest_refreshes.with_label_values(&["ok"]).inc();
+        m.verdict_renewals.with_label_values(&["failed"]).inc();
         m.registry_requests
             .with_label_values(&["manifest", "200"])
             .inc();
@@ -421,6 +429,7 @@ mod tests {
             "signet_verifications_total{reason=\"no_signature\",result=\"untrusted\",verifier=\"cosign\"} 1",
             "signet_cache_requests_total{cache=\"verdict\",result=\"hit\"} 1",
             "signet_digest_refreshes_total{result=\"ok\"} 1",
+            "signet_verdict_renewals_total{result=\"failed\"} 1",
             "signet_registry_requests_total",
             "signet_registry_request_duration_seconds",
             "signet_policy_reloads_total",

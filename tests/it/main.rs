@@ -32,6 +32,7 @@ mod registry_faults_hosts;
 mod registry_memory;
 mod registry_multiarch;
 mod registry_review;
+mod renewal;
 mod revocation;
 mod server_limits;
 mod update_rule;

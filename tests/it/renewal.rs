@@ -1,0 +1,178 @@
+//! Cached verdicts renewed in the background, against the real registry: an image in steady
+//! use is verified again in the last quarter of its verdict's lifetime, so that its reviews
+//! never wait on a verification after the first, and what changed at the registry since (a
+//! signature replaced by one that does not verify) is seen at that renewal, as it would have
+//! been at the expiry.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::json;
+use signet::decision::{CacheConfig, Engine, ImageUse, Verdict};
+use signet::engine;
+use signet::metrics::Metrics;
+use signet::registry::RegistryConfig;
+
+use crate::support::cosign::{self, CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING};
+use crate::support::oci::{OCI_CONFIG, OCI_MANIFEST, PushedImage};
+use crate::support::registry::TestRegistry;
+use crate::support::signet::{cosign_policy, test_options};
+
+/// Trusted verdicts live this long here (renewed after three quarters of it).
+const TRUSTED_FOR: Duration = Duration::from_secs(2);
+/// Into a verdict's last quarter, with a margin either side for a busy machine.
+const INTO_LAST_QUARTER: Duration = Duration::from_millis(1_700);
+
+fn engine(registry: &TestRegistry, key: &CosignKey) -> (Engine, Arc<Metrics>) {
+    let policy = cosign_policy(
+        "prod",
+        &format!("{}/**", registry.addr()),
+        "enforce",
+        "deny",
+        &key.public_key_pem(),
+    );
+    let set = signet::policy::load_str(Path::new("policies.yaml"), &policy).expect("policy loads");
+    let metrics = Arc::new(Metrics::new());
+    let config = RegistryConfig {
+        insecure: vec![registry.addr()],
+        ..RegistryConfig::default()
+    };
+    let options = engine::Options {
+        caches: CacheConfig {
+            trusted_ttl: TRUSTED_FOR,
+            ..CacheConfig::default()
+        },
+        ..test_options()
+    };
+    let engine = engine::build(config, set, metrics.clone(), options).expect("engine");
+    (engine, metrics)
+}
+
+async fn decide(engine: &Engine, registry: &TestRegistry, image: &PushedImage) -> Verdict {
+    engine
+        .decide(
+            &[ImageUse {
+                image: image.reference_by_tag(&registry.addr()),
+                containers: vec!["app".into()],
+            }],
+            None,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+}
+
+/// Signature manifests fetched so far (each verification fetches the `.sig` manifest once).
+fn signature_fetches(metrics: &Metrics) -> u64 {
+    metrics
+        .registry_requests
+        .with_label_values(&["manifest", "200"])
+        .get()
+}
+
+fn renewals(metrics: &Metrics, result: &str) -> u64 {
+    metrics.verdict_renewals.with_label_values(&[result]).get()
+}
+
+/// Until `metrics` count `n` renewals with `result` (at most 5 s).
+async fn renewed(metrics: &Metrics, result: &str, n: u64) {
+    for _ in 0..500 {
+        if renewals(metrics, result) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{n} {result} renewal(s) expected, saw ok {} failed {}",
+        renewals(metrics, "ok"),
+        renewals(metrics, "failed")
+    );
+}
+
+#[tokio::test]
+async fn a_verdict_in_steady_use_is_renewed_and_sees_what_changed_at_the_registry() {
+    let registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let pusher = registry.pusher();
+    let steady = pusher.push_image("team/app", "steady", 1).await;
+    cosign::sign_image(&registry, "team/app", &steady, &key).await;
+    let resigned = pusher.push_image("team/app", "resigned", 2).await;
+    cosign::sign_image(&registry, "team/app", &resigned, &key).await;
+    let (engine, metrics) = engine(&registry, &key);
+
+    let started = Instant::now();
+    for image in [&steady, &resigned] {
+        let v = decide(&engine, &registry, image).await;
+        assert!(v.allowed && v.images[0].trusted(), "{v:?}");
+    }
+    let first = signature_fetches(&metrics);
+    assert!(first >= 2, "each image was verified");
+
+    // The second image's signature is replaced by one that does not verify; its verdict is
+    // still cached.
+    push_bad_signature(&registry, &resigned).await;
+    let v = decide(&engine, &registry, &resigned).await;
+    assert!(v.allowed, "served from the cache: {v:?}");
+    assert_eq!(
+        signature_fetches(&metrics),
+        first,
+        "no review verified again"
+    );
+
+    tokio::time::sleep(INTO_LAST_QUARTER.saturating_sub(started.elapsed())).await;
+    for image in [&steady, &resigned] {
+        let v = decide(&engine, &registry, image).await;
+        assert!(v.allowed, "still cached while the renewal runs: {v:?}");
+    }
+    renewed(&metrics, "ok", 2).await;
+    assert_eq!(renewals(&metrics, "failed"), 0);
+    let after_renewals = signature_fetches(&metrics);
+    assert_eq!(after_renewals, first + 2, "one renewal per image");
+
+    // The renewal saw the bad signature: the image is denied at once, not at the expiry.
+    let v = decide(&engine, &registry, &resigned).await;
+    assert!(!v.allowed, "the renewed verdict is untrusted: {v:?}");
+
+    // Past the first verdict's lifetime, the renewed one is served without a verification.
+    tokio::time::sleep(
+        (TRUSTED_FOR + Duration::from_millis(300)).saturating_sub(started.elapsed()),
+    )
+    .await;
+    let v = decide(&engine, &registry, &steady).await;
+    assert!(v.allowed && v.images[0].trusted(), "{v:?}");
+    assert_eq!(
+        signature_fetches(&metrics),
+        after_renewals,
+        "the renewed verdict was served"
+    );
+}
+
+/// Overwrites `image`'s `.sig` tag with a signature manifest whose one layer carries a
+/// signature that does not verify.
+async fn push_bad_signature(registry: &TestRegistry, image: &PushedImage) {
+    let pusher = registry.pusher();
+    let payload = cosign::simple_signing_payload(&registry.repo_ref("team/app"), &image.digest);
+    let mut layer = pusher.push_blob("team/app", &payload).await;
+    layer.media_type = SIMPLESIGNING.to_string();
+    layer.annotations.insert(
+        SIGNATURE_ANNOTATION.to_string(),
+        base64::engine::general_purpose::STANDARD.encode("not a signature"),
+    );
+    let config = pusher.push_blob("team/app", b"{}").await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": [layer.to_json()],
+    }))
+    .expect("JSON");
+    pusher
+        .push_manifest(
+            "team/app",
+            &image.cosign_signature_tag(),
+            OCI_MANIFEST,
+            &manifest,
+        )
+        .await;
+}
