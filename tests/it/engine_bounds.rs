@@ -26,19 +26,12 @@ use crate::support::cosign::{
 use crate::support::fault::{FaultServer, Reply};
 use crate::support::oci::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest};
 use crate::support::registry::TestRegistry;
-use crate::support::signet::{cosign_policy, test_options};
+use crate::support::signet::{cosign_policy, engine_over_http, test_options};
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 fn engine(hosts: &[String], policy: &str) -> (Engine, Arc<Metrics>) {
-    let set = signet::policy::load_str(Path::new("policies.yaml"), policy).expect("policy loads");
-    let metrics = Arc::new(Metrics::new());
-    let config = RegistryConfig {
-        insecure: hosts.to_vec(),
-        ..RegistryConfig::default()
-    };
-    let engine = engine::build(config, set, metrics.clone(), test_options()).expect("engine");
-    (engine, metrics)
+    engine_over_http(hosts, policy, test_options())
 }
 
 fn uses(images: &[String]) -> Vec<ImageUse> {

@@ -4,7 +4,6 @@
 //! signature replaced by one that does not verify) is seen at that renewal, as it would have
 //! been at the expiry.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +12,11 @@ use serde_json::json;
 use signet::decision::{CacheConfig, Engine, ImageUse, Verdict};
 use signet::engine;
 use signet::metrics::Metrics;
-use signet::registry::RegistryConfig;
 
 use crate::support::cosign::{self, CosignKey, SIGNATURE_ANNOTATION, SIMPLESIGNING};
 use crate::support::oci::{OCI_CONFIG, OCI_MANIFEST, PushedImage};
 use crate::support::registry::TestRegistry;
-use crate::support::signet::{cosign_policy, test_options};
+use crate::support::signet::{cosign_policy, engine_over_http, test_options};
 
 /// Trusted verdicts live this long here (renewed after three quarters of it).
 const TRUSTED_FOR: Duration = Duration::from_secs(2);
@@ -33,12 +31,6 @@ fn engine(registry: &TestRegistry, key: &CosignKey) -> (Engine, Arc<Metrics>) {
         "deny",
         &key.public_key_pem(),
     );
-    let set = signet::policy::load_str(Path::new("policies.yaml"), &policy).expect("policy loads");
-    let metrics = Arc::new(Metrics::new());
-    let config = RegistryConfig {
-        insecure: vec![registry.addr()],
-        ..RegistryConfig::default()
-    };
     let options = engine::Options {
         caches: CacheConfig {
             trusted_ttl: TRUSTED_FOR,
@@ -46,8 +38,7 @@ fn engine(registry: &TestRegistry, key: &CosignKey) -> (Engine, Arc<Metrics>) {
         },
         ..test_options()
     };
-    let engine = engine::build(config, set, metrics.clone(), options).expect("engine");
-    (engine, metrics)
+    engine_over_http(&[registry.addr()], &policy, options)
 }
 
 async fn decide(engine: &Engine, registry: &TestRegistry, image: &PushedImage) -> Verdict {

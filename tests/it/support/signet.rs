@@ -317,3 +317,20 @@ pub fn test_options() -> engine::Options {
         ..engine::Options::default()
     }
 }
+
+/// The engine `signet serve` builds with the policy document `policy`, reaching `hosts` over
+/// plain HTTP, and its metrics.
+pub fn engine_over_http(
+    hosts: &[String],
+    policy: &str,
+    options: engine::Options,
+) -> (signet::decision::Engine, Arc<Metrics>) {
+    let set = signet::policy::load_str(Path::new("policies.yaml"), policy).expect("policy loads");
+    let metrics = Arc::new(Metrics::new());
+    let config = RegistryConfig {
+        insecure: hosts.to_vec(),
+        ..RegistryConfig::default()
+    };
+    let engine = engine::build(config, set, metrics.clone(), options).expect("engine");
+    (engine, metrics)
+}
