@@ -2,7 +2,7 @@
 //! use is verified again in the last quarter of its verdict's lifetime, so that its reviews
 //! never wait on a verification after the first, and what changed at the registry since (a
 //! signature replaced by one that does not verify) is seen at that renewal, as it would have
-//! been at the expiry.
+//! been at the expiry. A registry outage reaches such an image only once its entries expire.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ const TRUSTED_FOR: Duration = Duration::from_secs(2);
 /// Into a verdict's last quarter, with a margin either side for a busy machine.
 const INTO_LAST_QUARTER: Duration = Duration::from_millis(1_700);
 
-fn engine(registry: &TestRegistry, key: &CosignKey) -> (Engine, Arc<Metrics>) {
+fn engine(registry: &TestRegistry, key: &CosignKey, caches: CacheConfig) -> (Engine, Arc<Metrics>) {
     let policy = cosign_policy(
         "prod",
         &format!("{}/**", registry.addr()),
@@ -32,13 +32,18 @@ fn engine(registry: &TestRegistry, key: &CosignKey) -> (Engine, Arc<Metrics>) {
         &key.public_key_pem(),
     );
     let options = engine::Options {
-        caches: CacheConfig {
-            trusted_ttl: TRUSTED_FOR,
-            ..CacheConfig::default()
-        },
+        caches,
         ..test_options()
     };
     engine_over_http(&[registry.addr()], &policy, options)
+}
+
+/// Trusted verdicts that live [`TRUSTED_FOR`], the other caches as in production.
+fn short_verdicts() -> CacheConfig {
+    CacheConfig {
+        trusted_ttl: TRUSTED_FOR,
+        ..CacheConfig::default()
+    }
 }
 
 async fn decide(engine: &Engine, registry: &TestRegistry, image: &PushedImage) -> Verdict {
@@ -66,19 +71,22 @@ fn renewals(metrics: &Metrics, result: &str) -> u64 {
     metrics.verdict_renewals.with_label_values(&[result]).get()
 }
 
-/// Until `metrics` count `n` renewals with `result` (at most 5 s).
-async fn renewed(metrics: &Metrics, result: &str, n: u64) {
+/// Until `count` says `n` (at most 5 s).
+async fn counted(what: &str, n: u64, count: impl Fn() -> u64) {
     for _ in 0..500 {
-        if renewals(metrics, result) >= n {
+        if count() >= n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!(
-        "{n} {result} renewal(s) expected, saw ok {} failed {}",
-        renewals(metrics, "ok"),
-        renewals(metrics, "failed")
-    );
+    panic!("{n} {what} expected, saw {}", count());
+}
+
+async fn renewed(metrics: &Metrics, result: &str, n: u64) {
+    counted(&format!("{result} verdict renewal(s)"), n, || {
+        renewals(metrics, result)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -90,7 +98,7 @@ async fn a_verdict_in_steady_use_is_renewed_and_sees_what_changed_at_the_registr
     cosign::sign_image(&registry, "team/app", &steady, &key).await;
     let resigned = pusher.push_image("team/app", "resigned", 2).await;
     cosign::sign_image(&registry, "team/app", &resigned, &key).await;
-    let (engine, metrics) = engine(&registry, &key);
+    let (engine, metrics) = engine(&registry, &key, short_verdicts());
 
     let started = Instant::now();
     for image in [&steady, &resigned] {
@@ -137,6 +145,60 @@ async fn a_verdict_in_steady_use_is_renewed_and_sees_what_changed_at_the_registr
         after_renewals,
         "the renewed verdict was served"
     );
+}
+
+/// A registry outage behind a warm cache: reviews of an image in use are admitted from the
+/// cache while its entries last, the renewals fail and change nothing, and once the tag's
+/// resolution has expired the policy's `onError` decides; the registry back, the image is
+/// verified as before (failures were not cached).
+#[tokio::test]
+async fn a_registry_outage_behind_a_warm_cache_lasts_until_the_entries_expire() {
+    let mut registry = TestRegistry::start();
+    let key = CosignKey::p256();
+    let image = registry.pusher().push_image("team/app", "v1", 3).await;
+    cosign::sign_image(&registry, "team/app", &image, &key).await;
+    let caches = CacheConfig {
+        digest_ttl: TRUSTED_FOR,
+        ..short_verdicts()
+    };
+    let (engine, metrics) = engine(&registry, &key, caches);
+    let started = Instant::now();
+    let v = decide(&engine, &registry, &image).await;
+    assert!(v.allowed && v.images[0].trusted(), "{v:?}");
+
+    registry.stop();
+    let v = decide(&engine, &registry, &image).await;
+    assert!(v.allowed && v.images[0].trusted(), "from the cache: {v:?}");
+    tokio::time::sleep(INTO_LAST_QUARTER.saturating_sub(started.elapsed())).await;
+    let v = decide(&engine, &registry, &image).await;
+    assert!(v.allowed, "still cached while the renewals run: {v:?}");
+    renewed(&metrics, "failed", 1).await;
+    counted("failed digest refresh", 1, || {
+        metrics
+            .digest_refreshes
+            .with_label_values(&["failed"])
+            .get()
+    })
+    .await;
+    assert_eq!(renewals(&metrics, "ok"), 0);
+    let v = decide(&engine, &registry, &image).await;
+    assert!(v.allowed, "a failed renewal changes nothing: {v:?}");
+
+    tokio::time::sleep(
+        (TRUSTED_FOR + Duration::from_millis(300)).saturating_sub(started.elapsed()),
+    )
+    .await;
+    let v = decide(&engine, &registry, &image).await;
+    assert!(!v.allowed, "onError: deny, once the entries expired: {v:?}");
+    assert!(
+        v.denials.join("\n").contains("unreachable"),
+        "{:?}",
+        v.denials
+    );
+
+    registry.restart();
+    let v = decide(&engine, &registry, &image).await;
+    assert!(v.allowed && v.images[0].trusted(), "{v:?}");
 }
 
 /// Overwrites `image`'s `.sig` tag with a signature manifest whose one layer carries a
