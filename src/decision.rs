@@ -257,41 +257,57 @@ struct VerdictLifetimes {
 }
 
 impl VerdictLifetimes {
-    fn of(&self, verdict: &PolicyVerdict) -> Duration {
-        match verdict {
+    /// `verdict` as a cache entry, with its lifetime.
+    fn entry(&self, verdict: PolicyVerdict) -> Arc<CachedVerdict> {
+        let lifetime = match &verdict {
             PolicyVerdict::Trusted { authorities } => {
                 trusted_for(authorities, SystemTime::now(), self.trusted)
             }
             _ => self.untrusted,
-        }
+        };
+        Renewable::new(Arc::new(verdict), lifetime)
     }
 }
 
-/// A verdict in the cache: when it was made, how long it may be served, and whether a renewal
-/// has been started for it (one per entry).
-struct CachedVerdict {
-    verdict: Arc<PolicyVerdict>,
+/// A cache entry that the first hit in the last quarter of its lifetime renews in the
+/// background (tag resolutions and verdicts alike): when it was made, how long it may be
+/// served, and whether its renewal was started (one per entry).
+#[derive(Debug)]
+struct Renewable<T> {
+    value: T,
     at: Instant,
     lifetime: Duration,
     renewing: AtomicBool,
 }
 
-impl CachedVerdict {
-    fn new(verdict: PolicyVerdict, lifetimes: VerdictLifetimes) -> Self {
-        CachedVerdict {
-            lifetime: lifetimes.of(&verdict),
-            verdict: Arc::new(verdict),
+impl<T> Renewable<T> {
+    fn new(value: T, lifetime: Duration) -> Arc<Self> {
+        Arc::new(Renewable {
+            value,
             at: Instant::now(),
+            lifetime,
             renewing: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// In the last quarter of its lifetime, with that rest of it.
-    fn due(&self) -> Option<Duration> {
+    /// The rest of the entry's lifetime, when this hit is the one to start its renewal: the
+    /// entry is in its last quarter, and no hit started one before.
+    fn renewal_due(&self) -> Option<Duration> {
         let rest = self.lifetime.checked_sub(self.at.elapsed())?;
-        (rest <= self.lifetime / 4).then_some(rest)
+        (rest <= self.lifetime / 4 && !self.renewing.swap(true, Ordering::Relaxed)).then_some(rest)
     }
 }
+
+impl<T> std::ops::Deref for Renewable<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// A verdict in the cache.
+type CachedVerdict = Renewable<Arc<PolicyVerdict>>;
 
 /// Each entry lives as long as it says, counted from when it was made: a renewed verdict
 /// replaces its entry with a lifetime of its own.
@@ -333,32 +349,8 @@ fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration)
 /// A digest-cache key: the reference and the identity of the credentials it was resolved with.
 type DigestKey = (String, Option<String>);
 
-/// A tag's resolution in the digest cache: when it was made, and whether a background refresh
-/// has been started for it (one per entry).
-#[derive(Debug)]
-struct Resolution {
-    resolved: Resolved,
-    at: Instant,
-    refreshing: AtomicBool,
-}
-
-impl Resolution {
-    fn new(resolved: Resolved) -> Self {
-        Resolution {
-            resolved,
-            at: Instant::now(),
-            refreshing: AtomicBool::new(false),
-        }
-    }
-}
-
-impl std::ops::Deref for Resolution {
-    type Target = Resolved;
-
-    fn deref(&self) -> &Resolved {
-        &self.resolved
-    }
-}
+/// A tag's resolution in the digest cache.
+type Resolution = Renewable<Resolved>;
 
 /// The engine; one per process, shared as `Arc`.
 pub struct Engine {
@@ -368,10 +360,8 @@ pub struct Engine {
     /// resolution was obtained with those credentials: a workload without them must ask the
     /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
     digests: Cache<DigestKey, Arc<Resolution>, ahash::RandomState>,
-    /// The age at which a digest-cache entry is resolved again in the background
-    /// ([`Engine::refresh`]), and how long that may take: the rest of the entry's lifetime.
-    refresh_after: Duration,
-    refresh_within: Duration,
+    /// How long a tag's resolution is served ([`CacheConfig::digest_ttl`]).
+    digest_ttl: Duration,
     verdicts: Cache<VerdictKey, Arc<CachedVerdict>, ahash::RandomState>,
     lifetimes: VerdictLifetimes,
     metrics: Arc<Metrics>,
@@ -412,8 +402,7 @@ impl Engine {
                 .max_capacity(caches.max_digests)
                 .time_to_live(caches.digest_ttl)
                 .build_with_hasher(ahash::RandomState::new()),
-            refresh_after: caches.digest_ttl * 3 / 4,
-            refresh_within: caches.digest_ttl - caches.digest_ttl * 3 / 4,
+            digest_ttl: caches.digest_ttl,
             verdicts: Cache::builder()
                 .max_capacity(caches.max_verdicts)
                 .expire_after(VerdictExpiry)
@@ -664,10 +653,8 @@ impl Engine {
         // whole registry exchange, and moving it costs a hit more than the lookup does.
         if let Some(hit) = self.digests.get(&key).await {
             self.metrics.cache("digest", true);
-            if hit.at.elapsed() >= self.refresh_after
-                && !hit.refreshing.swap(true, Ordering::Relaxed)
-            {
-                self.refresh(key, image.clone());
+            if let Some(rest) = hit.renewal_due() {
+                self.refresh(key, image.clone(), rest);
             }
             return Ok(hit);
         }
@@ -676,7 +663,7 @@ impl Engine {
             missed.store(true, Ordering::Relaxed);
             Box::pin(budget.resolve(image))
                 .await
-                .map(|r| Arc::new(Resolution::new(r)))
+                .map(|r| Resolution::new(r, self.digest_ttl))
         };
         // By reference: the key is copied into the cache on a miss only.
         let mut r = self.digests.try_get_with_by_ref(&key, run()).await;
@@ -690,29 +677,22 @@ impl Engine {
     }
 
     /// Resolves `image` again for the digest cache without a review waiting on it: started by
-    /// the first hit in the last quarter of an entry's lifetime, so that a tag in steady use is
+    /// the first hit in the last quarter of an entry's lifetime (`within` is the rest of it), so
+    /// that a tag in steady use is
     /// renewed before its entry expires, rather than every review of it waiting on the
     /// registry each time it does. Meanwhile the entry is served as before, never past its
     /// lifetime; a refresh that fails or does not finish within that lifetime changes nothing,
     /// and the next review after the expiry resolves the tag itself. It runs with the
     /// credentials of the review that started it, which the key names.
-    fn refresh(&self, key: DigestKey, image: ImageRef) {
+    fn refresh(&self, key: DigestKey, image: ImageRef, within: Duration) {
         let registry = self.registry.clone();
         let digests = self.digests.clone();
         let metrics = self.metrics.clone();
-        let credentials = registry::workload_credentials();
-        let deadline = Instant::now() + self.refresh_within;
+        let lifetime = self.digest_ttl;
+        let renewal = in_background(within, async move { registry.resolve(&image).await });
         tokio::spawn(async move {
-            let resolve = tokio::time::timeout_at(
-                deadline.into(),
-                registry::with_deadline(deadline, async { registry.resolve(&image).await }),
-            );
-            let resolved = match credentials {
-                Some(c) => registry::with_credentials(c, resolve).await,
-                None => resolve.await,
-            };
-            let ok = if let Ok(Ok(r)) = resolved {
-                digests.insert(key, Arc::new(Resolution::new(r))).await;
+            let ok = if let Some(Ok(r)) = renewal.await {
+                digests.insert(key, Resolution::new(r, lifetime)).await;
                 true
             } else {
                 false
@@ -748,12 +728,10 @@ impl Engine {
         };
         if let Some(hit) = self.verdicts.get(&key).await {
             self.metrics.cache("verdict", true);
-            if let Some(rest) = hit.due()
-                && !hit.renewing.swap(true, Ordering::Relaxed)
-            {
+            if let Some(rest) = hit.renewal_due() {
                 self.renew(key, image.clone(), resolved.clone(), policy.clone(), rest);
             }
-            return hit.verdict.clone();
+            return hit.value.clone();
         }
         let missed = AtomicBool::new(false);
         let run = || async {
@@ -761,7 +739,7 @@ impl Engine {
             let v = Box::pin(self.checks.verify(budget, image, resolved, policy)).await;
             match v {
                 PolicyVerdict::Undecided { .. } => Err(v),
-                v => Ok(Arc::new(CachedVerdict::new(v, self.lifetimes))),
+                v => Ok(self.lifetimes.entry(v)),
             }
         };
         let mut r = self.verdicts.try_get_with_by_ref(&key, run()).await;
@@ -771,7 +749,7 @@ impl Engine {
         self.metrics
             .cache("verdict", !missed.load(Ordering::Relaxed));
         match r {
-            Ok(v) => v.verdict.clone(),
+            Ok(v) => v.value.clone(),
             Err(e) => Arc::new((*e).clone()),
         }
     }
@@ -797,25 +775,11 @@ impl Engine {
         let verdicts = self.verdicts.clone();
         let lifetimes = self.lifetimes;
         let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
-        let credentials = registry::workload_credentials();
-        let deadline = Instant::now() + within;
         tokio::spawn(async move {
-            let verify = tokio::time::timeout_at(
-                deadline.into(),
-                registry::with_deadline(
-                    deadline,
-                    checks.verify(&budget, &image, &resolved, &policy),
-                ),
-            );
-            let verified = match credentials {
-                Some(c) => registry::with_credentials(c, verify).await,
-                None => verify.await,
-            };
-            let ok = match verified {
-                Ok(v) if !matches!(v, PolicyVerdict::Undecided { .. }) => {
-                    verdicts
-                        .insert(key, Arc::new(CachedVerdict::new(v, lifetimes)))
-                        .await;
+            let verify = checks.verify(&budget, &image, &resolved, &policy);
+            let ok = match in_background(within, verify).await {
+                Some(v) if !matches!(v, PolicyVerdict::Undecided { .. }) => {
+                    verdicts.insert(key, lifetimes.entry(v)).await;
                     true
                 }
                 _ => false,
@@ -826,6 +790,26 @@ impl Engine {
                 .with_label_values(&[if ok { "ok" } else { "failed" }])
                 .inc();
         });
+    }
+}
+
+/// `work` as the renewal of a cache entry: under a deadline `within` from now (the registry
+/// client's, and a timeout's) and with the registry credentials of the review whose hit
+/// started it, taken here, in that review's task. `None` when the deadline passed first.
+fn in_background<T>(
+    within: Duration,
+    work: impl Future<Output = T>,
+) -> impl Future<Output = Option<T>> {
+    let credentials = registry::workload_credentials();
+    let deadline = Instant::now() + within;
+    async move {
+        let bounded =
+            tokio::time::timeout_at(deadline.into(), registry::with_deadline(deadline, work));
+        let done = match credentials {
+            Some(c) => registry::with_credentials(c, bounded).await,
+            None => bounded.await,
+        };
+        done.ok()
     }
 }
 
