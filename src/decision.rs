@@ -1746,7 +1746,7 @@ mod tests {
         let registry = Unsigned::new();
         let ask = Ask::new(registry.clone());
         assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
-        let per_check = registry.lookups();
+        assert!(registry.lookups() > 0, "verifying looked for signatures");
         tokio::time::sleep(INTO_LAST_QUARTER).await;
         registry.fail.store(true, Ordering::SeqCst);
         assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
@@ -1771,7 +1771,6 @@ mod tests {
         );
         assert_eq!(expired.reason(), Reason::RegistryUnreachable);
         assert!(registry.lookups() > after_renewal);
-        assert!(per_check > 0);
     }
 
     /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a
