@@ -724,7 +724,16 @@ async fn serve_command(
     if let Err(e) = crate::telemetry::dropped_lines_metric().and_then(|m| metrics.register(m)) {
         tracing::warn!(error = %e, "cannot add the metric of dropped log lines");
     }
-    let options = engine::Options::default();
+    // Dropped when this function returns: after the server has stopped.
+    let verification = crate::runtime::verification()
+        .inspect_err(|error| {
+            tracing::warn!(%error, "no runtime of its own for verifying: verifying on the serving one");
+        })
+        .ok();
+    let options = engine::Options {
+        verification: verification.as_ref().and_then(|v| v.handle()),
+        ..engine::Options::default()
+    };
     match engine::serve_with(serve, registry, metrics, options, kubernetes).await {
         Ok(handle) => {
             tracing::info!(webhook = %handle.webhook_addr, admin = %handle.admin_addr, "signet is serving: POST https://{}/validate", handle.webhook_addr);

@@ -395,6 +395,7 @@ impl Engine {
                 slots: Arc::new(Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
                 )),
+                runtime: None,
             },
             registry,
             policies: RwLock::new(Arc::new(policies)),
@@ -427,6 +428,14 @@ impl Engine {
     /// name revocation locations have an unknown status (which the trust policy's level judges).
     pub fn with_revocation(mut self, source: Arc<dyn RevocationSource>) -> Self {
         self.checks.revocation = Some(source);
+        self
+    }
+
+    /// Verifies cache misses and renews cached entries on `runtime` ([`crate::runtime`]): the
+    /// registry exchanges and signature checks of new images then never run on the threads
+    /// that answer reviews. Without it they run on the runtime of the review that needs them.
+    pub fn with_verification_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.checks.runtime = Some(runtime);
         self
     }
 
@@ -509,7 +518,10 @@ impl Engine {
             }
         }
         let set = self.policies();
-        let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
+        let budget = Arc::new(ReviewBudget::new(
+            self.registry.clone(),
+            self.held_bytes.clone(),
+        ));
         let reports = futures_util::future::join_all(
             images
                 .iter()
@@ -538,7 +550,7 @@ impl Engine {
     async fn evaluate(
         &self,
         set: &PolicySet,
-        budget: &ReviewBudget,
+        budget: &Arc<ReviewBudget>,
         usage: &ImageUse,
         namespace: Option<&str>,
         deadline: Instant,
@@ -644,7 +656,7 @@ impl Engine {
     /// a shared verdict.
     async fn resolve(
         &self,
-        budget: &ReviewBudget,
+        budget: &Arc<ReviewBudget>,
         image: &ImageRef,
         reference: String,
     ) -> Result<Arc<Resolution>, RegistryError> {
@@ -661,8 +673,16 @@ impl Engine {
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
-            Box::pin(budget.resolve(image))
+            let (budget, image) = (budget.clone(), image.clone());
+            self.checks
+                .elsewhere(async move { budget.resolve(&image).await })
                 .await
+                .unwrap_or_else(|| {
+                    Err(RegistryError::new(
+                        Reason::Internal,
+                        "resolving the image did not finish",
+                    ))
+                })
                 .map(|r| Resolution::new(r, self.digest_ttl))
         };
         // By reference: the key is copied into the cache on a miss only.
@@ -690,7 +710,7 @@ impl Engine {
         let metrics = self.metrics.clone();
         let lifetime = self.digest_ttl;
         let renewal = in_background(within, async move { registry.resolve(&image).await });
-        tokio::spawn(async move {
+        self.checks.spawn(async move {
             let ok = if let Some(Ok(r)) = renewal.await {
                 digests.insert(key, Resolution::new(r, lifetime)).await;
                 true
@@ -715,7 +735,7 @@ impl Engine {
     /// one review running out of requests or time cannot fail another's image.
     async fn verdict(
         &self,
-        budget: &ReviewBudget,
+        budget: &Arc<ReviewBudget>,
         image: &ImageRef,
         resolved: &Resolved,
         policy: &Arc<Policy>,
@@ -736,7 +756,19 @@ impl Engine {
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
-            let v = Box::pin(self.checks.verify(budget, image, resolved, policy)).await;
+            let work = {
+                let checks = self.checks.clone();
+                let (budget, image) = (budget.clone(), image.clone());
+                let (resolved, policy) = (resolved.clone(), policy.clone());
+                async move { checks.verify(&budget, &image, &resolved, &policy).await }
+            };
+            let v = self.checks.elsewhere(work).await.unwrap_or_else(|| {
+                self.record_undecided(policy, Reason::Internal);
+                PolicyVerdict::Undecided {
+                    reason: Reason::Internal,
+                    detail: "verifying the image did not finish".into(),
+                }
+            });
             match v {
                 PolicyVerdict::Undecided { .. } => Err(v),
                 v => Ok(self.lifetimes.entry(v)),
@@ -775,9 +807,13 @@ impl Engine {
         let verdicts = self.verdicts.clone();
         let lifetimes = self.lifetimes;
         let budget = ReviewBudget::new(self.registry.clone(), self.held_bytes.clone());
-        tokio::spawn(async move {
-            let verify = checks.verify(&budget, &image, &resolved, &policy);
-            let ok = match in_background(within, verify).await {
+        let verify = {
+            let checks = checks.clone();
+            async move { checks.verify(&budget, &image, &resolved, &policy).await }
+        };
+        let renewal = in_background(within, verify);
+        self.checks.spawn(async move {
+            let ok = match renewal.await {
                 Some(v) if !matches!(v, PolicyVerdict::Undecided { .. }) => {
                     verdicts.insert(key, lifetimes.entry(v)).await;
                     true
@@ -800,16 +836,13 @@ fn in_background<T>(
     within: Duration,
     work: impl Future<Output = T>,
 ) -> impl Future<Output = Option<T>> {
-    let credentials = registry::workload_credentials();
     let deadline = Instant::now() + within;
+    let scope = registry::Scope::current().until(deadline);
     async move {
-        let bounded =
-            tokio::time::timeout_at(deadline.into(), registry::with_deadline(deadline, work));
-        let done = match credentials {
-            Some(c) => registry::with_credentials(c, bounded).await,
-            None => bounded.await,
-        };
-        done.ok()
+        scope
+            .run(tokio::time::timeout_at(deadline.into(), work))
+            .await
+            .ok()
     }
 }
 
@@ -822,9 +855,42 @@ struct Checks {
     /// Signature checks running on the blocking pool at once: half the cores (at least one),
     /// so that a storm of cold images leaves cores to the async workers' cache hits.
     slots: Arc<Semaphore>,
+    /// The verification runtime ([`Engine::with_verification_runtime`]); `None`: the current one.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Checks {
+    /// Starts `work` as a task of its own on the verification runtime.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(work)),
+            None => drop(tokio::spawn(work)),
+        }
+    }
+
+    /// Runs `work` (a miss's registry exchanges and signature checks) on the verification
+    /// runtime, with the registry deadline and credentials of the task that asks, and waits for
+    /// it; dropping the wait (the review's deadline, a closed connection) stops it. Without a
+    /// verification runtime, runs it here. `None` only when it could not finish (it panicked,
+    /// or the runtime is shutting down).
+    async fn elsewhere<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let Some(runtime) = &self.runtime else {
+            // Boxed: the work is the whole registry exchange, and the caller's future stays small.
+            return Some(Box::pin(work).await);
+        };
+        let task = runtime.spawn(registry::Scope::current().run(work));
+        match tokio_util::task::AbortOnDropHandle::new(task).await {
+            Ok(out) => Some(out),
+            Err(e) => {
+                tracing::error!(error = %e, "a verification did not finish");
+                None
+            }
+        }
+    }
+
     /// Finds the signatures the policy can use and checks each authority; any suffices.
     ///
     /// Discovery runs in the rounds the formats ask for (`format::stages`), a later round only
@@ -1445,7 +1511,7 @@ mod tests {
     }
 
     /// An engine over `registry` whose digest cache keeps entries 2 s (renewed after 1.5).
-    fn short_lived(registry: Arc<Moving>) -> (Engine, ReviewBudget, ImageRef) {
+    fn short_lived(registry: Arc<Moving>) -> (Engine, Arc<ReviewBudget>, ImageRef) {
         let caches = CacheConfig {
             digest_ttl: Duration::from_secs(2),
             ..CacheConfig::default()
@@ -1456,7 +1522,7 @@ mod tests {
             caches,
             Arc::new(Metrics::new()),
         );
-        let budget = ReviewBudget::new(registry, engine.held_bytes.clone());
+        let budget = Arc::new(ReviewBudget::new(registry, engine.held_bytes.clone()));
         (
             engine,
             budget,
@@ -1464,7 +1530,7 @@ mod tests {
         )
     }
 
-    async fn digest_of(engine: &Engine, budget: &ReviewBudget, image: &ImageRef) -> Digest {
+    async fn digest_of(engine: &Engine, budget: &Arc<ReviewBudget>, image: &ImageRef) -> Digest {
         // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
         let r = tokio::time::timeout(
             Duration::from_secs(10),
@@ -1568,13 +1634,39 @@ mod tests {
     }
 
     /// A registry holding one image without signatures: every signature lookup (manifest or
-    /// referrers) is counted; while `hold` is set each waits for a permit of `gate`, and while
-    /// `fail` is set each fails.
+    /// referrers) is counted, with what it [`Saw`]; while `hold` is set each waits for a permit
+    /// of `gate` (`abandoned` counts those dropped while waiting), and while `fail` is set each
+    /// fails.
     struct Unsigned {
         lookups: std::sync::atomic::AtomicUsize,
         hold: AtomicBool,
         fail: AtomicBool,
         gate: Semaphore,
+        abandoned: std::sync::atomic::AtomicUsize,
+        saw: std::sync::Mutex<Vec<Saw>>,
+    }
+
+    /// What a lookup saw of the task that made it.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Saw {
+        thread: Option<String>,
+        /// The note of the workload credentials in scope.
+        credentials: Option<String>,
+        deadline: bool,
+    }
+
+    /// Counts a lookup dropped while it waits at the gate.
+    struct Waiting<'a> {
+        abandoned: &'a std::sync::atomic::AtomicUsize,
+        through: bool,
+    }
+
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            if !self.through {
+                self.abandoned.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
     impl Unsigned {
@@ -1584,6 +1676,8 @@ mod tests {
                 hold: AtomicBool::new(false),
                 fail: AtomicBool::new(false),
                 gate: Semaphore::new(0),
+                abandoned: Default::default(),
+                saw: Default::default(),
             })
         }
 
@@ -1591,10 +1685,24 @@ mod tests {
             self.lookups.load(Ordering::SeqCst)
         }
 
+        fn saw(&self) -> Vec<Saw> {
+            self.saw.lock().expect("lock").clone()
+        }
+
         async fn lookup(&self) -> Result<(), RegistryError> {
             self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.saw.lock().expect("lock").push(Saw {
+                thread: std::thread::current().name().map(str::to_owned),
+                credentials: registry::credential_note(),
+                deadline: registry::remaining().is_some(),
+            });
             if self.hold.load(Ordering::SeqCst) {
+                let mut waiting = Waiting {
+                    abandoned: &self.abandoned,
+                    through: false,
+                };
                 self.gate.acquire().await.expect("gate open").forget();
+                waiting.through = true;
             }
             if self.fail.load(Ordering::SeqCst) {
                 return Err(RegistryError::new(Reason::RegistryUnreachable, "down"));
@@ -1639,7 +1747,7 @@ mod tests {
     /// What a review asks the verdict cache for one image under one Cosign key policy.
     struct Ask {
         engine: Engine,
-        budget: ReviewBudget,
+        budget: Arc<ReviewBudget>,
         image: ImageRef,
         resolved: Resolved,
         policy: Arc<Policy>,
@@ -1648,6 +1756,11 @@ mod tests {
     impl Ask {
         /// An engine over `registry` whose untrusted verdicts live 2 s (renewed after 1.5).
         fn new(registry: Arc<Unsigned>) -> Ask {
+            Ask::on(registry, None)
+        }
+
+        /// The same, verifying on `runtime`.
+        fn on(registry: Arc<Unsigned>, runtime: Option<tokio::runtime::Handle>) -> Ask {
             let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
                 .expect("key")
                 .public_key_pem()
@@ -1662,8 +1775,11 @@ mod tests {
                 untrusted_ttl: Duration::from_secs(2),
                 ..CacheConfig::default()
             };
-            let engine = Engine::new(registry.clone(), set, caches, Arc::new(Metrics::new()));
-            let budget = ReviewBudget::new(registry, engine.held_bytes.clone());
+            let mut engine = Engine::new(registry.clone(), set, caches, Arc::new(Metrics::new()));
+            if let Some(runtime) = runtime {
+                engine = engine.with_verification_runtime(runtime);
+            }
+            let budget = Arc::new(ReviewBudget::new(registry, engine.held_bytes.clone()));
             Ask {
                 engine,
                 budget,
@@ -1771,6 +1887,88 @@ mod tests {
         );
         assert_eq!(expired.reason(), Reason::RegistryUnreachable);
         assert!(registry.lookups() > after_renewal);
+    }
+
+    /// Workload credentials whose note (what their secrets could not give) names `secret`.
+    fn credentials_noting(secret: &str) -> Arc<registry::WorkloadCredentials> {
+        let mut credentials = registry::WorkloadCredentials::default();
+        credentials.add_problem(format!("pull secret \"{secret}\" was not found"));
+        Arc::new(credentials)
+    }
+
+    /// With a verification runtime, a miss's registry exchanges run on its threads, under the
+    /// deadline and with the workload credentials of the review that asked.
+    #[tokio::test]
+    async fn misses_are_verified_on_the_verification_runtime_in_the_reviews_scope() {
+        let verification = crate::runtime::verification().expect("runtime");
+        let registry = Unsigned::new();
+        let ask = Ask::on(registry.clone(), verification.handle());
+        let credentials = credentials_noting("regcred");
+        let note = credentials.note();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let verdict = registry::with_credentials(
+            credentials,
+            registry::with_deadline(deadline, ask.verdict()),
+        )
+        .await;
+        assert_eq!(verdict.reason(), Reason::NoSignature);
+        let saw = registry.saw();
+        assert!(!saw.is_empty(), "verifying looked for signatures");
+        let expected = Saw {
+            thread: Some("signet-verify".into()),
+            credentials: note,
+            deadline: true,
+        };
+        assert!(saw.iter().all(|s| *s == expected), "{saw:?}");
+    }
+
+    /// A review that stops waiting (its deadline, a closed connection) stops its verification
+    /// on the verification runtime: nothing goes on running for nobody.
+    #[tokio::test]
+    async fn a_verification_nobody_waits_for_is_stopped() {
+        let verification = crate::runtime::verification().expect("runtime");
+        let registry = Unsigned::new();
+        registry.hold.store(true, Ordering::SeqCst);
+        let ask = Ask::on(registry.clone(), verification.handle());
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            ask.engine
+                .verdict(&ask.budget, &ask.image, &ask.resolved, &ask.policy),
+        )
+        .await;
+        assert!(waited.is_err(), "the lookup is held at the gate");
+        let abandoned = polled(
+            || async { registry.abandoned.load(Ordering::SeqCst) },
+            |n| *n == 1,
+        )
+        .await;
+        assert_eq!(abandoned, 1, "the held lookup was not dropped");
+    }
+
+    /// A renewal runs with the registry credentials of the review whose hit started it, as
+    /// that review's own verification would have.
+    #[tokio::test]
+    async fn a_renewal_runs_with_the_credentials_of_the_review_that_started_it() {
+        let verification = crate::runtime::verification().expect("runtime");
+        let registry = Unsigned::new();
+        let ask = Ask::on(registry.clone(), verification.handle());
+        let credentials = credentials_noting("regcred");
+        let note = credentials.note();
+        let first = registry::with_credentials(credentials.clone(), ask.verdict()).await;
+        assert_eq!(first.reason(), Reason::NoSignature);
+        let per_check = registry.lookups();
+        tokio::time::sleep(INTO_LAST_QUARTER).await;
+        registry::with_credentials(credentials, ask.verdict()).await;
+        let ok = polled(|| async { ask.renewals("ok") }, |n| *n == 1).await;
+        assert_eq!(ok, 1, "the verdict was renewed");
+        let renewal = &registry.saw()[per_check..];
+        assert_eq!(renewal.len(), per_check, "{renewal:?}");
+        let expected = Saw {
+            thread: Some("signet-verify".into()),
+            credentials: note,
+            deadline: true,
+        };
+        assert!(renewal.iter().all(|s| *s == expected), "{renewal:?}");
     }
 
     /// Signature checks run on the blocking pool, not on the thread that serves reviews: on a

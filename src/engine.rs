@@ -20,7 +20,7 @@ use crate::revocation::HttpRevocation;
 use crate::server::{self, Handle, ServeConfig};
 
 /// How [`build`] composes the engine beyond the registry configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     pub caches: CacheConfig,
     /// Give the engine the HTTP revocation fetcher, so Notation chains that name CRL or OCSP
@@ -28,6 +28,9 @@ pub struct Options {
     /// status (which the trust policy's level judges); tests turn it off so that no test
     /// reaches the network by accident.
     pub revocation: bool,
+    /// Where cache misses are verified and cached entries renewed ([`crate::runtime`]). `None`:
+    /// on the runtime that asks, as the one-shot commands and most tests do.
+    pub verification: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Options {
@@ -35,6 +38,7 @@ impl Default for Options {
         Options {
             caches: CacheConfig::default(),
             revocation: true,
+            verification: None,
         }
     }
 }
@@ -72,7 +76,10 @@ pub fn build(
             azure.acr_hosts.clone(),
         )));
     }
-    let engine = Engine::new(Arc::new(client), policies, options.caches, metrics.clone());
+    let mut engine = Engine::new(Arc::new(client), policies, options.caches, metrics.clone());
+    if let Some(runtime) = options.verification {
+        engine = engine.with_verification_runtime(runtime);
+    }
     if !options.revocation {
         return Ok(engine);
     }

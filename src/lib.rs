@@ -26,6 +26,7 @@ pub mod reason;
 pub mod registry;
 pub mod review;
 pub mod revocation;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;
 pub mod verify;

@@ -123,6 +123,47 @@ pub fn credential_note() -> Option<String> {
     WORKLOAD.try_with(|w| w.note()).ok().flatten()
 }
 
+/// What [`with_deadline`] and [`with_credentials`] put in scope, taken from one task to be put
+/// in scope again around work that runs as a task of its own (a task-local does not follow a
+/// spawn).
+#[derive(Clone, Default)]
+pub(crate) struct Scope {
+    deadline: Option<Instant>,
+    credentials: Option<Arc<WorkloadCredentials>>,
+}
+
+impl Scope {
+    /// The running task's.
+    pub(crate) fn current() -> Self {
+        Scope {
+            deadline: DEADLINE.try_with(|d| *d).ok(),
+            credentials: workload_credentials(),
+        }
+    }
+
+    /// The same credentials, under `deadline` instead.
+    pub(crate) fn until(self, deadline: Instant) -> Self {
+        Scope {
+            deadline: Some(deadline),
+            ..self
+        }
+    }
+
+    /// Runs `f` in this scope.
+    pub(crate) async fn run<F: Future>(self, f: F) -> F::Output {
+        let f = async move {
+            match self.credentials {
+                Some(c) => WORKLOAD.scope(c, f).await,
+                None => f.await,
+            }
+        };
+        match self.deadline {
+            Some(d) => DEADLINE.scope(d, f).await,
+            None => f.await,
+        }
+    }
+}
+
 /// Time left before the current review deadline; `None` outside [`with_deadline`].
 pub(crate) fn remaining() -> Option<Duration> {
     DEADLINE

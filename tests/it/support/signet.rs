@@ -2,7 +2,7 @@
 //! runs, with its self-signed certificate, on ephemeral loopback ports.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -310,10 +310,15 @@ impl Signet {
 }
 
 /// The engine options tests build with: production's, without the revocation fetcher (no test
-/// reaches the network by accident; [`Signet::start_with_revocation`] turns it on).
+/// reaches the network by accident; [`Signet::start_with_revocation`] turns it on). Misses are
+/// verified on a verification runtime, as `signet serve` does, one shared by every test.
 pub fn test_options() -> engine::Options {
+    static VERIFICATION: OnceLock<signet::runtime::Verification> = OnceLock::new();
+    let verification =
+        VERIFICATION.get_or_init(|| signet::runtime::verification().expect("verification runtime"));
     engine::Options {
         revocation: false,
+        verification: verification.handle(),
         ..engine::Options::default()
     }
 }
