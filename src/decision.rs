@@ -7,7 +7,9 @@
 //! review's deadline; what does not finish in time is undecided and follows `onError`. Each
 //! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
 //! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
-//! checked one at a time until an authority is satisfied (`Tally`). What to discover and how
+//! checked one at a time until an authority is satisfied (`Tally`). A miss is verified, and a
+//! cached entry renewed, on the verification runtime when the engine has one ([`crate::runtime`],
+//! `Checks::elsewhere`), never on the threads that answer reviews. What to discover and how
 //! to judge a signature is the formats' word, asked through `verify::format` only; this module
 //! does the I/O (registry, revocation fetches), the caching, the budget and the tally. Must not
 //! import hyper, Kubernetes types (the admission module translates), or the formats' modules
@@ -1655,6 +1657,17 @@ mod tests {
         deadline: bool,
     }
 
+    impl Saw {
+        /// A lookup on a verification thread, under a deadline, with credentials noting `note`.
+        fn verifying_for(note: Option<String>) -> Saw {
+            Saw {
+                thread: Some("signet-verify".into()),
+                credentials: note,
+                deadline: true,
+            }
+        }
+    }
+
     /// Counts a lookup dropped while it waits at the gate.
     struct Waiting<'a> {
         abandoned: &'a std::sync::atomic::AtomicUsize,
@@ -1914,11 +1927,7 @@ mod tests {
         assert_eq!(verdict.reason(), Reason::NoSignature);
         let saw = registry.saw();
         assert!(!saw.is_empty(), "verifying looked for signatures");
-        let expected = Saw {
-            thread: Some("signet-verify".into()),
-            credentials: note,
-            deadline: true,
-        };
+        let expected = Saw::verifying_for(note);
         assert!(saw.iter().all(|s| *s == expected), "{saw:?}");
     }
 
@@ -1963,11 +1972,7 @@ mod tests {
         assert_eq!(ok, 1, "the verdict was renewed");
         let renewal = &registry.saw()[per_check..];
         assert_eq!(renewal.len(), per_check, "{renewal:?}");
-        let expected = Saw {
-            thread: Some("signet-verify".into()),
-            credentials: note,
-            deadline: true,
-        };
+        let expected = Saw::verifying_for(note);
         assert!(renewal.iter().all(|s| *s == expected), "{renewal:?}");
     }
 
