@@ -1638,12 +1638,13 @@ mod tests {
 
     /// A registry holding one image without signatures: every signature lookup (manifest or
     /// referrers) is counted, with what it [`Saw`]; while `hold` is set each waits for a permit
-    /// of `gate` (`abandoned` counts those dropped while waiting), and while `fail` is set each
-    /// fails.
+    /// of `gate` (`abandoned` counts those dropped while waiting), while `fail` is set each
+    /// fails, and while `panic` is set each panics.
     struct Unsigned {
         lookups: std::sync::atomic::AtomicUsize,
         hold: AtomicBool,
         fail: AtomicBool,
+        panic: AtomicBool,
         gate: Semaphore,
         abandoned: std::sync::atomic::AtomicUsize,
         saw: std::sync::Mutex<Vec<Saw>>,
@@ -1689,6 +1690,7 @@ mod tests {
                 lookups: Default::default(),
                 hold: AtomicBool::new(false),
                 fail: AtomicBool::new(false),
+                panic: AtomicBool::new(false),
                 gate: Semaphore::new(0),
                 abandoned: Default::default(),
                 saw: Default::default(),
@@ -1718,6 +1720,10 @@ mod tests {
                 self.gate.acquire().await.expect("gate open").forget();
                 waiting.through = true;
             }
+            assert!(
+                !self.panic.load(Ordering::SeqCst),
+                "the test registry panics"
+            );
             if self.fail.load(Ordering::SeqCst) {
                 return Err(RegistryError::new(Reason::RegistryUnreachable, "down"));
             }
@@ -1953,6 +1959,25 @@ mod tests {
         )
         .await;
         assert_eq!(abandoned, 1, "the held lookup was not dropped");
+    }
+
+    /// A verification that panics on the verification runtime is an undecided verdict for the
+    /// review (its policy's `onError` decides), not a panic in the task answering it; and it is
+    /// not cached: the next review verifies again.
+    #[tokio::test]
+    async fn a_verification_that_panics_is_undecided_and_not_cached() {
+        let verification = crate::runtime::verification().expect("runtime");
+        let registry = Unsigned::new();
+        registry.panic.store(true, Ordering::SeqCst);
+        let ask = Ask::on(registry.clone(), verification.handle());
+        let verdict = ask.verdict().await;
+        assert!(
+            matches!(*verdict, PolicyVerdict::Undecided { .. }),
+            "{verdict:?}"
+        );
+        assert_eq!(verdict.reason(), Reason::Internal);
+        registry.panic.store(false, Ordering::SeqCst);
+        assert_eq!(ask.verdict().await.reason(), Reason::NoSignature);
     }
 
     /// A renewal runs with the registry credentials of the review whose hit started it, as
