@@ -126,7 +126,7 @@ pub fn credential_note() -> Option<String> {
 /// What [`with_deadline`] and [`with_credentials`] put in scope, taken from one task to be put
 /// in scope again around work that runs as a task of its own (a task-local does not follow a
 /// spawn).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Scope {
     deadline: Option<Instant>,
     credentials: Option<Arc<WorkloadCredentials>>,
