@@ -1783,10 +1783,13 @@ mod tests {
         fn on(registry: Arc<Unsigned>, runtime: Option<tokio::runtime::Handle>) -> Ask {
             let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
                 .expect("key")
-                .public_key_pem()
-                .replace('\n', "\n              ");
-            let yaml = format!(
-                "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: prod\nspec:\n  images: [\"registry.example.com/**\"]\n  authorities:\n    - name: ci\n      cosign:\n        keys:\n          - inline: |\n              {key}\n"
+                .public_key_pem();
+            let yaml = signet_testkit::policy::cosign_policy(
+                "prod",
+                "registry.example.com/**",
+                "enforce",
+                "deny",
+                &key,
             );
             let set = crate::policy::load_str(std::path::Path::new("p.yaml"), &yaml)
                 .unwrap_or_else(|e| panic!("{e:?}"));
