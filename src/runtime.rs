@@ -2,8 +2,8 @@
 //! runtime; what a cache miss costs (the registry exchanges, the signature checks on the blocking
 //! pool, the renewals of cached entries) runs on the runtime [`verification`] builds, whose
 //! threads run at a lower CPU priority. When a storm of new images keeps every core busy, the
-//! kernel then runs a review's answer before someone else's verification, and an image whose
-//! verdict is cached is not kept waiting behind images that have none.
+//! kernel then favours a review's answer over someone else's verification, and an image whose
+//! verdict is cached is seldom kept waiting behind images that have none.
 //!
 //! A leaf: must not import anything else of the crate.
 
