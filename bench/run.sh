@@ -6,6 +6,7 @@
 #   bench/run.sh --quick             # smoke run of every scenario (well under a minute)
 #   bench/run.sh --only a,c --secs 10
 #   bench/run.sh --only p            # the cache hit over HTTP/2 against HTTP/1.1
+#   bench/run.sh --only a,n --split-cpus   # signet and nginx on half the CPUs, the clients on the rest
 #   bench/run.sh --only f,r --pods 10000 --pool 200   # replay, one replica then two
 #   bench/run.sh --only limits,c --cold-kinds notation-jws,notation-cose   # some cold kinds only
 #   bench/run.sh --only soak --soak-secs 150   # hostile load: 10,000 idle connections and more

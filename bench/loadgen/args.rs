@@ -14,6 +14,11 @@ pub struct Args {
     /// The signet binary to drive (a release build).
     #[arg(long, default_value = "target/release/signet")]
     pub signet: PathBuf,
+    /// Splits the CPUs: signet and the servers it is measured against (the echo server, nginx)
+    /// on the first half, this process and everything else it starts (the registries, `wrk`,
+    /// `h2load`) on the rest. The closest one machine gets to a client on another host.
+    #[arg(long)]
+    pub split_cpus: bool,
     /// Seconds per load point.
     #[arg(long, default_value_t = 5.0)]
     pub secs: f64,

@@ -83,6 +83,9 @@ use world::World;
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
+    if args.split_cpus && args.command.is_none() {
+        procs::split_cpus()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

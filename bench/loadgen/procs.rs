@@ -1,11 +1,13 @@
 //! The processes under test: `signet serve` (the release binary) and the echo server (this
-//! binary's `echo-server`), with their CPU time and RSS from /proc.
+//! binary's `echo-server`), with their CPU time and RSS from /proc, and the CPUs the servers
+//! run on when `--split-cpus` sets them apart from the clients.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -18,6 +20,65 @@ use tokio::net::TcpListener;
 
 use crate::client::Target;
 use crate::report::Stats;
+
+/// Which CPUs the servers under test and the clients run on, once `--split-cpus` set them
+/// apart (`taskset -c` lists).
+pub struct Split {
+    pub servers: String,
+    pub clients: String,
+}
+
+static SPLIT: OnceLock<Split> = OnceLock::new();
+
+/// The CPU split, if `--split-cpus` made one.
+pub fn split() -> Option<&'static Split> {
+    SPLIT.get()
+}
+
+/// Gives the servers under test the first half of the CPUs this process may use, and this
+/// thread (so every thread and process started after it) the rest. Called before the runtime
+/// starts its threads.
+pub fn split_cpus() -> anyhow::Result<&'static Split> {
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let allowed = sched_getaffinity(None)?;
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .collect();
+    anyhow::ensure!(
+        cpus.len() >= 2,
+        "--split-cpus needs two CPUs or more; this process may use {}",
+        cpus.len()
+    );
+    let (servers, clients) = cpus.split_at(cpus.len() / 2);
+    let mut set = CpuSet::new();
+    for &c in clients {
+        set.set(c);
+    }
+    sched_setaffinity(None, &set)?;
+    let list = |cs: &[usize]| {
+        cs.iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Ok(SPLIT.get_or_init(|| Split {
+        servers: list(servers),
+        clients: list(clients),
+    }))
+}
+
+/// A server under test (signet, the echo server, nginx): `program`, on the servers' CPUs when
+/// they are split off.
+pub fn server_command(program: impl AsRef<OsStr>) -> Command {
+    match split() {
+        Some(split) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(&split.servers).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -149,11 +210,11 @@ impl SignetProc {
             .unwrap_or_default();
         let mut cmd = match words.first() {
             Some(first) => {
-                let mut c = Command::new(first);
+                let mut c = server_command(first);
                 c.args(words.drain(1..)).arg(bin);
                 c
             }
-            None => Command::new(bin),
+            None => server_command(bin),
         };
         cmd.arg("serve")
             .arg("--listen")
@@ -330,7 +391,7 @@ pub async fn echo_server(port_file: &Path, ca_out: &Path) -> anyhow::Result<()> 
 pub async fn start_echo() -> anyhow::Result<(Proc, Arc<Target>, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let (port_file, ca_out) = (dir.path().join("port"), dir.path().join("ca.pem"));
-    let child = Command::new(std::env::current_exe()?)
+    let child = server_command(std::env::current_exe()?)
         .arg("echo-server")
         .arg("--port-file")
         .arg(&port_file)

@@ -25,8 +25,12 @@ impl Report {
         // signet inherits the load generator's environment but for `RUST_LOG`: the log format
         // is `SIGNET_LOG_FORMAT`'s if set (the deployment manifest's is `json`).
         let format = std::env::var("SIGNET_LOG_FORMAT").unwrap_or_else(|_| "plain".into());
+        let cores = crate::procs::split().map_or(
+            "the load generator and signet share the machine's cores".to_owned(),
+            |s| format!("signet, the echo server and nginx on CPU {}; the load generator, wrk, h2load and the registries on CPU {} (`--split-cpus`: where a scenario keeps a registry busy, its clients share their CPU with it)", s.servers, s.clients),
+        );
         println!(
-            "signet: `{}` (a separate process), RUST_LOG {}, log format {format}; loadgen and signet share the machine's cores.\n",
+            "signet: `{}` (a separate process), RUST_LOG {}, log format {format}; {cores}.\n",
             args.signet.display(),
             args.signet_log.as_deref().map_or(
                 "unset (signet's default: one info line per review, to a file)".to_owned(),

@@ -236,7 +236,7 @@ impl Nginx {
         );
         let conf_file = dir.path().join("nginx.conf");
         std::fs::write(&conf_file, conf)?;
-        let child = Command::new("nginx")
+        let child = crate::procs::server_command("nginx")
             .arg("-c")
             .arg(&conf_file)
             .arg("-p")
