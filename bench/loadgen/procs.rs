@@ -38,7 +38,7 @@ pub fn split() -> Option<&'static Split> {
 /// Gives the servers under test the first half of the CPUs this process may use, and this
 /// thread (so every thread and process started after it) the rest. Called before the runtime
 /// starts its threads.
-pub fn split_cpus() -> anyhow::Result<&'static Split> {
+pub fn split_cpus() -> anyhow::Result<()> {
     use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
     let allowed = sched_getaffinity(None)?;
     let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
@@ -61,10 +61,11 @@ pub fn split_cpus() -> anyhow::Result<&'static Split> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    Ok(SPLIT.get_or_init(|| Split {
+    SPLIT.get_or_init(|| Split {
         servers: list(servers),
         clients: list(clients),
-    }))
+    });
+    Ok(())
 }
 
 /// A server under test (signet, the echo server, nginx): `program`, on the servers' CPUs when
