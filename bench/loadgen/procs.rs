@@ -115,16 +115,21 @@ impl Drop for Proc {
 impl Proc {
     /// CPU time (user + system) the process has used so far, in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                // Fields after the parenthesised command name; utime and stime are 14 and 15.
-                let rest = s.rsplit_once(')')?.1.to_owned();
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-            })
-            .unwrap_or(0.0);
-        ticks / clock_ticks()
+        cpu_secs_of(self.child.id())
+    }
+
+    /// CPU time of the process and of its children still running, in seconds: nginx's master
+    /// with its worker, which serves every request.
+    pub fn cpu_secs_with_children(&self) -> f64 {
+        let pid = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let of_children: f64 = children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .map(cpu_secs_of)
+            .sum();
+        cpu_secs_of(pid) + of_children
     }
 
     /// VmRSS of the process, in KiB.
@@ -147,6 +152,20 @@ impl Proc {
             })
             .unwrap_or(0)
     }
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds; 0 once it is gone.
+fn cpu_secs_of(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    ticks / clock_ticks()
 }
 
 /// `getconf CLK_TCK` (the unit of /proc/PID/stat times), 100 when unknown.

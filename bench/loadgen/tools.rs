@@ -10,9 +10,10 @@ use anyhow::Context as _;
 use crate::procs::{Proc, free_port};
 use crate::report::histogram;
 
-/// `wrk`'s figures: requests per second and latency percentiles in ms.
+/// `wrk`'s figures: requests per second over `secs` and latency percentiles in ms.
 pub struct Wrk {
     pub rate: f64,
+    pub secs: f64,
     pub p50: f64,
     pub p99: f64,
     pub raw: String,
@@ -20,6 +21,8 @@ pub struct Wrk {
 
 /// `wrk -t1 -c{connections} -d{secs}s --latency` POSTing `body` to `url`.
 pub fn wrk(url: &str, body: &[u8], connections: usize, secs: f64) -> anyhow::Result<Wrk> {
+    // wrk takes whole seconds.
+    let whole = secs.max(1.0) as u64;
     let dir = tempfile::tempdir()?;
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, body)?;
@@ -32,11 +35,7 @@ pub fn wrk(url: &str, body: &[u8], connections: usize, secs: f64) -> anyhow::Res
         ),
     )?;
     let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{}s", secs.max(1.0) as u64),
-        ])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{whole}s")])
         .arg("--latency")
         .arg("-s")
         .arg(&script)
@@ -68,6 +67,7 @@ pub fn wrk(url: &str, body: &[u8], connections: usize, secs: f64) -> anyhow::Res
     );
     Ok(Wrk {
         rate,
+        secs: whole as f64,
         p50,
         p99,
         raw,
