@@ -99,7 +99,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Sets up the shared [`World`], runs the scenarios `--only` names, in a fixed order, and
-/// prints the table.
+/// prints the table: also when a scenario fails, with the rows measured before it and a last
+/// row saying what stopped the run.
 async fn run(args: Args) -> anyhow::Result<()> {
     let only: Vec<String> = args.only.split(',').map(|s| s.trim().to_owned()).collect();
     let wants = |s: &str| only.iter().any(|o| o == s);
@@ -109,51 +110,69 @@ async fn run(args: Args) -> anyhow::Result<()> {
         load()
     );
     let mut w = World::start(args, &wants, &mut report).await?;
-    let quick = w.args.quick;
-    if wants("a") {
-        scenario_cache_hit(&w, &mut report).await?;
-    }
-    if wants("b") {
-        scenario_ten_images(&w, &mut report).await?;
-    }
-    if wants("p") {
-        scenario_http2(&w, &mut report).await?;
-    }
-    if wants("c") {
-        scenario_cold(&mut w, &mut report).await?;
-    }
-    if wants("e") {
-        scenario_burst(&w, if quick { 100 } else { 1000 }, &mut report).await?;
-    }
-    if wants("n") {
-        let secs = if quick { 2.0 } else { w.args.secs };
-        scenario_nginx(&w, secs, &mut report).await?;
-    }
-    if wants("s") {
-        let n = if quick { 20 } else { w.args.storm };
-        let (registry, key, signet) = (&w.registry, &w.key, &w.signet);
-        scenario_storm(registry, key, signet, &w.target, &w.hit1, n, &mut report).await?;
-    }
-    if wants("h") {
-        let restarts = if quick { 2 } else { w.args.restarts };
-        scenario_first_handshake(|| w.start_signet(), restarts, &mut report).await?;
-    }
-    if wants("f") {
-        scenario_replay(&mut w, &mut report).await?;
-    }
-    if wants("r") {
-        scenario_two_replicas(&mut w, &mut report).await?;
-    }
-    if wants("g") {
-        scenario_memory(&w, &mut report).await?;
-    }
-    if wants("soak") {
-        scenario_soak(&w, &mut report).await?;
+    let outcome = scenarios(&mut w, &wants, &mut report).await;
+    if let Err(e) = &outcome {
+        let first = format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .replace('|', "\\|");
+        report.row("(stopped) the run ended here", &first, "-", "-", "-");
     }
     let World {
         args, echo_proc, ..
     } = w;
     drop(echo_proc);
     report.print(&args);
+    outcome
+}
+
+/// The scenarios `--only` names, in a fixed order, until one fails.
+async fn scenarios(
+    w: &mut World,
+    wants: &impl Fn(&str) -> bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let quick = w.args.quick;
+    if wants("a") {
+        scenario_cache_hit(w, report).await?;
+    }
+    if wants("b") {
+        scenario_ten_images(w, report).await?;
+    }
+    if wants("p") {
+        scenario_http2(w, report).await?;
+    }
+    if wants("c") {
+        scenario_cold(w, report).await?;
+    }
+    if wants("e") {
+        scenario_burst(w, if quick { 100 } else { 1000 }, report).await?;
+    }
+    if wants("n") {
+        let secs = if quick { 2.0 } else { w.args.secs };
+        scenario_nginx(w, secs, report).await?;
+    }
+    if wants("s") {
+        let n = if quick { 20 } else { w.args.storm };
+        let (registry, key, signet) = (&w.registry, &w.key, &w.signet);
+        scenario_storm(registry, key, signet, &w.target, &w.hit1, n, report).await?;
+    }
+    if wants("h") {
+        let restarts = if quick { 2 } else { w.args.restarts };
+        scenario_first_handshake(|| w.start_signet(), restarts, report).await?;
+    }
+    if wants("f") {
+        scenario_replay(w, report).await?;
+    }
+    if wants("r") {
+        scenario_two_replicas(w, report).await?;
+    }
+    if wants("g") {
+        scenario_memory(w, report).await?;
+    }
+    if wants("soak") {
+        scenario_soak(w, report).await?;
+    }
     Ok(())
 }
