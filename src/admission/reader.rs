@@ -82,15 +82,9 @@ impl<'de> Reader<'de> {
         self.bytes.get(self.pos).copied()
     }
 
-    /// JSON's whitespace: space, tab, line feed, carriage return; nothing else. A review body
-    /// is mostly compact, so a byte above the space ends it with one comparison.
+    /// Past JSON's whitespace ([`ws_at`]).
     fn ws(&mut self) {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                return;
-            }
-            self.pos += 1;
-        }
+        self.pos = ws_at(self.bytes, self.pos);
     }
 
     fn eat(&mut self, b: u8) -> Result<()> {
@@ -103,12 +97,8 @@ impl<'de> Reader<'de> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
-        if self.bytes[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            Ok(())
-        } else {
-            Err(GiveUp)
-        }
+        self.pos = literal_end(self.bytes, self.pos, word)?;
+        Ok(())
     }
 
     fn enter(&mut self) -> Result<()> {
@@ -184,59 +174,6 @@ impl<'de> Reader<'de> {
         Ok(c)
     }
 
-    /// Any valid string; the opening `"` is at the position.
-    fn skip_str(&mut self) -> Result<()> {
-        self.eat(b'"')?;
-        let mut from = self.pos;
-        loop {
-            let (at, b) = special(self.bytes, from).ok_or(GiveUp)?;
-            match b {
-                b'"' => {
-                    self.pos = at + 1;
-                    return Ok(());
-                }
-                b'\\' => from = skip_escape(self.bytes, at)?,
-                _ => return Err(GiveUp),
-            }
-        }
-    }
-
-    fn digits(&mut self) -> Result<()> {
-        let start = self.pos;
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.pos += 1;
-        }
-        if self.pos == start {
-            Err(GiveUp)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn skip_number(&mut self) -> Result<()> {
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits()?,
-            _ => return Err(GiveUp),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            self.digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            self.digits()?;
-        }
-        Ok(())
-    }
-
     /// An object or array read into a type: `read` is given its entries, which must all be
     /// read, up to the `close` byte.
     fn container<T>(
@@ -261,69 +198,64 @@ impl<'de> Reader<'de> {
         Ok(value)
     }
 
-    /// `"key"` `:`, with the whitespace around them.
-    fn skip_key(&mut self) -> Result<()> {
-        self.ws();
-        self.skip_str()?;
-        self.ws();
-        self.eat(b':')
-    }
-
     /// One value of any type, checked to be JSON, without recursion and at any depth (the
-    /// objects and arrays open inside it are kept in `open`).
+    /// objects and arrays open inside it are kept in `open`). The position is kept in a local
+    /// and the scans are the free functions below, inlined here: skipping is most of the
+    /// reading.
     fn skip_value(&mut self) -> Result<()> {
-        self.open.clear();
+        let bytes = self.bytes;
+        let open = &mut self.open;
+        open.clear();
+        let mut pos = self.pos;
         loop {
             // A value starts here.
-            self.ws();
-            match self.peek().ok_or(GiveUp)? {
+            pos = ws_at(bytes, pos);
+            match *bytes.get(pos).ok_or(GiveUp)? {
                 b'{' => {
-                    self.pos += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        self.pos += 1;
+                    pos = ws_at(bytes, pos + 1);
+                    if bytes.get(pos) == Some(&b'}') {
+                        pos += 1;
                     } else {
-                        self.open.push(b'{');
-                        self.skip_key()?;
+                        open.push(b'{');
+                        pos = key_end(bytes, pos)?;
                         continue;
                     }
                 }
                 b'[' => {
-                    self.pos += 1;
-                    self.ws();
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
+                    pos = ws_at(bytes, pos + 1);
+                    if bytes.get(pos) == Some(&b']') {
+                        pos += 1;
                     } else {
-                        self.open.push(b'[');
+                        open.push(b'[');
                         continue;
                     }
                 }
-                b'"' => self.skip_str()?,
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                b'-' | b'0'..=b'9' => self.skip_number()?,
+                b'"' => pos = str_end(bytes, pos)?,
+                b't' => pos = literal_end(bytes, pos, b"true")?,
+                b'f' => pos = literal_end(bytes, pos, b"false")?,
+                b'n' => pos = literal_end(bytes, pos, b"null")?,
+                b'-' | b'0'..=b'9' => pos = number_end(bytes, pos)?,
                 _ => return Err(GiveUp),
             }
             // A value ended: close what ends here, or go on to the next element.
             loop {
-                let Some(&container) = self.open.last() else {
+                let Some(&container) = open.last() else {
+                    self.pos = pos;
                     return Ok(());
                 };
-                self.ws();
-                match (self.peek().ok_or(GiveUp)?, container) {
+                pos = ws_at(bytes, pos);
+                match (*bytes.get(pos).ok_or(GiveUp)?, container) {
                     (b',', b'{') => {
-                        self.pos += 1;
-                        self.skip_key()?;
+                        pos = key_end(bytes, pos + 1)?;
                         break;
                     }
                     (b',', _) => {
-                        self.pos += 1;
+                        pos += 1;
                         break;
                     }
                     (b'}', b'{') | (b']', b'[') => {
-                        self.pos += 1;
-                        self.open.pop();
+                        pos += 1;
+                        open.pop();
                     }
                     _ => return Err(GiveUp),
                 }
@@ -332,10 +264,102 @@ impl<'de> Reader<'de> {
     }
 }
 
+/// Past JSON's whitespace from `pos` (space, tab, line feed, carriage return; nothing else).
+/// A review body is mostly compact, so a byte above the space ends it with one comparison.
+#[inline(always)]
+fn ws_at(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(&b) = bytes.get(pos) {
+        if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Past the string whose opening `"` is at `pos`, checked to be valid.
+#[inline(always)]
+fn str_end(bytes: &[u8], pos: usize) -> Result<usize> {
+    if bytes.get(pos) != Some(&b'"') {
+        return Err(GiveUp);
+    }
+    match special(bytes, pos + 1) {
+        Some((at, b'"')) => Ok(at + 1),
+        Some((at, b'\\')) => escaped_str_end(bytes, at),
+        _ => Err(GiveUp),
+    }
+}
+
+/// The rest of a string from the escape whose `\` is at `at`, as [`str_end`].
+#[cold]
+#[inline(never)]
+fn escaped_str_end(bytes: &[u8], mut at: usize) -> Result<usize> {
+    loop {
+        let from = skip_escape(bytes, at)?;
+        match special(bytes, from).ok_or(GiveUp)? {
+            (end, b'"') => return Ok(end + 1),
+            (next, b'\\') => at = next,
+            _ => return Err(GiveUp),
+        }
+    }
+}
+
+/// Past `"key"` `:` and the whitespace around them, from `pos`.
+#[inline(always)]
+fn key_end(bytes: &[u8], pos: usize) -> Result<usize> {
+    let pos = ws_at(bytes, str_end(bytes, ws_at(bytes, pos))?);
+    if bytes.get(pos) == Some(&b':') {
+        Ok(pos + 1)
+    } else {
+        Err(GiveUp)
+    }
+}
+
+/// Past `word` at `pos`.
+fn literal_end(bytes: &[u8], pos: usize, word: &[u8]) -> Result<usize> {
+    match bytes.get(pos..pos + word.len()) {
+        Some(w) if w == word => Ok(pos + word.len()),
+        _ => Err(GiveUp),
+    }
+}
+
+/// Past one or more ASCII digits at `pos`.
+fn digits_end(bytes: &[u8], pos: usize) -> Result<usize> {
+    let end = pos
+        + bytes[pos.min(bytes.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+    if end == pos { Err(GiveUp) } else { Ok(end) }
+}
+
+/// Past the number at `pos`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_end(bytes: &[u8], mut pos: usize) -> Result<usize> {
+    if bytes.get(pos) == Some(&b'-') {
+        pos += 1;
+    }
+    pos = match bytes.get(pos) {
+        Some(b'0') => pos + 1,
+        Some(b'1'..=b'9') => digits_end(bytes, pos)?,
+        _ => return Err(GiveUp),
+    };
+    if bytes.get(pos) == Some(&b'.') {
+        pos = digits_end(bytes, pos + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(pos) {
+        pos += 1;
+        if let Some(b'+' | b'-') = bytes.get(pos) {
+            pos += 1;
+        }
+        pos = digits_end(bytes, pos)?;
+    }
+    Ok(pos)
+}
+
 /// The first `"`, `\` or control byte at or after `pos` inside a string, with its position:
 /// sixteen bytes at a time while sixteen remain (one vector compare each: most of a review is
 /// strings), then byte by byte.
-#[inline]
+#[inline(always)]
 fn special(bytes: &[u8], mut pos: usize) -> Option<(usize, u8)> {
     let quote = u8x16::splat(b'"');
     let backslash = u8x16::splat(b'\\');
