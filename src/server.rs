@@ -11,6 +11,7 @@
 //! `decision`.
 
 pub mod limits;
+mod streams;
 pub mod tls;
 mod woken;
 
@@ -25,8 +26,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulConnection;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -454,7 +454,8 @@ async fn serve_connection(
     };
     let io = TokioIo::new(tls);
     if h2 {
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let streams = streams::Streams::default();
+        let mut builder = hyper::server::conn::http2::Builder::new(streams.clone());
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
@@ -465,7 +466,7 @@ async fn serve_connection(
             .initial_connection_window_size(limits.h2_connection_window_bytes)
             .keep_alive_interval(limits.h2_keep_alive_interval)
             .keep_alive_timeout(limits.h2_keep_alive_timeout);
-        let conn = builder.serve_connection(io, service);
+        let conn = streams::WithStreams::new(builder.serve_connection(io, service), streams);
         drive(
             conn,
             peer,
@@ -508,15 +509,14 @@ async fn drive<C>(
     mut shutdown: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) where
-    C: GracefulConnection,
-    C::Error: std::fmt::Display,
+    C: streams::Connection,
 {
     tokio::pin!(conn);
     // Set once the connection has been told to close: (drop it at, unless busy; drop it at).
     let mut closing: Option<(Instant, Instant)> = None;
     let mut draining = *shutdown.borrow();
     if draining {
-        conn.as_mut().graceful_shutdown();
+        conn.as_mut().shut_down_gracefully();
         let now = Instant::now();
         closing = Some((now + drain_timeout, now + drain_timeout));
     }
@@ -553,13 +553,13 @@ async fn drive<C>(
         match control {
             Control::Evicted => {
                 tracing::debug!(%peer, "closing an idle connection for a new one");
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().shut_down_gracefully();
                 closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
             }
             Control::Shutdown { sender_alive } => {
                 draining = true;
                 if sender_alive && closing.is_none() {
-                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().shut_down_gracefully();
                     closing = Some((now + drain_timeout, now + drain_timeout));
                 }
             }
@@ -573,7 +573,7 @@ async fn drive<C>(
                 None => {
                     if slot.idle_deadline(idle_timeout).is_some_and(|at| now >= at) {
                         tracing::debug!(%peer, "closing an idle connection");
-                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().shut_down_gracefully();
                         closing = Some((now + CLOSE_GRACE, now + MAX_REVIEW_TIME));
                     }
                 }
