@@ -17,6 +17,7 @@
 
 mod budget;
 mod message;
+mod prepared;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 
 use self::budget::{ReviewBudget, SignatureBytes};
+use self::prepared::Prepared;
 use crate::discovery::{self, Attempts, Defect, Kind, NotOpened, Wants};
 use crate::image::{Digest, ImageRef};
 use crate::metrics::Metrics;
@@ -251,6 +253,36 @@ struct VerdictKey {
     generation: String,
 }
 
+/// A [`VerdictKey`] borrowed from a review, for a lookup that copies nothing: it hashes as the
+/// key it stands for (the same fields in the same order, `&str` as `String`).
+#[derive(Hash)]
+struct VerdictKeyRef<'a> {
+    repository: &'a str,
+    digest: &'a Digest,
+    policy: &'a PolicyName,
+    generation: &'a str,
+}
+
+impl VerdictKeyRef<'_> {
+    fn to_owned(&self) -> VerdictKey {
+        VerdictKey {
+            repository: self.repository.to_string(),
+            digest: self.digest.clone(),
+            policy: self.policy.clone(),
+            generation: self.generation.to_string(),
+        }
+    }
+}
+
+impl moka::Equivalent<VerdictKey> for VerdictKeyRef<'_> {
+    fn equivalent(&self, key: &VerdictKey) -> bool {
+        self.repository == key.repository
+            && *self.digest == key.digest
+            && *self.policy == key.policy
+            && self.generation == key.generation
+    }
+}
+
 /// How long verdicts are cached: trusted ones at most `trusted` ([`trusted_for`]), the others
 /// `untrusted`.
 #[derive(Clone, Copy)]
@@ -352,13 +384,24 @@ fn trusted_for(authorities: &[AuthorityOutcome], now: SystemTime, max: Duration)
 /// A digest-cache key: the reference and the identity of the credentials it was resolved with.
 type DigestKey = (String, Option<String>);
 
+/// A [`DigestKey`] borrowed from a review; hashes as the key it stands for.
+#[derive(Hash)]
+struct DigestKeyRef<'a>(&'a str, Option<&'a str>);
+
+impl moka::Equivalent<DigestKey> for DigestKeyRef<'_> {
+    fn equivalent(&self, key: &DigestKey) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_deref()
+    }
+}
+
 /// A tag's resolution in the digest cache.
 type Resolution = Renewable<Resolved>;
 
 /// The engine; one per process, shared as `Arc`.
 pub struct Engine {
     registry: Arc<dyn Registry>,
-    policies: RwLock<Arc<PolicySet>>,
+    /// The active policy set, with the image references its reviews use prepared.
+    policies: RwLock<Arc<Prepared>>,
     /// Tag → digest, by (reference, identity of the workload's credentials for its host). A
     /// resolution was obtained with those credentials: a workload without them must ask the
     /// registry itself, which is what keeps the shared verdict cache safe (docs/registry.md).
@@ -401,7 +444,7 @@ impl Engine {
                 runtime: None,
             },
             registry,
-            policies: RwLock::new(Arc::new(policies)),
+            policies: RwLock::new(Arc::new(Prepared::new(Arc::new(policies)))),
             digests: Cache::builder()
                 .max_capacity(caches.max_digests)
                 .time_to_live(caches.digest_ttl)
@@ -444,6 +487,10 @@ impl Engine {
 
     /// The active policy set.
     pub fn policies(&self) -> Arc<PolicySet> {
+        self.active().set.clone()
+    }
+
+    fn active(&self) -> Arc<Prepared> {
         self.policies
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -454,7 +501,8 @@ impl Engine {
     /// since their generation is part of the key.
     pub fn replace_policies(&self, set: PolicySet) {
         self.metrics.policies(&set);
-        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Prepared::new(Arc::new(set)));
     }
 
     /// Decides a review: every image, under every policy that covers it, before `deadline`.
@@ -520,7 +568,8 @@ impl Engine {
                 ));
             }
         }
-        let set = self.policies();
+        let active = self.active();
+        let set = &active.set;
         let budget = Arc::new(ReviewBudget::new(
             self.registry.clone(),
             self.held_bytes.clone(),
@@ -528,7 +577,7 @@ impl Engine {
         let reports = futures_util::future::join_all(
             images
                 .iter()
-                .map(|u| self.evaluate(&set, &budget, u, namespace, deadline)),
+                .map(|u| self.evaluate(&active, &budget, u, namespace, deadline)),
         )
         .await;
         let mut verdict = message::aggregate(reports, set.no_match);
@@ -552,7 +601,7 @@ impl Engine {
 
     async fn evaluate(
         &self,
-        set: &PolicySet,
+        active: &Prepared,
         budget: &Arc<ReviewBudget>,
         usage: &ImageUse,
         namespace: Option<&str>,
@@ -564,10 +613,10 @@ impl Engine {
             digest: None,
             containers: usage.containers.clone(),
             status: ImageStatus::NoPolicy {
-                no_match: set.no_match,
+                no_match: active.set.no_match,
             },
         };
-        let image: ImageRef = match usage.image.parse() {
+        let prepared = match active.image(&usage.image) {
             Ok(i) => i,
             Err(e) => {
                 report.status = ImageStatus::InvalidReference {
@@ -576,9 +625,8 @@ impl Engine {
                 return report;
             }
         };
-        let reference = image.to_string();
-        report.reference = Some(reference.clone());
-        let policies: Vec<Arc<Policy>> = set.matching(&image, namespace).cloned().collect();
+        report.reference = Some(prepared.reference.clone());
+        let policies = active.policies(&prepared, namespace);
         if policies.is_empty() {
             return report;
         }
@@ -588,7 +636,7 @@ impl Engine {
         };
         let resolved = match tokio::time::timeout_at(
             deadline.into(),
-            registry::with_deadline(deadline, self.resolve(budget, &image, reference)),
+            registry::with_deadline(deadline, self.resolve(budget, &prepared)),
         )
         .await
         {
@@ -606,11 +654,9 @@ impl Engine {
             }
             Ok(resolved) => {
                 report.digest = Some(resolved.digest.clone());
-                let by_tag = image.digest().is_none();
-                let pinned = image.into_pinned(resolved.digest.clone());
+                let by_tag = prepared.image.digest().is_none();
                 let checks = policies.iter().map(|p| {
-                    let pinned = &pinned;
-                    let resolved = &resolved;
+                    let (prepared, resolved) = (&prepared, &resolved);
                     async move {
                         if p.require_digest && by_tag {
                             self.metrics.verification(
@@ -618,13 +664,15 @@ impl Engine {
                                 true,
                                 Reason::DigestRequired,
                             );
-                            return result(p, digest_required(pinned));
+                            let pinned =
+                                prepared.image.clone().into_pinned(resolved.digest.clone());
+                            return result(p, digest_required(&pinned));
                         }
                         let v = match tokio::time::timeout_at(
                             deadline.into(),
                             registry::with_deadline(
                                 deadline,
-                                self.verdict(budget, pinned, resolved, p),
+                                self.verdict(budget, prepared, resolved, p),
                             ),
                         )
                         .await
@@ -660,19 +708,22 @@ impl Engine {
     async fn resolve(
         &self,
         budget: &Arc<ReviewBudget>,
-        image: &ImageRef,
-        reference: String,
+        prepared: &prepared::Image,
     ) -> Result<Arc<Resolution>, RegistryError> {
-        let key = (reference, registry::credential_identity(image.registry()));
-        // A hit is looked up before the miss's future is built: that future carries the
-        // whole registry exchange, and moving it costs a hit more than the lookup does.
-        if let Some(hit) = self.digests.get(&key).await {
+        let image = &prepared.image;
+        let identity = registry::credential_identity(image.registry());
+        // A hit is looked up before the miss's future is built (that future carries the whole
+        // registry exchange, and moving it costs a hit more than the lookup does), and by a
+        // borrowed key: the owned one is built for a miss or a renewal only.
+        let borrowed = DigestKeyRef(&prepared.reference, identity.as_deref());
+        if let Some(hit) = self.digests.get(&borrowed).await {
             self.metrics.cache("digest", true);
             if let Some(rest) = hit.renewal_due() {
-                self.refresh(key, image.clone(), rest);
+                self.refresh((prepared.reference.clone(), identity), image.clone(), rest);
             }
             return Ok(hit);
         }
+        let key = (prepared.reference.clone(), identity);
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
@@ -739,23 +790,32 @@ impl Engine {
     async fn verdict(
         &self,
         budget: &Arc<ReviewBudget>,
-        image: &ImageRef,
+        prepared: &prepared::Image,
         resolved: &Resolved,
         policy: &Arc<Policy>,
     ) -> Arc<PolicyVerdict> {
-        let key = VerdictKey {
-            repository: image.name(),
-            digest: resolved.digest.clone(),
-            policy: policy.name.clone(),
-            generation: policy.generation.clone(),
+        let borrowed = VerdictKeyRef {
+            repository: &prepared.repository,
+            digest: &resolved.digest,
+            policy: &policy.name,
+            generation: &policy.generation,
         };
-        if let Some(hit) = self.verdicts.get(&key).await {
+        let pinned = || prepared.image.clone().into_pinned(resolved.digest.clone());
+        if let Some(hit) = self.verdicts.get(&borrowed).await {
             self.metrics.cache("verdict", true);
             if let Some(rest) = hit.renewal_due() {
-                self.renew(key, image.clone(), resolved.clone(), policy.clone(), rest);
+                self.renew(
+                    borrowed.to_owned(),
+                    pinned(),
+                    resolved.clone(),
+                    policy.clone(),
+                    rest,
+                );
             }
             return hit.value.clone();
         }
+        let key = borrowed.to_owned();
+        let image = pinned();
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
@@ -1370,6 +1430,55 @@ mod tests {
 
     /// The verdict's reason is the most telling of the authorities' failures and, among
     /// equally telling ones, the first authority's: the same rule as everywhere else.
+    /// A borrowed key finds the entry of the owned key it stands for, and no other: it must
+    /// hash as that key does, or every lookup of a hit would miss.
+    #[tokio::test]
+    async fn borrowed_keys_find_the_entries_of_the_keys_they_stand_for() {
+        let digests: Cache<DigestKey, u8, ahash::RandomState> =
+            Cache::builder().build_with_hasher(ahash::RandomState::new());
+        digests.insert(("r.io/a:1".into(), None), 1).await;
+        digests
+            .insert(("r.io/a:1".into(), Some("pull".into())), 2)
+            .await;
+        assert_eq!(digests.get(&DigestKeyRef("r.io/a:1", None)).await, Some(1));
+        assert_eq!(
+            digests.get(&DigestKeyRef("r.io/a:1", Some("pull"))).await,
+            Some(2)
+        );
+        assert_eq!(
+            digests.get(&DigestKeyRef("r.io/a:1", Some("other"))).await,
+            None
+        );
+        assert_eq!(digests.get(&DigestKeyRef("r.io/a:2", None)).await, None);
+
+        let verdicts: Cache<VerdictKey, u8, ahash::RandomState> =
+            Cache::builder().build_with_hasher(ahash::RandomState::new());
+        let (digest, other) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        let (prod, dev) = (PolicyName::new("prod"), PolicyName::new("dev"));
+        let key = |digest, policy, generation| VerdictKeyRef {
+            repository: "r.io/a",
+            digest,
+            policy,
+            generation,
+        };
+        verdicts
+            .insert(key(&digest, &prod, "g1").to_owned(), 1)
+            .await;
+        assert_eq!(verdicts.get(&key(&digest, &prod, "g1")).await, Some(1));
+        for (d, p, g) in [
+            (&other, &prod, "g1"),
+            (&digest, &dev, "g1"),
+            (&digest, &prod, "g2"),
+        ] {
+            assert_eq!(verdicts.get(&key(d, p, g)).await, None, "{d} {p} {g}");
+        }
+        let elsewhere = VerdictKeyRef {
+            repository: "r.io/b",
+            ..key(&digest, &prod, "g1")
+        };
+        assert_eq!(verdicts.get(&elsewhere).await, None);
+    }
+
     #[test]
     fn the_verdict_reason_is_the_most_telling_and_the_first_on_a_tie() {
         let failed = |reason| AuthorityOutcome {
@@ -1533,11 +1642,15 @@ mod tests {
         )
     }
 
+    fn prepared(engine: &Engine, image: &ImageRef) -> Arc<prepared::Image> {
+        engine.active().image(&image.to_string()).expect("valid")
+    }
+
     async fn digest_of(engine: &Engine, budget: &Arc<ReviewBudget>, image: &ImageRef) -> Digest {
         // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
         let r = tokio::time::timeout(
             Duration::from_secs(10),
-            engine.resolve(budget, image, image.to_string()),
+            engine.resolve(budget, &prepared(engine, image)),
         )
         .await
         .expect("a review waited on the registry");
@@ -1627,7 +1740,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let expired = tokio::time::timeout(
             Duration::from_secs(10),
-            engine.resolve(&budget, &image, image.to_string()),
+            engine.resolve(&budget, &prepared(&engine, &image)),
         )
         .await
         .expect("the registry answers");
@@ -1768,7 +1881,7 @@ mod tests {
     struct Ask {
         engine: Engine,
         budget: Arc<ReviewBudget>,
-        image: ImageRef,
+        image: Arc<prepared::Image>,
         resolved: Resolved,
         policy: Arc<Policy>,
     }
@@ -1803,13 +1916,14 @@ mod tests {
                 engine = engine.with_verification_runtime(runtime);
             }
             let budget = Arc::new(ReviewBudget::new(registry, engine.held_bytes.clone()));
+            let image = engine
+                .active()
+                .image("registry.example.com/app:1")
+                .expect("image");
             Ask {
                 engine,
                 budget,
-                image: "registry.example.com/app:1"
-                    .parse::<ImageRef>()
-                    .expect("image")
-                    .into_pinned(Digest::sha256_of(b"app")),
+                image,
                 resolved: Resolved {
                     digest: Digest::sha256_of(b"app"),
                     media_type: OCI_MANIFEST.into(),

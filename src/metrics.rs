@@ -5,8 +5,8 @@
 //! name, digest, namespace or error string, so cardinality is bounded. A leaf module.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::reason::Reason;
@@ -77,6 +77,34 @@ pub struct Metrics {
     pub policy_source_stale: GaugeVec,
     /// Status writes to policy resources, by result (`written`, `failed`).
     pub policy_status_writes: IntCounterVec,
+    /// The series every cache hit counts, looked up once: finding a labelled series hashes
+    /// its label values at each count.
+    hot: Hot,
+}
+
+/// The series of [`Metrics`] that every review counts.
+#[derive(Clone)]
+struct Hot {
+    /// `allowed`, `denied`, `warned` of `admission_reviews`.
+    decisions: [IntCounter; 3],
+    /// `admission_duration`'s one series.
+    duration: Histogram,
+    /// `cache_requests` of the digest and verdict caches: hit, miss.
+    digest: [IntCounter; 2],
+    verdict: [IntCounter; 2],
+}
+
+impl Hot {
+    fn of(reviews: &IntCounterVec, duration: &HistogramVec, caches: &IntCounterVec) -> Hot {
+        let lookups =
+            |cache| ["hit", "miss"].map(|result| caches.with_label_values(&[cache, result]));
+        Hot {
+            decisions: ["allowed", "denied", "warned"].map(|d| reviews.with_label_values(&[d])),
+            duration: duration.with_label_values(&[] as &[&str]),
+            digest: lookups("digest"),
+            verdict: lookups("verdict"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -151,20 +179,29 @@ impl Metrics {
         registry
             .register(Box::new(policies_loaded.clone()))
             .unwrap_or_else(|e| unreachable!("gauge registered once: {e}"));
+        let admission_reviews = counter(
+            &registry,
+            "admission_reviews_total",
+            "AdmissionReviews answered, by decision",
+            &["decision"],
+        );
+        let admission_duration = histogram(
+            &registry,
+            "admission_review_duration_seconds",
+            "Time to answer one AdmissionReview",
+            &[],
+            latency.clone(),
+        );
+        let cache_requests = counter(
+            &registry,
+            "cache_requests_total",
+            "Cache lookups, by cache and hit or miss",
+            &["cache", "result"],
+        );
         let m = Metrics {
-            admission_reviews: counter(
-                &registry,
-                "admission_reviews_total",
-                "AdmissionReviews answered, by decision",
-                &["decision"],
-            ),
-            admission_duration: histogram(
-                &registry,
-                "admission_review_duration_seconds",
-                "Time to answer one AdmissionReview",
-                &[],
-                latency.clone(),
-            ),
+            hot: Hot::of(&admission_reviews, &admission_duration, &cache_requests),
+            admission_reviews,
+            admission_duration,
             admission_skipped: counter(
                 &registry,
                 "admission_skipped_total",
@@ -183,12 +220,7 @@ impl Metrics {
                 "Image verifications (cache misses), by verifier, result and reason",
                 &["verifier", "result", "reason"],
             ),
-            cache_requests: counter(
-                &registry,
-                "cache_requests_total",
-                "Cache lookups, by cache and hit or miss",
-                &["cache", "result"],
-            ),
+            cache_requests,
             digest_refreshes: counter(
                 &registry,
                 "digest_refreshes_total",
@@ -363,9 +395,34 @@ impl Metrics {
 
     /// Counts one cache lookup.
     pub fn cache(&self, cache: &str, hit: bool) {
-        self.cache_requests
-            .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
-            .inc();
+        let series = match cache {
+            "digest" => &self.hot.digest,
+            "verdict" => &self.hot.verdict,
+            _ => {
+                let result = if hit { "hit" } else { "miss" };
+                self.cache_requests
+                    .with_label_values(&[cache, result])
+                    .inc();
+                return;
+            }
+        };
+        series[usize::from(!hit)].inc();
+    }
+
+    /// Counts one answered review under `decision` (`allowed`, `denied`, `warned`, `invalid`,
+    /// `overloaded`).
+    pub fn review(&self, decision: &str) {
+        match decision {
+            "allowed" => self.hot.decisions[0].inc(),
+            "denied" => self.hot.decisions[1].inc(),
+            "warned" => self.hot.decisions[2].inc(),
+            other => self.admission_reviews.with_label_values(&[other]).inc(),
+        }
+    }
+
+    /// Records the time one validating review took to answer.
+    pub fn review_duration(&self, seconds: f64) {
+        self.hot.duration.observe(seconds);
     }
 
     /// Adds a metric kept elsewhere (read when scraped), e.g. the log writer's drop count.

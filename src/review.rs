@@ -71,10 +71,7 @@ impl Reviewer<'_> {
             let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
             match route {
                 Route::Validate => {
-                    self.metrics
-                        .admission_reviews
-                        .with_label_values(&[answer.decision])
-                        .inc();
+                    self.metrics.review(answer.decision);
                     tracing::info!(decision = answer.decision, detail = %detail, dry_run = review.dry_run(), elapsed_ms, "admission review");
                 }
                 Route::Mutate => {

@@ -684,11 +684,7 @@ async fn review(
     let review = match decode(body, &state, route).await {
         Ok(r) => r,
         Err(e) => {
-            state
-                .metrics
-                .admission_reviews
-                .with_label_values(&["invalid"])
-                .inc();
+            count(&state, "invalid");
             tracing::warn!(error = %e, "rejected a body that is not an AdmissionReview");
             return text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
         }
@@ -700,11 +696,7 @@ async fn review(
     };
     let answer = reviewer.answer(route, &review, start, deadline).await;
     if route == Route::Validate {
-        state
-            .metrics
-            .admission_duration
-            .with_label_values(&[] as &[&str])
-            .observe(start.elapsed().as_secs_f64());
+        state.metrics.review_duration(start.elapsed().as_secs_f64());
     }
     json(StatusCode::OK, answer.response)
 }
@@ -873,11 +865,7 @@ async fn decode(
 }
 
 fn count(state: &AppState, decision: &str) {
-    state
-        .metrics
-        .admission_reviews
-        .with_label_values(&[decision])
-        .inc();
+    state.metrics.review(decision);
 }
 
 /// 503 with `Retry-After`, for a request refused by a limit before its body was read.
