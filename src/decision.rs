@@ -1,9 +1,11 @@
 //! The decision engine: for each image of a review, which policies apply, what digest the tag
 //! names, whether that digest is trusted under each policy, and what the admission answer is.
 //!
-//! Verdicts are cached by (digest, policy name, policy generation) in moka caches; concurrent
-//! misses for one key run one verification (`try_get_with`). Only definitive verdicts are cached:
-//! a registry failure or a deadline is never remembered. Every image is evaluated against the
+//! Each image reference's parse and the policies that cover it are kept for the active policy
+//! set (`prepared`), so a cache hit neither parses nor matches again. Verdicts are cached by
+//! (digest, policy name, policy generation) in moka caches; concurrent misses for one key run
+//! one verification (`try_get_with`). Only definitive verdicts are cached: a registry failure
+//! or a deadline is never remembered. Every image is evaluated against the
 //! review's deadline; what does not finish in time is undecided and follows `onError`. Each
 //! review reaches the registry through its own `budget::ReviewBudget`, which bounds the
 //! images, requests, concurrency and blob bytes one review may cost. Signatures are fetched and
