@@ -276,6 +276,44 @@ fn ungoverned_requests_are_skipped() {
     }
 }
 
+/// An answer that only allows is written without the serializer, byte for byte as the
+/// serializer writes it, whatever the request's `uid` and `apiVersion` hold.
+#[test]
+fn a_plain_allow_is_written_as_the_serializer_writes_it() {
+    let mut review = decode(&fixture("pod-create.json")).unwrap();
+    let (uid, api_version) = (review.uid.clone(), review.api_version.clone());
+    let odd = [
+        "",
+        "\"",
+        "\\",
+        "a\u{0}b\u{1f}\u{7f}",
+        "é \u{2028} 😀",
+        "</script>",
+    ];
+    let mut cases = vec![(uid.clone(), api_version.clone())];
+    for text in odd {
+        cases.push((text.to_string(), api_version.clone()));
+        cases.push((uid.clone(), text.to_string()));
+    }
+    for (uid, api_version) in cases {
+        (review.uid, review.api_version) = (uid, api_version);
+        let allowed = Verdict {
+            allowed: true,
+            ..Verdict::default()
+        };
+        let serialized = serde_json::to_vec(&ResponseReview {
+            api_version: &review.api_version,
+            kind: "AdmissionReview",
+            response: Response::allowed(&review),
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(respond(&review, &allowed)).unwrap(),
+            String::from_utf8(serialized).unwrap()
+        );
+    }
+}
+
 #[test]
 fn response_echoes_uid_and_api_version_and_denies_with_403() {
     let body = fixture("pod-create.json");
