@@ -1119,7 +1119,9 @@ impl<'a> AuditLine<'a> {
             };
             match verified {
                 Some((a, e)) => {
-                    let _ = write!(authorities, "{} ({})", a.authority, a.verifier.as_str());
+                    for piece in [&a.authority, " (", a.verifier.as_str(), ")"] {
+                        authorities.push_str(piece);
+                    }
                     evidence.push_str(&e.summary);
                 }
                 None => {
