@@ -208,9 +208,13 @@ impl<'de> Reader<'de> {
         open.clear();
         let mut pos = self.pos;
         loop {
-            // A value starts here.
-            pos = ws_at(bytes, pos);
+            // A value starts here. Whitespace is one more case of the dispatch: a review body
+            // is mostly compact, and a scan before every token found none.
             match *bytes.get(pos).ok_or(GiveUp)? {
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    pos = ws_at(bytes, pos + 1);
+                    continue;
+                }
                 b'{' => {
                     pos = ws_at(bytes, pos + 1);
                     if bytes.get(pos) == Some(&b'}') {
@@ -243,8 +247,8 @@ impl<'de> Reader<'de> {
                     self.pos = pos;
                     return Ok(());
                 };
-                pos = ws_at(bytes, pos);
                 match (*bytes.get(pos).ok_or(GiveUp)?, container) {
+                    (b' ' | b'\t' | b'\n' | b'\r', _) => pos = ws_at(bytes, pos + 1),
                     (b',', b'{') => {
                         pos = key_end(bytes, pos + 1)?;
                         break;
