@@ -1307,9 +1307,16 @@ fn is_zero(n: &u16) -> bool {
     *n == 0
 }
 
+impl Status {
+    /// Whether it serialises as `{}`.
+    fn is_empty(&self) -> bool {
+        self.status.is_none() && self.code == 0 && self.message.is_empty() && self.reason.is_empty()
+    }
+}
+
 fn encode(review: &Review, response: Response<'_>) -> Vec<u8> {
     if response.allowed
-        && response.status.code == 0
+        && response.status.is_empty()
         && response.patch.is_none()
         && response.audit_annotations.is_empty()
         && response.warnings.is_none()
@@ -1333,6 +1340,7 @@ fn encode(review: &Review, response: Response<'_>) -> Vec<u8> {
         }
     }
 }
+
 /// What [`encode`] writes for an answer that allows and has nothing else to say (most
 /// answers), written without the serializer's walk over the structs: only the two strings
 /// from the request are escaped.

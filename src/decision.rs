@@ -649,7 +649,7 @@ impl Engine {
         let results = match resolved {
             Err(v) => {
                 // Verification never started, but the failure still counts, with its reason.
-                for p in &policies {
+                for p in policies.iter() {
                     self.record_undecided(p, v.reason());
                 }
                 policies.iter().map(|p| result(p, v.clone())).collect()

@@ -359,10 +359,9 @@ struct PlainFields;
 impl<'w> tracing_subscriber::fmt::FormatFields<'w> for PlainFields {
     fn format_fields<R: tracing_subscriber::field::RecordFields>(
         &self,
-        w: tracing_subscriber::fmt::format::Writer<'w>,
+        mut w: tracing_subscriber::fmt::format::Writer<'w>,
         fields: R,
     ) -> fmt::Result {
-        let mut w = w;
         buffered(&FIELDS, &mut w, |buf| {
             let mut visit = PlainVisit {
                 w: buf,

@@ -8,6 +8,7 @@
 //! flood of distinct references costs each review what it cost without this, never memory.
 //! References that do not parse are not kept (their review fails on them anyway).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -85,10 +86,15 @@ impl Prepared {
         Ok(prepared)
     }
 
-    /// The policies that cover `image` in a review from `namespace`.
-    pub fn policies(&self, image: &Image, namespace: Option<&str>) -> Vec<Arc<Policy>> {
+    /// The policies that cover `image` in a review from `namespace`: the kept list, borrowed,
+    /// unless some policy is namespaced.
+    pub fn policies<'a>(
+        &'a self,
+        image: &'a Image,
+        namespace: Option<&str>,
+    ) -> Cow<'a, [Arc<Policy>]> {
         match &image.policies {
-            Some(all) => all.clone(),
+            Some(all) => Cow::Borrowed(all),
             None => self
                 .set
                 .matching(&image.image, namespace)
