@@ -8,6 +8,11 @@
 //! ready at one wake-up leave in one write. A stream that panics is dropped alone (hyper then
 //! resets it), as a task of its own would be; the connection and its other streams go on.
 //!
+//! Not all of them at once, though: when a read brought many requests, the connection writes
+//! after every [`ANSWERS_PER_WRITE`] answers. A client keeping many streams open then gets its
+//! first answers while the rest are worked on, and sends its next requests meanwhile: the two
+//! ends work at the same time instead of in turns (all answers, then all requests).
+//!
 //! The streams of one connection then share one worker at a time. A review's heavy work
 //! (signature checks, policy loading) runs elsewhere already, so what runs here is the decode,
 //! the cache lookup and the answer.
@@ -26,6 +31,11 @@ use hyper_util::server::graceful::GracefulConnection;
 /// How many times one poll goes round the connection and its streams while either makes
 /// progress, before it yields to the other tasks of the worker.
 const ROUNDS: usize = 8;
+
+/// How many streams may end between two polls of the connection (each of which writes the
+/// answers queued since the last). One write per answer costs a system call and a TLS record
+/// each; one write for all of a read's answers leaves the client idle until the last one.
+pub const ANSWERS_PER_WRITE: usize = 4;
 
 /// The executor a connection gives hyper: stream futures wait here for [`WithStreams`].
 #[derive(Clone, Default)]
@@ -83,8 +93,11 @@ impl<C: Future> Future for WithStreams<C> {
             let started = this.queued.take();
             let mut progress = !started.is_empty();
             this.running.extend(started);
-            while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {
-                progress = true;
+            for _ in 0..ANSWERS_PER_WRITE {
+                match this.running.poll_next_unpin(cx) {
+                    Poll::Ready(Some(())) => progress = true,
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
             }
             if !progress {
                 return Poll::Pending;
@@ -167,6 +180,65 @@ mod tests {
                 Poll::Pending
             }
         }
+    }
+
+    /// A stand-in that starts `n` streams which end at their first poll, and notes at each of
+    /// its own polls how many have ended (what it could write then); ends when all have.
+    struct Writes {
+        streams: Streams,
+        n: usize,
+        done: Arc<AtomicUsize>,
+        seen: Vec<usize>,
+    }
+
+    impl Future for Writes {
+        type Output = Result<Vec<usize>, std::convert::Infallible>;
+
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            if self.seen.is_empty() {
+                for _ in 0..self.n {
+                    let done = self.done.clone();
+                    self.streams.execute(async move {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            }
+            let done = self.done.load(Ordering::SeqCst);
+            self.seen.push(done);
+            if done == self.n {
+                Poll::Ready(Ok(std::mem::take(&mut self.seen)))
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Sixteen answers ready at once leave in writes of [`ANSWERS_PER_WRITE`], not one write
+    /// for all (the client would wait for the last) nor one each.
+    #[tokio::test]
+    async fn many_ready_answers_leave_a_few_at_a_time() {
+        let streams = Streams::default();
+        let conn = Writes {
+            streams: streams.clone(),
+            n: 16,
+            done: Arc::new(AtomicUsize::new(0)),
+            seen: Vec::new(),
+        };
+        let Ok(Ok(seen)) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            WithStreams::new(conn, streams),
+        )
+        .await
+        else {
+            panic!("the connection did not end");
+        };
+        let batches: Vec<usize> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(seen.first(), Some(&0), "{seen:?}");
+        assert_eq!(
+            batches,
+            vec![ANSWERS_PER_WRITE; 16 / ANSWERS_PER_WRITE],
+            "{seen:?}"
+        );
     }
 
     /// Streams run in the connection's task to their end; one that panics is dropped alone,
