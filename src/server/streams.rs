@@ -8,10 +8,11 @@
 //! ready at one wake-up leave in one write. A stream that panics is dropped alone (hyper then
 //! resets it), as a task of its own would be; the connection and its other streams go on.
 //!
-//! Not all of them at once, though: when a read brought many requests, the connection writes
-//! after every [`ANSWERS_PER_WRITE`] answers. A client keeping many streams open then gets its
-//! first answers while the rest are worked on, and sends its next requests meanwhile: the two
-//! ends work at the same time instead of in turns (all answers, then all requests).
+//! Not all of them at once, though: when a read brought many requests, the first
+//! [`FIRST_WRITE`] answers leave as soon as they are ready, and the rest together after them. A
+//! client keeping many streams open then gets its first answers while the rest are worked on,
+//! and sends its next requests meanwhile: the two ends work at the same time instead of in
+//! turns (all answers, then all requests).
 //!
 //! The streams of one connection then share one worker at a time. A review's heavy work
 //! (signature checks, policy loading) runs elsewhere already, so what runs here is the decode,
@@ -32,10 +33,11 @@ use hyper_util::server::graceful::GracefulConnection;
 /// progress, before it yields to the other tasks of the worker.
 const ROUNDS: usize = 8;
 
-/// How many streams may end between two polls of the connection (each of which writes the
-/// answers queued since the last). One write per answer costs a system call and a TLS record
-/// each; one write for all of a read's answers leaves the client idle until the last one.
-pub const ANSWERS_PER_WRITE: usize = 4;
+/// How many answers of a wake-up the connection writes before the streams go on with the rest
+/// (which it writes together once they are done). Writing all of a read's answers at once
+/// leaves the client idle until the last one; writing every few answers costs a system call
+/// and a TLS record each.
+pub const FIRST_WRITE: usize = 4;
 
 /// The executor a connection gives hyper: stream futures wait here for [`WithStreams`].
 #[derive(Clone, Default)]
@@ -84,6 +86,7 @@ impl<C: Future> Future for WithStreams<C> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let this = &mut *self;
+        let mut until_write = FIRST_WRITE;
         for _ in 0..ROUNDS {
             // The connection reads requests (starting streams) and writes the answers queued
             // since its last poll, together.
@@ -93,11 +96,17 @@ impl<C: Future> Future for WithStreams<C> {
             let started = this.queued.take();
             let mut progress = !started.is_empty();
             this.running.extend(started);
-            for _ in 0..ANSWERS_PER_WRITE {
+            let mut answered = 0;
+            while answered < until_write {
                 match this.running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(())) => progress = true,
+                    Poll::Ready(Some(())) => answered += 1,
                     Poll::Ready(None) | Poll::Pending => break,
                 }
+            }
+            if answered > 0 {
+                progress = true;
+                // The first answers are on their way: the rest of this wake-up's go together.
+                until_write = usize::MAX;
             }
             if !progress {
                 return Poll::Pending;
@@ -213,10 +222,11 @@ mod tests {
         }
     }
 
-    /// Sixteen answers ready at once leave in writes of [`ANSWERS_PER_WRITE`], not one write
-    /// for all (the client would wait for the last) nor one each.
+    /// Of sixteen answers ready at once, the first [`FIRST_WRITE`] reach the connection before
+    /// the others are worked on, and the other twelve together: not one write for all (the
+    /// client would wait for the last) nor one each.
     #[tokio::test]
-    async fn many_ready_answers_leave_a_few_at_a_time() {
+    async fn the_first_ready_answers_leave_before_the_rest() {
         let streams = Streams::default();
         let conn = Writes {
             streams: streams.clone(),
@@ -234,11 +244,7 @@ mod tests {
         };
         let batches: Vec<usize> = seen.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(seen.first(), Some(&0), "{seen:?}");
-        assert_eq!(
-            batches,
-            vec![ANSWERS_PER_WRITE; 16 / ANSWERS_PER_WRITE],
-            "{seen:?}"
-        );
+        assert_eq!(batches, vec![FIRST_WRITE, 16 - FIRST_WRITE], "{seen:?}");
     }
 
     /// Streams run in the connection's task to their end; one that panics is dropped alone,
