@@ -5,14 +5,12 @@
 //! answer, even when a read brought several requests and their answers are ready together.
 //! [`Streams`] is the executor instead: it queues the stream futures, and [`WithStreams`] polls
 //! them in the connection's task, between polls of the connection, so that the answers that are
-//! ready at one wake-up leave in one write. A stream that panics is dropped alone (hyper then
-//! resets it), as a task of its own would be; the connection and its other streams go on.
-//!
-//! Not all of them at once, though: when a read brought many requests, the first
-//! [`FIRST_WRITE`] answers leave as soon as they are ready, and the rest together after them. A
-//! client keeping many streams open then gets its first answers while the rest are worked on,
-//! and sends its next requests meanwhile: the two ends work at the same time instead of in
-//! turns (all answers, then all requests).
+//! ready at one wake-up leave in few writes: the first [`FIRST_WRITE`] as soon as they are
+//! ready, the rest together after them. A client keeping many streams open then gets its first
+//! answers while the rest are worked on, and sends its next requests meanwhile: the two ends
+//! work at the same time instead of in turns (all answers, then all requests). A stream that
+//! panics is dropped alone (hyper then resets it), as a task of its own would be; the
+//! connection and its other streams go on.
 //!
 //! The streams of one connection then share one worker at a time. A review's heavy work
 //! (signature checks, policy loading) runs elsewhere already, so what runs here is the decode,
@@ -37,7 +35,7 @@ const ROUNDS: usize = 8;
 /// (which it writes together once they are done). Writing all of a read's answers at once
 /// leaves the client idle until the last one; writing every few answers costs a system call
 /// and a TLS record each.
-pub const FIRST_WRITE: usize = 4;
+const FIRST_WRITE: usize = 4;
 
 /// The executor a connection gives hyper: stream futures wait here for [`WithStreams`].
 #[derive(Clone, Default)]
