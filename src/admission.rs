@@ -129,8 +129,9 @@ pub struct Review {
     pull_secrets: Vec<String>,
     /// `serviceAccountName` of the object's pod spec.
     service_account: Option<String>,
-    /// The object under review, for the pinning patch.
-    object: Option<DynamicObject>,
+    /// The object under review, for the pinning patch. Boxed: the validating route never
+    /// keeps it, and a review is moved whole through the decode and the answer.
+    object: Option<Box<DynamicObject>>,
     pub action: Action,
 }
 
@@ -347,7 +348,7 @@ pub fn decode_with_object(body: &[u8]) -> Result<Review, DecodeError> {
         dry_run: request.dry_run,
         pull_secrets: spec.pull_secrets,
         service_account: spec.service_account,
-        object,
+        object: object.map(Box::new),
         action,
     })
 }

@@ -86,8 +86,11 @@ tokio::task_local! {
 /// left, and a retry or a `Retry-After` wait that would not fit fails at once with its real
 /// reason (`throttled`, `registry unreachable`) instead of sleeping into `deadline exceeded`.
 /// A task-local rather than a parameter so the [`Registry`] trait stays as it is.
-pub async fn with_deadline<F: Future>(deadline: Instant, f: F) -> F::Output {
-    DEADLINE.scope(deadline, f).await
+///
+/// A plain function returning the scope's future, not an `async fn`: that would hold `f` twice
+/// (as its argument and as the future it awaits), and every cache hit moves what it holds.
+pub fn with_deadline<F: Future>(deadline: Instant, f: F) -> impl Future<Output = F::Output> {
+    DEADLINE.scope(deadline, f)
 }
 
 tokio::task_local! {
@@ -99,11 +102,15 @@ tokio::task_local! {
 /// Runs `f` with `credentials` (a workload's pull secrets) taking precedence over the
 /// cluster-wide credentials for every registry call inside it ([`pull_secrets::choose`]).
 ///
-/// A task-local for the same reason as [`with_deadline`]: the [`Registry`] trait stays as it
-/// is. The decision engine keys its tag-resolution cache by [`credential_identity`], read from
-/// the same scope, so the cache key and the credentials actually sent cannot disagree.
-pub async fn with_credentials<F: Future>(credentials: Arc<WorkloadCredentials>, f: F) -> F::Output {
-    WORKLOAD.scope(credentials, f).await
+/// A task-local, and a plain function, for the same reasons as [`with_deadline`]: the
+/// [`Registry`] trait stays as it is. The decision engine keys its tag-resolution cache by
+/// [`credential_identity`], read from the same scope, so the cache key and the credentials
+/// actually sent cannot disagree.
+pub fn with_credentials<F: Future>(
+    credentials: Arc<WorkloadCredentials>,
+    f: F,
+) -> impl Future<Output = F::Output> {
+    WORKLOAD.scope(credentials, f)
 }
 
 /// The workload credentials in scope, if any.
