@@ -632,20 +632,7 @@ impl Engine {
         if policies.is_empty() {
             return report;
         }
-        let undecided = |e: &RegistryError| PolicyVerdict::Undecided {
-            reason: e.reason,
-            detail: with_credential_note(e),
-        };
-        let resolved = match tokio::time::timeout_at(
-            deadline.into(),
-            registry::with_deadline(deadline, self.resolve(budget, &prepared)),
-        )
-        .await
-        {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(undecided(&e)),
-            Err(_) => Err(deadline_verdict()),
-        };
+        let resolved = self.resolve(budget, &prepared, deadline).await;
         let results = match resolved {
             Err(v) => {
                 // Verification never started, but the failure still counts, with its reason.
@@ -670,22 +657,10 @@ impl Engine {
                                 prepared.image.clone().into_pinned(resolved.digest.clone());
                             return result(p, digest_required(&pinned));
                         }
-                        let v = match tokio::time::timeout_at(
-                            deadline.into(),
-                            registry::with_deadline(
-                                deadline,
-                                self.verdict(budget, prepared, resolved, p),
-                            ),
+                        result(
+                            p,
+                            self.verdict(budget, prepared, resolved, p, deadline).await,
                         )
-                        .await
-                        {
-                            Ok(v) => v,
-                            Err(_) => {
-                                self.record_undecided(p, Reason::DeadlineExceeded);
-                                Arc::new(deadline_verdict())
-                            }
-                        };
-                        result(p, v)
                     }
                 });
                 futures_util::future::join_all(checks).await
@@ -706,17 +681,20 @@ impl Engine {
     /// Tag (or digest) → manifest descriptor (`reference` is `image` written out), cached
     /// briefly since tags move, and only for the credentials it was resolved with: every
     /// workload passes the registry's access check with its own credentials before it can reach
-    /// a shared verdict.
+    /// a shared verdict. A miss asks the registry before `deadline`; its failure is the
+    /// image's undecided verdict.
     async fn resolve(
         &self,
         budget: &Arc<ReviewBudget>,
         prepared: &prepared::Image,
-    ) -> Result<Arc<Resolution>, RegistryError> {
+        deadline: Instant,
+    ) -> Result<Arc<Resolution>, PolicyVerdict> {
         let image = &prepared.image;
         let identity = registry::credential_identity(image.registry());
-        // A hit is looked up before the miss's future is built (that future carries the whole
-        // registry exchange, and moving it costs a hit more than the lookup does), and by a
-        // borrowed key: the owned one is built for a miss or a renewal only.
+        // A hit is looked up by a borrowed key (the owned one is built for a miss or a renewal
+        // only), and needs neither the registry nor the deadline. The miss's future, the whole
+        // registry exchange under the deadline, is boxed: held inline it would make every
+        // review's future that much larger, and a hit moves what its future holds.
         let borrowed = DigestKeyRef(&prepared.reference, identity.as_deref());
         if let Some(hit) = self.digests.get(&borrowed).await {
             self.metrics.cache("digest", true);
@@ -725,6 +703,29 @@ impl Engine {
             }
             return Ok(hit);
         }
+        let missed = tokio::time::timeout_at(
+            deadline.into(),
+            registry::with_deadline(deadline, self.resolve_missed(budget, prepared, identity)),
+        );
+        match Box::pin(missed).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(PolicyVerdict::Undecided {
+                reason: e.reason,
+                detail: with_credential_note(&e),
+            }),
+            Err(_) => Err(deadline_verdict()),
+        }
+    }
+
+    /// [`Engine::resolve`] past the cache: the registry is asked, once for all the reviews
+    /// that miss the same key at the same time.
+    async fn resolve_missed(
+        &self,
+        budget: &Arc<ReviewBudget>,
+        prepared: &prepared::Image,
+        identity: Option<String>,
+    ) -> Result<Arc<Resolution>, RegistryError> {
+        let image = &prepared.image;
         let key = (prepared.reference.clone(), identity);
         let missed = AtomicBool::new(false);
         let run = || async {
@@ -788,13 +789,15 @@ impl Engine {
     /// not about who may pull it, and a review only gets here after resolving the image with
     /// its own credentials ([`Engine::resolve`]). Undecided results are not cached, and a review
     /// that received one from another review's run verifies once more under its own, so that
-    /// one review running out of requests or time cannot fail another's image.
+    /// one review running out of requests or time cannot fail another's image. A verification
+    /// not finished by `deadline` is undecided.
     async fn verdict(
         &self,
         budget: &Arc<ReviewBudget>,
         prepared: &prepared::Image,
         resolved: &Resolved,
         policy: &Arc<Policy>,
+        deadline: Instant,
     ) -> Arc<PolicyVerdict> {
         let borrowed = VerdictKeyRef {
             repository: &prepared.repository,
@@ -816,8 +819,33 @@ impl Engine {
             }
             return hit.value.clone();
         }
-        let key = borrowed.to_owned();
-        let image = pinned();
+        // Boxed, as in [`Engine::resolve`]: a hit does not carry the miss's future.
+        let missed = tokio::time::timeout_at(
+            deadline.into(),
+            registry::with_deadline(
+                deadline,
+                self.verdict_missed(budget, borrowed.to_owned(), pinned(), resolved, policy),
+            ),
+        );
+        match Box::pin(missed).await {
+            Ok(v) => v,
+            Err(_) => {
+                self.record_undecided(policy, Reason::DeadlineExceeded);
+                Arc::new(deadline_verdict())
+            }
+        }
+    }
+
+    /// [`Engine::verdict`] past the cache: `image` (pinned) verified, once for all the reviews
+    /// that miss the same key at the same time.
+    async fn verdict_missed(
+        &self,
+        budget: &Arc<ReviewBudget>,
+        key: VerdictKey,
+        image: ImageRef,
+        resolved: &Resolved,
+        policy: &Arc<Policy>,
+    ) -> Arc<PolicyVerdict> {
         let missed = AtomicBool::new(false);
         let run = || async {
             missed.store(true, Ordering::Relaxed);
@@ -1644,6 +1672,11 @@ mod tests {
         )
     }
 
+    /// A review deadline no test reaches.
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
     fn prepared(engine: &Engine, image: &ImageRef) -> Arc<prepared::Image> {
         engine.active().image(&image.to_string()).expect("valid")
     }
@@ -1652,7 +1685,7 @@ mod tests {
         // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
         let r = tokio::time::timeout(
             Duration::from_secs(10),
-            engine.resolve(budget, &prepared(engine, image)),
+            engine.resolve(budget, &prepared(engine, image), far()),
         )
         .await
         .expect("a review waited on the registry");
@@ -1742,12 +1775,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let expired = tokio::time::timeout(
             Duration::from_secs(10),
-            engine.resolve(&budget, &prepared(&engine, &image)),
+            engine.resolve(&budget, &prepared(&engine, &image), far()),
         )
         .await
         .expect("the registry answers");
         let e = expired.expect_err("the expired entry is resolved again, and that fails");
-        assert_eq!(e.reason, Reason::RegistryUnreachable);
+        assert_eq!(e.reason(), Reason::RegistryUnreachable);
         assert_eq!(registry.resolves(), 3);
     }
 
@@ -1939,8 +1972,13 @@ mod tests {
             // A bound on a hang, not a speed assertion: a hit must not wait for the gate.
             tokio::time::timeout(
                 Duration::from_secs(10),
-                self.engine
-                    .verdict(&self.budget, &self.image, &self.resolved, &self.policy),
+                self.engine.verdict(
+                    &self.budget,
+                    &self.image,
+                    &self.resolved,
+                    &self.policy,
+                    far(),
+                ),
             )
             .await
             .expect("a review waited on the registry")
@@ -2044,12 +2082,8 @@ mod tests {
         let ask = Ask::on(registry.clone(), verification.handle());
         let credentials = credentials_noting("regcred");
         let note = credentials.note();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let verdict = registry::with_credentials(
-            credentials,
-            registry::with_deadline(deadline, ask.verdict()),
-        )
-        .await;
+        // The deadline is the one the review passes: the engine puts it in the miss's scope.
+        let verdict = registry::with_credentials(credentials, ask.verdict()).await;
         assert_eq!(verdict.reason(), Reason::NoSignature);
         let saw = registry.saw();
         assert!(!saw.is_empty(), "verifying looked for signatures");
@@ -2068,7 +2102,7 @@ mod tests {
         let waited = tokio::time::timeout(
             Duration::from_millis(300),
             ask.engine
-                .verdict(&ask.budget, &ask.image, &ask.resolved, &ask.policy),
+                .verdict(&ask.budget, &ask.image, &ask.resolved, &ask.policy, far()),
         )
         .await;
         assert!(waited.is_err(), "the lookup is held at the gate");
