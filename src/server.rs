@@ -15,6 +15,7 @@ mod streams;
 pub mod tls;
 mod woken;
 
+use std::future::{Future, Ready, ready};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::Either;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -592,13 +594,21 @@ enum Control {
     Timer,
 }
 
-async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
-        (&Method::POST, "/validate") => review(req, state, Route::Validate).await,
-        (&Method::POST, "/mutate") => review(req, state, Route::Mutate).await,
-        (_, "/validate" | "/mutate") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
+/// The answer to a request on the webhook port. Not an `async fn`: the request would be held
+/// in its future and again in the review's, and every review moves its whole future.
+fn route(
+    req: Request<Incoming>,
+    state: Arc<AppState>,
+) -> Either<impl Future<Output = Response<Full<Bytes>>>, Ready<Response<Full<Bytes>>>> {
+    let route = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/validate") => Route::Validate,
+        (&Method::POST, "/mutate") => Route::Mutate,
+        (_, "/validate" | "/mutate") => {
+            return Either::Right(ready(text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n")));
+        }
+        _ => return Either::Right(ready(text(StatusCode::NOT_FOUND, "not found\n"))),
+    };
+    Either::Left(review(req, state, route))
 }
 
 /// `?timeout=10s` → the review deadline: the API server's timeout minus a margin for the trip
@@ -661,14 +671,46 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
 }
 
 /// `POST /validate` (allow, deny or warn) and `POST /mutate` (pin trusted tags to digests):
-/// bounded body read, decode off the async workers, then the one review path.
-async fn review(
+/// bounded body read, decode off the async workers, then the one review path. What the
+/// review needs of the request's head is read here, before its future: the head is not kept.
+fn review(
     req: Request<Incoming>,
     state: Arc<AppState>,
     route: Route,
-) -> Response<Full<Bytes>> {
+) -> impl Future<Output = Response<Full<Bytes>>> {
     let start = Instant::now();
     let deadline = review_deadline(req.uri().query(), start);
+    let head = Head {
+        declared: body_length(req.headers()),
+        version: req.version(),
+        start,
+        deadline,
+    };
+    review_body(req.into_body(), head, state, route)
+}
+
+/// What [`review_body`] needs of a request's head.
+struct Head {
+    /// The declared body length, when there is one that parses.
+    declared: Option<u64>,
+    version: http::Version,
+    /// When the request arrived.
+    start: Instant,
+    deadline: Instant,
+}
+
+async fn review_body(
+    body: Incoming,
+    head: Head,
+    state: Arc<AppState>,
+    route: Route,
+) -> Response<Full<Bytes>> {
+    let Head {
+        declared,
+        version,
+        start,
+        deadline,
+    } = head;
     // The wait for a place counts towards the read time: a burst (a 500-replica rollout) waits
     // its turn, but a request that gets no place by its read deadline gets 503 before its body
     // is read (without the body there is no uid to answer a review with).
@@ -676,8 +718,7 @@ async fn review(
     let Some(_in_flight) = acquire_by(&state.inflight, 1, read_deadline).await else {
         return overloaded(&state, "too many reviews in flight");
     };
-    let (declared, version) = (body_length(req.headers()), req.version());
-    let body = match read_body(req.into_body(), declared, version, &state, read_deadline).await {
+    let body = match read_body(body, declared, version, &state, read_deadline).await {
         Ok(body) => body,
         Err(response) => return response,
     };
