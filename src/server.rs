@@ -680,7 +680,7 @@ fn review(
 ) -> impl Future<Output = Response<Full<Bytes>>> {
     let start = Instant::now();
     let deadline = review_deadline(req.uri().query(), start);
-    let head = Head {
+    let head = ReviewHead {
         declared: body_length(req.headers()),
         version: req.version(),
         start,
@@ -690,7 +690,7 @@ fn review(
 }
 
 /// What [`review_body`] needs of a request's head.
-struct Head {
+struct ReviewHead {
     /// The declared body length, when there is one that parses.
     declared: Option<u64>,
     version: http::Version,
@@ -699,13 +699,14 @@ struct Head {
     deadline: Instant,
 }
 
+/// The review of a request whose head [`review`] has read: the body, then the decision.
 async fn review_body(
     body: Incoming,
-    head: Head,
+    head: ReviewHead,
     state: Arc<AppState>,
     route: Route,
 ) -> Response<Full<Bytes>> {
-    let Head {
+    let ReviewHead {
         declared,
         version,
         start,
