@@ -721,6 +721,58 @@ mod tests {
         }
     }
 
+    /// Escapes, quotes, control bytes and structural bytes in strings, and numbers and
+    /// literals between them, inside skipped objects and arrays and at every offset of the
+    /// sixteen-byte steps: skipped exactly where serde_json skips them.
+    #[test]
+    fn containers_are_skipped_alike_at_every_offset() {
+        let pieces = [
+            r#""a\"b""#,
+            r#""a\\"]"#,
+            r#""a\\\"b""#,
+            r#""\\\\""#,
+            r#""\\\\\""#,
+            r#""{[:,]}""#,
+            r#""\u00e9\/""#,
+            r#""\x""#,
+            "\"a\u{1}\"",
+            "\"a\tb\"",
+            "\"\u{7f}é\"",
+            r#"{"k\"":[1,-2.5e3,true,false,null]}"#,
+            r#"{"a" : { } , "b" : [ ] }"#,
+            "[\n1 ,\t2\r]",
+            "[1 2]",
+            "[1,]",
+            r#"{"a":1,}"#,
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            "[truex]",
+            "[01]",
+            "[-]",
+            r#"[1"a"]"#,
+            r#"["a"1]"#,
+            "[\\]",
+            r#"[\"a"]"#,
+            "[é]",
+            "[\u{c}]",
+            r#"{"a":1]"#,
+            "[{]}",
+            "]",
+        ];
+        for piece in pieces {
+            for pad in 0..70 {
+                for close in ["]", ""] {
+                    let text = format!("[\"{}\",{piece}{close}", "a".repeat(pad));
+                    let serde = serde_json::from_str::<IgnoredAny>(&text).is_ok();
+                    assert_eq!(skips(&text), serde, "{text:?}");
+                    let nested = format!("{{\"x\":{text}}}");
+                    let serde = serde_json::from_str::<IgnoredAny>(&nested).is_ok();
+                    assert_eq!(skips(&nested), serde, "{nested:?}");
+                }
+            }
+        }
+    }
+
     /// A recursive type: each level an array read into a type.
     #[derive(serde::Deserialize)]
     struct Nest(#[allow(dead_code)] Vec<Nest>);
