@@ -722,8 +722,10 @@ mod tests {
     }
 
     /// Escapes, quotes, control bytes and structural bytes in strings, and numbers and
-    /// literals between them, inside skipped objects and arrays and at every offset of the
-    /// sixteen-byte steps: skipped exactly where serde_json skips them.
+    /// literals between them, inside skipped objects and arrays: skipped exactly where
+    /// serde_json skips them, with each escape and control byte at every offset of the
+    /// sixteen-byte scan (0–16 bytes put before it) and after a string of 0–19 bytes, alone
+    /// and as an object's value.
     #[test]
     fn containers_are_skipped_alike_at_every_offset() {
         let pieces = [
@@ -759,8 +761,22 @@ mod tests {
             "[{]}",
             "]",
         ];
-        for piece in pieces {
-            for pad in 0..70 {
+        // `piece` with `n` bytes before each control byte and each run of backslashes.
+        let shifted = |piece: &str, n: usize| {
+            let mut out = String::new();
+            let mut prev = ' ';
+            for c in piece.chars() {
+                if c.is_control() || (c == '\\' && prev != '\\') {
+                    out.push_str(&"a".repeat(n));
+                }
+                out.push(c);
+                prev = c;
+            }
+            out
+        };
+        for (piece, shift) in pieces.iter().flat_map(|p| (0..17).map(move |n| (p, n))) {
+            let piece = shifted(piece, shift);
+            for pad in 0..20 {
                 for close in ["]", ""] {
                     let text = format!("[\"{}\",{piece}{close}", "a".repeat(pad));
                     let serde = serde_json::from_str::<IgnoredAny>(&text).is_ok();
