@@ -692,9 +692,7 @@ impl Engine {
         let image = &prepared.image;
         let identity = registry::credential_identity(image.registry());
         // A hit is looked up by a borrowed key (the owned one is built for a miss or a renewal
-        // only), and needs neither the registry nor the deadline. The miss's future, the whole
-        // registry exchange under the deadline, is boxed: held inline it would make every
-        // review's future that much larger, and a hit moves what its future holds.
+        // only), and needs neither the registry nor the deadline.
         let borrowed = DigestKeyRef(&prepared.reference, identity.as_deref());
         if let Some(hit) = self.digests.get(&borrowed).await {
             self.metrics.cache("digest", true);
@@ -703,11 +701,7 @@ impl Engine {
             }
             return Ok(hit);
         }
-        let missed = tokio::time::timeout_at(
-            deadline.into(),
-            registry::with_deadline(deadline, self.resolve_missed(budget, prepared, identity)),
-        );
-        match Box::pin(missed).await {
+        match by_deadline(deadline, self.resolve_missed(budget, prepared, identity)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(PolicyVerdict::Undecided {
                 reason: e.reason,
@@ -819,15 +813,8 @@ impl Engine {
             }
             return hit.value.clone();
         }
-        // Boxed, as in [`Engine::resolve`]: a hit does not carry the miss's future.
-        let missed = tokio::time::timeout_at(
-            deadline.into(),
-            registry::with_deadline(
-                deadline,
-                self.verdict_missed(budget, borrowed.to_owned(), pinned(), resolved, policy),
-            ),
-        );
-        match Box::pin(missed).await {
+        let missed = self.verdict_missed(budget, borrowed.to_owned(), pinned(), resolved, policy);
+        match by_deadline(deadline, missed).await {
             Ok(v) => v,
             Err(_) => {
                 self.record_undecided(policy, Reason::DeadlineExceeded);
@@ -967,8 +954,8 @@ impl Checks {
     /// verification runtime, runs it here. `None` only when it could not finish (it panicked,
     /// or the runtime is shutting down).
     ///
-    /// Only misses get here (a hit returns before its miss's future, boxed in
-    /// [`Engine::resolve`] and [`Engine::verdict`], is built). The work still comes boxed:
+    /// Only misses get here (a hit returns before its miss's future, boxed by [`by_deadline`],
+    /// is built). The work still comes boxed:
     /// held by value, it would be held and moved by each layer of the cache's own future
     /// (unboxed, a verdict miss's future grew from 2 KB to 13 KB).
     async fn elsewhere<T: Send + 'static>(&self, work: BoxFuture<'static, T>) -> Option<T> {
@@ -1423,6 +1410,20 @@ fn verifier_kind_of(policy: &Policy) -> VerifierKind {
         .authorities
         .first()
         .map_or(VerifierKind::Cosign, |a| verifier_kind(&a.verifier))
+}
+
+/// A cache miss's work under the review's `deadline`: the registry client has it in scope (a
+/// retry or a wait that would not fit fails at once with its real reason) and the wait for the
+/// work ends at it. Boxed: held inline, the miss's future would make every review's future that
+/// much larger, and a cache hit moves what its future holds.
+fn by_deadline<F: std::future::Future>(
+    deadline: Instant,
+    miss: F,
+) -> impl std::future::Future<Output = Result<F::Output, tokio::time::error::Elapsed>> {
+    Box::pin(tokio::time::timeout_at(
+        deadline.into(),
+        registry::with_deadline(deadline, miss),
+    ))
 }
 
 fn deadline_verdict() -> PolicyVerdict {
